@@ -1,0 +1,200 @@
+//! Typed settings, read once at cold start. Every number of SPEC.md is a setting with the SPEC
+//! value as its default; the SAM template exposes each as a parameter and passes it to the
+//! functions as the environment variable named here. A bad value fails start-up with the
+//! variable's name. Secrets never live here: only resource names and KMS key ids.
+
+use std::str::FromStr;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("environment variable {0} is required")]
+    Missing(&'static str),
+    #[error("environment variable {name} has an invalid value: {reason}")]
+    Invalid { name: &'static str, reason: String },
+}
+
+/// Argon2id cost parameters (OWASP baseline by default: m = 19 MiB, t = 2, p = 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Argon2Settings {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+}
+
+impl Argon2Settings {
+    /// Parameters far below any safe level, so that unit and handler tests run fast. Never
+    /// reachable from configuration: production reads [`Settings::from_env`].
+    pub fn danger_cheap() -> Self {
+        Argon2Settings { memory_kib: 64, iterations: 1, parallelism: 1 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// The single DynamoDB table (`PORTCULLIS_TABLE`).
+    pub table_name: String,
+    /// Consecutive failed passwords that lock a user ID (SPEC §2: 5).
+    pub lockout_threshold: u32,
+    /// How long a lock lasts (SPEC §2: 30 minutes).
+    pub lockout_secs: i64,
+    /// How long a run of failures is remembered without a new failure before it is forgotten.
+    /// The SPEC counts "consecutive" failures without a window; a bank-grade default keeps the
+    /// run for 24 hours so that a slow guesser is still caught, while a user who mistypes once
+    /// a month is never locked by old mistakes.
+    pub failure_window_secs: i64,
+    /// Lifetime of a sign-in challenge (SPEC §2: 10 minutes).
+    pub challenge_ttl_secs: i64,
+    pub argon2: Argon2Settings,
+    /// Passwords longer than this many bytes are refused before hashing (bounded CPU per request).
+    pub max_password_bytes: usize,
+    /// Request bodies longer than this are refused with 413 before parsing.
+    pub max_body_bytes: usize,
+}
+
+impl Settings {
+    /// Reads the settings from the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the settings through `lookup` (the environment in production, a map in tests).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let table_name = lookup("PORTCULLIS_TABLE")
+            .filter(|v| !v.trim().is_empty())
+            .ok_or(ConfigError::Missing("PORTCULLIS_TABLE"))?;
+        let settings = Settings {
+            table_name,
+            lockout_threshold: number(&lookup, "PORTCULLIS_LOCKOUT_THRESHOLD", 5)?,
+            lockout_secs: minutes(&lookup, "PORTCULLIS_LOCKOUT_MINUTES", 30)?,
+            failure_window_secs: minutes(&lookup, "PORTCULLIS_FAILURE_WINDOW_MINUTES", 24 * 60)?,
+            challenge_ttl_secs: minutes(&lookup, "PORTCULLIS_CHALLENGE_TTL_MINUTES", 10)?,
+            argon2: Argon2Settings {
+                memory_kib: number(&lookup, "PORTCULLIS_ARGON2_MEMORY_KIB", 19 * 1024)?,
+                iterations: number(&lookup, "PORTCULLIS_ARGON2_ITERATIONS", 2)?,
+                parallelism: number(&lookup, "PORTCULLIS_ARGON2_PARALLELISM", 1)?,
+            },
+            max_password_bytes: number(&lookup, "PORTCULLIS_MAX_PASSWORD_BYTES", 1024)?,
+            max_body_bytes: number(&lookup, "PORTCULLIS_MAX_BODY_BYTES", 16 * 1024)?,
+        };
+        settings.check()?;
+        Ok(settings)
+    }
+
+    /// The SPEC defaults with the given table name (tests, benchmarks, the operator CLI).
+    pub fn defaults(table_name: &str) -> Self {
+        let table = table_name.to_owned();
+        // The lookup below only ever sees valid defaults, so this cannot fail; fall back to a
+        // literal copy of them rather than panic.
+        Self::from_lookup(|name| (name == "PORTCULLIS_TABLE").then(|| table.clone())).unwrap_or(
+            Settings {
+                table_name: table_name.to_owned(),
+                lockout_threshold: 5,
+                lockout_secs: 30 * 60,
+                failure_window_secs: 24 * 3600,
+                challenge_ttl_secs: 600,
+                argon2: Argon2Settings { memory_kib: 19 * 1024, iterations: 2, parallelism: 1 },
+                max_password_bytes: 1024,
+                max_body_bytes: 16 * 1024,
+            },
+        )
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        let invalid = |name: &'static str, reason: &str| {
+            Err(ConfigError::Invalid { name, reason: reason.to_owned() })
+        };
+        if self.lockout_threshold == 0 {
+            return invalid("PORTCULLIS_LOCKOUT_THRESHOLD", "must be at least 1");
+        }
+        if self.argon2.memory_kib < 8 * self.argon2.parallelism.max(1) {
+            return invalid("PORTCULLIS_ARGON2_MEMORY_KIB", "must be at least 8 KiB per lane");
+        }
+        if self.argon2.iterations == 0 {
+            return invalid("PORTCULLIS_ARGON2_ITERATIONS", "must be at least 1");
+        }
+        if self.argon2.parallelism == 0 {
+            return invalid("PORTCULLIS_ARGON2_PARALLELISM", "must be at least 1");
+        }
+        if self.max_password_bytes < 128 {
+            return invalid("PORTCULLIS_MAX_PASSWORD_BYTES", "must allow 128-character passwords");
+        }
+        if self.max_body_bytes < 1024 {
+            return invalid("PORTCULLIS_MAX_BODY_BYTES", "must be at least 1024");
+        }
+        Ok(())
+    }
+}
+
+fn number<T: FromStr>(
+    lookup: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: T,
+) -> Result<T, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    match lookup(name) {
+        None => Ok(default),
+        Some(raw) if raw.trim().is_empty() => Ok(default),
+        Some(raw) => raw
+            .trim()
+            .parse()
+            .map_err(|e: T::Err| ConfigError::Invalid { name, reason: e.to_string() }),
+    }
+}
+
+fn minutes(
+    lookup: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default_minutes: i64,
+) -> Result<i64, ConfigError> {
+    let value: i64 = number(lookup, name, default_minutes)?;
+    if value <= 0 {
+        return Err(ConfigError::Invalid { name, reason: "must be a positive number of minutes".into() });
+    }
+    Ok(value * 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> =
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn defaults_are_the_spec_numbers() {
+        let s = Settings::from_lookup(lookup(&[("PORTCULLIS_TABLE", "t")])).unwrap();
+        assert_eq!(s.lockout_threshold, 5);
+        assert_eq!(s.lockout_secs, 1800);
+        assert_eq!(s.challenge_ttl_secs, 600);
+        assert_eq!(s.argon2, Argon2Settings { memory_kib: 19456, iterations: 2, parallelism: 1 });
+        assert_eq!(Settings::defaults("t"), s);
+    }
+
+    #[test]
+    fn missing_table_names_the_variable() {
+        let err = Settings::from_lookup(lookup(&[])).unwrap_err();
+        assert_eq!(err.to_string(), "environment variable PORTCULLIS_TABLE is required");
+    }
+
+    #[test]
+    fn bad_number_names_the_variable() {
+        let err = Settings::from_lookup(lookup(&[
+            ("PORTCULLIS_TABLE", "t"),
+            ("PORTCULLIS_LOCKOUT_MINUTES", "half an hour"),
+        ]))
+        .unwrap_err();
+        assert!(err.to_string().contains("PORTCULLIS_LOCKOUT_MINUTES"), "{err}");
+        let err = Settings::from_lookup(lookup(&[
+            ("PORTCULLIS_TABLE", "t"),
+            ("PORTCULLIS_LOCKOUT_THRESHOLD", "0"),
+        ]))
+        .unwrap_err();
+        assert!(err.to_string().contains("PORTCULLIS_LOCKOUT_THRESHOLD"), "{err}");
+    }
+}

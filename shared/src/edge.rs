@@ -1,0 +1,255 @@
+//! The HTTP edge shared by every function: request parsing with clear 4xx answers, the one
+//! place that turns an [`ApiError`] into `application/problem+json`, and the request metadata
+//! (source IP, User-Agent, device token, route) API Gateway hands each invocation.
+//!
+//! Handlers built on this never fail the invocation: every outcome is an HTTP answer (an `Err`
+//! from a Lambda handler would become a bare 502 at API Gateway).
+
+use std::future::Future;
+
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt as _, Response};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::crypto::SecretString;
+use crate::error::ApiError;
+
+/// Header carrying the trusted-device token (SPEC §11).
+pub const DEVICE_TOKEN_HEADER: &str = "x-device-token";
+
+/// What API Gateway tells a function about the caller.
+#[derive(Debug, Clone, Default)]
+pub struct RequestMeta {
+    pub source_ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub device_token: Option<SecretString>,
+    /// `METHOD /path/{param}` as API Gateway matched it.
+    pub route_key: Option<String>,
+}
+
+impl RequestMeta {
+    pub fn from_request(req: &Request) -> Self {
+        let header = |name: &str| {
+            req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
+        };
+        let (source_ip, route_key, ctx_user_agent) = match req.request_context_ref() {
+            Some(RequestContext::ApiGatewayV2(ctx)) => (
+                ctx.http.source_ip.clone(),
+                ctx.route_key.clone(),
+                ctx.http.user_agent.clone(),
+            ),
+            _ => (None, None, None),
+        };
+        RequestMeta {
+            source_ip,
+            user_agent: header("user-agent").or(ctx_user_agent),
+            device_token: header(DEVICE_TOKEN_HEADER)
+                .filter(|t| !t.is_empty())
+                .map(SecretString::new),
+            route_key,
+        }
+    }
+}
+
+/// A path parameter (`{challenge_id}` …) as API Gateway extracted it.
+pub fn path_param(req: &Request, name: &str) -> Option<String> {
+    req.path_parameters_ref().and_then(|p| p.first(name)).map(str::to_owned)
+}
+
+/// Parses a JSON body: `415` unless it is declared as JSON, `413` over `max_bytes`, `400` for
+/// anything else that is wrong (non-UTF-8, malformed JSON, missing or mistyped fields, unknown
+/// fields where the type refuses them). Error messages never echo a submitted value.
+pub fn parse_json<T: DeserializeOwned>(req: &Request, max_bytes: usize) -> Result<T, ApiError> {
+    let bytes: &[u8] = match req.body() {
+        Body::Empty => b"",
+        Body::Text(text) => text.as_bytes(),
+        Body::Binary(bytes) => bytes,
+        _ => b"",
+    };
+    if bytes.len() > max_bytes {
+        return Err(ApiError::PayloadTooLarge(max_bytes));
+    }
+    let declared_json = req
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            let essence = v.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+            essence == "application/json" || essence.ends_with("+json")
+        })
+        .unwrap_or(false);
+    if !declared_json {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    if bytes.is_empty() {
+        return Err(ApiError::validation("A JSON request body is required."));
+    }
+    if std::str::from_utf8(bytes).is_err() {
+        return Err(ApiError::validation("The request body is not valid UTF-8."));
+    }
+    serde_json::from_slice(bytes).map_err(|err| ApiError::validation(describe_json_error(&err)))
+}
+
+/// A JSON error message safe to show: values the client sent (which may be a password) are
+/// replaced by their kind; field names and positions are kept.
+fn describe_json_error(err: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    let raw = err.to_string();
+    let message = if raw.starts_with("invalid type")
+        || raw.starts_with("invalid value")
+        || raw.starts_with("invalid length")
+    {
+        strip_backticked(&raw)
+    } else {
+        raw
+    };
+    match err.classify() {
+        Category::Syntax | Category::Eof => format!("Malformed JSON: {message}."),
+        Category::Data | Category::Io => format!("Invalid request: {message}."),
+    }
+}
+
+fn strip_backticked(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut inside = false;
+    for c in message.chars() {
+        if c == '`' {
+            if !inside {
+                out.push_str("(value hidden)");
+            }
+            inside = !inside;
+        } else if !inside {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A JSON answer. `no-store`: answers may carry tokens.
+pub fn json_response<T: Serialize>(status: u16, body: &T) -> Response<Body> {
+    match serde_json::to_string(body) {
+        Ok(text) => build(status, "application/json", Body::Text(text), None),
+        Err(err) => {
+            tracing::error!(error = %err, "response serialisation failed");
+            problem_response(&ApiError::ServiceUnavailable)
+        }
+    }
+}
+
+/// An answer without a body (`204`).
+pub fn empty_response(status: u16) -> Response<Body> {
+    build(status, "application/json", Body::Empty, None)
+}
+
+/// The one mapping from [`ApiError`] to an HTTP answer.
+pub fn problem_response(err: &ApiError) -> Response<Body> {
+    let problem = err.problem();
+    let text = serde_json::to_string(&problem).unwrap_or_else(|_| {
+        r#"{"type":"urn:portcullis:problem:service_unavailable","title":"Service unavailable","status":503,"detail":"The service is temporarily unavailable.","code":"service_unavailable"}"#.to_owned()
+    });
+    build(problem.status, "application/problem+json", Body::Text(text), err.retry_after_secs())
+}
+
+fn build(status: u16, content_type: &str, body: Body, retry_after: Option<i64>) -> Response<Body> {
+    let mut builder = Response::builder()
+        .status(status)
+        .header("content-type", content_type)
+        .header("cache-control", "no-store")
+        .header("x-content-type-options", "nosniff");
+    if let Some(secs) = retry_after {
+        builder = builder.header("retry-after", secs.to_string());
+    }
+    builder.body(body).unwrap_or_else(|_| {
+        let mut fallback = Response::new(Body::Empty);
+        *fallback.status_mut() = lambda_http::http::StatusCode::SERVICE_UNAVAILABLE;
+        fallback
+    })
+}
+
+/// Runs a handler body and answers every outcome over HTTP; errors are logged by code only.
+pub async fn answer<F>(route: &str, work: F) -> Response<Body>
+where
+    F: Future<Output = Result<Response<Body>, ApiError>>,
+{
+    match work.await {
+        Ok(response) => response,
+        Err(err) => {
+            if err.status() >= 500 {
+                tracing::error!(route, code = err.code(), "request failed");
+            } else {
+                tracing::info!(route, code = err.code(), "request refused");
+            }
+            problem_response(&err)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lambda_http::http;
+
+    fn request(content_type: Option<&str>, body: Body) -> Request {
+        let mut builder = http::Request::builder().method("POST").uri("/v1/sign-in");
+        if let Some(ct) = content_type {
+            builder = builder.header("content-type", ct);
+        }
+        builder.body(body).unwrap()
+    }
+
+    #[derive(serde::Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Input {
+        user_id: String,
+        password: String,
+    }
+
+    #[test]
+    fn wrong_types_never_echo_the_value() {
+        let req = request(
+            Some("application/json"),
+            Body::Text(r#"{"user_id":"a","password":123456789}"#.into()),
+        );
+        let err = parse_json::<Input>(&req, 1024).unwrap_err();
+        let detail = err.problem().detail;
+        assert!(!detail.contains("123456789"), "{detail}");
+        assert_eq!(err.status(), 400);
+    }
+
+    #[test]
+    fn content_type_size_utf8_and_syntax_are_checked() {
+        let ok = r#"{"user_id":"a","password":"b"}"#;
+        assert!(parse_json::<Input>(&request(Some("application/json; charset=utf-8"), Body::Text(ok.into())), 1024).is_ok());
+        assert_eq!(
+            parse_json::<Input>(&request(None, Body::Text(ok.into())), 1024).unwrap_err(),
+            ApiError::UnsupportedMediaType
+        );
+        assert_eq!(
+            parse_json::<Input>(&request(Some("text/plain"), Body::Text(ok.into())), 1024).unwrap_err(),
+            ApiError::UnsupportedMediaType
+        );
+        assert_eq!(
+            parse_json::<Input>(&request(Some("application/json"), Body::Text(ok.into())), 10).unwrap_err(),
+            ApiError::PayloadTooLarge(10)
+        );
+        let bad_utf8 = request(Some("application/json"), Body::Binary(vec![b'{', 0xff, b'}']));
+        assert_eq!(parse_json::<Input>(&bad_utf8, 1024).unwrap_err().status(), 400);
+        let malformed = request(Some("application/json"), Body::Text("{\"user_id\":".into()));
+        assert!(parse_json::<Input>(&malformed, 1024).unwrap_err().problem().detail.starts_with("Malformed JSON"));
+        let unknown = request(Some("application/json"), Body::Text(r#"{"user_id":"a","password":"b","x":1}"#.into()));
+        assert!(parse_json::<Input>(&unknown, 1024).unwrap_err().problem().detail.contains("unknown field"));
+        let empty = request(Some("application/json"), Body::Empty);
+        assert_eq!(parse_json::<Input>(&empty, 1024).unwrap_err().status(), 400);
+    }
+
+    #[test]
+    fn problems_are_problem_json_with_retry_after() {
+        let resp = problem_response(&ApiError::Locked { retry_after_secs: 1800 });
+        assert_eq!(resp.status(), 423);
+        assert_eq!(resp.headers()["content-type"], "application/problem+json");
+        assert_eq!(resp.headers()["retry-after"], "1800");
+        assert_eq!(resp.headers()["cache-control"], "no-store");
+    }
+}

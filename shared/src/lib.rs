@@ -1,0 +1,27 @@
+//! Portcullis shared crate: everything but the AWS event edge of each function.
+//!
+//! - [`config`]: typed settings read once at cold start (every SPEC number is one).
+//! - [`error`]: the one error enum and its single mapping to `application/problem+json`.
+//! - [`clock`]: time as a parameter, so lockouts and TTLs are tested without sleeping.
+//! - [`crypto`]: password hashing (argon2id), random tokens, keyed/unkeyed digests.
+//! - [`identity`]: user-ID normalisation.
+//! - [`storage`]: one trait per aggregate, a DynamoDB adapter and an in-memory adapter.
+//! - [`service`]: one module per use case, independent of HTTP.
+//! - [`edge`]: the thin HTTP edge shared by every function (parsing, problem answers).
+//! - [`deps`]: the dependency builder used by every function at cold start.
+
+pub mod clock;
+pub mod config;
+pub mod crypto;
+pub mod deps;
+pub mod edge;
+pub mod error;
+pub mod identity;
+pub mod metrics;
+pub mod service;
+pub mod storage;
+
+pub use clock::{Clock, ManualClock, SystemClock, UnixTime};
+pub use config::Settings;
+pub use deps::Deps;
+pub use error::ApiError;

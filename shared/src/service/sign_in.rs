@@ -1,0 +1,306 @@
+//! `POST /v1/sign-in` (SPEC §2 items 1–4): the password step.
+//!
+//! The order of work is the same for every failure, so status, body and timing do not tell
+//! an unknown user ID from a wrong password or a deactivated account:
+//!
+//! 1. normalise the user ID; refuse bad input (400) before touching any state;
+//! 2. read the lock for the normalised ID (kept whether or not the user exists); while locked,
+//!    answer `locked` without evaluating the password;
+//! 3. read the user; verify the password with argon2id — against a dummy hash when there is no
+//!    user or no password, so the cost is the same;
+//! 4. on failure count it (one conditional update), starting a lock at the threshold;
+//! 5. on success: `account_inactive` for a deactivated account (whoever knows the password
+//!    learns nothing new), otherwise rehash if the parameters changed and open a challenge.
+
+use serde::{Deserialize, Serialize};
+
+use crate::clock::UnixTime;
+use crate::crypto::{PasswordCheck, SecretString, random_token, token_digest};
+use crate::deps::Deps;
+use crate::edge::RequestMeta;
+use crate::error::{ApiError, StoreError};
+use crate::identity::UserId;
+use crate::storage::{
+    ChallengeRecord, ChallengeStatus, Delivery, FactorKind, FactorRecord, FactorStatus,
+    FailureOutcome, LockoutPolicy, UserRecord, UserStatus,
+};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignInRequest {
+    pub user_id: String,
+    pub password: SecretString,
+}
+
+/// One way to complete the challenge, as shown to the user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MfaMethod {
+    pub method: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub factor_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SignInAnswer {
+    pub status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub challenge_id: Option<String>,
+    /// Seconds until the challenge expires.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_in: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub methods: Option<Vec<MfaMethod>>,
+}
+
+pub fn lockout_policy(deps: &Deps) -> LockoutPolicy {
+    LockoutPolicy {
+        threshold: deps.settings.lockout_threshold,
+        lock_secs: deps.settings.lockout_secs,
+        window_secs: deps.settings.failure_window_secs,
+    }
+}
+
+/// The lockout counter key of a user ID (kept whether or not the user exists).
+pub fn lockout_key(user_id: &UserId) -> String {
+    format!("user#{user_id}")
+}
+
+pub async fn sign_in(
+    deps: &Deps,
+    request: SignInRequest,
+    meta: &RequestMeta,
+) -> Result<SignInAnswer, ApiError> {
+    let user_id = UserId::parse(&request.user_id)?;
+    let password = request.password;
+    if password.is_empty() {
+        return Err(ApiError::validation("password must not be empty."));
+    }
+    if password.len() > deps.settings.max_password_bytes {
+        return Err(ApiError::validation(format!(
+            "password must be at most {} bytes.",
+            deps.settings.max_password_bytes
+        )));
+    }
+
+    let now = deps.clock.now();
+    let key = lockout_key(&user_id);
+    if let Some(until) = deps.stores.lockouts.locked_until(&key, now).await? {
+        return Err(ApiError::Locked { retry_after_secs: until.secs() - now.secs() });
+    }
+
+    let user = deps.stores.users.get_user(&user_id).await?;
+    let stored_hash = user.as_ref().and_then(|u| u.password_hash.clone());
+    let check = verify_off_thread(deps, stored_hash.clone(), password.clone()).await?;
+
+    let (user, stored_hash, needs_rehash) = match (user, stored_hash, check) {
+        (Some(user), Some(hash), PasswordCheck::Match { needs_rehash }) => {
+            (user, hash, needs_rehash)
+        }
+        (user, _, _) => return Err(count_failure(deps, &key, user.as_ref(), now, meta).await),
+    };
+
+    if user.status == UserStatus::Inactive {
+        tracing::info!(event = "sign_in_inactive", "right password for a deactivated account");
+        return Err(ApiError::AccountInactive);
+    }
+    if needs_rehash {
+        rehash(deps, &user.user_id, &stored_hash, password).await;
+    }
+    open_challenge(deps, &user, now).await
+}
+
+async fn verify_off_thread(
+    deps: &Deps,
+    stored_hash: Option<String>,
+    password: SecretString,
+) -> Result<PasswordCheck, ApiError> {
+    let hasher = deps.hasher.clone();
+    tokio::task::spawn_blocking(move || match stored_hash {
+        Some(hash) => hasher.verify(&hash, password.expose().as_bytes()),
+        None => hasher.verify_dummy(password.expose().as_bytes()),
+    })
+    .await
+    .map_err(|err| {
+        tracing::error!(error = %err, "password verification task failed");
+        ApiError::ServiceUnavailable
+    })
+}
+
+/// Counts a failed password and returns the answer: the generic `invalid_credentials`, or
+/// `locked` when this failure started (or met) a lock — the same for unknown user IDs.
+async fn count_failure(
+    deps: &Deps,
+    key: &str,
+    user: Option<&UserRecord>,
+    now: UnixTime,
+    meta: &RequestMeta,
+) -> ApiError {
+    match deps.stores.lockouts.record_failure(key, now, lockout_policy(deps)).await {
+        Ok(FailureOutcome::Counted { .. }) => ApiError::InvalidCredentials,
+        Ok(FailureOutcome::LockStarted { until }) => {
+            tracing::warn!(
+                event = "lock_started",
+                known_user = user.is_some(),
+                source_ip = meta.source_ip.as_deref().unwrap_or("-"),
+                "user ID locked after repeated failed passwords"
+            );
+            ApiError::Locked { retry_after_secs: until.secs() - now.secs() }
+        }
+        Ok(FailureOutcome::AlreadyLocked { until }) => {
+            ApiError::Locked { retry_after_secs: until.secs() - now.secs() }
+        }
+        Err(err) => ApiError::from(err),
+    }
+}
+
+/// Re-hashes with the current parameters after a successful check. Best effort: a failure is
+/// logged and the sign-in goes on (the next successful sign-in tries again).
+async fn rehash(deps: &Deps, user_id: &UserId, old_hash: &str, password: SecretString) {
+    let hasher = deps.hasher.clone();
+    let new_hash =
+        tokio::task::spawn_blocking(move || hasher.hash(password.expose().as_bytes())).await;
+    let new_hash = match new_hash {
+        Ok(Ok(hash)) => hash,
+        Ok(Err(err)) => return tracing::error!(error = %err, "rehash failed"),
+        Err(err) => return tracing::error!(error = %err, "rehash task failed"),
+    };
+    match deps.stores.users.replace_password_hash(user_id, old_hash, &new_hash).await {
+        Ok(()) => tracing::info!(event = "password_rehashed", "password hash upgraded"),
+        Err(StoreError::ConditionFailed) => {
+            tracing::info!("password changed during rehash; keeping the newer one")
+        }
+        Err(err) => tracing::error!(error = %err, "storing the rehashed password failed"),
+    }
+}
+
+async fn open_challenge(
+    deps: &Deps,
+    user: &UserRecord,
+    now: UnixTime,
+) -> Result<SignInAnswer, ApiError> {
+    let factors = deps.stores.factors.list_factors(&user.user_id).await?;
+    let methods = methods_of(&factors);
+    let status = if methods.is_empty() {
+        ChallengeStatus::MfaEnrolmentRequired
+    } else {
+        ChallengeStatus::MfaRequired
+    };
+    let challenge_id = random_token();
+    let ttl = deps.settings.challenge_ttl_secs;
+    let record = ChallengeRecord {
+        id_digest: token_digest(&challenge_id),
+        user_id: user.user_id.clone(),
+        status,
+        created_at: now,
+        expires_at: now.plus_secs(ttl),
+        sends: 0,
+        wrong_tries: 0,
+        password_change_required: user.must_change_password,
+    };
+    deps.stores.challenges.create_challenge(&record).await?;
+    tracing::info!(event = "challenge_opened", status = status.as_str(), "password accepted");
+    Ok(SignInAnswer {
+        status: status.as_str(),
+        challenge_id: Some(challenge_id),
+        expires_in: Some(ttl),
+        methods: (status == ChallengeStatus::MfaRequired).then_some(methods),
+    })
+}
+
+/// The ways an active factor can complete a challenge. A phone always takes text messages;
+/// voice is offered for the numbers that can take calls (+1, SPEC §3).
+pub fn methods_of(factors: &[FactorRecord]) -> Vec<MfaMethod> {
+    let mut methods = Vec::new();
+    for factor in factors.iter().filter(|f| f.status == FactorStatus::Active) {
+        let id = Some(factor.factor_id.clone());
+        match &factor.kind {
+            FactorKind::Phone { e164, delivery } => {
+                let phone = Some(mask_phone(e164));
+                let voice_ok = e164.starts_with("+1");
+                let mut channels = vec!["sms"];
+                if voice_ok {
+                    channels.push("voice");
+                }
+                if *delivery == Delivery::Voice && voice_ok {
+                    channels.reverse();
+                }
+                for channel in channels {
+                    methods.push(MfaMethod {
+                        method: channel,
+                        factor_id: id.clone(),
+                        phone: phone.clone(),
+                        email: None,
+                    });
+                }
+            }
+            FactorKind::Totp { .. } => {
+                methods.push(MfaMethod { method: "totp", factor_id: id, phone: None, email: None })
+            }
+            FactorKind::Email { address } => methods.push(MfaMethod {
+                method: "email",
+                factor_id: id,
+                phone: None,
+                email: Some(mask_email(address)),
+            }),
+        }
+    }
+    methods
+}
+
+/// `***-***-1234`: only the last four digits are shown (SPEC §2).
+pub fn mask_phone(e164: &str) -> String {
+    let digits: Vec<char> = e164.chars().filter(char::is_ascii_digit).collect();
+    let last4: String = digits[digits.len().saturating_sub(4)..].iter().collect();
+    format!("***-***-{last4}")
+}
+
+/// `j***@e***.com`: enough for the user to recognise the address, not to learn it.
+pub fn mask_email(address: &str) -> String {
+    let (local, domain) = address.split_once('@').unwrap_or((address, ""));
+    let first = |s: &str| s.chars().next().map(String::from).unwrap_or_default();
+    let (host, tld) = domain.rsplit_once('.').unwrap_or((domain, ""));
+    let tld = if tld.is_empty() { String::new() } else { format!(".{tld}") };
+    format!("{}***@{}***{}", first(local), first(host), tld)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phones_are_masked_to_the_last_four_digits() {
+        assert_eq!(mask_phone("+15551234567"), "***-***-4567");
+        assert_eq!(mask_phone("+447700900123"), "***-***-0123");
+    }
+
+    #[test]
+    fn emails_are_masked() {
+        assert_eq!(mask_email("jane.doe@example.com"), "j***@e***.com");
+    }
+
+    fn phone(e164: &str, delivery: Delivery, status: FactorStatus) -> FactorRecord {
+        FactorRecord {
+            user_id: UserId::from_stored("u".into()),
+            factor_id: format!("f_{e164}"),
+            kind: FactorKind::Phone { e164: e164.into(), delivery },
+            status,
+            created_at: UnixTime(0),
+        }
+    }
+
+    #[test]
+    fn voice_is_offered_only_for_plus_one_numbers_and_pending_factors_are_hidden() {
+        let methods = methods_of(&[
+            phone("+15551234567", Delivery::Voice, FactorStatus::Active),
+            phone("+447700900123", Delivery::Voice, FactorStatus::Active),
+            phone("+15550000000", Delivery::Sms, FactorStatus::Pending),
+        ]);
+        let names: Vec<&str> = methods.iter().map(|m| m.method).collect();
+        assert_eq!(names, vec!["voice", "sms", "sms"]);
+        assert_eq!(methods[2].phone.as_deref(), Some("***-***-0123"));
+    }
+}

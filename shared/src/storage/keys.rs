@@ -1,0 +1,33 @@
+//! Every DynamoDB key, built in one place (single-table design: `PK`, `SK`, `ttl`).
+
+use crate::identity::UserId;
+
+pub const PK: &str = "PK";
+pub const SK: &str = "SK";
+/// The table's TTL attribute (epoch seconds). Reads check it too: TTL deletion is lazy.
+pub const TTL: &str = "ttl";
+
+pub fn user(user_id: &UserId) -> (String, String) {
+    (format!("USER#{user_id}"), "PROFILE".to_owned())
+}
+
+pub fn factor(user_id: &UserId, factor_id: &str) -> (String, String) {
+    (format!("USER#{user_id}"), format!("FACTOR#{factor_id}"))
+}
+
+pub fn factor_prefix() -> &'static str {
+    "FACTOR#"
+}
+
+pub fn lockout(key: &str) -> (String, String) {
+    (format!("LOCKOUT#{key}"), "LOCKOUT".to_owned())
+}
+
+pub fn challenge(id_digest: &str) -> (String, String) {
+    (format!("CHALLENGE#{id_digest}"), "CHALLENGE".to_owned())
+}
+
+/// An item no entity uses: read once at cold start to open the connection to DynamoDB.
+pub fn warmup() -> (String, String) {
+    ("WARMUP".to_owned(), "WARMUP".to_owned())
+}
