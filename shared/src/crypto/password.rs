@@ -9,6 +9,7 @@
 //!   against a hash made at start-up with the current parameters.
 //! - Hashing is CPU-bound: async callers run it with `tokio::task::spawn_blocking`.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use argon2::{Algorithm, Argon2, Block, Params, PasswordHash, Version};
@@ -48,6 +49,8 @@ struct Inner {
     params: Params,
     dummy_phc: String,
     pool: Mutex<Vec<Vec<Block>>>,
+    /// Argon2 computations done (hashes and verifications, dummy ones included).
+    computed: AtomicU64,
 }
 
 impl PasswordHasher {
@@ -62,7 +65,12 @@ impl PasswordHasher {
         .map_err(|e| HashError::Params(e.to_string()))?;
         let pool = Mutex::new(vec![vec![Block::new(); params.block_count()]]);
         let mut hasher =
-            PasswordHasher { inner: Arc::new(Inner { params, dummy_phc: String::new(), pool }) };
+            PasswordHasher { inner: Arc::new(Inner {
+                params,
+                dummy_phc: String::new(),
+                pool,
+                computed: AtomicU64::new(0),
+            }) };
         let dummy = hasher.hash(&random_bytes::<16>())?;
         if let Some(inner) = Arc::get_mut(&mut hasher.inner) {
             inner.dummy_phc = dummy;
@@ -118,6 +126,11 @@ impl PasswordHasher {
         PasswordCheck::Mismatch
     }
 
+    /// How many argon2 computations this hasher has run (for tests and metrics).
+    pub fn computations(&self) -> u64 {
+        self.inner.computed.load(Ordering::Relaxed)
+    }
+
     fn compute(
         &self,
         params: &Params,
@@ -125,6 +138,7 @@ impl PasswordHasher {
         salt: &[u8],
         out: &mut [u8],
     ) -> Result<(), HashError> {
+        self.inner.computed.fetch_add(1, Ordering::Relaxed);
         let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
         let mut memory = self.take_buffer(params.block_count());
         let result = argon
@@ -239,9 +253,11 @@ mod tests {
     }
 
     #[test]
-    fn dummy_verification_never_matches() {
+    fn dummy_verification_never_matches_and_costs_one_hash() {
         let h = PasswordHasher::new(danger_cheap()).unwrap();
+        let before = h.computations();
         assert_eq!(h.verify_dummy(b""), PasswordCheck::Mismatch);
+        assert_eq!(h.computations(), before + 1);
     }
 
     #[test]

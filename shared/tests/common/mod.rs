@@ -1,0 +1,64 @@
+//! Test support shared by the integration tests of this crate: the store adapters under test.
+//!
+//! The in-memory adapter always runs. The DynamoDB adapter runs when the emulator is configured
+//! (`AWS_ENDPOINT_URL` and `PORTCULLIS_TABLE`, as `scripts/test.sh` sets them); with
+//! `PORTCULLIS_REQUIRE_EMULATOR=1` (set by `scripts/test.sh` and CI) a missing emulator is a
+//! failure, not a silent skip.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use portcullis::config::{Argon2Settings, Settings};
+use portcullis::storage::Stores;
+use portcullis::{Clock, Deps, ManualClock, UnixTime};
+
+pub fn emulator_table() -> Option<String> {
+    let configured = std::env::var("AWS_ENDPOINT_URL").is_ok();
+    let table = std::env::var("PORTCULLIS_TABLE").ok();
+    match (configured, table) {
+        (true, Some(table)) => Some(table),
+        _ => {
+            assert!(
+                std::env::var("PORTCULLIS_REQUIRE_EMULATOR").as_deref() != Ok("1"),
+                "PORTCULLIS_REQUIRE_EMULATOR=1 but AWS_ENDPOINT_URL/PORTCULLIS_TABLE are not set"
+            );
+            eprintln!("note: no emulator configured; DynamoDB adapter not exercised in this run");
+            None
+        }
+    }
+}
+
+pub async fn dynamo_client() -> aws_sdk_dynamodb::Client {
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    aws_sdk_dynamodb::Client::new(&sdk)
+}
+
+/// `("memory", …)` always, `("dynamodb", …)` when the emulator is configured.
+pub async fn all_stores() -> Vec<(&'static str, Stores)> {
+    let mut stores = vec![("memory", Stores::memory())];
+    if let Some(table) = emulator_table() {
+        stores.push(("dynamodb", Stores::dynamo(dynamo_client().await, &table)));
+    }
+    stores
+}
+
+/// A user ID no other test (or earlier run against the same table) uses.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", portcullis::crypto::random_id("t").to_lowercase())
+}
+
+pub const T0: UnixTime = UnixTime(1_800_000_000);
+
+/// Deps over each adapter, with a manual clock and cheap argon2 parameters.
+pub async fn all_deps() -> Vec<(&'static str, Deps, Arc<ManualClock>)> {
+    let mut out = Vec::new();
+    for (name, stores) in all_stores().await {
+        let clock = Arc::new(ManualClock::new(T0));
+        let mut settings = Settings::defaults("unused");
+        settings.argon2 = Argon2Settings::danger_cheap();
+        let mut deps = Deps::in_memory(settings, clock.clone() as Arc<dyn Clock>).unwrap();
+        deps.stores = stores;
+        out.push((name, deps, clock));
+    }
+    out
+}

@@ -1,0 +1,20 @@
+//! The local API Gateway: one HTTP endpoint (`http://127.0.0.1:3000` by default) that serves
+//! every function under its route, as API Gateway HTTP API would.
+//!
+//! - The route table is read from `infra/template.yaml` (embedded at build time): the `HttpApi`
+//!   events of each `AWS::Serverless::Function`. It is not written anywhere else; a test checks
+//!   it against `infra/openapi.yaml` and against the handlers registered in [`registry`].
+//! - Each request becomes the JSON event API Gateway would send (payload format 2.0: route key,
+//!   path parameters, source IP, User-Agent, and for protected routes the JWT authorizer's
+//!   claims), which is parsed by `lambda_http` exactly as in Lambda and handed to the function's
+//!   handler in process.
+
+pub mod event;
+pub mod registry;
+pub mod routes;
+pub mod server;
+
+/// The SAM template, embedded so the binary serves exactly the routes it was built with.
+pub const TEMPLATE: &str = include_str!("../../../infra/template.yaml");
+/// The OpenAPI document, for the consistency test and `GET /openapi.yaml`.
+pub const OPENAPI: &str = include_str!("../../../infra/openapi.yaml");

@@ -1,0 +1,144 @@
+//! The route table, derived from the SAM template.
+
+use serde_yaml::Value;
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Route {
+    pub method: String,
+    /// The path template, e.g. `/v1/sign-in/{challenge_id}/codes`.
+    pub path: String,
+    /// The logical ID of the function in the template, e.g. `SignInFunction`.
+    pub function: String,
+    /// `Auth: {Authorizer: NONE}`: no access token needed.
+    pub public: bool,
+}
+
+impl Route {
+    /// `POST /v1/sign-in`, as API Gateway names it in `routeKey`.
+    pub fn key(&self) -> String {
+        format!("{} {}", self.method, self.path)
+    }
+
+    /// Matches a concrete path, returning the path parameters.
+    pub fn matches(&self, method: &str, path: &str) -> Option<Vec<(String, String)>> {
+        if !self.method.eq_ignore_ascii_case(method) {
+            return None;
+        }
+        let pattern: Vec<&str> = self.path.trim_matches('/').split('/').collect();
+        let actual: Vec<&str> = path.trim_matches('/').split('/').collect();
+        if pattern.len() != actual.len() {
+            return None;
+        }
+        let mut params = Vec::new();
+        for (p, a) in pattern.iter().zip(actual.iter()) {
+            if let Some(name) = p.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+                if a.is_empty() {
+                    return None;
+                }
+                params.push((name.to_owned(), (*a).to_owned()));
+            } else if p != a {
+                return None;
+            }
+        }
+        Some(params)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RouteError {
+    #[error("template is not valid YAML: {0}")]
+    Yaml(String),
+    #[error("template: {0}")]
+    Shape(String),
+}
+
+/// Every `HttpApi` event of every function in the template, sorted by path then method.
+pub fn from_template(template: &str) -> Result<Vec<Route>, RouteError> {
+    let doc: Value = serde_yaml::from_str(template).map_err(|e| RouteError::Yaml(e.to_string()))?;
+    let resources = doc
+        .get("Resources")
+        .and_then(Value::as_mapping)
+        .ok_or_else(|| RouteError::Shape("no Resources".into()))?;
+    let mut routes = Vec::new();
+    for (name, resource) in resources {
+        if resource.get("Type").and_then(Value::as_str) != Some("AWS::Serverless::Function") {
+            continue;
+        }
+        let function = name.as_str().unwrap_or_default().to_owned();
+        let Some(events) = resource.get("Properties").and_then(|p| p.get("Events")).and_then(Value::as_mapping) else {
+            continue;
+        };
+        for event in events.values() {
+            if event.get("Type").and_then(Value::as_str) != Some("HttpApi") {
+                continue;
+            }
+            let props = event.get("Properties");
+            let field = |key: &str| props.and_then(|p| p.get(key)).and_then(Value::as_str);
+            let (Some(method), Some(path)) = (field("Method"), field("Path")) else {
+                return Err(RouteError::Shape(format!("{function}: HttpApi event without Method/Path")));
+            };
+            let authorizer = props
+                .and_then(|p| p.get("Auth"))
+                .and_then(|a| a.get("Authorizer"))
+                .and_then(Value::as_str);
+            routes.push(Route {
+                method: method.to_ascii_uppercase(),
+                path: path.to_owned(),
+                function: function.clone(),
+                public: authorizer == Some("NONE"),
+            });
+        }
+    }
+    routes.sort_by(|a, b| (&a.path, &a.method).cmp(&(&b.path, &b.method)));
+    Ok(routes)
+}
+
+/// The routes of the OpenAPI document: `(METHOD, path, x-portcullis-function)`.
+pub fn from_openapi(openapi: &str) -> Result<Vec<(String, String, String)>, RouteError> {
+    let doc: Value = serde_yaml::from_str(openapi).map_err(|e| RouteError::Yaml(e.to_string()))?;
+    let paths = doc
+        .get("paths")
+        .and_then(Value::as_mapping)
+        .ok_or_else(|| RouteError::Shape("openapi: no paths".into()))?;
+    let mut out = Vec::new();
+    for (path, item) in paths {
+        let path = path.as_str().unwrap_or_default();
+        let Some(ops) = item.as_mapping() else { continue };
+        for (method, op) in ops {
+            let method = method.as_str().unwrap_or_default();
+            if !["get", "put", "post", "delete", "patch"].contains(&method) {
+                continue;
+            }
+            let function = op
+                .get("x-portcullis-function")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            out.push((method.to_ascii_uppercase(), path.to_owned(), function));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_parameters_match_one_segment() {
+        let route = Route {
+            method: "POST".into(),
+            path: "/v1/sign-in/{challenge_id}/codes".into(),
+            function: "F".into(),
+            public: true,
+        };
+        assert_eq!(
+            route.matches("POST", "/v1/sign-in/abc/codes"),
+            Some(vec![("challenge_id".to_owned(), "abc".to_owned())])
+        );
+        assert_eq!(route.matches("GET", "/v1/sign-in/abc/codes"), None);
+        assert_eq!(route.matches("POST", "/v1/sign-in//codes"), None);
+        assert_eq!(route.matches("POST", "/v1/sign-in/a/b/codes"), None);
+    }
+}

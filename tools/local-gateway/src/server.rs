@@ -1,0 +1,162 @@
+//! The HTTP server: match the route, build the API Gateway event, run the handler, answer.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full, Limited};
+use hyper::body::Incoming as HyperBody;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use lambda_http::Body;
+use portcullis::error::ApiError;
+use portcullis::{Clock as _, Deps};
+use tokio::net::TcpListener;
+
+use crate::event::{self, Incoming};
+use crate::registry::Handler;
+use crate::routes::Route;
+
+/// API Gateway's own payload limit (10 MB); functions apply their much smaller limits.
+pub const GATEWAY_MAX_BODY: usize = 10 * 1024 * 1024;
+
+pub struct Gateway {
+    pub routes: Vec<Route>,
+    pub handlers: BTreeMap<&'static str, (Handler, &'static [&'static str])>,
+    pub deps: Deps,
+    requests: AtomicU64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error("function {0} is in the template but no handler is registered for it")]
+    MissingHandler(String),
+}
+
+impl Gateway {
+    pub fn new(
+        routes: Vec<Route>,
+        handlers: BTreeMap<&'static str, (Handler, &'static [&'static str])>,
+        deps: Deps,
+    ) -> Result<Self, GatewayError> {
+        if let Some(route) = routes.iter().find(|r| !handlers.contains_key(r.function.as_str())) {
+            return Err(GatewayError::MissingHandler(route.function.clone()));
+        }
+        Ok(Gateway { routes, handlers, deps, requests: AtomicU64::new(0) })
+    }
+}
+
+/// Accepts connections until the process ends.
+pub async fn serve(listener: TcpListener, gateway: Arc<Gateway>) -> std::io::Result<()> {
+    loop {
+        let (stream, peer) = listener.accept().await?;
+        let gateway = gateway.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| {
+                let gateway = gateway.clone();
+                async move { Ok::<_, Infallible>(dispatch(gateway, req, peer).await) }
+            });
+            if let Err(err) = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
+                tracing::debug!(error = %err, "connection closed with an error");
+            }
+        });
+    }
+}
+
+type Answer = hyper::Response<Full<Bytes>>;
+
+async fn dispatch(gateway: Arc<Gateway>, req: hyper::Request<HyperBody>, peer: SocketAddr) -> Answer {
+    let started = std::time::Instant::now();
+    let method = req.method().as_str().to_owned();
+    let path = req.uri().path().to_owned();
+    let answer = route_request(&gateway, req, peer).await;
+    tracing::info!(
+        method,
+        path,
+        status = answer.status().as_u16(),
+        ms = started.elapsed().as_millis() as u64,
+        "request"
+    );
+    answer
+}
+
+async fn route_request(gateway: &Arc<Gateway>, req: hyper::Request<HyperBody>, peer: SocketAddr) -> Answer {
+    let method = req.method().as_str().to_owned();
+    let path = req.uri().path().to_owned();
+    let query = req.uri().query().map(str::to_owned);
+    let Some((route, params)) = gateway
+        .routes
+        .iter()
+        .find_map(|r| r.matches(&method, &path).map(|p| (r.clone(), p)))
+    else {
+        return problem(&ApiError::NotFound);
+    };
+    if !route.public {
+        // The JWT authorizer rejects before the function runs, with API Gateway's own body.
+        return hyper::Response::builder()
+            .status(401)
+            .header("content-type", "application/json")
+            .header("www-authenticate", "Bearer")
+            .body(Full::new(Bytes::from_static(br#"{"message":"Unauthorized"}"#)))
+            .unwrap_or_else(|_| problem(&ApiError::Unauthorized));
+    }
+    let headers = req.headers().clone();
+    let host = headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1").to_owned();
+    let body = match Limited::new(req.into_body(), GATEWAY_MAX_BODY).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => return problem(&ApiError::PayloadTooLarge(GATEWAY_MAX_BODY)),
+    };
+    let n = gateway.requests.fetch_add(1, Ordering::Relaxed);
+    let incoming = Incoming {
+        method: &method,
+        path: &path,
+        query: query.as_deref(),
+        headers: &headers,
+        body: &body,
+        source_ip: peer.ip().to_string(),
+        host: &host,
+        request_id: format!("local-{n}"),
+        time_epoch_ms: gateway.deps.clock.now().secs() * 1000,
+    };
+    let event = event::build(&incoming, &route, &params, None);
+    let request = match lambda_http::request::from_str(&event.to_string()) {
+        Ok(request) => request,
+        Err(err) => {
+            tracing::error!(error = %err, "event did not parse");
+            return problem(&ApiError::ServiceUnavailable);
+        }
+    };
+    let Some((handler, _)) = gateway.handlers.get(route.function.as_str()).copied() else {
+        return problem(&ApiError::NotFound);
+    };
+    // Run in its own task so that a panic becomes a 503 here (Lambda would report an error).
+    let task_gateway = gateway.clone();
+    let response = tokio::spawn(async move { handler(&task_gateway.deps, request).await }).await;
+    match response {
+        Ok(response) => to_hyper(response),
+        Err(err) => {
+            tracing::error!(error = %err, function = route.function, "handler panicked");
+            problem(&ApiError::ServiceUnavailable)
+        }
+    }
+}
+
+fn to_hyper(response: lambda_http::Response<Body>) -> Answer {
+    let (parts, body) = response.into_parts();
+    let bytes = match body {
+        Body::Text(text) => Bytes::from(text),
+        Body::Binary(bin) => Bytes::from(bin),
+        _ => Bytes::new(),
+    };
+    hyper::Response::from_parts(parts, Full::new(bytes))
+}
+
+fn problem(err: &ApiError) -> Answer {
+    to_hyper(portcullis::edge::problem_response(err))
+}
