@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# README command 2: run every test.
+#
+# Formatting and lints, then unit tests, the storage conformance suite and the service tests on
+# both adapters (in-memory and DynamoDB on the emulator), and the end-to-end tests through the
+# local HTTP endpoint against the emulator. Starts and stops its own moto server and endpoint on
+# free loopback ports, so it runs beside scripts/local.sh.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+cd "$REPO_ROOT"
+
+ensure_venv
+
+log "cargo fmt --check"
+cargo fmt --all -- --check
+log "cargo clippy (all targets, warnings are errors)"
+cargo clippy --quiet --workspace --all-targets -- -D warnings
+
+log "cfn-lint infra/template.yaml"
+"$VENV/bin/cfn-lint" infra/template.yaml
+
+cleanup() {
+  [ -n "${GATEWAY_PID:-}" ] && kill "$GATEWAY_PID" 2> /dev/null || true
+  [ -n "${MOTO_PID:-}" ] && kill "$MOTO_PID" 2> /dev/null || true
+}
+trap cleanup EXIT INT TERM
+
+EMULATOR_PORT="$(free_port)"
+start_moto "$EMULATOR_PORT"
+ENV_FILE="$STATE/test.env"
+provision "http://127.0.0.1:$EMULATOR_PORT" "$ENV_FILE"
+load_env "$ENV_FILE"
+
+log "Building the local endpoint and the operator CLI"
+cargo build --quiet -p portcullis-local-gateway -p portcullis-admin-cli
+API_PORT="$(free_port)"
+PORTCULLIS_LISTEN="127.0.0.1:$API_PORT" target/debug/portcullis-local > "$STATE/gateway-test.log" 2>&1 &
+GATEWAY_PID=$!
+wait_for_http "http://127.0.0.1:$API_PORT/" "local endpoint"
+
+export PORTCULLIS_API_URL="http://127.0.0.1:$API_PORT"
+export PORTCULLIS_ADMIN_BIN="$REPO_ROOT/target/debug/portcullis-admin"
+export PORTCULLIS_REQUIRE_EMULATOR=1
+
+log "cargo test (unit, conformance on both adapters, end to end)"
+cargo test --workspace

@@ -1,0 +1,70 @@
+//! The route table is written once (the template); the OpenAPI document, the function crates
+//! and the local endpoint's handler table must agree with it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use portcullis_local_gateway::{OPENAPI, TEMPLATE, registry, routes};
+use serde_yaml::Value;
+
+#[test]
+fn template_openapi_and_handlers_list_the_same_routes() {
+    let template = routes::from_template(TEMPLATE).unwrap();
+    assert!(!template.is_empty());
+    let from_template: BTreeSet<(String, String, String)> = template
+        .iter()
+        .map(|r| (r.method.clone(), r.path.clone(), r.function.clone()))
+        .collect();
+    let from_openapi: BTreeSet<(String, String, String)> =
+        routes::from_openapi(OPENAPI).unwrap().into_iter().collect();
+    assert_eq!(
+        from_template, from_openapi,
+        "infra/template.yaml and infra/openapi.yaml (x-portcullis-function) disagree"
+    );
+
+    let handlers = registry::handlers();
+    let mut by_function: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for route in &template {
+        by_function.entry(route.function.clone()).or_default().insert(route.key());
+    }
+    let registered: BTreeSet<String> = handlers.keys().map(|k| k.to_string()).collect();
+    let templated: BTreeSet<String> = by_function.keys().cloned().collect();
+    assert_eq!(registered, templated, "the local endpoint's handlers and the template's functions differ");
+    for (function, (_, declared)) in &handlers {
+        let declared: BTreeSet<String> = declared.iter().map(|s| s.to_string()).collect();
+        assert_eq!(
+            &declared, &by_function[*function],
+            "{function}: the routes its crate declares differ from the template's"
+        );
+    }
+}
+
+#[test]
+fn every_function_crate_is_in_the_template_and_vice_versa() {
+    let doc: Value = serde_yaml::from_str(TEMPLATE).unwrap();
+    let mut binaries = BTreeSet::new();
+    for (_, resource) in doc["Resources"].as_mapping().unwrap() {
+        if resource["Type"].as_str() == Some("AWS::Serverless::Function") {
+            let binary = resource["Metadata"]["BuildProperties"]["Binary"].as_str();
+            binaries.insert(binary.expect("every function names its cargo-lambda Binary").to_owned());
+        }
+    }
+    let functions_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../functions");
+    let crates: BTreeSet<String> = std::fs::read_dir(functions_dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().join("Cargo.toml").exists())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(binaries, crates, "functions/* crates and template functions differ");
+}
+
+#[test]
+fn protected_routes_are_exactly_those_without_authorizer_none() {
+    // Public routes per SPEC §11 carry `Auth: {Authorizer: NONE}`; everything else is JWT.
+    let template = routes::from_template(TEMPLATE).unwrap();
+    for route in template {
+        let public_by_spec = !route.path.starts_with("/v1/me") && !route.path.starts_with("/v1/admin") && route.path != "/v1/sign-out";
+        assert_eq!(route.public, public_by_spec, "{} {}", route.method, route.path);
+    }
+}
