@@ -1,6 +1,8 @@
 //! Cryptography, always through well-kept crates: argon2id for passwords, the OS-seeded CSPRNG
 //! for tokens, SHA-256 for digests of high-entropy tokens, `subtle` for constant-time equality.
 
+pub mod jwt;
+pub mod keyed;
 pub mod password;
 pub mod secret;
 
