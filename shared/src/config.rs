@@ -49,6 +49,43 @@ pub struct Settings {
     pub max_password_bytes: usize,
     /// Request bodies longer than this are refused with 413 before parsing.
     pub max_body_bytes: usize,
+    /// One-time code lifetime (SPEC §3: 5 minutes).
+    pub code_ttl_secs: i64,
+    /// Code tries per challenge (SPEC §3: 5).
+    pub max_code_tries: u32,
+    /// Sends per challenge (SPEC §3: 5); the next request bars the user from sends.
+    pub max_sends_per_challenge: u32,
+    /// How long a user is barred from sends after the limit (SPEC §3: 30 minutes).
+    pub send_lockout_secs: i64,
+    /// Access token lifetime (SPEC §6: 5 minutes).
+    pub access_token_secs: i64,
+    /// Session inactivity limit (SPEC §6: 15 minutes).
+    pub session_idle_secs: i64,
+    /// Session absolute limit (SPEC §6: 12 hours).
+    pub session_max_secs: i64,
+    /// How long a fresh MFA counts as a step-up (SPEC §5: 5 minutes).
+    pub step_up_secs: i64,
+    /// Trusted-device lifetime (SPEC §5: 180 days).
+    pub device_trust_secs: i64,
+    /// Recovery codes per set (SPEC §4: 10).
+    pub recovery_code_count: u32,
+    /// How long delivery records and audit events are kept (default 400 days).
+    pub retention_secs: i64,
+    /// `iss` of access tokens; API Gateway's JWT authorizer is configured with the same value.
+    pub token_issuer: String,
+    /// `aud` of access tokens.
+    pub token_audience: String,
+    /// Issuer shown in authenticator apps.
+    pub totp_issuer: String,
+    /// KMS keys (ids or aliases): symmetric data key, P-256 signing key, HMAC key for codes.
+    pub data_key_id: Option<String>,
+    pub signing_key_id: Option<String>,
+    pub code_key_id: Option<String>,
+    /// The SNS topic of the `sns-voice` plugin and the SES sender of the `email` plugin.
+    pub voice_topic_arn: Option<String>,
+    pub email_sender: Option<String>,
+    /// `PORTCULLIS_NOTIFIERS`: JSON plugin configuration (defaults: SNS text, voice, SES email).
+    pub notifiers_json: Option<String>,
 }
 
 impl Settings {
@@ -75,6 +112,26 @@ impl Settings {
             },
             max_password_bytes: number(&lookup, "PORTCULLIS_MAX_PASSWORD_BYTES", 1024)?,
             max_body_bytes: number(&lookup, "PORTCULLIS_MAX_BODY_BYTES", 16 * 1024)?,
+            code_ttl_secs: minutes(&lookup, "PORTCULLIS_CODE_TTL_MINUTES", 5)?,
+            max_code_tries: number(&lookup, "PORTCULLIS_MAX_CODE_TRIES", 5)?,
+            max_sends_per_challenge: number(&lookup, "PORTCULLIS_MAX_SENDS_PER_CHALLENGE", 5)?,
+            send_lockout_secs: minutes(&lookup, "PORTCULLIS_SEND_LOCKOUT_MINUTES", 30)?,
+            access_token_secs: minutes(&lookup, "PORTCULLIS_ACCESS_TOKEN_MINUTES", 5)?,
+            session_idle_secs: minutes(&lookup, "PORTCULLIS_SESSION_IDLE_MINUTES", 15)?,
+            session_max_secs: minutes(&lookup, "PORTCULLIS_SESSION_MAX_HOURS", 12)? * 60,
+            step_up_secs: minutes(&lookup, "PORTCULLIS_STEP_UP_MINUTES", 5)?,
+            device_trust_secs: minutes(&lookup, "PORTCULLIS_DEVICE_TRUST_DAYS", 180)? * 24 * 60,
+            recovery_code_count: number(&lookup, "PORTCULLIS_RECOVERY_CODE_COUNT", 10)?,
+            retention_secs: minutes(&lookup, "PORTCULLIS_RETENTION_DAYS", 400)? * 24 * 60,
+            token_issuer: text(&lookup, "PORTCULLIS_TOKEN_ISSUER", "https://auth.portcullis.example"),
+            token_audience: text(&lookup, "PORTCULLIS_TOKEN_AUDIENCE", "portcullis"),
+            totp_issuer: text(&lookup, "PORTCULLIS_TOTP_ISSUER", "Portcullis"),
+            data_key_id: optional(&lookup, "PORTCULLIS_DATA_KEY_ID"),
+            signing_key_id: optional(&lookup, "PORTCULLIS_SIGNING_KEY_ID"),
+            code_key_id: optional(&lookup, "PORTCULLIS_CODE_KEY_ID"),
+            voice_topic_arn: optional(&lookup, "PORTCULLIS_VOICE_TOPIC_ARN"),
+            email_sender: optional(&lookup, "PORTCULLIS_EMAIL_SENDER"),
+            notifiers_json: optional(&lookup, "PORTCULLIS_NOTIFIERS"),
         };
         settings.check()?;
         Ok(settings)
@@ -85,18 +142,12 @@ impl Settings {
         let table = table_name.to_owned();
         // The lookup below only ever sees valid defaults, so this cannot fail; fall back to a
         // literal copy of them rather than panic.
-        Self::from_lookup(|name| (name == "PORTCULLIS_TABLE").then(|| table.clone())).unwrap_or(
-            Settings {
-                table_name: table_name.to_owned(),
-                lockout_threshold: 5,
-                lockout_secs: 30 * 60,
-                failure_window_secs: 24 * 3600,
-                challenge_ttl_secs: 600,
-                argon2: Argon2Settings { memory_kib: 19 * 1024, iterations: 2, parallelism: 1 },
-                max_password_bytes: 1024,
-                max_body_bytes: 16 * 1024,
-            },
-        )
+        match Self::from_lookup(|name| (name == "PORTCULLIS_TABLE").then(|| table.clone())) {
+            Ok(settings) => settings,
+            // Unreachable: the defaults are valid (a unit test checks). Fail at start-up, where
+            // panicking is allowed, rather than run with half a configuration.
+            Err(err) => panic!("default settings are invalid: {err}"),
+        }
     }
 
     fn check(&self) -> Result<(), ConfigError> {
@@ -117,6 +168,9 @@ impl Settings {
         }
         if self.max_password_bytes < 128 {
             return invalid("PORTCULLIS_MAX_PASSWORD_BYTES", "must allow 128-character passwords");
+        }
+        if self.max_code_tries == 0 || self.max_sends_per_challenge == 0 {
+            return invalid("PORTCULLIS_MAX_CODE_TRIES", "code tries and sends must be at least 1");
         }
         if self.max_body_bytes < 1024 {
             return invalid("PORTCULLIS_MAX_BODY_BYTES", "must be at least 1024");
@@ -141,6 +195,14 @@ where
             .parse()
             .map_err(|e: T::Err| ConfigError::Invalid { name, reason: e.to_string() }),
     }
+}
+
+fn text(lookup: &impl Fn(&str) -> Option<String>, name: &str, default: &str) -> String {
+    optional(lookup, name).unwrap_or_else(|| default.to_owned())
+}
+
+fn optional(lookup: &impl Fn(&str) -> Option<String>, name: &str) -> Option<String> {
+    lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
 }
 
 fn minutes(
@@ -173,6 +235,16 @@ mod tests {
         assert_eq!(s.lockout_secs, 1800);
         assert_eq!(s.challenge_ttl_secs, 600);
         assert_eq!(s.argon2, Argon2Settings { memory_kib: 19456, iterations: 2, parallelism: 1 });
+        assert_eq!(s.code_ttl_secs, 300);
+        assert_eq!(s.max_code_tries, 5);
+        assert_eq!(s.max_sends_per_challenge, 5);
+        assert_eq!(s.send_lockout_secs, 1800);
+        assert_eq!(s.access_token_secs, 300);
+        assert_eq!(s.session_idle_secs, 900);
+        assert_eq!(s.session_max_secs, 12 * 3600);
+        assert_eq!(s.step_up_secs, 300);
+        assert_eq!(s.device_trust_secs, 180 * 86_400);
+        assert_eq!(s.recovery_code_count, 10);
         assert_eq!(Settings::defaults("t"), s);
     }
 

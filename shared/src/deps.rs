@@ -1,14 +1,20 @@
 //! The dependency builder every function uses at cold start: settings read once, SDK clients
-//! built once (and their connections opened during init), the password hasher with its memory
-//! allocated once. Handlers borrow a [`Deps`] for every request.
+//! built once (connections opened during init), the password hasher with its memory allocated
+//! once, the notifier registry built once. Handlers borrow a [`Deps`] for every request.
 
 use std::sync::Arc;
+
+use tokio::sync::OnceCell;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::{ConfigError, Settings};
 use crate::crypto::PasswordHasher;
+use crate::crypto::jwt::{KmsSigner, LocalSigner, TokenSigner};
+use crate::crypto::keyed::{CodeMac, KmsCodeMac, KmsSealer, LocalCodeMac, MemorySealer, SecretSealer};
 use crate::crypto::password::HashError;
+use crate::error::StoreError;
 use crate::metrics::CallCounter;
+use crate::notifier::{self, Registry, RegistryError};
 use crate::storage::Stores;
 use crate::storage::dynamo::DynamoStore;
 
@@ -18,6 +24,39 @@ pub enum StartupError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Hash(#[from] HashError),
+    #[error(transparent)]
+    Notifiers(#[from] RegistryError),
+}
+
+/// The access-token signer, fetched from KMS on first use (only the functions that sign or
+/// verify tokens pay for `GetPublicKey`, once per execution environment).
+#[derive(Debug)]
+pub struct SignerSlot {
+    cell: OnceCell<Arc<dyn TokenSigner>>,
+    kms: Option<(aws_sdk_kms::Client, String)>,
+}
+
+impl SignerSlot {
+    pub fn ready(signer: Arc<dyn TokenSigner>) -> Self {
+        SignerSlot { cell: OnceCell::new_with(Some(signer)), kms: None }
+    }
+
+    pub async fn get(&self) -> Result<Arc<dyn TokenSigner>, StoreError> {
+        self.cell
+            .get_or_try_init(|| async {
+                match &self.kms {
+                    Some((client, key_id)) => {
+                        let signer = KmsSigner::connect(client.clone(), key_id).await?;
+                        Ok(Arc::new(signer) as Arc<dyn TokenSigner>)
+                    }
+                    None => Err(StoreError::Unavailable(
+                        "PORTCULLIS_SIGNING_KEY_ID is not configured".into(),
+                    )),
+                }
+            })
+            .await
+            .cloned()
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -26,12 +65,41 @@ pub struct Deps {
     pub clock: Arc<dyn Clock>,
     pub stores: Stores,
     pub hasher: PasswordHasher,
+    pub mac: Arc<dyn CodeMac>,
+    pub sealer: Arc<dyn SecretSealer>,
+    pub signer: Arc<SignerSlot>,
+    pub notifiers: Registry,
     /// AWS calls made through this environment's clients (empty for in-memory stores).
     pub calls: CallCounter,
 }
 
+/// A key that is not configured: every use fails with a clear log line and a 503.
+#[derive(Debug)]
+struct Unconfigured(&'static str);
+
+#[async_trait::async_trait]
+impl CodeMac for Unconfigured {
+    async fn mac(&self, _: &[u8]) -> Result<Vec<u8>, StoreError> {
+        Err(StoreError::Unavailable(format!("{} is not configured", self.0)))
+    }
+}
+
+#[async_trait::async_trait]
+impl SecretSealer for Unconfigured {
+    async fn seal(&self, _: &[u8], _: crate::crypto::keyed::Context<'_>) -> Result<String, StoreError> {
+        Err(StoreError::Unavailable(format!("{} is not configured", self.0)))
+    }
+    async fn open(
+        &self,
+        _: &str,
+        _: crate::crypto::keyed::Context<'_>,
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>, StoreError> {
+        Err(StoreError::Unavailable(format!("{} is not configured", self.0)))
+    }
+}
+
 impl Deps {
-    /// Production wiring: settings from the environment, DynamoDB through the standard AWS
+    /// Production wiring: settings from the environment, AWS through the standard
     /// configuration chain (`AWS_ENDPOINT_URL` points it at LocalStack or moto locally).
     pub async fn from_env() -> Result<Self, StartupError> {
         let settings = Settings::from_env()?;
@@ -42,26 +110,63 @@ impl Deps {
     pub async fn with_aws(settings: Settings) -> Result<Self, StartupError> {
         let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
         let calls = CallCounter::default();
-        let dynamo_config =
-            aws_sdk_dynamodb::config::Builder::from(&sdk).interceptor(calls.clone()).build();
-        let dynamo = aws_sdk_dynamodb::Client::from_conf(dynamo_config);
+        let dynamo = aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::config::Builder::from(&sdk).interceptor(calls.clone()).build(),
+        );
+        let kms = aws_sdk_kms::Client::from_conf(
+            aws_sdk_kms::config::Builder::from(&sdk).interceptor(calls.clone()).build(),
+        );
+        let clients = notifier::Clients {
+            sns: aws_sdk_sns::Client::from_conf(
+                aws_sdk_sns::config::Builder::from(&sdk).interceptor(calls.clone()).build(),
+            ),
+            sesv2: aws_sdk_sesv2::Client::from_conf(
+                aws_sdk_sesv2::config::Builder::from(&sdk).interceptor(calls.clone()).build(),
+            ),
+        };
+        let configs = match &settings.notifiers_json {
+            Some(json) => Registry::parse_config(json)?,
+            None => notifier::default_configs(
+                settings.voice_topic_arn.as_deref(),
+                settings.email_sender.as_deref(),
+            ),
+        };
+        let notifiers = Registry::build(&configs, &clients)?;
         let store = DynamoStore::new(dynamo.clone(), &settings.table_name);
         if let Err(err) = store.warm_up().await {
             // Not fatal: the first request retries and answers 503 if DynamoDB is still away.
             tracing::warn!(error = %err, "DynamoDB warm-up failed");
         }
         calls.reset();
+        let mac: Arc<dyn CodeMac> = match &settings.code_key_id {
+            Some(key) => Arc::new(KmsCodeMac::new(kms.clone(), key)),
+            None => Arc::new(Unconfigured("PORTCULLIS_CODE_KEY_ID")),
+        };
+        let sealer: Arc<dyn SecretSealer> = match &settings.data_key_id {
+            Some(key) => Arc::new(KmsSealer::new(kms.clone(), key)),
+            None => Arc::new(Unconfigured("PORTCULLIS_DATA_KEY_ID")),
+        };
+        let signer = SignerSlot {
+            cell: OnceCell::new(),
+            kms: settings.signing_key_id.clone().map(|key| (kms.clone(), key)),
+        };
         let hasher = PasswordHasher::new(settings.argon2)?;
         Ok(Deps {
             stores: Stores::dynamo(dynamo, &settings.table_name),
             settings: Arc::new(settings),
             clock: Arc::new(SystemClock),
             hasher,
+            mac,
+            sealer,
+            signer: Arc::new(signer),
+            notifiers,
             calls,
         })
     }
 
-    /// In-memory wiring for unit/handler tests and in-process benchmarks.
+    /// In-memory wiring for unit/handler tests and in-process benchmarks: memory stores, a
+    /// local HMAC key and P-256 key, a sealer that enforces contexts, no notifiers (tests add
+    /// a [`crate::notifier::RecordingNotifier`]).
     pub fn in_memory(settings: Settings, clock: Arc<dyn Clock>) -> Result<Self, StartupError> {
         let hasher = PasswordHasher::new(settings.argon2)?;
         Ok(Deps {
@@ -69,6 +174,10 @@ impl Deps {
             clock,
             stores: Stores::memory(),
             hasher,
+            mac: Arc::new(LocalCodeMac::random()),
+            sealer: Arc::new(MemorySealer::default()),
+            signer: Arc::new(SignerSlot::ready(Arc::new(LocalSigner::random()))),
+            notifiers: Registry::default(),
             calls: CallCounter::default(),
         })
     }

@@ -18,6 +18,7 @@ pub mod edge;
 pub mod error;
 pub mod identity;
 pub mod metrics;
+pub mod notifier;
 pub mod phone;
 pub mod service;
 pub mod storage;

@@ -8,8 +8,9 @@ use common::{T0, all_stores, unique};
 use portcullis::error::StoreError;
 use portcullis::identity::UserId;
 use portcullis::storage::{
-    ChallengeRecord, ChallengeStatus, Delivery, FactorKind, FactorRecord, FactorStatus,
-    FailureOutcome, LockoutPolicy, UserRecord, UserStatus,
+    AttemptSlot, ChallengePurpose, ChallengeRecord, ChallengeStatus, Delivery, DeliveryRecord,
+    FactorKind, FactorRecord, FactorStatus, FailureOutcome, LockoutPolicy, PendingCode,
+    SendSlot, SessionRecord, Stores, UserRecord, UserStatus,
 };
 
 fn user(id: &UserId) -> UserRecord {
@@ -211,12 +212,17 @@ async fn challenges_expire_on_read_and_are_created_once() {
         let record = ChallengeRecord {
             id_digest: unique("digest"),
             user_id: UserId::parse(&unique("u")).unwrap(),
+            purpose: ChallengePurpose::SignIn,
             status: ChallengeStatus::MfaRequired,
             created_at: T0,
             expires_at: T0.plus_secs(600),
             sends: 2,
-            wrong_tries: 1,
+            attempts: 1,
             password_change_required: true,
+            code: Some(PendingCode { mac: "ab".into(), expires_at: T0.plus_secs(300), factor_id: "f_1".into(), channel: "sms".into() }),
+            completed_at: None,
+            factor_id: Some("f_9".into()),
+            session_id: Some("s_1".into()),
         };
         stores.challenges.create_challenge(&record).await.unwrap();
         assert!(matches!(
@@ -227,5 +233,240 @@ async fn challenges_expire_on_read_and_are_created_once() {
         assert_eq!(c.get_challenge(&record.id_digest, T0.plus_secs(599)).await.unwrap(), Some(record.clone()), "{name}");
         assert_eq!(c.get_challenge(&record.id_digest, T0.plus_secs(600)).await.unwrap(), None, "{name}: expired at its TTL even if the item is still there");
         assert_eq!(c.get_challenge("no-such-digest", T0).await.unwrap(), None);
+    }
+}
+
+fn fresh_challenge() -> ChallengeRecord {
+    ChallengeRecord {
+        id_digest: unique("c"),
+        user_id: UserId::parse(&unique("u")).unwrap(),
+        purpose: ChallengePurpose::SignIn,
+        status: ChallengeStatus::MfaRequired,
+        created_at: T0,
+        expires_at: T0.plus_secs(600),
+        sends: 0,
+        attempts: 0,
+        password_change_required: false,
+        code: None,
+        completed_at: None,
+        factor_id: None,
+        session_id: None,
+    }
+}
+
+fn code(mac: &str) -> PendingCode {
+    PendingCode { mac: mac.into(), expires_at: T0.plus_secs(300), factor_id: "f_1".into(), channel: "sms".into() }
+}
+
+#[tokio::test]
+async fn sends_stop_at_the_limit_even_when_concurrent_and_a_failed_send_is_given_back() {
+    for (name, stores) in all_stores().await {
+        let c = fresh_challenge();
+        let ch = &stores.challenges;
+        ch.create_challenge(&c).await.unwrap();
+        assert_eq!(ch.store_code(&c.id_digest, T0, 5, &code("m1")).await.unwrap(), SendSlot::Reserved { sends: 1 }, "{name}");
+        ch.release_code(&c.id_digest, "not-the-mac").await.unwrap();
+        assert_eq!(ch.get_challenge(&c.id_digest, T0).await.unwrap().unwrap().sends, 1, "{name}: release needs the same code");
+        ch.release_code(&c.id_digest, "m1").await.unwrap();
+        let after = ch.get_challenge(&c.id_digest, T0).await.unwrap().unwrap();
+        assert_eq!((after.sends, after.code), (0, None), "{name}: a failed send neither counts nor leaves a code");
+
+        let mut tasks = Vec::new();
+        for i in 0..9 {
+            let ch = stores.challenges.clone();
+            let d = c.id_digest.clone();
+            tasks.push(tokio::spawn(async move { ch.store_code(&d, T0, 5, &code(&format!("m{i}"))).await.unwrap() }));
+        }
+        let mut reserved = Vec::new();
+        let mut refused = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                SendSlot::Reserved { sends } => reserved.push(sends),
+                SendSlot::LimitReached => refused += 1,
+                SendSlot::Gone => panic!("{name}: not gone"),
+            }
+        }
+        reserved.sort_unstable();
+        assert_eq!(reserved, vec![1, 2, 3, 4, 5], "{name}");
+        assert_eq!(refused, 4, "{name}");
+        assert_eq!(ch.store_code(&c.id_digest, T0.plus_secs(600), 5, &code("x")).await.unwrap(), SendSlot::Gone, "{name}: expired");
+        assert_eq!(ch.store_code("nope", T0, 5, &code("x")).await.unwrap(), SendSlot::Gone, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn attempts_are_counted_before_comparison_and_never_pass_the_limit() {
+    for (name, stores) in all_stores().await {
+        let c = fresh_challenge();
+        let ch = &stores.challenges;
+        ch.create_challenge(&c).await.unwrap();
+        let mut tasks = Vec::new();
+        for _ in 0..8 {
+            let ch = stores.challenges.clone();
+            let d = c.id_digest.clone();
+            tasks.push(tokio::spawn(async move { ch.reserve_attempt(&d, T0, 5).await.unwrap() }));
+        }
+        let mut counts = Vec::new();
+        let mut exhausted = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                AttemptSlot::Reserved(c) => counts.push(c.attempts),
+                AttemptSlot::Exhausted => exhausted += 1,
+                AttemptSlot::Gone => panic!("{name}"),
+            }
+        }
+        counts.sort_unstable();
+        assert_eq!(counts, vec![1, 2, 3, 4, 5], "{name}");
+        assert_eq!(exhausted, 3, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn a_challenge_completes_exactly_once_and_only_with_the_live_code() {
+    for (name, stores) in all_stores().await {
+        let c = fresh_challenge();
+        let ch = &stores.challenges;
+        ch.create_challenge(&c).await.unwrap();
+        ch.store_code(&c.id_digest, T0, 5, &code("m1")).await.unwrap();
+        ch.store_code(&c.id_digest, T0, 5, &code("m2")).await.unwrap();
+        assert!(!ch.complete_challenge(&c.id_digest, T0, Some("m1")).await.unwrap(), "{name}: a resend replaces the old code");
+        let mut tasks = Vec::new();
+        for _ in 0..10 {
+            let ch = stores.challenges.clone();
+            let d = c.id_digest.clone();
+            tasks.push(tokio::spawn(async move { ch.complete_challenge(&d, T0, Some("m2")).await.unwrap() }));
+        }
+        let mut wins = 0;
+        for t in tasks {
+            if t.await.unwrap() {
+                wins += 1;
+            }
+        }
+        assert_eq!(wins, 1, "{name}: single use under concurrency");
+        let done = ch.get_challenge(&c.id_digest, T0).await.unwrap().unwrap();
+        assert!(done.completed_at.is_some() && done.code.is_none(), "{name}");
+        assert_eq!(ch.reserve_attempt(&c.id_digest, T0, 5).await.unwrap(), AttemptSlot::Gone, "{name}");
+        ch.delete_challenge(&c.id_digest).await.unwrap();
+        assert!(ch.get_challenge(&c.id_digest, T0).await.unwrap().is_none());
+    }
+}
+
+async fn session(stores: &Stores) -> SessionRecord {
+    let s = SessionRecord {
+        user_id: UserId::parse(&unique("sess")).unwrap(),
+        session_id: unique("s"),
+        created_at: T0,
+        auth_time: T0,
+        amr: vec!["pwd".into(), "otp".into()],
+        acr: "urn:portcullis:acr:mfa".into(),
+        refresh_digest: "d0".into(),
+        rotated: vec![],
+        last_refresh_at: T0,
+        expires_at: T0.plus_secs(43_200),
+        idle_expires_at: T0.plus_secs(900),
+        revoked: false,
+    };
+    stores.sessions.create_session(&s).await.unwrap();
+    s
+}
+
+#[tokio::test]
+async fn refresh_rotation_wins_once_and_remembers_rotated_digests() {
+    for (name, stores) in all_stores().await {
+        let s = session(&stores).await;
+        assert_eq!(stores.sessions.get_session(&s.user_id, &s.session_id).await.unwrap(), Some(s.clone()), "{name}");
+        let mut tasks = Vec::new();
+        for i in 0..6 {
+            let st = stores.sessions.clone();
+            let (u, id) = (s.user_id.clone(), s.session_id.clone());
+            tasks.push(tokio::spawn(async move {
+                st.rotate_refresh(&u, &id, "d0", &format!("d1-{i}"), T0.plus_secs(60), T0.plus_secs(960)).await.unwrap()
+            }));
+        }
+        let mut wins = 0;
+        for t in tasks {
+            if t.await.unwrap() {
+                wins += 1;
+            }
+        }
+        assert_eq!(wins, 1, "{name}");
+        let after = stores.sessions.get_session(&s.user_id, &s.session_id).await.unwrap().unwrap();
+        assert_eq!(after.rotated, vec!["d0".to_owned()], "{name}");
+        assert!(after.refresh_digest.starts_with("d1-"));
+        assert_eq!(after.idle_expires_at, T0.plus_secs(960));
+        stores.sessions.revoke_session(&s.user_id, &s.session_id).await.unwrap();
+        let digest = after.refresh_digest.clone();
+        assert!(!stores.sessions.rotate_refresh(&s.user_id, &s.session_id, &digest, "d2", T0, T0).await.unwrap(), "{name}: revoked");
+        assert!(stores.sessions.get_session(&s.user_id, &s.session_id).await.unwrap().unwrap().revoked);
+        assert_eq!(stores.sessions.list_sessions(&s.user_id).await.unwrap().len(), 1, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn elevation_updates_auth_time_unless_revoked() {
+    for (name, stores) in all_stores().await {
+        let s = session(&stores).await;
+        stores.sessions.elevate_session(&s.user_id, &s.session_id, T0.plus_secs(100), &["otp".into()], "x").await.unwrap();
+        let e = stores.sessions.get_session(&s.user_id, &s.session_id).await.unwrap().unwrap();
+        assert_eq!((e.auth_time, e.amr, e.acr.as_str()), (T0.plus_secs(100), vec!["otp".to_owned()], "x"), "{name}");
+        stores.sessions.revoke_session(&s.user_id, &s.session_id).await.unwrap();
+        assert!(stores.sessions.elevate_session(&s.user_id, &s.session_id, T0, &[], "x").await.is_err(), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn factor_activation_totp_steps_and_deletion() {
+    for (name, stores) in all_stores().await {
+        let u = UserId::parse(&unique("fa")).unwrap();
+        let totp = FactorRecord {
+            user_id: u.clone(),
+            factor_id: "f_t".into(),
+            kind: FactorKind::Totp { secret_ciphertext: "x".into(), last_used_step: None },
+            status: FactorStatus::Pending,
+            created_at: T0,
+        };
+        let f = &stores.factors;
+        f.create_factor(&totp).await.unwrap();
+        f.activate_factor(&u, "f_t").await.unwrap();
+        assert!(matches!(f.activate_factor(&u, "f_t").await, Err(StoreError::ConditionFailed)), "{name}: once");
+        assert!(matches!(f.activate_factor(&u, "f_none").await, Err(StoreError::ConditionFailed)), "{name}");
+        assert!(f.use_totp_step(&u, "f_t", 100).await.unwrap(), "{name}");
+        assert!(!f.use_totp_step(&u, "f_t", 100).await.unwrap(), "{name}: same step twice");
+        assert!(!f.use_totp_step(&u, "f_t", 99).await.unwrap(), "{name}: older step");
+        assert!(f.use_totp_step(&u, "f_t", 101).await.unwrap(), "{name}");
+        let read = f.get_factor(&u, "f_t").await.unwrap().unwrap();
+        assert_eq!(read.status, FactorStatus::Active);
+        assert!(matches!(read.kind, FactorKind::Totp { last_used_step: Some(101), .. }), "{name}");
+        f.create_factor(&factor(&u, "f_p", 1)).await.unwrap();
+        assert!(!f.use_totp_step(&u, "f_p", 5).await.unwrap(), "{name}: not a TOTP factor");
+        assert!(f.delete_factor(&u, "f_t").await.unwrap(), "{name}");
+        assert!(!f.delete_factor(&u, "f_t").await.unwrap(), "{name}");
+        assert_eq!(f.get_factor(&u, "f_t").await.unwrap(), None);
+    }
+}
+
+#[tokio::test]
+async fn deliveries_are_listed_newest_first_until_they_expire() {
+    for (name, stores) in all_stores().await {
+        let u = UserId::parse(&unique("dl")).unwrap();
+        for (i, at) in [10, 30, 20].iter().enumerate() {
+            stores.deliveries.record_delivery(&DeliveryRecord {
+                user_id: u.clone(),
+                delivery_id: format!("d{i}"),
+                at: T0.plus_secs(*at),
+                channel: "sms".into(),
+                provider: "sns-sms".into(),
+                provider_message_id: Some(format!("m{i}")),
+                outcome: "sent".into(),
+                purpose: "sign_in".into(),
+                to_masked: "***-***-0143".into(),
+                expires_at: T0.plus_secs(1000 + at),
+            }).await.unwrap();
+        }
+        let listed = stores.deliveries.list_deliveries(&u, T0).await.unwrap();
+        let ids: Vec<&str> = listed.iter().map(|d| d.delivery_id.as_str()).collect();
+        assert_eq!(ids, vec!["d1", "d2", "d0"], "{name}");
+        let later = stores.deliveries.list_deliveries(&u, T0.plus_secs(1015)).await.unwrap();
+        assert_eq!(later.len(), 2, "{name}: expired records are not read");
     }
 }

@@ -64,7 +64,7 @@ pub fn key_id_of(key: &VerifyingKey) -> String {
 #[derive(Debug, Clone)]
 pub struct KmsSigner {
     client: Client,
-    key_id: String,
+    kms_key_id: String,
     kid: String,
     public: VerifyingKey,
 }
@@ -83,7 +83,7 @@ impl KmsSigner {
             .ok_or_else(|| StoreError::Unavailable("KMS returned no public key".into()))?;
         let public = VerifyingKey::from_public_key_der(der.as_ref())
             .map_err(|e| StoreError::Corrupt(format!("signing key is not P-256: {e}")))?;
-        Ok(KmsSigner { client, key_id: key_id.to_owned(), kid: key_id_of(&public), public })
+        Ok(KmsSigner { client, kms_key_id: key_id.to_owned(), kid: key_id_of(&public), public })
     }
 }
 
@@ -101,7 +101,7 @@ impl TokenSigner for KmsSigner {
         let out = self
             .client
             .sign()
-            .key_id(&self.key_id)
+            .key_id(&self.kms_key_id)
             .message(Blob::new(message))
             .message_type(MessageType::Raw)
             .signing_algorithm(SigningAlgorithmSpec::EcdsaSha256)

@@ -158,9 +158,11 @@ impl SecretSealer for KmsSealer {
 
 /// In-memory stand-in for KMS encryption (tests only): keeps plaintexts in a map under random
 /// handles and enforces the context, as KMS does. It is a key store, not a cipher.
+type Sealed = (HashMap<String, String>, Zeroizing<Vec<u8>>);
+
 #[derive(Default)]
 pub struct MemorySealer {
-    sealed: Mutex<HashMap<String, (HashMap<String, String>, Zeroizing<Vec<u8>>)>>,
+    sealed: Mutex<HashMap<String, Sealed>>,
 }
 
 impl std::fmt::Debug for MemorySealer {

@@ -5,6 +5,7 @@ pub mod jwt;
 pub mod keyed;
 pub mod password;
 pub mod secret;
+pub mod totp;
 
 pub use password::{PasswordCheck, PasswordHasher};
 pub use secret::SecretString;

@@ -1,4 +1,8 @@
 //! One module per use case. Services take [`crate::Deps`] and plain inputs, return plain
 //! outputs or an [`crate::ApiError`]; they know nothing of HTTP or Lambda.
 
+pub mod codes;
+pub mod complete;
+pub mod factors;
 pub mod sign_in;
+pub mod tokens;

@@ -21,7 +21,7 @@ use crate::edge::RequestMeta;
 use crate::error::{ApiError, StoreError};
 use crate::identity::UserId;
 use crate::storage::{
-    ChallengeRecord, ChallengeStatus, Delivery, FactorKind, FactorRecord, FactorStatus,
+    ChallengePurpose, ChallengeRecord, ChallengeStatus, Delivery, FactorKind, FactorRecord, FactorStatus,
     FailureOutcome, LockoutPolicy, UserRecord, UserStatus,
 };
 
@@ -194,12 +194,17 @@ async fn open_challenge(
     let record = ChallengeRecord {
         id_digest: token_digest(&challenge_id),
         user_id: user.user_id.clone(),
+        purpose: ChallengePurpose::SignIn,
         status,
         created_at: now,
         expires_at: now.plus_secs(ttl),
         sends: 0,
-        wrong_tries: 0,
+        attempts: 0,
         password_change_required: user.must_change_password,
+        code: None,
+        completed_at: None,
+        factor_id: None,
+        session_id: None,
     };
     deps.stores.challenges.create_challenge(&record).await?;
     tracing::info!(event = "challenge_opened", status = status.as_str(), "password accepted");

@@ -10,9 +10,10 @@ use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::keys::{self, PK, SK, TTL};
 use super::{
-    ChallengeRecord, ChallengeStatus, ChallengeStore, Delivery, FactorKind, FactorRecord,
-    FactorStatus, FactorStore, FailureOutcome, LockoutPolicy, LockoutStore, UserRecord,
-    UserStatus, UserStore,
+    AttemptSlot, ChallengePurpose, ChallengeRecord, ChallengeStatus, ChallengeStore, Delivery,
+    DeliveryRecord, DeliveryStore, FactorKind, FactorRecord, FactorStatus, FactorStore,
+    FailureOutcome, LockoutPolicy, LockoutStore, PendingCode, SendSlot, SessionRecord,
+    SessionStore, UserRecord, UserStatus, UserStore,
 };
 use crate::clock::UnixTime;
 use crate::error::StoreError;
@@ -51,6 +52,64 @@ impl DynamoStore {
             .await
             .map_err(unavailable)?;
         Ok(out.item)
+    }
+
+    fn update(&self, (pk, sk): (String, String)) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        self.client.update_item().table_name(&self.table).key(PK, s(&pk)).key(SK, s(&sk))
+    }
+
+    /// Runs a conditional update: `Ok(true)` if it applied, `Ok(false)` if the condition lost.
+    async fn conditional(
+        &self,
+        update: aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder,
+    ) -> Result<bool, StoreError> {
+        match update.send().await.map_err(condition_or_unavailable) {
+            Ok(_) => Ok(true),
+            Err(StoreError::ConditionFailed) => Ok(false),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// Every item of a partition whose sort key starts with `prefix` (all pages).
+    async fn query_prefix(&self, pk: &str, prefix: &str, newest_first: bool) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+                .expression_attribute_names("#pk", PK)
+                .expression_attribute_names("#sk", SK)
+                .expression_attribute_values(":pk", s(pk))
+                .expression_attribute_values(":prefix", s(prefix))
+                .consistent_read(true)
+                .scan_index_forward(!newest_first)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(unavailable)?;
+            items.extend(out.items.unwrap_or_default());
+            match out.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(items),
+            }
+        }
+    }
+
+    async fn delete(&self, (pk, sk): (String, String)) -> Result<bool, StoreError> {
+        let out = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key(PK, s(&pk))
+            .key(SK, s(&sk))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(out.attributes.is_some_and(|a| !a.is_empty()))
     }
 
     async fn put_new(&self, item: Item) -> Result<(), StoreError> {
@@ -214,6 +273,16 @@ impl UserStore for DynamoStore {
 
     async fn get_user(&self, user_id: &UserId) -> Result<Option<UserRecord>, StoreError> {
         self.get(keys::user(user_id)).await?.as_ref().map(user_from_item).transpose()
+    }
+
+    async fn record_sign_in(&self, user_id: &UserId, at: UnixTime) -> Result<(), StoreError> {
+        let update = self
+            .update(keys::user(user_id))
+            .update_expression("SET last_sign_in_at = :at")
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_values(":at", n(at.secs()));
+        self.conditional(update).await.map(|_| ())
     }
 
     async fn replace_password_hash(
@@ -401,33 +470,54 @@ impl FactorStore for DynamoStore {
 
     async fn list_factors(&self, user_id: &UserId) -> Result<Vec<FactorRecord>, StoreError> {
         let (pk, _) = keys::user(user_id);
-        let mut factors = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
-                .expression_attribute_names("#pk", PK)
-                .expression_attribute_names("#sk", SK)
-                .expression_attribute_values(":pk", s(&pk))
-                .expression_attribute_values(":prefix", s(keys::factor_prefix()))
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(unavailable)?;
-            for item in out.items() {
-                factors.push(factor_from_item(item)?);
-            }
-            match out.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => break,
-            }
-        }
+        let mut factors = self
+            .query_prefix(&pk, keys::factor_prefix(), false)
+            .await?
+            .iter()
+            .map(factor_from_item)
+            .collect::<Result<Vec<_>, _>>()?;
         factors.sort_by(|a, b| (a.created_at, &a.factor_id).cmp(&(b.created_at, &b.factor_id)));
         Ok(factors)
+    }
+
+    async fn get_factor(
+        &self,
+        user_id: &UserId,
+        factor_id: &str,
+    ) -> Result<Option<FactorRecord>, StoreError> {
+        self.get(keys::factor(user_id, factor_id)).await?.as_ref().map(factor_from_item).transpose()
+    }
+
+    async fn activate_factor(&self, user_id: &UserId, factor_id: &str) -> Result<(), StoreError> {
+        let update = self
+            .update(keys::factor(user_id, factor_id))
+            .update_expression("SET #status = :active")
+            .condition_expression("#status = :pending")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":active", s(FactorStatus::Active.as_str()))
+            .expression_attribute_values(":pending", s(FactorStatus::Pending.as_str()));
+        if self.conditional(update).await? { Ok(()) } else { Err(StoreError::ConditionFailed) }
+    }
+
+    async fn use_totp_step(
+        &self,
+        user_id: &UserId,
+        factor_id: &str,
+        step: i64,
+    ) -> Result<bool, StoreError> {
+        let update = self
+            .update(keys::factor(user_id, factor_id))
+            .update_expression("SET last_used_step = :step")
+            .condition_expression(
+                "kind = :totp AND (attribute_not_exists(last_used_step) OR last_used_step < :step)",
+            )
+            .expression_attribute_values(":step", n(step))
+            .expression_attribute_values(":totp", s("totp"));
+        self.conditional(update).await
+    }
+
+    async fn delete_factor(&self, user_id: &UserId, factor_id: &str) -> Result<bool, StoreError> {
+        self.delete(keys::factor(user_id, factor_id)).await
     }
 }
 
@@ -438,29 +528,65 @@ fn challenge_to_item(c: &ChallengeRecord) -> Item {
     item.insert("entity".into(), s("challenge"));
     item.insert("id_digest".into(), s(&c.id_digest));
     item.insert("user_id".into(), s(c.user_id.as_str()));
+    item.insert("purpose".into(), s(c.purpose.as_str()));
     item.insert("status".into(), s(c.status.as_str()));
     item.insert("created_at".into(), n(c.created_at.secs()));
     item.insert(TTL.into(), n(c.expires_at.secs()));
     item.insert("sends".into(), n(i64::from(c.sends)));
-    item.insert("wrong_tries".into(), n(i64::from(c.wrong_tries)));
+    item.insert("attempts".into(), n(i64::from(c.attempts)));
     item.insert(
         "password_change_required".into(),
         AttributeValue::Bool(c.password_change_required),
     );
+    if let Some(code) = &c.code {
+        item.insert("code_mac".into(), s(&code.mac));
+        item.insert("code_expires_at".into(), n(code.expires_at.secs()));
+        item.insert("code_factor_id".into(), s(&code.factor_id));
+        item.insert("code_channel".into(), s(&code.channel));
+    }
+    put_opt_n(&mut item, "completed_at", c.completed_at.map(UnixTime::secs));
+    put_opt_s(&mut item, "factor_id", c.factor_id.as_deref());
+    put_opt_s(&mut item, "session_id", c.session_id.as_deref());
     item
 }
 
 fn challenge_from_item(item: &Item) -> Result<ChallengeRecord, StoreError> {
+    let code = match opt_s(item, "code_mac")? {
+        Some(mac) => Some(PendingCode {
+            mac,
+            expires_at: UnixTime(get_n(item, "code_expires_at")?),
+            factor_id: get_s(item, "code_factor_id")?,
+            channel: get_s(item, "code_channel")?,
+        }),
+        None => None,
+    };
     Ok(ChallengeRecord {
         id_digest: get_s(item, "id_digest")?,
         user_id: UserId::from_stored(get_s(item, "user_id")?),
+        purpose: ChallengePurpose::parse(&get_s(item, "purpose")?)?,
         status: ChallengeStatus::parse(&get_s(item, "status")?)?,
         created_at: UnixTime(get_n(item, "created_at")?),
         expires_at: UnixTime(get_n(item, TTL)?),
         sends: get_u32(item, "sends")?,
-        wrong_tries: get_u32(item, "wrong_tries")?,
+        attempts: get_u32(item, "attempts")?,
         password_change_required: get_bool(item, "password_change_required")?,
+        code,
+        completed_at: opt_n(item, "completed_at")?.map(UnixTime),
+        factor_id: opt_s(item, "factor_id")?,
+        session_id: opt_s(item, "session_id")?,
     })
+}
+
+const LIVE_AND_OPEN: &str = "#ttl > :now AND attribute_not_exists(completed_at)";
+
+impl DynamoStore {
+    /// After a lost condition on a challenge: was it gone (expired/completed/unknown)?
+    async fn challenge_gone(&self, id_digest: &str, now: UnixTime) -> Result<bool, StoreError> {
+        Ok(match self.get(keys::challenge(id_digest)).await? {
+            Some(item) => !live(&item, now)? || opt_n(&item, "completed_at")?.is_some(),
+            None => true,
+        })
+    }
 }
 
 #[async_trait]
@@ -478,5 +604,288 @@ impl ChallengeStore for DynamoStore {
             Some(item) if live(&item, now)? => challenge_from_item(&item).map(Some),
             _ => Ok(None),
         }
+    }
+
+    async fn store_code(
+        &self,
+        id_digest: &str,
+        now: UnixTime,
+        max_sends: u32,
+        code: &PendingCode,
+    ) -> Result<SendSlot, StoreError> {
+        let result = self
+            .update(keys::challenge(id_digest))
+            .update_expression(
+                "SET code_mac = :mac, code_expires_at = :exp, code_factor_id = :fid, code_channel = :ch ADD sends :one",
+            )
+            .condition_expression(format!("{LIVE_AND_OPEN} AND sends < :max"))
+            .expression_attribute_names("#ttl", TTL)
+            .expression_attribute_values(":now", n(now.secs()))
+            .expression_attribute_values(":max", n(i64::from(max_sends)))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":mac", s(&code.mac))
+            .expression_attribute_values(":exp", n(code.expires_at.secs()))
+            .expression_attribute_values(":fid", s(&code.factor_id))
+            .expression_attribute_values(":ch", s(&code.channel))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
+            .send()
+            .await
+            .map_err(condition_or_unavailable);
+        match result {
+            Ok(out) => {
+                let attrs = out.attributes.unwrap_or_default();
+                Ok(SendSlot::Reserved { sends: get_u32(&attrs, "sends")? })
+            }
+            Err(StoreError::ConditionFailed) => Ok(if self.challenge_gone(id_digest, now).await? {
+                SendSlot::Gone
+            } else {
+                SendSlot::LimitReached
+            }),
+            Err(other) => Err(other),
+        }
+    }
+
+    async fn release_code(&self, id_digest: &str, mac: &str) -> Result<(), StoreError> {
+        let update = self
+            .update(keys::challenge(id_digest))
+            .update_expression(
+                "SET sends = sends - :one REMOVE code_mac, code_expires_at, code_factor_id, code_channel",
+            )
+            .condition_expression("code_mac = :mac AND sends >= :one")
+            .expression_attribute_values(":mac", s(mac))
+            .expression_attribute_values(":one", n(1));
+        self.conditional(update).await.map(|_| ())
+    }
+
+    async fn reserve_attempt(
+        &self,
+        id_digest: &str,
+        now: UnixTime,
+        max_attempts: u32,
+    ) -> Result<AttemptSlot, StoreError> {
+        let result = self
+            .update(keys::challenge(id_digest))
+            .update_expression("ADD attempts :one")
+            .condition_expression(format!("{LIVE_AND_OPEN} AND attempts < :max"))
+            .expression_attribute_names("#ttl", TTL)
+            .expression_attribute_values(":now", n(now.secs()))
+            .expression_attribute_values(":max", n(i64::from(max_attempts)))
+            .expression_attribute_values(":one", n(1))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
+            .send()
+            .await
+            .map_err(condition_or_unavailable);
+        match result {
+            Ok(out) => Ok(AttemptSlot::Reserved(Box::new(challenge_from_item(
+                &out.attributes.unwrap_or_default(),
+            )?))),
+            Err(StoreError::ConditionFailed) => Ok(if self.challenge_gone(id_digest, now).await? {
+                AttemptSlot::Gone
+            } else {
+                AttemptSlot::Exhausted
+            }),
+            Err(other) => Err(other),
+        }
+    }
+
+    async fn complete_challenge(
+        &self,
+        id_digest: &str,
+        now: UnixTime,
+        expected_mac: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let mut update = self
+            .update(keys::challenge(id_digest))
+            .update_expression(
+                "SET completed_at = :now REMOVE code_mac, code_expires_at, code_factor_id, code_channel",
+            )
+            .expression_attribute_names("#ttl", TTL)
+            .expression_attribute_values(":now", n(now.secs()));
+        update = match expected_mac {
+            Some(mac) => update
+                .condition_expression(format!("{LIVE_AND_OPEN} AND code_mac = :mac"))
+                .expression_attribute_values(":mac", s(mac)),
+            None => update.condition_expression(LIVE_AND_OPEN),
+        };
+        self.conditional(update).await
+    }
+
+    async fn delete_challenge(&self, id_digest: &str) -> Result<(), StoreError> {
+        self.delete(keys::challenge(id_digest)).await.map(|_| ())
+    }
+}
+
+// ---- sessions -------------------------------------------------------------------------------
+
+fn string_list(values: &[String]) -> AttributeValue {
+    AttributeValue::L(values.iter().map(|v| s(v)).collect())
+}
+
+fn session_to_item(x: &SessionRecord) -> Item {
+    let mut item = key_item(keys::session(&x.user_id, &x.session_id));
+    item.insert("entity".into(), s("session"));
+    item.insert("user_id".into(), s(x.user_id.as_str()));
+    item.insert("session_id".into(), s(&x.session_id));
+    item.insert("created_at".into(), n(x.created_at.secs()));
+    item.insert("auth_time".into(), n(x.auth_time.secs()));
+    item.insert("amr".into(), string_list(&x.amr));
+    item.insert("acr".into(), s(&x.acr));
+    item.insert("refresh_digest".into(), s(&x.refresh_digest));
+    item.insert("rotated".into(), string_list(&x.rotated));
+    item.insert("last_refresh_at".into(), n(x.last_refresh_at.secs()));
+    item.insert("expires_at".into(), n(x.expires_at.secs()));
+    item.insert("idle_expires_at".into(), n(x.idle_expires_at.secs()));
+    item.insert("revoked".into(), AttributeValue::Bool(x.revoked));
+    // Deleted by TTL after its absolute end (reads check the limits themselves).
+    item.insert(TTL.into(), n(x.expires_at.secs()));
+    item
+}
+
+fn session_from_item(item: &Item) -> Result<SessionRecord, StoreError> {
+    Ok(SessionRecord {
+        user_id: UserId::from_stored(get_s(item, "user_id")?),
+        session_id: get_s(item, "session_id")?,
+        created_at: UnixTime(get_n(item, "created_at")?),
+        auth_time: UnixTime(get_n(item, "auth_time")?),
+        amr: get_string_list(item, "amr")?,
+        acr: get_s(item, "acr")?,
+        refresh_digest: get_s(item, "refresh_digest")?,
+        rotated: get_string_list(item, "rotated")?,
+        last_refresh_at: UnixTime(get_n(item, "last_refresh_at")?),
+        expires_at: UnixTime(get_n(item, "expires_at")?),
+        idle_expires_at: UnixTime(get_n(item, "idle_expires_at")?),
+        revoked: get_bool(item, "revoked")?,
+    })
+}
+
+#[async_trait]
+impl SessionStore for DynamoStore {
+    async fn create_session(&self, session: &SessionRecord) -> Result<(), StoreError> {
+        self.put_new(session_to_item(session)).await
+    }
+
+    async fn get_session(
+        &self,
+        user_id: &UserId,
+        session_id: &str,
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        self.get(keys::session(user_id, session_id)).await?.as_ref().map(session_from_item).transpose()
+    }
+
+    async fn rotate_refresh(
+        &self,
+        user_id: &UserId,
+        session_id: &str,
+        old_digest: &str,
+        new_digest: &str,
+        now: UnixTime,
+        idle_expires_at: UnixTime,
+    ) -> Result<bool, StoreError> {
+        let update = self
+            .update(keys::session(user_id, session_id))
+            .update_expression(
+                "SET refresh_digest = :new, rotated = list_append(rotated, :old_list), last_refresh_at = :now, idle_expires_at = :idle",
+            )
+            .condition_expression("refresh_digest = :old AND revoked = :false")
+            .expression_attribute_values(":new", s(new_digest))
+            .expression_attribute_values(":old", s(old_digest))
+            .expression_attribute_values(":old_list", string_list(&[old_digest.to_owned()]))
+            .expression_attribute_values(":now", n(now.secs()))
+            .expression_attribute_values(":idle", n(idle_expires_at.secs()))
+            .expression_attribute_values(":false", AttributeValue::Bool(false));
+        self.conditional(update).await
+    }
+
+    async fn revoke_session(&self, user_id: &UserId, session_id: &str) -> Result<(), StoreError> {
+        let update = self
+            .update(keys::session(user_id, session_id))
+            .update_expression("SET revoked = :true")
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_values(":true", AttributeValue::Bool(true));
+        self.conditional(update).await.map(|_| ())
+    }
+
+    async fn list_sessions(&self, user_id: &UserId) -> Result<Vec<SessionRecord>, StoreError> {
+        let (pk, _) = keys::user(user_id);
+        self.query_prefix(&pk, keys::session_prefix(), false)
+            .await?
+            .iter()
+            .map(session_from_item)
+            .collect()
+    }
+
+    async fn elevate_session(
+        &self,
+        user_id: &UserId,
+        session_id: &str,
+        auth_time: UnixTime,
+        amr: &[String],
+        acr: &str,
+    ) -> Result<(), StoreError> {
+        let update = self
+            .update(keys::session(user_id, session_id))
+            .update_expression("SET auth_time = :at, amr = :amr, acr = :acr")
+            .condition_expression("revoked = :false")
+            .expression_attribute_values(":at", n(auth_time.secs()))
+            .expression_attribute_values(":amr", string_list(amr))
+            .expression_attribute_values(":acr", s(acr))
+            .expression_attribute_values(":false", AttributeValue::Bool(false));
+        if self.conditional(update).await? { Ok(()) } else { Err(StoreError::ConditionFailed) }
+    }
+}
+
+// ---- deliveries -----------------------------------------------------------------------------
+
+fn delivery_to_item(d: &DeliveryRecord) -> Item {
+    let mut item = key_item(keys::delivery(&d.user_id, d.at.secs(), &d.delivery_id));
+    item.insert("entity".into(), s("delivery"));
+    item.insert("user_id".into(), s(d.user_id.as_str()));
+    item.insert("delivery_id".into(), s(&d.delivery_id));
+    item.insert("at".into(), n(d.at.secs()));
+    item.insert("channel".into(), s(&d.channel));
+    item.insert("provider".into(), s(&d.provider));
+    put_opt_s(&mut item, "provider_message_id", d.provider_message_id.as_deref());
+    item.insert("outcome".into(), s(&d.outcome));
+    item.insert("purpose".into(), s(&d.purpose));
+    item.insert("to_masked".into(), s(&d.to_masked));
+    item.insert(TTL.into(), n(d.expires_at.secs()));
+    item
+}
+
+fn delivery_from_item(item: &Item) -> Result<DeliveryRecord, StoreError> {
+    Ok(DeliveryRecord {
+        user_id: UserId::from_stored(get_s(item, "user_id")?),
+        delivery_id: get_s(item, "delivery_id")?,
+        at: UnixTime(get_n(item, "at")?),
+        channel: get_s(item, "channel")?,
+        provider: get_s(item, "provider")?,
+        provider_message_id: opt_s(item, "provider_message_id")?,
+        outcome: get_s(item, "outcome")?,
+        purpose: get_s(item, "purpose")?,
+        to_masked: get_s(item, "to_masked")?,
+        expires_at: UnixTime(get_n(item, TTL)?),
+    })
+}
+
+#[async_trait]
+impl DeliveryStore for DynamoStore {
+    async fn record_delivery(&self, delivery: &DeliveryRecord) -> Result<(), StoreError> {
+        self.put_new(delivery_to_item(delivery)).await
+    }
+
+    async fn list_deliveries(
+        &self,
+        user_id: &UserId,
+        now: UnixTime,
+    ) -> Result<Vec<DeliveryRecord>, StoreError> {
+        let (pk, _) = keys::user(user_id);
+        let mut out = Vec::new();
+        for item in self.query_prefix(&pk, keys::delivery_prefix(), true).await? {
+            if live(&item, now)? {
+                out.push(delivery_from_item(&item)?);
+            }
+        }
+        Ok(out)
     }
 }

@@ -27,6 +27,23 @@ pub fn challenge(id_digest: &str) -> (String, String) {
     (format!("CHALLENGE#{id_digest}"), "CHALLENGE".to_owned())
 }
 
+pub fn session(user_id: &UserId, session_id: &str) -> (String, String) {
+    (format!("USER#{user_id}"), format!("SESSION#{session_id}"))
+}
+
+pub fn session_prefix() -> &'static str {
+    "SESSION#"
+}
+
+/// Deliveries sort by time within a user: `DELIVERY#<zero-padded epoch>#<id>`.
+pub fn delivery(user_id: &UserId, at: i64, delivery_id: &str) -> (String, String) {
+    (format!("USER#{user_id}"), format!("DELIVERY#{at:012}#{delivery_id}"))
+}
+
+pub fn delivery_prefix() -> &'static str {
+    "DELIVERY#"
+}
+
 /// An item no entity uses: read once at cold start to open the connection to DynamoDB.
 pub fn warmup() -> (String, String) {
     ("WARMUP".to_owned(), "WARMUP".to_owned())

@@ -7,8 +7,9 @@ use std::sync::{Mutex, MutexGuard};
 use async_trait::async_trait;
 
 use super::{
-    ChallengeRecord, ChallengeStore, FactorRecord, FactorStore, FailureOutcome, LockoutPolicy,
-    LockoutStore, UserRecord, UserStore,
+    AttemptSlot, ChallengeRecord, ChallengeStore, DeliveryRecord, DeliveryStore, FactorKind,
+    FactorRecord, FactorStatus, FactorStore, FailureOutcome, LockoutPolicy, LockoutStore,
+    PendingCode, SendSlot, SessionRecord, SessionStore, UserRecord, UserStore,
 };
 use crate::clock::UnixTime;
 use crate::error::StoreError;
@@ -28,6 +29,8 @@ struct State {
     factors: Vec<FactorRecord>,
     lockouts: HashMap<String, FailureCounter>,
     challenges: HashMap<String, ChallengeRecord>,
+    sessions: HashMap<(UserId, String), SessionRecord>,
+    deliveries: Vec<DeliveryRecord>,
 }
 
 #[derive(Debug, Default)]
@@ -54,6 +57,13 @@ impl UserStore for MemoryStore {
 
     async fn get_user(&self, user_id: &UserId) -> Result<Option<UserRecord>, StoreError> {
         Ok(self.state()?.users.get(user_id).cloned())
+    }
+
+    async fn record_sign_in(&self, user_id: &UserId, at: UnixTime) -> Result<(), StoreError> {
+        if let Some(user) = self.state()?.users.get_mut(user_id) {
+            user.last_sign_in_at = Some(at);
+        }
+        Ok(())
     }
 
     async fn replace_password_hash(
@@ -149,6 +159,56 @@ impl FactorStore for MemoryStore {
         });
         Ok(factors)
     }
+
+    async fn get_factor(
+        &self,
+        user_id: &UserId,
+        factor_id: &str,
+    ) -> Result<Option<FactorRecord>, StoreError> {
+        Ok(self
+            .state()?
+            .factors
+            .iter()
+            .find(|f| &f.user_id == user_id && f.factor_id == factor_id)
+            .cloned())
+    }
+
+    async fn activate_factor(&self, user_id: &UserId, factor_id: &str) -> Result<(), StoreError> {
+        let mut state = self.state()?;
+        match state.factors.iter_mut().find(|f| &f.user_id == user_id && f.factor_id == factor_id) {
+            Some(f) if f.status == FactorStatus::Pending => {
+                f.status = FactorStatus::Active;
+                Ok(())
+            }
+            _ => Err(StoreError::ConditionFailed),
+        }
+    }
+
+    async fn use_totp_step(
+        &self,
+        user_id: &UserId,
+        factor_id: &str,
+        step: i64,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.state()?;
+        let Some(f) = state.factors.iter_mut().find(|f| &f.user_id == user_id && f.factor_id == factor_id) else {
+            return Ok(false);
+        };
+        match &mut f.kind {
+            FactorKind::Totp { last_used_step, .. } if last_used_step.is_none_or(|last| last < step) => {
+                *last_used_step = Some(step);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn delete_factor(&self, user_id: &UserId, factor_id: &str) -> Result<bool, StoreError> {
+        let mut state = self.state()?;
+        let before = state.factors.len();
+        state.factors.retain(|f| !(&f.user_id == user_id && f.factor_id == factor_id));
+        Ok(state.factors.len() != before)
+    }
 }
 
 #[async_trait]
@@ -168,5 +228,198 @@ impl ChallengeStore for MemoryStore {
         now: UnixTime,
     ) -> Result<Option<ChallengeRecord>, StoreError> {
         Ok(self.state()?.challenges.get(id_digest).filter(|c| c.expires_at > now).cloned())
+    }
+
+    async fn store_code(
+        &self,
+        id_digest: &str,
+        now: UnixTime,
+        max_sends: u32,
+        code: &PendingCode,
+    ) -> Result<SendSlot, StoreError> {
+        let mut state = self.state()?;
+        let Some(c) = state
+            .challenges
+            .get_mut(id_digest)
+            .filter(|c| c.expires_at > now && c.completed_at.is_none())
+        else {
+            return Ok(SendSlot::Gone);
+        };
+        if c.sends >= max_sends {
+            return Ok(SendSlot::LimitReached);
+        }
+        c.sends += 1;
+        c.code = Some(code.clone());
+        Ok(SendSlot::Reserved { sends: c.sends })
+    }
+
+    async fn release_code(&self, id_digest: &str, mac: &str) -> Result<(), StoreError> {
+        let mut state = self.state()?;
+        if let Some(c) = state.challenges.get_mut(id_digest)
+            && c.code.as_ref().is_some_and(|code| code.mac == mac)
+        {
+            c.code = None;
+            c.sends = c.sends.saturating_sub(1);
+        }
+        Ok(())
+    }
+
+    async fn reserve_attempt(
+        &self,
+        id_digest: &str,
+        now: UnixTime,
+        max_attempts: u32,
+    ) -> Result<AttemptSlot, StoreError> {
+        let mut state = self.state()?;
+        let Some(c) = state
+            .challenges
+            .get_mut(id_digest)
+            .filter(|c| c.expires_at > now && c.completed_at.is_none())
+        else {
+            return Ok(AttemptSlot::Gone);
+        };
+        if c.attempts >= max_attempts {
+            return Ok(AttemptSlot::Exhausted);
+        }
+        c.attempts += 1;
+        Ok(AttemptSlot::Reserved(Box::new(c.clone())))
+    }
+
+    async fn complete_challenge(
+        &self,
+        id_digest: &str,
+        now: UnixTime,
+        expected_mac: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.state()?;
+        let Some(c) = state
+            .challenges
+            .get_mut(id_digest)
+            .filter(|c| c.expires_at > now && c.completed_at.is_none())
+        else {
+            return Ok(false);
+        };
+        if let Some(mac) = expected_mac
+            && c.code.as_ref().is_none_or(|code| code.mac != mac)
+        {
+            return Ok(false);
+        }
+        c.completed_at = Some(now);
+        c.code = None;
+        Ok(true)
+    }
+
+    async fn delete_challenge(&self, id_digest: &str) -> Result<(), StoreError> {
+        self.state()?.challenges.remove(id_digest);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl SessionStore for MemoryStore {
+    async fn create_session(&self, session: &SessionRecord) -> Result<(), StoreError> {
+        let mut state = self.state()?;
+        let key = (session.user_id.clone(), session.session_id.clone());
+        if state.sessions.contains_key(&key) {
+            return Err(StoreError::ConditionFailed);
+        }
+        state.sessions.insert(key, session.clone());
+        Ok(())
+    }
+
+    async fn get_session(
+        &self,
+        user_id: &UserId,
+        session_id: &str,
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        Ok(self.state()?.sessions.get(&(user_id.clone(), session_id.to_owned())).cloned())
+    }
+
+    async fn rotate_refresh(
+        &self,
+        user_id: &UserId,
+        session_id: &str,
+        old_digest: &str,
+        new_digest: &str,
+        now: UnixTime,
+        idle_expires_at: UnixTime,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.state()?;
+        match state.sessions.get_mut(&(user_id.clone(), session_id.to_owned())) {
+            Some(s) if !s.revoked && s.refresh_digest == old_digest => {
+                s.rotated.push(old_digest.to_owned());
+                s.refresh_digest = new_digest.to_owned();
+                s.last_refresh_at = now;
+                s.idle_expires_at = idle_expires_at;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn revoke_session(&self, user_id: &UserId, session_id: &str) -> Result<(), StoreError> {
+        if let Some(s) = self.state()?.sessions.get_mut(&(user_id.clone(), session_id.to_owned())) {
+            s.revoked = true;
+        }
+        Ok(())
+    }
+
+    async fn list_sessions(&self, user_id: &UserId) -> Result<Vec<SessionRecord>, StoreError> {
+        let mut sessions: Vec<SessionRecord> = self
+            .state()?
+            .sessions
+            .values()
+            .filter(|s| &s.user_id == user_id)
+            .cloned()
+            .collect();
+        sessions.sort_by(|a, b| a.session_id.cmp(&b.session_id));
+        Ok(sessions)
+    }
+
+    async fn elevate_session(
+        &self,
+        user_id: &UserId,
+        session_id: &str,
+        auth_time: UnixTime,
+        amr: &[String],
+        acr: &str,
+    ) -> Result<(), StoreError> {
+        match self.state()?.sessions.get_mut(&(user_id.clone(), session_id.to_owned())) {
+            Some(s) if !s.revoked => {
+                s.auth_time = auth_time;
+                s.amr = amr.to_vec();
+                s.acr = acr.to_owned();
+                Ok(())
+            }
+            _ => Err(StoreError::ConditionFailed),
+        }
+    }
+}
+
+#[async_trait]
+impl DeliveryStore for MemoryStore {
+    async fn record_delivery(&self, delivery: &DeliveryRecord) -> Result<(), StoreError> {
+        let mut state = self.state()?;
+        if state.deliveries.iter().any(|d| d.user_id == delivery.user_id && d.delivery_id == delivery.delivery_id) {
+            return Err(StoreError::ConditionFailed);
+        }
+        state.deliveries.push(delivery.clone());
+        Ok(())
+    }
+
+    async fn list_deliveries(
+        &self,
+        user_id: &UserId,
+        now: UnixTime,
+    ) -> Result<Vec<DeliveryRecord>, StoreError> {
+        let mut out: Vec<DeliveryRecord> = self
+            .state()?
+            .deliveries
+            .iter()
+            .filter(|d| &d.user_id == user_id && d.expires_at > now)
+            .cloned()
+            .collect();
+        out.sort_by(|a, b| (b.at, &b.delivery_id).cmp(&(a.at, &a.delivery_id)));
+        Ok(out)
     }
 }

@@ -66,6 +66,8 @@ pub trait UserStore: Send + Sync {
     /// Creates a user; `ConditionFailed` if the user ID is taken.
     async fn create_user(&self, user: &UserRecord) -> Result<(), StoreError>;
     async fn get_user(&self, user_id: &UserId) -> Result<Option<UserRecord>, StoreError>;
+    /// Records a completed sign-in (for the inactive-ID sweep).
+    async fn record_sign_in(&self, user_id: &UserId, at: UnixTime) -> Result<(), StoreError>;
     /// Replaces the password hash only if it is still `expected` (rehash on parameter upgrade
     /// must not overwrite a password changed in between): `ConditionFailed` otherwise.
     async fn replace_password_hash(
@@ -193,6 +195,23 @@ pub trait FactorStore: Send + Sync {
     async fn create_factor(&self, factor: &FactorRecord) -> Result<(), StoreError>;
     /// All factors of a user (pending and active), oldest first.
     async fn list_factors(&self, user_id: &UserId) -> Result<Vec<FactorRecord>, StoreError>;
+    async fn get_factor(
+        &self,
+        user_id: &UserId,
+        factor_id: &str,
+    ) -> Result<Option<FactorRecord>, StoreError>;
+    /// Pending → active, once: `ConditionFailed` if it is not pending (or does not exist).
+    async fn activate_factor(&self, user_id: &UserId, factor_id: &str) -> Result<(), StoreError>;
+    /// Records the TOTP time step just accepted, only if it is later than the last one:
+    /// `false` means the code was already used (SPEC §4: never accepted twice).
+    async fn use_totp_step(
+        &self,
+        user_id: &UserId,
+        factor_id: &str,
+        step: i64,
+    ) -> Result<bool, StoreError>;
+    /// Removes a factor; `false` if there was none.
+    async fn delete_factor(&self, user_id: &UserId, factor_id: &str) -> Result<bool, StoreError>;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -221,33 +240,212 @@ impl ChallengeStatus {
     }
 }
 
-/// A sign-in (or step-up) challenge. Stored under the SHA-256 of its id: the id is a bearer
-/// secret for the next steps, so a table read does not hand it out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChallengePurpose {
+    /// The second step of a sign-in.
+    SignIn,
+    /// A fresh proof for a sensitive action inside an existing session.
+    StepUp,
+    /// Proving a newly enrolled factor from a signed-in session.
+    Enrolment,
+}
+
+impl ChallengePurpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChallengePurpose::SignIn => "sign_in",
+            ChallengePurpose::StepUp => "step_up",
+            ChallengePurpose::Enrolment => "enrolment",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self, StoreError> {
+        match s {
+            "sign_in" => Ok(ChallengePurpose::SignIn),
+            "step_up" => Ok(ChallengePurpose::StepUp),
+            "enrolment" => Ok(ChallengePurpose::Enrolment),
+            other => Err(StoreError::Corrupt(format!("unknown challenge purpose {other:?}"))),
+        }
+    }
+}
+
+/// The one live code of a challenge: only its MAC is stored. A resend replaces it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingCode {
+    /// Hex HMAC-SHA-256 (KMS key) of the code bound to the challenge.
+    pub mac: String,
+    pub expires_at: UnixTime,
+    /// The factor the code was sent to.
+    pub factor_id: String,
+    /// `sms`, `voice` or `email`.
+    pub channel: String,
+}
+
+/// A sign-in, step-up or enrolment challenge. Stored under the SHA-256 of its id: the id is a
+/// bearer secret for the next steps, so a table read does not hand it out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChallengeRecord {
     pub id_digest: String,
     pub user_id: UserId,
+    pub purpose: ChallengePurpose,
     pub status: ChallengeStatus,
     pub created_at: UnixTime,
     pub expires_at: UnixTime,
     /// Codes sent for this challenge (SPEC §3: at most 5).
     pub sends: u32,
-    /// Wrong codes tried (SPEC §3: the 5th ends the challenge).
-    pub wrong_tries: u32,
+    /// Codes tried (counted before each comparison; SPEC §3: at most 5 wrong).
+    pub attempts: u32,
     /// Whether the user must change the password after MFA.
     pub password_change_required: bool,
+    pub code: Option<PendingCode>,
+    /// Set once, by the one request that completed the challenge.
+    pub completed_at: Option<UnixTime>,
+    /// Enrolment: the pending factor being proven.
+    pub factor_id: Option<String>,
+    /// Step-up: the session to elevate.
+    pub session_id: Option<String>,
+}
+
+/// The outcome of asking for a send slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendSlot {
+    /// The code is stored; `sends` now counts this send.
+    Reserved { sends: u32 },
+    /// The challenge already had its maximum of sends.
+    LimitReached,
+    /// Expired, completed or unknown.
+    Gone,
+}
+
+/// The outcome of asking to try a code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttemptSlot {
+    /// The attempt is counted; the challenge as it is now.
+    Reserved(Box<ChallengeRecord>),
+    /// No tries left.
+    Exhausted,
+    /// Expired, completed or unknown.
+    Gone,
 }
 
 #[async_trait]
 pub trait ChallengeStore: Send + Sync {
     /// Creates a challenge; `ConditionFailed` if the digest is taken.
     async fn create_challenge(&self, challenge: &ChallengeRecord) -> Result<(), StoreError>;
-    /// The challenge, unless it is missing or expired at `now`.
+    /// The challenge, unless it is missing or expired at `now` (completed ones are returned).
     async fn get_challenge(
         &self,
         id_digest: &str,
         now: UnixTime,
     ) -> Result<Option<ChallengeRecord>, StoreError>;
+    /// Stores a new code and counts a send, in one conditional write: never past `max_sends`.
+    async fn store_code(
+        &self,
+        id_digest: &str,
+        now: UnixTime,
+        max_sends: u32,
+        code: &PendingCode,
+    ) -> Result<SendSlot, StoreError>;
+    /// Undoes [`ChallengeStore::store_code`] after the provider failed: the send is not counted
+    /// and the code is gone (only if it is still the code with this MAC).
+    async fn release_code(&self, id_digest: &str, mac: &str) -> Result<(), StoreError>;
+    /// Counts one attempt before a code is compared; never past `max_attempts`.
+    async fn reserve_attempt(
+        &self,
+        id_digest: &str,
+        now: UnixTime,
+        max_attempts: u32,
+    ) -> Result<AttemptSlot, StoreError>;
+    /// Marks the challenge completed, once: `true` for the one caller that won. With
+    /// `expected_mac`, only while that code is still the live one.
+    async fn complete_challenge(
+        &self,
+        id_digest: &str,
+        now: UnixTime,
+        expected_mac: Option<&str>,
+    ) -> Result<bool, StoreError>;
+    async fn delete_challenge(&self, id_digest: &str) -> Result<(), StoreError>;
+}
+
+/// A signed-in session. The refresh token is `<user>.<session>.<secret>`; only the SHA-256 of
+/// the current secret is kept, with the digests of rotated ones to detect reuse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    pub user_id: UserId,
+    pub session_id: String,
+    pub created_at: UnixTime,
+    /// When the user last proved themselves (sign-in with MFA or step-up).
+    pub auth_time: UnixTime,
+    pub amr: Vec<String>,
+    pub acr: String,
+    pub refresh_digest: String,
+    pub rotated: Vec<String>,
+    pub last_refresh_at: UnixTime,
+    /// Absolute limit (SPEC §6: 12 hours after sign-in).
+    pub expires_at: UnixTime,
+    /// Inactivity limit (SPEC §6: 15 minutes after the last refresh).
+    pub idle_expires_at: UnixTime,
+    pub revoked: bool,
+}
+
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    async fn create_session(&self, session: &SessionRecord) -> Result<(), StoreError>;
+    async fn get_session(
+        &self,
+        user_id: &UserId,
+        session_id: &str,
+    ) -> Result<Option<SessionRecord>, StoreError>;
+    /// Replaces the refresh digest, once: `true` for the caller that won; `false` if the
+    /// presented digest is no longer current or the session is revoked.
+    async fn rotate_refresh(
+        &self,
+        user_id: &UserId,
+        session_id: &str,
+        old_digest: &str,
+        new_digest: &str,
+        now: UnixTime,
+        idle_expires_at: UnixTime,
+    ) -> Result<bool, StoreError>;
+    async fn revoke_session(&self, user_id: &UserId, session_id: &str) -> Result<(), StoreError>;
+    async fn list_sessions(&self, user_id: &UserId) -> Result<Vec<SessionRecord>, StoreError>;
+    /// Records a fresh proof (step-up): new `auth_time`, `amr` and `acr`.
+    async fn elevate_session(
+        &self,
+        user_id: &UserId,
+        session_id: &str,
+        auth_time: UnixTime,
+        amr: &[String],
+        acr: &str,
+    ) -> Result<(), StoreError>;
+}
+
+/// One attempt to deliver a message (never its content).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryRecord {
+    pub user_id: UserId,
+    pub delivery_id: String,
+    pub at: UnixTime,
+    pub channel: String,
+    pub provider: String,
+    pub provider_message_id: Option<String>,
+    /// `sent` or `failed`.
+    pub outcome: String,
+    pub purpose: String,
+    /// Where it went, masked (`***-***-0143`).
+    pub to_masked: String,
+    pub expires_at: UnixTime,
+}
+
+#[async_trait]
+pub trait DeliveryStore: Send + Sync {
+    async fn record_delivery(&self, delivery: &DeliveryRecord) -> Result<(), StoreError>;
+    /// Newest first.
+    async fn list_deliveries(
+        &self,
+        user_id: &UserId,
+        now: UnixTime,
+    ) -> Result<Vec<DeliveryRecord>, StoreError>;
 }
 
 /// The stores a function is given. Each function uses only the ones its IAM policy allows.
@@ -257,6 +455,8 @@ pub struct Stores {
     pub lockouts: Arc<dyn LockoutStore>,
     pub factors: Arc<dyn FactorStore>,
     pub challenges: Arc<dyn ChallengeStore>,
+    pub sessions: Arc<dyn SessionStore>,
+    pub deliveries: Arc<dyn DeliveryStore>,
 }
 
 impl Stores {
@@ -267,7 +467,9 @@ impl Stores {
             users: store.clone(),
             lockouts: store.clone(),
             factors: store.clone(),
-            challenges: store,
+            challenges: store.clone(),
+            sessions: store.clone(),
+            deliveries: store,
         }
     }
 
@@ -278,7 +480,9 @@ impl Stores {
             users: store.clone(),
             lockouts: store.clone(),
             factors: store.clone(),
-            challenges: store,
+            challenges: store.clone(),
+            sessions: store.clone(),
+            deliveries: store,
         }
     }
 }

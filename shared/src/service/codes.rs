@@ -1,0 +1,392 @@
+//! One-time codes (SPEC §3): sending and checking, for every kind of challenge.
+//!
+//! - A code is 6 digits from the CSPRNG, valid 5 minutes, bound to its challenge: only
+//!   `HMAC(KMS key, "portcullis-code-v1" ‖ challenge digest ‖ factor ‖ code)` is stored.
+//! - Sending reserves the send and stores the code in one conditional write (never past 5
+//!   sends, even under concurrency); if the provider fails, the reservation is undone, so a
+//!   failed SMS neither consumes a send nor leaves a usable code. The request after the 5th
+//!   send bars the *user* from sends for 30 minutes (a TTL item): a new sign-in does not help.
+//! - Checking counts the attempt *before* comparing (so at most 5 codes are ever compared per
+//!   challenge, whatever the concurrency), compares MACs in constant time, and consumes the
+//!   challenge with a conditional write: a right code succeeds exactly once.
+
+use rand::Rng as _;
+use serde::{Deserialize, Serialize};
+
+use crate::clock::UnixTime;
+use crate::crypto::{SecretString, constant_time_eq, random_id, token_digest};
+use crate::deps::Deps;
+use crate::error::ApiError;
+use crate::notifier::{Channel, Message};
+use crate::phone::Phone;
+use crate::service::sign_in::{mask_email, mask_phone};
+use crate::storage::{
+    AttemptSlot, ChallengePurpose, ChallengeRecord, ChallengeStatus, DeliveryRecord, FactorKind,
+    FactorRecord, FactorStatus, LockoutPolicy, PendingCode, SendSlot,
+};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SendCodeRequest {
+    pub method: String,
+    #[serde(default)]
+    pub factor_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct SendCodeAnswer {
+    /// Where the code went, masked.
+    pub sent_to: String,
+    pub sends_remaining: u32,
+    /// Seconds the code is valid.
+    pub expires_in: i64,
+}
+
+/// The send-bar key of a user (kept in the lockout store, with a TTL).
+pub fn send_bar_key(user: &crate::identity::UserId) -> String {
+    format!("send#{user}")
+}
+
+/// Finds a live, open challenge by the id the client holds.
+pub async fn open_challenge(deps: &Deps, challenge_id: &str) -> Result<ChallengeRecord, ApiError> {
+    if challenge_id.is_empty() || challenge_id.len() > 128 {
+        return Err(ApiError::ChallengeExpired);
+    }
+    let now = deps.clock.now();
+    match deps.stores.challenges.get_challenge(&token_digest(challenge_id), now).await? {
+        Some(c) if c.completed_at.is_none() => Ok(c),
+        _ => Err(ApiError::ChallengeExpired),
+    }
+}
+
+fn parse_send_channel(method: &str) -> Result<Channel, ApiError> {
+    match method {
+        "sms" => Ok(Channel::Sms),
+        "voice" => Ok(Channel::Voice),
+        "email" => Ok(Channel::Email),
+        _ => Err(ApiError::validation("method must be one of sms, voice, email.")),
+    }
+}
+
+/// The factors a challenge may send codes to: the active ones to complete a sign-in or step-up;
+/// the pending factor being enrolled otherwise.
+fn eligible(challenge: &ChallengeRecord, factor: &FactorRecord) -> bool {
+    match (challenge.purpose, challenge.status) {
+        (ChallengePurpose::SignIn, ChallengeStatus::MfaEnrolmentRequired) | (ChallengePurpose::Enrolment, _) => {
+            factor.status == FactorStatus::Pending
+                && challenge.factor_id.as_deref().is_none_or(|id| id == factor.factor_id)
+        }
+        _ => factor.status == FactorStatus::Active,
+    }
+}
+
+fn address(factor: &FactorRecord, channel: Channel) -> Option<String> {
+    match (&factor.kind, channel) {
+        (FactorKind::Phone { e164, .. }, Channel::Sms | Channel::Voice) => Some(e164.clone()),
+        (FactorKind::Email { address }, Channel::Email) => Some(address.clone()),
+        _ => None,
+    }
+}
+
+fn mask(channel: Channel, to: &str) -> String {
+    match channel {
+        Channel::Email => mask_email(to),
+        _ => mask_phone(to),
+    }
+}
+
+/// The MAC stored for a code: bound to the challenge and the factor it was sent to.
+async fn code_mac(deps: &Deps, challenge_digest: &str, factor_id: &str, code: &str) -> Result<String, ApiError> {
+    let message = format!("portcullis-code-v1\u{0}{challenge_digest}\u{0}{factor_id}\u{0}{code}");
+    let mac = deps.mac.mac(message.as_bytes()).await?;
+    Ok(mac.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+fn purpose_text(challenge: &ChallengeRecord) -> (&'static str, &'static str) {
+    match (challenge.purpose, challenge.status) {
+        (ChallengePurpose::SignIn, ChallengeStatus::MfaEnrolmentRequired) | (ChallengePurpose::Enrolment, _) => {
+            ("enrol", "confirm your new sign-in method")
+        }
+        (ChallengePurpose::StepUp, _) => ("step_up", "confirm a sensitive change to your account"),
+        _ => ("sign_in", "sign in"),
+    }
+}
+
+/// Sends a new code for a challenge (sign-in, step-up or enrolment).
+pub async fn send_code(
+    deps: &Deps,
+    challenge: &ChallengeRecord,
+    request: &SendCodeRequest,
+) -> Result<SendCodeAnswer, ApiError> {
+    let channel = parse_send_channel(&request.method)?;
+    let now = deps.clock.now();
+    let user = &challenge.user_id;
+    if let Some(until) = deps.stores.lockouts.locked_until(&send_bar_key(user), now).await? {
+        return Err(ApiError::SendLimitReached { retry_after_secs: until.secs() - now.secs() });
+    }
+
+    let factors = deps.stores.factors.list_factors(user).await?;
+    let factor = match &request.factor_id {
+        Some(id) => factors
+            .iter()
+            .find(|f| &f.factor_id == id && eligible(challenge, f))
+            .ok_or(ApiError::NotFound)?,
+        None => factors
+            .iter()
+            .find(|f| eligible(challenge, f) && address(f, channel).is_some())
+            .ok_or_else(|| ApiError::validation(format!("No enrolled factor can receive a code by {}.", channel.as_str())))?,
+    };
+    let to = address(factor, channel).ok_or_else(|| {
+        ApiError::validation(format!("This factor cannot receive a code by {}.", channel.as_str()))
+    })?;
+    if channel == Channel::Voice {
+        Phone::from_stored(&to).check_delivery(crate::storage::Delivery::Voice)?;
+    }
+    let notifier = deps
+        .notifiers
+        .get(channel)
+        .ok_or_else(|| ApiError::validation(format!("Codes by {} are not available.", channel.as_str())))?
+        .clone();
+
+    let code = format!("{:06}", rand::rng().random_range(0..1_000_000u32));
+    let mac = code_mac(deps, &challenge.id_digest, &factor.factor_id, &code).await?;
+    let expires_at = now.plus_secs(deps.settings.code_ttl_secs).min(challenge.expires_at);
+    let pending = PendingCode {
+        mac: mac.clone(),
+        expires_at,
+        factor_id: factor.factor_id.clone(),
+        channel: channel.as_str().to_owned(),
+    };
+    let max = deps.settings.max_sends_per_challenge;
+    let sends = match deps.stores.challenges.store_code(&challenge.id_digest, now, max, &pending).await? {
+        SendSlot::Reserved { sends } => sends,
+        SendSlot::Gone => return Err(ApiError::ChallengeExpired),
+        SendSlot::LimitReached => return Err(bar_sends(deps, challenge, now).await),
+    };
+
+    let (purpose, doing) = purpose_text(challenge);
+    let minutes = (deps.settings.code_ttl_secs + 59) / 60;
+    let text = format!(
+        "Portcullis: {code} is your code to {doing}. It expires in {minutes} minutes. We will never ask you for this code: do not share it with anyone."
+    );
+    let message = Message {
+        channel,
+        to: to.clone(),
+        subject: format!("Your code to {doing}"),
+        text,
+        code: Some(code),
+        purpose: purpose.to_owned(),
+    };
+    let result = notifier.dispatch(&message).await;
+    let (outcome, provider_message_id) = match &result {
+        Ok(id) => ("sent", Some(id.clone())),
+        Err(_) => ("failed", None),
+    };
+    record_delivery(deps, challenge, channel, notifier.id(), provider_message_id, outcome, purpose, &to, now).await;
+    if let Err(err) = result {
+        tracing::error!(error = %err, channel = channel.as_str(), event = "code_send_failed", "code delivery failed");
+        deps.stores.challenges.release_code(&challenge.id_digest, &mac).await?;
+        return Err(ApiError::ServiceUnavailable);
+    }
+    tracing::info!(event = "code_sent", channel = channel.as_str(), purpose, "code sent");
+    Ok(SendCodeAnswer {
+        sent_to: mask(channel, &to),
+        sends_remaining: max.saturating_sub(sends),
+        expires_in: expires_at.secs() - now.secs(),
+    })
+}
+
+/// The request after the last allowed send: bar the user from sends (TTL item) and refuse.
+async fn bar_sends(deps: &Deps, challenge: &ChallengeRecord, now: UnixTime) -> ApiError {
+    let policy = LockoutPolicy {
+        threshold: 1,
+        lock_secs: deps.settings.send_lockout_secs,
+        window_secs: deps.settings.send_lockout_secs,
+    };
+    match deps.stores.lockouts.record_failure(&send_bar_key(&challenge.user_id), now, policy).await {
+        Ok(crate::storage::FailureOutcome::LockStarted { until } | crate::storage::FailureOutcome::AlreadyLocked { until }) => {
+            tracing::warn!(event = "send_limit_reached", "user barred from code sends");
+            ApiError::SendLimitReached { retry_after_secs: until.secs() - now.secs() }
+        }
+        Ok(crate::storage::FailureOutcome::Counted { .. }) => {
+            ApiError::SendLimitReached { retry_after_secs: deps.settings.send_lockout_secs }
+        }
+        Err(err) => ApiError::from(err),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn record_delivery(
+    deps: &Deps,
+    challenge: &ChallengeRecord,
+    channel: Channel,
+    provider: &str,
+    provider_message_id: Option<String>,
+    outcome: &str,
+    purpose: &str,
+    to: &str,
+    now: UnixTime,
+) {
+    let record = DeliveryRecord {
+        user_id: challenge.user_id.clone(),
+        delivery_id: random_id("dl"),
+        at: now,
+        channel: channel.as_str().to_owned(),
+        provider: provider.to_owned(),
+        provider_message_id,
+        outcome: outcome.to_owned(),
+        purpose: purpose.to_owned(),
+        to_masked: mask(channel, to),
+        expires_at: now.plus_secs(deps.settings.retention_secs),
+    };
+    if let Err(err) = deps.stores.deliveries.record_delivery(&record).await {
+        tracing::error!(error = %err, "recording a delivery failed");
+    }
+}
+
+/// A code as typed: 6 ASCII digits once spaces are removed.
+pub fn normalise_code(code: &SecretString) -> Result<SecretString, ApiError> {
+    let digits: String = code.expose().chars().filter(|c| *c != ' ' && *c != '-').collect();
+    if digits.len() != 6 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ApiError::validation("code must be 6 digits."));
+    }
+    Ok(SecretString::new(digits))
+}
+
+/// What a successful check proved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    pub factor_id: String,
+    /// `sms`, `voice`, `email` or `totp`.
+    pub method: String,
+    /// The challenge after the attempt (completed by this call).
+    pub challenge: ChallengeRecord,
+}
+
+impl Verified {
+    /// RFC 8176 authentication method references for this proof (the password came first).
+    pub fn amr(&self) -> Vec<String> {
+        let factor = match self.method.as_str() {
+            "sms" => "sms",
+            "voice" => "tel",
+            _ => "otp",
+        };
+        vec!["pwd".into(), factor.into(), "mfa".into()]
+    }
+}
+
+/// Checks a code against a challenge and completes the challenge if it is right.
+///
+/// `method` is `sms`/`voice`/`email` (the code last sent for this challenge) or `totp` (the
+/// user's authenticator, or the pending one being enrolled). `factor_id` narrows the factor.
+pub async fn check_code(
+    deps: &Deps,
+    challenge: &ChallengeRecord,
+    method: &str,
+    code: &SecretString,
+    factor_id: Option<&str>,
+) -> Result<Verified, ApiError> {
+    if !matches!(method, "sms" | "voice" | "email" | "totp") {
+        return Err(ApiError::validation("method must be one of sms, voice, email, totp."));
+    }
+    let code = normalise_code(code)?;
+    let now = deps.clock.now();
+    let max = deps.settings.max_code_tries;
+    let current = match deps.stores.challenges.reserve_attempt(&challenge.id_digest, now, max).await? {
+        AttemptSlot::Reserved(c) => *c,
+        AttemptSlot::Gone => return Err(ApiError::ChallengeExpired),
+        AttemptSlot::Exhausted => {
+            deps.stores.challenges.delete_challenge(&challenge.id_digest).await?;
+            return Err(ApiError::ChallengeExpired);
+        }
+    };
+    let outcome = if method == "totp" {
+        check_totp(deps, &current, code.expose(), factor_id, now).await?
+    } else {
+        check_sent_code(deps, &current, method, code.expose(), factor_id, now).await?
+    };
+    match outcome {
+        Some(verified) => Ok(verified),
+        None => {
+            if current.attempts >= max {
+                // The last allowed wrong try ends the challenge (SPEC §3).
+                tracing::warn!(event = "challenge_ended", "too many wrong codes");
+                deps.stores.challenges.delete_challenge(&challenge.id_digest).await?;
+                return Err(ApiError::ChallengeExpired);
+            }
+            Err(ApiError::CodeInvalid)
+        }
+    }
+}
+
+async fn check_sent_code(
+    deps: &Deps,
+    challenge: &ChallengeRecord,
+    method: &str,
+    code: &str,
+    factor_id: Option<&str>,
+    now: UnixTime,
+) -> Result<Option<Verified>, ApiError> {
+    let Some(pending) = &challenge.code else { return Ok(None) };
+    let channel_matches = match method {
+        "email" => pending.channel == "email",
+        _ => pending.channel == "sms" || pending.channel == "voice",
+    };
+    if !channel_matches || factor_id.is_some_and(|id| id != pending.factor_id) || pending.expires_at <= now {
+        return Ok(None);
+    }
+    let mac = code_mac(deps, &challenge.id_digest, &pending.factor_id, code).await?;
+    if !constant_time_eq(mac.as_bytes(), pending.mac.as_bytes()) {
+        return Ok(None);
+    }
+    if !deps.stores.challenges.complete_challenge(&challenge.id_digest, now, Some(&pending.mac)).await? {
+        // Someone else completed it with the same code first: single use.
+        return Ok(None);
+    }
+    Ok(Some(Verified {
+        factor_id: pending.factor_id.clone(),
+        method: pending.channel.clone(),
+        challenge: challenge.clone(),
+    }))
+}
+
+async fn check_totp(
+    deps: &Deps,
+    challenge: &ChallengeRecord,
+    code: &str,
+    factor_id: Option<&str>,
+    now: UnixTime,
+) -> Result<Option<Verified>, ApiError> {
+    let factors = deps.stores.factors.list_factors(&challenge.user_id).await?;
+    let Some(factor) = factors.iter().find(|f| {
+        matches!(f.kind, FactorKind::Totp { .. })
+            && eligible(challenge, f)
+            && factor_id.is_none_or(|id| id == f.factor_id)
+    }) else {
+        return Ok(None);
+    };
+    let FactorKind::Totp { secret_ciphertext, last_used_step } = &factor.kind else {
+        return Ok(None);
+    };
+    let seed = deps
+        .sealer
+        .open(secret_ciphertext, &totp_context(challenge.user_id.as_str(), &factor.factor_id))
+        .await?;
+    let secret = crate::crypto::totp::TotpSecret::from_bytes(seed.to_vec())
+        .map_err(|_| ApiError::ServiceUnavailable)?;
+    let Some(step) = crate::crypto::totp::verify(&secret, code, now.secs(), *last_used_step) else {
+        return Ok(None);
+    };
+    if !deps.stores.factors.use_totp_step(&challenge.user_id, &factor.factor_id, step).await? {
+        return Ok(None);
+    }
+    if !deps.stores.challenges.complete_challenge(&challenge.id_digest, now, None).await? {
+        return Ok(None);
+    }
+    Ok(Some(Verified { factor_id: factor.factor_id.clone(), method: "totp".into(), challenge: challenge.clone() }))
+}
+
+/// The KMS encryption context of a TOTP seed: it decrypts only for its user and factor.
+pub fn totp_context<'a>(user_id: &'a str, factor_id: &'a str) -> [(&'static str, &'a str); 2] {
+    [("user_id", user_id), ("factor_id", factor_id)]
+}

@@ -1,0 +1,305 @@
+//! Factor enrolment and management (SPEC §4): phones (text or voice) and authenticator apps,
+//! pending until proven with a code; list and remove.
+//!
+//! Enrolment happens in two places with the same rules:
+//! - inside a sign-in challenge whose status is `mfa_enrolment_required` (never one that is
+//!   `mfa_required`: that would let a password alone add a factor); proving the new factor
+//!   completes the sign-in;
+//! - from a signed-in session, with a step-up if the user already has an active factor.
+
+use serde::{Deserialize, Serialize};
+
+use crate::crypto::totp::{self, TotpSecret};
+use crate::crypto::{SecretString, random_id, token_digest};
+use crate::deps::Deps;
+use crate::error::{ApiError, StoreError};
+use crate::identity::UserId;
+use crate::phone::Phone;
+use crate::service::codes::{self, SendCodeRequest, Verified, totp_context};
+use crate::service::sign_in::{mask_email, mask_phone};
+use crate::service::tokens::Caller;
+use crate::storage::{
+    ChallengePurpose, ChallengeRecord, ChallengeStatus, Delivery, FactorKind, FactorRecord,
+    FactorStatus,
+};
+
+/// Most factors (pending included) one user may have: bounds what one account can store.
+pub const MAX_FACTORS: usize = 10;
+
+/// Who is enrolling.
+#[derive(Debug, Clone, Copy)]
+pub enum Enroller<'a> {
+    /// Inside a sign-in challenge that requires enrolment.
+    SignIn(&'a ChallengeRecord),
+    /// A signed-in user.
+    Session(&'a Caller),
+}
+
+impl Enroller<'_> {
+    fn user_id(&self) -> &UserId {
+        match self {
+            Enroller::SignIn(c) => &c.user_id,
+            Enroller::Session(caller) => &caller.user_id,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrolPhoneRequest {
+    pub phone: String,
+    pub delivery: String,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct EnrolPhoneAnswer {
+    pub factor_id: String,
+    pub status: &'static str,
+    pub sent_to: String,
+    pub sends_remaining: u32,
+    pub expires_in: i64,
+}
+
+#[derive(Clone, Serialize, PartialEq, Eq)]
+pub struct EnrolTotpAnswer {
+    pub factor_id: String,
+    pub status: &'static str,
+    pub secret: String,
+    pub otpauth_uri: String,
+    pub qr_png_base64: String,
+    pub qr_svg: String,
+}
+
+impl std::fmt::Debug for EnrolTotpAnswer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "EnrolTotpAnswer(factor_id={}, <secret redacted>)", self.factor_id)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyFactorRequest {
+    pub code: SecretString,
+}
+
+/// A factor as its owner sees it (phones and addresses masked).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct FactorView {
+    pub factor_id: String,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    pub created_at: i64,
+}
+
+pub fn view(factor: &FactorRecord) -> FactorView {
+    let (phone, delivery, email) = match &factor.kind {
+        FactorKind::Phone { e164, delivery } => (Some(mask_phone(e164)), Some(delivery.as_str()), None),
+        FactorKind::Email { address } => (None, None, Some(mask_email(address))),
+        FactorKind::Totp { .. } => (None, None, None),
+    };
+    FactorView {
+        factor_id: factor.factor_id.clone(),
+        kind: factor.kind.name(),
+        status: factor.status.as_str(),
+        phone,
+        delivery,
+        email,
+        created_at: factor.created_at.secs(),
+    }
+}
+
+/// Checks the enroller may add a factor now.
+async fn may_enrol(deps: &Deps, enroller: Enroller<'_>) -> Result<Vec<FactorRecord>, ApiError> {
+    let factors = deps.stores.factors.list_factors(enroller.user_id()).await?;
+    match enroller {
+        Enroller::SignIn(challenge) => {
+            if challenge.purpose != ChallengePurpose::SignIn
+                || challenge.status != ChallengeStatus::MfaEnrolmentRequired
+            {
+                return Err(ApiError::Forbidden);
+            }
+        }
+        Enroller::Session(caller) => {
+            if factors.iter().any(|f| f.status == FactorStatus::Active) {
+                caller.require_step_up(deps)?;
+            }
+        }
+    }
+    if factors.len() >= MAX_FACTORS {
+        return Err(ApiError::Conflict(format!(
+            "At most {MAX_FACTORS} factors per user: remove one first."
+        )));
+    }
+    Ok(factors)
+}
+
+/// The challenge that carries the codes of a session enrolment. Its digest derives from the
+/// factor (the client never holds its id: the factor id and the access token identify it).
+fn enrolment_digest(user_id: &UserId, factor_id: &str) -> String {
+    token_digest(&format!("enrol\u{0}{user_id}\u{0}{factor_id}"))
+}
+
+async fn enrolment_challenge(deps: &Deps, enroller: Enroller<'_>, factor_id: &str) -> Result<ChallengeRecord, ApiError> {
+    match enroller {
+        Enroller::SignIn(challenge) => Ok(challenge.clone()),
+        Enroller::Session(caller) => {
+            let now = deps.clock.now();
+            let record = ChallengeRecord {
+                id_digest: enrolment_digest(&caller.user_id, factor_id),
+                user_id: caller.user_id.clone(),
+                purpose: ChallengePurpose::Enrolment,
+                status: ChallengeStatus::MfaRequired,
+                created_at: now,
+                expires_at: now.plus_secs(deps.settings.challenge_ttl_secs),
+                sends: 0,
+                attempts: 0,
+                password_change_required: false,
+                code: None,
+                completed_at: None,
+                factor_id: Some(factor_id.to_owned()),
+                session_id: Some(caller.claims.sid.clone()),
+            };
+            deps.stores.challenges.create_challenge(&record).await?;
+            Ok(record)
+        }
+    }
+}
+
+async fn create_pending(deps: &Deps, user_id: &UserId, factor_id: &str, kind: FactorKind) -> Result<FactorRecord, ApiError> {
+    let factor = FactorRecord {
+        user_id: user_id.clone(),
+        factor_id: factor_id.to_owned(),
+        kind,
+        status: FactorStatus::Pending,
+        created_at: deps.clock.now(),
+    };
+    match deps.stores.factors.create_factor(&factor).await {
+        Ok(()) => Ok(factor),
+        Err(StoreError::ConditionFailed) => Err(ApiError::Conflict("Factor id collision: retry.".into())),
+        Err(err) => Err(err.into()),
+    }
+}
+
+pub async fn enrol_phone(deps: &Deps, enroller: Enroller<'_>, request: EnrolPhoneRequest) -> Result<EnrolPhoneAnswer, ApiError> {
+    let delivery = match request.delivery.as_str() {
+        "sms" => Delivery::Sms,
+        "voice" => Delivery::Voice,
+        _ => return Err(ApiError::validation("delivery must be sms or voice.")),
+    };
+    let phone = Phone::parse(&request.phone)?;
+    phone.check_delivery(delivery)?;
+    let existing = may_enrol(deps, enroller).await?;
+    if existing.iter().any(|f| matches!(&f.kind, FactorKind::Phone { e164, .. } if e164 == phone.e164()) && f.status == FactorStatus::Active) {
+        return Err(ApiError::Conflict("This phone number is already enrolled.".into()));
+    }
+    let factor_id = random_id("f");
+    let kind = FactorKind::Phone { e164: phone.e164().to_owned(), delivery };
+    create_pending(deps, enroller.user_id(), &factor_id, kind).await?;
+    let challenge = enrolment_challenge(deps, enroller, &factor_id).await?;
+    let sent = codes::send_code(
+        deps,
+        &challenge,
+        &SendCodeRequest { method: delivery.as_str().to_owned(), factor_id: Some(factor_id.clone()) },
+    )
+    .await?;
+    tracing::info!(event = "factor_enrolment_started", kind = "phone", "phone enrolment started");
+    Ok(EnrolPhoneAnswer {
+        factor_id,
+        status: "pending",
+        sent_to: sent.sent_to,
+        sends_remaining: sent.sends_remaining,
+        expires_in: sent.expires_in,
+    })
+}
+
+pub async fn enrol_totp(deps: &Deps, enroller: Enroller<'_>) -> Result<EnrolTotpAnswer, ApiError> {
+    may_enrol(deps, enroller).await?;
+    let user_id = enroller.user_id().clone();
+    let factor_id = random_id("f");
+    let secret = TotpSecret::generate();
+    let sealed = deps
+        .sealer
+        .seal(secret.as_bytes(), &totp_context(user_id.as_str(), &factor_id))
+        .await?;
+    let enrolment = totp::enrolment(&secret, &deps.settings.totp_issuer, user_id.as_str()).map_err(|err| {
+        tracing::error!(error = %err, "TOTP enrolment rendering failed");
+        ApiError::ServiceUnavailable
+    })?;
+    create_pending(deps, &user_id, &factor_id, FactorKind::Totp { secret_ciphertext: sealed, last_used_step: None }).await?;
+    enrolment_challenge(deps, enroller, &factor_id).await?;
+    tracing::info!(event = "factor_enrolment_started", kind = "totp", "authenticator enrolment started");
+    Ok(EnrolTotpAnswer {
+        factor_id,
+        status: "pending",
+        secret: enrolment.secret_base32,
+        otpauth_uri: enrolment.otpauth_uri,
+        qr_png_base64: enrolment.qr_png_base64,
+        qr_svg: enrolment.qr_svg,
+    })
+}
+
+/// Proves a pending factor with a code and activates it. Returns the verification, so a
+/// sign-in enrolment can complete the sign-in.
+pub async fn verify_factor(
+    deps: &Deps,
+    enroller: Enroller<'_>,
+    factor_id: &str,
+    request: &VerifyFactorRequest,
+) -> Result<(FactorRecord, Verified), ApiError> {
+    let user_id = enroller.user_id();
+    let factor = deps.stores.factors.get_factor(user_id, factor_id).await?.ok_or(ApiError::NotFound)?;
+    if factor.status == FactorStatus::Active {
+        return Err(ApiError::Conflict("This factor is already active.".into()));
+    }
+    let challenge = match enroller {
+        Enroller::SignIn(challenge) => {
+            if challenge.status != ChallengeStatus::MfaEnrolmentRequired {
+                return Err(ApiError::Forbidden);
+            }
+            challenge.clone()
+        }
+        Enroller::Session(_) => {
+            let now = deps.clock.now();
+            match deps.stores.challenges.get_challenge(&enrolment_digest(user_id, factor_id), now).await? {
+                Some(c) if c.completed_at.is_none() => c,
+                _ => return Err(ApiError::ChallengeExpired),
+            }
+        }
+    };
+    let method = match factor.kind {
+        FactorKind::Totp { .. } => "totp",
+        FactorKind::Email { .. } => "email",
+        FactorKind::Phone { .. } => "sms",
+    };
+    let verified = codes::check_code(deps, &challenge, method, &request.code, Some(factor_id)).await?;
+    match deps.stores.factors.activate_factor(user_id, factor_id).await {
+        Ok(()) => {}
+        Err(StoreError::ConditionFailed) => return Err(ApiError::Conflict("This factor is already active.".into())),
+        Err(err) => return Err(err.into()),
+    }
+    tracing::info!(event = "factor_added", kind = factor.kind.name(), "factor activated");
+    let mut factor = factor;
+    factor.status = FactorStatus::Active;
+    Ok((factor, verified))
+}
+
+pub async fn list(deps: &Deps, caller: &Caller) -> Result<Vec<FactorView>, ApiError> {
+    Ok(deps.stores.factors.list_factors(&caller.user_id).await?.iter().map(view).collect())
+}
+
+/// Removes a factor (step-up). Removing the last one means the next sign-in must enrol.
+pub async fn remove(deps: &Deps, caller: &Caller, factor_id: &str) -> Result<(), ApiError> {
+    caller.require_step_up(deps)?;
+    if !deps.stores.factors.delete_factor(&caller.user_id, factor_id).await? {
+        return Err(ApiError::NotFound);
+    }
+    tracing::info!(event = "factor_removed", "factor removed");
+    Ok(())
+}

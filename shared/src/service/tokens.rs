@@ -1,0 +1,260 @@
+//! Sessions and tokens (SPEC §6): a short-lived JWT access token signed by KMS and a rotating
+//! opaque refresh token (256 random bits, stored as SHA-256). Reusing a rotated refresh token
+//! revokes the whole session: either the legitimate client or a thief is holding a copy.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Deserialize, Serialize};
+
+use crate::clock::UnixTime;
+use crate::crypto::jwt::{self, AccessClaims, Expectations};
+use crate::crypto::{SecretString, constant_time_eq, random_id, random_token, token_digest};
+use crate::deps::Deps;
+use crate::error::ApiError;
+use crate::identity::UserId;
+use crate::storage::{SessionRecord, UserRecord};
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Tokens {
+    pub access_token: String,
+    pub refresh_token: String,
+    pub token_type: &'static str,
+    /// Seconds the access token is valid.
+    pub expires_in: i64,
+}
+
+/// How the user proved themselves in this sign-in.
+#[derive(Debug, Clone)]
+pub struct Proof {
+    pub amr: Vec<String>,
+    pub acr: String,
+}
+
+/// Opens a session after a completed sign-in and returns its first tokens.
+pub async fn open_session(deps: &Deps, user: &UserRecord, proof: Proof) -> Result<Tokens, ApiError> {
+    let now = deps.clock.now();
+    let session_id = random_id("s");
+    let secret = random_token();
+    let session = SessionRecord {
+        user_id: user.user_id.clone(),
+        session_id: session_id.clone(),
+        created_at: now,
+        auth_time: now,
+        amr: proof.amr,
+        acr: proof.acr,
+        refresh_digest: token_digest(&secret),
+        rotated: Vec::new(),
+        last_refresh_at: now,
+        expires_at: now.plus_secs(deps.settings.session_max_secs),
+        idle_expires_at: now.plus_secs(deps.settings.session_idle_secs),
+        revoked: false,
+    };
+    deps.stores.sessions.create_session(&session).await?;
+    let access_token = access_token(deps, &session, &user.roles, now).await?;
+    Ok(Tokens {
+        access_token,
+        refresh_token: refresh_token(&user.user_id, &session_id, &secret),
+        token_type: "Bearer",
+        expires_in: deps.settings.access_token_secs,
+    })
+}
+
+/// Signs an access token for a session as it is now.
+pub async fn access_token(
+    deps: &Deps,
+    session: &SessionRecord,
+    roles: &[String],
+    now: UnixTime,
+) -> Result<String, ApiError> {
+    let signer = deps.signer.get().await?;
+    let claims = AccessClaims {
+        iss: deps.settings.token_issuer.clone(),
+        sub: session.user_id.to_string(),
+        aud: deps.settings.token_audience.clone(),
+        iat: now.secs(),
+        exp: now.plus_secs(deps.settings.access_token_secs).secs(),
+        auth_time: session.auth_time.secs(),
+        amr: session.amr.clone(),
+        acr: session.acr.clone(),
+        sid: session.session_id.clone(),
+        jti: random_id("j"),
+        roles: roles.to_vec(),
+        token_use: "access".into(),
+    };
+    Ok(jwt::issue(signer.as_ref(), &claims).await?)
+}
+
+/// `<base64url(user id)>.<session id>.<secret>`: the session is found without an index; only
+/// the secret is secret.
+fn refresh_token(user_id: &UserId, session_id: &str, secret: &str) -> String {
+    format!("{}.{session_id}.{secret}", URL_SAFE_NO_PAD.encode(user_id.as_str()))
+}
+
+fn parse_refresh_token(token: &str) -> Option<(UserId, String, String)> {
+    if token.len() > 512 {
+        return None;
+    }
+    let mut parts = token.split('.');
+    let (Some(user), Some(session), Some(secret), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return None;
+    };
+    let user = String::from_utf8(URL_SAFE_NO_PAD.decode(user).ok()?).ok()?;
+    let user = UserId::parse(&user).ok()?;
+    if session.is_empty() || secret.len() < 40 {
+        return None;
+    }
+    Some((user, session.to_owned(), secret.to_owned()))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    pub refresh_token: SecretString,
+}
+
+/// The answer to a refresh token that cannot be used (unknown, rotated, expired, revoked): one
+/// answer for all, so a client learns only "sign in again".
+fn refused() -> ApiError {
+    ApiError::Unauthorized
+}
+
+/// `POST /v1/tokens/refresh`: rotates the refresh token and issues a new access token. Enforces
+/// the inactivity (15 minutes) and absolute (12 hours) limits.
+pub async fn refresh(deps: &Deps, request: RefreshRequest) -> Result<Tokens, ApiError> {
+    let Some((user_id, session_id, secret)) = parse_refresh_token(request.refresh_token.expose())
+    else {
+        return Err(refused());
+    };
+    let now = deps.clock.now();
+    let Some(session) = deps.stores.sessions.get_session(&user_id, &session_id).await? else {
+        return Err(refused());
+    };
+    let digest = token_digest(&secret);
+    if session.revoked {
+        return Err(refused());
+    }
+    if !constant_time_eq(digest.as_bytes(), session.refresh_digest.as_bytes()) {
+        if session.rotated.iter().any(|old| constant_time_eq(old.as_bytes(), digest.as_bytes())) {
+            tracing::warn!(event = "refresh_token_reused", "rotated refresh token reused: session revoked");
+            deps.stores.sessions.revoke_session(&user_id, &session_id).await?;
+        }
+        return Err(refused());
+    }
+    if session.expires_at <= now || session.idle_expires_at <= now {
+        return Err(refused());
+    }
+    let Some(user) = deps.stores.users.get_user(&user_id).await? else {
+        return Err(refused());
+    };
+    if user.status != crate::storage::UserStatus::Active {
+        return Err(refused());
+    }
+    let new_secret = random_token();
+    let idle = now.plus_secs(deps.settings.session_idle_secs).min(session.expires_at);
+    let won = deps
+        .stores
+        .sessions
+        .rotate_refresh(&user_id, &session_id, &digest, &token_digest(&new_secret), now, idle)
+        .await?;
+    if !won {
+        // Two refreshes with the same token at once: one of them is a copy.
+        tracing::warn!(event = "refresh_token_reused", "concurrent reuse of a refresh token: session revoked");
+        deps.stores.sessions.revoke_session(&user_id, &session_id).await?;
+        return Err(refused());
+    }
+    let access_token = access_token(deps, &session, &user.roles, now).await?;
+    Ok(Tokens {
+        access_token,
+        refresh_token: refresh_token(&user_id, &session_id, &new_secret),
+        token_type: "Bearer",
+        expires_in: deps.settings.access_token_secs,
+    })
+}
+
+/// The caller, from a verified access token.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub user_id: UserId,
+    pub claims: AccessClaims,
+}
+
+impl Caller {
+    /// SPEC §5: an MFA-backed proof (sign-in or step-up) within the last `step_up_secs`; a
+    /// sign-in that skipped MFA on a trusted device does not count.
+    pub fn is_elevated(&self, deps: &Deps) -> bool {
+        let now = deps.clock.now().secs();
+        self.claims.acr == jwt::ACR_MFA && now - self.claims.auth_time < deps.settings.step_up_secs
+    }
+
+    pub fn require_step_up(&self, deps: &Deps) -> Result<(), ApiError> {
+        if self.is_elevated(deps) { Ok(()) } else { Err(ApiError::StepUpRequired) }
+    }
+}
+
+/// Verifies a bearer access token (signature, expiry, issuer, audience). Functions behind API
+/// Gateway's JWT authorizer verify it again: defence in depth, and typed claims.
+pub async fn authenticate(deps: &Deps, authorization: Option<&str>) -> Result<Caller, ApiError> {
+    let token = authorization
+        .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
+        .map(str::trim)
+        .ok_or(ApiError::Unauthorized)?;
+    let signer = deps.signer.get().await?;
+    let expect = Expectations {
+        key: signer.verifying_key(),
+        kid: signer.key_id(),
+        issuer: &deps.settings.token_issuer,
+        audience: &deps.settings.token_audience,
+        now: deps.clock.now().secs(),
+    };
+    let claims = jwt::verify(token, &expect).map_err(|_| ApiError::Unauthorized)?;
+    let user_id = UserId::parse(&claims.sub).map_err(|_| ApiError::Unauthorized)?;
+    Ok(Caller { user_id, claims })
+}
+
+/// `POST /v1/sign-out`: revokes the caller's session (its refresh token stops working; the
+/// access token expires within minutes).
+pub async fn sign_out(deps: &Deps, caller: &Caller) -> Result<(), ApiError> {
+    deps.stores.sessions.revoke_session(&caller.user_id, &caller.claims.sid).await?;
+    tracing::info!(event = "signed_out", "session revoked");
+    Ok(())
+}
+
+/// `GET /.well-known/jwks.json`.
+pub async fn jwks(deps: &Deps) -> Result<serde_json::Value, ApiError> {
+    let signer = deps.signer.get().await?;
+    Ok(serde_json::json!({ "keys": [jwt::jwk(signer.verifying_key(), signer.key_id())] }))
+}
+
+/// `GET /.well-known/openid-configuration`: enough for JWT authorizers (issuer + JWKS).
+pub fn openid_configuration(deps: &Deps) -> serde_json::Value {
+    let issuer = deps.settings.token_issuer.trim_end_matches('/');
+    serde_json::json!({
+        "issuer": issuer,
+        "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
+        "token_endpoint": format!("{issuer}/v1/tokens/refresh"),
+        "response_types_supported": ["token"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["ES256"],
+        "token_endpoint_auth_methods_supported": ["none"],
+        "claims_supported": ["iss", "sub", "aud", "iat", "exp", "auth_time", "amr", "acr", "sid", "roles"],
+        "acr_values_supported": [jwt::ACR_MFA, jwt::ACR_TRUSTED_DEVICE],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refresh_tokens_round_trip_and_garbage_is_refused() {
+        let user = UserId::parse("alice@example.com").unwrap();
+        let token = refresh_token(&user, "s_abc", &random_token());
+        let (u, s, _) = parse_refresh_token(&token).unwrap();
+        assert_eq!((u, s.as_str()), (user, "s_abc"));
+        for bad in ["", "a.b", "a.b.c.d", "!!!.s.secretsecretsecretsecretsecretsecretsecret", &"x".repeat(600)] {
+            assert!(parse_refresh_token(bad).is_none(), "{bad}");
+        }
+    }
+}
