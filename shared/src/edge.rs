@@ -253,3 +253,38 @@ mod tests {
         assert_eq!(resp.headers()["cache-control"], "no-store");
     }
 }
+
+/// The future a function's handler returns (boxed so handlers are plain `fn` pointers the
+/// local gateway can register).
+pub type HandlerFuture<'a> = std::pin::Pin<Box<dyn Future<Output = Response<Body>> + Send + 'a>>;
+/// A function's entry point: `fn(&Deps, Request) -> HandlerFuture`.
+pub type Handler = for<'a> fn(&'a crate::Deps, Request) -> HandlerFuture<'a>;
+
+/// `METHOD /route/{param}` as API Gateway matched it (the function dispatches on it).
+pub fn route_key(req: &Request) -> String {
+    match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.route_key.clone().unwrap_or_default(),
+        _ => String::new(),
+    }
+}
+
+/// A required path parameter; API Gateway always provides the ones of the route.
+pub fn require_path_param(req: &Request, name: &str) -> Result<String, ApiError> {
+    path_param(req, name).filter(|v| !v.is_empty() && v.len() <= 256).ok_or(ApiError::NotFound)
+}
+
+/// The `Authorization` header.
+pub fn authorization(req: &Request) -> Option<&str> {
+    req.headers().get("authorization").and_then(|v| v.to_str().ok())
+}
+
+/// Runs a function in Lambda: tracing, dependencies built once, then every request answered.
+pub async fn serve(handler: Handler) -> Result<(), lambda_http::Error> {
+    lambda_http::tracing::init_default_subscriber();
+    let deps = crate::Deps::from_env().await?;
+    let deps = &deps;
+    lambda_http::run(lambda_http::service_fn(move |req| async move {
+        Ok::<_, std::convert::Infallible>(handler(deps, req).await)
+    }))
+    .await
+}

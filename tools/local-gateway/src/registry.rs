@@ -3,21 +3,16 @@
 //! table agree.
 
 use std::collections::BTreeMap;
-use std::future::Future;
-use std::pin::Pin;
 
-use lambda_http::{Body, Request, Response};
-use portcullis::Deps;
-
-pub type HandlerFuture<'a> = Pin<Box<dyn Future<Output = Response<Body>> + Send + 'a>>;
-pub type Handler = for<'a> fn(&'a Deps, Request) -> HandlerFuture<'a>;
+pub use portcullis::edge::{Handler, HandlerFuture};
 
 /// Function logical ID in the template → (handler, routes the function crate declares).
 pub fn handlers() -> BTreeMap<&'static str, (Handler, &'static [&'static str])> {
-    let mut map: BTreeMap<&'static str, (Handler, &'static [&'static str])> = BTreeMap::new();
-    map.insert(
-        "SignInFunction",
-        (|deps, req| Box::pin(portcullis_sign_in::handle(deps, req)), portcullis_sign_in::ROUTES),
-    );
-    map
+    BTreeMap::from([
+        ("SignInFunction", (portcullis_sign_in::handle as Handler, portcullis_sign_in::ROUTES)),
+        ("SendCodeFunction", (portcullis_send_code::handle as Handler, portcullis_send_code::ROUTES)),
+        ("VerifyFunction", (portcullis_verify::handle as Handler, portcullis_verify::ROUTES)),
+        ("FactorsFunction", (portcullis_factors::handle as Handler, portcullis_factors::ROUTES)),
+        ("TokensFunction", (portcullis_tokens::handle as Handler, portcullis_tokens::ROUTES)),
+    ])
 }

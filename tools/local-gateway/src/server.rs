@@ -13,7 +13,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use lambda_http::Body;
 use portcullis::error::ApiError;
-use portcullis::{Clock as _, Deps};
+use portcullis::Deps;
 use tokio::net::TcpListener;
 
 use crate::event::{self, Incoming};
@@ -97,16 +97,25 @@ async fn route_request(gateway: &Arc<Gateway>, req: hyper::Request<HyperBody>, p
     else {
         return problem(&ApiError::NotFound);
     };
-    if !route.public {
-        // The JWT authorizer rejects before the function runs, with API Gateway's own body.
-        return hyper::Response::builder()
-            .status(401)
-            .header("content-type", "application/json")
-            .header("www-authenticate", "Bearer")
-            .body(Full::new(Bytes::from_static(br#"{"message":"Unauthorized"}"#)))
-            .unwrap_or_else(|_| problem(&ApiError::Unauthorized));
-    }
     let headers = req.headers().clone();
+    let claims = if route.public {
+        None
+    } else {
+        // The JWT authorizer: verify before the function runs; refuse with API Gateway's body.
+        let authorization = headers.get("authorization").and_then(|v| v.to_str().ok());
+        match portcullis::service::tokens::authenticate(&gateway.deps, authorization).await {
+            Ok(caller) => Some(authorizer_claims(&caller.claims)),
+            Err(ApiError::ServiceUnavailable) => return problem(&ApiError::ServiceUnavailable),
+            Err(_) => {
+                return hyper::Response::builder()
+                    .status(401)
+                    .header("content-type", "application/json")
+                    .header("www-authenticate", "Bearer")
+                    .body(Full::new(Bytes::from_static(br#"{"message":"Unauthorized"}"#)))
+                    .unwrap_or_else(|_| problem(&ApiError::Unauthorized));
+            }
+        }
+    };
     let host = headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1").to_owned();
     let body = match Limited::new(req.into_body(), GATEWAY_MAX_BODY).collect().await {
         Ok(collected) => collected.to_bytes(),
@@ -124,7 +133,7 @@ async fn route_request(gateway: &Arc<Gateway>, req: hyper::Request<HyperBody>, p
         request_id: format!("local-{n}"),
         time_epoch_ms: gateway.deps.clock.now().secs() * 1000,
     };
-    let event = event::build(&incoming, &route, &params, None);
+    let event = event::build(&incoming, &route, &params, claims.as_ref());
     let request = match lambda_http::request::from_str(&event.to_string()) {
         Ok(request) => request,
         Err(err) => {
@@ -159,4 +168,24 @@ fn to_hyper(response: lambda_http::Response<Body>) -> Answer {
 
 fn problem(err: &ApiError) -> Answer {
     to_hyper(portcullis::edge::problem_response(err))
+}
+
+/// Claims as API Gateway's JWT authorizer passes them: a map of strings (arrays as `[a b]`).
+fn authorizer_claims(claims: &portcullis::crypto::jwt::AccessClaims) -> serde_json::Map<String, serde_json::Value> {
+    let value = serde_json::to_value(claims).unwrap_or_default();
+    let mut out = serde_json::Map::new();
+    if let serde_json::Value::Object(map) = value {
+        for (key, v) in map {
+            let text = match v {
+                serde_json::Value::String(s) => s,
+                serde_json::Value::Array(items) => format!(
+                    "[{}]",
+                    items.iter().map(|i| i.as_str().map(str::to_owned).unwrap_or_else(|| i.to_string())).collect::<Vec<_>>().join(" ")
+                ),
+                other => other.to_string(),
+            };
+            out.insert(key, serde_json::Value::String(text));
+        }
+    }
+    out
 }
