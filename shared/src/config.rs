@@ -25,7 +25,11 @@ impl Argon2Settings {
     /// Parameters far below any safe level, so that unit and handler tests run fast. Never
     /// reachable from configuration: production reads [`Settings::from_env`].
     pub fn danger_cheap() -> Self {
-        Argon2Settings { memory_kib: 64, iterations: 1, parallelism: 1 }
+        Argon2Settings {
+            memory_kib: 64,
+            iterations: 1,
+            parallelism: 1,
+        }
     }
 }
 
@@ -123,7 +127,11 @@ impl Settings {
             device_trust_secs: minutes(&lookup, "PORTCULLIS_DEVICE_TRUST_DAYS", 180)? * 24 * 60,
             recovery_code_count: number(&lookup, "PORTCULLIS_RECOVERY_CODE_COUNT", 10)?,
             retention_secs: minutes(&lookup, "PORTCULLIS_RETENTION_DAYS", 400)? * 24 * 60,
-            token_issuer: text(&lookup, "PORTCULLIS_TOKEN_ISSUER", "https://auth.portcullis.example"),
+            token_issuer: text(
+                &lookup,
+                "PORTCULLIS_TOKEN_ISSUER",
+                "https://auth.portcullis.example",
+            ),
             token_audience: text(&lookup, "PORTCULLIS_TOKEN_AUDIENCE", "portcullis"),
             totp_issuer: text(&lookup, "PORTCULLIS_TOTP_ISSUER", "Portcullis"),
             data_key_id: optional(&lookup, "PORTCULLIS_DATA_KEY_ID"),
@@ -152,13 +160,19 @@ impl Settings {
 
     fn check(&self) -> Result<(), ConfigError> {
         let invalid = |name: &'static str, reason: &str| {
-            Err(ConfigError::Invalid { name, reason: reason.to_owned() })
+            Err(ConfigError::Invalid {
+                name,
+                reason: reason.to_owned(),
+            })
         };
         if self.lockout_threshold == 0 {
             return invalid("PORTCULLIS_LOCKOUT_THRESHOLD", "must be at least 1");
         }
         if self.argon2.memory_kib < 8 * self.argon2.parallelism.max(1) {
-            return invalid("PORTCULLIS_ARGON2_MEMORY_KIB", "must be at least 8 KiB per lane");
+            return invalid(
+                "PORTCULLIS_ARGON2_MEMORY_KIB",
+                "must be at least 8 KiB per lane",
+            );
         }
         if self.argon2.iterations == 0 {
             return invalid("PORTCULLIS_ARGON2_ITERATIONS", "must be at least 1");
@@ -167,10 +181,16 @@ impl Settings {
             return invalid("PORTCULLIS_ARGON2_PARALLELISM", "must be at least 1");
         }
         if self.max_password_bytes < 128 {
-            return invalid("PORTCULLIS_MAX_PASSWORD_BYTES", "must allow 128-character passwords");
+            return invalid(
+                "PORTCULLIS_MAX_PASSWORD_BYTES",
+                "must allow 128-character passwords",
+            );
         }
         if self.max_code_tries == 0 || self.max_sends_per_challenge == 0 {
-            return invalid("PORTCULLIS_MAX_CODE_TRIES", "code tries and sends must be at least 1");
+            return invalid(
+                "PORTCULLIS_MAX_CODE_TRIES",
+                "code tries and sends must be at least 1",
+            );
         }
         if self.max_body_bytes < 1024 {
             return invalid("PORTCULLIS_MAX_BODY_BYTES", "must be at least 1024");
@@ -193,7 +213,10 @@ where
         Some(raw) => raw
             .trim()
             .parse()
-            .map_err(|e: T::Err| ConfigError::Invalid { name, reason: e.to_string() }),
+            .map_err(|e: T::Err| ConfigError::Invalid {
+                name,
+                reason: e.to_string(),
+            }),
     }
 }
 
@@ -202,7 +225,9 @@ fn text(lookup: &impl Fn(&str) -> Option<String>, name: &str, default: &str) -> 
 }
 
 fn optional(lookup: &impl Fn(&str) -> Option<String>, name: &str) -> Option<String> {
-    lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+    lookup(name)
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
 }
 
 fn minutes(
@@ -212,7 +237,10 @@ fn minutes(
 ) -> Result<i64, ConfigError> {
     let value: i64 = number(lookup, name, default_minutes)?;
     if value <= 0 {
-        return Err(ConfigError::Invalid { name, reason: "must be a positive number of minutes".into() });
+        return Err(ConfigError::Invalid {
+            name,
+            reason: "must be a positive number of minutes".into(),
+        });
     }
     Ok(value * 60)
 }
@@ -223,8 +251,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> =
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         move |k| map.get(k).cloned()
     }
 
@@ -234,7 +264,14 @@ mod tests {
         assert_eq!(s.lockout_threshold, 5);
         assert_eq!(s.lockout_secs, 1800);
         assert_eq!(s.challenge_ttl_secs, 600);
-        assert_eq!(s.argon2, Argon2Settings { memory_kib: 19456, iterations: 2, parallelism: 1 });
+        assert_eq!(
+            s.argon2,
+            Argon2Settings {
+                memory_kib: 19456,
+                iterations: 2,
+                parallelism: 1
+            }
+        );
         assert_eq!(s.code_ttl_secs, 300);
         assert_eq!(s.max_code_tries, 5);
         assert_eq!(s.max_sends_per_challenge, 5);
@@ -251,7 +288,10 @@ mod tests {
     #[test]
     fn missing_table_names_the_variable() {
         let err = Settings::from_lookup(lookup(&[])).unwrap_err();
-        assert_eq!(err.to_string(), "environment variable PORTCULLIS_TABLE is required");
+        assert_eq!(
+            err.to_string(),
+            "environment variable PORTCULLIS_TABLE is required"
+        );
     }
 
     #[test]
@@ -261,12 +301,18 @@ mod tests {
             ("PORTCULLIS_LOCKOUT_MINUTES", "half an hour"),
         ]))
         .unwrap_err();
-        assert!(err.to_string().contains("PORTCULLIS_LOCKOUT_MINUTES"), "{err}");
+        assert!(
+            err.to_string().contains("PORTCULLIS_LOCKOUT_MINUTES"),
+            "{err}"
+        );
         let err = Settings::from_lookup(lookup(&[
             ("PORTCULLIS_TABLE", "t"),
             ("PORTCULLIS_LOCKOUT_THRESHOLD", "0"),
         ]))
         .unwrap_err();
-        assert!(err.to_string().contains("PORTCULLIS_LOCKOUT_THRESHOLD"), "{err}");
+        assert!(
+            err.to_string().contains("PORTCULLIS_LOCKOUT_THRESHOLD"),
+            "{err}"
+        );
     }
 }

@@ -10,7 +10,9 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{ConfigError, Settings};
 use crate::crypto::PasswordHasher;
 use crate::crypto::jwt::{KmsSigner, LocalSigner, TokenSigner};
-use crate::crypto::keyed::{CodeMac, KmsCodeMac, KmsSealer, LocalCodeMac, MemorySealer, SecretSealer};
+use crate::crypto::keyed::{
+    CodeMac, KmsCodeMac, KmsSealer, LocalCodeMac, MemorySealer, SecretSealer,
+};
 use crate::crypto::password::HashError;
 use crate::error::StoreError;
 use crate::metrics::CallCounter;
@@ -38,7 +40,10 @@ pub struct SignerSlot {
 
 impl SignerSlot {
     pub fn ready(signer: Arc<dyn TokenSigner>) -> Self {
-        SignerSlot { cell: OnceCell::new_with(Some(signer)), kms: None }
+        SignerSlot {
+            cell: OnceCell::new_with(Some(signer)),
+            kms: None,
+        }
     }
 
     pub async fn get(&self) -> Result<Arc<dyn TokenSigner>, StoreError> {
@@ -80,21 +85,34 @@ struct Unconfigured(&'static str);
 #[async_trait::async_trait]
 impl CodeMac for Unconfigured {
     async fn mac(&self, _: &[u8]) -> Result<Vec<u8>, StoreError> {
-        Err(StoreError::Unavailable(format!("{} is not configured", self.0)))
+        Err(StoreError::Unavailable(format!(
+            "{} is not configured",
+            self.0
+        )))
     }
 }
 
 #[async_trait::async_trait]
 impl SecretSealer for Unconfigured {
-    async fn seal(&self, _: &[u8], _: crate::crypto::keyed::Context<'_>) -> Result<String, StoreError> {
-        Err(StoreError::Unavailable(format!("{} is not configured", self.0)))
+    async fn seal(
+        &self,
+        _: &[u8],
+        _: crate::crypto::keyed::Context<'_>,
+    ) -> Result<String, StoreError> {
+        Err(StoreError::Unavailable(format!(
+            "{} is not configured",
+            self.0
+        )))
     }
     async fn open(
         &self,
         _: &str,
         _: crate::crypto::keyed::Context<'_>,
     ) -> Result<zeroize::Zeroizing<Vec<u8>>, StoreError> {
-        Err(StoreError::Unavailable(format!("{} is not configured", self.0)))
+        Err(StoreError::Unavailable(format!(
+            "{} is not configured",
+            self.0
+        )))
     }
 }
 
@@ -111,17 +129,25 @@ impl Deps {
         let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
         let calls = CallCounter::default();
         let dynamo = aws_sdk_dynamodb::Client::from_conf(
-            aws_sdk_dynamodb::config::Builder::from(&sdk).interceptor(calls.clone()).build(),
+            aws_sdk_dynamodb::config::Builder::from(&sdk)
+                .interceptor(calls.clone())
+                .build(),
         );
         let kms = aws_sdk_kms::Client::from_conf(
-            aws_sdk_kms::config::Builder::from(&sdk).interceptor(calls.clone()).build(),
+            aws_sdk_kms::config::Builder::from(&sdk)
+                .interceptor(calls.clone())
+                .build(),
         );
         let clients = notifier::Clients {
             sns: aws_sdk_sns::Client::from_conf(
-                aws_sdk_sns::config::Builder::from(&sdk).interceptor(calls.clone()).build(),
+                aws_sdk_sns::config::Builder::from(&sdk)
+                    .interceptor(calls.clone())
+                    .build(),
             ),
             sesv2: aws_sdk_sesv2::Client::from_conf(
-                aws_sdk_sesv2::config::Builder::from(&sdk).interceptor(calls.clone()).build(),
+                aws_sdk_sesv2::config::Builder::from(&sdk)
+                    .interceptor(calls.clone())
+                    .build(),
             ),
         };
         let configs = match &settings.notifiers_json {
@@ -148,7 +174,10 @@ impl Deps {
         };
         let signer = SignerSlot {
             cell: OnceCell::new(),
-            kms: settings.signing_key_id.clone().map(|key| (kms.clone(), key)),
+            kms: settings
+                .signing_key_id
+                .clone()
+                .map(|key| (kms.clone(), key)),
         };
         let hasher = PasswordHasher::new(settings.argon2)?;
         Ok(Deps {

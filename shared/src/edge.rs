@@ -31,7 +31,10 @@ pub struct RequestMeta {
 impl RequestMeta {
     pub fn from_request(req: &Request) -> Self {
         let header = |name: &str| {
-            req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
+            req.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
         };
         let (source_ip, route_key, ctx_user_agent) = match req.request_context_ref() {
             Some(RequestContext::ApiGatewayV2(ctx)) => (
@@ -54,7 +57,9 @@ impl RequestMeta {
 
 /// A path parameter (`{challenge_id}` …) as API Gateway extracted it.
 pub fn path_param(req: &Request, name: &str) -> Option<String> {
-    req.path_parameters_ref().and_then(|p| p.first(name)).map(str::to_owned)
+    req.path_parameters_ref()
+        .and_then(|p| p.first(name))
+        .map(str::to_owned)
 }
 
 /// Parses a JSON body: `415` unless it is declared as JSON, `413` over `max_bytes`, `400` for
@@ -75,7 +80,12 @@ pub fn parse_json<T: DeserializeOwned>(req: &Request, max_bytes: usize) -> Resul
         .get("content-type")
         .and_then(|v| v.to_str().ok())
         .map(|v| {
-            let essence = v.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+            let essence = v
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
             essence == "application/json" || essence.ends_with("+json")
         })
         .unwrap_or(false);
@@ -148,7 +158,12 @@ pub fn problem_response(err: &ApiError) -> Response<Body> {
     let text = serde_json::to_string(&problem).unwrap_or_else(|_| {
         r#"{"type":"urn:portcullis:problem:service_unavailable","title":"Service unavailable","status":503,"detail":"The service is temporarily unavailable.","code":"service_unavailable"}"#.to_owned()
     });
-    build(problem.status, "application/problem+json", Body::Text(text), err.retry_after_secs())
+    build(
+        problem.status,
+        "application/problem+json",
+        Body::Text(text),
+        err.retry_after_secs(),
+    )
 }
 
 fn build(status: u16, content_type: &str, body: Body, retry_after: Option<i64>) -> Response<Body> {
@@ -183,6 +198,45 @@ where
             problem_response(&err)
         }
     }
+}
+
+/// The future a function's handler returns (boxed so handlers are plain `fn` pointers the
+/// local gateway can register).
+pub type HandlerFuture<'a> = std::pin::Pin<Box<dyn Future<Output = Response<Body>> + Send + 'a>>;
+/// A function's entry point: `fn(&Deps, Request) -> HandlerFuture`.
+pub type Handler = for<'a> fn(&'a crate::Deps, Request) -> HandlerFuture<'a>;
+
+/// `METHOD /route/{param}` as API Gateway matched it (the function dispatches on it).
+pub fn route_key(req: &Request) -> String {
+    match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.route_key.clone().unwrap_or_default(),
+        _ => String::new(),
+    }
+}
+
+/// A required path parameter; API Gateway always provides the ones of the route.
+pub fn require_path_param(req: &Request, name: &str) -> Result<String, ApiError> {
+    path_param(req, name)
+        .filter(|v| !v.is_empty() && v.len() <= 256)
+        .ok_or(ApiError::NotFound)
+}
+
+/// The `Authorization` header.
+pub fn authorization(req: &Request) -> Option<&str> {
+    req.headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+}
+
+/// Runs a function in Lambda: tracing, dependencies built once, then every request answered.
+pub async fn serve(handler: Handler) -> Result<(), lambda_http::Error> {
+    lambda_http::tracing::init_default_subscriber();
+    let deps = crate::Deps::from_env().await?;
+    let deps = &deps;
+    lambda_http::run(lambda_http::service_fn(move |req| async move {
+        Ok::<_, std::convert::Infallible>(handler(deps, req).await)
+    }))
+    .await
 }
 
 #[cfg(test)]
@@ -221,70 +275,72 @@ mod tests {
     #[test]
     fn content_type_size_utf8_and_syntax_are_checked() {
         let ok = r#"{"user_id":"a","password":"b"}"#;
-        assert!(parse_json::<Input>(&request(Some("application/json; charset=utf-8"), Body::Text(ok.into())), 1024).is_ok());
+        assert!(
+            parse_json::<Input>(
+                &request(
+                    Some("application/json; charset=utf-8"),
+                    Body::Text(ok.into())
+                ),
+                1024
+            )
+            .is_ok()
+        );
         assert_eq!(
             parse_json::<Input>(&request(None, Body::Text(ok.into())), 1024).unwrap_err(),
             ApiError::UnsupportedMediaType
         );
         assert_eq!(
-            parse_json::<Input>(&request(Some("text/plain"), Body::Text(ok.into())), 1024).unwrap_err(),
+            parse_json::<Input>(&request(Some("text/plain"), Body::Text(ok.into())), 1024)
+                .unwrap_err(),
             ApiError::UnsupportedMediaType
         );
         assert_eq!(
-            parse_json::<Input>(&request(Some("application/json"), Body::Text(ok.into())), 10).unwrap_err(),
+            parse_json::<Input>(
+                &request(Some("application/json"), Body::Text(ok.into())),
+                10
+            )
+            .unwrap_err(),
             ApiError::PayloadTooLarge(10)
         );
-        let bad_utf8 = request(Some("application/json"), Body::Binary(vec![b'{', 0xff, b'}']));
-        assert_eq!(parse_json::<Input>(&bad_utf8, 1024).unwrap_err().status(), 400);
+        let bad_utf8 = request(
+            Some("application/json"),
+            Body::Binary(vec![b'{', 0xff, b'}']),
+        );
+        assert_eq!(
+            parse_json::<Input>(&bad_utf8, 1024).unwrap_err().status(),
+            400
+        );
         let malformed = request(Some("application/json"), Body::Text("{\"user_id\":".into()));
-        assert!(parse_json::<Input>(&malformed, 1024).unwrap_err().problem().detail.starts_with("Malformed JSON"));
-        let unknown = request(Some("application/json"), Body::Text(r#"{"user_id":"a","password":"b","x":1}"#.into()));
-        assert!(parse_json::<Input>(&unknown, 1024).unwrap_err().problem().detail.contains("unknown field"));
+        assert!(
+            parse_json::<Input>(&malformed, 1024)
+                .unwrap_err()
+                .problem()
+                .detail
+                .starts_with("Malformed JSON")
+        );
+        let unknown = request(
+            Some("application/json"),
+            Body::Text(r#"{"user_id":"a","password":"b","x":1}"#.into()),
+        );
+        assert!(
+            parse_json::<Input>(&unknown, 1024)
+                .unwrap_err()
+                .problem()
+                .detail
+                .contains("unknown field")
+        );
         let empty = request(Some("application/json"), Body::Empty);
         assert_eq!(parse_json::<Input>(&empty, 1024).unwrap_err().status(), 400);
     }
 
     #[test]
     fn problems_are_problem_json_with_retry_after() {
-        let resp = problem_response(&ApiError::Locked { retry_after_secs: 1800 });
+        let resp = problem_response(&ApiError::Locked {
+            retry_after_secs: 1800,
+        });
         assert_eq!(resp.status(), 423);
         assert_eq!(resp.headers()["content-type"], "application/problem+json");
         assert_eq!(resp.headers()["retry-after"], "1800");
         assert_eq!(resp.headers()["cache-control"], "no-store");
     }
-}
-
-/// The future a function's handler returns (boxed so handlers are plain `fn` pointers the
-/// local gateway can register).
-pub type HandlerFuture<'a> = std::pin::Pin<Box<dyn Future<Output = Response<Body>> + Send + 'a>>;
-/// A function's entry point: `fn(&Deps, Request) -> HandlerFuture`.
-pub type Handler = for<'a> fn(&'a crate::Deps, Request) -> HandlerFuture<'a>;
-
-/// `METHOD /route/{param}` as API Gateway matched it (the function dispatches on it).
-pub fn route_key(req: &Request) -> String {
-    match req.request_context_ref() {
-        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.route_key.clone().unwrap_or_default(),
-        _ => String::new(),
-    }
-}
-
-/// A required path parameter; API Gateway always provides the ones of the route.
-pub fn require_path_param(req: &Request, name: &str) -> Result<String, ApiError> {
-    path_param(req, name).filter(|v| !v.is_empty() && v.len() <= 256).ok_or(ApiError::NotFound)
-}
-
-/// The `Authorization` header.
-pub fn authorization(req: &Request) -> Option<&str> {
-    req.headers().get("authorization").and_then(|v| v.to_str().ok())
-}
-
-/// Runs a function in Lambda: tracing, dependencies built once, then every request answered.
-pub async fn serve(handler: Handler) -> Result<(), lambda_http::Error> {
-    lambda_http::tracing::init_default_subscriber();
-    let deps = crate::Deps::from_env().await?;
-    let deps = &deps;
-    lambda_http::run(lambda_http::service_fn(move |req| async move {
-        Ok::<_, std::convert::Infallible>(handler(deps, req).await)
-    }))
-    .await
 }

@@ -253,9 +253,15 @@ mod tests {
             ApiError::Conflict("x".into()),
             ApiError::PayloadTooLarge(1),
             ApiError::UnsupportedMediaType,
-            ApiError::Locked { retry_after_secs: 1 },
-            ApiError::SendLimitReached { retry_after_secs: 1 },
-            ApiError::RateLimited { retry_after_secs: 1 },
+            ApiError::Locked {
+                retry_after_secs: 1,
+            },
+            ApiError::SendLimitReached {
+                retry_after_secs: 1,
+            },
+            ApiError::RateLimited {
+                retry_after_secs: 1,
+            },
             ApiError::ServiceUnavailable,
         ];
         for err in all {
@@ -272,22 +278,41 @@ mod tests {
         assert_eq!(ApiError::InvalidCredentials.status(), 401);
         assert_eq!(ApiError::ChallengeExpired.status(), 410);
         assert_eq!(ApiError::VoiceNotSupported.status(), 422);
-        assert_eq!(ApiError::Locked { retry_after_secs: 5 }.status(), 423);
-        assert_eq!(ApiError::SendLimitReached { retry_after_secs: 5 }.status(), 429);
+        assert_eq!(
+            ApiError::Locked {
+                retry_after_secs: 5
+            }
+            .status(),
+            423
+        );
+        assert_eq!(
+            ApiError::SendLimitReached {
+                retry_after_secs: 5
+            }
+            .status(),
+            429
+        );
         assert_eq!(ApiError::ServiceUnavailable.status(), 503);
     }
 
     #[test]
     fn send_limit_message_is_the_spec_text() {
         assert_eq!(
-            ApiError::SendLimitReached { retry_after_secs: 1800 }.problem().detail,
+            ApiError::SendLimitReached {
+                retry_after_secs: 1800
+            }
+            .problem()
+            .detail,
             SEND_LIMIT_MESSAGE
         );
     }
 
     #[test]
     fn locked_detail_rounds_minutes_up() {
-        let p = ApiError::Locked { retry_after_secs: 61 }.problem();
+        let p = ApiError::Locked {
+            retry_after_secs: 61,
+        }
+        .problem();
         assert!(p.detail.contains("2 minutes"), "{}", p.detail);
     }
 }

@@ -28,7 +28,10 @@ impl UserId {
                 "user_id must be at most {MAX_USER_ID_CHARS} characters."
             )));
         }
-        if normalised.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        if normalised
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace())
+        {
             return Err(ApiError::validation(
                 "user_id must not contain spaces or control characters.",
             ));

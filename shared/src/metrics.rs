@@ -46,9 +46,10 @@ impl Intercept for CallCounter {
         if let Some(meta) = cfg.load::<Metadata>()
             && let Ok(mut counts) = self.counts.lock()
         {
-            *counts.entry((meta.service().to_owned(), meta.name().to_owned())).or_default() += 1;
+            *counts
+                .entry((meta.service().to_owned(), meta.name().to_owned()))
+                .or_default() += 1;
         }
         Ok(())
     }
-
 }

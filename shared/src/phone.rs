@@ -43,13 +43,19 @@ impl Phone {
             return Err(ApiError::validation("phone is not a valid phone number."));
         }
         let e164 = number.format().mode(phonenumber::Mode::E164).to_string();
-        Ok(Phone { e164, country_code: number.code().value() })
+        Ok(Phone {
+            e164,
+            country_code: number.code().value(),
+        })
     }
 
     /// Wraps a number read back from storage (stored only after [`Phone::parse`]).
     pub fn from_stored(e164: &str) -> Phone {
         let country_code = if e164.starts_with("+1") { 1 } else { 0 };
-        Phone { e164: e164.to_owned(), country_code }
+        Phone {
+            e164: e164.to_owned(),
+            country_code,
+        }
     }
 
     pub fn e164(&self) -> &str {
@@ -80,7 +86,11 @@ fn extension_refused() -> ApiError {
 /// Extension markers people type: `x123`, `ext. 123`, `;ext=123`, `#123`, a pause `,`.
 fn looks_like_extension(raw: &str) -> bool {
     let lower = raw.to_ascii_lowercase();
-    lower.contains("ext") || lower.contains('x') || lower.contains(';') || lower.contains('#') || lower.contains(',')
+    lower.contains("ext")
+        || lower.contains('x')
+        || lower.contains(';')
+        || lower.contains('#')
+        || lower.contains(',')
 }
 
 #[cfg(test)]
@@ -89,21 +99,47 @@ mod tests {
 
     #[test]
     fn normalises_valid_international_numbers() {
-        assert_eq!(Phone::parse("+1 (202) 555-0143").unwrap().e164(), "+12025550143");
-        assert_eq!(Phone::parse(" +44 7911 123456 ").unwrap().e164(), "+447911123456");
+        assert_eq!(
+            Phone::parse("+1 (202) 555-0143").unwrap().e164(),
+            "+12025550143"
+        );
+        assert_eq!(
+            Phone::parse(" +44 7911 123456 ").unwrap().e164(),
+            "+447911123456"
+        );
     }
 
     #[test]
     fn refuses_extensions_with_the_spec_reason() {
-        for raw in ["+12025550143 x123", "+12025550143 ext. 12", "+12025550143;ext=9", "+12025550143#5", "+12025550143,,5"] {
+        for raw in [
+            "+12025550143 x123",
+            "+12025550143 ext. 12",
+            "+12025550143;ext=9",
+            "+12025550143#5",
+            "+12025550143,,5",
+        ] {
             let err = Phone::parse(raw).unwrap_err();
-            assert!(err.problem().detail.contains("codes cannot be routed through an extension"), "{raw}");
+            assert!(
+                err.problem()
+                    .detail
+                    .contains("codes cannot be routed through an extension"),
+                "{raw}"
+            );
         }
     }
 
     #[test]
     fn refuses_national_format_garbage_and_invalid_numbers() {
-        for raw in ["2025550143", "", "+", "+1", "hello", "+999 123", "+1 000 000 0000", &"+1".repeat(40)] {
+        for raw in [
+            "2025550143",
+            "",
+            "+",
+            "+1",
+            "hello",
+            "+999 123",
+            "+1 000 000 0000",
+            &"+1".repeat(40),
+        ] {
             assert_eq!(Phone::parse(raw).unwrap_err().status(), 400, "{raw}");
         }
     }
@@ -115,7 +151,10 @@ mod tests {
         let uk = Phone::parse("+447911123456").unwrap();
         assert!(us.check_delivery(Delivery::Voice).is_ok());
         assert!(ca.check_delivery(Delivery::Voice).is_ok());
-        assert_eq!(uk.check_delivery(Delivery::Voice).unwrap_err(), ApiError::VoiceNotSupported);
+        assert_eq!(
+            uk.check_delivery(Delivery::Voice).unwrap_err(),
+            ApiError::VoiceNotSupported
+        );
         assert!(uk.check_delivery(Delivery::Sms).is_ok());
     }
 }

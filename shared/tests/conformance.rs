@@ -9,8 +9,8 @@ use portcullis::error::StoreError;
 use portcullis::identity::UserId;
 use portcullis::storage::{
     AttemptSlot, ChallengePurpose, ChallengeRecord, ChallengeStatus, Delivery, DeliveryRecord,
-    FactorKind, FactorRecord, FactorStatus, FailureOutcome, LockoutPolicy, PendingCode,
-    SendSlot, SessionRecord, Stores, UserRecord, UserStatus,
+    FactorKind, FactorRecord, FactorStatus, FailureOutcome, LockoutPolicy, PendingCode, SendSlot,
+    SessionRecord, Stores, UserRecord, UserStatus,
 };
 
 fn user(id: &UserId) -> UserRecord {
@@ -28,7 +28,11 @@ fn user(id: &UserId) -> UserRecord {
     }
 }
 
-const POLICY: LockoutPolicy = LockoutPolicy { threshold: 5, lock_secs: 1800, window_secs: 86_400 };
+const POLICY: LockoutPolicy = LockoutPolicy {
+    threshold: 5,
+    lock_secs: 1800,
+    window_secs: 86_400,
+};
 
 #[tokio::test]
 async fn users_are_created_once_and_read_back_unchanged() {
@@ -36,16 +40,31 @@ async fn users_are_created_once_and_read_back_unchanged() {
         let id = UserId::parse(&unique("user")).unwrap();
         let record = user(&id);
         stores.users.create_user(&record).await.unwrap();
-        assert_eq!(stores.users.get_user(&id).await.unwrap(), Some(record.clone()), "{name}");
+        assert_eq!(
+            stores.users.get_user(&id).await.unwrap(),
+            Some(record.clone()),
+            "{name}"
+        );
         let mut other = record.clone();
         other.email = None;
         assert!(
-            matches!(stores.users.create_user(&other).await, Err(StoreError::ConditionFailed)),
+            matches!(
+                stores.users.create_user(&other).await,
+                Err(StoreError::ConditionFailed)
+            ),
             "{name}: a second create must not overwrite"
         );
-        assert_eq!(stores.users.get_user(&id).await.unwrap(), Some(record), "{name}");
+        assert_eq!(
+            stores.users.get_user(&id).await.unwrap(),
+            Some(record),
+            "{name}"
+        );
         let missing = UserId::parse(&unique("nobody")).unwrap();
-        assert_eq!(stores.users.get_user(&missing).await.unwrap(), None, "{name}");
+        assert_eq!(
+            stores.users.get_user(&missing).await.unwrap(),
+            None,
+            "{name}"
+        );
     }
 }
 
@@ -57,16 +76,26 @@ async fn password_hash_is_replaced_only_if_unchanged() {
         let old = record.password_hash.clone().unwrap();
         stores.users.create_user(&record).await.unwrap();
         assert!(matches!(
-            stores.users.replace_password_hash(&id, "not-the-hash", "new").await,
+            stores
+                .users
+                .replace_password_hash(&id, "not-the-hash", "new")
+                .await,
             Err(StoreError::ConditionFailed)
         ));
-        stores.users.replace_password_hash(&id, &old, "new").await.unwrap();
+        stores
+            .users
+            .replace_password_hash(&id, &old, "new")
+            .await
+            .unwrap();
         let read = stores.users.get_user(&id).await.unwrap().unwrap();
         assert_eq!(read.password_hash.as_deref(), Some("new"), "{name}");
         let missing = UserId::parse(&unique("nobody")).unwrap();
         assert!(
             matches!(
-                stores.users.replace_password_hash(&missing, &old, "new").await,
+                stores
+                    .users
+                    .replace_password_hash(&missing, &old, "new")
+                    .await,
                 Err(StoreError::ConditionFailed)
             ),
             "{name}: no user is created by a replace"
@@ -89,19 +118,36 @@ async fn five_failures_lock_for_thirty_minutes_then_the_count_starts_over() {
         }
         let until = T0.plus_secs(1800);
         assert_eq!(
-            l.record_failure(&key, T0.plus_secs(10), POLICY).await.unwrap(),
-            FailureOutcome::LockStarted { until: T0.plus_secs(1810) },
+            l.record_failure(&key, T0.plus_secs(10), POLICY)
+                .await
+                .unwrap(),
+            FailureOutcome::LockStarted {
+                until: T0.plus_secs(1810)
+            },
             "{name}"
         );
         let until = until.plus_secs(10);
-        assert_eq!(l.locked_until(&key, T0.plus_secs(11)).await.unwrap(), Some(until), "{name}");
         assert_eq!(
-            l.record_failure(&key, T0.plus_secs(12), POLICY).await.unwrap(),
+            l.locked_until(&key, T0.plus_secs(11)).await.unwrap(),
+            Some(until),
+            "{name}"
+        );
+        assert_eq!(
+            l.record_failure(&key, T0.plus_secs(12), POLICY)
+                .await
+                .unwrap(),
             FailureOutcome::AlreadyLocked { until },
             "{name}: a failure during the lock neither extends nor restarts it"
         );
-        assert_eq!(l.locked_until(&key, until.plus_secs(-1)).await.unwrap(), Some(until));
-        assert_eq!(l.locked_until(&key, until).await.unwrap(), None, "{name}: lock over");
+        assert_eq!(
+            l.locked_until(&key, until.plus_secs(-1)).await.unwrap(),
+            Some(until)
+        );
+        assert_eq!(
+            l.locked_until(&key, until).await.unwrap(),
+            None,
+            "{name}: lock over"
+        );
         assert_eq!(
             l.record_failure(&key, until, POLICY).await.unwrap(),
             FailureOutcome::Counted { failures: 1 },
@@ -119,16 +165,22 @@ async fn a_run_of_failures_is_forgotten_after_the_window_and_on_clear() {
             l.record_failure(&key, T0, POLICY).await.unwrap();
         }
         assert_eq!(
-            l.record_failure(&key, T0.plus_secs(POLICY.window_secs), POLICY).await.unwrap(),
+            l.record_failure(&key, T0.plus_secs(POLICY.window_secs), POLICY)
+                .await
+                .unwrap(),
             FailureOutcome::Counted { failures: 1 },
             "{name}"
         );
         for _ in 0..3 {
-            l.record_failure(&key, T0.plus_secs(POLICY.window_secs), POLICY).await.unwrap();
+            l.record_failure(&key, T0.plus_secs(POLICY.window_secs), POLICY)
+                .await
+                .unwrap();
         }
         l.clear(&key).await.unwrap();
         assert_eq!(
-            l.record_failure(&key, T0.plus_secs(POLICY.window_secs), POLICY).await.unwrap(),
+            l.record_failure(&key, T0.plus_secs(POLICY.window_secs), POLICY)
+                .await
+                .unwrap(),
             FailureOutcome::Counted { failures: 1 },
             "{name}: clear forgets the run"
         );
@@ -143,7 +195,9 @@ async fn concurrent_failures_start_exactly_one_lock_and_never_skip_a_count() {
         for _ in 0..12 {
             let l = stores.lockouts.clone();
             let key = key.clone();
-            tasks.push(tokio::spawn(async move { l.record_failure(&key, T0, POLICY).await }));
+            tasks.push(tokio::spawn(async move {
+                l.record_failure(&key, T0, POLICY).await
+            }));
         }
         let mut counted = Vec::new();
         let mut started = 0;
@@ -157,7 +211,10 @@ async fn concurrent_failures_start_exactly_one_lock_and_never_skip_a_count() {
         }
         counted.sort_unstable();
         assert_eq!(counted, vec![1, 2, 3, 4], "{name}");
-        assert_eq!(started, 1, "{name}: exactly one caller starts the lock (and alerts)");
+        assert_eq!(
+            started, 1,
+            "{name}: exactly one caller starts the lock (and alerts)"
+        );
         assert_eq!(already, 7, "{name}");
     }
 }
@@ -166,7 +223,10 @@ fn factor(user_id: &UserId, id: &str, created: i64) -> FactorRecord {
     FactorRecord {
         user_id: user_id.clone(),
         factor_id: id.into(),
-        kind: FactorKind::Phone { e164: "+15551234567".into(), delivery: Delivery::Sms },
+        kind: FactorKind::Phone {
+            e164: "+15551234567".into(),
+            delivery: Delivery::Sms,
+        },
         status: FactorStatus::Active,
         created_at: T0.plus_secs(created),
     }
@@ -180,27 +240,47 @@ async fn factors_are_listed_per_user_oldest_first_and_created_once() {
         let totp = FactorRecord {
             user_id: alice.clone(),
             factor_id: "f_a".into(),
-            kind: FactorKind::Totp { secret_ciphertext: "c2VjcmV0".into(), last_used_step: Some(7) },
+            kind: FactorKind::Totp {
+                secret_ciphertext: "c2VjcmV0".into(),
+                last_used_step: Some(7),
+            },
             status: FactorStatus::Pending,
             created_at: T0.plus_secs(5),
         };
         let email = FactorRecord {
             user_id: alice.clone(),
             factor_id: "f_c".into(),
-            kind: FactorKind::Email { address: "a@example.com".into() },
+            kind: FactorKind::Email {
+                address: "a@example.com".into(),
+            },
             status: FactorStatus::Active,
             created_at: T0.plus_secs(1),
         };
-        stores.factors.create_factor(&factor(&alice, "f_b", 0)).await.unwrap();
+        stores
+            .factors
+            .create_factor(&factor(&alice, "f_b", 0))
+            .await
+            .unwrap();
         stores.factors.create_factor(&totp).await.unwrap();
         stores.factors.create_factor(&email).await.unwrap();
-        stores.factors.create_factor(&factor(&bob, "f_b", 0)).await.unwrap();
+        stores
+            .factors
+            .create_factor(&factor(&bob, "f_b", 0))
+            .await
+            .unwrap();
         assert!(matches!(
-            stores.factors.create_factor(&factor(&alice, "f_b", 9)).await,
+            stores
+                .factors
+                .create_factor(&factor(&alice, "f_b", 9))
+                .await,
             Err(StoreError::ConditionFailed)
         ));
         let listed = stores.factors.list_factors(&alice).await.unwrap();
-        assert_eq!(listed, vec![factor(&alice, "f_b", 0), email, totp], "{name}");
+        assert_eq!(
+            listed,
+            vec![factor(&alice, "f_b", 0), email, totp],
+            "{name}"
+        );
         let none = UserId::parse(&unique("carol")).unwrap();
         assert!(stores.factors.list_factors(&none).await.unwrap().is_empty());
     }
@@ -219,7 +299,12 @@ async fn challenges_expire_on_read_and_are_created_once() {
             sends: 2,
             attempts: 1,
             password_change_required: true,
-            code: Some(PendingCode { mac: "ab".into(), expires_at: T0.plus_secs(300), factor_id: "f_1".into(), channel: "sms".into() }),
+            code: Some(PendingCode {
+                mac: "ab".into(),
+                expires_at: T0.plus_secs(300),
+                factor_id: "f_1".into(),
+                channel: "sms".into(),
+            }),
             completed_at: None,
             factor_id: Some("f_9".into()),
             session_id: Some("s_1".into()),
@@ -230,8 +315,20 @@ async fn challenges_expire_on_read_and_are_created_once() {
             Err(StoreError::ConditionFailed)
         ));
         let c = &stores.challenges;
-        assert_eq!(c.get_challenge(&record.id_digest, T0.plus_secs(599)).await.unwrap(), Some(record.clone()), "{name}");
-        assert_eq!(c.get_challenge(&record.id_digest, T0.plus_secs(600)).await.unwrap(), None, "{name}: expired at its TTL even if the item is still there");
+        assert_eq!(
+            c.get_challenge(&record.id_digest, T0.plus_secs(599))
+                .await
+                .unwrap(),
+            Some(record.clone()),
+            "{name}"
+        );
+        assert_eq!(
+            c.get_challenge(&record.id_digest, T0.plus_secs(600))
+                .await
+                .unwrap(),
+            None,
+            "{name}: expired at its TTL even if the item is still there"
+        );
         assert_eq!(c.get_challenge("no-such-digest", T0).await.unwrap(), None);
     }
 }
@@ -255,7 +352,12 @@ fn fresh_challenge() -> ChallengeRecord {
 }
 
 fn code(mac: &str) -> PendingCode {
-    PendingCode { mac: mac.into(), expires_at: T0.plus_secs(300), factor_id: "f_1".into(), channel: "sms".into() }
+    PendingCode {
+        mac: mac.into(),
+        expires_at: T0.plus_secs(300),
+        factor_id: "f_1".into(),
+        channel: "sms".into(),
+    }
 }
 
 #[tokio::test]
@@ -264,18 +366,40 @@ async fn sends_stop_at_the_limit_even_when_concurrent_and_a_failed_send_is_given
         let c = fresh_challenge();
         let ch = &stores.challenges;
         ch.create_challenge(&c).await.unwrap();
-        assert_eq!(ch.store_code(&c.id_digest, T0, 5, &code("m1")).await.unwrap(), SendSlot::Reserved { sends: 1 }, "{name}");
+        assert_eq!(
+            ch.store_code(&c.id_digest, T0, 5, &code("m1"))
+                .await
+                .unwrap(),
+            SendSlot::Reserved { sends: 1 },
+            "{name}"
+        );
         ch.release_code(&c.id_digest, "not-the-mac").await.unwrap();
-        assert_eq!(ch.get_challenge(&c.id_digest, T0).await.unwrap().unwrap().sends, 1, "{name}: release needs the same code");
+        assert_eq!(
+            ch.get_challenge(&c.id_digest, T0)
+                .await
+                .unwrap()
+                .unwrap()
+                .sends,
+            1,
+            "{name}: release needs the same code"
+        );
         ch.release_code(&c.id_digest, "m1").await.unwrap();
         let after = ch.get_challenge(&c.id_digest, T0).await.unwrap().unwrap();
-        assert_eq!((after.sends, after.code), (0, None), "{name}: a failed send neither counts nor leaves a code");
+        assert_eq!(
+            (after.sends, after.code),
+            (0, None),
+            "{name}: a failed send neither counts nor leaves a code"
+        );
 
         let mut tasks = Vec::new();
         for i in 0..9 {
             let ch = stores.challenges.clone();
             let d = c.id_digest.clone();
-            tasks.push(tokio::spawn(async move { ch.store_code(&d, T0, 5, &code(&format!("m{i}"))).await.unwrap() }));
+            tasks.push(tokio::spawn(async move {
+                ch.store_code(&d, T0, 5, &code(&format!("m{i}")))
+                    .await
+                    .unwrap()
+            }));
         }
         let mut reserved = Vec::new();
         let mut refused = 0;
@@ -289,8 +413,18 @@ async fn sends_stop_at_the_limit_even_when_concurrent_and_a_failed_send_is_given
         reserved.sort_unstable();
         assert_eq!(reserved, vec![1, 2, 3, 4, 5], "{name}");
         assert_eq!(refused, 4, "{name}");
-        assert_eq!(ch.store_code(&c.id_digest, T0.plus_secs(600), 5, &code("x")).await.unwrap(), SendSlot::Gone, "{name}: expired");
-        assert_eq!(ch.store_code("nope", T0, 5, &code("x")).await.unwrap(), SendSlot::Gone, "{name}");
+        assert_eq!(
+            ch.store_code(&c.id_digest, T0.plus_secs(600), 5, &code("x"))
+                .await
+                .unwrap(),
+            SendSlot::Gone,
+            "{name}: expired"
+        );
+        assert_eq!(
+            ch.store_code("nope", T0, 5, &code("x")).await.unwrap(),
+            SendSlot::Gone,
+            "{name}"
+        );
     }
 }
 
@@ -304,7 +438,9 @@ async fn attempts_are_counted_before_comparison_and_never_pass_the_limit() {
         for _ in 0..8 {
             let ch = stores.challenges.clone();
             let d = c.id_digest.clone();
-            tasks.push(tokio::spawn(async move { ch.reserve_attempt(&d, T0, 5).await.unwrap() }));
+            tasks.push(tokio::spawn(async move {
+                ch.reserve_attempt(&d, T0, 5).await.unwrap()
+            }));
         }
         let mut counts = Vec::new();
         let mut exhausted = 0;
@@ -327,14 +463,25 @@ async fn a_challenge_completes_exactly_once_and_only_with_the_live_code() {
         let c = fresh_challenge();
         let ch = &stores.challenges;
         ch.create_challenge(&c).await.unwrap();
-        ch.store_code(&c.id_digest, T0, 5, &code("m1")).await.unwrap();
-        ch.store_code(&c.id_digest, T0, 5, &code("m2")).await.unwrap();
-        assert!(!ch.complete_challenge(&c.id_digest, T0, Some("m1")).await.unwrap(), "{name}: a resend replaces the old code");
+        ch.store_code(&c.id_digest, T0, 5, &code("m1"))
+            .await
+            .unwrap();
+        ch.store_code(&c.id_digest, T0, 5, &code("m2"))
+            .await
+            .unwrap();
+        assert!(
+            !ch.complete_challenge(&c.id_digest, T0, Some("m1"))
+                .await
+                .unwrap(),
+            "{name}: a resend replaces the old code"
+        );
         let mut tasks = Vec::new();
         for _ in 0..10 {
             let ch = stores.challenges.clone();
             let d = c.id_digest.clone();
-            tasks.push(tokio::spawn(async move { ch.complete_challenge(&d, T0, Some("m2")).await.unwrap() }));
+            tasks.push(tokio::spawn(async move {
+                ch.complete_challenge(&d, T0, Some("m2")).await.unwrap()
+            }));
         }
         let mut wins = 0;
         for t in tasks {
@@ -345,7 +492,11 @@ async fn a_challenge_completes_exactly_once_and_only_with_the_live_code() {
         assert_eq!(wins, 1, "{name}: single use under concurrency");
         let done = ch.get_challenge(&c.id_digest, T0).await.unwrap().unwrap();
         assert!(done.completed_at.is_some() && done.code.is_none(), "{name}");
-        assert_eq!(ch.reserve_attempt(&c.id_digest, T0, 5).await.unwrap(), AttemptSlot::Gone, "{name}");
+        assert_eq!(
+            ch.reserve_attempt(&c.id_digest, T0, 5).await.unwrap(),
+            AttemptSlot::Gone,
+            "{name}"
+        );
         ch.delete_challenge(&c.id_digest).await.unwrap();
         assert!(ch.get_challenge(&c.id_digest, T0).await.unwrap().is_none());
     }
@@ -374,13 +525,30 @@ async fn session(stores: &Stores) -> SessionRecord {
 async fn refresh_rotation_wins_once_and_remembers_rotated_digests() {
     for (name, stores) in all_stores().await {
         let s = session(&stores).await;
-        assert_eq!(stores.sessions.get_session(&s.user_id, &s.session_id).await.unwrap(), Some(s.clone()), "{name}");
+        assert_eq!(
+            stores
+                .sessions
+                .get_session(&s.user_id, &s.session_id)
+                .await
+                .unwrap(),
+            Some(s.clone()),
+            "{name}"
+        );
         let mut tasks = Vec::new();
         for i in 0..6 {
             let st = stores.sessions.clone();
             let (u, id) = (s.user_id.clone(), s.session_id.clone());
             tasks.push(tokio::spawn(async move {
-                st.rotate_refresh(&u, &id, "d0", &format!("d1-{i}"), T0.plus_secs(60), T0.plus_secs(960)).await.unwrap()
+                st.rotate_refresh(
+                    &u,
+                    &id,
+                    "d0",
+                    &format!("d1-{i}"),
+                    T0.plus_secs(60),
+                    T0.plus_secs(960),
+                )
+                .await
+                .unwrap()
             }));
         }
         let mut wins = 0;
@@ -390,15 +558,48 @@ async fn refresh_rotation_wins_once_and_remembers_rotated_digests() {
             }
         }
         assert_eq!(wins, 1, "{name}");
-        let after = stores.sessions.get_session(&s.user_id, &s.session_id).await.unwrap().unwrap();
+        let after = stores
+            .sessions
+            .get_session(&s.user_id, &s.session_id)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(after.rotated, vec!["d0".to_owned()], "{name}");
         assert!(after.refresh_digest.starts_with("d1-"));
         assert_eq!(after.idle_expires_at, T0.plus_secs(960));
-        stores.sessions.revoke_session(&s.user_id, &s.session_id).await.unwrap();
+        stores
+            .sessions
+            .revoke_session(&s.user_id, &s.session_id)
+            .await
+            .unwrap();
         let digest = after.refresh_digest.clone();
-        assert!(!stores.sessions.rotate_refresh(&s.user_id, &s.session_id, &digest, "d2", T0, T0).await.unwrap(), "{name}: revoked");
-        assert!(stores.sessions.get_session(&s.user_id, &s.session_id).await.unwrap().unwrap().revoked);
-        assert_eq!(stores.sessions.list_sessions(&s.user_id).await.unwrap().len(), 1, "{name}");
+        assert!(
+            !stores
+                .sessions
+                .rotate_refresh(&s.user_id, &s.session_id, &digest, "d2", T0, T0)
+                .await
+                .unwrap(),
+            "{name}: revoked"
+        );
+        assert!(
+            stores
+                .sessions
+                .get_session(&s.user_id, &s.session_id)
+                .await
+                .unwrap()
+                .unwrap()
+                .revoked
+        );
+        assert_eq!(
+            stores
+                .sessions
+                .list_sessions(&s.user_id)
+                .await
+                .unwrap()
+                .len(),
+            1,
+            "{name}"
+        );
     }
 }
 
@@ -406,11 +607,41 @@ async fn refresh_rotation_wins_once_and_remembers_rotated_digests() {
 async fn elevation_updates_auth_time_unless_revoked() {
     for (name, stores) in all_stores().await {
         let s = session(&stores).await;
-        stores.sessions.elevate_session(&s.user_id, &s.session_id, T0.plus_secs(100), &["otp".into()], "x").await.unwrap();
-        let e = stores.sessions.get_session(&s.user_id, &s.session_id).await.unwrap().unwrap();
-        assert_eq!((e.auth_time, e.amr, e.acr.as_str()), (T0.plus_secs(100), vec!["otp".to_owned()], "x"), "{name}");
-        stores.sessions.revoke_session(&s.user_id, &s.session_id).await.unwrap();
-        assert!(stores.sessions.elevate_session(&s.user_id, &s.session_id, T0, &[], "x").await.is_err(), "{name}");
+        stores
+            .sessions
+            .elevate_session(
+                &s.user_id,
+                &s.session_id,
+                T0.plus_secs(100),
+                &["otp".into()],
+                "x",
+            )
+            .await
+            .unwrap();
+        let e = stores
+            .sessions
+            .get_session(&s.user_id, &s.session_id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (e.auth_time, e.amr, e.acr.as_str()),
+            (T0.plus_secs(100), vec!["otp".to_owned()], "x"),
+            "{name}"
+        );
+        stores
+            .sessions
+            .revoke_session(&s.user_id, &s.session_id)
+            .await
+            .unwrap();
+        assert!(
+            stores
+                .sessions
+                .elevate_session(&s.user_id, &s.session_id, T0, &[], "x")
+                .await
+                .is_err(),
+            "{name}"
+        );
     }
 }
 
@@ -421,24 +652,57 @@ async fn factor_activation_totp_steps_and_deletion() {
         let totp = FactorRecord {
             user_id: u.clone(),
             factor_id: "f_t".into(),
-            kind: FactorKind::Totp { secret_ciphertext: "x".into(), last_used_step: None },
+            kind: FactorKind::Totp {
+                secret_ciphertext: "x".into(),
+                last_used_step: None,
+            },
             status: FactorStatus::Pending,
             created_at: T0,
         };
         let f = &stores.factors;
         f.create_factor(&totp).await.unwrap();
         f.activate_factor(&u, "f_t").await.unwrap();
-        assert!(matches!(f.activate_factor(&u, "f_t").await, Err(StoreError::ConditionFailed)), "{name}: once");
-        assert!(matches!(f.activate_factor(&u, "f_none").await, Err(StoreError::ConditionFailed)), "{name}");
+        assert!(
+            matches!(
+                f.activate_factor(&u, "f_t").await,
+                Err(StoreError::ConditionFailed)
+            ),
+            "{name}: once"
+        );
+        assert!(
+            matches!(
+                f.activate_factor(&u, "f_none").await,
+                Err(StoreError::ConditionFailed)
+            ),
+            "{name}"
+        );
         assert!(f.use_totp_step(&u, "f_t", 100).await.unwrap(), "{name}");
-        assert!(!f.use_totp_step(&u, "f_t", 100).await.unwrap(), "{name}: same step twice");
-        assert!(!f.use_totp_step(&u, "f_t", 99).await.unwrap(), "{name}: older step");
+        assert!(
+            !f.use_totp_step(&u, "f_t", 100).await.unwrap(),
+            "{name}: same step twice"
+        );
+        assert!(
+            !f.use_totp_step(&u, "f_t", 99).await.unwrap(),
+            "{name}: older step"
+        );
         assert!(f.use_totp_step(&u, "f_t", 101).await.unwrap(), "{name}");
         let read = f.get_factor(&u, "f_t").await.unwrap().unwrap();
         assert_eq!(read.status, FactorStatus::Active);
-        assert!(matches!(read.kind, FactorKind::Totp { last_used_step: Some(101), .. }), "{name}");
+        assert!(
+            matches!(
+                read.kind,
+                FactorKind::Totp {
+                    last_used_step: Some(101),
+                    ..
+                }
+            ),
+            "{name}"
+        );
         f.create_factor(&factor(&u, "f_p", 1)).await.unwrap();
-        assert!(!f.use_totp_step(&u, "f_p", 5).await.unwrap(), "{name}: not a TOTP factor");
+        assert!(
+            !f.use_totp_step(&u, "f_p", 5).await.unwrap(),
+            "{name}: not a TOTP factor"
+        );
         assert!(f.delete_factor(&u, "f_t").await.unwrap(), "{name}");
         assert!(!f.delete_factor(&u, "f_t").await.unwrap(), "{name}");
         assert_eq!(f.get_factor(&u, "f_t").await.unwrap(), None);
@@ -450,23 +714,31 @@ async fn deliveries_are_listed_newest_first_until_they_expire() {
     for (name, stores) in all_stores().await {
         let u = UserId::parse(&unique("dl")).unwrap();
         for (i, at) in [10, 30, 20].iter().enumerate() {
-            stores.deliveries.record_delivery(&DeliveryRecord {
-                user_id: u.clone(),
-                delivery_id: format!("d{i}"),
-                at: T0.plus_secs(*at),
-                channel: "sms".into(),
-                provider: "sns-sms".into(),
-                provider_message_id: Some(format!("m{i}")),
-                outcome: "sent".into(),
-                purpose: "sign_in".into(),
-                to_masked: "***-***-0143".into(),
-                expires_at: T0.plus_secs(1000 + at),
-            }).await.unwrap();
+            stores
+                .deliveries
+                .record_delivery(&DeliveryRecord {
+                    user_id: u.clone(),
+                    delivery_id: format!("d{i}"),
+                    at: T0.plus_secs(*at),
+                    channel: "sms".into(),
+                    provider: "sns-sms".into(),
+                    provider_message_id: Some(format!("m{i}")),
+                    outcome: "sent".into(),
+                    purpose: "sign_in".into(),
+                    to_masked: "***-***-0143".into(),
+                    expires_at: T0.plus_secs(1000 + at),
+                })
+                .await
+                .unwrap();
         }
         let listed = stores.deliveries.list_deliveries(&u, T0).await.unwrap();
         let ids: Vec<&str> = listed.iter().map(|d| d.delivery_id.as_str()).collect();
         assert_eq!(ids, vec!["d1", "d2", "d0"], "{name}");
-        let later = stores.deliveries.list_deliveries(&u, T0.plus_secs(1015)).await.unwrap();
+        let later = stores
+            .deliveries
+            .list_deliveries(&u, T0.plus_secs(1015))
+            .await
+            .unwrap();
         assert_eq!(later.len(), 2, "{name}: expired records are not read");
     }
 }

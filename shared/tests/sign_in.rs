@@ -4,8 +4,8 @@
 mod common;
 
 use common::{T0, all_deps, unique};
-use portcullis::crypto::{PasswordHasher, SecretString, token_digest};
 use portcullis::config::Argon2Settings;
+use portcullis::crypto::{PasswordHasher, SecretString, token_digest};
 use portcullis::edge::RequestMeta;
 use portcullis::error::ApiError;
 use portcullis::identity::UserId;
@@ -39,8 +39,15 @@ async fn create_user(deps: &Deps, raw_id: &str, status: UserStatus) -> UserId {
     id
 }
 
-async fn attempt(deps: &Deps, user_id: &str, password: &str) -> Result<portcullis::service::sign_in::SignInAnswer, ApiError> {
-    let request = SignInRequest { user_id: user_id.into(), password: SecretString::new(password.into()) };
+async fn attempt(
+    deps: &Deps,
+    user_id: &str,
+    password: &str,
+) -> Result<portcullis::service::sign_in::SignInAnswer, ApiError> {
+    let request = SignInRequest {
+        user_id: user_id.into(),
+        password: SecretString::new(password.into()),
+    };
     sign_in(deps, request, &RequestMeta::default()).await
 }
 
@@ -52,15 +59,25 @@ async fn unknown_user_wrong_password_and_inactive_account_get_the_same_answer() 
         create_user(&deps, &active, UserStatus::Active).await;
         create_user(&deps, &inactive, UserStatus::Inactive).await;
         let before = deps.hasher.computations();
-        let unknown = attempt(&deps, &unique("nobody"), "wrong password 123").await.unwrap_err();
+        let unknown = attempt(&deps, &unique("nobody"), "wrong password 123")
+            .await
+            .unwrap_err();
         let after_unknown = deps.hasher.computations();
-        let wrong = attempt(&deps, &active, "wrong password 123").await.unwrap_err();
+        let wrong = attempt(&deps, &active, "wrong password 123")
+            .await
+            .unwrap_err();
         let after_wrong = deps.hasher.computations();
-        let inactive_wrong = attempt(&deps, &inactive, "wrong password 123").await.unwrap_err();
+        let inactive_wrong = attempt(&deps, &inactive, "wrong password 123")
+            .await
+            .unwrap_err();
         assert_eq!(unknown, ApiError::InvalidCredentials, "{name}");
         assert_eq!(unknown.problem(), wrong.problem(), "{name}");
         assert_eq!(unknown.problem(), inactive_wrong.problem(), "{name}");
-        assert_eq!(after_unknown - before, 1, "{name}: an unknown user costs one argon2 verification");
+        assert_eq!(
+            after_unknown - before,
+            1,
+            "{name}: an unknown user costs one argon2 verification"
+        );
         assert_eq!(after_wrong - after_unknown, 1, "{name}");
     }
 }
@@ -70,7 +87,11 @@ async fn right_password_for_a_deactivated_account_answers_account_inactive() {
     for (name, deps, _clock) in all_deps().await {
         let id = unique("sleeper");
         create_user(&deps, &id, UserStatus::Inactive).await;
-        assert_eq!(attempt(&deps, &id, PASSWORD).await.unwrap_err(), ApiError::AccountInactive, "{name}");
+        assert_eq!(
+            attempt(&deps, &id, PASSWORD).await.unwrap_err(),
+            ApiError::AccountInactive,
+            "{name}"
+        );
     }
 }
 
@@ -80,24 +101,38 @@ async fn fifth_failure_locks_for_30_minutes_and_the_password_is_not_evaluated_me
         let id = unique("victim");
         create_user(&deps, &id, UserStatus::Active).await;
         for _ in 0..4 {
-            assert_eq!(attempt(&deps, &id, "wrong password 123").await.unwrap_err(), ApiError::InvalidCredentials);
+            assert_eq!(
+                attempt(&deps, &id, "wrong password 123").await.unwrap_err(),
+                ApiError::InvalidCredentials
+            );
         }
         assert_eq!(
             attempt(&deps, &id, "wrong password 123").await.unwrap_err(),
-            ApiError::Locked { retry_after_secs: 1800 },
+            ApiError::Locked {
+                retry_after_secs: 1800
+            },
             "{name}: the 5th failure starts the lock"
         );
         clock.advance_secs(60);
         let hashes = deps.hasher.computations();
         assert_eq!(
             attempt(&deps, &id, PASSWORD).await.unwrap_err(),
-            ApiError::Locked { retry_after_secs: 1740 },
+            ApiError::Locked {
+                retry_after_secs: 1740
+            },
             "{name}: even the right password is refused during the lock"
         );
-        assert_eq!(deps.hasher.computations(), hashes, "{name}: no argon2 work during a lock");
+        assert_eq!(
+            deps.hasher.computations(),
+            hashes,
+            "{name}: no argon2 work during a lock"
+        );
         clock.advance_secs(1740);
         let answer = attempt(&deps, &id, PASSWORD).await.unwrap();
-        assert_eq!(answer.status, "mfa_enrolment_required", "{name}: the lock ends after 30 minutes");
+        assert_eq!(
+            answer.status, "mfa_enrolment_required",
+            "{name}: the lock ends after 30 minutes"
+        );
     }
 }
 
@@ -106,10 +141,23 @@ async fn unknown_user_ids_lock_exactly_like_real_ones() {
     for (name, deps, _clock) in all_deps().await {
         let ghost = unique("ghost");
         for _ in 0..4 {
-            assert_eq!(attempt(&deps, &ghost, "whatever password").await.unwrap_err(), ApiError::InvalidCredentials);
+            assert_eq!(
+                attempt(&deps, &ghost, "whatever password")
+                    .await
+                    .unwrap_err(),
+                ApiError::InvalidCredentials
+            );
         }
-        let fifth = attempt(&deps, &ghost, "whatever password").await.unwrap_err();
-        assert_eq!(fifth, ApiError::Locked { retry_after_secs: 1800 }, "{name}");
+        let fifth = attempt(&deps, &ghost, "whatever password")
+            .await
+            .unwrap_err();
+        assert_eq!(
+            fifth,
+            ApiError::Locked {
+                retry_after_secs: 1800
+            },
+            "{name}"
+        );
         assert_eq!(fifth.problem().status, 423);
     }
 }
@@ -123,16 +171,33 @@ async fn failures_count_per_normalised_user_id() {
             format!("  {} ", id.to_uppercase()),
             id.to_uppercase(),
             format!("{id}\t"),
-            id.chars().map(|c| if c.is_ascii_lowercase() { char::from_u32(c as u32 - 0x61 + 0xFF41).unwrap() } else { c }).collect(),
+            id.chars()
+                .map(|c| {
+                    if c.is_ascii_lowercase() {
+                        char::from_u32(c as u32 - 0x61 + 0xFF41).unwrap()
+                    } else {
+                        c
+                    }
+                })
+                .collect(),
             id.clone(),
         ];
         let mut last = None;
         for v in &variants {
             last = Some(attempt(&deps, v, "wrong password 123").await.unwrap_err());
         }
-        assert_eq!(last, Some(ApiError::Locked { retry_after_secs: 1800 }), "{name}");
+        assert_eq!(
+            last,
+            Some(ApiError::Locked {
+                retry_after_secs: 1800
+            }),
+            "{name}"
+        );
         // and the right password under any spelling is refused while locked
-        assert!(matches!(attempt(&deps, &variants[1], PASSWORD).await, Err(ApiError::Locked { .. })));
+        assert!(matches!(
+            attempt(&deps, &variants[1], PASSWORD).await,
+            Err(ApiError::Locked { .. })
+        ));
     }
 }
 
@@ -140,22 +205,46 @@ async fn failures_count_per_normalised_user_id() {
 async fn a_user_without_factors_must_enrol_and_gets_a_stored_challenge() {
     for (name, deps, clock) in all_deps().await {
         let id = create_user(&deps, &unique("newbie"), UserStatus::Active).await;
-        let answer = attempt(&deps, &format!(" {} ", id.as_str().to_uppercase()), PASSWORD).await.unwrap();
+        let answer = attempt(
+            &deps,
+            &format!(" {} ", id.as_str().to_uppercase()),
+            PASSWORD,
+        )
+        .await
+        .unwrap();
         assert_eq!(answer.status, "mfa_enrolment_required", "{name}");
         assert_eq!(answer.expires_in, Some(600));
         assert!(answer.methods.is_none());
         let challenge_id = answer.challenge_id.unwrap();
         assert!(challenge_id.len() >= 43, "256-bit challenge id");
-        let stored = deps.stores.challenges.get_challenge(&token_digest(&challenge_id), clock.now()).await.unwrap().unwrap();
+        let stored = deps
+            .stores
+            .challenges
+            .get_challenge(&token_digest(&challenge_id), clock.now())
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(stored.user_id, id);
         assert_eq!(stored.status, ChallengeStatus::MfaEnrolmentRequired);
         assert_eq!(stored.expires_at, clock.now().plus_secs(600));
         assert!(
-            deps.stores.challenges.get_challenge(&challenge_id, clock.now()).await.unwrap().is_none(),
+            deps.stores
+                .challenges
+                .get_challenge(&challenge_id, clock.now())
+                .await
+                .unwrap()
+                .is_none(),
             "{name}: the challenge id itself is not a key: only its digest is stored"
         );
         clock.advance_secs(600);
-        assert!(deps.stores.challenges.get_challenge(&token_digest(&challenge_id), clock.now()).await.unwrap().is_none());
+        assert!(
+            deps.stores
+                .challenges
+                .get_challenge(&token_digest(&challenge_id), clock.now())
+                .await
+                .unwrap()
+                .is_none()
+        );
     }
 }
 
@@ -163,14 +252,24 @@ async fn a_user_without_factors_must_enrol_and_gets_a_stored_challenge() {
 async fn a_user_with_an_active_phone_gets_mfa_required_with_the_masked_number() {
     for (name, deps, _clock) in all_deps().await {
         let id = create_user(&deps, &unique("phoned"), UserStatus::Active).await;
-        for (factor_id, status, e164) in [("f_1", FactorStatus::Active, "+15551234567"), ("f_2", FactorStatus::Pending, "+15559999999")] {
-            deps.stores.factors.create_factor(&FactorRecord {
-                user_id: id.clone(),
-                factor_id: factor_id.into(),
-                kind: FactorKind::Phone { e164: e164.into(), delivery: Delivery::Sms },
-                status,
-                created_at: T0,
-            }).await.unwrap();
+        for (factor_id, status, e164) in [
+            ("f_1", FactorStatus::Active, "+15551234567"),
+            ("f_2", FactorStatus::Pending, "+15559999999"),
+        ] {
+            deps.stores
+                .factors
+                .create_factor(&FactorRecord {
+                    user_id: id.clone(),
+                    factor_id: factor_id.into(),
+                    kind: FactorKind::Phone {
+                        e164: e164.into(),
+                        delivery: Delivery::Sms,
+                    },
+                    status,
+                    created_at: T0,
+                })
+                .await
+                .unwrap();
         }
         let answer = attempt(&deps, id.as_str(), PASSWORD).await.unwrap();
         assert_eq!(answer.status, "mfa_required", "{name}");
@@ -191,18 +290,48 @@ async fn a_user_with_an_active_phone_gets_mfa_required_with_the_masked_number() 
 async fn a_hash_made_with_old_parameters_is_upgraded_on_the_next_sign_in() {
     for (name, deps, _clock) in all_deps().await {
         let id = UserId::parse(&unique("legacy")).unwrap();
-        let old = PasswordHasher::new(Argon2Settings { memory_kib: 32, iterations: 3, parallelism: 1 }).unwrap();
+        let old = PasswordHasher::new(Argon2Settings {
+            memory_kib: 32,
+            iterations: 3,
+            parallelism: 1,
+        })
+        .unwrap();
         let old_hash = old.hash(PASSWORD.as_bytes()).unwrap();
-        deps.stores.users.create_user(&UserRecord {
-            user_id: id.clone(), email: None, phone: None, password_hash: Some(old_hash.clone()),
-            status: UserStatus::Active, roles: vec![], created_at: T0, password_changed_at: None,
-            last_sign_in_at: None, must_change_password: false,
-        }).await.unwrap();
+        deps.stores
+            .users
+            .create_user(&UserRecord {
+                user_id: id.clone(),
+                email: None,
+                phone: None,
+                password_hash: Some(old_hash.clone()),
+                status: UserStatus::Active,
+                roles: vec![],
+                created_at: T0,
+                password_changed_at: None,
+                last_sign_in_at: None,
+                must_change_password: false,
+            })
+            .await
+            .unwrap();
         attempt(&deps, id.as_str(), PASSWORD).await.unwrap();
-        let stored = deps.stores.users.get_user(&id).await.unwrap().unwrap().password_hash.unwrap();
+        let stored = deps
+            .stores
+            .users
+            .get_user(&id)
+            .await
+            .unwrap()
+            .unwrap()
+            .password_hash
+            .unwrap();
         assert_ne!(stored, old_hash, "{name}");
-        assert!(stored.starts_with("$argon2id$v=19$m=64,t=1,p=1$"), "{name}: {stored}");
-        assert!(attempt(&deps, id.as_str(), PASSWORD).await.is_ok(), "{name}: the new hash verifies");
+        assert!(
+            stored.starts_with("$argon2id$v=19$m=64,t=1,p=1$"),
+            "{name}: {stored}"
+        );
+        assert!(
+            attempt(&deps, id.as_str(), PASSWORD).await.is_ok(),
+            "{name}: the new hash verifies"
+        );
     }
 }
 
@@ -213,14 +342,27 @@ async fn bad_input_is_refused_before_any_state_changes() {
         create_user(&deps, &id, UserStatus::Active).await;
         let huge = "x".repeat(deps.settings.max_password_bytes + 1);
         let hashes = deps.hasher.computations();
-        for (user_id, password) in [("", PASSWORD), ("   ", PASSWORD), (id.as_str(), ""), (id.as_str(), huge.as_str()), ("a\u{0}b", PASSWORD)] {
+        for (user_id, password) in [
+            ("", PASSWORD),
+            ("   ", PASSWORD),
+            (id.as_str(), ""),
+            (id.as_str(), huge.as_str()),
+            ("a\u{0}b", PASSWORD),
+        ] {
             let err = attempt(&deps, user_id, password).await.unwrap_err();
             assert_eq!(err.status(), 400, "{name}: {err:?}");
         }
-        assert_eq!(deps.hasher.computations(), hashes, "{name}: nothing hashed for bad input");
+        assert_eq!(
+            deps.hasher.computations(),
+            hashes,
+            "{name}: nothing hashed for bad input"
+        );
         // None of these counted as failures: four wrong passwords still leave the account open.
         for _ in 0..4 {
-            assert_eq!(attempt(&deps, &id, "wrong password 123").await.unwrap_err(), ApiError::InvalidCredentials);
+            assert_eq!(
+                attempt(&deps, &id, "wrong password 123").await.unwrap_err(),
+                ApiError::InvalidCredentials
+            );
         }
         assert!(attempt(&deps, &id, PASSWORD).await.is_ok(), "{name}");
     }

@@ -3,8 +3,8 @@
 //! (`PORTCULLIS_ADMIN_BIN`). `scripts/test.sh` starts both and sets these variables.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::{Command, Stdio};
 use std::io::Write as _;
+use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
@@ -12,20 +12,28 @@ use serde_json::Value;
 /// `PORTCULLIS_REQUIRE_EMULATOR=1` a missing endpoint fails the test instead.
 pub fn api() -> Option<Api> {
     match std::env::var("PORTCULLIS_API_URL") {
-        Ok(base) => Some(Api { base: base.trim_end_matches('/').to_owned(), agent: agent() }),
+        Ok(base) => Some(Api {
+            base: base.trim_end_matches('/').to_owned(),
+            agent: agent(),
+        }),
         Err(_) => {
             assert!(
                 std::env::var("PORTCULLIS_REQUIRE_EMULATOR").as_deref() != Ok("1"),
                 "PORTCULLIS_REQUIRE_EMULATOR=1 but PORTCULLIS_API_URL is not set"
             );
-            eprintln!("note: PORTCULLIS_API_URL not set; end-to-end test skipped (run scripts/test.sh)");
+            eprintln!(
+                "note: PORTCULLIS_API_URL not set; end-to-end test skipped (run scripts/test.sh)"
+            );
             None
         }
     }
 }
 
 fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder().http_status_as_error(false).build().into()
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into()
 }
 
 pub struct Api {
@@ -54,7 +62,10 @@ impl Answer {
         assert_eq!(body["code"], code, "{self:?}");
         assert_eq!(body["status"], status);
         for member in ["type", "title", "detail"] {
-            assert!(body[member].is_string(), "problem member {member} missing: {self:?}");
+            assert!(
+                body[member].is_string(),
+                "problem member {member} missing: {self:?}"
+            );
         }
     }
 }
@@ -70,7 +81,11 @@ impl Api {
         let request = builder.body(body.to_vec()).unwrap();
         let mut response = self.agent.run(request).unwrap();
         let header = |name: &str| {
-            response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
         };
         let content_type = header("content-type").unwrap_or_default();
         let retry_after = header("retry-after");
@@ -92,7 +107,10 @@ impl Api {
     }
 
     pub fn sign_in(&self, user_id: &str, password: &str) -> Answer {
-        self.post_json("/v1/sign-in", &serde_json::json!({"user_id": user_id, "password": password}))
+        self.post_json(
+            "/v1/sign-in",
+            &serde_json::json!({"user_id": user_id, "password": password}),
+        )
     }
 }
 
@@ -101,25 +119,54 @@ pub const UA: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.
 
 /// A user ID no other test uses.
 pub fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!("{prefix}-{nanos:x}-{}@e2e.example", std::process::id())
+    use std::hash::{BuildHasher as _, Hasher as _};
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(n);
+    format!(
+        "{prefix}-{:x}-{n}-{}@e2e.example",
+        h.finish(),
+        std::process::id()
+    )
 }
 
 /// Creates a user with the operator CLI (the same binary an operator runs).
 pub fn create_user(user_id: &str, password: &str, roles: &[&str]) {
     let bin = std::env::var("PORTCULLIS_ADMIN_BIN").expect("PORTCULLIS_ADMIN_BIN");
     let mut cmd = Command::new(bin);
-    cmd.args(["create-user", "--user-id", user_id, "--email", user_id, "--password-stdin"]);
+    cmd.args([
+        "create-user",
+        "--user-id",
+        user_id,
+        "--email",
+        user_id,
+        "--password-stdin",
+    ]);
     for role in roles {
         cmd.args(["--role", role]);
     }
-    let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    child.stdin.take().unwrap().write_all(format!("{password}\n").as_bytes()).unwrap();
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{password}\n").as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "create-user failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "create-user failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let printed = String::from_utf8_lossy(&out.stdout);
-    assert!(!printed.contains(password), "the CLI must not echo a password it was given");
+    assert!(
+        !printed.contains(password),
+        "the CLI must not echo a password it was given"
+    );
 }

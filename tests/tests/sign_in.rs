@@ -1,7 +1,7 @@
 //! `POST /v1/sign-in` end to end: the local endpoint, the function, DynamoDB on the emulator.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use portcullis_e2e::{api, create_user, unique, UA};
+use portcullis_e2e::{UA, api, create_user, unique};
 use serde_json::json;
 
 const PASSWORD: &str = "a perfectly good passphrase";
@@ -40,7 +40,8 @@ fn five_wrong_passwords_lock_the_user_id_with_retry_after() {
     let user = unique("locked");
     create_user(&user, PASSWORD, &[]);
     for _ in 0..4 {
-        api.sign_in(&user, "not the right passphrase").assert_problem(401, "invalid_credentials");
+        api.sign_in(&user, "not the right passphrase")
+            .assert_problem(401, "invalid_credentials");
     }
     let fifth = api.sign_in(&user, "not the right passphrase");
     fifth.assert_problem(423, "locked");
@@ -51,9 +52,11 @@ fn five_wrong_passwords_lock_the_user_id_with_retry_after() {
     // An unknown ID locks the same way, so a lock says nothing about existence.
     let ghost = unique("ghost");
     for _ in 0..4 {
-        api.sign_in(&ghost, "not the right passphrase").assert_problem(401, "invalid_credentials");
+        api.sign_in(&ghost, "not the right passphrase")
+            .assert_problem(401, "invalid_credentials");
     }
-    api.sign_in(&ghost, "not the right passphrase").assert_problem(423, "locked");
+    api.sign_in(&ghost, "not the right passphrase")
+        .assert_problem(423, "locked");
 }
 
 #[test]
@@ -62,27 +65,83 @@ fn bad_input_gets_a_clear_4xx_and_counts_nothing() {
     let user = unique("fuzzed");
     create_user(&user, PASSWORD, &[]);
     let json_ct = [("content-type", "application/json"), ("user-agent", UA)];
-    let cases: Vec<(Vec<(&str, &str)>, Vec<u8>, u16, &str)> = vec![
+    type Case<'a> = (Vec<(&'a str, &'a str)>, Vec<u8>, u16, &'a str);
+    let cases: Vec<Case> = vec![
         (json_ct.to_vec(), b"{".to_vec(), 400, "validation_failed"),
         (json_ct.to_vec(), b"".to_vec(), 400, "validation_failed"),
         (json_ct.to_vec(), b"[]".to_vec(), 400, "validation_failed"),
-        (json_ct.to_vec(), json!({"user_id": user}).to_string().into_bytes(), 400, "validation_failed"),
-        (json_ct.to_vec(), json!({"user_id": 42, "password": PASSWORD}).to_string().into_bytes(), 400, "validation_failed"),
-        (json_ct.to_vec(), json!({"user_id": user, "password": PASSWORD, "admin": true}).to_string().into_bytes(), 400, "validation_failed"),
-        (json_ct.to_vec(), json!({"user_id": user, "password": "x".repeat(5000)}).to_string().into_bytes(), 400, "validation_failed"),
-        (json_ct.to_vec(), b"{\"user_id\":\"a\",\"password\":\"\xff\xfe\"}".to_vec(), 400, "validation_failed"),
-        (json_ct.to_vec(), vec![b' '; 64 * 1024], 413, "payload_too_large"),
-        (vec![("content-type", "text/plain")], json!({"user_id": user, "password": "wrong one"}).to_string().into_bytes(), 415, "unsupported_media_type"),
-        (vec![], json!({"user_id": user, "password": "wrong one"}).to_string().into_bytes(), 415, "unsupported_media_type"),
+        (
+            json_ct.to_vec(),
+            json!({"user_id": user}).to_string().into_bytes(),
+            400,
+            "validation_failed",
+        ),
+        (
+            json_ct.to_vec(),
+            json!({"user_id": 42, "password": PASSWORD})
+                .to_string()
+                .into_bytes(),
+            400,
+            "validation_failed",
+        ),
+        (
+            json_ct.to_vec(),
+            json!({"user_id": user, "password": PASSWORD, "admin": true})
+                .to_string()
+                .into_bytes(),
+            400,
+            "validation_failed",
+        ),
+        (
+            json_ct.to_vec(),
+            json!({"user_id": user, "password": "x".repeat(5000)})
+                .to_string()
+                .into_bytes(),
+            400,
+            "validation_failed",
+        ),
+        (
+            json_ct.to_vec(),
+            b"{\"user_id\":\"a\",\"password\":\"\xff\xfe\"}".to_vec(),
+            400,
+            "validation_failed",
+        ),
+        (
+            json_ct.to_vec(),
+            vec![b' '; 64 * 1024],
+            413,
+            "payload_too_large",
+        ),
+        (
+            vec![("content-type", "text/plain")],
+            json!({"user_id": user, "password": "wrong one"})
+                .to_string()
+                .into_bytes(),
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            vec![],
+            json!({"user_id": user, "password": "wrong one"})
+                .to_string()
+                .into_bytes(),
+            415,
+            "unsupported_media_type",
+        ),
     ];
     for (headers, body, status, code) in cases {
         let answer = api.send("POST", "/v1/sign-in", &headers, &body);
         answer.assert_problem(status, code);
-        assert!(!answer.text.contains(PASSWORD), "no secret echoed: {}", answer.text);
+        assert!(
+            !answer.text.contains(PASSWORD),
+            "no secret echoed: {}",
+            answer.text
+        );
     }
     // None of the above counted as a failed password: four wrong ones leave the account open.
     for _ in 0..4 {
-        api.sign_in(&user, "not the right passphrase").assert_problem(401, "invalid_credentials");
+        api.sign_in(&user, "not the right passphrase")
+            .assert_problem(401, "invalid_credentials");
     }
     assert_eq!(api.sign_in(&user, PASSWORD).status, 200);
 }
@@ -90,6 +149,13 @@ fn bad_input_gets_a_clear_4xx_and_counts_nothing() {
 #[test]
 fn unknown_routes_and_methods_are_problem_json_404() {
     let Some(api) = api() else { return };
-    api.send("GET", "/v1/sign-in", &[], b"").assert_problem(404, "not_found");
-    api.send("POST", "/v1/nowhere", &[("content-type", "application/json")], b"{}").assert_problem(404, "not_found");
+    api.send("GET", "/v1/sign-in", &[], b"")
+        .assert_problem(404, "not_found");
+    api.send(
+        "POST",
+        "/v1/nowhere",
+        &[("content-type", "application/json")],
+        b"{}",
+    )
+    .assert_problem(404, "not_found");
 }

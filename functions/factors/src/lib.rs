@@ -26,10 +26,16 @@ fn no_body(req: &Request, deps: &Deps) -> Result<(), ApiError> {
         lambda_http::Body::Empty => Ok(()),
         lambda_http::Body::Text(t) if t.trim().is_empty() => Ok(()),
         _ => {
-            let _: serde_json::Map<String, serde_json::Value> = edge::parse_json(req, deps.settings.max_body_bytes)
-                .and_then(|m: serde_json::Map<String, serde_json::Value>| {
-                    if m.is_empty() { Ok(m) } else { Err(ApiError::validation("This request takes no fields.")) }
-                })?;
+            let _: serde_json::Map<String, serde_json::Value> =
+                edge::parse_json(req, deps.settings.max_body_bytes).and_then(
+                    |m: serde_json::Map<String, serde_json::Value>| {
+                        if m.is_empty() {
+                            Ok(m)
+                        } else {
+                            Err(ApiError::validation("This request takes no fields."))
+                        }
+                    },
+                )?;
             Ok(())
         }
     }
@@ -50,17 +56,27 @@ pub fn handle(deps: &Deps, req: Request) -> HandlerFuture<'_> {
                 return match rest {
                     "phone" => {
                         let body: EnrolPhoneRequest = edge::parse_json(&req, max)?;
-                        Ok(edge::json_response(201, &factors::enrol_phone(deps, enroller, body).await?))
+                        Ok(edge::json_response(
+                            201,
+                            &factors::enrol_phone(deps, enroller, body).await?,
+                        ))
                     }
                     "totp" => {
                         no_body(&req, deps)?;
-                        Ok(edge::json_response(201, &factors::enrol_totp(deps, enroller).await?))
+                        Ok(edge::json_response(
+                            201,
+                            &factors::enrol_totp(deps, enroller).await?,
+                        ))
                     }
                     "{factor_id}/verify" => {
                         let body: VerifyFactorRequest = edge::parse_json(&req, max)?;
                         let factor_id = edge::require_path_param(&req, "factor_id")?;
-                        let (_, verified) = factors::verify_factor(deps, enroller, &factor_id, &body).await?;
-                        Ok(edge::json_response(200, &complete::complete_sign_in(deps, &verified).await?))
+                        let (_, verified) =
+                            factors::verify_factor(deps, enroller, &factor_id, &body).await?;
+                        Ok(edge::json_response(
+                            200,
+                            &complete::complete_sign_in(deps, &verified).await?,
+                        ))
                     }
                     _ => Err(ApiError::NotFound),
                 };
@@ -68,21 +84,29 @@ pub fn handle(deps: &Deps, req: Request) -> HandlerFuture<'_> {
             let caller = tokens::authenticate(deps, edge::authorization(&req)).await?;
             let enroller = Enroller::Session(&caller);
             match route.as_str() {
-                "GET /v1/me/factors" => {
-                    Ok(edge::json_response(200, &serde_json::json!({ "factors": factors::list(deps, &caller).await? })))
-                }
+                "GET /v1/me/factors" => Ok(edge::json_response(
+                    200,
+                    &serde_json::json!({ "factors": factors::list(deps, &caller).await? }),
+                )),
                 "POST /v1/me/factors/phone" => {
                     let body: EnrolPhoneRequest = edge::parse_json(&req, max)?;
-                    Ok(edge::json_response(201, &factors::enrol_phone(deps, enroller, body).await?))
+                    Ok(edge::json_response(
+                        201,
+                        &factors::enrol_phone(deps, enroller, body).await?,
+                    ))
                 }
                 "POST /v1/me/factors/totp" => {
                     no_body(&req, deps)?;
-                    Ok(edge::json_response(201, &factors::enrol_totp(deps, enroller).await?))
+                    Ok(edge::json_response(
+                        201,
+                        &factors::enrol_totp(deps, enroller).await?,
+                    ))
                 }
                 "POST /v1/me/factors/{factor_id}/verify" => {
                     let body: VerifyFactorRequest = edge::parse_json(&req, max)?;
                     let factor_id = edge::require_path_param(&req, "factor_id")?;
-                    let (factor, _) = factors::verify_factor(deps, enroller, &factor_id, &body).await?;
+                    let (factor, _) =
+                        factors::verify_factor(deps, enroller, &factor_id, &body).await?;
                     Ok(edge::json_response(200, &factors::view(&factor)))
                 }
                 "DELETE /v1/me/factors/{factor_id}" => {

@@ -15,7 +15,8 @@ pub fn handle(deps: &Deps, req: Request) -> HandlerFuture<'_> {
         edge::answer("send-code", async {
             match route.as_str() {
                 "POST /v1/sign-in/{challenge_id}/codes" => {
-                    let body: SendCodeRequest = edge::parse_json(&req, deps.settings.max_body_bytes)?;
+                    let body: SendCodeRequest =
+                        edge::parse_json(&req, deps.settings.max_body_bytes)?;
                     let challenge_id = edge::require_path_param(&req, "challenge_id")?;
                     let challenge = codes::open_challenge(deps, &challenge_id).await?;
                     if challenge.purpose != portcullis::storage::ChallengePurpose::SignIn {

@@ -16,7 +16,11 @@ const PASSWORD: &str = "correct horse battery staple";
 fn deps() -> Deps {
     let mut settings = Settings::defaults("t");
     settings.argon2 = Argon2Settings::danger_cheap();
-    Deps::in_memory(settings, Arc::new(ManualClock::new(UnixTime(1_800_000_000))) as Arc<dyn Clock>).unwrap()
+    Deps::in_memory(
+        settings,
+        Arc::new(ManualClock::new(UnixTime(1_800_000_000))) as Arc<dyn Clock>,
+    )
+    .unwrap()
 }
 
 async fn with_user(deps: &Deps) {
@@ -51,7 +55,10 @@ fn event(body: Option<&str>, content_type: Option<&str>, base64: bool) -> Reques
     match content_type {
         Some(ct) => event["headers"]["content-type"] = Value::String(ct.into()),
         None => {
-            event["headers"].as_object_mut().unwrap().remove("content-type");
+            event["headers"]
+                .as_object_mut()
+                .unwrap()
+                .remove("content-type");
         }
     }
     lambda_http::request::from_str(&event.to_string()).unwrap()
@@ -72,7 +79,15 @@ fn sign_in_body(password: &str) -> String {
 async fn the_right_password_opens_an_enrolment_challenge() {
     let deps = deps();
     with_user(&deps).await;
-    let resp = portcullis_sign_in::handle(&deps, event(Some(&sign_in_body(PASSWORD)), Some("application/json"), false)).await;
+    let resp = portcullis_sign_in::handle(
+        &deps,
+        event(
+            Some(&sign_in_body(PASSWORD)),
+            Some("application/json"),
+            false,
+        ),
+    )
+    .await;
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["cache-control"], "no-store");
     let body = body_json(&resp);
@@ -85,16 +100,46 @@ async fn every_kind_of_bad_input_is_a_4xx_problem_and_counts_nothing() {
     let deps = deps();
     with_user(&deps).await;
     let bad: Vec<(Request, u16)> = vec![
-        (event(Some("{\"user_id\":"), Some("application/json"), false), 400),
+        (
+            event(Some("{\"user_id\":"), Some("application/json"), false),
+            400,
+        ),
         (event(None, Some("application/json"), false), 400),
         (event(Some("null"), Some("application/json"), false), 400),
-        (event(Some("{\"user_id\":[],\"password\":\"x\"}"), Some("application/json"), false), 400),
-        (event(Some(&sign_in_body("wrong password 1")), Some("text/plain"), false), 415),
-        (event(Some(&sign_in_body("wrong password 1")), None, false), 415),
+        (
+            event(
+                Some("{\"user_id\":[],\"password\":\"x\"}"),
+                Some("application/json"),
+                false,
+            ),
+            400,
+        ),
+        (
+            event(
+                Some(&sign_in_body("wrong password 1")),
+                Some("text/plain"),
+                false,
+            ),
+            415,
+        ),
+        (
+            event(Some(&sign_in_body("wrong password 1")), None, false),
+            415,
+        ),
         // base64 of the bytes 7b ff fe 7d: not UTF-8
         (event(Some("e//+fQ=="), Some("application/json"), true), 400),
-        (event(Some(&" ".repeat(20_000)), Some("application/json"), false), 413),
-        (event(Some(&sign_in_body(&"p".repeat(2000))), Some("application/json"), false), 400),
+        (
+            event(Some(&" ".repeat(20_000)), Some("application/json"), false),
+            413,
+        ),
+        (
+            event(
+                Some(&sign_in_body(&"p".repeat(2000))),
+                Some("application/json"),
+                false,
+            ),
+            400,
+        ),
     ];
     for (request, status) in bad {
         let resp = portcullis_sign_in::handle(&deps, request).await;
@@ -105,11 +150,31 @@ async fn every_kind_of_bad_input_is_a_4xx_problem_and_counts_nothing() {
         assert!(body["code"].is_string() && body["detail"].is_string());
     }
     for _ in 0..4 {
-        let resp = portcullis_sign_in::handle(&deps, event(Some(&sign_in_body("wrong password 1")), Some("application/json"), false)).await;
+        let resp = portcullis_sign_in::handle(
+            &deps,
+            event(
+                Some(&sign_in_body("wrong password 1")),
+                Some("application/json"),
+                false,
+            ),
+        )
+        .await;
         assert_eq!(resp.status(), 401);
     }
-    let resp = portcullis_sign_in::handle(&deps, event(Some(&sign_in_body(PASSWORD)), Some("application/json"), false)).await;
-    assert_eq!(resp.status(), 200, "bad input must not have counted as failures");
+    let resp = portcullis_sign_in::handle(
+        &deps,
+        event(
+            Some(&sign_in_body(PASSWORD)),
+            Some("application/json"),
+            false,
+        ),
+    )
+    .await;
+    assert_eq!(
+        resp.status(),
+        200,
+        "bad input must not have counted as failures"
+    );
 }
 
 #[tokio::test]
@@ -118,7 +183,17 @@ async fn a_lock_answers_423_with_retry_after() {
     with_user(&deps).await;
     let mut last = None;
     for _ in 0..5 {
-        last = Some(portcullis_sign_in::handle(&deps, event(Some(&sign_in_body("wrong password 1")), Some("application/json"), false)).await);
+        last = Some(
+            portcullis_sign_in::handle(
+                &deps,
+                event(
+                    Some(&sign_in_body("wrong password 1")),
+                    Some("application/json"),
+                    false,
+                ),
+            )
+            .await,
+        );
     }
     let resp = last.unwrap();
     assert_eq!(resp.status(), 423);

@@ -20,7 +20,8 @@ pub fn handle(deps: &Deps, req: Request) -> HandlerFuture<'_> {
         edge::answer("tokens", async {
             match route.as_str() {
                 "POST /v1/tokens/refresh" => {
-                    let body: RefreshRequest = edge::parse_json(&req, deps.settings.max_body_bytes)?;
+                    let body: RefreshRequest =
+                        edge::parse_json(&req, deps.settings.max_body_bytes)?;
                     let tokens = tokens::refresh(deps, body).await?;
                     Ok(edge::json_response(200, &tokens))
                 }
@@ -29,10 +30,13 @@ pub fn handle(deps: &Deps, req: Request) -> HandlerFuture<'_> {
                     tokens::sign_out(deps, &caller).await?;
                     Ok(edge::empty_response(204))
                 }
-                "GET /.well-known/jwks.json" => Ok(edge::json_response(200, &tokens::jwks(deps).await?)),
-                "GET /.well-known/openid-configuration" => {
-                    Ok(edge::json_response(200, &tokens::openid_configuration(deps)))
+                "GET /.well-known/jwks.json" => {
+                    Ok(edge::json_response(200, &tokens::jwks(deps).await?))
                 }
+                "GET /.well-known/openid-configuration" => Ok(edge::json_response(
+                    200,
+                    &tokens::openid_configuration(deps),
+                )),
                 _ => Err(ApiError::NotFound),
             }
         })

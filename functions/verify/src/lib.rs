@@ -32,8 +32,14 @@ pub fn handle(deps: &Deps, req: Request) -> HandlerFuture<'_> {
             match route.as_str() {
                 "POST /v1/sign-in/{challenge_id}/verify" => {
                     let body: VerifyRequest = edge::parse_json(&req, deps.settings.max_body_bytes)?;
-                    if body.device_name.as_ref().is_some_and(|n| n.chars().count() > 100) {
-                        return Err(ApiError::validation("device_name must be at most 100 characters."));
+                    if body
+                        .device_name
+                        .as_ref()
+                        .is_some_and(|n| n.chars().count() > 100)
+                    {
+                        return Err(ApiError::validation(
+                            "device_name must be at most 100 characters.",
+                        ));
                     }
                     let challenge_id = edge::require_path_param(&req, "challenge_id")?;
                     let challenge = codes::open_challenge(deps, &challenge_id).await?;
@@ -44,7 +50,14 @@ pub fn handle(deps: &Deps, req: Request) -> HandlerFuture<'_> {
                         // Enrolment challenges complete at …/factors/{factor_id}/verify.
                         return Err(ApiError::Forbidden);
                     }
-                    let verified = codes::check_code(deps, &challenge, &body.method, &body.code, body.factor_id.as_deref()).await?;
+                    let verified = codes::check_code(
+                        deps,
+                        &challenge,
+                        &body.method,
+                        &body.code,
+                        body.factor_id.as_deref(),
+                    )
+                    .await?;
                     let signed_in = complete::complete_sign_in(deps, &verified).await?;
                     Ok(edge::json_response(200, &signed_in))
                 }

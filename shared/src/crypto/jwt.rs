@@ -57,7 +57,10 @@ pub trait TokenSigner: Send + Sync + std::fmt::Debug {
 
 /// The key id published in the JWKS: derived from the public key, so it changes with the key.
 pub fn key_id_of(key: &VerifyingKey) -> String {
-    let spki = key.to_public_key_der().map(|d| d.as_bytes().to_vec()).unwrap_or_default();
+    let spki = key
+        .to_public_key_der()
+        .map(|d| d.as_bytes().to_vec())
+        .unwrap_or_default();
     URL_SAFE_NO_PAD.encode(&Sha256::digest(&spki)[..16])
 }
 
@@ -72,18 +75,28 @@ pub struct KmsSigner {
 impl KmsSigner {
     /// Fetches the public key once (cold start).
     pub async fn connect(client: Client, key_id: &str) -> Result<Self, StoreError> {
-        let out = client.get_public_key().key_id(key_id).send().await.map_err(|e| {
-            StoreError::Unavailable(format!(
-                "KMS GetPublicKey: {}",
-                aws_smithy_types::error::display::DisplayErrorContext(&e)
-            ))
-        })?;
+        let out = client
+            .get_public_key()
+            .key_id(key_id)
+            .send()
+            .await
+            .map_err(|e| {
+                StoreError::Unavailable(format!(
+                    "KMS GetPublicKey: {}",
+                    aws_smithy_types::error::display::DisplayErrorContext(&e)
+                ))
+            })?;
         let der = out
             .public_key
             .ok_or_else(|| StoreError::Unavailable("KMS returned no public key".into()))?;
         let public = VerifyingKey::from_public_key_der(der.as_ref())
             .map_err(|e| StoreError::Corrupt(format!("signing key is not P-256: {e}")))?;
-        Ok(KmsSigner { client, kms_key_id: key_id.to_owned(), kid: key_id_of(&public), public })
+        Ok(KmsSigner {
+            client,
+            kms_key_id: key_id.to_owned(),
+            kid: key_id_of(&public),
+            public,
+        })
     }
 }
 
@@ -134,7 +147,11 @@ impl LocalSigner {
     pub fn random() -> Self {
         let key = SigningKey::random(&mut p256::elliptic_curve::rand_core::OsRng);
         let public = *key.verifying_key();
-        LocalSigner { kid: key_id_of(&public), key, public }
+        LocalSigner {
+            kid: key_id_of(&public),
+            key,
+            public,
+        }
     }
 }
 
@@ -169,13 +186,20 @@ struct Header {
 
 /// Signs `claims` into a compact JWS.
 pub async fn issue(signer: &dyn TokenSigner, claims: &AccessClaims) -> Result<String, StoreError> {
-    let header = Header { alg: "ES256".into(), typ: "JWT".into(), kid: signer.key_id().to_owned() };
+    let header = Header {
+        alg: "ES256".into(),
+        typ: "JWT".into(),
+        kid: signer.key_id().to_owned(),
+    };
     let encode = |v: &dyn erased::Json| v.json().map(|j| URL_SAFE_NO_PAD.encode(j));
     let header = encode(&header).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let payload = encode(claims).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let signing_input = format!("{header}.{payload}");
     let signature = signer.sign(signing_input.as_bytes()).await?;
-    Ok(format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(signature)))
+    Ok(format!(
+        "{signing_input}.{}",
+        URL_SAFE_NO_PAD.encode(signature)
+    ))
 }
 
 mod erased {
@@ -220,11 +244,16 @@ pub fn verify(token: &str, expect: &Expectations<'_>) -> Result<AccessClaims, To
         return Err(TokenError::Malformed);
     }
     let mut parts = token.split('.');
-    let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(h), Some(p), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(TokenError::Malformed);
     };
-    let decode = |part: &str| URL_SAFE_NO_PAD.decode(part).map_err(|_| TokenError::Malformed);
+    let decode = |part: &str| {
+        URL_SAFE_NO_PAD
+            .decode(part)
+            .map_err(|_| TokenError::Malformed)
+    };
     let header: Header = serde_json::from_slice(&decode(h)?).map_err(|_| TokenError::Malformed)?;
     if header.alg != "ES256" || header.kid != expect.kid {
         return Err(TokenError::WrongKey);
@@ -240,7 +269,8 @@ pub fn verify(token: &str, expect: &Expectations<'_>) -> Result<AccessClaims, To
     if claims.exp <= expect.now {
         return Err(TokenError::Expired);
     }
-    if claims.iss != expect.issuer || claims.aud != expect.audience || claims.token_use != "access" {
+    if claims.iss != expect.issuer || claims.aud != expect.audience || claims.token_use != "access"
+    {
         return Err(TokenError::WrongAudience);
     }
     Ok(claims)
@@ -249,7 +279,8 @@ pub fn verify(token: &str, expect: &Expectations<'_>) -> Result<AccessClaims, To
 /// The JWK of a verifying key (RFC 7517/7518), as published at `/.well-known/jwks.json`.
 pub fn jwk(key: &VerifyingKey, kid: &str) -> serde_json::Value {
     let point = key.to_encoded_point(false);
-    let coord = |c: Option<&p256::FieldBytes>| c.map(|b| URL_SAFE_NO_PAD.encode(b)).unwrap_or_default();
+    let coord =
+        |c: Option<&p256::FieldBytes>| c.map(|b| URL_SAFE_NO_PAD.encode(b)).unwrap_or_default();
     serde_json::json!({
         "kty": "EC",
         "crv": "P-256",
@@ -297,7 +328,10 @@ mod tests {
         let signer = LocalSigner::random();
         let token = issue(&signer, &claims(400)).await.unwrap();
         assert_eq!(verify(&token, &expect(&signer, 399)).unwrap(), claims(400));
-        assert_eq!(verify(&token, &expect(&signer, 400)), Err(TokenError::Expired));
+        assert_eq!(
+            verify(&token, &expect(&signer, 400)),
+            Err(TokenError::Expired)
+        );
     }
 
     #[tokio::test]
@@ -310,18 +344,33 @@ mod tests {
         let forged_parts: Vec<&str> = forged.split('.').collect();
         let parts: Vec<&str> = token.split('.').collect();
         let swapped = format!("{}.{}.{}", parts[0], parts[1], forged_parts[2]);
-        assert_eq!(verify(&swapped, &expect(&signer, 1)), Err(TokenError::BadSignature));
-        assert_eq!(verify(&forged, &expect(&signer, 1)), Err(TokenError::WrongKey));
+        assert_eq!(
+            verify(&swapped, &expect(&signer, 1)),
+            Err(TokenError::BadSignature)
+        );
+        assert_eq!(
+            verify(&forged, &expect(&signer, 1)),
+            Err(TokenError::WrongKey)
+        );
         // payload changed
         let mut evil = claims(400);
         evil.sub = "mallory".into();
         let evil_payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&evil).unwrap());
         let tampered = format!("{}.{}.{}", parts[0], evil_payload, parts[2]);
-        assert_eq!(verify(&tampered, &expect(&signer, 1)), Err(TokenError::BadSignature));
+        assert_eq!(
+            verify(&tampered, &expect(&signer, 1)),
+            Err(TokenError::BadSignature)
+        );
         // alg none
         let none_header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT","kid":"x"}"#);
-        assert_eq!(verify(&format!("{none_header}.{}.", parts[1]), &expect(&signer, 1)), Err(TokenError::WrongKey));
-        assert_eq!(verify("a.b", &expect(&signer, 1)), Err(TokenError::Malformed));
+        assert_eq!(
+            verify(&format!("{none_header}.{}.", parts[1]), &expect(&signer, 1)),
+            Err(TokenError::WrongKey)
+        );
+        assert_eq!(
+            verify("a.b", &expect(&signer, 1)),
+            Err(TokenError::Malformed)
+        );
         assert_eq!(verify("", &expect(&signer, 1)), Err(TokenError::Malformed));
     }
 
@@ -331,7 +380,10 @@ mod tests {
         let mut c = claims(400);
         c.aud = "someone-else".into();
         let token = issue(&signer, &c).await.unwrap();
-        assert_eq!(verify(&token, &expect(&signer, 1)), Err(TokenError::WrongAudience));
+        assert_eq!(
+            verify(&token, &expect(&signer, 1)),
+            Err(TokenError::WrongAudience)
+        );
     }
 
     #[test]
@@ -339,7 +391,19 @@ mod tests {
         let signer = LocalSigner::random();
         let jwk = jwk(signer.verifying_key(), signer.key_id());
         assert_eq!(jwk["kty"], "EC");
-        assert_eq!(URL_SAFE_NO_PAD.decode(jwk["x"].as_str().unwrap()).unwrap().len(), 32);
-        assert_eq!(URL_SAFE_NO_PAD.decode(jwk["y"].as_str().unwrap()).unwrap().len(), 32);
+        assert_eq!(
+            URL_SAFE_NO_PAD
+                .decode(jwk["x"].as_str().unwrap())
+                .unwrap()
+                .len(),
+            32
+        );
+        assert_eq!(
+            URL_SAFE_NO_PAD
+                .decode(jwk["y"].as_str().unwrap())
+                .unwrap()
+                .len(),
+            32
+        );
     }
 }

@@ -43,7 +43,10 @@ pub struct KmsCodeMac {
 
 impl KmsCodeMac {
     pub fn new(client: Client, key_id: &str) -> Self {
-        KmsCodeMac { client, key_id: key_id.to_owned() }
+        KmsCodeMac {
+            client,
+            key_id: key_id.to_owned(),
+        }
     }
 }
 
@@ -72,7 +75,9 @@ pub struct LocalCodeMac {
 
 impl LocalCodeMac {
     pub fn random() -> Self {
-        LocalCodeMac { key: Zeroizing::new(super::random_bytes::<32>()) }
+        LocalCodeMac {
+            key: Zeroizing::new(super::random_bytes::<32>()),
+        }
     }
 }
 
@@ -100,11 +105,18 @@ pub trait SecretSealer: Send + Sync + std::fmt::Debug {
     /// Encrypts `plaintext` bound to `context`; returns base64 ciphertext.
     async fn seal(&self, plaintext: &[u8], context: Context<'_>) -> Result<String, StoreError>;
     /// Decrypts; fails if the context differs from the one used to seal.
-    async fn open(&self, sealed: &str, context: Context<'_>) -> Result<Zeroizing<Vec<u8>>, StoreError>;
+    async fn open(
+        &self,
+        sealed: &str,
+        context: Context<'_>,
+    ) -> Result<Zeroizing<Vec<u8>>, StoreError>;
 }
 
 fn context_map(context: Context<'_>) -> HashMap<String, String> {
-    context.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    context
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
 }
 
 #[derive(Debug, Clone)]
@@ -115,7 +127,10 @@ pub struct KmsSealer {
 
 impl KmsSealer {
     pub fn new(client: Client, key_id: &str) -> Self {
-        KmsSealer { client, key_id: key_id.to_owned() }
+        KmsSealer {
+            client,
+            key_id: key_id.to_owned(),
+        }
     }
 }
 
@@ -137,7 +152,11 @@ impl SecretSealer for KmsSealer {
         Ok(STANDARD.encode(blob.as_ref()))
     }
 
-    async fn open(&self, sealed: &str, context: Context<'_>) -> Result<Zeroizing<Vec<u8>>, StoreError> {
+    async fn open(
+        &self,
+        sealed: &str,
+        context: Context<'_>,
+    ) -> Result<Zeroizing<Vec<u8>>, StoreError> {
         let ciphertext = STANDARD
             .decode(sealed)
             .map_err(|_| StoreError::Corrupt("sealed secret is not base64".into()))?;
@@ -178,15 +197,27 @@ impl SecretSealer for MemorySealer {
         self.sealed
             .lock()
             .map_err(|_| StoreError::Unavailable("poisoned".into()))?
-            .insert(handle.clone(), (context_map(context), Zeroizing::new(plaintext.to_vec())));
+            .insert(
+                handle.clone(),
+                (context_map(context), Zeroizing::new(plaintext.to_vec())),
+            );
         Ok(handle)
     }
 
-    async fn open(&self, sealed: &str, context: Context<'_>) -> Result<Zeroizing<Vec<u8>>, StoreError> {
-        let map = self.sealed.lock().map_err(|_| StoreError::Unavailable("poisoned".into()))?;
+    async fn open(
+        &self,
+        sealed: &str,
+        context: Context<'_>,
+    ) -> Result<Zeroizing<Vec<u8>>, StoreError> {
+        let map = self
+            .sealed
+            .lock()
+            .map_err(|_| StoreError::Unavailable("poisoned".into()))?;
         match map.get(sealed) {
             Some((ctx, plain)) if *ctx == context_map(context) => Ok(plain.clone()),
-            _ => Err(StoreError::Corrupt("sealed secret does not open in this context".into())),
+            _ => Err(StoreError::Corrupt(
+                "sealed secret does not open in this context".into(),
+            )),
         }
     }
 }
@@ -208,8 +239,21 @@ mod tests {
     #[tokio::test]
     async fn memory_sealer_enforces_the_context() {
         let s = MemorySealer::default();
-        let sealed = s.seal(b"seed", &[("user_id", "a"), ("factor_id", "f")]).await.unwrap();
-        assert_eq!(s.open(&sealed, &[("user_id", "a"), ("factor_id", "f")]).await.unwrap().as_slice(), b"seed");
-        assert!(s.open(&sealed, &[("user_id", "b"), ("factor_id", "f")]).await.is_err());
+        let sealed = s
+            .seal(b"seed", &[("user_id", "a"), ("factor_id", "f")])
+            .await
+            .unwrap();
+        assert_eq!(
+            s.open(&sealed, &[("user_id", "a"), ("factor_id", "f")])
+                .await
+                .unwrap()
+                .as_slice(),
+            b"seed"
+        );
+        assert!(
+            s.open(&sealed, &[("user_id", "b"), ("factor_id", "f")])
+                .await
+                .is_err()
+        );
     }
 }

@@ -35,7 +35,9 @@ pub enum HashError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PasswordCheck {
     /// The password is right; `needs_rehash` when the stored hash used other parameters.
-    Match { needs_rehash: bool },
+    Match {
+        needs_rehash: bool,
+    },
     Mismatch,
 }
 
@@ -64,13 +66,14 @@ impl PasswordHasher {
         )
         .map_err(|e| HashError::Params(e.to_string()))?;
         let pool = Mutex::new(vec![vec![Block::new(); params.block_count()]]);
-        let mut hasher =
-            PasswordHasher { inner: Arc::new(Inner {
+        let mut hasher = PasswordHasher {
+            inner: Arc::new(Inner {
                 params,
                 dummy_phc: String::new(),
                 pool,
                 computed: AtomicU64::new(0),
-            }) };
+            }),
+        };
         let dummy = hasher.hash(&random_bytes::<16>())?;
         if let Some(inner) = Arc::get_mut(&mut hasher.inner) {
             inner.dummy_phc = dummy;
@@ -207,9 +210,14 @@ mod tests {
         assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{phc}");
         assert_eq!(
             h.verify(&phc, b"correct horse battery staple"),
-            PasswordCheck::Match { needs_rehash: false }
+            PasswordCheck::Match {
+                needs_rehash: false
+            }
         );
-        assert_eq!(h.verify(&phc, b"correct horse battery stapl"), PasswordCheck::Mismatch);
+        assert_eq!(
+            h.verify(&phc, b"correct horse battery stapl"),
+            PasswordCheck::Mismatch
+        );
     }
 
     #[test]
@@ -220,7 +228,9 @@ mod tests {
             let params = Params::new(64, 1, 1, Some(32)).unwrap();
             let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
             let mut out = [0u8; 32];
-            argon.hash_password_into(b"pw-123456789012", b"saltsaltsaltsalt", &mut out).unwrap();
+            argon
+                .hash_password_into(b"pw-123456789012", b"saltsaltsaltsalt", &mut out)
+                .unwrap();
             format!(
                 "$argon2id$v=19$m=64,t=1,p=1${}${}",
                 STANDARD_NO_PAD.encode(b"saltsaltsaltsalt"),
@@ -228,15 +238,24 @@ mod tests {
             )
         };
         assert!(PasswordHash::new(&reference).is_ok());
-        assert_eq!(h.verify(&reference, b"pw-123456789012"), PasswordCheck::Match { needs_rehash: false });
+        assert_eq!(
+            h.verify(&reference, b"pw-123456789012"),
+            PasswordCheck::Match {
+                needs_rehash: false
+            }
+        );
     }
 
     #[test]
     fn old_parameters_verify_and_ask_for_a_rehash() {
         let old = PasswordHasher::new(danger_cheap()).unwrap();
         let phc = old.hash(b"a long enough password").unwrap();
-        let new = PasswordHasher::new(Argon2Settings { memory_kib: 128, iterations: 2, parallelism: 1 })
-            .unwrap();
+        let new = PasswordHasher::new(Argon2Settings {
+            memory_kib: 128,
+            iterations: 2,
+            parallelism: 1,
+        })
+        .unwrap();
         assert_eq!(
             new.verify(&phc, b"a long enough password"),
             PasswordCheck::Match { needs_rehash: true }
@@ -248,7 +267,13 @@ mod tests {
     fn garbage_and_other_algorithms_never_match() {
         let h = PasswordHasher::new(danger_cheap()).unwrap();
         assert_eq!(h.verify("", b"x"), PasswordCheck::Mismatch);
-        assert_eq!(h.verify("$argon2i$v=19$m=64,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA", b"x"), PasswordCheck::Mismatch);
+        assert_eq!(
+            h.verify(
+                "$argon2i$v=19$m=64,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA",
+                b"x"
+            ),
+            PasswordCheck::Mismatch
+        );
         assert_eq!(h.verify("plaintext", b"plaintext"), PasswordCheck::Mismatch);
     }
 
@@ -263,6 +288,9 @@ mod tests {
     #[test]
     fn salts_differ_between_hashes() {
         let h = PasswordHasher::new(danger_cheap()).unwrap();
-        assert_ne!(h.hash(b"same password 1").unwrap(), h.hash(b"same password 1").unwrap());
+        assert_ne!(
+            h.hash(b"same password 1").unwrap(),
+            h.hash(b"same password 1").unwrap()
+        );
     }
 }

@@ -14,7 +14,10 @@ pub struct SesEmail {
 
 impl SesEmail {
     pub fn new(client: Client, sender: &str) -> Self {
-        SesEmail { client, sender: sender.to_owned() }
+        SesEmail {
+            client,
+            sender: sender.to_owned(),
+        }
     }
 }
 
@@ -23,7 +26,10 @@ fn content(text: &str) -> Result<Content, NotifyError> {
         .data(text)
         .charset("UTF-8")
         .build()
-        .map_err(|e| NotifyError::Failed { provider: "email", reason: e.to_string() })
+        .map_err(|e| NotifyError::Failed {
+            provider: "email",
+            reason: e.to_string(),
+        })
 }
 
 #[async_trait]

@@ -76,7 +76,10 @@ impl std::fmt::Debug for Message {
 pub enum NotifyError {
     /// The provider refused or could not be reached; nothing was sent.
     #[error("{provider} failed: {reason}")]
-    Failed { provider: &'static str, reason: String },
+    Failed {
+        provider: &'static str,
+        reason: String,
+    },
 }
 
 /// A provider. Object safe: the registry holds `Arc<dyn Notifier>`.
@@ -203,13 +206,20 @@ impl Registry {
 
 /// The default plugins when `PORTCULLIS_NOTIFIERS` is not set: SNS text, SNS voice to the
 /// template's topic, SES email from the template's sender.
-pub fn default_configs(voice_topic_arn: Option<&str>, email_sender: Option<&str>) -> Vec<PluginConfig> {
+pub fn default_configs(
+    voice_topic_arn: Option<&str>,
+    email_sender: Option<&str>,
+) -> Vec<PluginConfig> {
     let mut configs = vec![PluginConfig::SnsSms { sender_id: None }];
     if let Some(topic_arn) = voice_topic_arn.filter(|t| !t.is_empty()) {
-        configs.push(PluginConfig::SnsVoice { topic_arn: topic_arn.to_owned() });
+        configs.push(PluginConfig::SnsVoice {
+            topic_arn: topic_arn.to_owned(),
+        });
     }
     if let Some(sender) = email_sender.filter(|s| s.contains('@')) {
-        configs.push(PluginConfig::Email { sender: sender.to_owned() });
+        configs.push(PluginConfig::Email {
+            sender: sender.to_owned(),
+        });
     }
     configs
 }
@@ -224,7 +234,11 @@ pub struct RecordingNotifier {
 
 impl RecordingNotifier {
     pub fn for_channel(channel: Channel, shared: &RecordingNotifier) -> Self {
-        RecordingNotifier { channel: Some(channel), sent: shared.sent.clone(), fail: shared.fail.clone() }
+        RecordingNotifier {
+            channel: Some(channel),
+            sent: shared.sent.clone(),
+            fail: shared.fail.clone(),
+        }
     }
 
     /// A registry with a recording notifier on every channel, all sharing one outbox.
@@ -261,7 +275,10 @@ impl Notifier for RecordingNotifier {
 
     async fn dispatch(&self, message: &Message) -> Result<String, NotifyError> {
         if self.fail.lock().map(|f| *f).unwrap_or(false) {
-            return Err(NotifyError::Failed { provider: "recording", reason: "set to fail".into() });
+            return Err(NotifyError::Failed {
+                provider: "recording",
+                reason: "set to fail".into(),
+            });
         }
         let mut sent = self.sent.lock().map_err(|_| NotifyError::Failed {
             provider: "recording",
@@ -293,9 +310,13 @@ mod tests {
     #[test]
     fn two_plugins_for_one_channel_are_refused() {
         let mut registry = Registry::default();
-        registry.add(Arc::new(log::LogNotifier::new(Channel::Sms))).unwrap();
+        registry
+            .add(Arc::new(log::LogNotifier::new(Channel::Sms)))
+            .unwrap();
         assert_eq!(
-            registry.add(Arc::new(log::LogNotifier::new(Channel::Sms))).unwrap_err(),
+            registry
+                .add(Arc::new(log::LogNotifier::new(Channel::Sms)))
+                .unwrap_err(),
             RegistryError::Duplicate("sms")
         );
     }

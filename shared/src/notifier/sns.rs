@@ -95,14 +95,19 @@ impl<'a> VoiceMessage<'a> {
     pub fn from_message(message: &'a Message) -> Self {
         VoiceMessage {
             version: 1,
-            kind: if message.code.is_some() { "one_time_code" } else { "alert" },
+            kind: if message.code.is_some() {
+                "one_time_code"
+            } else {
+                "alert"
+            },
             to: &message.to,
             language: "en-US",
             text: &message.text,
             code: message.code.as_deref(),
-            spoken_code: message.code.as_deref().map(|c| {
-                c.chars().map(String::from).collect::<Vec<_>>().join(", ")
-            }),
+            spoken_code: message
+                .code
+                .as_deref()
+                .map(|c| c.chars().map(String::from).collect::<Vec<_>>().join(", ")),
             repeat: 2,
             purpose: &message.purpose,
         }
@@ -117,7 +122,10 @@ pub struct SnsVoice {
 
 impl SnsVoice {
     pub fn new(client: Client, topic_arn: &str) -> Self {
-        SnsVoice { client, topic_arn: topic_arn.to_owned() }
+        SnsVoice {
+            client,
+            topic_arn: topic_arn.to_owned(),
+        }
     }
 }
 
@@ -133,8 +141,10 @@ impl Notifier for SnsVoice {
 
     async fn dispatch(&self, message: &Message) -> Result<String, NotifyError> {
         let body = VoiceMessage::from_message(message);
-        let json = serde_json::to_string(&body)
-            .map_err(|e| NotifyError::Failed { provider: "sns-voice", reason: e.to_string() })?;
+        let json = serde_json::to_string(&body).map_err(|e| NotifyError::Failed {
+            provider: "sns-voice",
+            reason: e.to_string(),
+        })?;
         let out = self
             .client
             .publish()

@@ -53,7 +53,12 @@ pub async fn open_challenge(deps: &Deps, challenge_id: &str) -> Result<Challenge
         return Err(ApiError::ChallengeExpired);
     }
     let now = deps.clock.now();
-    match deps.stores.challenges.get_challenge(&token_digest(challenge_id), now).await? {
+    match deps
+        .stores
+        .challenges
+        .get_challenge(&token_digest(challenge_id), now)
+        .await?
+    {
         Some(c) if c.completed_at.is_none() => Ok(c),
         _ => Err(ApiError::ChallengeExpired),
     }
@@ -64,7 +69,9 @@ fn parse_send_channel(method: &str) -> Result<Channel, ApiError> {
         "sms" => Ok(Channel::Sms),
         "voice" => Ok(Channel::Voice),
         "email" => Ok(Channel::Email),
-        _ => Err(ApiError::validation("method must be one of sms, voice, email.")),
+        _ => Err(ApiError::validation(
+            "method must be one of sms, voice, email.",
+        )),
     }
 }
 
@@ -72,9 +79,13 @@ fn parse_send_channel(method: &str) -> Result<Channel, ApiError> {
 /// the pending factor being enrolled otherwise.
 fn eligible(challenge: &ChallengeRecord, factor: &FactorRecord) -> bool {
     match (challenge.purpose, challenge.status) {
-        (ChallengePurpose::SignIn, ChallengeStatus::MfaEnrolmentRequired) | (ChallengePurpose::Enrolment, _) => {
+        (ChallengePurpose::SignIn, ChallengeStatus::MfaEnrolmentRequired)
+        | (ChallengePurpose::Enrolment, _) => {
             factor.status == FactorStatus::Pending
-                && challenge.factor_id.as_deref().is_none_or(|id| id == factor.factor_id)
+                && challenge
+                    .factor_id
+                    .as_deref()
+                    .is_none_or(|id| id == factor.factor_id)
         }
         _ => factor.status == FactorStatus::Active,
     }
@@ -96,7 +107,12 @@ fn mask(channel: Channel, to: &str) -> String {
 }
 
 /// The MAC stored for a code: bound to the challenge and the factor it was sent to.
-async fn code_mac(deps: &Deps, challenge_digest: &str, factor_id: &str, code: &str) -> Result<String, ApiError> {
+async fn code_mac(
+    deps: &Deps,
+    challenge_digest: &str,
+    factor_id: &str,
+    code: &str,
+) -> Result<String, ApiError> {
     let message = format!("portcullis-code-v1\u{0}{challenge_digest}\u{0}{factor_id}\u{0}{code}");
     let mac = deps.mac.mac(message.as_bytes()).await?;
     Ok(mac.iter().map(|b| format!("{b:02x}")).collect())
@@ -104,9 +120,8 @@ async fn code_mac(deps: &Deps, challenge_digest: &str, factor_id: &str, code: &s
 
 fn purpose_text(challenge: &ChallengeRecord) -> (&'static str, &'static str) {
     match (challenge.purpose, challenge.status) {
-        (ChallengePurpose::SignIn, ChallengeStatus::MfaEnrolmentRequired) | (ChallengePurpose::Enrolment, _) => {
-            ("enrol", "confirm your new sign-in method")
-        }
+        (ChallengePurpose::SignIn, ChallengeStatus::MfaEnrolmentRequired)
+        | (ChallengePurpose::Enrolment, _) => ("enrol", "confirm your new sign-in method"),
         (ChallengePurpose::StepUp, _) => ("step_up", "confirm a sensitive change to your account"),
         _ => ("sign_in", "sign in"),
     }
@@ -121,8 +136,15 @@ pub async fn send_code(
     let channel = parse_send_channel(&request.method)?;
     let now = deps.clock.now();
     let user = &challenge.user_id;
-    if let Some(until) = deps.stores.lockouts.locked_until(&send_bar_key(user), now).await? {
-        return Err(ApiError::SendLimitReached { retry_after_secs: until.secs() - now.secs() });
+    if let Some(until) = deps
+        .stores
+        .lockouts
+        .locked_until(&send_bar_key(user), now)
+        .await?
+    {
+        return Err(ApiError::SendLimitReached {
+            retry_after_secs: until.secs() - now.secs(),
+        });
     }
 
     let factors = deps.stores.factors.list_factors(user).await?;
@@ -134,10 +156,18 @@ pub async fn send_code(
         None => factors
             .iter()
             .find(|f| eligible(challenge, f) && address(f, channel).is_some())
-            .ok_or_else(|| ApiError::validation(format!("No enrolled factor can receive a code by {}.", channel.as_str())))?,
+            .ok_or_else(|| {
+                ApiError::validation(format!(
+                    "No enrolled factor can receive a code by {}.",
+                    channel.as_str()
+                ))
+            })?,
     };
     let to = address(factor, channel).ok_or_else(|| {
-        ApiError::validation(format!("This factor cannot receive a code by {}.", channel.as_str()))
+        ApiError::validation(format!(
+            "This factor cannot receive a code by {}.",
+            channel.as_str()
+        ))
     })?;
     if channel == Channel::Voice {
         Phone::from_stored(&to).check_delivery(crate::storage::Delivery::Voice)?;
@@ -145,12 +175,16 @@ pub async fn send_code(
     let notifier = deps
         .notifiers
         .get(channel)
-        .ok_or_else(|| ApiError::validation(format!("Codes by {} are not available.", channel.as_str())))?
+        .ok_or_else(|| {
+            ApiError::validation(format!("Codes by {} are not available.", channel.as_str()))
+        })?
         .clone();
 
     let code = format!("{:06}", rand::rng().random_range(0..1_000_000u32));
     let mac = code_mac(deps, &challenge.id_digest, &factor.factor_id, &code).await?;
-    let expires_at = now.plus_secs(deps.settings.code_ttl_secs).min(challenge.expires_at);
+    let expires_at = now
+        .plus_secs(deps.settings.code_ttl_secs)
+        .min(challenge.expires_at);
     let pending = PendingCode {
         mac: mac.clone(),
         expires_at,
@@ -158,7 +192,12 @@ pub async fn send_code(
         channel: channel.as_str().to_owned(),
     };
     let max = deps.settings.max_sends_per_challenge;
-    let sends = match deps.stores.challenges.store_code(&challenge.id_digest, now, max, &pending).await? {
+    let sends = match deps
+        .stores
+        .challenges
+        .store_code(&challenge.id_digest, now, max, &pending)
+        .await?
+    {
         SendSlot::Reserved { sends } => sends,
         SendSlot::Gone => return Err(ApiError::ChallengeExpired),
         SendSlot::LimitReached => return Err(bar_sends(deps, challenge, now).await),
@@ -182,13 +221,32 @@ pub async fn send_code(
         Ok(id) => ("sent", Some(id.clone())),
         Err(_) => ("failed", None),
     };
-    record_delivery(deps, challenge, channel, notifier.id(), provider_message_id, outcome, purpose, &to, now).await;
+    record_delivery(
+        deps,
+        challenge,
+        channel,
+        notifier.id(),
+        provider_message_id,
+        outcome,
+        purpose,
+        &to,
+        now,
+    )
+    .await;
     if let Err(err) = result {
         tracing::error!(error = %err, channel = channel.as_str(), event = "code_send_failed", "code delivery failed");
-        deps.stores.challenges.release_code(&challenge.id_digest, &mac).await?;
+        deps.stores
+            .challenges
+            .release_code(&challenge.id_digest, &mac)
+            .await?;
         return Err(ApiError::ServiceUnavailable);
     }
-    tracing::info!(event = "code_sent", channel = channel.as_str(), purpose, "code sent");
+    tracing::info!(
+        event = "code_sent",
+        channel = channel.as_str(),
+        purpose,
+        "code sent"
+    );
     Ok(SendCodeAnswer {
         sent_to: mask(channel, &to),
         sends_remaining: max.saturating_sub(sends),
@@ -203,14 +261,24 @@ async fn bar_sends(deps: &Deps, challenge: &ChallengeRecord, now: UnixTime) -> A
         lock_secs: deps.settings.send_lockout_secs,
         window_secs: deps.settings.send_lockout_secs,
     };
-    match deps.stores.lockouts.record_failure(&send_bar_key(&challenge.user_id), now, policy).await {
-        Ok(crate::storage::FailureOutcome::LockStarted { until } | crate::storage::FailureOutcome::AlreadyLocked { until }) => {
+    match deps
+        .stores
+        .lockouts
+        .record_failure(&send_bar_key(&challenge.user_id), now, policy)
+        .await
+    {
+        Ok(
+            crate::storage::FailureOutcome::LockStarted { until }
+            | crate::storage::FailureOutcome::AlreadyLocked { until },
+        ) => {
             tracing::warn!(event = "send_limit_reached", "user barred from code sends");
-            ApiError::SendLimitReached { retry_after_secs: until.secs() - now.secs() }
+            ApiError::SendLimitReached {
+                retry_after_secs: until.secs() - now.secs(),
+            }
         }
-        Ok(crate::storage::FailureOutcome::Counted { .. }) => {
-            ApiError::SendLimitReached { retry_after_secs: deps.settings.send_lockout_secs }
-        }
+        Ok(crate::storage::FailureOutcome::Counted { .. }) => ApiError::SendLimitReached {
+            retry_after_secs: deps.settings.send_lockout_secs,
+        },
         Err(err) => ApiError::from(err),
     }
 }
@@ -246,7 +314,11 @@ async fn record_delivery(
 
 /// A code as typed: 6 ASCII digits once spaces are removed.
 pub fn normalise_code(code: &SecretString) -> Result<SecretString, ApiError> {
-    let digits: String = code.expose().chars().filter(|c| *c != ' ' && *c != '-').collect();
+    let digits: String = code
+        .expose()
+        .chars()
+        .filter(|c| *c != ' ' && *c != '-')
+        .collect();
     if digits.len() != 6 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return Err(ApiError::validation("code must be 6 digits."));
     }
@@ -287,16 +359,26 @@ pub async fn check_code(
     factor_id: Option<&str>,
 ) -> Result<Verified, ApiError> {
     if !matches!(method, "sms" | "voice" | "email" | "totp") {
-        return Err(ApiError::validation("method must be one of sms, voice, email, totp."));
+        return Err(ApiError::validation(
+            "method must be one of sms, voice, email, totp.",
+        ));
     }
     let code = normalise_code(code)?;
     let now = deps.clock.now();
     let max = deps.settings.max_code_tries;
-    let current = match deps.stores.challenges.reserve_attempt(&challenge.id_digest, now, max).await? {
+    let current = match deps
+        .stores
+        .challenges
+        .reserve_attempt(&challenge.id_digest, now, max)
+        .await?
+    {
         AttemptSlot::Reserved(c) => *c,
         AttemptSlot::Gone => return Err(ApiError::ChallengeExpired),
         AttemptSlot::Exhausted => {
-            deps.stores.challenges.delete_challenge(&challenge.id_digest).await?;
+            deps.stores
+                .challenges
+                .delete_challenge(&challenge.id_digest)
+                .await?;
             return Err(ApiError::ChallengeExpired);
         }
     };
@@ -311,7 +393,10 @@ pub async fn check_code(
             if current.attempts >= max {
                 // The last allowed wrong try ends the challenge (SPEC §3).
                 tracing::warn!(event = "challenge_ended", "too many wrong codes");
-                deps.stores.challenges.delete_challenge(&challenge.id_digest).await?;
+                deps.stores
+                    .challenges
+                    .delete_challenge(&challenge.id_digest)
+                    .await?;
                 return Err(ApiError::ChallengeExpired);
             }
             Err(ApiError::CodeInvalid)
@@ -327,19 +412,29 @@ async fn check_sent_code(
     factor_id: Option<&str>,
     now: UnixTime,
 ) -> Result<Option<Verified>, ApiError> {
-    let Some(pending) = &challenge.code else { return Ok(None) };
+    let Some(pending) = &challenge.code else {
+        return Ok(None);
+    };
     let channel_matches = match method {
         "email" => pending.channel == "email",
         _ => pending.channel == "sms" || pending.channel == "voice",
     };
-    if !channel_matches || factor_id.is_some_and(|id| id != pending.factor_id) || pending.expires_at <= now {
+    if !channel_matches
+        || factor_id.is_some_and(|id| id != pending.factor_id)
+        || pending.expires_at <= now
+    {
         return Ok(None);
     }
     let mac = code_mac(deps, &challenge.id_digest, &pending.factor_id, code).await?;
     if !constant_time_eq(mac.as_bytes(), pending.mac.as_bytes()) {
         return Ok(None);
     }
-    if !deps.stores.challenges.complete_challenge(&challenge.id_digest, now, Some(&pending.mac)).await? {
+    if !deps
+        .stores
+        .challenges
+        .complete_challenge(&challenge.id_digest, now, Some(&pending.mac))
+        .await?
+    {
         // Someone else completed it with the same code first: single use.
         return Ok(None);
     }
@@ -365,25 +460,46 @@ async fn check_totp(
     }) else {
         return Ok(None);
     };
-    let FactorKind::Totp { secret_ciphertext, last_used_step } = &factor.kind else {
+    let FactorKind::Totp {
+        secret_ciphertext,
+        last_used_step,
+    } = &factor.kind
+    else {
         return Ok(None);
     };
     let seed = deps
         .sealer
-        .open(secret_ciphertext, &totp_context(challenge.user_id.as_str(), &factor.factor_id))
+        .open(
+            secret_ciphertext,
+            &totp_context(challenge.user_id.as_str(), &factor.factor_id),
+        )
         .await?;
     let secret = crate::crypto::totp::TotpSecret::from_bytes(seed.to_vec())
         .map_err(|_| ApiError::ServiceUnavailable)?;
     let Some(step) = crate::crypto::totp::verify(&secret, code, now.secs(), *last_used_step) else {
         return Ok(None);
     };
-    if !deps.stores.factors.use_totp_step(&challenge.user_id, &factor.factor_id, step).await? {
+    if !deps
+        .stores
+        .factors
+        .use_totp_step(&challenge.user_id, &factor.factor_id, step)
+        .await?
+    {
         return Ok(None);
     }
-    if !deps.stores.challenges.complete_challenge(&challenge.id_digest, now, None).await? {
+    if !deps
+        .stores
+        .challenges
+        .complete_challenge(&challenge.id_digest, now, None)
+        .await?
+    {
         return Ok(None);
     }
-    Ok(Some(Verified { factor_id: factor.factor_id.clone(), method: "totp".into(), challenge: challenge.clone() }))
+    Ok(Some(Verified {
+        factor_id: factor.factor_id.clone(),
+        method: "totp".into(),
+        challenge: challenge.clone(),
+    }))
 }
 
 /// The KMS encryption context of a TOTP seed: it decrypts only for its user and factor.

@@ -21,14 +21,34 @@ pub struct SignedIn {
 
 pub async fn complete_sign_in(deps: &Deps, verified: &Verified) -> Result<SignedIn, ApiError> {
     let user_id = &verified.challenge.user_id;
-    let user = deps.stores.users.get_user(user_id).await?.ok_or(ApiError::ChallengeExpired)?;
+    let user = deps
+        .stores
+        .users
+        .get_user(user_id)
+        .await?
+        .ok_or(ApiError::ChallengeExpired)?;
     if user.status != UserStatus::Active {
         return Err(ApiError::AccountInactive);
     }
     let now = deps.clock.now();
     deps.stores.lockouts.clear(&lockout_key(user_id)).await?;
     deps.stores.users.record_sign_in(user_id, now).await?;
-    let tokens = tokens::open_session(deps, &user, Proof { amr: verified.amr(), acr: ACR_MFA.into() }).await?;
-    tracing::info!(event = "sign_in_completed", method = verified.method.as_str(), "signed in");
-    Ok(SignedIn { status: "signed_in", tokens })
+    let tokens = tokens::open_session(
+        deps,
+        &user,
+        Proof {
+            amr: verified.amr(),
+            acr: ACR_MFA.into(),
+        },
+    )
+    .await?;
+    tracing::info!(
+        event = "sign_in_completed",
+        method = verified.method.as_str(),
+        "signed in"
+    );
+    Ok(SignedIn {
+        status: "signed_in",
+        tokens,
+    })
 }

@@ -72,7 +72,11 @@ pub struct EnrolTotpAnswer {
 
 impl std::fmt::Debug for EnrolTotpAnswer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "EnrolTotpAnswer(factor_id={}, <secret redacted>)", self.factor_id)
+        write!(
+            f,
+            "EnrolTotpAnswer(factor_id={}, <secret redacted>)",
+            self.factor_id
+        )
     }
 }
 
@@ -100,7 +104,9 @@ pub struct FactorView {
 
 pub fn view(factor: &FactorRecord) -> FactorView {
     let (phone, delivery, email) = match &factor.kind {
-        FactorKind::Phone { e164, delivery } => (Some(mask_phone(e164)), Some(delivery.as_str()), None),
+        FactorKind::Phone { e164, delivery } => {
+            (Some(mask_phone(e164)), Some(delivery.as_str()), None)
+        }
         FactorKind::Email { address } => (None, None, Some(mask_email(address))),
         FactorKind::Totp { .. } => (None, None, None),
     };
@@ -146,7 +152,11 @@ fn enrolment_digest(user_id: &UserId, factor_id: &str) -> String {
     token_digest(&format!("enrol\u{0}{user_id}\u{0}{factor_id}"))
 }
 
-async fn enrolment_challenge(deps: &Deps, enroller: Enroller<'_>, factor_id: &str) -> Result<ChallengeRecord, ApiError> {
+async fn enrolment_challenge(
+    deps: &Deps,
+    enroller: Enroller<'_>,
+    factor_id: &str,
+) -> Result<ChallengeRecord, ApiError> {
     match enroller {
         Enroller::SignIn(challenge) => Ok(challenge.clone()),
         Enroller::Session(caller) => {
@@ -172,7 +182,12 @@ async fn enrolment_challenge(deps: &Deps, enroller: Enroller<'_>, factor_id: &st
     }
 }
 
-async fn create_pending(deps: &Deps, user_id: &UserId, factor_id: &str, kind: FactorKind) -> Result<FactorRecord, ApiError> {
+async fn create_pending(
+    deps: &Deps,
+    user_id: &UserId,
+    factor_id: &str,
+    kind: FactorKind,
+) -> Result<FactorRecord, ApiError> {
     let factor = FactorRecord {
         user_id: user_id.clone(),
         factor_id: factor_id.to_owned(),
@@ -182,12 +197,18 @@ async fn create_pending(deps: &Deps, user_id: &UserId, factor_id: &str, kind: Fa
     };
     match deps.stores.factors.create_factor(&factor).await {
         Ok(()) => Ok(factor),
-        Err(StoreError::ConditionFailed) => Err(ApiError::Conflict("Factor id collision: retry.".into())),
+        Err(StoreError::ConditionFailed) => {
+            Err(ApiError::Conflict("Factor id collision: retry.".into()))
+        }
         Err(err) => Err(err.into()),
     }
 }
 
-pub async fn enrol_phone(deps: &Deps, enroller: Enroller<'_>, request: EnrolPhoneRequest) -> Result<EnrolPhoneAnswer, ApiError> {
+pub async fn enrol_phone(
+    deps: &Deps,
+    enroller: Enroller<'_>,
+    request: EnrolPhoneRequest,
+) -> Result<EnrolPhoneAnswer, ApiError> {
     let delivery = match request.delivery.as_str() {
         "sms" => Delivery::Sms,
         "voice" => Delivery::Voice,
@@ -196,20 +217,35 @@ pub async fn enrol_phone(deps: &Deps, enroller: Enroller<'_>, request: EnrolPhon
     let phone = Phone::parse(&request.phone)?;
     phone.check_delivery(delivery)?;
     let existing = may_enrol(deps, enroller).await?;
-    if existing.iter().any(|f| matches!(&f.kind, FactorKind::Phone { e164, .. } if e164 == phone.e164()) && f.status == FactorStatus::Active) {
-        return Err(ApiError::Conflict("This phone number is already enrolled.".into()));
+    if existing.iter().any(|f| {
+        matches!(&f.kind, FactorKind::Phone { e164, .. } if e164 == phone.e164())
+            && f.status == FactorStatus::Active
+    }) {
+        return Err(ApiError::Conflict(
+            "This phone number is already enrolled.".into(),
+        ));
     }
     let factor_id = random_id("f");
-    let kind = FactorKind::Phone { e164: phone.e164().to_owned(), delivery };
+    let kind = FactorKind::Phone {
+        e164: phone.e164().to_owned(),
+        delivery,
+    };
     create_pending(deps, enroller.user_id(), &factor_id, kind).await?;
     let challenge = enrolment_challenge(deps, enroller, &factor_id).await?;
     let sent = codes::send_code(
         deps,
         &challenge,
-        &SendCodeRequest { method: delivery.as_str().to_owned(), factor_id: Some(factor_id.clone()) },
+        &SendCodeRequest {
+            method: delivery.as_str().to_owned(),
+            factor_id: Some(factor_id.clone()),
+        },
     )
     .await?;
-    tracing::info!(event = "factor_enrolment_started", kind = "phone", "phone enrolment started");
+    tracing::info!(
+        event = "factor_enrolment_started",
+        kind = "phone",
+        "phone enrolment started"
+    );
     Ok(EnrolPhoneAnswer {
         factor_id,
         status: "pending",
@@ -226,15 +262,32 @@ pub async fn enrol_totp(deps: &Deps, enroller: Enroller<'_>) -> Result<EnrolTotp
     let secret = TotpSecret::generate();
     let sealed = deps
         .sealer
-        .seal(secret.as_bytes(), &totp_context(user_id.as_str(), &factor_id))
+        .seal(
+            secret.as_bytes(),
+            &totp_context(user_id.as_str(), &factor_id),
+        )
         .await?;
-    let enrolment = totp::enrolment(&secret, &deps.settings.totp_issuer, user_id.as_str()).map_err(|err| {
-        tracing::error!(error = %err, "TOTP enrolment rendering failed");
-        ApiError::ServiceUnavailable
-    })?;
-    create_pending(deps, &user_id, &factor_id, FactorKind::Totp { secret_ciphertext: sealed, last_used_step: None }).await?;
+    let enrolment = totp::enrolment(&secret, &deps.settings.totp_issuer, user_id.as_str())
+        .map_err(|err| {
+            tracing::error!(error = %err, "TOTP enrolment rendering failed");
+            ApiError::ServiceUnavailable
+        })?;
+    create_pending(
+        deps,
+        &user_id,
+        &factor_id,
+        FactorKind::Totp {
+            secret_ciphertext: sealed,
+            last_used_step: None,
+        },
+    )
+    .await?;
     enrolment_challenge(deps, enroller, &factor_id).await?;
-    tracing::info!(event = "factor_enrolment_started", kind = "totp", "authenticator enrolment started");
+    tracing::info!(
+        event = "factor_enrolment_started",
+        kind = "totp",
+        "authenticator enrolment started"
+    );
     Ok(EnrolTotpAnswer {
         factor_id,
         status: "pending",
@@ -254,7 +307,12 @@ pub async fn verify_factor(
     request: &VerifyFactorRequest,
 ) -> Result<(FactorRecord, Verified), ApiError> {
     let user_id = enroller.user_id();
-    let factor = deps.stores.factors.get_factor(user_id, factor_id).await?.ok_or(ApiError::NotFound)?;
+    let factor = deps
+        .stores
+        .factors
+        .get_factor(user_id, factor_id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     if factor.status == FactorStatus::Active {
         return Err(ApiError::Conflict("This factor is already active.".into()));
     }
@@ -267,7 +325,12 @@ pub async fn verify_factor(
         }
         Enroller::Session(_) => {
             let now = deps.clock.now();
-            match deps.stores.challenges.get_challenge(&enrolment_digest(user_id, factor_id), now).await? {
+            match deps
+                .stores
+                .challenges
+                .get_challenge(&enrolment_digest(user_id, factor_id), now)
+                .await?
+            {
                 Some(c) if c.completed_at.is_none() => c,
                 _ => return Err(ApiError::ChallengeExpired),
             }
@@ -278,26 +341,50 @@ pub async fn verify_factor(
         FactorKind::Email { .. } => "email",
         FactorKind::Phone { .. } => "sms",
     };
-    let verified = codes::check_code(deps, &challenge, method, &request.code, Some(factor_id)).await?;
-    match deps.stores.factors.activate_factor(user_id, factor_id).await {
+    let verified =
+        codes::check_code(deps, &challenge, method, &request.code, Some(factor_id)).await?;
+    match deps
+        .stores
+        .factors
+        .activate_factor(user_id, factor_id)
+        .await
+    {
         Ok(()) => {}
-        Err(StoreError::ConditionFailed) => return Err(ApiError::Conflict("This factor is already active.".into())),
+        Err(StoreError::ConditionFailed) => {
+            return Err(ApiError::Conflict("This factor is already active.".into()));
+        }
         Err(err) => return Err(err.into()),
     }
-    tracing::info!(event = "factor_added", kind = factor.kind.name(), "factor activated");
+    tracing::info!(
+        event = "factor_added",
+        kind = factor.kind.name(),
+        "factor activated"
+    );
     let mut factor = factor;
     factor.status = FactorStatus::Active;
     Ok((factor, verified))
 }
 
 pub async fn list(deps: &Deps, caller: &Caller) -> Result<Vec<FactorView>, ApiError> {
-    Ok(deps.stores.factors.list_factors(&caller.user_id).await?.iter().map(view).collect())
+    Ok(deps
+        .stores
+        .factors
+        .list_factors(&caller.user_id)
+        .await?
+        .iter()
+        .map(view)
+        .collect())
 }
 
 /// Removes a factor (step-up). Removing the last one means the next sign-in must enrol.
 pub async fn remove(deps: &Deps, caller: &Caller, factor_id: &str) -> Result<(), ApiError> {
     caller.require_step_up(deps)?;
-    if !deps.stores.factors.delete_factor(&caller.user_id, factor_id).await? {
+    if !deps
+        .stores
+        .factors
+        .delete_factor(&caller.user_id, factor_id)
+        .await?
+    {
         return Err(ApiError::NotFound);
     }
     tracing::info!(event = "factor_removed", "factor removed");

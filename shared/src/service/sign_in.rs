@@ -21,8 +21,8 @@ use crate::edge::RequestMeta;
 use crate::error::{ApiError, StoreError};
 use crate::identity::UserId;
 use crate::storage::{
-    ChallengePurpose, ChallengeRecord, ChallengeStatus, Delivery, FactorKind, FactorRecord, FactorStatus,
-    FailureOutcome, LockoutPolicy, UserRecord, UserStatus,
+    ChallengePurpose, ChallengeRecord, ChallengeStatus, Delivery, FactorKind, FactorRecord,
+    FactorStatus, FailureOutcome, LockoutPolicy, UserRecord, UserStatus,
 };
 
 #[derive(Debug, Deserialize)]
@@ -89,7 +89,9 @@ pub async fn sign_in(
     let now = deps.clock.now();
     let key = lockout_key(&user_id);
     if let Some(until) = deps.stores.lockouts.locked_until(&key, now).await? {
-        return Err(ApiError::Locked { retry_after_secs: until.secs() - now.secs() });
+        return Err(ApiError::Locked {
+            retry_after_secs: until.secs() - now.secs(),
+        });
     }
 
     let user = deps.stores.users.get_user(&user_id).await?;
@@ -104,7 +106,10 @@ pub async fn sign_in(
     };
 
     if user.status == UserStatus::Inactive {
-        tracing::info!(event = "sign_in_inactive", "right password for a deactivated account");
+        tracing::info!(
+            event = "sign_in_inactive",
+            "right password for a deactivated account"
+        );
         return Err(ApiError::AccountInactive);
     }
     if needs_rehash {
@@ -139,7 +144,12 @@ async fn count_failure(
     now: UnixTime,
     meta: &RequestMeta,
 ) -> ApiError {
-    match deps.stores.lockouts.record_failure(key, now, lockout_policy(deps)).await {
+    match deps
+        .stores
+        .lockouts
+        .record_failure(key, now, lockout_policy(deps))
+        .await
+    {
         Ok(FailureOutcome::Counted { .. }) => ApiError::InvalidCredentials,
         Ok(FailureOutcome::LockStarted { until }) => {
             tracing::warn!(
@@ -148,11 +158,13 @@ async fn count_failure(
                 source_ip = meta.source_ip.as_deref().unwrap_or("-"),
                 "user ID locked after repeated failed passwords"
             );
-            ApiError::Locked { retry_after_secs: until.secs() - now.secs() }
+            ApiError::Locked {
+                retry_after_secs: until.secs() - now.secs(),
+            }
         }
-        Ok(FailureOutcome::AlreadyLocked { until }) => {
-            ApiError::Locked { retry_after_secs: until.secs() - now.secs() }
-        }
+        Ok(FailureOutcome::AlreadyLocked { until }) => ApiError::Locked {
+            retry_after_secs: until.secs() - now.secs(),
+        },
         Err(err) => ApiError::from(err),
     }
 }
@@ -168,7 +180,12 @@ async fn rehash(deps: &Deps, user_id: &UserId, old_hash: &str, password: SecretS
         Ok(Err(err)) => return tracing::error!(error = %err, "rehash failed"),
         Err(err) => return tracing::error!(error = %err, "rehash task failed"),
     };
-    match deps.stores.users.replace_password_hash(user_id, old_hash, &new_hash).await {
+    match deps
+        .stores
+        .users
+        .replace_password_hash(user_id, old_hash, &new_hash)
+        .await
+    {
         Ok(()) => tracing::info!(event = "password_rehashed", "password hash upgraded"),
         Err(StoreError::ConditionFailed) => {
             tracing::info!("password changed during rehash; keeping the newer one")
@@ -207,7 +224,11 @@ async fn open_challenge(
         session_id: None,
     };
     deps.stores.challenges.create_challenge(&record).await?;
-    tracing::info!(event = "challenge_opened", status = status.as_str(), "password accepted");
+    tracing::info!(
+        event = "challenge_opened",
+        status = status.as_str(),
+        "password accepted"
+    );
     Ok(SignInAnswer {
         status: status.as_str(),
         challenge_id: Some(challenge_id),
@@ -242,9 +263,12 @@ pub fn methods_of(factors: &[FactorRecord]) -> Vec<MfaMethod> {
                     });
                 }
             }
-            FactorKind::Totp { .. } => {
-                methods.push(MfaMethod { method: "totp", factor_id: id, phone: None, email: None })
-            }
+            FactorKind::Totp { .. } => methods.push(MfaMethod {
+                method: "totp",
+                factor_id: id,
+                phone: None,
+                email: None,
+            }),
             FactorKind::Email { address } => methods.push(MfaMethod {
                 method: "email",
                 factor_id: id,
@@ -268,7 +292,11 @@ pub fn mask_email(address: &str) -> String {
     let (local, domain) = address.split_once('@').unwrap_or((address, ""));
     let first = |s: &str| s.chars().next().map(String::from).unwrap_or_default();
     let (host, tld) = domain.rsplit_once('.').unwrap_or((domain, ""));
-    let tld = if tld.is_empty() { String::new() } else { format!(".{tld}") };
+    let tld = if tld.is_empty() {
+        String::new()
+    } else {
+        format!(".{tld}")
+    };
     format!("{}***@{}***{}", first(local), first(host), tld)
 }
 
@@ -291,7 +319,10 @@ mod tests {
         FactorRecord {
             user_id: UserId::from_stored("u".into()),
             factor_id: format!("f_{e164}"),
-            kind: FactorKind::Phone { e164: e164.into(), delivery },
+            kind: FactorKind::Phone {
+                e164: e164.into(),
+                delivery,
+            },
             status,
             created_at: UnixTime(0),
         }

@@ -31,7 +31,11 @@ pub struct Proof {
 }
 
 /// Opens a session after a completed sign-in and returns its first tokens.
-pub async fn open_session(deps: &Deps, user: &UserRecord, proof: Proof) -> Result<Tokens, ApiError> {
+pub async fn open_session(
+    deps: &Deps,
+    user: &UserRecord,
+    proof: Proof,
+) -> Result<Tokens, ApiError> {
     let now = deps.clock.now();
     let session_id = random_id("s");
     let secret = random_token();
@@ -87,7 +91,10 @@ pub async fn access_token(
 /// `<base64url(user id)>.<session id>.<secret>`: the session is found without an index; only
 /// the secret is secret.
 fn refresh_token(user_id: &UserId, session_id: &str, secret: &str) -> String {
-    format!("{}.{session_id}.{secret}", URL_SAFE_NO_PAD.encode(user_id.as_str()))
+    format!(
+        "{}.{session_id}.{secret}",
+        URL_SAFE_NO_PAD.encode(user_id.as_str())
+    )
 }
 
 fn parse_refresh_token(token: &str) -> Option<(UserId, String, String)> {
@@ -128,7 +135,12 @@ pub async fn refresh(deps: &Deps, request: RefreshRequest) -> Result<Tokens, Api
         return Err(refused());
     };
     let now = deps.clock.now();
-    let Some(session) = deps.stores.sessions.get_session(&user_id, &session_id).await? else {
+    let Some(session) = deps
+        .stores
+        .sessions
+        .get_session(&user_id, &session_id)
+        .await?
+    else {
         return Err(refused());
     };
     let digest = token_digest(&secret);
@@ -136,9 +148,19 @@ pub async fn refresh(deps: &Deps, request: RefreshRequest) -> Result<Tokens, Api
         return Err(refused());
     }
     if !constant_time_eq(digest.as_bytes(), session.refresh_digest.as_bytes()) {
-        if session.rotated.iter().any(|old| constant_time_eq(old.as_bytes(), digest.as_bytes())) {
-            tracing::warn!(event = "refresh_token_reused", "rotated refresh token reused: session revoked");
-            deps.stores.sessions.revoke_session(&user_id, &session_id).await?;
+        if session
+            .rotated
+            .iter()
+            .any(|old| constant_time_eq(old.as_bytes(), digest.as_bytes()))
+        {
+            tracing::warn!(
+                event = "refresh_token_reused",
+                "rotated refresh token reused: session revoked"
+            );
+            deps.stores
+                .sessions
+                .revoke_session(&user_id, &session_id)
+                .await?;
         }
         return Err(refused());
     }
@@ -152,16 +174,31 @@ pub async fn refresh(deps: &Deps, request: RefreshRequest) -> Result<Tokens, Api
         return Err(refused());
     }
     let new_secret = random_token();
-    let idle = now.plus_secs(deps.settings.session_idle_secs).min(session.expires_at);
+    let idle = now
+        .plus_secs(deps.settings.session_idle_secs)
+        .min(session.expires_at);
     let won = deps
         .stores
         .sessions
-        .rotate_refresh(&user_id, &session_id, &digest, &token_digest(&new_secret), now, idle)
+        .rotate_refresh(
+            &user_id,
+            &session_id,
+            &digest,
+            &token_digest(&new_secret),
+            now,
+            idle,
+        )
         .await?;
     if !won {
         // Two refreshes with the same token at once: one of them is a copy.
-        tracing::warn!(event = "refresh_token_reused", "concurrent reuse of a refresh token: session revoked");
-        deps.stores.sessions.revoke_session(&user_id, &session_id).await?;
+        tracing::warn!(
+            event = "refresh_token_reused",
+            "concurrent reuse of a refresh token: session revoked"
+        );
+        deps.stores
+            .sessions
+            .revoke_session(&user_id, &session_id)
+            .await?;
         return Err(refused());
     }
     let access_token = access_token(deps, &session, &user.roles, now).await?;
@@ -189,7 +226,11 @@ impl Caller {
     }
 
     pub fn require_step_up(&self, deps: &Deps) -> Result<(), ApiError> {
-        if self.is_elevated(deps) { Ok(()) } else { Err(ApiError::StepUpRequired) }
+        if self.is_elevated(deps) {
+            Ok(())
+        } else {
+            Err(ApiError::StepUpRequired)
+        }
     }
 }
 
@@ -197,7 +238,10 @@ impl Caller {
 /// Gateway's JWT authorizer verify it again: defence in depth, and typed claims.
 pub async fn authenticate(deps: &Deps, authorization: Option<&str>) -> Result<Caller, ApiError> {
     let token = authorization
-        .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
+        .and_then(|h| {
+            h.strip_prefix("Bearer ")
+                .or_else(|| h.strip_prefix("bearer "))
+        })
         .map(str::trim)
         .ok_or(ApiError::Unauthorized)?;
     let signer = deps.signer.get().await?;
@@ -216,7 +260,10 @@ pub async fn authenticate(deps: &Deps, authorization: Option<&str>) -> Result<Ca
 /// `POST /v1/sign-out`: revokes the caller's session (its refresh token stops working; the
 /// access token expires within minutes).
 pub async fn sign_out(deps: &Deps, caller: &Caller) -> Result<(), ApiError> {
-    deps.stores.sessions.revoke_session(&caller.user_id, &caller.claims.sid).await?;
+    deps.stores
+        .sessions
+        .revoke_session(&caller.user_id, &caller.claims.sid)
+        .await?;
     tracing::info!(event = "signed_out", "session revoked");
     Ok(())
 }
@@ -253,7 +300,13 @@ mod tests {
         let token = refresh_token(&user, "s_abc", &random_token());
         let (u, s, _) = parse_refresh_token(&token).unwrap();
         assert_eq!((u, s.as_str()), (user, "s_abc"));
-        for bad in ["", "a.b", "a.b.c.d", "!!!.s.secretsecretsecretsecretsecretsecretsecret", &"x".repeat(600)] {
+        for bad in [
+            "",
+            "a.b",
+            "a.b.c.d",
+            "!!!.s.secretsecretsecretsecretsecretsecretsecret",
+            &"x".repeat(600),
+        ] {
             assert!(parse_refresh_token(bad).is_none(), "{bad}");
         }
     }

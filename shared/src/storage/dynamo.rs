@@ -32,7 +32,10 @@ pub struct DynamoStore {
 
 impl DynamoStore {
     pub fn new(client: Client, table: &str) -> Self {
-        DynamoStore { client, table: table.to_owned() }
+        DynamoStore {
+            client,
+            table: table.to_owned(),
+        }
     }
 
     /// One cheap read, at cold start, so the first request does not pay for the connection.
@@ -54,8 +57,15 @@ impl DynamoStore {
         Ok(out.item)
     }
 
-    fn update(&self, (pk, sk): (String, String)) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
-        self.client.update_item().table_name(&self.table).key(PK, s(&pk)).key(SK, s(&sk))
+    fn update(
+        &self,
+        (pk, sk): (String, String),
+    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(&pk))
+            .key(SK, s(&sk))
     }
 
     /// Runs a conditional update: `Ok(true)` if it applied, `Ok(false)` if the condition lost.
@@ -71,7 +81,12 @@ impl DynamoStore {
     }
 
     /// Every item of a partition whose sort key starts with `prefix` (all pages).
-    async fn query_prefix(&self, pk: &str, prefix: &str, newest_first: bool) -> Result<Vec<Item>, StoreError> {
+    async fn query_prefix(
+        &self,
+        pk: &str,
+        prefix: &str,
+        newest_first: bool,
+    ) -> Result<Vec<Item>, StoreError> {
         let mut items = Vec::new();
         let mut start: Option<Item> = None;
         loop {
@@ -129,7 +144,10 @@ impl DynamoStore {
 // ---- item helpers -------------------------------------------------------------------------
 
 fn key_item((pk, sk): (String, String)) -> Item {
-    HashMap::from([(PK.to_owned(), AttributeValue::S(pk)), (SK.to_owned(), AttributeValue::S(sk))])
+    HashMap::from([
+        (PK.to_owned(), AttributeValue::S(pk)),
+        (SK.to_owned(), AttributeValue::S(sk)),
+    ])
 }
 
 fn s(v: &str) -> AttributeValue {
@@ -160,7 +178,9 @@ fn opt_s(item: &Item, name: &str) -> Result<Option<String>, StoreError> {
     match item.get(name) {
         None | Some(AttributeValue::Null(_)) => Ok(None),
         Some(AttributeValue::S(v)) => Ok(Some(v.clone())),
-        Some(_) => Err(StoreError::Corrupt(format!("attribute {name} is not a string"))),
+        Some(_) => Err(StoreError::Corrupt(format!(
+            "attribute {name} is not a string"
+        ))),
     }
 }
 
@@ -175,7 +195,9 @@ fn opt_n(item: &Item, name: &str) -> Result<Option<i64>, StoreError> {
             .parse()
             .map(Some)
             .map_err(|_| StoreError::Corrupt(format!("attribute {name} is not an integer"))),
-        Some(_) => Err(StoreError::Corrupt(format!("attribute {name} is not a number"))),
+        Some(_) => Err(StoreError::Corrupt(format!(
+            "attribute {name} is not a number"
+        ))),
     }
 }
 
@@ -188,7 +210,9 @@ fn get_bool(item: &Item, name: &str) -> Result<bool, StoreError> {
     match item.get(name) {
         None => Ok(false),
         Some(AttributeValue::Bool(b)) => Ok(*b),
-        Some(_) => Err(StoreError::Corrupt(format!("attribute {name} is not a boolean"))),
+        Some(_) => Err(StoreError::Corrupt(format!(
+            "attribute {name} is not a boolean"
+        ))),
     }
 }
 
@@ -199,10 +223,14 @@ fn get_string_list(item: &Item, name: &str) -> Result<Vec<String>, StoreError> {
             .iter()
             .map(|v| match v {
                 AttributeValue::S(s) => Ok(s.clone()),
-                _ => Err(StoreError::Corrupt(format!("attribute {name} holds a non-string"))),
+                _ => Err(StoreError::Corrupt(format!(
+                    "attribute {name} holds a non-string"
+                ))),
             })
             .collect(),
-        Some(_) => Err(StoreError::Corrupt(format!("attribute {name} is not a list"))),
+        Some(_) => Err(StoreError::Corrupt(format!(
+            "attribute {name} is not a list"
+        ))),
     }
 }
 
@@ -242,11 +270,25 @@ fn user_to_item(user: &UserRecord) -> Item {
     put_opt_s(&mut item, "phone", user.phone.as_deref());
     put_opt_s(&mut item, "password_hash", user.password_hash.as_deref());
     item.insert("status".into(), s(user.status.as_str()));
-    item.insert("roles".into(), AttributeValue::L(user.roles.iter().map(|r| s(r)).collect()));
+    item.insert(
+        "roles".into(),
+        AttributeValue::L(user.roles.iter().map(|r| s(r)).collect()),
+    );
     item.insert("created_at".into(), n(user.created_at.secs()));
-    put_opt_n(&mut item, "password_changed_at", user.password_changed_at.map(UnixTime::secs));
-    put_opt_n(&mut item, "last_sign_in_at", user.last_sign_in_at.map(UnixTime::secs));
-    item.insert("must_change_password".into(), AttributeValue::Bool(user.must_change_password));
+    put_opt_n(
+        &mut item,
+        "password_changed_at",
+        user.password_changed_at.map(UnixTime::secs),
+    );
+    put_opt_n(
+        &mut item,
+        "last_sign_in_at",
+        user.last_sign_in_at.map(UnixTime::secs),
+    );
+    item.insert(
+        "must_change_password".into(),
+        AttributeValue::Bool(user.must_change_password),
+    );
     item
 }
 
@@ -272,7 +314,11 @@ impl UserStore for DynamoStore {
     }
 
     async fn get_user(&self, user_id: &UserId) -> Result<Option<UserRecord>, StoreError> {
-        self.get(keys::user(user_id)).await?.as_ref().map(user_from_item).transpose()
+        self.get(keys::user(user_id))
+            .await?
+            .as_ref()
+            .map(user_from_item)
+            .transpose()
     }
 
     async fn record_sign_in(&self, user_id: &UserId, at: UnixTime) -> Result<(), StoreError> {
@@ -319,7 +365,9 @@ impl LockoutStore for DynamoStore {
         if !live(&item, now)? {
             return Ok(None);
         }
-        Ok(opt_n(&item, "locked_until")?.map(UnixTime).filter(|until| *until > now))
+        Ok(opt_n(&item, "locked_until")?
+            .map(UnixTime)
+            .filter(|until| *until > now))
     }
 
     /// Each round reads the counter, then makes the one conditional update that fits what it
@@ -348,7 +396,9 @@ impl LockoutStore for DynamoStore {
             let (failures, update) = match &current {
                 Some(item) => {
                     if let Some(until) = opt_n(item, "locked_until")? {
-                        return Ok(FailureOutcome::AlreadyLocked { until: UnixTime(until) });
+                        return Ok(FailureOutcome::AlreadyLocked {
+                            until: UnixTime(until),
+                        });
                     }
                     let seen = get_u32(item, "failures")?;
                     let next = seen.saturating_add(1);
@@ -397,7 +447,9 @@ impl LockoutStore for DynamoStore {
                 Err(other) => return Err(other),
             }
         }
-        Err(StoreError::Unavailable("failure counter too contended".into()))
+        Err(StoreError::Unavailable(
+            "failure counter too contended".into(),
+        ))
     }
 
     async fn clear(&self, key: &str) -> Result<(), StoreError> {
@@ -429,7 +481,10 @@ fn factor_to_item(factor: &FactorRecord) -> Item {
             item.insert("phone".into(), s(e164));
             item.insert("delivery".into(), s(delivery.as_str()));
         }
-        FactorKind::Totp { secret_ciphertext, last_used_step } => {
+        FactorKind::Totp {
+            secret_ciphertext,
+            last_used_step,
+        } => {
             item.insert("secret_ciphertext".into(), s(secret_ciphertext));
             put_opt_n(&mut item, "last_used_step", *last_used_step);
         }
@@ -450,8 +505,14 @@ fn factor_from_item(item: &Item) -> Result<FactorRecord, StoreError> {
             secret_ciphertext: get_s(item, "secret_ciphertext")?,
             last_used_step: opt_n(item, "last_used_step")?,
         },
-        "email" => FactorKind::Email { address: get_s(item, "email")? },
-        other => return Err(StoreError::Corrupt(format!("unknown factor kind {other:?}"))),
+        "email" => FactorKind::Email {
+            address: get_s(item, "email")?,
+        },
+        other => {
+            return Err(StoreError::Corrupt(format!(
+                "unknown factor kind {other:?}"
+            )));
+        }
     };
     Ok(FactorRecord {
         user_id: UserId::from_stored(get_s(item, "user_id")?),
@@ -485,7 +546,11 @@ impl FactorStore for DynamoStore {
         user_id: &UserId,
         factor_id: &str,
     ) -> Result<Option<FactorRecord>, StoreError> {
-        self.get(keys::factor(user_id, factor_id)).await?.as_ref().map(factor_from_item).transpose()
+        self.get(keys::factor(user_id, factor_id))
+            .await?
+            .as_ref()
+            .map(factor_from_item)
+            .transpose()
     }
 
     async fn activate_factor(&self, user_id: &UserId, factor_id: &str) -> Result<(), StoreError> {
@@ -496,7 +561,11 @@ impl FactorStore for DynamoStore {
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":active", s(FactorStatus::Active.as_str()))
             .expression_attribute_values(":pending", s(FactorStatus::Pending.as_str()));
-        if self.conditional(update).await? { Ok(()) } else { Err(StoreError::ConditionFailed) }
+        if self.conditional(update).await? {
+            Ok(())
+        } else {
+            Err(StoreError::ConditionFailed)
+        }
     }
 
     async fn use_totp_step(
@@ -544,7 +613,11 @@ fn challenge_to_item(c: &ChallengeRecord) -> Item {
         item.insert("code_factor_id".into(), s(&code.factor_id));
         item.insert("code_channel".into(), s(&code.channel));
     }
-    put_opt_n(&mut item, "completed_at", c.completed_at.map(UnixTime::secs));
+    put_opt_n(
+        &mut item,
+        "completed_at",
+        c.completed_at.map(UnixTime::secs),
+    );
     put_opt_s(&mut item, "factor_id", c.factor_id.as_deref());
     put_opt_s(&mut item, "session_id", c.session_id.as_deref());
     item
@@ -634,7 +707,9 @@ impl ChallengeStore for DynamoStore {
         match result {
             Ok(out) => {
                 let attrs = out.attributes.unwrap_or_default();
-                Ok(SendSlot::Reserved { sends: get_u32(&attrs, "sends")? })
+                Ok(SendSlot::Reserved {
+                    sends: get_u32(&attrs, "sends")?,
+                })
             }
             Err(StoreError::ConditionFailed) => Ok(if self.challenge_gone(id_digest, now).await? {
                 SendSlot::Gone
@@ -769,7 +844,11 @@ impl SessionStore for DynamoStore {
         user_id: &UserId,
         session_id: &str,
     ) -> Result<Option<SessionRecord>, StoreError> {
-        self.get(keys::session(user_id, session_id)).await?.as_ref().map(session_from_item).transpose()
+        self.get(keys::session(user_id, session_id))
+            .await?
+            .as_ref()
+            .map(session_from_item)
+            .transpose()
     }
 
     async fn rotate_refresh(
@@ -831,7 +910,11 @@ impl SessionStore for DynamoStore {
             .expression_attribute_values(":amr", string_list(amr))
             .expression_attribute_values(":acr", s(acr))
             .expression_attribute_values(":false", AttributeValue::Bool(false));
-        if self.conditional(update).await? { Ok(()) } else { Err(StoreError::ConditionFailed) }
+        if self.conditional(update).await? {
+            Ok(())
+        } else {
+            Err(StoreError::ConditionFailed)
+        }
     }
 }
 
@@ -845,7 +928,11 @@ fn delivery_to_item(d: &DeliveryRecord) -> Item {
     item.insert("at".into(), n(d.at.secs()));
     item.insert("channel".into(), s(&d.channel));
     item.insert("provider".into(), s(&d.provider));
-    put_opt_s(&mut item, "provider_message_id", d.provider_message_id.as_deref());
+    put_opt_s(
+        &mut item,
+        "provider_message_id",
+        d.provider_message_id.as_deref(),
+    );
     item.insert("outcome".into(), s(&d.outcome));
     item.insert("purpose".into(), s(&d.purpose));
     item.insert("to_masked".into(), s(&d.to_masked));
@@ -881,7 +968,10 @@ impl DeliveryStore for DynamoStore {
     ) -> Result<Vec<DeliveryRecord>, StoreError> {
         let (pk, _) = keys::user(user_id);
         let mut out = Vec::new();
-        for item in self.query_prefix(&pk, keys::delivery_prefix(), true).await? {
+        for item in self
+            .query_prefix(&pk, keys::delivery_prefix(), true)
+            .await?
+        {
             if live(&item, now)? {
                 out.push(delivery_from_item(&item)?);
             }

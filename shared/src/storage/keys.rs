@@ -37,7 +37,10 @@ pub fn session_prefix() -> &'static str {
 
 /// Deliveries sort by time within a user: `DELIVERY#<zero-padded epoch>#<id>`.
 pub fn delivery(user_id: &UserId, at: i64, delivery_id: &str) -> (String, String) {
-    (format!("USER#{user_id}"), format!("DELIVERY#{at:012}#{delivery_id}"))
+    (
+        format!("USER#{user_id}"),
+        format!("DELIVERY#{at:012}#{delivery_id}"),
+    )
 }
 
 pub fn delivery_prefix() -> &'static str {

@@ -40,7 +40,9 @@ pub struct MemoryStore {
 
 impl MemoryStore {
     fn state(&self) -> Result<MutexGuard<'_, State>, StoreError> {
-        self.state.lock().map_err(|_| StoreError::Unavailable("memory store poisoned".into()))
+        self.state
+            .lock()
+            .map_err(|_| StoreError::Unavailable("memory store poisoned".into()))
     }
 }
 
@@ -102,9 +104,16 @@ impl LockoutStore for MemoryStore {
         policy: LockoutPolicy,
     ) -> Result<FailureOutcome, StoreError> {
         let mut state = self.state()?;
-        let live = state.lockouts.get(key).copied().filter(|c| c.expires_at > now);
+        let live = state
+            .lockouts
+            .get(key)
+            .copied()
+            .filter(|c| c.expires_at > now);
         let failures = match live {
-            Some(FailureCounter { locked_until: Some(until), .. }) => {
+            Some(FailureCounter {
+                locked_until: Some(until),
+                ..
+            }) => {
                 return Ok(FailureOutcome::AlreadyLocked { until });
             }
             Some(counter) => counter.failures.saturating_add(1),
@@ -114,7 +123,11 @@ impl LockoutStore for MemoryStore {
             let until = now.plus_secs(policy.lock_secs);
             (
                 FailureOutcome::LockStarted { until },
-                FailureCounter { failures, locked_until: Some(until), expires_at: until },
+                FailureCounter {
+                    failures,
+                    locked_until: Some(until),
+                    expires_at: until,
+                },
             )
         } else {
             (
@@ -152,11 +165,14 @@ impl FactorStore for MemoryStore {
     }
 
     async fn list_factors(&self, user_id: &UserId) -> Result<Vec<FactorRecord>, StoreError> {
-        let mut factors: Vec<FactorRecord> =
-            self.state()?.factors.iter().filter(|f| &f.user_id == user_id).cloned().collect();
-        factors.sort_by(|a, b| {
-            (a.created_at, &a.factor_id).cmp(&(b.created_at, &b.factor_id))
-        });
+        let mut factors: Vec<FactorRecord> = self
+            .state()?
+            .factors
+            .iter()
+            .filter(|f| &f.user_id == user_id)
+            .cloned()
+            .collect();
+        factors.sort_by(|a, b| (a.created_at, &a.factor_id).cmp(&(b.created_at, &b.factor_id)));
         Ok(factors)
     }
 
@@ -175,7 +191,11 @@ impl FactorStore for MemoryStore {
 
     async fn activate_factor(&self, user_id: &UserId, factor_id: &str) -> Result<(), StoreError> {
         let mut state = self.state()?;
-        match state.factors.iter_mut().find(|f| &f.user_id == user_id && f.factor_id == factor_id) {
+        match state
+            .factors
+            .iter_mut()
+            .find(|f| &f.user_id == user_id && f.factor_id == factor_id)
+        {
             Some(f) if f.status == FactorStatus::Pending => {
                 f.status = FactorStatus::Active;
                 Ok(())
@@ -191,11 +211,17 @@ impl FactorStore for MemoryStore {
         step: i64,
     ) -> Result<bool, StoreError> {
         let mut state = self.state()?;
-        let Some(f) = state.factors.iter_mut().find(|f| &f.user_id == user_id && f.factor_id == factor_id) else {
+        let Some(f) = state
+            .factors
+            .iter_mut()
+            .find(|f| &f.user_id == user_id && f.factor_id == factor_id)
+        else {
             return Ok(false);
         };
         match &mut f.kind {
-            FactorKind::Totp { last_used_step, .. } if last_used_step.is_none_or(|last| last < step) => {
+            FactorKind::Totp { last_used_step, .. }
+                if last_used_step.is_none_or(|last| last < step) =>
+            {
                 *last_used_step = Some(step);
                 Ok(true)
             }
@@ -206,7 +232,9 @@ impl FactorStore for MemoryStore {
     async fn delete_factor(&self, user_id: &UserId, factor_id: &str) -> Result<bool, StoreError> {
         let mut state = self.state()?;
         let before = state.factors.len();
-        state.factors.retain(|f| !(&f.user_id == user_id && f.factor_id == factor_id));
+        state
+            .factors
+            .retain(|f| !(&f.user_id == user_id && f.factor_id == factor_id));
         Ok(state.factors.len() != before)
     }
 }
@@ -218,7 +246,9 @@ impl ChallengeStore for MemoryStore {
         if state.challenges.contains_key(&challenge.id_digest) {
             return Err(StoreError::ConditionFailed);
         }
-        state.challenges.insert(challenge.id_digest.clone(), challenge.clone());
+        state
+            .challenges
+            .insert(challenge.id_digest.clone(), challenge.clone());
         Ok(())
     }
 
@@ -227,7 +257,12 @@ impl ChallengeStore for MemoryStore {
         id_digest: &str,
         now: UnixTime,
     ) -> Result<Option<ChallengeRecord>, StoreError> {
-        Ok(self.state()?.challenges.get(id_digest).filter(|c| c.expires_at > now).cloned())
+        Ok(self
+            .state()?
+            .challenges
+            .get(id_digest)
+            .filter(|c| c.expires_at > now)
+            .cloned())
     }
 
     async fn store_code(
@@ -332,7 +367,11 @@ impl SessionStore for MemoryStore {
         user_id: &UserId,
         session_id: &str,
     ) -> Result<Option<SessionRecord>, StoreError> {
-        Ok(self.state()?.sessions.get(&(user_id.clone(), session_id.to_owned())).cloned())
+        Ok(self
+            .state()?
+            .sessions
+            .get(&(user_id.clone(), session_id.to_owned()))
+            .cloned())
     }
 
     async fn rotate_refresh(
@@ -345,7 +384,10 @@ impl SessionStore for MemoryStore {
         idle_expires_at: UnixTime,
     ) -> Result<bool, StoreError> {
         let mut state = self.state()?;
-        match state.sessions.get_mut(&(user_id.clone(), session_id.to_owned())) {
+        match state
+            .sessions
+            .get_mut(&(user_id.clone(), session_id.to_owned()))
+        {
             Some(s) if !s.revoked && s.refresh_digest == old_digest => {
                 s.rotated.push(old_digest.to_owned());
                 s.refresh_digest = new_digest.to_owned();
@@ -358,7 +400,11 @@ impl SessionStore for MemoryStore {
     }
 
     async fn revoke_session(&self, user_id: &UserId, session_id: &str) -> Result<(), StoreError> {
-        if let Some(s) = self.state()?.sessions.get_mut(&(user_id.clone(), session_id.to_owned())) {
+        if let Some(s) = self
+            .state()?
+            .sessions
+            .get_mut(&(user_id.clone(), session_id.to_owned()))
+        {
             s.revoked = true;
         }
         Ok(())
@@ -384,7 +430,11 @@ impl SessionStore for MemoryStore {
         amr: &[String],
         acr: &str,
     ) -> Result<(), StoreError> {
-        match self.state()?.sessions.get_mut(&(user_id.clone(), session_id.to_owned())) {
+        match self
+            .state()?
+            .sessions
+            .get_mut(&(user_id.clone(), session_id.to_owned()))
+        {
             Some(s) if !s.revoked => {
                 s.auth_time = auth_time;
                 s.amr = amr.to_vec();
@@ -400,7 +450,11 @@ impl SessionStore for MemoryStore {
 impl DeliveryStore for MemoryStore {
     async fn record_delivery(&self, delivery: &DeliveryRecord) -> Result<(), StoreError> {
         let mut state = self.state()?;
-        if state.deliveries.iter().any(|d| d.user_id == delivery.user_id && d.delivery_id == delivery.delivery_id) {
+        if state
+            .deliveries
+            .iter()
+            .any(|d| d.user_id == delivery.user_id && d.delivery_id == delivery.delivery_id)
+        {
             return Err(StoreError::ConditionFailed);
         }
         state.deliveries.push(delivery.clone());

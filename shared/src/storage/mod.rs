@@ -39,7 +39,9 @@ impl UserStatus {
         match s {
             "active" => Ok(UserStatus::Active),
             "inactive" => Ok(UserStatus::Inactive),
-            other => Err(StoreError::Corrupt(format!("unknown user status {other:?}"))),
+            other => Err(StoreError::Corrupt(format!(
+                "unknown user status {other:?}"
+            ))),
         }
     }
 }
@@ -140,10 +142,18 @@ impl Delivery {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FactorKind {
     /// A phone number in E.164, with the delivery the user chose at enrolment.
-    Phone { e164: String, delivery: Delivery },
+    Phone {
+        e164: String,
+        delivery: Delivery,
+    },
     /// An authenticator app; the secret is stored encrypted with KMS.
-    Totp { secret_ciphertext: String, last_used_step: Option<i64> },
-    Email { address: String },
+    Totp {
+        secret_ciphertext: String,
+        last_used_step: Option<i64>,
+    },
+    Email {
+        address: String,
+    },
 }
 
 impl FactorKind {
@@ -175,7 +185,9 @@ impl FactorStatus {
         match s {
             "pending" => Ok(FactorStatus::Pending),
             "active" => Ok(FactorStatus::Active),
-            other => Err(StoreError::Corrupt(format!("unknown factor status {other:?}"))),
+            other => Err(StoreError::Corrupt(format!(
+                "unknown factor status {other:?}"
+            ))),
         }
     }
 }
@@ -235,7 +247,9 @@ impl ChallengeStatus {
             "mfa_required" => Ok(ChallengeStatus::MfaRequired),
             "mfa_enrolment_required" => Ok(ChallengeStatus::MfaEnrolmentRequired),
             "password_change_required" => Ok(ChallengeStatus::PasswordChangeRequired),
-            other => Err(StoreError::Corrupt(format!("unknown challenge status {other:?}"))),
+            other => Err(StoreError::Corrupt(format!(
+                "unknown challenge status {other:?}"
+            ))),
         }
     }
 }
@@ -264,7 +278,9 @@ impl ChallengePurpose {
             "sign_in" => Ok(ChallengePurpose::SignIn),
             "step_up" => Ok(ChallengePurpose::StepUp),
             "enrolment" => Ok(ChallengePurpose::Enrolment),
-            other => Err(StoreError::Corrupt(format!("unknown challenge purpose {other:?}"))),
+            other => Err(StoreError::Corrupt(format!(
+                "unknown challenge purpose {other:?}"
+            ))),
         }
     }
 }

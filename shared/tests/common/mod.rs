@@ -44,7 +44,10 @@ pub async fn all_stores() -> Vec<(&'static str, Stores)> {
 
 /// A user ID no other test (or earlier run against the same table) uses.
 pub fn unique(prefix: &str) -> String {
-    format!("{prefix}-{}", portcullis::crypto::random_id("t").to_lowercase())
+    format!(
+        "{prefix}-{}",
+        portcullis::crypto::random_id("t").to_lowercase()
+    )
 }
 
 pub const T0: UnixTime = UnixTime(1_800_000_000);

@@ -42,7 +42,10 @@ struct Args {
 
 fn parse_args(raw: impl Iterator<Item = String>) -> Result<Args, String> {
     let mut raw = raw.peekable();
-    let mut args = Args { command: raw.next().ok_or(USAGE)?, ..Args::default() };
+    let mut args = Args {
+        command: raw.next().ok_or(USAGE)?,
+        ..Args::default()
+    };
     while let Some(flag) = raw.next() {
         let mut value = || raw.next().ok_or_else(|| format!("{flag} needs a value"));
         match flag.as_str() {
@@ -80,7 +83,10 @@ async fn run() -> Result<(), String> {
             let user_id = user_id()?;
             let (password, generated) = password(&args)?;
             let deps = Deps::from_env().await.map_err(|e| e.to_string())?;
-            let hash = deps.hasher.hash(password.as_bytes()).map_err(|e| e.to_string())?;
+            let hash = deps
+                .hasher
+                .hash(password.as_bytes())
+                .map_err(|e| e.to_string())?;
             let now = deps.clock.now();
             let user = UserRecord {
                 user_id: user_id.clone(),
@@ -94,12 +100,16 @@ async fn run() -> Result<(), String> {
                 last_sign_in_at: None,
                 must_change_password: false,
             };
-            deps.stores.users.create_user(&user).await.map_err(|e| match e {
-                portcullis::error::StoreError::ConditionFailed => {
-                    format!("user {user_id} already exists")
-                }
-                other => other.to_string(),
-            })?;
+            deps.stores
+                .users
+                .create_user(&user)
+                .await
+                .map_err(|e| match e {
+                    portcullis::error::StoreError::ConditionFailed => {
+                        format!("user {user_id} already exists")
+                    }
+                    other => other.to_string(),
+                })?;
             let mut out = serde_json::json!({ "user_id": user_id, "roles": args.roles });
             if generated {
                 out["password"] = serde_json::Value::String(password);
@@ -110,8 +120,15 @@ async fn run() -> Result<(), String> {
         "unlock" => {
             let user_id = user_id()?;
             let deps = Deps::from_env().await.map_err(|e| e.to_string())?;
-            deps.stores.lockouts.clear(&lockout_key(&user_id)).await.map_err(|e| e.to_string())?;
-            println!("{}", serde_json::json!({ "user_id": user_id, "unlocked": true }));
+            deps.stores
+                .lockouts
+                .clear(&lockout_key(&user_id))
+                .await
+                .map_err(|e| e.to_string())?;
+            println!(
+                "{}",
+                serde_json::json!({ "user_id": user_id, "unlocked": true })
+            );
             Ok(())
         }
         "-h" | "--help" | "help" => {
@@ -127,7 +144,10 @@ fn password(args: &Args) -> Result<(String, bool), String> {
     match (args.password_stdin, args.generate_password) {
         (true, false) => {
             let mut line = String::new();
-            std::io::stdin().lock().read_line(&mut line).map_err(|e| e.to_string())?;
+            std::io::stdin()
+                .lock()
+                .read_line(&mut line)
+                .map_err(|e| e.to_string())?;
             let password = line.trim_end_matches(['\r', '\n']).to_owned();
             let chars = password.chars().count();
             if !(MIN_PASSWORD_CHARS..=MAX_PASSWORD_CHARS).contains(&chars) {
@@ -152,7 +172,17 @@ mod tests {
 
     #[test]
     fn parses_repeated_roles_and_refuses_unknown_flags() {
-        let a = args(&["create-user", "--user-id", "Admin", "--role", "admin", "--role", "support", "--generate-password"]).unwrap();
+        let a = args(&[
+            "create-user",
+            "--user-id",
+            "Admin",
+            "--role",
+            "admin",
+            "--role",
+            "support",
+            "--generate-password",
+        ])
+        .unwrap();
         assert_eq!(a.roles, vec!["admin", "support"]);
         assert!(args(&["create-user", "--password", "x"]).is_err());
         assert!(args(&["create-user", "--user-id"]).is_err());

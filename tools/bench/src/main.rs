@@ -45,23 +45,42 @@ async fn create(deps: &Deps, id: &str) -> UserId {
 }
 
 async fn attempt(deps: &Deps, user: &str, password: &str) -> Result<(), portcullis::ApiError> {
-    let req = SignInRequest { user_id: user.into(), password: SecretString::new(password.into()) };
-    sign_in(deps, req, &RequestMeta::default()).await.map(|_| ())
+    let req = SignInRequest {
+        user_id: user.into(),
+        password: SecretString::new(password.into()),
+    };
+    sign_in(deps, req, &RequestMeta::default())
+        .await
+        .map(|_| ())
 }
 
 fn main() {
     // One thread for everything: per-core figures, and argon2 runs where the service runs.
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(run());
 }
 
 async fn run() {
-    let n: u32 = std::env::var("BENCH_ITERATIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(40);
+    let n: u32 = std::env::var("BENCH_ITERATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(40);
     let settings = Settings::defaults("bench");
     let clock = Arc::new(ManualClock::new(UnixTime(1_800_000_000)));
     let deps = Deps::in_memory(settings.clone(), clock.clone() as Arc<dyn Clock>).unwrap();
     let user = create(&deps, "bench@example.com").await;
-    let phc = deps.stores.users.get_user(&user).await.unwrap().unwrap().password_hash.unwrap();
+    let phc = deps
+        .stores
+        .users
+        .get_user(&user)
+        .await
+        .unwrap()
+        .unwrap()
+        .password_hash
+        .unwrap();
 
     // Warm up caches and the memory pool.
     for _ in 0..3 {
@@ -87,7 +106,14 @@ async fn run() {
 
     let start = Instant::now();
     for i in 0..n {
-        let _ = std::hint::black_box(attempt(&deps, &format!("ghost-{i}@example.com"), "wrong password here").await);
+        let _ = std::hint::black_box(
+            attempt(
+                &deps,
+                &format!("ghost-{i}@example.com"),
+                "wrong password here",
+            )
+            .await,
+        );
     }
     let unknown = per_op(start.elapsed(), n);
 
@@ -100,13 +126,20 @@ async fn run() {
     println!("## Sign-in: in process (in-memory adapter, one thread, {n} iterations each)\n");
     println!("| measurement | ms per operation | per second per core | ratio to argon2 alone |");
     println!("|---|---:|---:|---:|");
-    println!("| argon2id verification alone (m=19 MiB, t=2, p=1) | {argon:.2} | {:.1} | 1.00 |", 1000.0 / argon);
+    println!(
+        "| argon2id verification alone (m=19 MiB, t=2, p=1) | {argon:.2} | {:.1} | 1.00 |",
+        1000.0 / argon
+    );
     for (name, ms) in [
         ("sign-in, right password (challenge opened)", success),
         ("sign-in, wrong password", wrong),
         ("sign-in, unknown user (dummy hash)", unknown),
     ] {
-        println!("| {name} | {ms:.2} | {:.1} | {:.3} |", 1000.0 / ms, argon / ms);
+        println!(
+            "| {name} | {ms:.2} | {:.1} | {:.3} |",
+            1000.0 / ms,
+            argon / ms
+        );
     }
     println!(
         "\nSign-ins per second per core ÷ argon2 hashes per second per core = **{:.3}** (goal ≥ 0.9).",
@@ -137,9 +170,21 @@ async fn emulator(n: u32) {
     println!("| flow | calls | by service and operation |");
     println!("|---|---:|---|");
     let flows: Vec<(&str, String, &str)> = vec![
-        ("right password, no factor → mfa_enrolment_required", user.to_string(), PASSWORD),
-        ("wrong password (1st failure)", format!("w1-{run_id}@example.com"), "wrong password here"),
-        ("unknown user (1st failure)", format!("ghost-{run_id}@example.com"), "wrong password here"),
+        (
+            "right password, no factor → mfa_enrolment_required",
+            user.to_string(),
+            PASSWORD,
+        ),
+        (
+            "wrong password (1st failure)",
+            format!("w1-{run_id}@example.com"),
+            "wrong password here",
+        ),
+        (
+            "unknown user (1st failure)",
+            format!("ghost-{run_id}@example.com"),
+            "wrong password here",
+        ),
     ];
     for (name, id, password) in &flows {
         if name.starts_with("wrong") {
@@ -177,12 +222,18 @@ async fn emulator(n: u32) {
     println!("\n| latency against the emulator ({n} iterations) | ms | ratio to bare round trip |");
     println!("|---|---:|---:|");
     println!("| bare round trip (DynamoDB GetItem) | {rtt:.2} | 1.0 |");
-    println!("| sign-in, right password | {signin:.2} | {:.1} |", signin / rtt);
+    println!(
+        "| sign-in, right password | {signin:.2} | {:.1} |",
+        signin / rtt
+    );
 }
 
 fn report_calls(name: &str, deps: &Deps) {
     let calls = deps.calls.snapshot();
     let total: u64 = calls.values().sum();
-    let detail: Vec<String> = calls.iter().map(|((svc, op), c)| format!("{svc} {op} × {c}")).collect();
+    let detail: Vec<String> = calls
+        .iter()
+        .map(|((svc, op), c)| format!("{svc} {op} × {c}"))
+        .collect();
     println!("| {name} | {total} | {} |", detail.join(", "));
 }

@@ -39,12 +39,20 @@ pub fn build(
             .filter_map(|v| v.to_str().ok())
             .collect();
         if name.as_str() == "cookie" {
-            cookies.extend(values.iter().flat_map(|v| v.split(';')).map(|c| c.trim().to_owned()));
+            cookies.extend(
+                values
+                    .iter()
+                    .flat_map(|v| v.split(';'))
+                    .map(|c| c.trim().to_owned()),
+            );
             continue;
         }
         headers.insert(name.as_str().to_owned(), Value::String(values.join(",")));
     }
-    let user_agent = headers.get("user-agent").cloned().unwrap_or(Value::String(String::new()));
+    let user_agent = headers
+        .get("user-agent")
+        .cloned()
+        .unwrap_or(Value::String(String::new()));
     let path_parameters: Map<String, Value> = path_params
         .iter()
         .map(|(k, v)| (k.clone(), Value::String(v.clone())))

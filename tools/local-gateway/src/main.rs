@@ -23,13 +23,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let routes = routes::from_template(TEMPLATE)?;
     let deps = Deps::from_env().await?;
-    let gateway = Arc::new(server::Gateway::new(routes.clone(), registry::handlers(), deps)?);
+    let gateway = Arc::new(server::Gateway::new(
+        routes.clone(),
+        registry::handlers(),
+        deps,
+    )?);
     let listener = tokio::net::TcpListener::bind(&listen).await?;
     let addr = listener.local_addr()?;
     println!("portcullis-local listening on http://{addr}");
     for route in &routes {
         let auth = if route.public { "public" } else { "JWT" };
-        println!("  {:<7} {:<55} {:<28} {auth}", route.method, route.path, route.function);
+        println!(
+            "  {:<7} {:<55} {:<28} {auth}",
+            route.method, route.path, route.function
+        );
     }
     server::serve(listener, gateway).await?;
     Ok(())

@@ -9,10 +9,40 @@ pub use portcullis::edge::{Handler, HandlerFuture};
 /// Function logical ID in the template → (handler, routes the function crate declares).
 pub fn handlers() -> BTreeMap<&'static str, (Handler, &'static [&'static str])> {
     BTreeMap::from([
-        ("SignInFunction", (portcullis_sign_in::handle as Handler, portcullis_sign_in::ROUTES)),
-        ("SendCodeFunction", (portcullis_send_code::handle as Handler, portcullis_send_code::ROUTES)),
-        ("VerifyFunction", (portcullis_verify::handle as Handler, portcullis_verify::ROUTES)),
-        ("FactorsFunction", (portcullis_factors::handle as Handler, portcullis_factors::ROUTES)),
-        ("TokensFunction", (portcullis_tokens::handle as Handler, portcullis_tokens::ROUTES)),
+        (
+            "SignInFunction",
+            (
+                portcullis_sign_in::handle as Handler,
+                portcullis_sign_in::ROUTES,
+            ),
+        ),
+        (
+            "SendCodeFunction",
+            (
+                portcullis_send_code::handle as Handler,
+                portcullis_send_code::ROUTES,
+            ),
+        ),
+        (
+            "VerifyFunction",
+            (
+                portcullis_verify::handle as Handler,
+                portcullis_verify::ROUTES,
+            ),
+        ),
+        (
+            "FactorsFunction",
+            (
+                portcullis_factors::handle as Handler,
+                portcullis_factors::ROUTES,
+            ),
+        ),
+        (
+            "TokensFunction",
+            (
+                portcullis_tokens::handle as Handler,
+                portcullis_tokens::ROUTES,
+            ),
+        ),
     ])
 }

@@ -65,7 +65,11 @@ pub fn from_template(template: &str) -> Result<Vec<Route>, RouteError> {
             continue;
         }
         let function = name.as_str().unwrap_or_default().to_owned();
-        let Some(events) = resource.get("Properties").and_then(|p| p.get("Events")).and_then(Value::as_mapping) else {
+        let Some(events) = resource
+            .get("Properties")
+            .and_then(|p| p.get("Events"))
+            .and_then(Value::as_mapping)
+        else {
             continue;
         };
         for event in events.values() {
@@ -75,7 +79,9 @@ pub fn from_template(template: &str) -> Result<Vec<Route>, RouteError> {
             let props = event.get("Properties");
             let field = |key: &str| props.and_then(|p| p.get(key)).and_then(Value::as_str);
             let (Some(method), Some(path)) = (field("Method"), field("Path")) else {
-                return Err(RouteError::Shape(format!("{function}: HttpApi event without Method/Path")));
+                return Err(RouteError::Shape(format!(
+                    "{function}: HttpApi event without Method/Path"
+                )));
             };
             let authorizer = props
                 .and_then(|p| p.get("Auth"))
@@ -103,7 +109,9 @@ pub fn from_openapi(openapi: &str) -> Result<Vec<(String, String, String)>, Rout
     let mut out = Vec::new();
     for (path, item) in paths {
         let path = path.as_str().unwrap_or_default();
-        let Some(ops) = item.as_mapping() else { continue };
+        let Some(ops) = item.as_mapping() else {
+            continue;
+        };
         for (method, op) in ops {
             let method = method.as_str().unwrap_or_default();
             if !["get", "put", "post", "delete", "patch"].contains(&method) {

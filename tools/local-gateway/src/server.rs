@@ -12,8 +12,8 @@ use hyper::body::Incoming as HyperBody;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use lambda_http::Body;
-use portcullis::error::ApiError;
 use portcullis::Deps;
+use portcullis::error::ApiError;
 use tokio::net::TcpListener;
 
 use crate::event::{self, Incoming};
@@ -42,10 +42,18 @@ impl Gateway {
         handlers: BTreeMap<&'static str, (Handler, &'static [&'static str])>,
         deps: Deps,
     ) -> Result<Self, GatewayError> {
-        if let Some(route) = routes.iter().find(|r| !handlers.contains_key(r.function.as_str())) {
+        if let Some(route) = routes
+            .iter()
+            .find(|r| !handlers.contains_key(r.function.as_str()))
+        {
             return Err(GatewayError::MissingHandler(route.function.clone()));
         }
-        Ok(Gateway { routes, handlers, deps, requests: AtomicU64::new(0) })
+        Ok(Gateway {
+            routes,
+            handlers,
+            deps,
+            requests: AtomicU64::new(0),
+        })
     }
 }
 
@@ -71,7 +79,11 @@ pub async fn serve(listener: TcpListener, gateway: Arc<Gateway>) -> std::io::Res
 
 type Answer = hyper::Response<Full<Bytes>>;
 
-async fn dispatch(gateway: Arc<Gateway>, req: hyper::Request<HyperBody>, peer: SocketAddr) -> Answer {
+async fn dispatch(
+    gateway: Arc<Gateway>,
+    req: hyper::Request<HyperBody>,
+    peer: SocketAddr,
+) -> Answer {
     let started = std::time::Instant::now();
     let method = req.method().as_str().to_owned();
     let path = req.uri().path().to_owned();
@@ -86,7 +98,11 @@ async fn dispatch(gateway: Arc<Gateway>, req: hyper::Request<HyperBody>, peer: S
     answer
 }
 
-async fn route_request(gateway: &Arc<Gateway>, req: hyper::Request<HyperBody>, peer: SocketAddr) -> Answer {
+async fn route_request(
+    gateway: &Arc<Gateway>,
+    req: hyper::Request<HyperBody>,
+    peer: SocketAddr,
+) -> Answer {
     let method = req.method().as_str().to_owned();
     let path = req.uri().path().to_owned();
     let query = req.uri().query().map(str::to_owned);
@@ -111,13 +127,22 @@ async fn route_request(gateway: &Arc<Gateway>, req: hyper::Request<HyperBody>, p
                     .status(401)
                     .header("content-type", "application/json")
                     .header("www-authenticate", "Bearer")
-                    .body(Full::new(Bytes::from_static(br#"{"message":"Unauthorized"}"#)))
+                    .body(Full::new(Bytes::from_static(
+                        br#"{"message":"Unauthorized"}"#,
+                    )))
                     .unwrap_or_else(|_| problem(&ApiError::Unauthorized));
             }
         }
     };
-    let host = headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1").to_owned();
-    let body = match Limited::new(req.into_body(), GATEWAY_MAX_BODY).collect().await {
+    let host = headers
+        .get("host")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1")
+        .to_owned();
+    let body = match Limited::new(req.into_body(), GATEWAY_MAX_BODY)
+        .collect()
+        .await
+    {
         Ok(collected) => collected.to_bytes(),
         Err(_) => return problem(&ApiError::PayloadTooLarge(GATEWAY_MAX_BODY)),
     };
@@ -171,7 +196,9 @@ fn problem(err: &ApiError) -> Answer {
 }
 
 /// Claims as API Gateway's JWT authorizer passes them: a map of strings (arrays as `[a b]`).
-fn authorizer_claims(claims: &portcullis::crypto::jwt::AccessClaims) -> serde_json::Map<String, serde_json::Value> {
+fn authorizer_claims(
+    claims: &portcullis::crypto::jwt::AccessClaims,
+) -> serde_json::Map<String, serde_json::Value> {
     let value = serde_json::to_value(claims).unwrap_or_default();
     let mut out = serde_json::Map::new();
     if let serde_json::Value::Object(map) = value {
@@ -180,7 +207,14 @@ fn authorizer_claims(claims: &portcullis::crypto::jwt::AccessClaims) -> serde_js
                 serde_json::Value::String(s) => s,
                 serde_json::Value::Array(items) => format!(
                     "[{}]",
-                    items.iter().map(|i| i.as_str().map(str::to_owned).unwrap_or_else(|| i.to_string())).collect::<Vec<_>>().join(" ")
+                    items
+                        .iter()
+                        .map(|i| i
+                            .as_str()
+                            .map(str::to_owned)
+                            .unwrap_or_else(|| i.to_string()))
+                        .collect::<Vec<_>>()
+                        .join(" ")
                 ),
                 other => other.to_string(),
             };

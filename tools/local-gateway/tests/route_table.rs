@@ -25,11 +25,17 @@ fn template_openapi_and_handlers_list_the_same_routes() {
     let handlers = registry::handlers();
     let mut by_function: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for route in &template {
-        by_function.entry(route.function.clone()).or_default().insert(route.key());
+        by_function
+            .entry(route.function.clone())
+            .or_default()
+            .insert(route.key());
     }
     let registered: BTreeSet<String> = handlers.keys().map(|k| k.to_string()).collect();
     let templated: BTreeSet<String> = by_function.keys().cloned().collect();
-    assert_eq!(registered, templated, "the local endpoint's handlers and the template's functions differ");
+    assert_eq!(
+        registered, templated,
+        "the local endpoint's handlers and the template's functions differ"
+    );
     for (function, (_, declared)) in &handlers {
         let declared: BTreeSet<String> = declared.iter().map(|s| s.to_string()).collect();
         assert_eq!(
@@ -46,7 +52,11 @@ fn every_function_crate_is_in_the_template_and_vice_versa() {
     for (_, resource) in doc["Resources"].as_mapping().unwrap() {
         if resource["Type"].as_str() == Some("AWS::Serverless::Function") {
             let binary = resource["Metadata"]["BuildProperties"]["Binary"].as_str();
-            binaries.insert(binary.expect("every function names its cargo-lambda Binary").to_owned());
+            binaries.insert(
+                binary
+                    .expect("every function names its cargo-lambda Binary")
+                    .to_owned(),
+            );
         }
     }
     let functions_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../functions");
@@ -56,7 +66,10 @@ fn every_function_crate_is_in_the_template_and_vice_versa() {
         .filter(|e| e.path().join("Cargo.toml").exists())
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(binaries, crates, "functions/* crates and template functions differ");
+    assert_eq!(
+        binaries, crates,
+        "functions/* crates and template functions differ"
+    );
 }
 
 #[test]
@@ -64,7 +77,13 @@ fn protected_routes_are_exactly_those_without_authorizer_none() {
     // Public routes per SPEC §11 carry `Auth: {Authorizer: NONE}`; everything else is JWT.
     let template = routes::from_template(TEMPLATE).unwrap();
     for route in template {
-        let public_by_spec = !route.path.starts_with("/v1/me") && !route.path.starts_with("/v1/admin") && route.path != "/v1/sign-out";
-        assert_eq!(route.public, public_by_spec, "{} {}", route.method, route.path);
+        let public_by_spec = !route.path.starts_with("/v1/me")
+            && !route.path.starts_with("/v1/admin")
+            && route.path != "/v1/sign-out";
+        assert_eq!(
+            route.public, public_by_spec,
+            "{} {}",
+            route.method, route.path
+        );
     }
 }
