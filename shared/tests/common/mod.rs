@@ -65,3 +65,86 @@ pub async fn all_deps() -> Vec<(&'static str, Deps, Arc<ManualClock>)> {
     }
     out
 }
+
+/// Deps over each adapter with a recording notifier on every channel.
+pub async fn all_deps_with_outbox() -> Vec<(
+    &'static str,
+    Deps,
+    Arc<ManualClock>,
+    portcullis::notifier::RecordingNotifier,
+)> {
+    let mut out = Vec::new();
+    for (name, mut deps, clock) in all_deps().await {
+        let (registry, outbox) = portcullis::notifier::RecordingNotifier::registry();
+        deps.notifiers = registry;
+        out.push((name, deps, clock, outbox));
+    }
+    out
+}
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// Creates an active user with the standard test password.
+pub async fn create_user(deps: &Deps, raw_id: &str) -> portcullis::identity::UserId {
+    use portcullis::storage::{UserRecord, UserStatus};
+    let id = portcullis::identity::UserId::parse(raw_id).unwrap();
+    let hash = deps.hasher.hash(PASSWORD.as_bytes()).unwrap();
+    deps.stores
+        .users
+        .create_user(&UserRecord {
+            user_id: id.clone(),
+            email: Some("user@example.com".into()),
+            phone: None,
+            password_hash: Some(hash),
+            status: UserStatus::Active,
+            roles: vec![],
+            created_at: T0,
+            password_changed_at: Some(T0),
+            last_sign_in_at: None,
+            must_change_password: false,
+        })
+        .await
+        .unwrap();
+    id
+}
+
+/// Adds an active phone factor.
+pub async fn add_phone(deps: &Deps, user: &portcullis::identity::UserId, e164: &str) -> String {
+    use portcullis::storage::{Delivery, FactorKind, FactorRecord, FactorStatus};
+    let factor_id = portcullis::crypto::random_id("f");
+    deps.stores
+        .factors
+        .create_factor(&FactorRecord {
+            user_id: user.clone(),
+            factor_id: factor_id.clone(),
+            kind: FactorKind::Phone {
+                e164: e164.into(),
+                delivery: Delivery::Sms,
+            },
+            status: FactorStatus::Active,
+            created_at: T0,
+        })
+        .await
+        .unwrap();
+    factor_id
+}
+
+/// Signs in with the password; returns the challenge id.
+pub async fn password_step(deps: &Deps, user: &portcullis::identity::UserId) -> String {
+    use portcullis::service::sign_in::{SignInRequest, sign_in};
+    let request = SignInRequest {
+        user_id: user.to_string(),
+        password: portcullis::crypto::SecretString::new(PASSWORD.into()),
+    };
+    sign_in(deps, request, &portcullis::edge::RequestMeta::default())
+        .await
+        .unwrap()
+        .challenge_id
+        .unwrap()
+}
+
+/// The 6-digit code in the last message sent.
+pub fn last_code(outbox: &portcullis::notifier::RecordingNotifier) -> String {
+    let message = outbox.sent().last().cloned().expect("a message was sent");
+    message.code.expect("the message carries a code")
+}

@@ -1,0 +1,674 @@
+//! One-time codes, verification, enrolment and sessions (SPEC §3, §4, §6) on both storage
+//! adapters, with a manual clock and a recording notifier.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::*;
+use portcullis::crypto::SecretString;
+use portcullis::crypto::jwt::{self, Expectations};
+use portcullis::error::{ApiError, SEND_LIMIT_MESSAGE};
+use portcullis::service::codes::{self, SendCodeRequest};
+use portcullis::service::complete::complete_sign_in;
+use portcullis::service::factors::{self, EnrolPhoneRequest, Enroller, VerifyFactorRequest};
+use portcullis::service::tokens::{self, RefreshRequest};
+use portcullis::{Clock, Deps};
+
+fn sms() -> SendCodeRequest {
+    SendCodeRequest {
+        method: "sms".into(),
+        factor_id: None,
+    }
+}
+
+fn code(c: &str) -> SecretString {
+    SecretString::new(c.into())
+}
+
+async fn challenge(deps: &Deps, id: &str) -> portcullis::storage::ChallengeRecord {
+    codes::open_challenge(deps, id).await.unwrap()
+}
+
+fn wrong(right: &str) -> String {
+    let n: u32 = right.parse().unwrap();
+    format!("{:06}", (n + 1) % 1_000_000)
+}
+
+#[tokio::test]
+async fn an_sms_code_completes_the_sign_in_with_tokens_that_verify() {
+    for (name, deps, _clock, outbox) in all_deps_with_outbox().await {
+        let user = create_user(&deps, &unique("sms")).await;
+        add_phone(&deps, &user, "+12025550143").await;
+        let cid = password_step(&deps, &user).await;
+        let c = challenge(&deps, &cid).await;
+        let sent = codes::send_code(&deps, &c, &sms()).await.unwrap();
+        assert_eq!(sent.sent_to, "***-***-0143", "{name}");
+        assert_eq!(sent.sends_remaining, 4);
+        assert_eq!(sent.expires_in, 300);
+        let message = outbox.sent().last().cloned().unwrap();
+        assert_eq!(message.to, "+12025550143");
+        assert!(
+            message.text.contains("to sign in"),
+            "purpose named: {}",
+            message.text
+        );
+        assert!(
+            message.text.contains("never ask you for this code"),
+            "{}",
+            message.text
+        );
+        let verified = codes::check_code(&deps, &c, "sms", &code(&last_code(&outbox)), None)
+            .await
+            .unwrap();
+        let signed_in = complete_sign_in(&deps, &verified).await.unwrap();
+        assert_eq!(signed_in.status, "signed_in");
+        let signer = deps.signer.get().await.unwrap();
+        let claims = jwt::verify(
+            &signed_in.tokens.access_token,
+            &Expectations {
+                key: signer.verifying_key(),
+                kid: signer.key_id(),
+                issuer: &deps.settings.token_issuer,
+                audience: &deps.settings.token_audience,
+                now: T0.secs(),
+            },
+        )
+        .unwrap();
+        assert_eq!(claims.sub, user.as_str());
+        assert_eq!(claims.amr, vec!["pwd", "sms", "mfa"]);
+        assert_eq!(claims.acr, jwt::ACR_MFA);
+        assert_eq!(
+            claims.exp - claims.iat,
+            300,
+            "{name}: 5-minute access token"
+        );
+        assert_eq!(claims.auth_time, T0.secs());
+        // the code is single use: the challenge is completed
+        assert_eq!(
+            codes::open_challenge(&deps, &cid).await.unwrap_err(),
+            ApiError::ChallengeExpired
+        );
+        // a completed sign-in resets the failure counter and records the sign-in
+        let stored = deps.stores.users.get_user(&user).await.unwrap().unwrap();
+        assert_eq!(stored.last_sign_in_at, Some(T0), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn sixth_send_in_a_session_is_refused_and_the_user_is_barred_for_30_minutes() {
+    for (name, deps, clock, _outbox) in all_deps_with_outbox().await {
+        let user = create_user(&deps, &unique("sender")).await;
+        add_phone(&deps, &user, "+12025550143").await;
+        let cid = password_step(&deps, &user).await;
+        let c = challenge(&deps, &cid).await;
+        for remaining in (0..5).rev() {
+            assert_eq!(
+                codes::send_code(&deps, &c, &sms())
+                    .await
+                    .unwrap()
+                    .sends_remaining,
+                remaining,
+                "{name}"
+            );
+        }
+        let sixth = codes::send_code(&deps, &c, &sms()).await.unwrap_err();
+        assert_eq!(
+            sixth,
+            ApiError::SendLimitReached {
+                retry_after_secs: 1800
+            },
+            "{name}"
+        );
+        assert_eq!(sixth.problem().detail, SEND_LIMIT_MESSAGE);
+        assert_eq!(sixth.status(), 429);
+        // A new sign-in does not reset the bar: it is on the user.
+        clock.advance_secs(60);
+        let c2 = challenge(&deps, &password_step(&deps, &user).await).await;
+        assert_eq!(
+            codes::send_code(&deps, &c2, &sms()).await.unwrap_err(),
+            ApiError::SendLimitReached {
+                retry_after_secs: 1740
+            },
+            "{name}"
+        );
+        clock.advance_secs(1740);
+        let c3 = challenge(&deps, &password_step(&deps, &user).await).await;
+        assert!(
+            codes::send_code(&deps, &c3, &sms()).await.is_ok(),
+            "{name}: the bar ends after 30 minutes"
+        );
+    }
+}
+
+#[tokio::test]
+async fn concurrent_send_requests_cannot_pass_five() {
+    for (name, deps, _clock, outbox) in all_deps_with_outbox().await {
+        let user = create_user(&deps, &unique("burst")).await;
+        add_phone(&deps, &user, "+12025550143").await;
+        let c = challenge(&deps, &password_step(&deps, &user).await).await;
+        let mut tasks = Vec::new();
+        for _ in 0..10 {
+            let (deps, c) = (deps.clone(), c.clone());
+            tasks.push(tokio::spawn(async move {
+                codes::send_code(&deps, &c, &sms()).await
+            }));
+        }
+        let mut ok = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(_) => ok += 1,
+                Err(e) => assert!(
+                    matches!(e, ApiError::SendLimitReached { .. }),
+                    "{name}: {e:?}"
+                ),
+            }
+        }
+        assert_eq!(ok, 5, "{name}");
+        assert_eq!(outbox.sent().len(), 5, "{name}: only five messages left");
+    }
+}
+
+#[tokio::test]
+async fn the_fifth_wrong_code_ends_the_challenge_and_a_resend_does_not_reset_the_count() {
+    for (name, deps, _clock, outbox) in all_deps_with_outbox().await {
+        let user = create_user(&deps, &unique("guesser")).await;
+        add_phone(&deps, &user, "+12025550143").await;
+        let cid = password_step(&deps, &user).await;
+        let c = challenge(&deps, &cid).await;
+        codes::send_code(&deps, &c, &sms()).await.unwrap();
+        for _ in 0..2 {
+            let bad = wrong(&last_code(&outbox));
+            assert_eq!(
+                codes::check_code(&deps, &c, "sms", &code(&bad), None)
+                    .await
+                    .unwrap_err(),
+                ApiError::CodeInvalid
+            );
+        }
+        codes::send_code(&deps, &c, &sms()).await.unwrap();
+        for _ in 0..2 {
+            let bad = wrong(&last_code(&outbox));
+            assert_eq!(
+                codes::check_code(&deps, &c, "sms", &code(&bad), None)
+                    .await
+                    .unwrap_err(),
+                ApiError::CodeInvalid
+            );
+        }
+        let bad = wrong(&last_code(&outbox));
+        assert_eq!(
+            codes::check_code(&deps, &c, "sms", &code(&bad), None)
+                .await
+                .unwrap_err(),
+            ApiError::ChallengeExpired,
+            "{name}: the 5th wrong try ends the challenge"
+        );
+        let right = last_code(&outbox);
+        assert_eq!(
+            codes::check_code(&deps, &c, "sms", &code(&right), None)
+                .await
+                .unwrap_err(),
+            ApiError::ChallengeExpired
+        );
+        assert_eq!(
+            codes::open_challenge(&deps, &cid).await.unwrap_err(),
+            ApiError::ChallengeExpired
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_same_right_code_submitted_concurrently_succeeds_exactly_once() {
+    for (name, deps, _clock, outbox) in all_deps_with_outbox().await {
+        let user = create_user(&deps, &unique("race")).await;
+        add_phone(&deps, &user, "+12025550143").await;
+        let c = challenge(&deps, &password_step(&deps, &user).await).await;
+        codes::send_code(&deps, &c, &sms()).await.unwrap();
+        let right = last_code(&outbox);
+        let mut tasks = Vec::new();
+        for _ in 0..12 {
+            let (deps, c, right) = (deps.clone(), c.clone(), right.clone());
+            tasks.push(tokio::spawn(async move {
+                codes::check_code(&deps, &c, "sms", &SecretString::new(right), None).await
+            }));
+        }
+        let mut wins = 0;
+        for t in tasks {
+            if t.await.unwrap().is_ok() {
+                wins += 1;
+            }
+        }
+        assert_eq!(wins, 1, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn codes_expire_after_five_minutes_and_are_bound_to_their_challenge() {
+    for (name, deps, clock, outbox) in all_deps_with_outbox().await {
+        let user = create_user(&deps, &unique("slow")).await;
+        add_phone(&deps, &user, "+12025550143").await;
+        let c1 = challenge(&deps, &password_step(&deps, &user).await).await;
+        let c2 = challenge(&deps, &password_step(&deps, &user).await).await;
+        codes::send_code(&deps, &c1, &sms()).await.unwrap();
+        let code1 = last_code(&outbox);
+        assert_eq!(
+            codes::check_code(&deps, &c2, "sms", &code(&code1), None)
+                .await
+                .unwrap_err(),
+            ApiError::CodeInvalid,
+            "{name}: a code works only for the challenge it was sent for"
+        );
+        clock.advance_secs(300);
+        assert_eq!(
+            codes::check_code(&deps, &c1, "sms", &code(&code1), None)
+                .await
+                .unwrap_err(),
+            ApiError::CodeInvalid,
+            "{name}: expired"
+        );
+    }
+}
+
+#[tokio::test]
+async fn voice_goes_only_to_plus_one_numbers() {
+    for (name, deps, _clock, outbox) in all_deps_with_outbox().await {
+        let user = create_user(&deps, &unique("voice")).await;
+        let uk = add_phone(&deps, &user, "+447911123456").await;
+        let us = add_phone(&deps, &user, "+12025550143").await;
+        let c = challenge(&deps, &password_step(&deps, &user).await).await;
+        let refused = codes::send_code(
+            &deps,
+            &c,
+            &SendCodeRequest {
+                method: "voice".into(),
+                factor_id: Some(uk),
+            },
+        )
+        .await;
+        assert_eq!(refused.unwrap_err(), ApiError::VoiceNotSupported, "{name}");
+        codes::send_code(
+            &deps,
+            &c,
+            &SendCodeRequest {
+                method: "voice".into(),
+                factor_id: Some(us),
+            },
+        )
+        .await
+        .unwrap();
+        let m = outbox.sent().last().cloned().unwrap();
+        assert_eq!(m.channel, portcullis::notifier::Channel::Voice);
+        let verified = codes::check_code(&deps, &c, "voice", &code(&m.code.unwrap()), None)
+            .await
+            .unwrap();
+        assert_eq!(verified.amr(), vec!["pwd", "tel", "mfa"]);
+    }
+}
+
+#[tokio::test]
+async fn a_failed_send_gives_the_send_back_and_leaves_no_usable_code() {
+    for (name, deps, _clock, outbox) in all_deps_with_outbox().await {
+        let user = create_user(&deps, &unique("outage")).await;
+        add_phone(&deps, &user, "+12025550143").await;
+        let c = challenge(&deps, &password_step(&deps, &user).await).await;
+        outbox.set_failing(true);
+        assert_eq!(
+            codes::send_code(&deps, &c, &sms()).await.unwrap_err(),
+            ApiError::ServiceUnavailable,
+            "{name}"
+        );
+        outbox.set_failing(false);
+        let stored = deps
+            .stores
+            .challenges
+            .get_challenge(&c.id_digest, T0)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((stored.sends, stored.code.is_none()), (0, true), "{name}");
+        assert_eq!(
+            codes::send_code(&deps, &c, &sms())
+                .await
+                .unwrap()
+                .sends_remaining,
+            4,
+            "{name}"
+        );
+        let deliveries = deps
+            .stores
+            .deliveries
+            .list_deliveries(&user, T0)
+            .await
+            .unwrap();
+        let outcomes: Vec<&str> = deliveries.iter().map(|d| d.outcome.as_str()).collect();
+        assert!(
+            outcomes.contains(&"failed") && outcomes.contains(&"sent"),
+            "{name}: every send is recorded: {outcomes:?}"
+        );
+        assert!(deliveries.iter().all(|d| d.to_masked == "***-***-0143"));
+    }
+}
+
+#[tokio::test]
+async fn malformed_codes_and_methods_are_refused_without_using_a_try() {
+    for (name, deps, _clock, outbox) in all_deps_with_outbox().await {
+        let user = create_user(&deps, &unique("typo")).await;
+        add_phone(&deps, &user, "+12025550143").await;
+        let c = challenge(&deps, &password_step(&deps, &user).await).await;
+        codes::send_code(&deps, &c, &sms()).await.unwrap();
+        for bad in ["12345", "1234567", "abcdef", "", "١٢٣٤٥٦"] {
+            assert_eq!(
+                codes::check_code(&deps, &c, "sms", &code(bad), None)
+                    .await
+                    .unwrap_err()
+                    .status(),
+                400,
+                "{name}: {bad}"
+            );
+        }
+        assert_eq!(
+            codes::check_code(&deps, &c, "pigeon", &code("123456"), None)
+                .await
+                .unwrap_err()
+                .status(),
+            400
+        );
+        assert_eq!(
+            codes::send_code(
+                &deps,
+                &c,
+                &SendCodeRequest {
+                    method: "fax".into(),
+                    factor_id: None
+                }
+            )
+            .await
+            .unwrap_err()
+            .status(),
+            400
+        );
+        assert_eq!(
+            codes::send_code(
+                &deps,
+                &c,
+                &SendCodeRequest {
+                    method: "sms".into(),
+                    factor_id: Some("f_nope".into())
+                }
+            )
+            .await
+            .unwrap_err(),
+            ApiError::NotFound
+        );
+        let stored = deps
+            .stores
+            .challenges
+            .get_challenge(&c.id_digest, T0)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(stored.attempts, 0, "{name}: no try used");
+        let right = last_code(&outbox);
+        assert!(
+            codes::check_code(
+                &deps,
+                &c,
+                "sms",
+                &code(&format!("{} {}", &right[..3], &right[3..])),
+                None
+            )
+            .await
+            .is_ok(),
+            "{name}: spaces are fine"
+        );
+    }
+}
+
+#[tokio::test]
+async fn enrolment_inside_a_sign_in_needs_an_enrolment_challenge_and_totp_codes_work_once() {
+    for (name, deps, clock, _outbox) in all_deps_with_outbox().await {
+        let user = create_user(&deps, &unique("enrol")).await;
+        let cid = password_step(&deps, &user).await;
+        let c = challenge(&deps, &cid).await;
+        let enrolment = factors::enrol_totp(&deps, Enroller::SignIn(&c))
+            .await
+            .unwrap();
+        assert!(
+            enrolment
+                .otpauth_uri
+                .starts_with("otpauth://totp/Portcullis:"),
+            "{name}"
+        );
+        assert_eq!(enrolment.secret.len(), 32, "160-bit secret in base32");
+        let secret =
+            portcullis::crypto::totp::TotpSecret::from_bytes(base32_decode(&enrolment.secret))
+                .unwrap();
+        let now = clock.now().secs();
+        let totp_code = portcullis::crypto::totp::code_at(&secret, now);
+        let (factor, verified) = factors::verify_factor(
+            &deps,
+            Enroller::SignIn(&c),
+            &enrolment.factor_id,
+            &VerifyFactorRequest {
+                code: code(&totp_code),
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(factor.status, portcullis::storage::FactorStatus::Active);
+        complete_sign_in(&deps, &verified).await.unwrap();
+
+        // Now the user has a factor: a password alone must not add another.
+        let c2 = challenge(&deps, &password_step(&deps, &user).await).await;
+        assert_eq!(c2.status, portcullis::storage::ChallengeStatus::MfaRequired);
+        assert_eq!(
+            factors::enrol_totp(&deps, Enroller::SignIn(&c2))
+                .await
+                .unwrap_err(),
+            ApiError::Forbidden,
+            "{name}"
+        );
+        let phone = EnrolPhoneRequest {
+            phone: "+12025550143".into(),
+            delivery: "sms".into(),
+        };
+        assert_eq!(
+            factors::enrol_phone(&deps, Enroller::SignIn(&c2), phone)
+                .await
+                .unwrap_err(),
+            ApiError::Forbidden
+        );
+        // The same TOTP code is never accepted twice.
+        assert_eq!(
+            codes::check_code(&deps, &c2, "totp", &code(&totp_code), None)
+                .await
+                .unwrap_err(),
+            ApiError::CodeInvalid,
+            "{name}: replay"
+        );
+        clock.advance_secs(30);
+        let next = portcullis::crypto::totp::code_at(&secret, clock.now().secs());
+        let v = codes::check_code(&deps, &c2, "totp", &code(&next), None)
+            .await
+            .unwrap();
+        assert_eq!(v.amr(), vec!["pwd", "otp", "mfa"]);
+    }
+}
+
+fn base32_decode(s: &str) -> Vec<u8> {
+    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let mut bits = 0u64;
+    let mut nbits = 0;
+    let mut out = Vec::new();
+    for c in s.bytes() {
+        let v = alphabet.iter().position(|a| *a == c).unwrap() as u64;
+        bits = (bits << 5) | v;
+        nbits += 5;
+        if nbits >= 8 {
+            nbits -= 8;
+            out.push((bits >> nbits) as u8);
+            bits &= (1 << nbits) - 1;
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn refresh_rotates_reuse_revokes_and_idle_and_absolute_limits_hold() {
+    for (name, deps, clock, outbox) in all_deps_with_outbox().await {
+        let user = create_user(&deps, &unique("session")).await;
+        add_phone(&deps, &user, "+12025550143").await;
+        let sign_in = |deps: Deps, outbox: portcullis::notifier::RecordingNotifier| {
+            let user = user.clone();
+            async move {
+                let c = codes::open_challenge(&deps, &password_step(&deps, &user).await)
+                    .await
+                    .unwrap();
+                codes::send_code(&deps, &c, &sms()).await.unwrap();
+                let v = codes::check_code(
+                    &deps,
+                    &c,
+                    "sms",
+                    &SecretString::new(last_code(&outbox)),
+                    None,
+                )
+                .await
+                .unwrap();
+                complete_sign_in(&deps, &v).await.unwrap().tokens
+            }
+        };
+        let first = sign_in(deps.clone(), outbox.clone()).await;
+        clock.advance_secs(600);
+        let refresh = |t: &str| RefreshRequest {
+            refresh_token: SecretString::new(t.into()),
+        };
+        let second = tokens::refresh(&deps, refresh(&first.refresh_token))
+            .await
+            .unwrap();
+        assert_ne!(second.refresh_token, first.refresh_token, "{name}: rotated");
+        // reuse of the rotated token revokes the whole session
+        assert_eq!(
+            tokens::refresh(&deps, refresh(&first.refresh_token))
+                .await
+                .unwrap_err(),
+            ApiError::Unauthorized
+        );
+        assert_eq!(
+            tokens::refresh(&deps, refresh(&second.refresh_token))
+                .await
+                .unwrap_err(),
+            ApiError::Unauthorized,
+            "{name}: session revoked"
+        );
+
+        // inactivity: 15 minutes without a refresh ends the session
+        let s = sign_in(deps.clone(), outbox.clone()).await;
+        clock.advance_secs(14 * 60);
+        let s = tokens::refresh(&deps, refresh(&s.refresh_token))
+            .await
+            .unwrap();
+        clock.advance_secs(15 * 60);
+        assert_eq!(
+            tokens::refresh(&deps, refresh(&s.refresh_token))
+                .await
+                .unwrap_err(),
+            ApiError::Unauthorized,
+            "{name}: idle"
+        );
+
+        // absolute: 12 hours however active
+        let mut s = sign_in(deps.clone(), outbox.clone()).await;
+        for _ in 0..(12 * 60 / 14) {
+            clock.advance_secs(14 * 60);
+            s = tokens::refresh(&deps, refresh(&s.refresh_token))
+                .await
+                .unwrap();
+        }
+        clock.advance_secs(14 * 60);
+        assert_eq!(
+            tokens::refresh(&deps, refresh(&s.refresh_token))
+                .await
+                .unwrap_err(),
+            ApiError::Unauthorized,
+            "{name}: absolute"
+        );
+
+        // sign-out revokes
+        let s = sign_in(deps.clone(), outbox.clone()).await;
+        let caller = tokens::authenticate(&deps, Some(&format!("Bearer {}", s.access_token)))
+            .await
+            .unwrap();
+        tokens::sign_out(&deps, &caller).await.unwrap();
+        assert_eq!(
+            tokens::refresh(&deps, refresh(&s.refresh_token))
+                .await
+                .unwrap_err(),
+            ApiError::Unauthorized,
+            "{name}: signed out"
+        );
+        for garbage in ["", "x", "a.b.c", &first.access_token] {
+            assert_eq!(
+                tokens::refresh(&deps, refresh(garbage)).await.unwrap_err(),
+                ApiError::Unauthorized
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn removing_factors_needs_step_up_and_the_last_one_means_enrolment_again() {
+    for (name, deps, clock, outbox) in all_deps_with_outbox().await {
+        let user = create_user(&deps, &unique("remover")).await;
+        let factor = add_phone(&deps, &user, "+12025550143").await;
+        let c = challenge(&deps, &password_step(&deps, &user).await).await;
+        codes::send_code(&deps, &c, &sms()).await.unwrap();
+        let v = codes::check_code(&deps, &c, "sms", &code(&last_code(&outbox)), None)
+            .await
+            .unwrap();
+        let t = complete_sign_in(&deps, &v).await.unwrap().tokens;
+        let caller = tokens::authenticate(&deps, Some(&format!("Bearer {}", t.access_token)))
+            .await
+            .unwrap();
+        let listed = factors::list(&deps, &caller).await.unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].phone.as_deref(), Some("***-***-0143"));
+        // adding a factor when one exists needs a step-up; within 5 minutes of MFA it counts
+        let phone = || EnrolPhoneRequest {
+            phone: "+12125551234".into(),
+            delivery: "voice".into(),
+        };
+        assert!(
+            factors::enrol_phone(&deps, Enroller::Session(&caller), phone())
+                .await
+                .is_ok(),
+            "{name}"
+        );
+        clock.advance_secs(299);
+        assert!(caller.is_elevated(&deps));
+        clock.advance_secs(1);
+        assert_eq!(
+            factors::remove(&deps, &caller, &factor).await.unwrap_err(),
+            ApiError::StepUpRequired,
+            "{name}"
+        );
+        assert_eq!(
+            factors::enrol_phone(&deps, Enroller::Session(&caller), phone())
+                .await
+                .unwrap_err(),
+            ApiError::StepUpRequired
+        );
+        clock.set(T0);
+        factors::remove(&deps, &caller, &factor).await.unwrap();
+        assert_eq!(
+            factors::remove(&deps, &caller, &factor).await.unwrap_err(),
+            ApiError::NotFound
+        );
+        // only a pending phone remains: the next sign-in must enrol
+        let c = challenge(&deps, &password_step(&deps, &user).await).await;
+        assert_eq!(
+            c.status,
+            portcullis::storage::ChallengeStatus::MfaEnrolmentRequired,
+            "{name}"
+        );
+    }
+}
