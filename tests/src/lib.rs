@@ -170,3 +170,172 @@ pub fn create_user(user_id: &str, password: &str, roles: &[&str]) {
         "the CLI must not echo a password it was given"
     );
 }
+
+impl Api {
+    pub fn post_auth(&self, path: &str, token: &str, body: &Value) -> Answer {
+        let auth = format!("Bearer {token}");
+        self.send(
+            "POST",
+            path,
+            &[
+                ("content-type", "application/json"),
+                ("user-agent", UA),
+                ("authorization", &auth),
+            ],
+            body.to_string().as_bytes(),
+        )
+    }
+
+    pub fn get(&self, path: &str, token: Option<&str>) -> Answer {
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let mut headers = vec![("user-agent", UA)];
+        if let Some(a) = &auth {
+            headers.push(("authorization", a));
+        }
+        self.send("GET", path, &headers, b"")
+    }
+}
+
+/// The emulator's base URL (`AWS_ENDPOINT_URL`).
+pub fn emulator() -> String {
+    std::env::var("AWS_ENDPOINT_URL")
+        .expect("AWS_ENDPOINT_URL")
+        .trim_end_matches('/')
+        .to_owned()
+}
+
+fn emulator_state() -> Value {
+    let mut response = agent()
+        .get(&format!("{}/moto-api/data.json", emulator()))
+        .call()
+        .unwrap();
+    serde_json::from_str(&response.body_mut().read_to_string().unwrap()).unwrap()
+}
+
+/// Every SMS the emulator has sent to `phone`, oldest first (moto: `sns.SMS`).
+pub fn sms_to(phone: &str) -> Vec<String> {
+    emulator_state()["sns"]["SMS"]
+        .as_array()
+        .map(|all| {
+            all.iter()
+                .filter(|m| m["phone_number"] == phone)
+                .filter_map(|m| m["message"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Every voice message (the JSON contract of the `sns-voice` plugin) published for `phone`.
+pub fn voice_to(phone: &str) -> Vec<Value> {
+    let topic = std::env::var("PORTCULLIS_VOICE_TOPIC_ARN").expect("PORTCULLIS_VOICE_TOPIC_ARN");
+    let state = emulator_state();
+    let mut out = Vec::new();
+    for t in state["sns"]["Topic"].as_array().into_iter().flatten() {
+        if t["arn"] != topic.as_str() {
+            continue;
+        }
+        for n in t["sent_notifications"].as_array().into_iter().flatten() {
+            if let Some(Ok(message)) = n[1].as_str().map(serde_json::from_str::<Value>)
+                && message["to"] == phone
+            {
+                out.push(message);
+            }
+        }
+    }
+    out
+}
+
+/// The first run of 6 digits in a message.
+pub fn six_digits(text: &str) -> Option<String> {
+    let chars: Vec<char> = text.chars().collect();
+    chars.windows(6).enumerate().find_map(|(i, w)| {
+        let before_ok = i == 0 || !chars[i - 1].is_ascii_digit();
+        let after_ok = chars.get(i + 6).is_none_or(|c| !c.is_ascii_digit());
+        (w.iter().all(char::is_ascii_digit) && before_ok && after_ok).then(|| w.iter().collect())
+    })
+}
+
+/// Waits (briefly) for a new SMS to `phone` beyond the `seen` first ones and returns its code.
+pub fn next_sms_code(phone: &str, seen: usize) -> String {
+    for _ in 0..50 {
+        let all = sms_to(phone);
+        if all.len() > seen {
+            return six_digits(all.last().unwrap()).expect("a 6-digit code in the SMS");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("no new SMS to {phone}");
+}
+
+/// A distinct valid +1 202 555 01xx number per call (tests run in parallel; the 01xx block is
+/// reserved for fiction, and valid for libphonenumber).
+pub fn fresh_phone() -> String {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("+120255501{:02}", (std::process::id() + n) % 100)
+}
+
+/// RFC 6238 TOTP (SHA-1, 6 digits, 30 s), written here from the RFC with the `hmac` and `sha1`
+/// crates, independently of the project's own generator.
+pub fn independent_totp(secret: &[u8], unix_secs: u64) -> String {
+    use hmac::{Hmac, Mac as _};
+    let counter = (unix_secs / 30).to_be_bytes();
+    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(secret).unwrap();
+    mac.update(&counter);
+    let digest = mac.finalize().into_bytes();
+    let offset = (digest[19] & 0x0f) as usize;
+    let value = u32::from_be_bytes([
+        digest[offset] & 0x7f,
+        digest[offset + 1],
+        digest[offset + 2],
+        digest[offset + 3],
+    ]);
+    format!("{:06}", value % 1_000_000)
+}
+
+/// RFC 4648 base32 (no padding) decoding.
+pub fn base32_decode(s: &str) -> Vec<u8> {
+    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let (mut bits, mut n, mut out) = (0u64, 0u32, Vec::new());
+    for c in s.trim_end_matches('=').bytes() {
+        let v = alphabet
+            .iter()
+            .position(|a| *a == c.to_ascii_uppercase())
+            .expect("base32") as u64;
+        bits = (bits << 5) | v;
+        n += 5;
+        if n >= 8 {
+            n -= 8;
+            out.push((bits >> n) as u8);
+            bits &= (1 << n) - 1;
+        }
+    }
+    out
+}
+
+/// Verifies an ES256 JWT with the JWKS published by the API (independently of the project's
+/// verifier) and returns its claims.
+pub fn verify_with_jwks(api: &Api, token: &str) -> Value {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+    use p256::ecdsa::signature::Verifier as _;
+    let jwks = api.get("/.well-known/jwks.json", None).json();
+    let parts: Vec<&str> = token.split('.').collect();
+    assert_eq!(parts.len(), 3);
+    let header: Value = serde_json::from_slice(&B64.decode(parts[0]).unwrap()).unwrap();
+    assert_eq!(header["alg"], "ES256");
+    let jwk = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kid"] == header["kid"])
+        .expect("kid in JWKS");
+    let mut sec1 = vec![4u8];
+    sec1.extend(B64.decode(jwk["x"].as_str().unwrap()).unwrap());
+    sec1.extend(B64.decode(jwk["y"].as_str().unwrap()).unwrap());
+    let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(&sec1).unwrap();
+    let signature = p256::ecdsa::Signature::from_slice(&B64.decode(parts[2]).unwrap()).unwrap();
+    key.verify(format!("{}.{}", parts[0], parts[1]).as_bytes(), &signature)
+        .expect("signature verifies with the JWKS");
+    serde_json::from_slice(&B64.decode(parts[1]).unwrap()).unwrap()
+}
