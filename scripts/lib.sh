@@ -62,7 +62,7 @@ start_localstack() {
     exit 1
   fi
   log "Starting LocalStack (docker compose)"
-  docker compose -f "$REPO_ROOT/localstack/docker-compose.yml" up -d
+  docker compose -f "$REPO_ROOT/localstack/docker-compose.yml" up -d --wait
   wait_for_http "http://127.0.0.1:4566/_localstack/health" "LocalStack"
 }
 

@@ -86,11 +86,16 @@ async fn dispatch(
 ) -> Answer {
     let started = std::time::Instant::now();
     let method = req.method().as_str().to_owned();
-    let path = req.uri().path().to_owned();
+    // Log the matched route, never the raw path: path parameters (challenge ids) are secrets.
+    let route = gateway
+        .routes
+        .iter()
+        .find(|r| r.matches(&method, req.uri().path()).is_some())
+        .map(|r| r.key())
+        .unwrap_or_else(|| format!("{method} (no route)"));
     let answer = route_request(&gateway, req, peer).await;
     tracing::info!(
-        method,
-        path,
+        route,
         status = answer.status().as_u16(),
         ms = started.elapsed().as_millis() as u64,
         "request"
