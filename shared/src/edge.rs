@@ -136,6 +136,25 @@ fn strip_backticked(message: &str) -> String {
     out
 }
 
+/// For routes that take no fields: an empty body, or `{}` (a JSON client may always send one).
+pub fn no_body(req: &Request, max_bytes: usize) -> Result<(), ApiError> {
+    let empty = match req.body() {
+        Body::Empty => true,
+        Body::Text(t) => t.trim().is_empty(),
+        Body::Binary(b) => b.is_empty(),
+        _ => true,
+    };
+    if empty {
+        return Ok(());
+    }
+    let fields: serde_json::Map<String, serde_json::Value> = parse_json(req, max_bytes)?;
+    if fields.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::validation("This request takes no fields."))
+    }
+}
+
 /// A JSON answer. `no-store`: answers may carry tokens.
 pub fn json_response<T: Serialize>(status: u16, body: &T) -> Response<Body> {
     match serde_json::to_string(body) {

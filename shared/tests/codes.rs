@@ -60,7 +60,7 @@ async fn an_sms_code_completes_the_sign_in_with_tokens_that_verify() {
         let verified = codes::check_code(&deps, &c, "sms", &code(&last_code(&outbox)), None)
             .await
             .unwrap();
-        let signed_in = complete_sign_in(&deps, &verified).await.unwrap();
+        let signed_in = complete_sign_in(&deps, &verified, None).await.unwrap();
         assert_eq!(signed_in.status, "signed_in");
         let signer = deps.signer.get().await.unwrap();
         let claims = jwt::verify(
@@ -445,7 +445,7 @@ async fn enrolment_inside_a_sign_in_needs_an_enrolment_challenge_and_totp_codes_
                 .unwrap();
         let now = clock.now().secs();
         let totp_code = portcullis::crypto::totp::code_at(&secret, now);
-        let (factor, verified) = factors::verify_factor(
+        let proven = factors::verify_factor(
             &deps,
             Enroller::SignIn(&c),
             &enrolment.factor_id,
@@ -455,8 +455,19 @@ async fn enrolment_inside_a_sign_in_needs_an_enrolment_challenge_and_totp_codes_
         )
         .await
         .unwrap();
-        assert_eq!(factor.status, portcullis::storage::FactorStatus::Active);
-        complete_sign_in(&deps, &verified).await.unwrap();
+        assert_eq!(
+            proven.factor.status,
+            portcullis::storage::FactorStatus::Active
+        );
+        let codes_issued = proven.recovery_codes.clone().unwrap();
+        assert_eq!(
+            codes_issued.len(),
+            10,
+            "{name}: an authenticator comes with 10 recovery codes"
+        );
+        complete_sign_in(&deps, &proven.verified, None)
+            .await
+            .unwrap();
 
         // Now the user has a factor: a password alone must not add another.
         let c2 = challenge(&deps, &password_step(&deps, &user).await).await;
@@ -534,7 +545,7 @@ async fn refresh_rotates_reuse_revokes_and_idle_and_absolute_limits_hold() {
                 )
                 .await
                 .unwrap();
-                complete_sign_in(&deps, &v).await.unwrap().tokens
+                complete_sign_in(&deps, &v, None).await.unwrap().tokens
             }
         };
         let first = sign_in(deps.clone(), outbox.clone()).await;
@@ -625,7 +636,7 @@ async fn removing_factors_needs_step_up_and_the_last_one_means_enrolment_again()
         let v = codes::check_code(&deps, &c, "sms", &code(&last_code(&outbox)), None)
             .await
             .unwrap();
-        let t = complete_sign_in(&deps, &v).await.unwrap().tokens;
+        let t = complete_sign_in(&deps, &v, None).await.unwrap().tokens;
         let caller = tokens::authenticate(&deps, Some(&format!("Bearer {}", t.access_token)))
             .await
             .unwrap();

@@ -9,8 +9,8 @@ use portcullis::error::StoreError;
 use portcullis::identity::UserId;
 use portcullis::storage::{
     AttemptSlot, ChallengePurpose, ChallengeRecord, ChallengeStatus, Delivery, DeliveryRecord,
-    FactorKind, FactorRecord, FactorStatus, FailureOutcome, LockoutPolicy, PendingCode, SendSlot,
-    SessionRecord, Stores, UserRecord, UserStatus,
+    DeviceRecord, FactorKind, FactorRecord, FactorStatus, FailureOutcome, LockoutPolicy,
+    PendingCode, RecoveryCodeRecord, SendSlot, SessionRecord, Stores, UserRecord, UserStatus,
 };
 
 fn user(id: &UserId) -> UserRecord {
@@ -229,6 +229,7 @@ fn factor(user_id: &UserId, id: &str, created: i64) -> FactorRecord {
         },
         status: FactorStatus::Active,
         created_at: T0.plus_secs(created),
+        replaces: None,
     }
 }
 
@@ -246,6 +247,7 @@ async fn factors_are_listed_per_user_oldest_first_and_created_once() {
             },
             status: FactorStatus::Pending,
             created_at: T0.plus_secs(5),
+            replaces: None,
         };
         let email = FactorRecord {
             user_id: alice.clone(),
@@ -255,6 +257,7 @@ async fn factors_are_listed_per_user_oldest_first_and_created_once() {
             },
             status: FactorStatus::Active,
             created_at: T0.plus_secs(1),
+            replaces: None,
         };
         stores
             .factors
@@ -658,6 +661,7 @@ async fn factor_activation_totp_steps_and_deletion() {
             },
             status: FactorStatus::Pending,
             created_at: T0,
+            replaces: None,
         };
         let f = &stores.factors;
         f.create_factor(&totp).await.unwrap();
@@ -740,5 +744,136 @@ async fn deliveries_are_listed_newest_first_until_they_expire() {
             .await
             .unwrap();
         assert_eq!(later.len(), 2, "{name}: expired records are not read");
+    }
+}
+
+fn recovery(u: &UserId, tag: &str) -> RecoveryCodeRecord {
+    RecoveryCodeRecord {
+        user_id: u.clone(),
+        tag: tag.into(),
+        hash: format!("h-{tag}"),
+        created_at: T0,
+        used_at: None,
+    }
+}
+
+#[tokio::test]
+async fn recovery_codes_are_replaced_as_a_set_and_each_is_used_once_even_concurrently() {
+    for (name, stores) in all_stores().await {
+        let u = UserId::parse(&unique("rc")).unwrap();
+        let r = &stores.recovery;
+        assert_eq!(r.remaining_recovery_codes(&u).await.unwrap(), 0);
+        let first: Vec<_> = (0..10).map(|i| recovery(&u, &format!("a{i}"))).collect();
+        r.replace_recovery_codes(&u, &first).await.unwrap();
+        assert_eq!(r.remaining_recovery_codes(&u).await.unwrap(), 10, "{name}");
+        assert_eq!(
+            r.get_recovery_code(&u, "a3").await.unwrap(),
+            Some(first[3].clone()),
+            "{name}"
+        );
+        let mut tasks = Vec::new();
+        for _ in 0..8 {
+            let r = stores.recovery.clone();
+            let u = u.clone();
+            tasks.push(tokio::spawn(async move {
+                r.use_recovery_code(&u, "a3", T0).await.unwrap()
+            }));
+        }
+        let mut wins = 0;
+        for t in tasks {
+            if t.await.unwrap() {
+                wins += 1;
+            }
+        }
+        assert_eq!(wins, 1, "{name}: single use under concurrent redemption");
+        assert_eq!(r.remaining_recovery_codes(&u).await.unwrap(), 9, "{name}");
+        assert_eq!(
+            r.get_recovery_code(&u, "a3")
+                .await
+                .unwrap()
+                .unwrap()
+                .used_at,
+            Some(T0)
+        );
+        assert!(
+            !r.use_recovery_code(&u, "nope", T0).await.unwrap(),
+            "{name}: unknown code"
+        );
+        let second: Vec<_> = (0..10).map(|i| recovery(&u, &format!("b{i}"))).collect();
+        r.replace_recovery_codes(&u, &second).await.unwrap();
+        assert_eq!(
+            r.get_recovery_code(&u, "a4").await.unwrap(),
+            None,
+            "{name}: the old set is revoked"
+        );
+        assert!(!r.use_recovery_code(&u, "a4", T0).await.unwrap(), "{name}");
+        assert_eq!(r.remaining_recovery_codes(&u).await.unwrap(), 10, "{name}");
+    }
+}
+
+fn device(u: &UserId, id: &str, created: i64, expires: i64) -> DeviceRecord {
+    DeviceRecord {
+        user_id: u.clone(),
+        device_id: id.into(),
+        token_digest: format!("d-{id}"),
+        name: "Chrome on Windows".into(),
+        created_at: T0.plus_secs(created),
+        last_used_at: T0.plus_secs(created),
+        expires_at: T0.plus_secs(expires),
+    }
+}
+
+#[tokio::test]
+async fn trusted_devices_expire_on_read_and_can_be_removed_one_or_all() {
+    for (name, stores) in all_stores().await {
+        let u = UserId::parse(&unique("dev")).unwrap();
+        let other = UserId::parse(&unique("dev2")).unwrap();
+        let d = &stores.devices;
+        d.create_device(&device(&u, "d1", 0, 1000)).await.unwrap();
+        d.create_device(&device(&u, "d2", 1, 500)).await.unwrap();
+        d.create_device(&device(&u, "d3", 2, 1000)).await.unwrap();
+        d.create_device(&device(&other, "d1", 0, 1000))
+            .await
+            .unwrap();
+        assert!(matches!(
+            d.create_device(&device(&u, "d1", 0, 1000)).await,
+            Err(StoreError::ConditionFailed)
+        ));
+        let ids = |v: Vec<DeviceRecord>| v.into_iter().map(|x| x.device_id).collect::<Vec<_>>();
+        assert_eq!(
+            ids(d.list_devices(&u, T0).await.unwrap()),
+            vec!["d1", "d2", "d3"],
+            "{name}"
+        );
+        assert_eq!(
+            ids(d.list_devices(&u, T0.plus_secs(500)).await.unwrap()),
+            vec!["d1", "d3"],
+            "{name}: expired not listed"
+        );
+        assert!(
+            d.get_device(&u, "d2", T0.plus_secs(500))
+                .await
+                .unwrap()
+                .is_none(),
+            "{name}: expired not read"
+        );
+        d.touch_device(&u, "d1", T0.plus_secs(9)).await.unwrap();
+        assert_eq!(
+            d.get_device(&u, "d1", T0)
+                .await
+                .unwrap()
+                .unwrap()
+                .last_used_at,
+            T0.plus_secs(9)
+        );
+        assert!(d.delete_device(&u, "d1").await.unwrap());
+        assert!(!d.delete_device(&u, "d1").await.unwrap());
+        assert_eq!(d.delete_all_devices(&u).await.unwrap(), 2, "{name}");
+        assert!(d.list_devices(&u, T0).await.unwrap().is_empty());
+        assert_eq!(
+            d.list_devices(&other, T0).await.unwrap().len(),
+            1,
+            "{name}: other users untouched"
+        );
     }
 }

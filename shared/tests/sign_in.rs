@@ -267,6 +267,7 @@ async fn a_user_with_an_active_phone_gets_mfa_required_with_the_masked_number() 
                     },
                     status,
                     created_at: T0,
+                    replaces: None,
                 })
                 .await
                 .unwrap();

@@ -5,7 +5,9 @@ use lambda_http::Request;
 use portcullis::Deps;
 use portcullis::edge::{self, HandlerFuture};
 use portcullis::error::ApiError;
-use portcullis::service::factors::{self, EnrolPhoneRequest, Enroller, VerifyFactorRequest};
+use portcullis::service::factors::{
+    self, ChangePhoneRequest, EnrolPhoneRequest, Enroller, VerifyFactorRequest,
+};
 use portcullis::service::{codes, complete, tokens};
 use portcullis::storage::ChallengePurpose;
 
@@ -18,28 +20,8 @@ pub const ROUTES: &[&str] = &[
     "POST /v1/me/factors/totp",
     "POST /v1/me/factors/{factor_id}/verify",
     "DELETE /v1/me/factors/{factor_id}",
+    "PUT /v1/me/factors/{factor_id}/phone",
 ];
-
-/// Bodies of routes that take none must still be empty or `{}`.
-fn no_body(req: &Request, deps: &Deps) -> Result<(), ApiError> {
-    match req.body() {
-        lambda_http::Body::Empty => Ok(()),
-        lambda_http::Body::Text(t) if t.trim().is_empty() => Ok(()),
-        _ => {
-            let _: serde_json::Map<String, serde_json::Value> =
-                edge::parse_json(req, deps.settings.max_body_bytes).and_then(
-                    |m: serde_json::Map<String, serde_json::Value>| {
-                        if m.is_empty() {
-                            Ok(m)
-                        } else {
-                            Err(ApiError::validation("This request takes no fields."))
-                        }
-                    },
-                )?;
-            Ok(())
-        }
-    }
-}
 
 pub fn handle(deps: &Deps, req: Request) -> HandlerFuture<'_> {
     Box::pin(async move {
@@ -62,7 +44,7 @@ pub fn handle(deps: &Deps, req: Request) -> HandlerFuture<'_> {
                         ))
                     }
                     "totp" => {
-                        no_body(&req, deps)?;
+                        edge::no_body(&req, deps.settings.max_body_bytes)?;
                         Ok(edge::json_response(
                             201,
                             &factors::enrol_totp(deps, enroller).await?,
@@ -71,12 +53,12 @@ pub fn handle(deps: &Deps, req: Request) -> HandlerFuture<'_> {
                     "{factor_id}/verify" => {
                         let body: VerifyFactorRequest = edge::parse_json(&req, max)?;
                         let factor_id = edge::require_path_param(&req, "factor_id")?;
-                        let (_, verified) =
+                        let proven =
                             factors::verify_factor(deps, enroller, &factor_id, &body).await?;
-                        Ok(edge::json_response(
-                            200,
-                            &complete::complete_sign_in(deps, &verified).await?,
-                        ))
+                        let mut signed_in =
+                            complete::complete_sign_in(deps, &proven.verified, None).await?;
+                        signed_in.recovery_codes = proven.recovery_codes;
+                        Ok(edge::json_response(200, &signed_in))
                     }
                     _ => Err(ApiError::NotFound),
                 };
@@ -96,7 +78,7 @@ pub fn handle(deps: &Deps, req: Request) -> HandlerFuture<'_> {
                     ))
                 }
                 "POST /v1/me/factors/totp" => {
-                    no_body(&req, deps)?;
+                    edge::no_body(&req, deps.settings.max_body_bytes)?;
                     Ok(edge::json_response(
                         201,
                         &factors::enrol_totp(deps, enroller).await?,
@@ -105,9 +87,23 @@ pub fn handle(deps: &Deps, req: Request) -> HandlerFuture<'_> {
                 "POST /v1/me/factors/{factor_id}/verify" => {
                     let body: VerifyFactorRequest = edge::parse_json(&req, max)?;
                     let factor_id = edge::require_path_param(&req, "factor_id")?;
-                    let (factor, _) =
-                        factors::verify_factor(deps, enroller, &factor_id, &body).await?;
-                    Ok(edge::json_response(200, &factors::view(&factor)))
+                    let proven = factors::verify_factor(deps, enroller, &factor_id, &body).await?;
+                    let mut answer =
+                        serde_json::to_value(factors::view(&proven.factor)).unwrap_or_default();
+                    if let (Some(codes), Some(obj)) =
+                        (proven.recovery_codes, answer.as_object_mut())
+                    {
+                        obj.insert("recovery_codes".into(), serde_json::json!(codes));
+                    }
+                    Ok(edge::json_response(200, &answer))
+                }
+                "PUT /v1/me/factors/{factor_id}/phone" => {
+                    let body: ChangePhoneRequest = edge::parse_json(&req, max)?;
+                    let factor_id = edge::require_path_param(&req, "factor_id")?;
+                    Ok(edge::json_response(
+                        202,
+                        &factors::change_phone(deps, &caller, &factor_id, body).await?,
+                    ))
                 }
                 "DELETE /v1/me/factors/{factor_id}" => {
                     let factor_id = edge::require_path_param(&req, "factor_id")?;

@@ -1,16 +1,21 @@
-//! The code-verification function: `POST /v1/sign-in/{challenge_id}/verify` completes a
-//! sign-in challenge with a code sent by text, voice or email, or an authenticator code.
+//! The code-verification function: completes a sign-in challenge (`…/sign-in/{id}/verify`) or a
+//! step-up (`…/me/step-up/{id}/verify`) with a code sent by text, voice or email, or an
+//! authenticator code. "Trust this device" issues a device token with the sign-in.
 
 use lambda_http::Request;
 use portcullis::Deps;
 use portcullis::crypto::SecretString;
-use portcullis::edge::{self, HandlerFuture};
+use portcullis::edge::{self, HandlerFuture, RequestMeta};
 use portcullis::error::ApiError;
-use portcullis::service::{codes, complete};
+use portcullis::service::complete::{self, TrustRequest};
+use portcullis::service::{codes, step_up, tokens};
 use portcullis::storage::{ChallengePurpose, ChallengeStatus};
 use serde::Deserialize;
 
-pub const ROUTES: &[&str] = &["POST /v1/sign-in/{challenge_id}/verify"];
+pub const ROUTES: &[&str] = &[
+    "POST /v1/sign-in/{challenge_id}/verify",
+    "POST /v1/me/step-up/{challenge_id}/verify",
+];
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -25,6 +30,26 @@ pub struct VerifyRequest {
     pub device_name: Option<String>,
 }
 
+/// The device-trust part of a verify or recovery-code request.
+pub fn trust_request(
+    trust: Option<bool>,
+    device_name: Option<String>,
+    req: &Request,
+) -> Result<Option<TrustRequest>, ApiError> {
+    if device_name
+        .as_ref()
+        .is_some_and(|n| n.chars().count() > 100)
+    {
+        return Err(ApiError::validation(
+            "device_name must be at most 100 characters.",
+        ));
+    }
+    Ok(trust.unwrap_or(false).then(|| TrustRequest {
+        device_name,
+        user_agent: RequestMeta::from_request(req).user_agent,
+    }))
+}
+
 pub fn handle(deps: &Deps, req: Request) -> HandlerFuture<'_> {
     Box::pin(async move {
         let route = edge::route_key(&req);
@@ -32,15 +57,7 @@ pub fn handle(deps: &Deps, req: Request) -> HandlerFuture<'_> {
             match route.as_str() {
                 "POST /v1/sign-in/{challenge_id}/verify" => {
                     let body: VerifyRequest = edge::parse_json(&req, deps.settings.max_body_bytes)?;
-                    if body
-                        .device_name
-                        .as_ref()
-                        .is_some_and(|n| n.chars().count() > 100)
-                    {
-                        return Err(ApiError::validation(
-                            "device_name must be at most 100 characters.",
-                        ));
-                    }
+                    let trust = trust_request(body.trust_device, body.device_name.clone(), &req)?;
                     let challenge_id = edge::require_path_param(&req, "challenge_id")?;
                     let challenge = codes::open_challenge(deps, &challenge_id).await?;
                     if challenge.purpose != ChallengePurpose::SignIn {
@@ -58,8 +75,29 @@ pub fn handle(deps: &Deps, req: Request) -> HandlerFuture<'_> {
                         body.factor_id.as_deref(),
                     )
                     .await?;
-                    let signed_in = complete::complete_sign_in(deps, &verified).await?;
+                    let signed_in = complete::complete_sign_in(deps, &verified, trust).await?;
                     Ok(edge::json_response(200, &signed_in))
+                }
+                "POST /v1/me/step-up/{challenge_id}/verify" => {
+                    let caller = tokens::authenticate(deps, edge::authorization(&req)).await?;
+                    let body: VerifyRequest = edge::parse_json(&req, deps.settings.max_body_bytes)?;
+                    if body.trust_device.is_some() || body.device_name.is_some() {
+                        return Err(ApiError::validation("A step-up does not trust devices."));
+                    }
+                    let challenge_id = edge::require_path_param(&req, "challenge_id")?;
+                    let challenge = step_up::challenge_of(deps, &caller, &challenge_id).await?;
+                    let verified = codes::check_code(
+                        deps,
+                        &challenge,
+                        &body.method,
+                        &body.code,
+                        body.factor_id.as_deref(),
+                    )
+                    .await?;
+                    Ok(edge::json_response(
+                        200,
+                        &step_up::elevate(deps, &caller, &verified).await?,
+                    ))
                 }
                 _ => Err(ApiError::NotFound),
             }

@@ -338,9 +338,11 @@ pub struct Verified {
 impl Verified {
     /// RFC 8176 authentication method references for this proof (the password came first).
     pub fn amr(&self) -> Vec<String> {
+        // RFC 8176 values; a recovery code gets the (unregistered, allowed) value "recovery".
         let factor = match self.method.as_str() {
             "sms" => "sms",
             "voice" => "tel",
+            "recovery_code" => "recovery",
             _ => "otp",
         };
         vec!["pwd".into(), factor.into(), "mfa".into()]

@@ -1,6 +1,7 @@
-//! Completing a sign-in once a code (or a new factor) has been verified: the failure counter is
-//! reset (SPEC §2: "a completed sign-in resets the counter"), the sign-in is recorded for the
-//! inactive-ID sweep, and a session is opened.
+//! Completing a sign-in once a code (or a new factor, or a recovery code) has been verified:
+//! the failure counter is reset (SPEC §2: "a completed sign-in resets the counter"), the
+//! sign-in is recorded for the inactive-ID sweep, a session is opened and, if asked, the device
+//! is trusted for 180 days.
 
 use serde::Serialize;
 
@@ -8,6 +9,7 @@ use crate::crypto::jwt::ACR_MFA;
 use crate::deps::Deps;
 use crate::error::ApiError;
 use crate::service::codes::Verified;
+use crate::service::devices;
 use crate::service::sign_in::lockout_key;
 use crate::service::tokens::{self, Proof, Tokens};
 use crate::storage::UserStatus;
@@ -17,9 +19,29 @@ pub struct SignedIn {
     pub status: &'static str,
     #[serde(flatten)]
     pub tokens: Tokens,
+    /// The trusted-device token, when the client asked to trust this device.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device_token: Option<String>,
+    /// After a recovery code: how many remain.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recovery_codes_remaining: Option<u32>,
+    /// After enrolling an authenticator: the new recovery codes, shown once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recovery_codes: Option<Vec<String>>,
 }
 
-pub async fn complete_sign_in(deps: &Deps, verified: &Verified) -> Result<SignedIn, ApiError> {
+/// "Trust this device": the name the user gave, else one derived from the User-Agent.
+#[derive(Debug, Clone, Default)]
+pub struct TrustRequest {
+    pub device_name: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+pub async fn complete_sign_in(
+    deps: &Deps,
+    verified: &Verified,
+    trust: Option<TrustRequest>,
+) -> Result<SignedIn, ApiError> {
     let user_id = &verified.challenge.user_id;
     let user = deps
         .stores
@@ -42,6 +64,18 @@ pub async fn complete_sign_in(deps: &Deps, verified: &Verified) -> Result<Signed
         },
     )
     .await?;
+    let device_token = match trust {
+        Some(t) => Some(
+            devices::trust(
+                deps,
+                user_id,
+                t.device_name.as_deref(),
+                t.user_agent.as_deref(),
+            )
+            .await?,
+        ),
+        None => None,
+    };
     tracing::info!(
         event = "sign_in_completed",
         method = verified.method.as_str(),
@@ -50,5 +84,8 @@ pub async fn complete_sign_in(deps: &Deps, verified: &Verified) -> Result<Signed
     Ok(SignedIn {
         status: "signed_in",
         tokens,
+        device_token,
+        recovery_codes_remaining: None,
+        recovery_codes: None,
     })
 }

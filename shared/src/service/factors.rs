@@ -15,6 +15,7 @@ use crate::deps::Deps;
 use crate::error::{ApiError, StoreError};
 use crate::identity::UserId;
 use crate::phone::Phone;
+use crate::service::alerts::{self, Alert};
 use crate::service::codes::{self, SendCodeRequest, Verified, totp_context};
 use crate::service::sign_in::{mask_email, mask_phone};
 use crate::service::tokens::Caller;
@@ -194,6 +195,7 @@ async fn create_pending(
         kind,
         status: FactorStatus::Pending,
         created_at: deps.clock.now(),
+        replaces: None,
     };
     match deps.stores.factors.create_factor(&factor).await {
         Ok(()) => Ok(factor),
@@ -298,14 +300,24 @@ pub async fn enrol_totp(deps: &Deps, enroller: Enroller<'_>) -> Result<EnrolTotp
     })
 }
 
+/// What proving a factor produced.
+#[derive(Debug, Clone)]
+pub struct FactorVerified {
+    pub factor: FactorRecord,
+    pub verified: Verified,
+    /// A new authenticator comes with a new set of recovery codes, shown once.
+    pub recovery_codes: Option<Vec<String>>,
+}
+
 /// Proves a pending factor with a code and activates it. Returns the verification, so a
-/// sign-in enrolment can complete the sign-in.
+/// sign-in enrolment can complete the sign-in. A pending phone that replaces another (a phone
+/// number change) takes its place now, not before.
 pub async fn verify_factor(
     deps: &Deps,
     enroller: Enroller<'_>,
     factor_id: &str,
     request: &VerifyFactorRequest,
-) -> Result<(FactorRecord, Verified), ApiError> {
+) -> Result<FactorVerified, ApiError> {
     let user_id = enroller.user_id();
     let factor = deps
         .stores
@@ -362,7 +374,93 @@ pub async fn verify_factor(
     );
     let mut factor = factor;
     factor.status = FactorStatus::Active;
-    Ok((factor, verified))
+    let recovery_codes = match factor.kind {
+        FactorKind::Totp { .. } => Some(crate::service::recovery::issue(deps, user_id).await?),
+        _ => None,
+    };
+    match &factor.replaces {
+        Some(old) => {
+            deps.stores.factors.delete_factor(user_id, old).await?;
+            tracing::info!(event = "phone_changed", "phone number changed");
+            alerts::alert(deps, user_id, Alert::PhoneChanged).await;
+        }
+        None => {
+            let kind = factor.kind.name().to_owned();
+            alerts::alert(deps, user_id, Alert::FactorAdded { kind }).await
+        }
+    }
+    Ok(FactorVerified {
+        factor,
+        verified,
+        recovery_codes,
+    })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePhoneRequest {
+    pub phone: String,
+}
+
+/// `PUT /v1/me/factors/{id}/phone` (step-up): a pending phone that replaces the factor once
+/// its code is verified; the old number keeps working until then.
+pub async fn change_phone(
+    deps: &Deps,
+    caller: &Caller,
+    factor_id: &str,
+    request: ChangePhoneRequest,
+) -> Result<EnrolPhoneAnswer, ApiError> {
+    caller.require_step_up(deps)?;
+    let phone = Phone::parse(&request.phone)?;
+    let current = deps
+        .stores
+        .factors
+        .get_factor(&caller.user_id, factor_id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let delivery = match (&current.kind, current.status) {
+        (FactorKind::Phone { delivery, .. }, FactorStatus::Active) => *delivery,
+        _ => {
+            return Err(ApiError::Conflict(
+                "Only an active phone factor can change its number.".into(),
+            ));
+        }
+    };
+    phone.check_delivery(delivery)?;
+    let enroller = Enroller::Session(caller);
+    may_enrol(deps, enroller).await?;
+    let new_id = random_id("f");
+    let factor = FactorRecord {
+        user_id: caller.user_id.clone(),
+        factor_id: new_id.clone(),
+        kind: FactorKind::Phone {
+            e164: phone.e164().to_owned(),
+            delivery,
+        },
+        status: FactorStatus::Pending,
+        created_at: deps.clock.now(),
+        replaces: Some(factor_id.to_owned()),
+    };
+    match deps.stores.factors.create_factor(&factor).await {
+        Ok(()) => {}
+        Err(StoreError::ConditionFailed) => {
+            return Err(ApiError::Conflict("Factor id collision: retry.".into()));
+        }
+        Err(err) => return Err(err.into()),
+    }
+    let challenge = enrolment_challenge(deps, enroller, &new_id).await?;
+    let request = SendCodeRequest {
+        method: delivery.as_str().to_owned(),
+        factor_id: Some(new_id.clone()),
+    };
+    let sent = codes::send_code(deps, &challenge, &request).await?;
+    Ok(EnrolPhoneAnswer {
+        factor_id: new_id,
+        status: "pending",
+        sent_to: sent.sent_to,
+        sends_remaining: sent.sends_remaining,
+        expires_in: sent.expires_in,
+    })
 }
 
 pub async fn list(deps: &Deps, caller: &Caller) -> Result<Vec<FactorView>, ApiError> {
@@ -388,5 +486,6 @@ pub async fn remove(deps: &Deps, caller: &Caller, factor_id: &str) -> Result<(),
         return Err(ApiError::NotFound);
     }
     tracing::info!(event = "factor_removed", "factor removed");
+    alerts::alert(deps, &caller.user_id, Alert::FactorRemoved).await;
     Ok(())
 }

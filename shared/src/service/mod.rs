@@ -1,8 +1,12 @@
 //! One module per use case. Services take [`crate::Deps`] and plain inputs, return plain
 //! outputs or an [`crate::ApiError`]; they know nothing of HTTP or Lambda.
 
+pub mod alerts;
 pub mod codes;
 pub mod complete;
+pub mod devices;
 pub mod factors;
+pub mod recovery;
 pub mod sign_in;
+pub mod step_up;
 pub mod tokens;

@@ -54,6 +54,9 @@ pub struct SignInAnswer {
     pub expires_in: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub methods: Option<Vec<MfaMethod>>,
+    /// Set when a trusted device skipped MFA: the session's tokens.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<crate::service::tokens::Tokens>,
 }
 
 pub fn lockout_policy(deps: &Deps) -> LockoutPolicy {
@@ -115,7 +118,59 @@ pub async fn sign_in(
     if needs_rehash {
         rehash(deps, &user.user_id, &stored_hash, password).await;
     }
+    if let Some(answer) = trusted_device_sign_in(deps, &user, meta, now).await? {
+        return Ok(answer);
+    }
     open_challenge(deps, &user, now).await
+}
+
+/// A valid trusted-device token skips MFA (SPEC §2 item 4) — never for admins (whose every
+/// sign-in needs MFA) nor when a password change is due. The session is marked as not MFA
+/// (`acr` trusted-device), so it does not count as a step-up.
+async fn trusted_device_sign_in(
+    deps: &Deps,
+    user: &UserRecord,
+    meta: &RequestMeta,
+    now: UnixTime,
+) -> Result<Option<SignInAnswer>, ApiError> {
+    let Some(token) = &meta.device_token else {
+        return Ok(None);
+    };
+    if user.roles.iter().any(|r| r == "admin") || user.must_change_password {
+        return Ok(None);
+    }
+    if crate::service::devices::check(deps, &user.user_id, token)
+        .await?
+        .is_none()
+    {
+        tracing::info!(
+            event = "device_token_refused",
+            "device token not valid for this user"
+        );
+        return Ok(None);
+    }
+    deps.stores
+        .lockouts
+        .clear(&lockout_key(&user.user_id))
+        .await?;
+    deps.stores.users.record_sign_in(&user.user_id, now).await?;
+    let proof = crate::service::tokens::Proof {
+        amr: vec!["pwd".into()],
+        acr: crate::crypto::jwt::ACR_TRUSTED_DEVICE.into(),
+    };
+    let tokens = crate::service::tokens::open_session(deps, user, proof).await?;
+    tracing::info!(
+        event = "sign_in_completed",
+        method = "trusted_device",
+        "signed in on a trusted device"
+    );
+    Ok(Some(SignInAnswer {
+        status: "signed_in",
+        challenge_id: None,
+        expires_in: None,
+        methods: None,
+        tokens: Some(tokens),
+    }))
 }
 
 async fn verify_off_thread(
@@ -200,7 +255,22 @@ async fn open_challenge(
     now: UnixTime,
 ) -> Result<SignInAnswer, ApiError> {
     let factors = deps.stores.factors.list_factors(&user.user_id).await?;
-    let methods = methods_of(&factors);
+    let mut methods = methods_of(&factors);
+    if !methods.is_empty()
+        && deps
+            .stores
+            .recovery
+            .remaining_recovery_codes(&user.user_id)
+            .await?
+            > 0
+    {
+        methods.push(MfaMethod {
+            method: "recovery_code",
+            factor_id: None,
+            phone: None,
+            email: None,
+        });
+    }
     let status = if methods.is_empty() {
         ChallengeStatus::MfaEnrolmentRequired
     } else {
@@ -234,6 +304,7 @@ async fn open_challenge(
         challenge_id: Some(challenge_id),
         expires_in: Some(ttl),
         methods: (status == ChallengeStatus::MfaRequired).then_some(methods),
+        tokens: None,
     })
 }
 
@@ -325,6 +396,7 @@ mod tests {
             },
             status,
             created_at: UnixTime(0),
+            replaces: None,
         }
     }
 

@@ -11,9 +11,10 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use super::keys::{self, PK, SK, TTL};
 use super::{
     AttemptSlot, ChallengePurpose, ChallengeRecord, ChallengeStatus, ChallengeStore, Delivery,
-    DeliveryRecord, DeliveryStore, FactorKind, FactorRecord, FactorStatus, FactorStore,
-    FailureOutcome, LockoutPolicy, LockoutStore, PendingCode, SendSlot, SessionRecord,
-    SessionStore, UserRecord, UserStatus, UserStore,
+    DeliveryRecord, DeliveryStore, DeviceRecord, DeviceStore, FactorKind, FactorRecord,
+    FactorStatus, FactorStore, FailureOutcome, LockoutPolicy, LockoutStore, PendingCode,
+    RecoveryCodeRecord, RecoveryStore, SendSlot, SessionRecord, SessionStore, UserRecord,
+    UserStatus, UserStore,
 };
 use crate::clock::UnixTime;
 use crate::error::StoreError;
@@ -476,6 +477,7 @@ fn factor_to_item(factor: &FactorRecord) -> Item {
     item.insert("kind".into(), s(factor.kind.name()));
     item.insert("status".into(), s(factor.status.as_str()));
     item.insert("created_at".into(), n(factor.created_at.secs()));
+    put_opt_s(&mut item, "replaces", factor.replaces.as_deref());
     match &factor.kind {
         FactorKind::Phone { e164, delivery } => {
             item.insert("phone".into(), s(e164));
@@ -520,6 +522,7 @@ fn factor_from_item(item: &Item) -> Result<FactorRecord, StoreError> {
         kind,
         status: FactorStatus::parse(&get_s(item, "status")?)?,
         created_at: UnixTime(get_n(item, "created_at")?),
+        replaces: opt_s(item, "replaces")?,
     })
 }
 
@@ -977,5 +980,201 @@ impl DeliveryStore for DynamoStore {
             }
         }
         Ok(out)
+    }
+}
+
+// ---- recovery codes -------------------------------------------------------------------------
+
+fn recovery_to_item(r: &RecoveryCodeRecord) -> Item {
+    let mut item = key_item(keys::recovery(&r.user_id, &r.tag));
+    item.insert("entity".into(), s("recovery_code"));
+    item.insert("user_id".into(), s(r.user_id.as_str()));
+    item.insert("tag".into(), s(&r.tag));
+    item.insert("hash".into(), s(&r.hash));
+    item.insert("created_at".into(), n(r.created_at.secs()));
+    put_opt_n(&mut item, "used_at", r.used_at.map(UnixTime::secs));
+    item
+}
+
+fn recovery_from_item(item: &Item) -> Result<RecoveryCodeRecord, StoreError> {
+    Ok(RecoveryCodeRecord {
+        user_id: UserId::from_stored(get_s(item, "user_id")?),
+        tag: get_s(item, "tag")?,
+        hash: get_s(item, "hash")?,
+        created_at: UnixTime(get_n(item, "created_at")?),
+        used_at: opt_n(item, "used_at")?.map(UnixTime),
+    })
+}
+
+#[async_trait]
+impl RecoveryStore for DynamoStore {
+    async fn replace_recovery_codes(
+        &self,
+        user_id: &UserId,
+        codes: &[RecoveryCodeRecord],
+    ) -> Result<(), StoreError> {
+        use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem};
+        let (pk, _) = keys::user(user_id);
+        let existing = self
+            .query_prefix(&pk, keys::recovery_prefix(), false)
+            .await?;
+        let mut writes = Vec::new();
+        for item in existing {
+            let sk = get_s(&item, SK)?;
+            let delete = Delete::builder()
+                .table_name(&self.table)
+                .key(PK, s(&pk))
+                .key(SK, s(&sk))
+                .build()
+                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            writes.push(TransactWriteItem::builder().delete(delete).build());
+        }
+        for code in codes {
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(recovery_to_item(code)))
+                .build()
+                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            writes.push(TransactWriteItem::builder().put(put).build());
+        }
+        if writes.is_empty() {
+            return Ok(());
+        }
+        self.client
+            .transact_write_items()
+            .set_transact_items(Some(writes))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn get_recovery_code(
+        &self,
+        user_id: &UserId,
+        tag: &str,
+    ) -> Result<Option<RecoveryCodeRecord>, StoreError> {
+        self.get(keys::recovery(user_id, tag))
+            .await?
+            .as_ref()
+            .map(recovery_from_item)
+            .transpose()
+    }
+
+    async fn use_recovery_code(
+        &self,
+        user_id: &UserId,
+        tag: &str,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        let update = self
+            .update(keys::recovery(user_id, tag))
+            .update_expression("SET used_at = :now")
+            .condition_expression("attribute_exists(#pk) AND attribute_not_exists(used_at)")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_values(":now", n(now.secs()));
+        self.conditional(update).await
+    }
+
+    async fn remaining_recovery_codes(&self, user_id: &UserId) -> Result<u32, StoreError> {
+        let (pk, _) = keys::user(user_id);
+        let items = self
+            .query_prefix(&pk, keys::recovery_prefix(), false)
+            .await?;
+        let unused = items.iter().filter(|i| !i.contains_key("used_at")).count();
+        Ok(u32::try_from(unused).unwrap_or(u32::MAX))
+    }
+}
+
+// ---- trusted devices ------------------------------------------------------------------------
+
+fn device_to_item(d: &DeviceRecord) -> Item {
+    let mut item = key_item(keys::device(&d.user_id, &d.device_id));
+    item.insert("entity".into(), s("device"));
+    item.insert("user_id".into(), s(d.user_id.as_str()));
+    item.insert("device_id".into(), s(&d.device_id));
+    item.insert("token_digest".into(), s(&d.token_digest));
+    item.insert("name".into(), s(&d.name));
+    item.insert("created_at".into(), n(d.created_at.secs()));
+    item.insert("last_used_at".into(), n(d.last_used_at.secs()));
+    item.insert(TTL.into(), n(d.expires_at.secs()));
+    item
+}
+
+fn device_from_item(item: &Item) -> Result<DeviceRecord, StoreError> {
+    Ok(DeviceRecord {
+        user_id: UserId::from_stored(get_s(item, "user_id")?),
+        device_id: get_s(item, "device_id")?,
+        token_digest: get_s(item, "token_digest")?,
+        name: get_s(item, "name")?,
+        created_at: UnixTime(get_n(item, "created_at")?),
+        last_used_at: UnixTime(get_n(item, "last_used_at")?),
+        expires_at: UnixTime(get_n(item, TTL)?),
+    })
+}
+
+#[async_trait]
+impl DeviceStore for DynamoStore {
+    async fn create_device(&self, device: &DeviceRecord) -> Result<(), StoreError> {
+        self.put_new(device_to_item(device)).await
+    }
+
+    async fn get_device(
+        &self,
+        user_id: &UserId,
+        device_id: &str,
+        now: UnixTime,
+    ) -> Result<Option<DeviceRecord>, StoreError> {
+        match self.get(keys::device(user_id, device_id)).await? {
+            Some(item) if live(&item, now)? => device_from_item(&item).map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    async fn list_devices(
+        &self,
+        user_id: &UserId,
+        now: UnixTime,
+    ) -> Result<Vec<DeviceRecord>, StoreError> {
+        let (pk, _) = keys::user(user_id);
+        let mut out = Vec::new();
+        for item in self.query_prefix(&pk, keys::device_prefix(), false).await? {
+            if live(&item, now)? {
+                out.push(device_from_item(&item)?);
+            }
+        }
+        out.sort_by(|a, b| (a.created_at, &a.device_id).cmp(&(b.created_at, &b.device_id)));
+        Ok(out)
+    }
+
+    async fn touch_device(
+        &self,
+        user_id: &UserId,
+        device_id: &str,
+        now: UnixTime,
+    ) -> Result<(), StoreError> {
+        let update = self
+            .update(keys::device(user_id, device_id))
+            .update_expression("SET last_used_at = :now")
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_values(":now", n(now.secs()));
+        self.conditional(update).await.map(|_| ())
+    }
+
+    async fn delete_device(&self, user_id: &UserId, device_id: &str) -> Result<bool, StoreError> {
+        self.delete(keys::device(user_id, device_id)).await
+    }
+
+    async fn delete_all_devices(&self, user_id: &UserId) -> Result<u32, StoreError> {
+        let (pk, _) = keys::user(user_id);
+        let mut removed = 0;
+        for item in self.query_prefix(&pk, keys::device_prefix(), false).await? {
+            let sk = get_s(&item, SK)?;
+            if self.delete((pk.clone(), sk)).await? {
+                removed += 1;
+            }
+        }
+        Ok(removed)
     }
 }

@@ -47,6 +47,22 @@ pub fn delivery_prefix() -> &'static str {
     "DELIVERY#"
 }
 
+pub fn recovery(user_id: &UserId, tag: &str) -> (String, String) {
+    (format!("USER#{user_id}"), format!("RECOVERY#{tag}"))
+}
+
+pub fn recovery_prefix() -> &'static str {
+    "RECOVERY#"
+}
+
+pub fn device(user_id: &UserId, device_id: &str) -> (String, String) {
+    (format!("USER#{user_id}"), format!("DEVICE#{device_id}"))
+}
+
+pub fn device_prefix() -> &'static str {
+    "DEVICE#"
+}
+
 /// An item no entity uses: read once at cold start to open the connection to DynamoDB.
 pub fn warmup() -> (String, String) {
     ("WARMUP".to_owned(), "WARMUP".to_owned())

@@ -7,9 +7,10 @@ use std::sync::{Mutex, MutexGuard};
 use async_trait::async_trait;
 
 use super::{
-    AttemptSlot, ChallengeRecord, ChallengeStore, DeliveryRecord, DeliveryStore, FactorKind,
-    FactorRecord, FactorStatus, FactorStore, FailureOutcome, LockoutPolicy, LockoutStore,
-    PendingCode, SendSlot, SessionRecord, SessionStore, UserRecord, UserStore,
+    AttemptSlot, ChallengeRecord, ChallengeStore, DeliveryRecord, DeliveryStore, DeviceRecord,
+    DeviceStore, FactorKind, FactorRecord, FactorStatus, FactorStore, FailureOutcome,
+    LockoutPolicy, LockoutStore, PendingCode, RecoveryCodeRecord, RecoveryStore, SendSlot,
+    SessionRecord, SessionStore, UserRecord, UserStore,
 };
 use crate::clock::UnixTime;
 use crate::error::StoreError;
@@ -31,6 +32,8 @@ struct State {
     challenges: HashMap<String, ChallengeRecord>,
     sessions: HashMap<(UserId, String), SessionRecord>,
     deliveries: Vec<DeliveryRecord>,
+    recovery: HashMap<UserId, Vec<RecoveryCodeRecord>>,
+    devices: Vec<DeviceRecord>,
 }
 
 #[derive(Debug, Default)]
@@ -475,5 +478,140 @@ impl DeliveryStore for MemoryStore {
             .collect();
         out.sort_by(|a, b| (b.at, &b.delivery_id).cmp(&(a.at, &a.delivery_id)));
         Ok(out)
+    }
+}
+
+#[async_trait]
+impl RecoveryStore for MemoryStore {
+    async fn replace_recovery_codes(
+        &self,
+        user_id: &UserId,
+        codes: &[RecoveryCodeRecord],
+    ) -> Result<(), StoreError> {
+        self.state()?
+            .recovery
+            .insert(user_id.clone(), codes.to_vec());
+        Ok(())
+    }
+
+    async fn get_recovery_code(
+        &self,
+        user_id: &UserId,
+        tag: &str,
+    ) -> Result<Option<RecoveryCodeRecord>, StoreError> {
+        Ok(self
+            .state()?
+            .recovery
+            .get(user_id)
+            .and_then(|codes| codes.iter().find(|c| c.tag == tag).cloned()))
+    }
+
+    async fn use_recovery_code(
+        &self,
+        user_id: &UserId,
+        tag: &str,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.state()?;
+        match state
+            .recovery
+            .get_mut(user_id)
+            .and_then(|codes| codes.iter_mut().find(|c| c.tag == tag))
+        {
+            Some(code) if code.used_at.is_none() => {
+                code.used_at = Some(now);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn remaining_recovery_codes(&self, user_id: &UserId) -> Result<u32, StoreError> {
+        let state = self.state()?;
+        let n = state
+            .recovery
+            .get(user_id)
+            .map(|c| c.iter().filter(|c| c.used_at.is_none()).count())
+            .unwrap_or(0);
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    }
+}
+
+#[async_trait]
+impl DeviceStore for MemoryStore {
+    async fn create_device(&self, device: &DeviceRecord) -> Result<(), StoreError> {
+        let mut state = self.state()?;
+        if state
+            .devices
+            .iter()
+            .any(|d| d.user_id == device.user_id && d.device_id == device.device_id)
+        {
+            return Err(StoreError::ConditionFailed);
+        }
+        state.devices.push(device.clone());
+        Ok(())
+    }
+
+    async fn get_device(
+        &self,
+        user_id: &UserId,
+        device_id: &str,
+        now: UnixTime,
+    ) -> Result<Option<DeviceRecord>, StoreError> {
+        Ok(self
+            .state()?
+            .devices
+            .iter()
+            .find(|d| &d.user_id == user_id && d.device_id == device_id && d.expires_at > now)
+            .cloned())
+    }
+
+    async fn list_devices(
+        &self,
+        user_id: &UserId,
+        now: UnixTime,
+    ) -> Result<Vec<DeviceRecord>, StoreError> {
+        let mut out: Vec<DeviceRecord> = self
+            .state()?
+            .devices
+            .iter()
+            .filter(|d| &d.user_id == user_id && d.expires_at > now)
+            .cloned()
+            .collect();
+        out.sort_by(|a, b| (a.created_at, &a.device_id).cmp(&(b.created_at, &b.device_id)));
+        Ok(out)
+    }
+
+    async fn touch_device(
+        &self,
+        user_id: &UserId,
+        device_id: &str,
+        now: UnixTime,
+    ) -> Result<(), StoreError> {
+        if let Some(d) = self
+            .state()?
+            .devices
+            .iter_mut()
+            .find(|d| &d.user_id == user_id && d.device_id == device_id)
+        {
+            d.last_used_at = now;
+        }
+        Ok(())
+    }
+
+    async fn delete_device(&self, user_id: &UserId, device_id: &str) -> Result<bool, StoreError> {
+        let mut state = self.state()?;
+        let before = state.devices.len();
+        state
+            .devices
+            .retain(|d| !(&d.user_id == user_id && d.device_id == device_id));
+        Ok(state.devices.len() != before)
+    }
+
+    async fn delete_all_devices(&self, user_id: &UserId) -> Result<u32, StoreError> {
+        let mut state = self.state()?;
+        let before = state.devices.len();
+        state.devices.retain(|d| &d.user_id != user_id);
+        Ok(u32::try_from(before - state.devices.len()).unwrap_or(u32::MAX))
     }
 }

@@ -199,6 +199,9 @@ pub struct FactorRecord {
     pub kind: FactorKind,
     pub status: FactorStatus,
     pub created_at: UnixTime,
+    /// A pending phone that will replace this factor once its number is verified (SPEC §4:
+    /// changing the number; the old one keeps working until then).
+    pub replaces: Option<String>,
 }
 
 #[async_trait]
@@ -464,6 +467,82 @@ pub trait DeliveryStore: Send + Sync {
     ) -> Result<Vec<DeliveryRecord>, StoreError>;
 }
 
+/// One recovery code: found by a keyed tag (HMAC under the KMS code key, so a table dump does
+/// not give an offline oracle), verified against a salted argon2id hash (ASVS 6.5.2: codes
+/// under 112 bits of entropy get a slow salted hash), used once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecoveryCodeRecord {
+    pub user_id: UserId,
+    pub tag: String,
+    pub hash: String,
+    pub created_at: UnixTime,
+    pub used_at: Option<UnixTime>,
+}
+
+#[async_trait]
+pub trait RecoveryStore: Send + Sync {
+    /// Replaces the user's whole set in one transaction: the old codes stop working at once.
+    async fn replace_recovery_codes(
+        &self,
+        user_id: &UserId,
+        codes: &[RecoveryCodeRecord],
+    ) -> Result<(), StoreError>;
+    async fn get_recovery_code(
+        &self,
+        user_id: &UserId,
+        tag: &str,
+    ) -> Result<Option<RecoveryCodeRecord>, StoreError>;
+    /// Marks a code used, once: `true` for the one caller that won.
+    async fn use_recovery_code(
+        &self,
+        user_id: &UserId,
+        tag: &str,
+        now: UnixTime,
+    ) -> Result<bool, StoreError>;
+    /// Unused codes left.
+    async fn remaining_recovery_codes(&self, user_id: &UserId) -> Result<u32, StoreError>;
+}
+
+/// A trusted device: the token's SHA-256, never the token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceRecord {
+    pub user_id: UserId,
+    pub device_id: String,
+    pub token_digest: String,
+    pub name: String,
+    pub created_at: UnixTime,
+    pub last_used_at: UnixTime,
+    pub expires_at: UnixTime,
+}
+
+#[async_trait]
+pub trait DeviceStore: Send + Sync {
+    async fn create_device(&self, device: &DeviceRecord) -> Result<(), StoreError>;
+    /// The device unless missing or expired at `now` (expiry is enforced here, not by TTL).
+    async fn get_device(
+        &self,
+        user_id: &UserId,
+        device_id: &str,
+        now: UnixTime,
+    ) -> Result<Option<DeviceRecord>, StoreError>;
+    /// Unexpired devices, oldest first.
+    async fn list_devices(
+        &self,
+        user_id: &UserId,
+        now: UnixTime,
+    ) -> Result<Vec<DeviceRecord>, StoreError>;
+    async fn touch_device(
+        &self,
+        user_id: &UserId,
+        device_id: &str,
+        now: UnixTime,
+    ) -> Result<(), StoreError>;
+    /// `false` if there was none.
+    async fn delete_device(&self, user_id: &UserId, device_id: &str) -> Result<bool, StoreError>;
+    /// Removes every trusted device of the user; returns how many there were.
+    async fn delete_all_devices(&self, user_id: &UserId) -> Result<u32, StoreError>;
+}
+
 /// The stores a function is given. Each function uses only the ones its IAM policy allows.
 #[derive(Clone)]
 pub struct Stores {
@@ -473,6 +552,8 @@ pub struct Stores {
     pub challenges: Arc<dyn ChallengeStore>,
     pub sessions: Arc<dyn SessionStore>,
     pub deliveries: Arc<dyn DeliveryStore>,
+    pub recovery: Arc<dyn RecoveryStore>,
+    pub devices: Arc<dyn DeviceStore>,
 }
 
 impl Stores {
@@ -485,7 +566,9 @@ impl Stores {
             factors: store.clone(),
             challenges: store.clone(),
             sessions: store.clone(),
-            deliveries: store,
+            deliveries: store.clone(),
+            recovery: store.clone(),
+            devices: store,
         }
     }
 
@@ -498,7 +581,9 @@ impl Stores {
             factors: store.clone(),
             challenges: store.clone(),
             sessions: store.clone(),
-            deliveries: store,
+            deliveries: store.clone(),
+            recovery: store.clone(),
+            devices: store,
         }
     }
 }

@@ -123,6 +123,7 @@ pub async fn add_phone(deps: &Deps, user: &portcullis::identity::UserId, e164: &
             },
             status: FactorStatus::Active,
             created_at: T0,
+            replaces: None,
         })
         .await
         .unwrap();

@@ -174,6 +174,7 @@ async fn user_with_factors(deps: &Deps, id: &str) -> (UserId, TotpSecret) {
             },
             status: FactorStatus::Active,
             created_at: deps.clock.now(),
+            replaces: None,
         })
         .await
         .unwrap();
@@ -197,6 +198,7 @@ async fn user_with_factors(deps: &Deps, id: &str) -> (UserId, TotpSecret) {
             },
             status: FactorStatus::Active,
             created_at: deps.clock.now(),
+            replaces: None,
         })
         .await
         .unwrap();
@@ -236,7 +238,7 @@ async fn sms_flow(
     let v = codes::check_code(deps, &c, "sms", &SecretString::new(code), None)
         .await
         .unwrap();
-    let signed = complete_sign_in(deps, &v).await.unwrap();
+    let signed = complete_sign_in(deps, &v, None).await.unwrap();
     (send, t.elapsed().as_secs_f64() * 1000.0, signed.tokens)
 }
 
@@ -372,7 +374,7 @@ async fn emulator(n: u32) {
     )
     .await
     .unwrap();
-    let signed = complete_sign_in(&deps, &v).await.unwrap();
+    let signed = complete_sign_in(&deps, &v, None).await.unwrap();
     report_calls("verify a TOTP code + open the session", &deps);
     deps.calls.reset();
     tokens::refresh(

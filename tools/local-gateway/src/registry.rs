@@ -44,5 +44,19 @@ pub fn handlers() -> BTreeMap<&'static str, (Handler, &'static [&'static str])> 
                 portcullis_tokens::ROUTES,
             ),
         ),
+        (
+            "RecoveryCodesFunction",
+            (
+                portcullis_recovery_codes::handle as Handler,
+                portcullis_recovery_codes::ROUTES,
+            ),
+        ),
+        (
+            "DevicesFunction",
+            (
+                portcullis_devices::handle as Handler,
+                portcullis_devices::ROUTES,
+            ),
+        ),
     ])
 }

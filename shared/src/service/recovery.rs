@@ -1,0 +1,233 @@
+//! Recovery codes (SPEC §4): 10 per set, 80 bits each (16 Crockford base32 characters shown as
+//! `XXXX-XXXX-XXXX-XXXX`), shown once. Stored as a salted argon2id hash (ASVS 6.5.2: under 112
+//! bits needs a slow salted hash) and found by a keyed tag (HMAC under the KMS code key), so a
+//! redemption costs one argon2 verification, not ten. Each code is single use by a conditional
+//! write; regenerating replaces the whole set in one transaction.
+
+use rand::Rng as _;
+use serde::{Deserialize, Serialize};
+
+use crate::crypto::{PasswordCheck, SecretString};
+use crate::deps::Deps;
+use crate::error::ApiError;
+use crate::identity::UserId;
+use crate::service::alerts::{self, Alert};
+use crate::service::codes::Verified;
+use crate::storage::{AttemptSlot, ChallengeRecord, RecoveryCodeRecord};
+
+/// Crockford's base32: no I, L, O or U, so codes read aloud or copied by hand survive.
+const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+const CODE_CHARS: usize = 16;
+
+fn generate_code() -> String {
+    let mut rng = rand::rng();
+    (0..CODE_CHARS)
+        .map(|_| ALPHABET[rng.random_range(0..32)] as char)
+        .collect()
+}
+
+fn display(code: &str) -> String {
+    code.as_bytes()
+        .chunks(4)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
+/// A code as typed: case-insensitive, hyphens and spaces ignored, I/L read as 1 and O as 0.
+pub fn normalise(input: &str) -> Result<String, ApiError> {
+    let code: String = input
+        .chars()
+        .filter(|c| !matches!(c, '-' | ' '))
+        .map(|c| match c.to_ascii_uppercase() {
+            'I' | 'L' => '1',
+            'O' => '0',
+            other => other,
+        })
+        .collect();
+    if code.len() != CODE_CHARS || !code.bytes().all(|b| ALPHABET.contains(&b)) {
+        return Err(ApiError::validation(
+            "code must be a recovery code like XXXX-XXXX-XXXX-XXXX.",
+        ));
+    }
+    Ok(code)
+}
+
+async fn tag(deps: &Deps, user_id: &UserId, code: &str) -> Result<String, ApiError> {
+    let mac = deps
+        .mac
+        .mac(format!("portcullis-recovery-v1\u{0}{user_id}\u{0}{code}").as_bytes())
+        .await?;
+    Ok(mac.iter().take(16).map(|b| format!("{b:02x}")).collect())
+}
+
+/// Issues a new set (revoking the old one) and returns the codes, to be shown once.
+pub async fn issue(deps: &Deps, user_id: &UserId) -> Result<Vec<String>, ApiError> {
+    let count = deps.settings.recovery_code_count as usize;
+    let codes: Vec<String> = (0..count).map(|_| generate_code()).collect();
+    let hasher = deps.hasher.clone();
+    let to_hash = codes.clone();
+    let hashes = tokio::task::spawn_blocking(move || {
+        to_hash
+            .iter()
+            .map(|c| hasher.hash(c.as_bytes()))
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .await
+    .map_err(|_| ApiError::ServiceUnavailable)?
+    .map_err(|err| {
+        tracing::error!(error = %err, "hashing recovery codes failed");
+        ApiError::ServiceUnavailable
+    })?;
+    let now = deps.clock.now();
+    let mut records = Vec::with_capacity(count);
+    for (code, hash) in codes.iter().zip(hashes) {
+        records.push(RecoveryCodeRecord {
+            user_id: user_id.clone(),
+            tag: tag(deps, user_id, code).await?,
+            hash,
+            created_at: now,
+            used_at: None,
+        });
+    }
+    deps.stores
+        .recovery
+        .replace_recovery_codes(user_id, &records)
+        .await?;
+    tracing::info!(
+        event = "recovery_codes_issued",
+        count,
+        "recovery codes issued"
+    );
+    Ok(codes.iter().map(|c| display(c)).collect())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedeemRequest {
+    pub code: SecretString,
+    #[serde(default)]
+    pub trust_device: Option<bool>,
+    #[serde(default)]
+    pub device_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct RecoveryCodes {
+    pub recovery_codes: Vec<String>,
+}
+
+/// Redeems a recovery code for a challenge: counted as a try (like any code), verified, used
+/// once, the challenge completed. Returns the proof and how many codes remain; alerts the user.
+pub async fn redeem(
+    deps: &Deps,
+    challenge: &ChallengeRecord,
+    code: &SecretString,
+) -> Result<(Verified, u32), ApiError> {
+    let code = normalise(code.expose())?;
+    let now = deps.clock.now();
+    let max = deps.settings.max_code_tries;
+    let current = match deps
+        .stores
+        .challenges
+        .reserve_attempt(&challenge.id_digest, now, max)
+        .await?
+    {
+        AttemptSlot::Reserved(c) => *c,
+        AttemptSlot::Gone => return Err(ApiError::ChallengeExpired),
+        AttemptSlot::Exhausted => {
+            deps.stores
+                .challenges
+                .delete_challenge(&challenge.id_digest)
+                .await?;
+            return Err(ApiError::ChallengeExpired);
+        }
+    };
+    let user_id = &challenge.user_id;
+    let tag = tag(deps, user_id, &code).await?;
+    let record = deps
+        .stores
+        .recovery
+        .get_recovery_code(user_id, &tag)
+        .await?;
+    let hasher = deps.hasher.clone();
+    let stored = record
+        .as_ref()
+        .filter(|r| r.used_at.is_none())
+        .map(|r| r.hash.clone());
+    let secret = SecretString::new(code);
+    let check = tokio::task::spawn_blocking(move || match stored {
+        Some(hash) => hasher.verify(&hash, secret.expose().as_bytes()),
+        None => hasher.verify_dummy(secret.expose().as_bytes()),
+    })
+    .await
+    .map_err(|_| ApiError::ServiceUnavailable)?;
+    let won = matches!(check, PasswordCheck::Match { .. })
+        && deps
+            .stores
+            .recovery
+            .use_recovery_code(user_id, &tag, now)
+            .await?
+        && deps
+            .stores
+            .challenges
+            .complete_challenge(&challenge.id_digest, now, None)
+            .await?;
+    if !won {
+        if current.attempts >= max {
+            deps.stores
+                .challenges
+                .delete_challenge(&challenge.id_digest)
+                .await?;
+            return Err(ApiError::ChallengeExpired);
+        }
+        return Err(ApiError::CodeInvalid);
+    }
+    let remaining = deps
+        .stores
+        .recovery
+        .remaining_recovery_codes(user_id)
+        .await?;
+    tracing::warn!(
+        event = "recovery_code_used",
+        remaining,
+        "recovery code used"
+    );
+    alerts::alert(deps, user_id, Alert::RecoveryCodeUsed { remaining }).await;
+    Ok((
+        Verified {
+            factor_id: "recovery_code".into(),
+            method: "recovery_code".into(),
+            challenge: current,
+        },
+        remaining,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_have_80_bits_and_read_back_leniently() {
+        let code = generate_code();
+        assert_eq!(code.len(), 16);
+        const { assert!(CODE_CHARS * 5 >= 64, "at least 64 bits") };
+        let shown = display(&code);
+        assert_eq!(shown.len(), 19);
+        assert_eq!(normalise(&shown.to_lowercase()).unwrap(), code);
+        assert_eq!(
+            normalise("ABCD-EFGH-JKMN-PQRS").unwrap(),
+            "ABCDEFGHJKMNPQRS"
+        );
+        assert_eq!(
+            normalise("oooo-iiii-llll-0000").unwrap(),
+            "0000111111110000"
+        );
+        assert!(normalise("ABCD-EFGH-JKMN-PQR").is_err());
+        assert!(
+            normalise("ABCD-EFGH-JKMN-PQRU").is_err(),
+            "U is not in the alphabet"
+        );
+    }
+}

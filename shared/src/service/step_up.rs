@@ -1,0 +1,150 @@
+//! Step-up (SPEC §5): a fresh code inside a signed-in session. The session's `auth_time`,
+//! `amr` and `acr` are updated and a new access token is issued; for 5 minutes it counts as
+//! elevated. Required, even on a trusted device, to change the password or phone number, add
+//! or remove a factor, and regenerate recovery codes. Other services demand it the same way:
+//! `acr == "urn:portcullis:acr:mfa" && now - auth_time < 300` on the verified access token.
+
+use serde::{Deserialize, Serialize};
+
+use crate::crypto::jwt::ACR_MFA;
+use crate::crypto::random_token;
+use crate::deps::Deps;
+use crate::error::ApiError;
+use crate::service::codes::{self, SendCodeRequest, Verified};
+use crate::service::tokens::{self, Caller};
+use crate::storage::{ChallengePurpose, ChallengeRecord, ChallengeStatus};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepUpRequest {
+    pub method: String,
+    #[serde(default)]
+    pub factor_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct StepUpStarted {
+    pub challenge_id: String,
+    pub expires_in: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sent_to: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sends_remaining: Option<u32>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Elevated {
+    pub status: &'static str,
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recovery_codes_remaining: Option<u32>,
+}
+
+/// Opens a step-up challenge for the caller's session; sends the code for text, voice, email.
+pub async fn start(
+    deps: &Deps,
+    caller: &Caller,
+    request: StepUpRequest,
+) -> Result<StepUpStarted, ApiError> {
+    if !matches!(
+        request.method.as_str(),
+        "sms" | "voice" | "email" | "totp" | "recovery_code"
+    ) {
+        return Err(ApiError::validation(
+            "method must be one of sms, voice, email, totp, recovery_code.",
+        ));
+    }
+    let now = deps.clock.now();
+    let challenge_id = random_token();
+    let record = ChallengeRecord {
+        id_digest: crate::crypto::token_digest(&challenge_id),
+        user_id: caller.user_id.clone(),
+        purpose: ChallengePurpose::StepUp,
+        status: ChallengeStatus::MfaRequired,
+        created_at: now,
+        expires_at: now.plus_secs(deps.settings.challenge_ttl_secs),
+        sends: 0,
+        attempts: 0,
+        password_change_required: false,
+        code: None,
+        completed_at: None,
+        factor_id: None,
+        session_id: Some(caller.claims.sid.clone()),
+    };
+    deps.stores.challenges.create_challenge(&record).await?;
+    let mut started = StepUpStarted {
+        challenge_id,
+        expires_in: deps.settings.challenge_ttl_secs,
+        sent_to: None,
+        sends_remaining: None,
+    };
+    if matches!(request.method.as_str(), "sms" | "voice" | "email") {
+        let sent = codes::send_code(
+            deps,
+            &record,
+            &SendCodeRequest {
+                method: request.method,
+                factor_id: request.factor_id,
+            },
+        )
+        .await?;
+        started.sent_to = Some(sent.sent_to);
+        started.sends_remaining = Some(sent.sends_remaining);
+    }
+    Ok(started)
+}
+
+/// The caller's own open step-up challenge (another user's, or another session's, is expired
+/// as far as this caller can tell).
+pub async fn challenge_of(
+    deps: &Deps,
+    caller: &Caller,
+    challenge_id: &str,
+) -> Result<ChallengeRecord, ApiError> {
+    let challenge = codes::open_challenge(deps, challenge_id).await?;
+    if challenge.purpose != ChallengePurpose::StepUp
+        || challenge.user_id != caller.user_id
+        || challenge.session_id.as_deref() != Some(caller.claims.sid.as_str())
+    {
+        return Err(ApiError::ChallengeExpired);
+    }
+    Ok(challenge)
+}
+
+/// Records the fresh proof on the session and issues an elevated access token.
+pub async fn elevate(
+    deps: &Deps,
+    caller: &Caller,
+    verified: &Verified,
+) -> Result<Elevated, ApiError> {
+    let now = deps.clock.now();
+    let mut amr = verified.amr();
+    amr.retain(|m| m != "pwd");
+    deps.stores
+        .sessions
+        .elevate_session(&caller.user_id, &caller.claims.sid, now, &amr, ACR_MFA)
+        .await
+        .map_err(|_| ApiError::Unauthorized)?;
+    let session = deps
+        .stores
+        .sessions
+        .get_session(&caller.user_id, &caller.claims.sid)
+        .await?
+        .filter(|s| !s.revoked)
+        .ok_or(ApiError::Unauthorized)?;
+    let access_token = tokens::access_token(deps, &session, &caller.claims.roles, now).await?;
+    tracing::info!(
+        event = "step_up_completed",
+        method = verified.method.as_str(),
+        "session elevated"
+    );
+    Ok(Elevated {
+        status: "elevated",
+        access_token,
+        token_type: "Bearer",
+        expires_in: deps.settings.access_token_secs,
+        recovery_codes_remaining: None,
+    })
+}
