@@ -1,0 +1,452 @@
+//! Recovery codes, trusted devices and step-up (SPEC §4, §5) on both storage adapters.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::*;
+use portcullis::crypto::SecretString;
+use portcullis::crypto::jwt::{ACR_MFA, ACR_TRUSTED_DEVICE};
+use portcullis::edge::RequestMeta;
+use portcullis::error::ApiError;
+use portcullis::identity::UserId;
+use portcullis::notifier::RecordingNotifier;
+use portcullis::service::codes::{self, SendCodeRequest};
+use portcullis::service::complete::{TrustRequest, complete_sign_in};
+use portcullis::service::factors::{self, ChangePhoneRequest, Enroller, VerifyFactorRequest};
+use portcullis::service::sign_in::{SignInRequest, sign_in};
+use portcullis::service::step_up::{self, StepUpRequest};
+use portcullis::service::tokens::{self, Caller};
+use portcullis::service::{devices, recovery};
+use portcullis::{Clock, Deps};
+
+fn sms() -> SendCodeRequest {
+    SendCodeRequest {
+        method: "sms".into(),
+        factor_id: None,
+    }
+}
+
+/// Password + SMS sign-in; optionally trusting the device. Returns (caller, device token).
+async fn sms_sign_in(
+    deps: &Deps,
+    user: &UserId,
+    outbox: &RecordingNotifier,
+    trust: bool,
+) -> (Caller, Option<String>) {
+    let c = codes::open_challenge(deps, &password_step(deps, user).await)
+        .await
+        .unwrap();
+    codes::send_code(deps, &c, &sms()).await.unwrap();
+    let v = codes::check_code(deps, &c, "sms", &SecretString::new(last_code(outbox)), None)
+        .await
+        .unwrap();
+    let trust = trust.then(|| TrustRequest {
+        device_name: None,
+        user_agent: Some(portcullis_ua()),
+    });
+    let signed = complete_sign_in(deps, &v, trust).await.unwrap();
+    let caller = tokens::authenticate(
+        deps,
+        Some(&format!("Bearer {}", signed.tokens.access_token)),
+    )
+    .await
+    .unwrap();
+    (caller, signed.device_token)
+}
+
+fn portcullis_ua() -> String {
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36".into()
+}
+
+async fn sign_in_with_device(
+    deps: &Deps,
+    user: &UserId,
+    token: Option<&str>,
+) -> portcullis::service::sign_in::SignInAnswer {
+    let meta = RequestMeta {
+        device_token: token.map(|t| SecretString::new(t.into())),
+        ..RequestMeta::default()
+    };
+    let request = SignInRequest {
+        user_id: user.to_string(),
+        password: SecretString::new(PASSWORD.into()),
+    };
+    sign_in(deps, request, &meta).await.unwrap()
+}
+
+#[tokio::test]
+async fn a_user_who_lost_their_phone_signs_in_with_a_recovery_code_once() {
+    for (name, deps, _clock, outbox) in all_deps_with_outbox().await {
+        let user = create_user(&deps, &unique("lost")).await;
+        add_phone(&deps, &user, "+12025550143").await;
+        let set = recovery::issue(&deps, &user).await.unwrap();
+        assert_eq!(set.len(), 10, "{name}");
+        assert!(
+            set.iter()
+                .all(|c| c.len() == 19 && c.matches('-').count() == 3),
+            "{set:?}"
+        );
+        assert_eq!(
+            deps.stores
+                .recovery
+                .remaining_recovery_codes(&user)
+                .await
+                .unwrap(),
+            10
+        );
+
+        let answer = sign_in_with_device(&deps, &user, None).await;
+        assert!(
+            answer
+                .methods
+                .as_ref()
+                .unwrap()
+                .iter()
+                .any(|m| m.method == "recovery_code"),
+            "{name}"
+        );
+        let c = codes::open_challenge(&deps, answer.challenge_id.as_ref().unwrap())
+            .await
+            .unwrap();
+        let typed = SecretString::new(set[3].to_lowercase().replace('-', " "));
+        let (verified, remaining) = recovery::redeem(&deps, &c, &typed).await.unwrap();
+        assert_eq!(remaining, 9, "{name}");
+        let signed = complete_sign_in(&deps, &verified, None).await.unwrap();
+        assert_eq!(signed.status, "signed_in");
+        let alert = outbox.sent().last().cloned().unwrap();
+        assert_eq!(alert.purpose, "alert_recovery_code_used");
+        assert!(alert.text.contains("9 remain"), "{}", alert.text);
+
+        // single use
+        let c2 = codes::open_challenge(&deps, &password_step(&deps, &user).await)
+            .await
+            .unwrap();
+        assert_eq!(
+            recovery::redeem(&deps, &c2, &SecretString::new(set[3].clone()))
+                .await
+                .unwrap_err(),
+            ApiError::CodeInvalid,
+            "{name}"
+        );
+        // a wrong code counts as a try, like any code
+        for _ in 0..3 {
+            assert_eq!(
+                recovery::redeem(&deps, &c2, &SecretString::new("AAAA-AAAA-AAAA-AAAA".into()))
+                    .await
+                    .unwrap_err(),
+                ApiError::CodeInvalid
+            );
+        }
+        assert_eq!(
+            recovery::redeem(&deps, &c2, &SecretString::new("AAAA-AAAA-AAAA-AAAA".into()))
+                .await
+                .unwrap_err(),
+            ApiError::ChallengeExpired,
+            "{name}: 5th try ends it"
+        );
+        assert_eq!(
+            recovery::redeem(&deps, &c2, &SecretString::new("not a code".into()))
+                .await
+                .unwrap_err()
+                .status(),
+            400
+        );
+    }
+}
+
+#[tokio::test]
+async fn concurrent_redemption_of_one_code_succeeds_once() {
+    for (name, deps, _clock, _outbox) in all_deps_with_outbox().await {
+        let user = create_user(&deps, &unique("twice")).await;
+        add_phone(&deps, &user, "+12025550143").await;
+        let set = recovery::issue(&deps, &user).await.unwrap();
+        let mut tasks = Vec::new();
+        for _ in 0..6 {
+            let deps = deps.clone();
+            let user = user.clone();
+            let code = set[0].clone();
+            tasks.push(tokio::spawn(async move {
+                let c = codes::open_challenge(&deps, &password_step(&deps, &user).await)
+                    .await
+                    .unwrap();
+                recovery::redeem(&deps, &c, &SecretString::new(code)).await
+            }));
+        }
+        let mut wins = 0;
+        for t in tasks {
+            if t.await.unwrap().is_ok() {
+                wins += 1;
+            }
+        }
+        assert_eq!(wins, 1, "{name}");
+        assert_eq!(
+            deps.stores
+                .recovery
+                .remaining_recovery_codes(&user)
+                .await
+                .unwrap(),
+            9
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_trusted_device_skips_mfa_until_removed_or_180_days_pass() {
+    for (name, deps, clock, outbox) in all_deps_with_outbox().await {
+        let user = create_user(&deps, &unique("trusting")).await;
+        add_phone(&deps, &user, "+12025550143").await;
+        let (_, token) = sms_sign_in(&deps, &user, &outbox, true).await;
+        let token = token.unwrap();
+        assert!(
+            outbox
+                .sent()
+                .iter()
+                .any(|m| m.purpose == "alert_new_device" && m.text.contains("Chrome on Windows")),
+            "{name}: alerted"
+        );
+        let listed = devices::list(&deps, &user).await.unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].name, "Chrome on Windows");
+        assert_eq!(listed[0].expires_at - listed[0].created_at, 180 * 86_400);
+
+        let skipped = sign_in_with_device(&deps, &user, Some(&token)).await;
+        assert_eq!(skipped.status, "signed_in", "{name}");
+        let tokens = skipped.tokens.unwrap();
+        let caller = tokens::authenticate(&deps, Some(&format!("Bearer {}", tokens.access_token)))
+            .await
+            .unwrap();
+        assert_eq!(caller.claims.acr, ACR_TRUSTED_DEVICE);
+        assert!(
+            !caller.is_elevated(&deps),
+            "{name}: skipping MFA is not a step-up"
+        );
+
+        // another user's password with this token: MFA as usual (the token is bound to the user)
+        let other = create_user(&deps, &unique("other")).await;
+        add_phone(&deps, &other, "+12025550144").await;
+        assert_eq!(
+            sign_in_with_device(&deps, &other, Some(&token))
+                .await
+                .status,
+            "mfa_required",
+            "{name}"
+        );
+        // a tampered token: MFA
+        let tampered = format!("{}x", token);
+        assert_eq!(
+            sign_in_with_device(&deps, &user, Some(&tampered))
+                .await
+                .status,
+            "mfa_required"
+        );
+
+        // expiry is enforced on read
+        clock.advance_secs(180 * 86_400);
+        assert_eq!(
+            sign_in_with_device(&deps, &user, Some(&token)).await.status,
+            "mfa_required",
+            "{name}: expired"
+        );
+        clock.set(T0);
+        // removal takes effect on the next sign-in
+        devices::remove(&deps, &user, &listed[0].device_id)
+            .await
+            .unwrap();
+        assert_eq!(
+            sign_in_with_device(&deps, &user, Some(&token)).await.status,
+            "mfa_required",
+            "{name}: removed"
+        );
+    }
+}
+
+#[tokio::test]
+async fn admins_never_skip_mfa_on_a_trusted_device() {
+    for (name, deps, _clock, outbox) in all_deps_with_outbox().await {
+        let user = create_user(&deps, &unique("admin")).await;
+        let mut record = deps.stores.users.get_user(&user).await.unwrap().unwrap();
+        record.roles = vec!["admin".into()];
+        let admin = UserId::parse(&unique("admin2")).unwrap();
+        record.user_id = admin.clone();
+        deps.stores.users.create_user(&record).await.unwrap();
+        add_phone(&deps, &admin, "+12025550145").await;
+        let (_, token) = sms_sign_in(&deps, &admin, &outbox, true).await;
+        assert_eq!(
+            sign_in_with_device(&deps, &admin, token.as_deref())
+                .await
+                .status,
+            "mfa_required",
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_sensitive_action_needs_a_fresh_code_even_on_a_trusted_device() {
+    for (name, deps, clock, outbox) in all_deps_with_outbox().await {
+        let user = create_user(&deps, &unique("sensitive")).await;
+        let factor = add_phone(&deps, &user, "+12025550143").await;
+        let (_, token) = sms_sign_in(&deps, &user, &outbox, true).await;
+        let skipped = sign_in_with_device(&deps, &user, token.as_deref())
+            .await
+            .tokens
+            .unwrap();
+        let caller = tokens::authenticate(&deps, Some(&format!("Bearer {}", skipped.access_token)))
+            .await
+            .unwrap();
+        let phone = || ChangePhoneRequest {
+            phone: "+12125551234".into(),
+        };
+        assert_eq!(
+            factors::remove(&deps, &caller, &factor).await.unwrap_err(),
+            ApiError::StepUpRequired,
+            "{name}"
+        );
+        assert_eq!(
+            factors::change_phone(&deps, &caller, &factor, phone())
+                .await
+                .unwrap_err(),
+            ApiError::StepUpRequired
+        );
+        assert_eq!(
+            factors::enrol_totp(&deps, Enroller::Session(&caller))
+                .await
+                .unwrap_err(),
+            ApiError::StepUpRequired
+        );
+        assert_eq!(
+            caller.require_step_up(&deps).unwrap_err(),
+            ApiError::StepUpRequired,
+            "{name}: recovery-code regeneration and password change use this check"
+        );
+
+        // step-up by SMS
+        let started = step_up::start(
+            &deps,
+            &caller,
+            StepUpRequest {
+                method: "sms".into(),
+                factor_id: None,
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(started.sent_to.as_deref(), Some("***-***-0143"));
+        assert!(
+            outbox
+                .sent()
+                .last()
+                .unwrap()
+                .text
+                .contains("confirm a sensitive change"),
+            "{name}: purpose named"
+        );
+        let challenge = step_up::challenge_of(&deps, &caller, &started.challenge_id)
+            .await
+            .unwrap();
+        let v = codes::check_code(
+            &deps,
+            &challenge,
+            "sms",
+            &SecretString::new(last_code(&outbox)),
+            None,
+        )
+        .await
+        .unwrap();
+        let elevated = step_up::elevate(&deps, &caller, &v).await.unwrap();
+        let elevated_caller =
+            tokens::authenticate(&deps, Some(&format!("Bearer {}", elevated.access_token)))
+                .await
+                .unwrap();
+        assert_eq!(elevated_caller.claims.acr, ACR_MFA);
+        assert_eq!(elevated_caller.claims.auth_time, clock.now().secs());
+        assert_eq!(
+            elevated_caller.claims.sid, caller.claims.sid,
+            "{name}: same session"
+        );
+
+        // the phone change: pending; old number keeps working; new number replaces it on proof
+        let pending = factors::change_phone(&deps, &elevated_caller, &factor, phone())
+            .await
+            .unwrap();
+        assert_eq!(pending.sent_to, "***-***-1234");
+        let new_code = last_code(&outbox);
+        let still = codes::open_challenge(&deps, &password_step(&deps, &user).await)
+            .await
+            .unwrap();
+        codes::send_code(
+            &deps,
+            &still,
+            &SendCodeRequest {
+                method: "sms".into(),
+                factor_id: Some(factor.clone()),
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            outbox.sent().last().unwrap().to,
+            "+12025550143",
+            "{name}: old number until the new one is proven"
+        );
+        let proven = factors::verify_factor(
+            &deps,
+            Enroller::Session(&elevated_caller),
+            &pending.factor_id,
+            &VerifyFactorRequest {
+                code: SecretString::new(new_code),
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            proven.factor.status,
+            portcullis::storage::FactorStatus::Active
+        );
+        assert!(
+            deps.stores
+                .factors
+                .get_factor(&user, &factor)
+                .await
+                .unwrap()
+                .is_none(),
+            "{name}: old factor replaced"
+        );
+        assert!(
+            outbox
+                .sent()
+                .iter()
+                .any(|m| m.purpose == "alert_phone_changed")
+        );
+
+        // elevation lasts 5 minutes
+        clock.advance_secs(300);
+        assert!(!elevated_caller.is_elevated(&deps), "{name}");
+        assert_eq!(
+            factors::remove(&deps, &elevated_caller, &pending.factor_id)
+                .await
+                .unwrap_err(),
+            ApiError::StepUpRequired
+        );
+
+        // a step-up challenge belongs to its session
+        let (other_session, _) = sms_sign_in(&deps, &user, &outbox, false).await;
+        let started = step_up::start(
+            &deps,
+            &caller,
+            StepUpRequest {
+                method: "totp".into(),
+                factor_id: None,
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            step_up::challenge_of(&deps, &other_session, &started.challenge_id)
+                .await
+                .unwrap_err(),
+            ApiError::ChallengeExpired,
+            "{name}"
+        );
+    }
+}
