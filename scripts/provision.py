@@ -2,106 +2,258 @@
 """Create the resources of infra/template.yaml on an AWS emulator (moto or LocalStack).
 
 The template is the only list of resources: this script reads it and creates each resource
-through the service APIs (moto's CloudFormation ignores TTL specifications and key specs, see
-../shared/EMULATOR.md), then writes the functions' environment (Globals.Function.Environment,
-resolved) to an env file the local endpoint, the CLI and the tests source.
+through the service APIs, then writes the functions' environment (Globals.Function.Environment
+merged with each function's own Environment, resolved) to an env file that the local endpoint,
+the operator CLI and the tests source with `set -a; . FILE; set +a`.
 
-    python scripts/provision.py --template infra/template.yaml \
-        --endpoint http://127.0.0.1:4566 --region us-east-1 --stage local \
+Why not deploy the template to the emulator's CloudFormation: moto's CloudFormation ignores
+TimeToLiveSpecification and KeySpec/KeyUsage (HMAC and ECC keys come out symmetric), fails
+DescribeKey when a KeyPolicy is a YAML mapping, and drops SAM functions (see EMULATOR.md).
+
+    python scripts/provision.py --template infra/template.yaml \\
+        --endpoint http://127.0.0.1:4566 --region us-east-1 --stage local \\
         --env-out .local/portcullis.env
 
-Idempotent: re-running against the same emulator reuses what exists.
+(LocalStack's init hook, localstack/init/ready.d/10-provision.sh, runs the same command inside
+the container with --env-endpoint http://127.0.0.1:4566 so the file works on the host.)
+
+What is created (local names `portcullis-<stage>-<LogicalId>` unless the template names it):
+  AWS::DynamoDB::Table      CreateTable (keys, attributes, billing mode, indexes) + UpdateTimeToLive
+  AWS::KMS::Key             CreateKey with its KeySpec/KeyUsage (no key policy; tagged with the
+                            logical id so a re-run finds it)
+  AWS::KMS::Alias           CreateAlias (UpdateAlias if it points elsewhere)
+  AWS::SNS::Topic           CreateTopic
+  AWS::SES::EmailIdentity   VerifyEmailIdentity (emulators verify at once)
+Every other type (functions, the HTTP API, log groups, alarms, ...) is skipped with a note on
+stderr: the local endpoint serves the functions, and the rest has no local use.
+
+Idempotent: re-running against the same emulator reuses what exists. Exits non-zero with a
+one-line message on any failure.
 """
 
 import argparse
+import os
+import re
 import sys
+import tempfile
 
-import boto3
-import yaml
+try:
+    import boto3
+    import botocore.config
+    import botocore.exceptions
+    import yaml
+except ImportError as err:  # pragma: no cover - depends on the interpreter
+    sys.exit(f"provision.py: {err.name} is missing (pip install boto3 pyyaml)")
+
+LOCAL_CREDENTIALS = {"aws_access_key_id": "test", "aws_secret_access_key": "test"}
+KEY_TAG = "portcullis:logical-id"
+
+
+class ProvisionError(Exception):
+    """A failure with a message fit for the user."""
+
+
+# ---- template loading ----------------------------------------------------------------------
 
 
 class CfnLoader(yaml.SafeLoader):
-    """A YAML loader that keeps CloudFormation short tags as {'!Tag': value}."""
+    """SafeLoader that turns CloudFormation short tags into their long forms:
+    `!Ref X` -> {"Ref": "X"}, `!GetAtt A.B` -> {"Fn::GetAtt": ["A", "B"]},
+    `!Sub ...` -> {"Fn::Sub": ...}, `!Condition C` -> {"Condition": "C"}, and so on."""
 
 
-def _tag(loader, suffix, node):
+def _short_tag(loader, suffix, node):
     if isinstance(node, yaml.ScalarNode):
         value = loader.construct_scalar(node)
     elif isinstance(node, yaml.SequenceNode):
         value = loader.construct_sequence(node, deep=True)
     else:
         value = loader.construct_mapping(node, deep=True)
-    return {"!" + suffix: value}
+    if suffix == "Ref":
+        return {"Ref": value}
+    if suffix == "Condition":
+        return {"Condition": value}
+    if suffix == "GetAtt" and isinstance(value, str):
+        value = value.split(".", 1)
+    return {"Fn::" + suffix: value}
 
 
-CfnLoader.add_multi_constructor("!", _tag)
+CfnLoader.add_multi_constructor("!", _short_tag)
 
 
-def fail(message):
-    sys.exit(f"provision.py: {message}")
+def load_template(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            template = yaml.load(f, Loader=CfnLoader)  # noqa: S506 - a SafeLoader subclass
+    except OSError as err:
+        raise ProvisionError(f"cannot read the template {path}: {err.strerror}") from err
+    except yaml.YAMLError as err:
+        raise ProvisionError(f"{path} is not valid YAML: {err}") from err
+    if not isinstance(template, dict) or not isinstance(template.get("Resources"), dict):
+        raise ProvisionError(f"{path} has no Resources section")
+    return template
+
+
+# ---- provisioning --------------------------------------------------------------------------
+
+
+class Unresolvable(Exception):
+    """An intrinsic function that has no local value (e.g. !GetAtt of a skipped resource)."""
 
 
 class Provisioner:
     def __init__(self, template, endpoint, region, stage):
         self.template = template
         self.stage = stage
-        self.params = {
-            name: spec.get("Default")
-            for name, spec in (template.get("Parameters") or {}).items()
-        }
+        self.region = region
+        self.params = {}
+        for name, spec in (template.get("Parameters") or {}).items():
+            self.params[name] = (spec or {}).get("Default")
         self.params["Stage"] = stage
-        self.resources = template.get("Resources") or {}
-        session = boto3.session.Session(
-            aws_access_key_id="test", aws_secret_access_key="test", region_name=region
+        self.resources = template["Resources"]
+        self.conditions = template.get("Conditions") or {}
+        session = boto3.session.Session(region_name=region, **LOCAL_CREDENTIALS)
+        config = botocore.config.Config(
+            connect_timeout=5, read_timeout=60, retries={"max_attempts": 3, "mode": "standard"}
         )
         self.clients = {
-            svc: session.client(svc, endpoint_url=endpoint)
-            for svc in ("dynamodb", "kms", "sns", "sesv2")
+            svc: session.client(svc, endpoint_url=endpoint, config=config)
+            for svc in ("dynamodb", "kms", "sns", "ses")
         }
-        self.physical = {}  # logical id -> what !Ref resolves to
-        self.region = region
-        self.skipped = []  # functions, API, logs, alarms: served or not needed locally
+        self.physical = {}  # logical id -> what !Ref resolves to (None: not emulated)
+        self.attributes = {}  # logical id -> {attribute: value} for !GetAtt
+        self.in_progress = set()
+        self.skipped = {}  # type -> logical ids: not emulated (served locally or AWS-only)
+        self.account_id = None  # learnt from the first ARN the emulator hands back
 
-    # ---- intrinsic functions (the subset the template uses) ----
+    # ---- intrinsic functions ----
     def resolve(self, value):
-        if isinstance(value, dict) and len(value) == 1:
-            (key, arg), = value.items()
-            if key in ("!Ref", "Ref"):
-                return self.ref(arg)
-            if key in ("!Sub", "Fn::Sub"):
-                text = arg if isinstance(arg, str) else arg[0]
-                for name, val in self.params.items():
-                    text = text.replace("${%s}" % name, str(val))
-                text = text.replace("${AWS::Region}", self.region)
-                text = text.replace("${AWS::AccountId}", "123456789012")
-                text = text.replace("${AWS::Partition}", "aws")
-                return text
-            if key in ("!GetAtt", "Fn::GetAtt"):
-                return None
-        if isinstance(value, (str, int, float)):
+        """The local value of a template expression; Unresolvable if it has none."""
+        if isinstance(value, (str, int, float, bool)):
             return value
-        return None
+        if isinstance(value, list):
+            return [self.resolve(v) for v in value]
+        if not isinstance(value, dict):
+            raise Unresolvable(repr(value))
+        if len(value) != 1:
+            return {k: self.resolve(v) for k, v in value.items()}
+        (fn, arg), = value.items()
+        if fn == "Ref":
+            return self.ref(arg)
+        if fn == "Fn::Sub":
+            return self.sub(arg)
+        if fn == "Fn::GetAtt":
+            logical_id, attribute = arg if isinstance(arg, list) else str(arg).split(".", 1)
+            return self.get_att(logical_id, attribute)
+        if fn == "Fn::If":
+            condition, when_true, when_false = arg
+            return self.resolve(when_true if self.condition(condition) else when_false)
+        if fn == "Fn::Join":
+            separator, items = arg
+            return str(separator).join(str(self.resolve(i)) for i in self.resolve(items))
+        if fn == "Fn::Select":
+            index, items = arg
+            return self.resolve(items)[int(self.resolve(index))]
+        if fn in ("Fn::Equals", "Fn::Not", "Fn::And", "Fn::Or", "Condition"):
+            return self.evaluate(value)
+        if fn.startswith("Fn::"):
+            raise Unresolvable(f"{fn} is not supported locally")
+        return {fn: self.resolve(arg)}
 
     def ref(self, name):
+        pseudo = {
+            "AWS::Region": self.region,
+            "AWS::Partition": "aws",
+            "AWS::URLSuffix": "amazonaws.com",
+            "AWS::StackName": f"portcullis-{self.stage}",
+        }
+        if name in pseudo:
+            return pseudo[name]
+        if name == "AWS::AccountId":
+            return self.account()
         if name in self.params:
             return self.params[name]
-        if name in self.physical:
-            return self.physical[name]
         if name in self.resources:
             self.create(name)
-            return self.physical.get(name)
-        fail(f"!Ref {name}: no such parameter or resource")
+            if self.physical.get(name) is None:
+                raise Unresolvable(f"!Ref {name} ({self.resources[name].get('Type')} is not emulated)")
+            return self.physical[name]
+        raise ProvisionError(f"!Ref {name}: no such parameter or resource in the template")
+
+    def sub(self, arg):
+        text, variables = (arg, {}) if isinstance(arg, str) else (arg[0], arg[1] or {})
+
+        def replace(match):
+            name = match.group(1)
+            if name.startswith("!"):
+                return "${" + name[1:] + "}"  # ${!Literal}
+            if name in variables:
+                return str(self.resolve(variables[name]))
+            if "." in name and name.split(".", 1)[0] in self.resources:
+                return str(self.get_att(*name.split(".", 1)))
+            return str(self.ref(name))
+
+        return re.sub(r"\$\{([^}]+)\}", replace, text)
+
+    def get_att(self, logical_id, attribute):
+        if logical_id not in self.resources:
+            raise ProvisionError(f"!GetAtt {logical_id}.{attribute}: no such resource")
+        self.create(logical_id)
+        value = self.attributes.get(logical_id, {}).get(attribute)
+        if value is None:
+            raise Unresolvable(f"!GetAtt {logical_id}.{attribute} has no local value")
+        return value
+
+    def condition(self, name):
+        if name not in self.conditions:
+            raise ProvisionError(f"condition {name} is not defined in Conditions")
+        return self.evaluate(self.conditions[name])
+
+    def evaluate(self, expr):
+        (fn, arg), = expr.items()
+        if fn == "Condition":
+            return self.condition(arg)
+        if fn == "Fn::Equals":
+            left, right = (str(self.resolve(a)) for a in arg)
+            return left == right
+        if fn == "Fn::Not":
+            return not self.evaluate(arg[0])
+        if fn == "Fn::And":
+            return all(self.evaluate(a) for a in arg)
+        if fn == "Fn::Or":
+            return any(self.evaluate(a) for a in arg)
+        raise Unresolvable(f"{fn} in a condition")
+
+    def account(self):
+        if self.account_id is None:
+            # Nothing has handed back an ARN yet: moto answers 123456789012, LocalStack
+            # 000000000000; CreateTopic is idempotent and cheap, so ask through one.
+            arn = self.clients["sns"].create_topic(Name=self.local_name("account-probe"))["TopicArn"]
+            self.clients["sns"].delete_topic(TopicArn=arn)
+            self.learn_account(arn)
+        return self.account_id
+
+    def learn_account(self, arn):
+        if self.account_id is None and arn and arn.count(":") >= 5:
+            self.account_id = arn.split(":")[4]
 
     def local_name(self, logical_id):
         return f"portcullis-{self.stage}-{logical_id}"
+
+    def name_of(self, logical_id, props, name_property):
+        if props.get(name_property) is not None:
+            return str(self.resolve(props[name_property]))
+        return self.local_name(logical_id)
 
     # ---- resources ----
     def create(self, logical_id):
         if logical_id in self.physical:
             return
-        resource = self.resources[logical_id]
+        if logical_id in self.in_progress:
+            raise ProvisionError(f"{logical_id}: circular reference in the template")
+        self.in_progress.add(logical_id)
+        resource = self.resources[logical_id] or {}
         kind = resource.get("Type")
-        props = resource.get("Properties") or {}
         handler = {
             "AWS::DynamoDB::Table": self.table,
             "AWS::KMS::Key": self.key,
@@ -110,137 +262,252 @@ class Provisioner:
             "AWS::SES::EmailIdentity": self.email_identity,
         }.get(kind)
         if handler is None:
-            self.skipped.append(logical_id)
+            self.skipped.setdefault(kind, []).append(logical_id)
             self.physical[logical_id] = None
-            return
-        self.physical[logical_id] = handler(logical_id, props)
+        else:
+            try:
+                self.physical[logical_id] = handler(logical_id, resource.get("Properties") or {})
+            except Unresolvable as err:
+                raise ProvisionError(f"{logical_id}: {err}") from err
+        self.in_progress.discard(logical_id)
 
     def table(self, logical_id, props):
         ddb = self.clients["dynamodb"]
-        name = props.get("TableName") and self.resolve(props["TableName"]) or self.local_name(logical_id)
-        existing = ddb.list_tables().get("TableNames", [])
-        if name not in existing:
+        name = self.name_of(logical_id, props, "TableName")
+        key_schema = self.resolve(props["KeySchema"])
+        try:
+            existing = ddb.describe_table(TableName=name)["Table"]
+        except ddb.exceptions.ResourceNotFoundException:
+            existing = None
+        if existing is None:
             args = {
                 "TableName": name,
-                "KeySchema": props["KeySchema"],
-                "AttributeDefinitions": props["AttributeDefinitions"],
-                "BillingMode": props.get("BillingMode", "PAY_PER_REQUEST"),
+                "KeySchema": key_schema,
+                "AttributeDefinitions": self.resolve(props["AttributeDefinitions"]),
+                "BillingMode": self.resolve(props.get("BillingMode", "PROVISIONED")),
             }
-            if props.get("GlobalSecondaryIndexes"):
-                args["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
-            ddb.create_table(**args)
-            ddb.get_waiter("table_exists").wait(TableName=name)
-            print(f"  create table {name}")
-        ttl = props.get("TimeToLiveSpecification")
-        if ttl and ttl.get("Enabled"):
+            if args["BillingMode"] == "PROVISIONED":
+                args["ProvisionedThroughput"] = self.resolve(
+                    props.get("ProvisionedThroughput")
+                    or {"ReadCapacityUnits": 5, "WriteCapacityUnits": 5}
+                )
+            for index_kind in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes"):
+                if props.get(index_kind):
+                    args[index_kind] = self.resolve(props[index_kind])
+            existing = ddb.create_table(**args)["TableDescription"]
+            ddb.get_waiter("table_exists").wait(
+                TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60}
+            )
+            print(f"created table  {name} ({logical_id})")
+        else:
+            have = sorted((k["AttributeName"], k["KeyType"]) for k in existing["KeySchema"])
+            want = sorted((k["AttributeName"], k["KeyType"]) for k in key_schema)
+            if have != want:
+                raise ProvisionError(
+                    f"table {name} exists with key schema {have}, the template says {want}; "
+                    "reset the emulator (POST /moto-api/reset) and provision again"
+                )
+            print(f"reused  table  {name} ({logical_id})")
+        self.learn_account(existing.get("TableArn"))
+        self.attributes[logical_id] = {"Arn": existing.get("TableArn")}
+        ttl = self.resolve(props.get("TimeToLiveSpecification") or {})
+        if ttl.get("Enabled") in (True, "true", "True"):
             current = ddb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
-            if current.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
+            if current.get("TimeToLiveStatus") in ("ENABLED", "ENABLING"):
+                if current.get("AttributeName") != ttl["AttributeName"]:
+                    raise ProvisionError(
+                        f"table {name} has TTL on {current.get('AttributeName')!r}, the template "
+                        f"says {ttl['AttributeName']!r}; reset the emulator and provision again"
+                    )
+            else:
                 ddb.update_time_to_live(
                     TableName=name,
                     TimeToLiveSpecification={"AttributeName": ttl["AttributeName"], "Enabled": True},
                 )
-                print(f"  ttl    {name}.{ttl['AttributeName']}")
+                print(f"enabled TTL    {name}.{ttl['AttributeName']}")
         return name
 
     def key(self, logical_id, props):
         kms = self.clients["kms"]
         tag = self.local_name(logical_id)
+        spec = self.resolve(props.get("KeySpec", "SYMMETRIC_DEFAULT"))
+        usage = self.resolve(props.get("KeyUsage", "ENCRYPT_DECRYPT"))
+        found = None
         for page in kms.get_paginator("list_keys").paginate():
             for k in page["Keys"]:
                 tags = kms.list_resource_tags(KeyId=k["KeyId"]).get("Tags", [])
-                if any(t["TagKey"] == "portcullis:logical-id" and t["TagValue"] == tag for t in tags):
-                    return k["KeyId"]
-        key = kms.create_key(
-            Description=str(self.resolve(props.get("Description", "")) or logical_id),
-            KeySpec=props.get("KeySpec", "SYMMETRIC_DEFAULT"),
-            KeyUsage=props.get("KeyUsage", "ENCRYPT_DECRYPT"),
-            Tags=[{"TagKey": "portcullis:logical-id", "TagValue": tag}],
-        )["KeyMetadata"]
-        print(f"  create key   {logical_id} ({key['KeySpec']}, {key['KeyUsage']})")
-        return key["KeyId"]
+                if any(t["TagKey"] == KEY_TAG and t["TagValue"] == tag for t in tags):
+                    meta = kms.describe_key(KeyId=k["KeyId"])["KeyMetadata"]
+                    if (
+                        meta.get("KeyState") == "Enabled"
+                        and meta.get("KeySpec") == spec
+                        and meta.get("KeyUsage") == usage
+                    ):
+                        found = meta
+                        break
+            if found:
+                break
+        if found:
+            print(f"reused  key    {logical_id} {found['KeyId']} ({spec}, {usage})")
+        else:
+            found = kms.create_key(
+                Description=str(self.resolve(props.get("Description") or logical_id)),
+                KeySpec=spec,
+                KeyUsage=usage,
+                Tags=[{"TagKey": KEY_TAG, "TagValue": tag}],
+            )["KeyMetadata"]
+            if found.get("KeySpec") != spec or found.get("KeyUsage") != usage:
+                raise ProvisionError(
+                    f"{logical_id}: the emulator made a {found.get('KeySpec')}/"
+                    f"{found.get('KeyUsage')} key, the template asks {spec}/{usage}"
+                )
+            print(f"created key    {logical_id} {found['KeyId']} ({spec}, {usage})")
+        self.learn_account(found.get("Arn"))
+        self.attributes[logical_id] = {"Arn": found.get("Arn"), "KeyId": found["KeyId"]}
+        return found["KeyId"]
 
     def alias(self, logical_id, props):
         kms = self.clients["kms"]
-        name = self.resolve(props["AliasName"])
-        target = self.resolve(props["TargetKeyId"])
-        aliases = {a["AliasName"]: a.get("TargetKeyId") for a in kms.list_aliases()["Aliases"]}
+        name = str(self.resolve(props["AliasName"]))
+        target = str(self.resolve(props["TargetKeyId"]))
+        aliases = {}
+        for page in kms.get_paginator("list_aliases").paginate():
+            for a in page["Aliases"]:
+                aliases[a["AliasName"]] = a.get("TargetKeyId")
         if name not in aliases:
             kms.create_alias(AliasName=name, TargetKeyId=target)
-            print(f"  create alias {name}")
+            print(f"created alias  {name} -> {target}")
         elif aliases[name] != target:
             kms.update_alias(AliasName=name, TargetKeyId=target)
+            print(f"updated alias  {name} -> {target}")
+        else:
+            print(f"reused  alias  {name} -> {target}")
         return name
 
     def topic(self, logical_id, props):
-        name = props.get("TopicName") and self.resolve(props["TopicName"]) or self.local_name(logical_id)
+        name = self.name_of(logical_id, props, "TopicName")
         arn = self.clients["sns"].create_topic(Name=name)["TopicArn"]  # idempotent by name
-        print(f"  topic  {arn}")
+        self.learn_account(arn)
+        self.attributes[logical_id] = {"TopicArn": arn, "TopicName": name}
+        print(f"ensured topic  {arn} ({logical_id})")
         return arn
 
     def email_identity(self, logical_id, props):
-        identity = self.resolve(props["EmailIdentity"])
-        ses = self.clients["sesv2"]
-        try:
-            ses.create_email_identity(EmailIdentity=identity)
-            print(f"  create email identity {identity}")
-        except ses.exceptions.AlreadyExistsException:
-            pass
+        identity = str(self.resolve(props["EmailIdentity"]))
+        # SES v1 verification is idempotent and shared with SES v2 in moto and LocalStack.
+        if "@" in identity:
+            self.clients["ses"].verify_email_identity(EmailAddress=identity)
+        else:
+            self.clients["ses"].verify_domain_identity(Domain=identity)
+        print(f"verified email identity {identity} ({logical_id})")
         return identity
+
+    # ---- the functions' environment ----
+    def environment(self):
+        """Globals.Function.Environment.Variables, then each function's own Variables over them
+        (as Lambda merges them). Locally one environment serves every function, so two
+        functions giving one variable different values is an error."""
+        globals_env = (
+            ((self.template.get("Globals") or {}).get("Function") or {}).get("Environment") or {}
+        ).get("Variables") or {}
+        env = {name: self.env_value("Globals.Function", name, v) for name, v in globals_env.items()}
+        set_by = {}
+        for logical_id, resource in self.resources.items():
+            if (resource or {}).get("Type") != "AWS::Serverless::Function":
+                continue
+            props = resource.get("Properties") or {}
+            variables = (props.get("Environment") or {}).get("Variables") or {}
+            for name, value in variables.items():
+                resolved = self.env_value(logical_id, name, value)
+                if name in set_by and env[name] != resolved:
+                    raise ProvisionError(
+                        f"environment variable {name} is {env[name]!r} in {set_by[name]} and "
+                        f"{resolved!r} in {logical_id}; the local endpoint shares one environment"
+                    )
+                env[name] = resolved
+                set_by[name] = logical_id
+        return env
+
+    def env_value(self, source, name, value):
+        try:
+            resolved = self.resolve(value)
+        except Unresolvable as err:
+            raise ProvisionError(f"{source}: environment variable {name}: {err}") from err
+        if isinstance(resolved, bool):
+            return "true" if resolved else "false"
+        if not isinstance(resolved, (str, int, float)):
+            raise ProvisionError(f"{source}: environment variable {name} is not a scalar")
+        return str(resolved)
 
     def run(self):
         for logical_id in self.resources:
             self.create(logical_id)
-        env = {}
-        globals_env = (
-            ((self.template.get("Globals") or {}).get("Function") or {}).get("Environment") or {}
-        ).get("Variables") or {}
-        for name, value in globals_env.items():
-            resolved = self.resolve(value)
-            if resolved is None:
-                fail(f"cannot resolve environment variable {name}: {value!r}")
-            env[name] = str(resolved)
-        for logical_id, resource in self.resources.items():
-            if resource.get("Type") != "AWS::Serverless::Function":
-                continue
-            variables = (((resource.get("Properties") or {}).get("Environment") or {}).get("Variables")) or {}
-            for name, value in variables.items():
-                resolved = self.resolve(value)
-                if resolved is not None:
-                    env[name] = str(resolved)
-        return env
+        for kind, ids in sorted(self.skipped.items()):
+            print(f"provision.py: not emulated, skipped {kind}: {', '.join(ids)}", file=sys.stderr)
+        return self.environment()
+
+
+def write_env(path, env):
+    """KEY='value' lines, sourceable by sh with `set -a; . FILE; set +a`; written atomically."""
+    for name in env:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise ProvisionError(f"{name!r} is not a valid environment variable name")
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    lines = []
+    for name in sorted(env):
+        if "\n" in env[name] or "\0" in env[name]:
+            raise ProvisionError(f"environment variable {name} has a newline or NUL in its value")
+        value = env[name].replace("'", "'\\''")
+        lines.append(f"{name}='{value}'\n")
+    fd, tmp = tempfile.mkstemp(prefix=".env-", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.writelines(lines)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--template", required=True)
-    parser.add_argument("--endpoint", required=True)
+    parser.add_argument("--template", required=True, help="the SAM template (infra/template.yaml)")
+    parser.add_argument("--endpoint", required=True, help="emulator URL, e.g. http://127.0.0.1:4566")
     parser.add_argument("--region", default="us-east-1")
-    parser.add_argument("--stage", default="local")
-    parser.add_argument("--env-out", required=True)
+    parser.add_argument("--stage", default="local", help="value of the Stage parameter")
+    parser.add_argument("--env-out", required=True, help="env file to write")
+    parser.add_argument(
+        "--env-endpoint",
+        help="AWS_ENDPOINT_URL to write into the env file when the readers reach the emulator "
+        "by another address than this script does (LocalStack's init hook); default --endpoint",
+    )
     args = parser.parse_args()
-    with open(args.template, encoding="utf-8") as f:
-        template = yaml.load(f, Loader=CfnLoader)  # noqa: S506 - SafeLoader subclass
     try:
+        template = load_template(args.template)
         provisioner = Provisioner(template, args.endpoint, args.region, args.stage)
         env = provisioner.run()
-        print(f"  not emulated (served by the local endpoint or AWS-only): {len(provisioner.skipped)} resources")
-    except Exception as err:  # boto errors, unreachable endpoint
-        fail(f"provisioning against {args.endpoint} failed: {err}")
-    env.update(
-        {
-            "AWS_ENDPOINT_URL": args.endpoint,
-            "AWS_REGION": args.region,
-            "AWS_ACCESS_KEY_ID": "test",
-            "AWS_SECRET_ACCESS_KEY": "test",
-            # Local runs print logs as text; Lambda uses JSON (template).
-            "AWS_LAMBDA_LOG_FORMAT": "TEXT",
-        }
-    )
-    with open(args.env_out, "w", encoding="utf-8") as f:
-        for name in sorted(env):
-            value = env[name].replace("'", "'\\''")
-            f.write(f"{name}='{value}'\n")
-    print(f"  wrote  {args.env_out} ({len(env)} variables)")
+        env.update(
+            {
+                "AWS_ENDPOINT_URL": args.env_endpoint or args.endpoint,
+                "AWS_REGION": args.region,
+                "AWS_DEFAULT_REGION": args.region,  # Python and the AWS CLI read this one
+                "AWS_ACCESS_KEY_ID": "test",
+                "AWS_SECRET_ACCESS_KEY": "test",
+                # Local runs print logs as text; in Lambda the template asks for JSON.
+                "AWS_LAMBDA_LOG_FORMAT": "TEXT",
+            }
+        )
+        write_env(args.env_out, env)
+    except ProvisionError as err:
+        sys.exit(f"provision.py: {err}")
+    except botocore.exceptions.EndpointConnectionError as err:
+        sys.exit(f"provision.py: no emulator answers at {args.endpoint} ({err})")
+    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as err:
+        sys.exit(f"provision.py: provisioning against {args.endpoint} failed: {err}")
+    except OSError as err:
+        sys.exit(f"provision.py: {err}")
+    print(f"wrote   env    {args.env_out} ({len(env)} variables)")
 
 
 if __name__ == "__main__":
