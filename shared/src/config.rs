@@ -90,6 +90,18 @@ pub struct Settings {
     pub email_sender: Option<String>,
     /// `PORTCULLIS_NOTIFIERS`: JSON plugin configuration (defaults: SNS text, voice, SES email).
     pub notifiers_json: Option<String>,
+    /// Passwords older than this must be changed after MFA; `None` (0) = off (SPEC §7 default).
+    pub password_max_age_secs: Option<i64>,
+    /// Password-reset links live this long (SPEC §7: 30 minutes).
+    pub reset_ttl_secs: i64,
+    /// Reset emails per user per hour; further requests still answer 202 but send nothing.
+    pub max_resets_per_hour: u32,
+    /// The page that receives `?token=…` from the reset email.
+    pub reset_url: String,
+    /// IDs with no sign-in for this long are deactivated by the sweep (SPEC §7: 90 days).
+    pub inactive_after_secs: i64,
+    /// Minimum browsers and systems (`PORTCULLIS_MIN_CLIENTS`, SPEC §2 item 5).
+    pub min_clients: String,
 }
 
 impl Settings {
@@ -140,6 +152,23 @@ impl Settings {
             voice_topic_arn: optional(&lookup, "PORTCULLIS_VOICE_TOPIC_ARN"),
             email_sender: optional(&lookup, "PORTCULLIS_EMAIL_SENDER"),
             notifiers_json: optional(&lookup, "PORTCULLIS_NOTIFIERS"),
+            password_max_age_secs: {
+                let days: i64 = number(&lookup, "PORTCULLIS_PASSWORD_MAX_AGE_DAYS", 0)?;
+                (days > 0).then_some(days * 86_400)
+            },
+            reset_ttl_secs: minutes(&lookup, "PORTCULLIS_RESET_TTL_MINUTES", 30)?,
+            max_resets_per_hour: number(&lookup, "PORTCULLIS_MAX_RESETS_PER_HOUR", 3)?,
+            reset_url: text(
+                &lookup,
+                "PORTCULLIS_RESET_URL",
+                "https://auth.portcullis.example/reset",
+            ),
+            inactive_after_secs: minutes(&lookup, "PORTCULLIS_INACTIVE_DAYS", 90)? * 24 * 60,
+            min_clients: text(
+                &lookup,
+                "PORTCULLIS_MIN_CLIENTS",
+                crate::client::DEFAULT_MINIMUMS,
+            ),
         };
         settings.check()?;
         Ok(settings)
@@ -191,6 +220,9 @@ impl Settings {
                 "PORTCULLIS_MAX_CODE_TRIES",
                 "code tries and sends must be at least 1",
             );
+        }
+        if let Err(reason) = crate::client::Minimums::parse(&self.min_clients) {
+            return invalid("PORTCULLIS_MIN_CLIENTS", &reason);
         }
         if self.max_body_bytes < 1024 {
             return invalid("PORTCULLIS_MAX_BODY_BYTES", "must be at least 1024");

@@ -10,6 +10,7 @@
 //! - [`edge`]: the thin HTTP edge shared by every function (parsing, problem answers).
 //! - [`deps`]: the dependency builder used by every function at cold start.
 
+pub mod client;
 pub mod clock;
 pub mod config;
 pub mod crypto;
@@ -20,6 +21,7 @@ pub mod identity;
 pub mod metrics;
 pub mod notifier;
 pub mod phone;
+pub mod policy;
 pub mod service;
 pub mod storage;
 

@@ -7,8 +7,9 @@ use std::sync::{Arc, Mutex};
 
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
-use aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::context::FinalizerInterceptorContextRef;
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 
 /// Calls made, keyed by `(service, operation)`, e.g. `("DynamoDB", "GetItem")`.
@@ -38,9 +39,12 @@ impl Intercept for CallCounter {
         "PortcullisCallCounter"
     }
 
-    fn read_before_execution(
+    /// Once per operation (not per retry attempt). The operation's metadata is in the config
+    /// bag by then (it is not yet at `read_before_execution`).
+    fn read_after_execution(
         &self,
-        _context: &BeforeSerializationInterceptorContextRef<'_>,
+        _context: &FinalizerInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         if let Some(meta) = cfg.load::<Metadata>()

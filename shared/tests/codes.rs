@@ -64,7 +64,7 @@ async fn an_sms_code_completes_the_sign_in_with_tokens_that_verify() {
         assert_eq!(signed_in.status, "signed_in");
         let signer = deps.signer.get().await.unwrap();
         let claims = jwt::verify(
-            &signed_in.tokens.access_token,
+            &signed_in.tokens.as_ref().unwrap().access_token,
             &Expectations {
                 key: signer.verifying_key(),
                 kid: signer.key_id(),
@@ -545,7 +545,11 @@ async fn refresh_rotates_reuse_revokes_and_idle_and_absolute_limits_hold() {
                 )
                 .await
                 .unwrap();
-                complete_sign_in(&deps, &v, None).await.unwrap().tokens
+                complete_sign_in(&deps, &v, None)
+                    .await
+                    .unwrap()
+                    .tokens
+                    .unwrap()
             }
         };
         let first = sign_in(deps.clone(), outbox.clone()).await;
@@ -636,7 +640,11 @@ async fn removing_factors_needs_step_up_and_the_last_one_means_enrolment_again()
         let v = codes::check_code(&deps, &c, "sms", &code(&last_code(&outbox)), None)
             .await
             .unwrap();
-        let t = complete_sign_in(&deps, &v, None).await.unwrap().tokens;
+        let t = complete_sign_in(&deps, &v, None)
+            .await
+            .unwrap()
+            .tokens
+            .unwrap();
         let caller = tokens::authenticate(&deps, Some(&format!("Bearer {}", t.access_token)))
             .await
             .unwrap();

@@ -25,6 +25,7 @@ fn user(id: &UserId) -> UserRecord {
         password_changed_at: Some(T0),
         last_sign_in_at: None,
         must_change_password: true,
+        password_history: vec![],
     }
 }
 

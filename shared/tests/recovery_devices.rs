@@ -47,7 +47,10 @@ async fn sms_sign_in(
     let signed = complete_sign_in(deps, &v, trust).await.unwrap();
     let caller = tokens::authenticate(
         deps,
-        Some(&format!("Bearer {}", signed.tokens.access_token)),
+        Some(&format!(
+            "Bearer {}",
+            signed.tokens.as_ref().unwrap().access_token
+        )),
     )
     .await
     .unwrap();

@@ -33,6 +33,7 @@ async fn create_user(deps: &Deps, raw_id: &str, status: UserStatus) -> UserId {
             password_changed_at: Some(T0),
             last_sign_in_at: None,
             must_change_password: false,
+            password_history: vec![],
         })
         .await
         .unwrap();
@@ -311,6 +312,7 @@ async fn a_hash_made_with_old_parameters_is_upgraded_on_the_next_sign_in() {
                 password_changed_at: None,
                 last_sign_in_at: None,
                 must_change_password: false,
+                password_history: vec![],
             })
             .await
             .unwrap();

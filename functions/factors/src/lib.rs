@@ -28,6 +28,11 @@ pub fn handle(deps: &Deps, req: Request) -> HandlerFuture<'_> {
         let route = edge::route_key(&req);
         edge::answer("factors", async {
             let max = deps.settings.max_body_bytes;
+            if route.starts_with("POST ") && !route.ends_with("/verify") {
+                // Enrolment routes refuse outdated browsers, like sign-in (SPEC §2 item 5).
+                let meta = portcullis::edge::RequestMeta::from_request(&req);
+                portcullis::service::sign_in::check_client(deps, &meta)?;
+            }
             if let Some(rest) = route.strip_prefix("POST /v1/sign-in/{challenge_id}/factors/") {
                 let challenge_id = edge::require_path_param(&req, "challenge_id")?;
                 let challenge = codes::open_challenge(deps, &challenge_id).await?;

@@ -37,6 +37,7 @@ async fn with_user(deps: &Deps) {
             password_changed_at: None,
             last_sign_in_at: None,
             must_change_password: false,
+            password_history: vec![],
         })
         .await
         .unwrap();

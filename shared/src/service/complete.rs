@@ -17,8 +17,13 @@ use crate::storage::UserStatus;
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct SignedIn {
     pub status: &'static str,
+    /// `password_change_required`: the challenge that accepts the new password.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub challenge_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_in: Option<i64>,
     #[serde(flatten)]
-    pub tokens: Tokens,
+    pub tokens: Option<Tokens>,
     /// The trusted-device token, when the client asked to trust this device.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub device_token: Option<String>,
@@ -54,6 +59,24 @@ pub async fn complete_sign_in(
     }
     let now = deps.clock.now();
     deps.stores.lockouts.clear(&lockout_key(user_id)).await?;
+    if verified.challenge.password_change_required {
+        // MFA is done; no session before the new password (SPEC §2 item 4).
+        let (challenge_id, expires_in) =
+            crate::service::password::require_change(deps, &verified.challenge).await?;
+        tracing::info!(
+            event = "password_change_required",
+            "MFA done; password change required"
+        );
+        return Ok(SignedIn {
+            status: "password_change_required",
+            challenge_id: Some(challenge_id),
+            expires_in: Some(expires_in),
+            tokens: None,
+            device_token: None,
+            recovery_codes_remaining: None,
+            recovery_codes: None,
+        });
+    }
     deps.stores.users.record_sign_in(user_id, now).await?;
     let tokens = tokens::open_session(
         deps,
@@ -83,7 +106,9 @@ pub async fn complete_sign_in(
     );
     Ok(SignedIn {
         status: "signed_in",
-        tokens,
+        challenge_id: None,
+        expires_in: None,
+        tokens: Some(tokens),
         device_token,
         recovery_codes_remaining: None,
         recovery_codes: None,

@@ -59,6 +59,13 @@ pub struct SignInAnswer {
     pub tokens: Option<crate::service::tokens::Tokens>,
 }
 
+/// Refuses browsers and systems below the configured minimums (SPEC §2 item 5).
+pub fn check_client(deps: &Deps, meta: &RequestMeta) -> Result<(), ApiError> {
+    let minimums = crate::client::Minimums::parse(&deps.settings.min_clients)
+        .map_err(|_| ApiError::ServiceUnavailable)?;
+    crate::client::check(&minimums, meta.user_agent.as_deref())
+}
+
 pub fn lockout_policy(deps: &Deps) -> LockoutPolicy {
     LockoutPolicy {
         threshold: deps.settings.lockout_threshold,
@@ -78,6 +85,7 @@ pub async fn sign_in(
     meta: &RequestMeta,
 ) -> Result<SignInAnswer, ApiError> {
     let user_id = UserId::parse(&request.user_id)?;
+    check_client(deps, meta)?;
     let password = request.password;
     if password.is_empty() {
         return Err(ApiError::validation("password must not be empty."));
@@ -207,6 +215,14 @@ async fn count_failure(
     {
         Ok(FailureOutcome::Counted { .. }) => ApiError::InvalidCredentials,
         Ok(FailureOutcome::LockStarted { until }) => {
+            if let Some(user) = user {
+                crate::service::alerts::alert(
+                    deps,
+                    &user.user_id,
+                    crate::service::alerts::Alert::LockStarted,
+                )
+                .await;
+            }
             tracing::warn!(
                 event = "lock_started",
                 known_user = user.is_some(),
@@ -287,7 +303,13 @@ async fn open_challenge(
         expires_at: now.plus_secs(ttl),
         sends: 0,
         attempts: 0,
-        password_change_required: user.must_change_password,
+        password_change_required: user.must_change_password
+            || deps.settings.password_max_age_secs.is_some_and(|max| {
+                user.password_changed_at
+                    .unwrap_or(user.created_at)
+                    .plus_secs(max)
+                    <= now
+            }),
         code: None,
         completed_at: None,
         factor_id: None,

@@ -13,8 +13,8 @@ use super::{
     AttemptSlot, ChallengePurpose, ChallengeRecord, ChallengeStatus, ChallengeStore, Delivery,
     DeliveryRecord, DeliveryStore, DeviceRecord, DeviceStore, FactorKind, FactorRecord,
     FactorStatus, FactorStore, FailureOutcome, LockoutPolicy, LockoutStore, PendingCode,
-    RecoveryCodeRecord, RecoveryStore, SendSlot, SessionRecord, SessionStore, UserRecord,
-    UserStatus, UserStore,
+    RecoveryCodeRecord, RecoveryStore, ResetRecord, ResetStore, SendSlot, SessionRecord,
+    SessionStore, UserRecord, UserStatus, UserStore,
 };
 use crate::clock::UnixTime;
 use crate::error::StoreError;
@@ -305,6 +305,7 @@ fn user_from_item(item: &Item) -> Result<UserRecord, StoreError> {
         password_changed_at: opt_n(item, "password_changed_at")?.map(UnixTime),
         last_sign_in_at: opt_n(item, "last_sign_in_at")?.map(UnixTime),
         must_change_password: get_bool(item, "must_change_password")?,
+        password_history: get_string_list(item, "password_history")?,
     })
 }
 
@@ -320,6 +321,113 @@ impl UserStore for DynamoStore {
             .as_ref()
             .map(user_from_item)
             .transpose()
+    }
+
+    async fn set_password(
+        &self,
+        user_id: &UserId,
+        expected: Option<&str>,
+        new_hash: &str,
+        history: &[String],
+        at: UnixTime,
+    ) -> Result<(), StoreError> {
+        let update = self
+            .update(keys::user(user_id))
+            .update_expression(
+                "SET password_hash = :new, password_history = :history, password_changed_at = :at, must_change_password = :false",
+            )
+            .expression_attribute_values(":new", s(new_hash))
+            .expression_attribute_values(":history", string_list(history))
+            .expression_attribute_values(":at", n(at.secs()))
+            .expression_attribute_values(":false", AttributeValue::Bool(false));
+        let update = match expected {
+            Some(old) => update
+                .condition_expression("password_hash = :old")
+                .expression_attribute_values(":old", s(old)),
+            None => update
+                .condition_expression(
+                    "attribute_exists(#pk) AND attribute_not_exists(password_hash)",
+                )
+                .expression_attribute_names("#pk", PK),
+        };
+        if self.conditional(update).await? {
+            Ok(())
+        } else {
+            Err(StoreError::ConditionFailed)
+        }
+    }
+
+    async fn set_status(&self, user_id: &UserId, status: UserStatus) -> Result<(), StoreError> {
+        let update = self
+            .update(keys::user(user_id))
+            .update_expression("SET #status = :status")
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":status", s(status.as_str()));
+        if self.conditional(update).await? {
+            Ok(())
+        } else {
+            Err(StoreError::ConditionFailed)
+        }
+    }
+
+    async fn deactivate_if_idle(
+        &self,
+        user_id: &UserId,
+        cutoff: UnixTime,
+    ) -> Result<bool, StoreError> {
+        let update = self
+            .update(keys::user(user_id))
+            .update_expression("SET #status = :inactive")
+            .condition_expression(
+                "#status = :active AND created_at <= :cutoff AND (attribute_not_exists(last_sign_in_at) OR last_sign_in_at <= :cutoff)",
+            )
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":inactive", s(UserStatus::Inactive.as_str()))
+            .expression_attribute_values(":active", s(UserStatus::Active.as_str()))
+            .expression_attribute_values(":cutoff", n(cutoff.secs()));
+        self.conditional(update).await
+    }
+
+    /// A filtered Scan: fine for a daily sweep of a bank's user base; a sparse index on
+    /// `last_sign_in_at` would be the next step at larger scale.
+    async fn list_users(
+        &self,
+        cursor: Option<String>,
+    ) -> Result<(Vec<UserRecord>, Option<String>), StoreError> {
+        let start = match cursor {
+            Some(c) => {
+                let (pk, sk) = c
+                    .split_once('\u{1f}')
+                    .ok_or_else(|| StoreError::Corrupt("bad cursor".into()))?;
+                Some(key_item((pk.to_owned(), sk.to_owned())))
+            }
+            None => None,
+        };
+        let out = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .filter_expression("entity = :user")
+            .expression_attribute_values(":user", s("user"))
+            .consistent_read(true)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let users = out
+            .items()
+            .iter()
+            .map(user_from_item)
+            .collect::<Result<Vec<_>, _>>()?;
+        let next = match out.last_evaluated_key {
+            Some(key) if !key.is_empty() => {
+                Some(format!("{}\u{1f}{}", get_s(&key, PK)?, get_s(&key, SK)?))
+            }
+            _ => None,
+        };
+        Ok((users, next))
     }
 
     async fn record_sign_in(&self, user_id: &UserId, at: UnixTime) -> Result<(), StoreError> {
@@ -1176,5 +1284,56 @@ impl DeviceStore for DynamoStore {
             }
         }
         Ok(removed)
+    }
+}
+
+// ---- password resets ------------------------------------------------------------------------
+
+#[async_trait]
+impl ResetStore for DynamoStore {
+    async fn create_reset(&self, reset: &ResetRecord) -> Result<(), StoreError> {
+        let mut item = key_item(keys::reset(&reset.token_digest));
+        item.insert("entity".into(), s("reset"));
+        item.insert("token_digest".into(), s(&reset.token_digest));
+        item.insert("user_id".into(), s(reset.user_id.as_str()));
+        item.insert("created_at".into(), n(reset.created_at.secs()));
+        item.insert(TTL.into(), n(reset.expires_at.secs()));
+        self.put_new(item).await
+    }
+
+    /// A conditional delete returning the old item: exactly one caller gets it.
+    async fn take_reset(
+        &self,
+        token_digest: &str,
+        now: UnixTime,
+    ) -> Result<Option<ResetRecord>, StoreError> {
+        let (pk, sk) = keys::reset(token_digest);
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key(PK, s(&pk))
+            .key(SK, s(&sk))
+            .condition_expression("attribute_exists(#pk) AND #ttl > :now")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#ttl", TTL)
+            .expression_attribute_values(":now", n(now.secs()))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(condition_or_unavailable);
+        match result {
+            Ok(out) => {
+                let item = out.attributes.unwrap_or_default();
+                Ok(Some(ResetRecord {
+                    token_digest: get_s(&item, "token_digest")?,
+                    user_id: UserId::from_stored(get_s(&item, "user_id")?),
+                    created_at: UnixTime(get_n(&item, "created_at")?),
+                    expires_at: UnixTime(get_n(&item, TTL)?),
+                }))
+            }
+            Err(StoreError::ConditionFailed) => Ok(None),
+            Err(other) => Err(other),
+        }
     }
 }

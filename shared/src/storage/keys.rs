@@ -63,6 +63,10 @@ pub fn device_prefix() -> &'static str {
     "DEVICE#"
 }
 
+pub fn reset(token_digest: &str) -> (String, String) {
+    (format!("RESET#{token_digest}"), "RESET".to_owned())
+}
+
 /// An item no entity uses: read once at cold start to open the connection to DynamoDB.
 pub fn warmup() -> (String, String) {
     ("WARMUP".to_owned(), "WARMUP".to_owned())

@@ -9,8 +9,8 @@ use async_trait::async_trait;
 use super::{
     AttemptSlot, ChallengeRecord, ChallengeStore, DeliveryRecord, DeliveryStore, DeviceRecord,
     DeviceStore, FactorKind, FactorRecord, FactorStatus, FactorStore, FailureOutcome,
-    LockoutPolicy, LockoutStore, PendingCode, RecoveryCodeRecord, RecoveryStore, SendSlot,
-    SessionRecord, SessionStore, UserRecord, UserStore,
+    LockoutPolicy, LockoutStore, PendingCode, RecoveryCodeRecord, RecoveryStore, ResetRecord,
+    ResetStore, SendSlot, SessionRecord, SessionStore, UserRecord, UserStatus, UserStore,
 };
 use crate::clock::UnixTime;
 use crate::error::StoreError;
@@ -34,6 +34,7 @@ struct State {
     deliveries: Vec<DeliveryRecord>,
     recovery: HashMap<UserId, Vec<RecoveryCodeRecord>>,
     devices: Vec<DeviceRecord>,
+    resets: HashMap<String, ResetRecord>,
 }
 
 #[derive(Debug, Default)]
@@ -62,6 +63,74 @@ impl UserStore for MemoryStore {
 
     async fn get_user(&self, user_id: &UserId) -> Result<Option<UserRecord>, StoreError> {
         Ok(self.state()?.users.get(user_id).cloned())
+    }
+
+    async fn set_password(
+        &self,
+        user_id: &UserId,
+        expected: Option<&str>,
+        new_hash: &str,
+        history: &[String],
+        at: UnixTime,
+    ) -> Result<(), StoreError> {
+        let mut state = self.state()?;
+        match state.users.get_mut(user_id) {
+            Some(user) if user.password_hash.as_deref() == expected => {
+                user.password_hash = Some(new_hash.to_owned());
+                user.password_history = history.to_vec();
+                user.password_changed_at = Some(at);
+                user.must_change_password = false;
+                Ok(())
+            }
+            _ => Err(StoreError::ConditionFailed),
+        }
+    }
+
+    async fn set_status(&self, user_id: &UserId, status: UserStatus) -> Result<(), StoreError> {
+        match self.state()?.users.get_mut(user_id) {
+            Some(user) => {
+                user.status = status;
+                Ok(())
+            }
+            None => Err(StoreError::ConditionFailed),
+        }
+    }
+
+    async fn deactivate_if_idle(
+        &self,
+        user_id: &UserId,
+        cutoff: UnixTime,
+    ) -> Result<bool, StoreError> {
+        match self.state()?.users.get_mut(user_id) {
+            Some(user)
+                if user.status == UserStatus::Active
+                    && user.last_sign_in_at.unwrap_or(user.created_at) <= cutoff
+                    && user.created_at <= cutoff =>
+            {
+                user.status = UserStatus::Inactive;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn list_users(
+        &self,
+        cursor: Option<String>,
+    ) -> Result<(Vec<UserRecord>, Option<String>), StoreError> {
+        const PAGE: usize = 100;
+        let state = self.state()?;
+        let mut users: Vec<&UserRecord> = state.users.values().collect();
+        users.sort_by(|a, b| a.user_id.cmp(&b.user_id));
+        let start = cursor.and_then(|c| c.parse::<usize>().ok()).unwrap_or(0);
+        let page: Vec<UserRecord> = users
+            .iter()
+            .skip(start)
+            .take(PAGE)
+            .map(|u| (*u).clone())
+            .collect();
+        let next = (start + PAGE < users.len()).then(|| (start + PAGE).to_string());
+        Ok((page, next))
     }
 
     async fn record_sign_in(&self, user_id: &UserId, at: UnixTime) -> Result<(), StoreError> {
@@ -613,5 +682,31 @@ impl DeviceStore for MemoryStore {
         let before = state.devices.len();
         state.devices.retain(|d| &d.user_id != user_id);
         Ok(u32::try_from(before - state.devices.len()).unwrap_or(u32::MAX))
+    }
+}
+
+#[async_trait]
+impl ResetStore for MemoryStore {
+    async fn create_reset(&self, reset: &ResetRecord) -> Result<(), StoreError> {
+        let mut state = self.state()?;
+        if state.resets.contains_key(&reset.token_digest) {
+            return Err(StoreError::ConditionFailed);
+        }
+        state
+            .resets
+            .insert(reset.token_digest.clone(), reset.clone());
+        Ok(())
+    }
+
+    async fn take_reset(
+        &self,
+        token_digest: &str,
+        now: UnixTime,
+    ) -> Result<Option<ResetRecord>, StoreError> {
+        Ok(self
+            .state()?
+            .resets
+            .remove(token_digest)
+            .filter(|r| r.expires_at > now))
     }
 }

@@ -61,6 +61,8 @@ pub struct UserRecord {
     pub last_sign_in_at: Option<UnixTime>,
     /// Set by an admin: the next sign-in must change the password after MFA.
     pub must_change_password: bool,
+    /// PHC hashes of the previous passwords, newest first (SPEC §7: not one of the last 5).
+    pub password_history: Vec<String>,
 }
 
 #[async_trait]
@@ -70,6 +72,31 @@ pub trait UserStore: Send + Sync {
     async fn get_user(&self, user_id: &UserId) -> Result<Option<UserRecord>, StoreError>;
     /// Records a completed sign-in (for the inactive-ID sweep).
     async fn record_sign_in(&self, user_id: &UserId, at: UnixTime) -> Result<(), StoreError>;
+    /// Sets a new password: `new_hash` becomes current, `history` the previous ones, the
+    /// forced-change flag is cleared. Only if the stored hash is still `expected` (a concurrent
+    /// change wins once): `ConditionFailed` otherwise.
+    async fn set_password(
+        &self,
+        user_id: &UserId,
+        expected: Option<&str>,
+        new_hash: &str,
+        history: &[String],
+        at: UnixTime,
+    ) -> Result<(), StoreError>;
+    /// Active ↔ inactive; `ConditionFailed` if the user does not exist.
+    async fn set_status(&self, user_id: &UserId, status: UserStatus) -> Result<(), StoreError>;
+    /// Deactivates the user only if they have not signed in since `cutoff` (nor been created
+    /// since): `true` if this call deactivated them.
+    async fn deactivate_if_idle(
+        &self,
+        user_id: &UserId,
+        cutoff: UnixTime,
+    ) -> Result<bool, StoreError>;
+    /// Every user, in pages (the inactive-ID sweep). `cursor` is opaque.
+    async fn list_users(
+        &self,
+        cursor: Option<String>,
+    ) -> Result<(Vec<UserRecord>, Option<String>), StoreError>;
     /// Replaces the password hash only if it is still `expected` (rehash on parameter upgrade
     /// must not overwrite a password changed in between): `ConditionFailed` otherwise.
     async fn replace_password_hash(
@@ -467,6 +494,26 @@ pub trait DeliveryStore: Send + Sync {
     ) -> Result<Vec<DeliveryRecord>, StoreError>;
 }
 
+/// A password-reset link: only the token's SHA-256 is stored; single use; 30 minutes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResetRecord {
+    pub token_digest: String,
+    pub user_id: UserId,
+    pub created_at: UnixTime,
+    pub expires_at: UnixTime,
+}
+
+#[async_trait]
+pub trait ResetStore: Send + Sync {
+    async fn create_reset(&self, reset: &ResetRecord) -> Result<(), StoreError>;
+    /// Consumes the reset (deletes it) and returns it, once, if it has not expired.
+    async fn take_reset(
+        &self,
+        token_digest: &str,
+        now: UnixTime,
+    ) -> Result<Option<ResetRecord>, StoreError>;
+}
+
 /// One recovery code: found by a keyed tag (HMAC under the KMS code key, so a table dump does
 /// not give an offline oracle), verified against a salted argon2id hash (ASVS 6.5.2: codes
 /// under 112 bits of entropy get a slow salted hash), used once.
@@ -554,6 +601,7 @@ pub struct Stores {
     pub deliveries: Arc<dyn DeliveryStore>,
     pub recovery: Arc<dyn RecoveryStore>,
     pub devices: Arc<dyn DeviceStore>,
+    pub resets: Arc<dyn ResetStore>,
 }
 
 impl Stores {
@@ -568,7 +616,8 @@ impl Stores {
             sessions: store.clone(),
             deliveries: store.clone(),
             recovery: store.clone(),
-            devices: store,
+            devices: store.clone(),
+            resets: store,
         }
     }
 
@@ -583,7 +632,8 @@ impl Stores {
             sessions: store.clone(),
             deliveries: store.clone(),
             recovery: store.clone(),
-            devices: store,
+            devices: store.clone(),
+            resets: store,
         }
     }
 }

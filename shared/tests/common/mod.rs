@@ -102,6 +102,7 @@ pub async fn create_user(deps: &Deps, raw_id: &str) -> portcullis::identity::Use
             password_changed_at: Some(T0),
             last_sign_in_at: None,
             must_change_password: false,
+            password_history: vec![],
         })
         .await
         .unwrap();

@@ -99,6 +99,7 @@ async fn run() -> Result<(), String> {
                 password_changed_at: Some(now),
                 last_sign_in_at: None,
                 must_change_password: false,
+                password_history: vec![],
             };
             deps.stores
                 .users

@@ -45,6 +45,7 @@ async fn create(deps: &Deps, id: &str) -> UserId {
         password_changed_at: None,
         last_sign_in_at: None,
         must_change_password: false,
+        password_history: vec![],
     };
     let _ = deps.stores.users.create_user(&record).await;
     user_id
@@ -239,7 +240,11 @@ async fn sms_flow(
         .await
         .unwrap();
     let signed = complete_sign_in(deps, &v, None).await.unwrap();
-    (send, t.elapsed().as_secs_f64() * 1000.0, signed.tokens)
+    (
+        send,
+        t.elapsed().as_secs_f64() * 1000.0,
+        signed.tokens.unwrap(),
+    )
 }
 
 async fn mfa_in_process(base: &Deps, n: u32) {
@@ -380,7 +385,7 @@ async fn emulator(n: u32) {
     tokens::refresh(
         &deps,
         RefreshRequest {
-            refresh_token: SecretString::new(signed.tokens.refresh_token.clone()),
+            refresh_token: SecretString::new(signed.tokens.as_ref().unwrap().refresh_token.clone()),
         },
     )
     .await

@@ -52,6 +52,13 @@ pub fn handlers() -> BTreeMap<&'static str, (Handler, &'static [&'static str])> 
             ),
         ),
         (
+            "PasswordFunction",
+            (
+                portcullis_password::handle as Handler,
+                portcullis_password::ROUTES,
+            ),
+        ),
+        (
             "DevicesFunction",
             (
                 portcullis_devices::handle as Handler,

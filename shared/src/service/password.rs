@@ -1,0 +1,372 @@
+//! Password lifecycle (SPEC §7): change (step-up), forgot/reset by email link, and the change
+//! required after MFA (maximum age, or an admin's flag). Every path applies [`crate::policy`].
+//!
+//! - A change revokes the user's *other* sessions and all trusted devices; a reset revokes all
+//!   sessions and devices and does not sign the user in (MFA still stands between a reset and
+//!   a session).
+//! - Forgot always answers the same, whether the user exists or not; at most
+//!   `max_resets_per_hour` emails per user per hour (further requests send nothing, silently).
+
+use serde::{Deserialize, Serialize};
+
+use crate::crypto::jwt::ACR_MFA;
+use crate::crypto::{PasswordCheck, SecretString, random_token, token_digest};
+use crate::deps::Deps;
+use crate::error::{ApiError, StoreError};
+use crate::identity::UserId;
+use crate::notifier::{Channel, Message};
+use crate::policy;
+use crate::service::alerts::{self, Alert};
+use crate::service::sign_in::lockout_key;
+use crate::service::tokens::{self, Caller, Proof};
+use crate::storage::{
+    ChallengeRecord, ChallengeStatus, FailureOutcome, LockoutPolicy, ResetRecord, UserRecord,
+    UserStatus,
+};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePasswordRequest {
+    pub current_password: SecretString,
+    pub new_password: SecretString,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForgotRequest {
+    pub user_id: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResetRequest {
+    pub token: SecretString,
+    pub new_password: SecretString,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewPasswordRequest {
+    pub new_password: SecretString,
+}
+
+/// The one answer to every forgot-password request.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ForgotAnswer {
+    pub status: &'static str,
+    pub detail: &'static str,
+}
+
+pub const FORGOT_ANSWER: ForgotAnswer = ForgotAnswer {
+    status: "accepted",
+    detail: "If this user ID exists and has an email address, a reset link is on its way. It works once, for 30 minutes.",
+};
+
+fn too_long(password: &SecretString, deps: &Deps) -> Result<(), ApiError> {
+    if password.len() > deps.settings.max_password_bytes {
+        return Err(ApiError::validation(format!(
+            "The password must be at most {} characters.",
+            policy::MAX_CHARS
+        )));
+    }
+    Ok(())
+}
+
+/// Hashes and stores a new password (policy already checked), keeping the history.
+async fn store_new_password(
+    deps: &Deps,
+    user: &UserRecord,
+    password: &SecretString,
+) -> Result<(), ApiError> {
+    let hasher = deps.hasher.clone();
+    let secret = password.clone();
+    let hash = tokio::task::spawn_blocking(move || hasher.hash(secret.expose().as_bytes()))
+        .await
+        .map_err(|_| ApiError::ServiceUnavailable)?
+        .map_err(|_| ApiError::ServiceUnavailable)?;
+    let history = policy::next_history(user.password_hash.as_deref(), &user.password_history);
+    match deps
+        .stores
+        .users
+        .set_password(
+            &user.user_id,
+            user.password_hash.as_deref(),
+            &hash,
+            &history,
+            deps.clock.now(),
+        )
+        .await
+    {
+        Ok(()) => Ok(()),
+        Err(StoreError::ConditionFailed) => Err(ApiError::Conflict(
+            "The password was changed at the same time: try again.".into(),
+        )),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Revokes every session of the user except `keep`, and removes every trusted device.
+pub async fn revoke_access(
+    deps: &Deps,
+    user_id: &UserId,
+    keep: Option<&str>,
+) -> Result<(), ApiError> {
+    for session in deps.stores.sessions.list_sessions(user_id).await? {
+        if !session.revoked && Some(session.session_id.as_str()) != keep {
+            deps.stores
+                .sessions
+                .revoke_session(user_id, &session.session_id)
+                .await?;
+        }
+    }
+    deps.stores.devices.delete_all_devices(user_id).await?;
+    Ok(())
+}
+
+/// `POST /v1/me/password` (step-up).
+pub async fn change(
+    deps: &Deps,
+    caller: &Caller,
+    request: ChangePasswordRequest,
+) -> Result<(), ApiError> {
+    too_long(&request.new_password, deps)?;
+    too_long(&request.current_password, deps)?;
+    caller.require_step_up(deps)?;
+    let user = deps
+        .stores
+        .users
+        .get_user(&caller.user_id)
+        .await?
+        .ok_or(ApiError::Unauthorized)?;
+    let hasher = deps.hasher.clone();
+    let stored = user.password_hash.clone();
+    let current = request.current_password.clone();
+    let check = tokio::task::spawn_blocking(move || match stored {
+        Some(h) => hasher.verify(&h, current.expose().as_bytes()),
+        None => hasher.verify_dummy(current.expose().as_bytes()),
+    })
+    .await
+    .map_err(|_| ApiError::ServiceUnavailable)?;
+    if !matches!(check, PasswordCheck::Match { .. }) {
+        let policy = crate::service::sign_in::lockout_policy(deps);
+        if let FailureOutcome::LockStarted { until } | FailureOutcome::AlreadyLocked { until } =
+            deps.stores
+                .lockouts
+                .record_failure(&lockout_key(&user.user_id), deps.clock.now(), policy)
+                .await?
+        {
+            return Err(ApiError::Locked {
+                retry_after_secs: until.secs() - deps.clock.now().secs(),
+            });
+        }
+        return Err(ApiError::InvalidCredentials);
+    }
+    policy::check(
+        &deps.hasher,
+        request.new_password.expose(),
+        &user.user_id,
+        user.password_hash.as_deref(),
+        &user.password_history,
+    )
+    .await?;
+    store_new_password(deps, &user, &request.new_password).await?;
+    revoke_access(deps, &user.user_id, Some(&caller.claims.sid)).await?;
+    tracing::info!(
+        event = "password_changed",
+        "password changed; other sessions and devices revoked"
+    );
+    alerts::alert(deps, &user.user_id, Alert::PasswordChanged).await;
+    Ok(())
+}
+
+/// `POST /v1/password/forgot`: always the same answer.
+pub async fn forgot(deps: &Deps, request: ForgotRequest) -> Result<ForgotAnswer, ApiError> {
+    let user_id = UserId::parse(&request.user_id)?;
+    let now = deps.clock.now();
+    let user = deps.stores.users.get_user(&user_id).await?;
+    // Count the request whether or not the user exists (same calls either way).
+    let limit = LockoutPolicy {
+        threshold: deps.settings.max_resets_per_hour + 1,
+        lock_secs: 3600,
+        window_secs: 3600,
+    };
+    let outcome = deps
+        .stores
+        .lockouts
+        .record_failure(&format!("reset#{user_id}"), now, limit)
+        .await?;
+    let Some(user) = user else {
+        return Ok(FORGOT_ANSWER);
+    };
+    let (Some(email), UserStatus::Active, FailureOutcome::Counted { .. }) =
+        (user.email.clone(), user.status, outcome)
+    else {
+        tracing::info!(
+            event = "reset_not_sent",
+            "reset not sent (no email, inactive or rate limited)"
+        );
+        return Ok(FORGOT_ANSWER);
+    };
+    let token = random_token();
+    deps.stores
+        .resets
+        .create_reset(&ResetRecord {
+            token_digest: token_digest(&token),
+            user_id: user.user_id.clone(),
+            created_at: now,
+            expires_at: now.plus_secs(deps.settings.reset_ttl_secs),
+        })
+        .await?;
+    let link = format!("{}?token={token}", deps.settings.reset_url);
+    let minutes = deps.settings.reset_ttl_secs / 60;
+    let message = Message {
+        channel: Channel::Email,
+        to: email,
+        subject: "Reset your Portcullis password".into(),
+        text: format!(
+            "Someone asked to reset the password of your user ID. To choose a new password, open this link within {minutes} minutes (it works once):\n\n{link}\n\nIf it was not you, ignore this email: your password has not changed. We will never ask you for your password or a code."
+        ),
+        code: None,
+        purpose: "password_reset".into(),
+    };
+    match deps.notifiers.get(Channel::Email) {
+        Some(notifier) => {
+            if let Err(err) = notifier.dispatch(&message).await {
+                tracing::error!(error = %err, event = "reset_email_failed", "reset email failed");
+            } else {
+                tracing::info!(event = "reset_link_sent", "reset link sent");
+            }
+        }
+        None => tracing::error!("no email notifier: reset link not sent"),
+    }
+    Ok(FORGOT_ANSWER)
+}
+
+fn invalid_link() -> ApiError {
+    ApiError::validation("This reset link is not valid or has expired: ask for a new one.")
+}
+
+/// `POST /v1/password/reset`: sets the password, revokes every session and trusted device,
+/// and does not sign the user in.
+pub async fn reset(deps: &Deps, request: ResetRequest) -> Result<(), ApiError> {
+    too_long(&request.new_password, deps)?;
+    let token = request.token.expose();
+    if token.is_empty() || token.len() > 128 {
+        return Err(invalid_link());
+    }
+    let now = deps.clock.now();
+    let Some(reset) = deps
+        .stores
+        .resets
+        .take_reset(&token_digest(token), now)
+        .await?
+    else {
+        return Err(invalid_link());
+    };
+    let user = deps
+        .stores
+        .users
+        .get_user(&reset.user_id)
+        .await?
+        .ok_or_else(invalid_link)?;
+    if let Err(refusal) = policy::check(
+        &deps.hasher,
+        request.new_password.expose(),
+        &user.user_id,
+        user.password_hash.as_deref(),
+        &user.password_history,
+    )
+    .await
+    {
+        // The link was consumed to make the check single-flight; give it back for a retry.
+        deps.stores.resets.create_reset(&reset).await?;
+        return Err(refusal);
+    }
+    store_new_password(deps, &user, &request.new_password).await?;
+    revoke_access(deps, &user.user_id, None).await?;
+    deps.stores
+        .lockouts
+        .clear(&lockout_key(&user.user_id))
+        .await?;
+    tracing::info!(
+        event = "password_reset",
+        "password reset; all sessions and devices revoked"
+    );
+    alerts::alert(deps, &user.user_id, Alert::PasswordChanged).await;
+    Ok(())
+}
+
+/// After MFA, when a change is required: a challenge that only accepts a new password.
+pub async fn require_change(
+    deps: &Deps,
+    challenge: &ChallengeRecord,
+) -> Result<(String, i64), ApiError> {
+    let now = deps.clock.now();
+    let id = random_token();
+    let record = ChallengeRecord {
+        id_digest: token_digest(&id),
+        status: ChallengeStatus::PasswordChangeRequired,
+        created_at: now,
+        expires_at: now.plus_secs(deps.settings.challenge_ttl_secs),
+        sends: 0,
+        attempts: 0,
+        code: None,
+        completed_at: None,
+        ..challenge.clone()
+    };
+    deps.stores.challenges.create_challenge(&record).await?;
+    Ok((id, deps.settings.challenge_ttl_secs))
+}
+
+/// `POST /v1/sign-in/{challenge_id}/password`: the required change, then the session.
+pub async fn complete_required_change(
+    deps: &Deps,
+    challenge: &ChallengeRecord,
+    request: NewPasswordRequest,
+) -> Result<tokens::Tokens, ApiError> {
+    too_long(&request.new_password, deps)?;
+    if challenge.status != ChallengeStatus::PasswordChangeRequired {
+        return Err(ApiError::Forbidden);
+    }
+    let user = deps
+        .stores
+        .users
+        .get_user(&challenge.user_id)
+        .await?
+        .ok_or(ApiError::ChallengeExpired)?;
+    policy::check(
+        &deps.hasher,
+        request.new_password.expose(),
+        &user.user_id,
+        user.password_hash.as_deref(),
+        &user.password_history,
+    )
+    .await?;
+    if !deps
+        .stores
+        .challenges
+        .complete_challenge(&challenge.id_digest, deps.clock.now(), None)
+        .await?
+    {
+        return Err(ApiError::ChallengeExpired);
+    }
+    store_new_password(deps, &user, &request.new_password).await?;
+    revoke_access(deps, &user.user_id, None).await?;
+    tracing::info!(event = "password_changed", "required password change done");
+    alerts::alert(deps, &user.user_id, Alert::PasswordChanged).await;
+    let user = deps
+        .stores
+        .users
+        .get_user(&challenge.user_id)
+        .await?
+        .ok_or(ApiError::ChallengeExpired)?;
+    tokens::open_session(
+        deps,
+        &user,
+        Proof {
+            amr: vec!["pwd".into(), "mfa".into()],
+            acr: ACR_MFA.into(),
+        },
+    )
+    .await
+}

@@ -1,0 +1,469 @@
+//! Password lifecycle, required changes, the inactive-ID sweep and unsupported clients
+//! (SPEC §2 item 5, §7) on both storage adapters, clock-driven.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::*;
+use portcullis::crypto::SecretString;
+use portcullis::edge::RequestMeta;
+use portcullis::error::ApiError;
+use portcullis::identity::UserId;
+use portcullis::notifier::RecordingNotifier;
+use portcullis::service::codes::{self, SendCodeRequest};
+use portcullis::service::complete::complete_sign_in;
+use portcullis::service::password::{
+    self, ChangePasswordRequest, ForgotRequest, NewPasswordRequest, ResetRequest,
+};
+use portcullis::service::sign_in::{SignInRequest, sign_in};
+use portcullis::service::sweep;
+use portcullis::service::tokens::{self, Caller, RefreshRequest};
+use portcullis::storage::UserStatus;
+use portcullis::{Clock, Deps};
+
+fn secret(s: &str) -> SecretString {
+    SecretString::new(s.into())
+}
+
+async fn mfa_sign_in(deps: &Deps, user: &UserId, outbox: &RecordingNotifier) -> (Caller, String) {
+    let c = codes::open_challenge(deps, &password_step(deps, user).await)
+        .await
+        .unwrap();
+    codes::send_code(
+        deps,
+        &c,
+        &SendCodeRequest {
+            method: "sms".into(),
+            factor_id: None,
+        },
+    )
+    .await
+    .unwrap();
+    let v = codes::check_code(deps, &c, "sms", &secret(&last_code(outbox)), None)
+        .await
+        .unwrap();
+    let t = complete_sign_in(deps, &v, None)
+        .await
+        .unwrap()
+        .tokens
+        .unwrap();
+    (
+        tokens::authenticate(deps, Some(&format!("Bearer {}", t.access_token)))
+            .await
+            .unwrap(),
+        t.refresh_token,
+    )
+}
+
+async fn try_password(
+    deps: &Deps,
+    user: &UserId,
+    password: &str,
+) -> Result<portcullis::service::sign_in::SignInAnswer, ApiError> {
+    sign_in(
+        deps,
+        SignInRequest {
+            user_id: user.to_string(),
+            password: secret(password),
+        },
+        &RequestMeta::default(),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn changing_the_password_needs_step_up_the_policy_and_revokes_other_sessions() {
+    for (name, deps, clock, outbox) in all_deps_with_outbox().await {
+        let user = create_user(&deps, &unique("changer")).await;
+        add_phone(&deps, &user, "+12025550143").await;
+        let (other, other_refresh) = mfa_sign_in(&deps, &user, &outbox).await;
+        let _ = other;
+        let (me, my_refresh) = mfa_sign_in(&deps, &user, &outbox).await;
+        let req = |cur: &str, new: &str| ChangePasswordRequest {
+            current_password: secret(cur),
+            new_password: secret(new),
+        };
+        assert_eq!(
+            password::change(
+                &deps,
+                &me,
+                req("wrong wrong wrong", "a brand new passphrase")
+            )
+            .await
+            .unwrap_err(),
+            ApiError::InvalidCredentials,
+            "{name}"
+        );
+        for (bad, rule) in [
+            ("short", "at least 12"),
+            ("qwerty123456", "too common"),
+            (&format!("x{}x", user.as_str()), "user ID"),
+            (PASSWORD, "last 5"),
+        ] {
+            let err = password::change(&deps, &me, req(PASSWORD, bad))
+                .await
+                .unwrap_err();
+            assert!(
+                err.problem().detail.contains(rule),
+                "{name}: {bad} → {}",
+                err.problem().detail
+            );
+        }
+        password::change(&deps, &me, req(PASSWORD, "a brand new passphrase"))
+            .await
+            .unwrap();
+        assert!(
+            try_password(&deps, &user, "a brand new passphrase")
+                .await
+                .is_ok(),
+            "{name}"
+        );
+        assert_eq!(
+            tokens::refresh(
+                &deps,
+                RefreshRequest {
+                    refresh_token: secret(&other_refresh)
+                }
+            )
+            .await
+            .unwrap_err(),
+            ApiError::Unauthorized,
+            "{name}: other sessions revoked"
+        );
+        assert!(
+            tokens::refresh(
+                &deps,
+                RefreshRequest {
+                    refresh_token: secret(&my_refresh)
+                }
+            )
+            .await
+            .is_ok(),
+            "{name}: this session kept"
+        );
+        assert!(
+            outbox
+                .sent()
+                .iter()
+                .any(|m| m.purpose == "alert_password_changed")
+        );
+        clock.advance_secs(301);
+        assert_eq!(
+            password::change(
+                &deps,
+                &me,
+                req("a brand new passphrase", "another fresh passphrase")
+            )
+            .await
+            .unwrap_err(),
+            ApiError::StepUpRequired,
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn forgot_answers_the_same_and_the_reset_link_works_once_for_30_minutes() {
+    for (name, deps, clock, outbox) in all_deps_with_outbox().await {
+        let user = create_user(&deps, &unique("forgetful")).await;
+        add_phone(&deps, &user, "+12025550143").await;
+        let (_, refresh) = mfa_sign_in(&deps, &user, &outbox).await;
+        let known = password::forgot(
+            &deps,
+            ForgotRequest {
+                user_id: user.to_string(),
+            },
+        )
+        .await
+        .unwrap();
+        let unknown = password::forgot(
+            &deps,
+            ForgotRequest {
+                user_id: unique("nobody"),
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(known, unknown, "{name}");
+        let email = outbox.sent().last().cloned().unwrap();
+        assert_eq!(email.purpose, "password_reset");
+        let token = email
+            .text
+            .split("token=")
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_owned();
+        assert!(!email.text.contains(PASSWORD));
+        let reset = |t: &str, p: &str| ResetRequest {
+            token: secret(t),
+            new_password: secret(p),
+        };
+        // a policy refusal does not burn the link
+        assert!(
+            password::reset(&deps, reset(&token, "qwerty123456"))
+                .await
+                .unwrap_err()
+                .problem()
+                .detail
+                .contains("too common")
+        );
+        password::reset(&deps, reset(&token, "my reset passphrase"))
+            .await
+            .unwrap();
+        assert_eq!(
+            password::reset(&deps, reset(&token, "another passphrase!"))
+                .await
+                .unwrap_err()
+                .status(),
+            400,
+            "{name}: single use"
+        );
+        assert_eq!(
+            tokens::refresh(
+                &deps,
+                RefreshRequest {
+                    refresh_token: secret(&refresh)
+                }
+            )
+            .await
+            .unwrap_err(),
+            ApiError::Unauthorized,
+            "{name}: sessions revoked"
+        );
+        // a reset does not skip MFA
+        let answer = try_password(&deps, &user, "my reset passphrase")
+            .await
+            .unwrap();
+        assert_eq!(answer.status, "mfa_required", "{name}");
+        // expiry
+        password::forgot(
+            &deps,
+            ForgotRequest {
+                user_id: user.to_string(),
+            },
+        )
+        .await
+        .unwrap();
+        let email = outbox.sent().last().cloned().unwrap();
+        let token = email
+            .text
+            .split("token=")
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_owned();
+        clock.advance_secs(30 * 60);
+        assert_eq!(
+            password::reset(&deps, reset(&token, "too late passphrase"))
+                .await
+                .unwrap_err()
+                .status(),
+            400,
+            "{name}: 30 minutes"
+        );
+    }
+}
+
+#[tokio::test]
+async fn reset_emails_are_rate_limited_per_user() {
+    for (name, deps, _clock, outbox) in all_deps_with_outbox().await {
+        let user = create_user(&deps, &unique("spammed")).await;
+        for _ in 0..6 {
+            password::forgot(
+                &deps,
+                ForgotRequest {
+                    user_id: user.to_string(),
+                },
+            )
+            .await
+            .unwrap();
+        }
+        assert_eq!(
+            outbox
+                .sent()
+                .iter()
+                .filter(|m| m.purpose == "password_reset")
+                .count(),
+            3,
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_admin_flag_or_an_old_password_requires_a_change_after_mfa() {
+    for (name, mut deps, clock, outbox) in all_deps_with_outbox().await {
+        let user = create_user(&deps, &unique("aged")).await;
+        add_phone(&deps, &user, "+12025550143").await;
+        let mut settings = (*deps.settings).clone();
+        settings.password_max_age_secs = Some(90 * 86_400);
+        deps.settings = std::sync::Arc::new(settings);
+        let (_, _) = mfa_sign_in(&deps, &user, &outbox).await;
+        clock.advance_secs(90 * 86_400);
+        let c = codes::open_challenge(&deps, &password_step(&deps, &user).await)
+            .await
+            .unwrap();
+        codes::send_code(
+            &deps,
+            &c,
+            &SendCodeRequest {
+                method: "sms".into(),
+                factor_id: None,
+            },
+        )
+        .await
+        .unwrap();
+        let v = codes::check_code(&deps, &c, "sms", &secret(&last_code(&outbox)), None)
+            .await
+            .unwrap();
+        let step = complete_sign_in(&deps, &v, None).await.unwrap();
+        assert_eq!(step.status, "password_change_required", "{name}");
+        assert!(
+            step.tokens.is_none(),
+            "{name}: no session before the change"
+        );
+        let change = codes::open_challenge(&deps, step.challenge_id.as_ref().unwrap())
+            .await
+            .unwrap();
+        let refused = password::complete_required_change(
+            &deps,
+            &change,
+            NewPasswordRequest {
+                new_password: secret(PASSWORD),
+            },
+        )
+        .await;
+        assert!(refused.unwrap_err().problem().detail.contains("last 5"));
+        let tokens = password::complete_required_change(
+            &deps,
+            &change,
+            NewPasswordRequest {
+                new_password: secret("the new required passphrase"),
+            },
+        )
+        .await
+        .unwrap();
+        assert!(!tokens.access_token.is_empty());
+        let stored = deps.stores.users.get_user(&user).await.unwrap().unwrap();
+        assert_eq!(stored.password_changed_at, Some(clock.now()));
+        assert_eq!(stored.password_history.len(), 1);
+    }
+}
+
+#[tokio::test]
+async fn ids_unused_for_90_days_are_deactivated_and_alerted() {
+    // Users of this test are created 100 days before T0 and the sweep runs at T0, so users of
+    // other tests (created at T0, sharing the emulator's table) are never in its reach.
+    for (name, deps, clock, outbox) in all_deps_with_outbox().await {
+        let old = T0.plus_secs(-100 * 86_400);
+        let make = |prefix: &str| {
+            let id = UserId::parse(&unique(prefix)).unwrap();
+            portcullis::storage::UserRecord {
+                user_id: id,
+                email: Some("user@example.com".into()),
+                phone: None,
+                password_hash: Some(deps.hasher.hash(PASSWORD.as_bytes()).unwrap()),
+                status: UserStatus::Active,
+                roles: vec![],
+                created_at: old,
+                password_changed_at: Some(old),
+                last_sign_in_at: None,
+                must_change_password: false,
+                password_history: vec![],
+            }
+        };
+        let idle = make("idle");
+        let mut busy = make("busy");
+        busy.last_sign_in_at = Some(T0.plus_secs(-89 * 86_400));
+        deps.stores.users.create_user(&idle).await.unwrap();
+        deps.stores.users.create_user(&busy).await.unwrap();
+        clock.set(T0);
+        let report = sweep::sweep(&deps).await.unwrap();
+        assert!(report.deactivated >= 1, "{name}: {report:?}");
+        assert_eq!(
+            deps.stores
+                .users
+                .get_user(&idle.user_id)
+                .await
+                .unwrap()
+                .unwrap()
+                .status,
+            UserStatus::Inactive,
+            "{name}"
+        );
+        assert_eq!(
+            deps.stores
+                .users
+                .get_user(&busy.user_id)
+                .await
+                .unwrap()
+                .unwrap()
+                .status,
+            UserStatus::Active,
+            "{name}: signed in 89 days ago"
+        );
+        assert!(
+            outbox
+                .sent()
+                .iter()
+                .any(|m| m.purpose == "alert_deactivated")
+        );
+        assert_eq!(
+            try_password(&deps, &idle.user_id, PASSWORD)
+                .await
+                .unwrap_err(),
+            ApiError::AccountInactive
+        );
+        assert_eq!(
+            try_password(&deps, &idle.user_id, "wrong password here")
+                .await
+                .unwrap_err(),
+            ApiError::InvalidCredentials,
+            "{name}: generic answer for wrong passwords"
+        );
+        clock.advance_secs(86_400);
+        sweep::sweep(&deps).await.unwrap();
+        assert_eq!(
+            deps.stores
+                .users
+                .get_user(&busy.user_id)
+                .await
+                .unwrap()
+                .unwrap()
+                .status,
+            UserStatus::Inactive,
+            "{name}: 90 days now"
+        );
+    }
+}
+
+#[tokio::test]
+async fn outdated_browsers_are_refused_at_sign_in_naming_what_is_supported() {
+    for (name, deps, _clock, _outbox) in all_deps_with_outbox().await {
+        let user = create_user(&deps, &unique("retro")).await;
+        let meta = RequestMeta {
+            user_agent: Some(
+                "Mozilla/5.0 (Windows NT 10.0; Trident/7.0; rv:11.0) like Gecko".into(),
+            ),
+            ..RequestMeta::default()
+        };
+        let err = sign_in(
+            &deps,
+            SignInRequest {
+                user_id: user.to_string(),
+                password: secret(PASSWORD),
+            },
+            &meta,
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.code(), "unsupported_client", "{name}");
+        assert_eq!(err.status(), 403);
+        assert!(err.problem().detail.contains("Chrome 109 or later"));
+    }
+}
