@@ -339,3 +339,22 @@ pub fn verify_with_jwks(api: &Api, token: &str) -> Value {
         .expect("signature verifies with the JWKS");
     serde_json::from_slice(&B64.decode(parts[1]).unwrap()).unwrap()
 }
+
+/// Every email the emulator has sent to `address` (moto: `ses.Message`), as (subject, body).
+pub fn emails_to(address: &str) -> Vec<(String, String)> {
+    emulator_state()["ses"]["Message"]
+        .as_array()
+        .map(|all| {
+            all.iter()
+                .filter(|m| m["destinations"].to_string().contains(address))
+                .map(|m| {
+                    let text = |v: &Value| match v {
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    };
+                    (text(&m["subject"]), text(&m["body"]))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
