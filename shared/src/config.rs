@@ -35,8 +35,11 @@ impl Argon2Settings {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
-    /// The single DynamoDB table (`PORTCULLIS_TABLE`).
+    /// The main DynamoDB table (`PORTCULLIS_TABLE`).
     pub table_name: String,
+    /// The append-only audit table (`PORTCULLIS_AUDIT_TABLE`; the main table if unset). Its own
+    /// table so that IAM can grant the functions PutItem and Query on it, and nothing else.
+    pub audit_table_name: String,
     /// Consecutive failed passwords that lock a user ID (SPEC §2: 5).
     pub lockout_threshold: u32,
     /// How long a lock lasts (SPEC §2: 30 minutes).
@@ -102,6 +105,16 @@ pub struct Settings {
     pub inactive_after_secs: i64,
     /// Minimum browsers and systems (`PORTCULLIS_MIN_CLIENTS`, SPEC §2 item 5).
     pub min_clients: String,
+    /// Invitations live this long (SPEC §8: 72 hours).
+    pub invitation_ttl_secs: i64,
+    /// The page that receives `?token=…` from the invitation email.
+    pub invitation_url: String,
+    /// An MFA-reset request must be approved within this (default 24 hours).
+    pub mfa_reset_ttl_secs: i64,
+    /// Failed sign-ins from one source IP that start a throttle (SPEC §8: 30 in 10 minutes).
+    pub ip_failure_threshold: u32,
+    /// The window of those failures, and the length of the throttle (SPEC §8: 10 minutes).
+    pub ip_throttle_secs: i64,
 }
 
 impl Settings {
@@ -116,6 +129,8 @@ impl Settings {
             .filter(|v| !v.trim().is_empty())
             .ok_or(ConfigError::Missing("PORTCULLIS_TABLE"))?;
         let settings = Settings {
+            audit_table_name: optional(&lookup, "PORTCULLIS_AUDIT_TABLE")
+                .unwrap_or_else(|| table_name.clone()),
             table_name,
             lockout_threshold: number(&lookup, "PORTCULLIS_LOCKOUT_THRESHOLD", 5)?,
             lockout_secs: minutes(&lookup, "PORTCULLIS_LOCKOUT_MINUTES", 30)?,
@@ -169,6 +184,15 @@ impl Settings {
                 "PORTCULLIS_MIN_CLIENTS",
                 crate::client::DEFAULT_MINIMUMS,
             ),
+            invitation_ttl_secs: minutes(&lookup, "PORTCULLIS_INVITATION_TTL_HOURS", 72)? * 60,
+            invitation_url: text(
+                &lookup,
+                "PORTCULLIS_INVITATION_URL",
+                "https://auth.portcullis.example/welcome",
+            ),
+            mfa_reset_ttl_secs: minutes(&lookup, "PORTCULLIS_MFA_RESET_TTL_HOURS", 24)? * 60,
+            ip_failure_threshold: number(&lookup, "PORTCULLIS_IP_FAILURE_THRESHOLD", 30)?,
+            ip_throttle_secs: minutes(&lookup, "PORTCULLIS_IP_THROTTLE_MINUTES", 10)?,
         };
         settings.check()?;
         Ok(settings)

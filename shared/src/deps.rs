@@ -181,7 +181,11 @@ impl Deps {
         };
         let hasher = PasswordHasher::new(settings.argon2)?;
         Ok(Deps {
-            stores: Stores::dynamo(dynamo, &settings.table_name),
+            stores: Stores::dynamo_with_audit(
+                dynamo,
+                &settings.table_name,
+                &settings.audit_table_name,
+            ),
             settings: Arc::new(settings),
             clock: Arc::new(SystemClock),
             hasher,

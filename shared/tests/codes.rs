@@ -60,7 +60,14 @@ async fn an_sms_code_completes_the_sign_in_with_tokens_that_verify() {
         let verified = codes::check_code(&deps, &c, "sms", &code(&last_code(&outbox)), None)
             .await
             .unwrap();
-        let signed_in = complete_sign_in(&deps, &verified, None).await.unwrap();
+        let signed_in = complete_sign_in(
+            &deps,
+            &verified,
+            None,
+            &portcullis::edge::RequestMeta::default(),
+        )
+        .await
+        .unwrap();
         assert_eq!(signed_in.status, "signed_in");
         let signer = deps.signer.get().await.unwrap();
         let claims = jwt::verify(
@@ -465,9 +472,14 @@ async fn enrolment_inside_a_sign_in_needs_an_enrolment_challenge_and_totp_codes_
             10,
             "{name}: an authenticator comes with 10 recovery codes"
         );
-        complete_sign_in(&deps, &proven.verified, None)
-            .await
-            .unwrap();
+        complete_sign_in(
+            &deps,
+            &proven.verified,
+            None,
+            &portcullis::edge::RequestMeta::default(),
+        )
+        .await
+        .unwrap();
 
         // Now the user has a factor: a password alone must not add another.
         let c2 = challenge(&deps, &password_step(&deps, &user).await).await;
@@ -545,7 +557,7 @@ async fn refresh_rotates_reuse_revokes_and_idle_and_absolute_limits_hold() {
                 )
                 .await
                 .unwrap();
-                complete_sign_in(&deps, &v, None)
+                complete_sign_in(&deps, &v, None, &portcullis::edge::RequestMeta::default())
                     .await
                     .unwrap()
                     .tokens
@@ -640,7 +652,7 @@ async fn removing_factors_needs_step_up_and_the_last_one_means_enrolment_again()
         let v = codes::check_code(&deps, &c, "sms", &code(&last_code(&outbox)), None)
             .await
             .unwrap();
-        let t = complete_sign_in(&deps, &v, None)
+        let t = complete_sign_in(&deps, &v, None, &portcullis::edge::RequestMeta::default())
             .await
             .unwrap()
             .tokens

@@ -42,7 +42,7 @@ async fn mfa_sign_in(deps: &Deps, user: &UserId, outbox: &RecordingNotifier) -> 
     let v = codes::check_code(deps, &c, "sms", &secret(&last_code(outbox)), None)
         .await
         .unwrap();
-    let t = complete_sign_in(deps, &v, None)
+    let t = complete_sign_in(deps, &v, None, &portcullis::edge::RequestMeta::default())
         .await
         .unwrap()
         .tokens
@@ -321,7 +321,9 @@ async fn an_admin_flag_or_an_old_password_requires_a_change_after_mfa() {
         let v = codes::check_code(&deps, &c, "sms", &secret(&last_code(&outbox)), None)
             .await
             .unwrap();
-        let step = complete_sign_in(&deps, &v, None).await.unwrap();
+        let step = complete_sign_in(&deps, &v, None, &portcullis::edge::RequestMeta::default())
+            .await
+            .unwrap();
         assert_eq!(step.status, "password_change_required", "{name}");
         assert!(
             step.tokens.is_none(),

@@ -44,7 +44,9 @@ async fn sms_sign_in(
         device_name: None,
         user_agent: Some(portcullis_ua()),
     });
-    let signed = complete_sign_in(deps, &v, trust).await.unwrap();
+    let signed = complete_sign_in(deps, &v, trust, &portcullis::edge::RequestMeta::default())
+        .await
+        .unwrap();
     let caller = tokens::authenticate(
         deps,
         Some(&format!(
@@ -114,7 +116,14 @@ async fn a_user_who_lost_their_phone_signs_in_with_a_recovery_code_once() {
         let typed = SecretString::new(set[3].to_lowercase().replace('-', " "));
         let (verified, remaining) = recovery::redeem(&deps, &c, &typed).await.unwrap();
         assert_eq!(remaining, 9, "{name}");
-        let signed = complete_sign_in(&deps, &verified, None).await.unwrap();
+        let signed = complete_sign_in(
+            &deps,
+            &verified,
+            None,
+            &portcullis::edge::RequestMeta::default(),
+        )
+        .await
+        .unwrap();
         assert_eq!(signed.status, "signed_in");
         let alert = outbox.sent().last().cloned().unwrap();
         assert_eq!(alert.purpose, "alert_recovery_code_used");

@@ -1,4 +1,4 @@
-//! The device-trust function: the caller's trusted devices (name from the User-Agent, created,
+//! The device-trust function (and the caller's own security events): the caller's trusted devices (name from the User-Agent, created,
 //! last used, expiry); remove one or all. Removal takes effect on the next sign-in.
 
 use lambda_http::Request;
@@ -11,6 +11,7 @@ pub const ROUTES: &[&str] = &[
     "GET /v1/me/devices",
     "DELETE /v1/me/devices",
     "DELETE /v1/me/devices/{device_id}",
+    "GET /v1/me/events",
 ];
 
 pub fn handle(deps: &Deps, req: Request) -> HandlerFuture<'_> {
@@ -38,6 +39,10 @@ pub fn handle(deps: &Deps, req: Request) -> HandlerFuture<'_> {
                     devices::remove(deps, &caller.user_id, &device_id).await?;
                     Ok(edge::empty_response(204))
                 }
+                "GET /v1/me/events" => Ok(edge::json_response(
+                    200,
+                    &portcullis::service::admin::events(deps, &caller.user_id).await?,
+                )),
                 _ => Err(ApiError::NotFound),
             }
         })

@@ -60,8 +60,13 @@ pub fn handle(deps: &Deps, req: Request) -> HandlerFuture<'_> {
                         let factor_id = edge::require_path_param(&req, "factor_id")?;
                         let proven =
                             factors::verify_factor(deps, enroller, &factor_id, &body).await?;
-                        let mut signed_in =
-                            complete::complete_sign_in(deps, &proven.verified, None).await?;
+                        let mut signed_in = complete::complete_sign_in(
+                            deps,
+                            &proven.verified,
+                            None,
+                            &portcullis::edge::RequestMeta::from_request(&req),
+                        )
+                        .await?;
                         signed_in.recovery_codes = proven.recovery_codes;
                         Ok(edge::json_response(200, &signed_in))
                     }

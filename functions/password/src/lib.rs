@@ -16,6 +16,7 @@ pub const ROUTES: &[&str] = &[
     "POST /v1/password/forgot",
     "POST /v1/password/reset",
     "POST /v1/sign-in/{challenge_id}/password",
+    "POST /v1/invitations/{token}/accept",
 ];
 
 pub fn handle(deps: &Deps, req: Request) -> HandlerFuture<'_> {
@@ -64,6 +65,19 @@ pub fn handle(deps: &Deps, req: Request) -> HandlerFuture<'_> {
                             "expires_in": tokens.expires_in,
                         }),
                     ))
+                }
+                "POST /v1/invitations/{token}/accept" => {
+                    let body: portcullis::service::admin::AcceptRequest =
+                        edge::parse_json(&req, max)?;
+                    let token = edge::require_path_param(&req, "token")?;
+                    portcullis::service::admin::accept(
+                        deps,
+                        &token,
+                        body,
+                        &RequestMeta::from_request(&req),
+                    )
+                    .await?;
+                    Ok(edge::empty_response(204))
                 }
                 _ => Err(ApiError::NotFound),
             }

@@ -49,7 +49,13 @@ pub fn handle(deps: &Deps, req: Request) -> HandlerFuture<'_> {
                         device_name: body.device_name.clone(),
                         user_agent: RequestMeta::from_request(&req).user_agent,
                     });
-                    let mut signed_in = complete::complete_sign_in(deps, &verified, trust).await?;
+                    let mut signed_in = complete::complete_sign_in(
+                        deps,
+                        &verified,
+                        trust,
+                        &portcullis::edge::RequestMeta::from_request(&req),
+                    )
+                    .await?;
                     signed_in.recovery_codes_remaining = Some(remaining);
                     Ok(edge::json_response(200, &signed_in))
                 }

@@ -75,7 +75,13 @@ pub fn handle(deps: &Deps, req: Request) -> HandlerFuture<'_> {
                         body.factor_id.as_deref(),
                     )
                     .await?;
-                    let signed_in = complete::complete_sign_in(deps, &verified, trust).await?;
+                    let signed_in = complete::complete_sign_in(
+                        deps,
+                        &verified,
+                        trust,
+                        &portcullis::edge::RequestMeta::from_request(&req),
+                    )
+                    .await?;
                     Ok(edge::json_response(200, &signed_in))
                 }
                 "POST /v1/me/step-up/{challenge_id}/verify" => {

@@ -19,6 +19,7 @@ pub enum Alert {
     PasswordChanged,
     RecoveryCodeUsed { remaining: u32 },
     AccountDeactivated,
+    NewDeviceSignIn { name: String },
 }
 
 impl Alert {
@@ -32,6 +33,7 @@ impl Alert {
             Alert::PasswordChanged => "alert_password_changed",
             Alert::RecoveryCodeUsed { .. } => "alert_recovery_code_used",
             Alert::AccountDeactivated => "alert_deactivated",
+            Alert::NewDeviceSignIn { .. } => "alert_new_device_sign_in",
         }
     }
 
@@ -70,6 +72,12 @@ impl Alert {
                 "A recovery code was used".into(),
                 format!(
                     "Portcullis: a recovery code was used to sign in; {remaining} remain. {tail}"
+                ),
+            ),
+            Alert::NewDeviceSignIn { name } => (
+                "A sign-in from a new device".into(),
+                format!(
+                    "Portcullis: someone signed in to your account from {name}, a device not seen before. {tail}"
                 ),
             ),
             Alert::AccountDeactivated => (

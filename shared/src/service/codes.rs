@@ -247,6 +247,16 @@ pub async fn send_code(
         purpose,
         "code sent"
     );
+    crate::service::audit::record(
+        deps,
+        &challenge.user_id,
+        "code_sent",
+        crate::service::audit::Actor::User,
+        None,
+        "success",
+        Some(format!("{} ({purpose})", channel.as_str())),
+    )
+    .await;
     Ok(SendCodeAnswer {
         sent_to: mask(channel, &to),
         sends_remaining: max.saturating_sub(sends),

@@ -7,7 +7,10 @@ use serde::Serialize;
 
 use crate::crypto::jwt::ACR_MFA;
 use crate::deps::Deps;
+use crate::edge::RequestMeta;
 use crate::error::ApiError;
+use crate::service::alerts::{self, Alert};
+use crate::service::audit::{self, Actor};
 use crate::service::codes::Verified;
 use crate::service::devices;
 use crate::service::sign_in::lockout_key;
@@ -46,6 +49,7 @@ pub async fn complete_sign_in(
     deps: &Deps,
     verified: &Verified,
     trust: Option<TrustRequest>,
+    meta: &RequestMeta,
 ) -> Result<SignedIn, ApiError> {
     let user_id = &verified.challenge.user_id;
     let user = deps
@@ -87,6 +91,17 @@ pub async fn complete_sign_in(
         },
     )
     .await?;
+    audit::record(
+        deps,
+        user_id,
+        "sign_in_succeeded",
+        Actor::User,
+        Some(meta),
+        "success",
+        Some(verified.method.clone()),
+    )
+    .await;
+    flag_new_device(deps, user_id, meta, now).await;
     let device_token = match trust {
         Some(t) => Some(
             devices::trust(
@@ -113,4 +128,43 @@ pub async fn complete_sign_in(
         recovery_codes_remaining: None,
         recovery_codes: None,
     })
+}
+
+/// Anomaly signal (SPEC §8): a sign-in from a kind of device this user never used (browser and
+/// system, from the User-Agent) is flagged in the audit log and alerted.
+pub async fn flag_new_device(
+    deps: &Deps,
+    user_id: &crate::identity::UserId,
+    meta: &RequestMeta,
+    now: crate::clock::UnixTime,
+) {
+    let name =
+        crate::service::devices::describe_user_agent(meta.user_agent.as_deref().unwrap_or(""));
+    let fingerprint = crate::crypto::token_digest(&name);
+    match deps
+        .stores
+        .audit
+        .first_sighting(user_id, &fingerprint[..32], now)
+        .await
+    {
+        Ok(true) => {
+            tracing::warn!(
+                event = "new_device_sign_in",
+                "sign-in from a device never seen for this user"
+            );
+            audit::record(
+                deps,
+                user_id,
+                "new_device",
+                Actor::System,
+                Some(meta),
+                "flagged",
+                Some(name.clone()),
+            )
+            .await;
+            alerts::alert(deps, user_id, Alert::NewDeviceSignIn { name }).await;
+        }
+        Ok(false) => {}
+        Err(err) => tracing::error!(error = %err, "device sighting not recorded"),
+    }
 }

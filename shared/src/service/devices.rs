@@ -38,6 +38,16 @@ pub async fn trust(
     };
     deps.stores.devices.create_device(&record).await?;
     tracing::info!(event = "device_trusted", "device trusted");
+    crate::service::audit::record(
+        deps,
+        user_id,
+        "device_trusted",
+        crate::service::audit::Actor::User,
+        None,
+        "success",
+        Some(name.clone()),
+    )
+    .await;
     alerts::alert(deps, user_id, Alert::NewTrustedDevice { name }).await;
     Ok(format!("{device_id}.{secret}"))
 }
@@ -112,6 +122,16 @@ pub async fn remove(deps: &Deps, user_id: &UserId, device_id: &str) -> Result<()
         return Err(ApiError::NotFound);
     }
     tracing::info!(event = "device_removed", "trusted device removed");
+    crate::service::audit::record(
+        deps,
+        user_id,
+        "device_removed",
+        crate::service::audit::Actor::User,
+        None,
+        "success",
+        None,
+    )
+    .await;
     Ok(())
 }
 

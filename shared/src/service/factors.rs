@@ -372,6 +372,16 @@ pub async fn verify_factor(
         kind = factor.kind.name(),
         "factor activated"
     );
+    crate::service::audit::record(
+        deps,
+        user_id,
+        "factor_added",
+        crate::service::audit::Actor::User,
+        None,
+        "success",
+        Some(factor.kind.name().to_owned()),
+    )
+    .await;
     let mut factor = factor;
     factor.status = FactorStatus::Active;
     let recovery_codes = match factor.kind {
@@ -486,6 +496,16 @@ pub async fn remove(deps: &Deps, caller: &Caller, factor_id: &str) -> Result<(),
         return Err(ApiError::NotFound);
     }
     tracing::info!(event = "factor_removed", "factor removed");
+    crate::service::audit::record(
+        deps,
+        &caller.user_id,
+        "factor_removed",
+        crate::service::audit::Actor::User,
+        None,
+        "success",
+        None,
+    )
+    .await;
     alerts::alert(deps, &caller.user_id, Alert::FactorRemoved).await;
     Ok(())
 }

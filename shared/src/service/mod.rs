@@ -1,7 +1,9 @@
 //! One module per use case. Services take [`crate::Deps`] and plain inputs, return plain
 //! outputs or an [`crate::ApiError`]; they know nothing of HTTP or Lambda.
 
+pub mod admin;
 pub mod alerts;
+pub mod audit;
 pub mod codes;
 pub mod complete;
 pub mod devices;

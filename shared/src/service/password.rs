@@ -175,6 +175,16 @@ pub async fn change(
         event = "password_changed",
         "password changed; other sessions and devices revoked"
     );
+    crate::service::audit::record(
+        deps,
+        &user.user_id,
+        "password_changed",
+        crate::service::audit::Actor::User,
+        None,
+        "success",
+        None,
+    )
+    .await;
     alerts::alert(deps, &user.user_id, Alert::PasswordChanged).await;
     Ok(())
 }
@@ -292,6 +302,16 @@ pub async fn reset(deps: &Deps, request: ResetRequest) -> Result<(), ApiError> {
         event = "password_reset",
         "password reset; all sessions and devices revoked"
     );
+    crate::service::audit::record(
+        deps,
+        &user.user_id,
+        "password_reset",
+        crate::service::audit::Actor::User,
+        None,
+        "success",
+        None,
+    )
+    .await;
     alerts::alert(deps, &user.user_id, Alert::PasswordChanged).await;
     Ok(())
 }

@@ -193,6 +193,16 @@ pub async fn redeem(
         remaining,
         "recovery code used"
     );
+    crate::service::audit::record(
+        deps,
+        user_id,
+        "recovery_code_used",
+        crate::service::audit::Actor::User,
+        None,
+        "success",
+        Some(format!("{remaining} remain")),
+    )
+    .await;
     alerts::alert(deps, user_id, Alert::RecoveryCodeUsed { remaining }).await;
     Ok((
         Verified {

@@ -74,6 +74,11 @@ pub fn lockout_policy(deps: &Deps) -> LockoutPolicy {
     }
 }
 
+/// The throttle key of a source IP.
+pub fn ip_key(ip: &str) -> String {
+    format!("ip#{ip}")
+}
+
 /// The lockout counter key of a user ID (kept whether or not the user exists).
 pub fn lockout_key(user_id: &UserId) -> String {
     format!("user#{user_id}")

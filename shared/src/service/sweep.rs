@@ -40,6 +40,16 @@ pub async fn sweep(deps: &Deps) -> Result<SweepReport, ApiError> {
                     event = "account_deactivated",
                     "user ID deactivated after 90 days without sign-in"
                 );
+                crate::service::audit::record(
+                    deps,
+                    &user.user_id,
+                    "account_deactivated",
+                    crate::service::audit::Actor::System,
+                    None,
+                    "success",
+                    Some("no sign-in for the inactivity period".into()),
+                )
+                .await;
                 alerts::alert(deps, &user.user_id, Alert::AccountDeactivated).await;
             }
         }

@@ -10,9 +10,10 @@ use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::keys::{self, PK, SK, TTL};
 use super::{
-    AttemptSlot, ChallengePurpose, ChallengeRecord, ChallengeStatus, ChallengeStore, Delivery,
-    DeliveryRecord, DeliveryStore, DeviceRecord, DeviceStore, FactorKind, FactorRecord,
-    FactorStatus, FactorStore, FailureOutcome, LockoutPolicy, LockoutStore, PendingCode,
+    AdminStore, AttemptSlot, AuditEvent, AuditStore, ChallengePurpose, ChallengeRecord,
+    ChallengeStatus, ChallengeStore, Delivery, DeliveryRecord, DeliveryStore, DeviceRecord,
+    DeviceStore, FactorKind, FactorRecord, FactorStatus, FactorStore, FailureOutcome,
+    InvitationRecord, LockoutPolicy, LockoutStore, MfaResetRequest, PendingCode,
     RecoveryCodeRecord, RecoveryStore, ResetRecord, ResetStore, SendSlot, SessionRecord,
     SessionStore, UserRecord, UserStatus, UserStore,
 };
@@ -29,6 +30,7 @@ const MAX_COUNTER_ROUNDS: usize = 8;
 pub struct DynamoStore {
     client: Client,
     table: String,
+    audit_table: String,
 }
 
 impl DynamoStore {
@@ -36,6 +38,21 @@ impl DynamoStore {
         DynamoStore {
             client,
             table: table.to_owned(),
+            audit_table: table.to_owned(),
+        }
+    }
+
+    /// Audit events (and device sightings) go to their own append-only table.
+    pub fn with_audit_table(mut self, audit_table: &str) -> Self {
+        self.audit_table = audit_table.to_owned();
+        self
+    }
+
+    fn for_audit(&self) -> DynamoStore {
+        DynamoStore {
+            client: self.client.clone(),
+            table: self.audit_table.clone(),
+            audit_table: self.audit_table.clone(),
         }
     }
 
@@ -350,6 +367,20 @@ impl UserStore for DynamoStore {
                 )
                 .expression_attribute_names("#pk", PK),
         };
+        if self.conditional(update).await? {
+            Ok(())
+        } else {
+            Err(StoreError::ConditionFailed)
+        }
+    }
+
+    async fn set_must_change_password(&self, user_id: &UserId) -> Result<(), StoreError> {
+        let update = self
+            .update(keys::user(user_id))
+            .update_expression("SET must_change_password = :true")
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_values(":true", AttributeValue::Bool(true));
         if self.conditional(update).await? {
             Ok(())
         } else {
@@ -1335,5 +1366,186 @@ impl ResetStore for DynamoStore {
             Err(StoreError::ConditionFailed) => Ok(None),
             Err(other) => Err(other),
         }
+    }
+}
+
+// ---- audit log ------------------------------------------------------------------------------
+
+fn event_from_item(item: &Item) -> Result<AuditEvent, StoreError> {
+    Ok(AuditEvent {
+        subject: UserId::from_stored(get_s(item, "user_id")?),
+        event_id: get_s(item, "event_id")?,
+        at: UnixTime(get_n(item, "at")?),
+        kind: get_s(item, "kind")?,
+        actor: get_s(item, "actor")?,
+        source_ip: opt_s(item, "source_ip")?,
+        user_agent: opt_s(item, "user_agent")?,
+        outcome: get_s(item, "outcome")?,
+        detail: opt_s(item, "detail")?,
+        expires_at: UnixTime(get_n(item, TTL)?),
+    })
+}
+
+#[async_trait]
+impl AuditStore for DynamoStore {
+    async fn append_event(&self, e: &AuditEvent) -> Result<(), StoreError> {
+        let audit = self.for_audit();
+        let mut item = key_item(keys::event(&e.subject, e.at.secs(), &e.event_id));
+        item.insert("entity".into(), s("event"));
+        item.insert("user_id".into(), s(e.subject.as_str()));
+        item.insert("event_id".into(), s(&e.event_id));
+        item.insert("at".into(), n(e.at.secs()));
+        item.insert("kind".into(), s(&e.kind));
+        item.insert("actor".into(), s(&e.actor));
+        put_opt_s(&mut item, "source_ip", e.source_ip.as_deref());
+        put_opt_s(&mut item, "user_agent", e.user_agent.as_deref());
+        item.insert("outcome".into(), s(&e.outcome));
+        put_opt_s(&mut item, "detail", e.detail.as_deref());
+        item.insert(TTL.into(), n(e.expires_at.secs()));
+        audit.put_new(item).await
+    }
+
+    async fn list_events(
+        &self,
+        user_id: &UserId,
+        now: UnixTime,
+        limit: usize,
+    ) -> Result<Vec<AuditEvent>, StoreError> {
+        let (pk, _) = keys::user(user_id);
+        let mut out = Vec::new();
+        for item in self
+            .for_audit()
+            .query_prefix(&pk, keys::event_prefix(), true)
+            .await?
+        {
+            if out.len() >= limit {
+                break;
+            }
+            if live(&item, now)? {
+                out.push(event_from_item(&item)?);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn first_sighting(
+        &self,
+        user_id: &UserId,
+        fingerprint: &str,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        let mut item = key_item(keys::seen_device(user_id, fingerprint));
+        item.insert("entity".into(), s("seen_device"));
+        item.insert("first_seen_at".into(), n(now.secs()));
+        match self.for_audit().put_new(item).await {
+            Ok(()) => Ok(true),
+            Err(StoreError::ConditionFailed) => Ok(false),
+            Err(other) => Err(other),
+        }
+    }
+}
+
+// ---- administration -------------------------------------------------------------------------
+
+fn mfa_reset_from_item(item: &Item) -> Result<MfaResetRequest, StoreError> {
+    Ok(MfaResetRequest {
+        request_id: get_s(item, "request_id")?,
+        user_id: UserId::from_stored(get_s(item, "user_id")?),
+        requested_by: get_s(item, "requested_by")?,
+        reason: get_s(item, "reason")?,
+        created_at: UnixTime(get_n(item, "created_at")?),
+        expires_at: UnixTime(get_n(item, TTL)?),
+        approved_by: opt_s(item, "approved_by")?,
+    })
+}
+
+#[async_trait]
+impl AdminStore for DynamoStore {
+    async fn create_invitation(&self, i: &InvitationRecord) -> Result<(), StoreError> {
+        let mut item = key_item(keys::invitation(&i.token_digest));
+        item.insert("entity".into(), s("invitation"));
+        item.insert("token_digest".into(), s(&i.token_digest));
+        item.insert("user_id".into(), s(i.user_id.as_str()));
+        item.insert("invited_by".into(), s(&i.invited_by));
+        item.insert("created_at".into(), n(i.created_at.secs()));
+        item.insert(TTL.into(), n(i.expires_at.secs()));
+        self.put_new(item).await
+    }
+
+    async fn take_invitation(
+        &self,
+        token_digest: &str,
+        now: UnixTime,
+    ) -> Result<Option<InvitationRecord>, StoreError> {
+        let (pk, sk) = keys::invitation(token_digest);
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key(PK, s(&pk))
+            .key(SK, s(&sk))
+            .condition_expression("attribute_exists(#pk) AND #ttl > :now")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#ttl", TTL)
+            .expression_attribute_values(":now", n(now.secs()))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(condition_or_unavailable);
+        match result {
+            Ok(out) => {
+                let item = out.attributes.unwrap_or_default();
+                Ok(Some(InvitationRecord {
+                    token_digest: get_s(&item, "token_digest")?,
+                    user_id: UserId::from_stored(get_s(&item, "user_id")?),
+                    invited_by: get_s(&item, "invited_by")?,
+                    created_at: UnixTime(get_n(&item, "created_at")?),
+                    expires_at: UnixTime(get_n(&item, TTL)?),
+                }))
+            }
+            Err(StoreError::ConditionFailed) => Ok(None),
+            Err(other) => Err(other),
+        }
+    }
+
+    async fn create_mfa_reset(&self, r: &MfaResetRequest) -> Result<(), StoreError> {
+        let mut item = key_item(keys::mfa_reset(&r.request_id));
+        item.insert("entity".into(), s("mfa_reset"));
+        item.insert("request_id".into(), s(&r.request_id));
+        item.insert("user_id".into(), s(r.user_id.as_str()));
+        item.insert("requested_by".into(), s(&r.requested_by));
+        item.insert("reason".into(), s(&r.reason));
+        item.insert("created_at".into(), n(r.created_at.secs()));
+        item.insert(TTL.into(), n(r.expires_at.secs()));
+        self.put_new(item).await
+    }
+
+    async fn get_mfa_reset(
+        &self,
+        request_id: &str,
+        now: UnixTime,
+    ) -> Result<Option<MfaResetRequest>, StoreError> {
+        match self.get(keys::mfa_reset(request_id)).await? {
+            Some(item) if live(&item, now)? => mfa_reset_from_item(&item).map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    async fn approve_mfa_reset(
+        &self,
+        request_id: &str,
+        approver: &str,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        let update = self
+            .update(keys::mfa_reset(request_id))
+            .update_expression("SET approved_by = :approver, approved_at = :now")
+            .condition_expression(
+                "#ttl > :now AND attribute_not_exists(approved_by) AND requested_by <> :approver",
+            )
+            .expression_attribute_names("#ttl", TTL)
+            .expression_attribute_values(":approver", s(approver))
+            .expression_attribute_values(":now", n(now.secs()));
+        self.conditional(update).await
     }
 }

@@ -67,6 +67,29 @@ pub fn reset(token_digest: &str) -> (String, String) {
     (format!("RESET#{token_digest}"), "RESET".to_owned())
 }
 
+pub fn event(user_id: &UserId, at: i64, event_id: &str) -> (String, String) {
+    (
+        format!("USER#{user_id}"),
+        format!("EVENT#{at:012}#{event_id}"),
+    )
+}
+
+pub fn event_prefix() -> &'static str {
+    "EVENT#"
+}
+
+pub fn seen_device(user_id: &UserId, fingerprint: &str) -> (String, String) {
+    (format!("USER#{user_id}"), format!("SEEN#{fingerprint}"))
+}
+
+pub fn invitation(token_digest: &str) -> (String, String) {
+    (format!("INVITE#{token_digest}"), "INVITE".to_owned())
+}
+
+pub fn mfa_reset(request_id: &str) -> (String, String) {
+    (format!("MFARESET#{request_id}"), "MFARESET".to_owned())
+}
+
 /// An item no entity uses: read once at cold start to open the connection to DynamoDB.
 pub fn warmup() -> (String, String) {
     ("WARMUP".to_owned(), "WARMUP".to_owned())

@@ -7,10 +7,11 @@ use std::sync::{Mutex, MutexGuard};
 use async_trait::async_trait;
 
 use super::{
-    AttemptSlot, ChallengeRecord, ChallengeStore, DeliveryRecord, DeliveryStore, DeviceRecord,
-    DeviceStore, FactorKind, FactorRecord, FactorStatus, FactorStore, FailureOutcome,
-    LockoutPolicy, LockoutStore, PendingCode, RecoveryCodeRecord, RecoveryStore, ResetRecord,
-    ResetStore, SendSlot, SessionRecord, SessionStore, UserRecord, UserStatus, UserStore,
+    AdminStore, AttemptSlot, AuditEvent, AuditStore, ChallengeRecord, ChallengeStore,
+    DeliveryRecord, DeliveryStore, DeviceRecord, DeviceStore, FactorKind, FactorRecord,
+    FactorStatus, FactorStore, FailureOutcome, InvitationRecord, LockoutPolicy, LockoutStore,
+    MfaResetRequest, PendingCode, RecoveryCodeRecord, RecoveryStore, ResetRecord, ResetStore,
+    SendSlot, SessionRecord, SessionStore, UserRecord, UserStatus, UserStore,
 };
 use crate::clock::UnixTime;
 use crate::error::StoreError;
@@ -35,6 +36,10 @@ struct State {
     recovery: HashMap<UserId, Vec<RecoveryCodeRecord>>,
     devices: Vec<DeviceRecord>,
     resets: HashMap<String, ResetRecord>,
+    events: Vec<AuditEvent>,
+    seen: std::collections::HashSet<(UserId, String)>,
+    invitations: HashMap<String, InvitationRecord>,
+    mfa_resets: HashMap<String, MfaResetRequest>,
 }
 
 #[derive(Debug, Default)]
@@ -83,6 +88,16 @@ impl UserStore for MemoryStore {
                 Ok(())
             }
             _ => Err(StoreError::ConditionFailed),
+        }
+    }
+
+    async fn set_must_change_password(&self, user_id: &UserId) -> Result<(), StoreError> {
+        match self.state()?.users.get_mut(user_id) {
+            Some(user) => {
+                user.must_change_password = true;
+                Ok(())
+            }
+            None => Err(StoreError::ConditionFailed),
         }
     }
 
@@ -708,5 +723,118 @@ impl ResetStore for MemoryStore {
             .resets
             .remove(token_digest)
             .filter(|r| r.expires_at > now))
+    }
+}
+
+#[async_trait]
+impl AuditStore for MemoryStore {
+    async fn append_event(&self, event: &AuditEvent) -> Result<(), StoreError> {
+        let mut state = self.state()?;
+        if state
+            .events
+            .iter()
+            .any(|e| e.subject == event.subject && e.event_id == event.event_id)
+        {
+            return Err(StoreError::ConditionFailed);
+        }
+        state.events.push(event.clone());
+        Ok(())
+    }
+
+    async fn list_events(
+        &self,
+        user_id: &UserId,
+        now: UnixTime,
+        limit: usize,
+    ) -> Result<Vec<AuditEvent>, StoreError> {
+        let mut out: Vec<AuditEvent> = self
+            .state()?
+            .events
+            .iter()
+            .filter(|e| &e.subject == user_id && e.expires_at > now)
+            .cloned()
+            .collect();
+        out.sort_by(|a, b| (b.at, &b.event_id).cmp(&(a.at, &a.event_id)));
+        out.truncate(limit);
+        Ok(out)
+    }
+
+    async fn first_sighting(
+        &self,
+        user_id: &UserId,
+        fingerprint: &str,
+        _now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        Ok(self
+            .state()?
+            .seen
+            .insert((user_id.clone(), fingerprint.to_owned())))
+    }
+}
+
+#[async_trait]
+impl AdminStore for MemoryStore {
+    async fn create_invitation(&self, invitation: &InvitationRecord) -> Result<(), StoreError> {
+        let mut state = self.state()?;
+        if state.invitations.contains_key(&invitation.token_digest) {
+            return Err(StoreError::ConditionFailed);
+        }
+        state
+            .invitations
+            .insert(invitation.token_digest.clone(), invitation.clone());
+        Ok(())
+    }
+
+    async fn take_invitation(
+        &self,
+        token_digest: &str,
+        now: UnixTime,
+    ) -> Result<Option<InvitationRecord>, StoreError> {
+        Ok(self
+            .state()?
+            .invitations
+            .remove(token_digest)
+            .filter(|i| i.expires_at > now))
+    }
+
+    async fn create_mfa_reset(&self, request: &MfaResetRequest) -> Result<(), StoreError> {
+        let mut state = self.state()?;
+        if state.mfa_resets.contains_key(&request.request_id) {
+            return Err(StoreError::ConditionFailed);
+        }
+        state
+            .mfa_resets
+            .insert(request.request_id.clone(), request.clone());
+        Ok(())
+    }
+
+    async fn get_mfa_reset(
+        &self,
+        request_id: &str,
+        now: UnixTime,
+    ) -> Result<Option<MfaResetRequest>, StoreError> {
+        Ok(self
+            .state()?
+            .mfa_resets
+            .get(request_id)
+            .filter(|r| r.expires_at > now)
+            .cloned())
+    }
+
+    async fn approve_mfa_reset(
+        &self,
+        request_id: &str,
+        approver: &str,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        match self.state()?.mfa_resets.get_mut(request_id) {
+            Some(r)
+                if r.expires_at > now && r.approved_by.is_none() && r.requested_by != approver =>
+            {
+                r.approved_by = Some(approver.to_owned());
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 }

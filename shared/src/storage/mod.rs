@@ -83,6 +83,8 @@ pub trait UserStore: Send + Sync {
         history: &[String],
         at: UnixTime,
     ) -> Result<(), StoreError>;
+    /// An admin's flag: the next sign-in must change the password after MFA.
+    async fn set_must_change_password(&self, user_id: &UserId) -> Result<(), StoreError>;
     /// Active ↔ inactive; `ConditionFailed` if the user does not exist.
     async fn set_status(&self, user_id: &UserId, status: UserStatus) -> Result<(), StoreError>;
     /// Deactivates the user only if they have not signed in since `cutoff` (nor been created
@@ -514,6 +516,94 @@ pub trait ResetStore: Send + Sync {
     ) -> Result<Option<ResetRecord>, StoreError>;
 }
 
+/// One security event (SPEC §8), append-only: written with a create-only condition, never
+/// updated or deleted by the functions (their IAM policies grant no such action on it); kept
+/// for the retention setting by TTL.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AuditEvent {
+    #[serde(rename = "user_id")]
+    pub subject: UserId,
+    pub event_id: String,
+    pub at: UnixTime,
+    /// `sign_in_succeeded`, `sign_in_failed`, `lock_started`, `code_sent`, `factor_added`, …
+    pub kind: String,
+    /// Who acted: `self`, an admin's user ID, or `system`.
+    pub actor: String,
+    pub source_ip: Option<String>,
+    pub user_agent: Option<String>,
+    /// `success`, `failure` or `flagged`.
+    pub outcome: String,
+    pub detail: Option<String>,
+    #[serde(skip)]
+    pub expires_at: UnixTime,
+}
+
+#[async_trait]
+pub trait AuditStore: Send + Sync {
+    /// Appends an event (create-only).
+    async fn append_event(&self, event: &AuditEvent) -> Result<(), StoreError>;
+    /// The user's events, newest first (at most `limit`).
+    async fn list_events(
+        &self,
+        user_id: &UserId,
+        now: UnixTime,
+        limit: usize,
+    ) -> Result<Vec<AuditEvent>, StoreError>;
+    /// Records that the user signed in from `fingerprint`; `true` the first time (a new device).
+    async fn first_sighting(
+        &self,
+        user_id: &UserId,
+        fingerprint: &str,
+        now: UnixTime,
+    ) -> Result<bool, StoreError>;
+}
+
+/// An on-boarding invitation: only the token's SHA-256 is stored; single use; 72 hours.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvitationRecord {
+    pub token_digest: String,
+    pub user_id: UserId,
+    pub invited_by: String,
+    pub created_at: UnixTime,
+    pub expires_at: UnixTime,
+}
+
+/// A request to reset a user's MFA: filed by one admin, approved by another.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct MfaResetRequest {
+    pub request_id: String,
+    pub user_id: UserId,
+    pub requested_by: String,
+    pub reason: String,
+    pub created_at: UnixTime,
+    pub expires_at: UnixTime,
+    pub approved_by: Option<String>,
+}
+
+#[async_trait]
+pub trait AdminStore: Send + Sync {
+    async fn create_invitation(&self, invitation: &InvitationRecord) -> Result<(), StoreError>;
+    /// Consumes the invitation, once, if it has not expired.
+    async fn take_invitation(
+        &self,
+        token_digest: &str,
+        now: UnixTime,
+    ) -> Result<Option<InvitationRecord>, StoreError>;
+    async fn create_mfa_reset(&self, request: &MfaResetRequest) -> Result<(), StoreError>;
+    async fn get_mfa_reset(
+        &self,
+        request_id: &str,
+        now: UnixTime,
+    ) -> Result<Option<MfaResetRequest>, StoreError>;
+    /// Approves, once, by someone other than the requester, before expiry: `true` if it did.
+    async fn approve_mfa_reset(
+        &self,
+        request_id: &str,
+        approver: &str,
+        now: UnixTime,
+    ) -> Result<bool, StoreError>;
+}
+
 /// One recovery code: found by a keyed tag (HMAC under the KMS code key, so a table dump does
 /// not give an offline oracle), verified against a salted argon2id hash (ASVS 6.5.2: codes
 /// under 112 bits of entropy get a slow salted hash), used once.
@@ -602,12 +692,23 @@ pub struct Stores {
     pub recovery: Arc<dyn RecoveryStore>,
     pub devices: Arc<dyn DeviceStore>,
     pub resets: Arc<dyn ResetStore>,
+    pub audit: Arc<dyn AuditStore>,
+    pub admin: Arc<dyn AdminStore>,
 }
 
 impl Stores {
-    /// All stores on one DynamoDB table.
+    /// All stores on one DynamoDB table (audit events included).
     pub fn dynamo(client: aws_sdk_dynamodb::Client, table: &str) -> Self {
-        let store = Arc::new(dynamo::DynamoStore::new(client, table));
+        Self::dynamo_with_audit(client, table, table)
+    }
+
+    /// All stores on the main table, audit events on their append-only table.
+    pub fn dynamo_with_audit(
+        client: aws_sdk_dynamodb::Client,
+        table: &str,
+        audit_table: &str,
+    ) -> Self {
+        let store = Arc::new(dynamo::DynamoStore::new(client, table).with_audit_table(audit_table));
         Stores {
             users: store.clone(),
             lockouts: store.clone(),
@@ -617,7 +718,9 @@ impl Stores {
             deliveries: store.clone(),
             recovery: store.clone(),
             devices: store.clone(),
-            resets: store,
+            resets: store.clone(),
+            audit: store.clone(),
+            admin: store,
         }
     }
 
@@ -633,7 +736,9 @@ impl Stores {
             deliveries: store.clone(),
             recovery: store.clone(),
             devices: store.clone(),
-            resets: store,
+            resets: store.clone(),
+            audit: store.clone(),
+            admin: store,
         }
     }
 }

@@ -37,7 +37,11 @@ pub async fn dynamo_client() -> aws_sdk_dynamodb::Client {
 pub async fn all_stores() -> Vec<(&'static str, Stores)> {
     let mut stores = vec![("memory", Stores::memory())];
     if let Some(table) = emulator_table() {
-        stores.push(("dynamodb", Stores::dynamo(dynamo_client().await, &table)));
+        let audit = std::env::var("PORTCULLIS_AUDIT_TABLE").unwrap_or_else(|_| table.clone());
+        stores.push((
+            "dynamodb",
+            Stores::dynamo_with_audit(dynamo_client().await, &table, &audit),
+        ));
     }
     stores
 }

@@ -52,6 +52,13 @@ pub fn handlers() -> BTreeMap<&'static str, (Handler, &'static [&'static str])> 
             ),
         ),
         (
+            "AdminFunction",
+            (
+                portcullis_admin::handle as Handler,
+                portcullis_admin::ROUTES,
+            ),
+        ),
+        (
             "PasswordFunction",
             (
                 portcullis_password::handle as Handler,

@@ -87,3 +87,36 @@ fn protected_routes_are_exactly_those_without_authorizer_none() {
         );
     }
 }
+
+#[test]
+fn no_function_may_update_or_delete_the_audit_log() {
+    let doc: Value = serde_yaml::from_str(TEMPLATE).unwrap();
+    let mut writers = 0;
+    for (name, resource) in doc["Resources"].as_mapping().unwrap() {
+        if resource["Type"].as_str() != Some("AWS::Serverless::Function") {
+            continue;
+        }
+        for policy in resource["Properties"]["Policies"].as_sequence().into_iter().flatten() {
+            for statement in policy["Statement"].as_sequence().into_iter().flatten() {
+                let on_audit = serde_yaml::to_string(&statement["Resource"]).unwrap().contains("AuditTable");
+                if !on_audit {
+                    continue;
+                }
+                let actions: Vec<String> = statement["Action"]
+                    .as_sequence()
+                    .unwrap()
+                    .iter()
+                    .map(|a| a.as_str().unwrap().to_owned())
+                    .collect();
+                for action in &actions {
+                    assert!(
+                        action == "dynamodb:PutItem" || action == "dynamodb:Query",
+                        "{name:?} is granted {action} on the append-only audit table"
+                    );
+                }
+                writers += 1;
+            }
+        }
+    }
+    assert!(writers >= 8, "the functions that record events can write the audit table");
+}

@@ -1,0 +1,6 @@
+//! Lambda entry point: dependencies built once at cold start, then every request answered.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    portcullis::edge::serve(portcullis_admin::handle).await
+}

@@ -1,0 +1,50 @@
+//! The audit log (SPEC §8): every security event appended with time, actor, subject, source
+//! IP, User-Agent and outcome. Recording is best effort for the caller (an audit write that
+//! fails is logged as an error and alarmed on, but does not undo the action it describes).
+
+use crate::crypto::random_id;
+use crate::deps::Deps;
+use crate::edge::RequestMeta;
+use crate::identity::UserId;
+use crate::storage::AuditEvent;
+
+/// Who did it.
+#[derive(Debug, Clone)]
+pub enum Actor<'a> {
+    /// The user themselves.
+    User,
+    Admin(&'a UserId),
+    System,
+}
+
+pub async fn record(
+    deps: &Deps,
+    subject: &UserId,
+    kind: &str,
+    actor: Actor<'_>,
+    meta: Option<&RequestMeta>,
+    outcome: &str,
+    detail: Option<String>,
+) {
+    let now = deps.clock.now();
+    let clip = |s: &String| s.chars().take(512).collect::<String>();
+    let event = AuditEvent {
+        subject: subject.clone(),
+        event_id: random_id("ev"),
+        at: now,
+        kind: kind.to_owned(),
+        actor: match actor {
+            Actor::User => "self".to_owned(),
+            Actor::Admin(id) => id.to_string(),
+            Actor::System => "system".to_owned(),
+        },
+        source_ip: meta.and_then(|m| m.source_ip.clone()),
+        user_agent: meta.and_then(|m| m.user_agent.as_ref()).map(clip),
+        outcome: outcome.to_owned(),
+        detail,
+        expires_at: now.plus_secs(deps.settings.retention_secs),
+    };
+    if let Err(err) = deps.stores.audit.append_event(&event).await {
+        tracing::error!(error = %err, event = "audit_write_failed", kind, "audit event not recorded");
+    }
+}
