@@ -20,6 +20,7 @@ use crate::deps::Deps;
 use crate::edge::RequestMeta;
 use crate::error::{ApiError, StoreError};
 use crate::identity::UserId;
+use crate::service::audit::{self, Actor};
 use crate::storage::{
     ChallengePurpose, ChallengeRecord, ChallengeStatus, Delivery, FactorKind, FactorRecord,
     FactorStatus, FailureOutcome, LockoutPolicy, UserRecord, UserStatus,
@@ -103,6 +104,15 @@ pub async fn sign_in(
     }
 
     let now = deps.clock.now();
+    // Per-source-IP throttle against credential stuffing (SPEC §8): refused before any user is
+    // looked at, so it never locks (or reveals) the targeted users.
+    if let Some(ip) = &meta.source_ip
+        && let Some(until) = deps.stores.lockouts.locked_until(&ip_key(ip), now).await?
+    {
+        return Err(ApiError::RateLimited {
+            retry_after_secs: until.secs() - now.secs(),
+        });
+    }
     let key = lockout_key(&user_id);
     if let Some(until) = deps.stores.lockouts.locked_until(&key, now).await? {
         return Err(ApiError::Locked {
@@ -172,6 +182,17 @@ async fn trusted_device_sign_in(
         acr: crate::crypto::jwt::ACR_TRUSTED_DEVICE.into(),
     };
     let tokens = crate::service::tokens::open_session(deps, user, proof).await?;
+    audit::record(
+        deps,
+        &user.user_id,
+        "sign_in_succeeded",
+        Actor::User,
+        Some(meta),
+        "success",
+        Some("trusted device".into()),
+    )
+    .await;
+    crate::service::complete::flag_new_device(deps, &user.user_id, meta, now).await;
     tracing::info!(
         event = "sign_in_completed",
         method = "trusted_device",
@@ -212,6 +233,36 @@ async fn count_failure(
     now: UnixTime,
     meta: &RequestMeta,
 ) -> ApiError {
+    if let Some(ip) = &meta.source_ip {
+        let policy = LockoutPolicy {
+            threshold: deps.settings.ip_failure_threshold,
+            lock_secs: deps.settings.ip_throttle_secs,
+            window_secs: deps.settings.ip_throttle_secs,
+        };
+        if let Ok(FailureOutcome::LockStarted { .. }) = deps
+            .stores
+            .lockouts
+            .record_failure(&ip_key(ip), now, policy)
+            .await
+        {
+            tracing::warn!(
+                event = "ip_throttled",
+                "source IP throttled after repeated failed sign-ins"
+            );
+        }
+    }
+    if let Some(user) = user {
+        audit::record(
+            deps,
+            &user.user_id,
+            "sign_in_failed",
+            Actor::User,
+            Some(meta),
+            "failure",
+            None,
+        )
+        .await;
+    }
     match deps
         .stores
         .lockouts
@@ -221,6 +272,16 @@ async fn count_failure(
         Ok(FailureOutcome::Counted { .. }) => ApiError::InvalidCredentials,
         Ok(FailureOutcome::LockStarted { until }) => {
             if let Some(user) = user {
+                audit::record(
+                    deps,
+                    &user.user_id,
+                    "lock_started",
+                    Actor::System,
+                    Some(meta),
+                    "flagged",
+                    None,
+                )
+                .await;
                 crate::service::alerts::alert(
                     deps,
                     &user.user_id,

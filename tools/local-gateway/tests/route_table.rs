@@ -96,9 +96,15 @@ fn no_function_may_update_or_delete_the_audit_log() {
         if resource["Type"].as_str() != Some("AWS::Serverless::Function") {
             continue;
         }
-        for policy in resource["Properties"]["Policies"].as_sequence().into_iter().flatten() {
+        for policy in resource["Properties"]["Policies"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+        {
             for statement in policy["Statement"].as_sequence().into_iter().flatten() {
-                let on_audit = serde_yaml::to_string(&statement["Resource"]).unwrap().contains("AuditTable");
+                let on_audit = serde_yaml::to_string(&statement["Resource"])
+                    .unwrap()
+                    .contains("AuditTable");
                 if !on_audit {
                     continue;
                 }
@@ -118,5 +124,8 @@ fn no_function_may_update_or_delete_the_audit_log() {
             }
         }
     }
-    assert!(writers >= 8, "the functions that record events can write the audit table");
+    assert!(
+        writers >= 8,
+        "the functions that record events can write the audit table"
+    );
 }

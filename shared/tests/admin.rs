@@ -1,0 +1,526 @@
+//! Administration, audit and anomaly signals (SPEC §8) on both storage adapters.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::*;
+use portcullis::crypto::SecretString;
+use portcullis::edge::RequestMeta;
+use portcullis::error::ApiError;
+use portcullis::identity::UserId;
+use portcullis::notifier::RecordingNotifier;
+use portcullis::service::admin::{self, AcceptRequest, Action, InviteRequest, MfaResetFiling};
+use portcullis::service::codes::{self, SendCodeRequest};
+use portcullis::service::complete::complete_sign_in;
+use portcullis::service::sign_in::{SignInRequest, sign_in};
+use portcullis::service::tokens::{self, Caller};
+use portcullis::{Clock, Deps};
+
+fn meta(ip: &str) -> RequestMeta {
+    RequestMeta {
+        source_ip: Some(ip.into()),
+        user_agent: Some("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36".into()),
+        ..RequestMeta::default()
+    }
+}
+
+async fn make_admin(deps: &Deps, outbox: &RecordingNotifier, phone: &str) -> (UserId, Caller) {
+    let id = create_user(deps, &unique("admin")).await;
+    let mut record = deps.stores.users.get_user(&id).await.unwrap().unwrap();
+    let admin_id = UserId::parse(&unique("adm")).unwrap();
+    record.user_id = admin_id.clone();
+    record.roles = vec!["admin".into()];
+    deps.stores.users.create_user(&record).await.unwrap();
+    add_phone(deps, &admin_id, phone).await;
+    let c = codes::open_challenge(deps, &password_step(deps, &admin_id).await)
+        .await
+        .unwrap();
+    codes::send_code(
+        deps,
+        &c,
+        &SendCodeRequest {
+            method: "sms".into(),
+            factor_id: None,
+        },
+    )
+    .await
+    .unwrap();
+    let v = codes::check_code(deps, &c, "sms", &SecretString::new(last_code(outbox)), None)
+        .await
+        .unwrap();
+    let t = complete_sign_in(deps, &v, None, &meta("10.0.0.1"))
+        .await
+        .unwrap()
+        .tokens
+        .unwrap();
+    let caller = tokens::authenticate(deps, Some(&format!("Bearer {}", t.access_token)))
+        .await
+        .unwrap();
+    (admin_id, caller)
+}
+
+async fn kinds(deps: &Deps, user: &UserId) -> Vec<String> {
+    deps.stores
+        .audit
+        .list_events(user, deps.clock.now(), 200)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect()
+}
+
+#[tokio::test]
+async fn an_invited_user_sets_a_password_once_and_must_enrol_mfa() {
+    for (name, deps, clock, outbox) in all_deps_with_outbox().await {
+        let (_, admin_caller) = make_admin(&deps, &outbox, "+12025550143").await;
+        let new_user = unique("invitee");
+        let invited = admin::invite(
+            &deps,
+            &admin_caller,
+            InviteRequest {
+                user_id: new_user.clone(),
+                email: "new.hire@example.com".into(),
+                phone: None,
+                roles: None,
+            },
+            &meta("10.0.0.1"),
+        )
+        .await
+        .unwrap();
+        assert_eq!(invited.invitation.sent_to, "n***@e***.com");
+        let email = outbox.sent().last().cloned().unwrap();
+        assert_eq!(email.purpose, "invitation");
+        let token = email
+            .text
+            .split("token=")
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_owned();
+        assert_eq!(
+            admin::invite(
+                &deps,
+                &admin_caller,
+                InviteRequest {
+                    user_id: new_user.clone(),
+                    email: "x@example.com".into(),
+                    phone: None,
+                    roles: None
+                },
+                &meta("10.0.0.1")
+            )
+            .await
+            .unwrap_err()
+            .status(),
+            409,
+            "{name}"
+        );
+        assert!(
+            admin::accept(
+                &deps,
+                &token,
+                AcceptRequest {
+                    password: SecretString::new("qwerty123456".into())
+                },
+                &RequestMeta::default()
+            )
+            .await
+            .unwrap_err()
+            .problem()
+            .detail
+            .contains("too common")
+        );
+        admin::accept(
+            &deps,
+            &token,
+            AcceptRequest {
+                password: SecretString::new("my first passphrase".into()),
+            },
+            &RequestMeta::default(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            admin::accept(
+                &deps,
+                &token,
+                AcceptRequest {
+                    password: SecretString::new("my second passphrase".into())
+                },
+                &RequestMeta::default()
+            )
+            .await
+            .unwrap_err()
+            .status(),
+            400,
+            "{name}: single use"
+        );
+        let uid = UserId::parse(&new_user).unwrap();
+        let answer = sign_in(
+            &deps,
+            SignInRequest {
+                user_id: new_user.clone(),
+                password: SecretString::new("my first passphrase".into()),
+            },
+            &RequestMeta::default(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(answer.status, "mfa_enrolment_required", "{name}");
+        let k = kinds(&deps, &uid).await;
+        assert!(
+            k.contains(&"user_invited".into()) && k.contains(&"invitation_accepted".into()),
+            "{name}: {k:?}"
+        );
+        // invitations expire after 72 hours
+        let late = unique("late");
+        admin::invite(
+            &deps,
+            &admin_caller,
+            InviteRequest {
+                user_id: late,
+                email: "late@example.com".into(),
+                phone: None,
+                roles: None,
+            },
+            &meta("10.0.0.1"),
+        )
+        .await
+        .unwrap();
+        let email = outbox.sent().last().cloned().unwrap();
+        let token = email
+            .text
+            .split("token=")
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_owned();
+        clock.advance_secs(72 * 3600);
+        assert_eq!(
+            admin::accept(
+                &deps,
+                &token,
+                AcceptRequest {
+                    password: SecretString::new("my first passphrase".into())
+                },
+                &RequestMeta::default()
+            )
+            .await
+            .unwrap_err()
+            .status(),
+            400,
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_mfa_reset_needs_two_different_admins_and_wipes_the_factors() {
+    for (name, deps, clock, outbox) in all_deps_with_outbox().await {
+        let (alice_id, alice) = make_admin(&deps, &outbox, "+12025550143").await;
+        let (bob_id, bob) = make_admin(&deps, &outbox, "+12025550144").await;
+        let user = create_user(&deps, &unique("victim")).await;
+        add_phone(&deps, &user, "+12025550145").await;
+        // a non-admin cannot file
+        let (plain, _) = {
+            let c = codes::open_challenge(&deps, &password_step(&deps, &user).await)
+                .await
+                .unwrap();
+            codes::send_code(
+                &deps,
+                &c,
+                &SendCodeRequest {
+                    method: "sms".into(),
+                    factor_id: None,
+                },
+            )
+            .await
+            .unwrap();
+            let v = codes::check_code(
+                &deps,
+                &c,
+                "sms",
+                &SecretString::new(last_code(&outbox)),
+                None,
+            )
+            .await
+            .unwrap();
+            let t = complete_sign_in(&deps, &v, None, &meta("10.0.0.2"))
+                .await
+                .unwrap()
+                .tokens
+                .unwrap();
+            (
+                tokens::authenticate(&deps, Some(&format!("Bearer {}", t.access_token)))
+                    .await
+                    .unwrap(),
+                (),
+            )
+        };
+        let filing = |u: &UserId| MfaResetFiling {
+            user_id: u.to_string(),
+            reason: "User lost their phone, verified by branch".into(),
+        };
+        assert_eq!(
+            admin::request_mfa_reset(&deps, &plain, filing(&user), &meta("10.0.0.2"))
+                .await
+                .unwrap_err(),
+            ApiError::Forbidden,
+            "{name}"
+        );
+        assert_eq!(
+            admin::request_mfa_reset(&deps, &alice, filing(&alice_id), &meta("10.0.0.1"))
+                .await
+                .unwrap_err(),
+            ApiError::Forbidden,
+            "{name}: not on oneself"
+        );
+        assert_eq!(
+            admin::request_mfa_reset(
+                &deps,
+                &alice,
+                MfaResetFiling {
+                    user_id: user.to_string(),
+                    reason: "short".into()
+                },
+                &meta("10.0.0.1")
+            )
+            .await
+            .unwrap_err()
+            .status(),
+            400
+        );
+        let request = admin::request_mfa_reset(&deps, &alice, filing(&user), &meta("10.0.0.1"))
+            .await
+            .unwrap();
+        assert_eq!(
+            admin::approve_mfa_reset(&deps, &alice, &request.request_id, &meta("10.0.0.1"))
+                .await
+                .unwrap_err(),
+            ApiError::Forbidden,
+            "{name}: the requester cannot approve"
+        );
+        assert_eq!(
+            admin::approve_mfa_reset(&deps, &plain, &request.request_id, &meta("10.0.0.2"))
+                .await
+                .unwrap_err(),
+            ApiError::Forbidden
+        );
+        // a request about Bob cannot be approved by Bob
+        let about_bob = admin::request_mfa_reset(&deps, &alice, filing(&bob_id), &meta("10.0.0.1"))
+            .await
+            .unwrap();
+        assert_eq!(
+            admin::approve_mfa_reset(&deps, &bob, &about_bob.request_id, &meta("10.0.0.1"))
+                .await
+                .unwrap_err(),
+            ApiError::Forbidden,
+            "{name}: not on oneself"
+        );
+        admin::approve_mfa_reset(&deps, &bob, &request.request_id, &meta("10.0.0.1"))
+            .await
+            .unwrap();
+        assert!(
+            deps.stores
+                .factors
+                .list_factors(&user)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{name}"
+        );
+        let answer = sign_in(
+            &deps,
+            SignInRequest {
+                user_id: user.to_string(),
+                password: SecretString::new(PASSWORD.into()),
+            },
+            &RequestMeta::default(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(answer.status, "mfa_enrolment_required", "{name}");
+        assert_eq!(
+            admin::approve_mfa_reset(&deps, &bob, &request.request_id, &meta("10.0.0.1"))
+                .await
+                .unwrap_err()
+                .status(),
+            409,
+            "{name}: once"
+        );
+        let k = kinds(&deps, &user).await;
+        for kind in [
+            "mfa_reset_requested",
+            "mfa_reset_approved",
+            "sign_in_succeeded",
+            "code_sent",
+        ] {
+            assert!(k.contains(&kind.to_owned()), "{name}: {kind} in {k:?}");
+        }
+        let events = deps
+            .stores
+            .audit
+            .list_events(&user, clock.now(), 50)
+            .await
+            .unwrap();
+        let approved = events
+            .iter()
+            .find(|e| e.kind == "mfa_reset_approved")
+            .unwrap();
+        assert_eq!(approved.actor, bob_id.to_string());
+        assert_eq!(approved.source_ip.as_deref(), Some("10.0.0.1"));
+        // requests expire
+        let late = admin::request_mfa_reset(&deps, &alice, filing(&user), &meta("10.0.0.1"))
+            .await
+            .unwrap();
+        clock.advance_secs(24 * 3600);
+        let bob_again = make_admin(&deps, &outbox, "+12025550146").await.1;
+        assert_eq!(
+            admin::approve_mfa_reset(&deps, &bob_again, &late.request_id, &meta("10.0.0.1"))
+                .await
+                .unwrap_err(),
+            ApiError::NotFound,
+            "{name}: expired"
+        );
+        // elevation: an admin action needs a fresh MFA
+        assert_eq!(
+            admin::act(
+                &deps,
+                &alice,
+                user.as_str(),
+                Action::Unlock,
+                &meta("10.0.0.1")
+            )
+            .await
+            .unwrap_err(),
+            ApiError::StepUpRequired,
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn many_failures_from_one_ip_are_throttled_without_locking_the_targets() {
+    for (name, deps, _clock, _outbox) in all_deps_with_outbox().await {
+        let ip = format!("203.0.113.{}", rand_octet());
+        let known = create_user(&deps, &unique("target")).await;
+        let attempt = |user: String| {
+            let deps = deps.clone();
+            let m = meta(&ip);
+            async move {
+                sign_in(
+                    &deps,
+                    SignInRequest {
+                        user_id: user,
+                        password: SecretString::new("wrong password here".into()),
+                    },
+                    &m,
+                )
+                .await
+            }
+        };
+        for i in 0..30 {
+            let user = if i == 0 {
+                known.to_string()
+            } else {
+                unique("spray")
+            };
+            assert_eq!(
+                attempt(user).await.unwrap_err(),
+                ApiError::InvalidCredentials,
+                "{name}"
+            );
+        }
+        let throttled = attempt(unique("spray")).await.unwrap_err();
+        assert_eq!(
+            throttled,
+            ApiError::RateLimited {
+                retry_after_secs: 600
+            },
+            "{name}"
+        );
+        assert_eq!(throttled.status(), 429);
+        assert_eq!(
+            attempt(known.to_string()).await.unwrap_err(),
+            throttled,
+            "{name}: same answer for known and unknown IDs"
+        );
+        // the targeted user is not locked: from another address the right password works
+        let ok = sign_in(
+            &deps,
+            SignInRequest {
+                user_id: known.to_string(),
+                password: SecretString::new(PASSWORD.into()),
+            },
+            &meta("198.51.100.7"),
+        )
+        .await;
+        assert!(ok.is_ok(), "{name}: {ok:?}");
+    }
+}
+
+fn rand_octet() -> u8 {
+    portcullis::crypto::random_bytes::<1>()[0]
+}
+
+#[tokio::test]
+async fn a_sign_in_from_a_new_kind_of_device_is_flagged_and_alerted_once() {
+    for (name, deps, _clock, outbox) in all_deps_with_outbox().await {
+        let user = create_user(&deps, &unique("traveller")).await;
+        add_phone(&deps, &user, "+12025550143").await;
+        for _ in 0..2 {
+            let c = codes::open_challenge(&deps, &password_step(&deps, &user).await)
+                .await
+                .unwrap();
+            codes::send_code(
+                &deps,
+                &c,
+                &SendCodeRequest {
+                    method: "sms".into(),
+                    factor_id: None,
+                },
+            )
+            .await
+            .unwrap();
+            let v = codes::check_code(
+                &deps,
+                &c,
+                "sms",
+                &SecretString::new(last_code(&outbox)),
+                None,
+            )
+            .await
+            .unwrap();
+            complete_sign_in(&deps, &v, None, &meta("10.1.1.1"))
+                .await
+                .unwrap();
+        }
+        let flagged = outbox
+            .sent()
+            .iter()
+            .filter(|m| m.purpose == "alert_new_device_sign_in")
+            .count();
+        assert_eq!(flagged, 1, "{name}: once per kind of device");
+        let events = deps
+            .stores
+            .audit
+            .list_events(&user, deps.clock.now(), 50)
+            .await
+            .unwrap();
+        let flag = events.iter().find(|e| e.kind == "new_device").unwrap();
+        assert_eq!(flag.outcome, "flagged");
+        assert_eq!(flag.detail.as_deref(), Some("Chrome on Windows"));
+        assert_eq!(
+            events
+                .iter()
+                .filter(|e| e.kind == "sign_in_succeeded")
+                .count(),
+            2
+        );
+    }
+}
