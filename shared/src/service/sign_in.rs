@@ -251,18 +251,19 @@ async fn count_failure(
             );
         }
     }
-    if let Some(user) = user {
-        audit::record(
-            deps,
-            &user.user_id,
-            "sign_in_failed",
-            Actor::User,
-            Some(meta),
-            "failure",
-            None,
-        )
-        .await;
-    }
+    // Recorded for unknown IDs too (under the ID that was tried): the same writes either way,
+    // so a failure costs the same whether or not the user exists.
+    let subject = crate::identity::UserId::from_stored(key.trim_start_matches("user#").to_owned());
+    audit::record(
+        deps,
+        &subject,
+        "sign_in_failed",
+        Actor::User,
+        Some(meta),
+        "failure",
+        None,
+    )
+    .await;
     match deps
         .stores
         .lockouts
