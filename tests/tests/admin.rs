@@ -1,0 +1,206 @@
+//! Administration end to end: an admin invites a user who on-boards; an MFA reset needs two
+//! admins; events and deliveries are visible to the right people.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use portcullis_e2e::*;
+use serde_json::{Value, json};
+
+const PASSWORD: &str = "a perfectly good passphrase";
+
+/// A user (created with the CLI, with `roles`) who enrols a phone in the first sign-in.
+fn signed_in_with_phone(api: &Api, user: &str, roles: &[&str]) -> Value {
+    create_user(user, PASSWORD, roles);
+    let challenge = api.sign_in(user, PASSWORD).json()["challenge_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let phone = fresh_phone();
+    let seen = sms_to(&phone).len();
+    let enrol = api.post_json(
+        &format!("/v1/sign-in/{challenge}/factors/phone"),
+        &json!({"phone": phone, "delivery": "sms"}),
+    );
+    assert_eq!(enrol.status, 201, "{enrol:?}");
+    let factor = enrol.json()["factor_id"].as_str().unwrap().to_owned();
+    let code = next_sms_code(&phone, seen);
+    let done = api.post_json(
+        &format!("/v1/sign-in/{challenge}/factors/{factor}/verify"),
+        &json!({"code": code}),
+    );
+    assert_eq!(done.status, 200, "{done:?}");
+    done.json()
+}
+
+#[test]
+fn an_invited_user_on_boards_and_an_mfa_reset_needs_two_admins() {
+    let Some(api) = api() else { return };
+    let alice = signed_in_with_phone(&api, &unique("alice-admin"), &["admin"]);
+    let bob = signed_in_with_phone(&api, &unique("bob-admin"), &["admin"]);
+    let (alice_token, bob_token) = (
+        alice["access_token"].as_str().unwrap(),
+        bob["access_token"].as_str().unwrap(),
+    );
+
+    // on-boarding
+    let newcomer = unique("hire");
+    let invited = api.post_auth(
+        "/v1/admin/users",
+        alice_token,
+        &json!({"user_id": newcomer, "email": newcomer}),
+    );
+    assert_eq!(invited.status, 201, "{invited:?}");
+    let (_, body) = emails_to(&newcomer)
+        .last()
+        .cloned()
+        .expect("the invitation email");
+    let token = body
+        .split("token=")
+        .nth(1)
+        .unwrap()
+        .split(|c: char| c.is_whitespace() || c == '"' || c == '\\')
+        .next()
+        .unwrap()
+        .to_owned();
+    let accepted = api.post_json(
+        &format!("/v1/invitations/{token}/accept"),
+        &json!({"password": "my very first passphrase"}),
+    );
+    assert_eq!(accepted.status, 204, "{accepted:?}");
+    api.post_json(
+        &format!("/v1/invitations/{token}/accept"),
+        &json!({"password": "my very first passphrase"}),
+    )
+    .assert_problem(400, "validation_failed");
+    assert_eq!(
+        api.sign_in(&newcomer, "my very first passphrase").json()["status"],
+        "mfa_enrolment_required"
+    );
+
+    // a user who is not an admin is refused
+    let plain = signed_in_with_phone(&api, &unique("plain"), &[]);
+    let plain_token = plain["access_token"].as_str().unwrap();
+    api.post_auth(
+        "/v1/admin/users",
+        plain_token,
+        &json!({"user_id": unique("x"), "email": "x@example.com"}),
+    )
+    .assert_problem(403, "forbidden");
+
+    // the MFA reset: Alice files, Alice cannot approve, Bob approves
+    let victim = unique("victim");
+    signed_in_with_phone(&api, &victim, &[]);
+    let filed = api.post_auth(
+        "/v1/admin/mfa-resets",
+        alice_token,
+        &json!({"user_id": victim, "reason": "Lost phone; identity checked at the branch"}),
+    );
+    assert_eq!(filed.status, 201, "{filed:?}");
+    let request_id = filed.json()["request_id"].as_str().unwrap().to_owned();
+    api.post_auth(
+        &format!("/v1/admin/mfa-resets/{request_id}/approve"),
+        alice_token,
+        &json!({}),
+    )
+    .assert_problem(403, "forbidden");
+    api.post_auth(
+        &format!("/v1/admin/mfa-resets/{request_id}/approve"),
+        plain_token,
+        &json!({}),
+    )
+    .assert_problem(403, "forbidden");
+    let approved = api.post_auth(
+        &format!("/v1/admin/mfa-resets/{request_id}/approve"),
+        bob_token,
+        &json!({}),
+    );
+    assert_eq!(approved.status, 204, "{approved:?}");
+    assert_eq!(
+        api.sign_in(&victim, PASSWORD).json()["status"],
+        "mfa_enrolment_required"
+    );
+
+    // the trail: the admin sees the victim's events and deliveries (never the codes)
+    let events = api
+        .get(&format!("/v1/admin/users/{victim}/events"), Some(bob_token))
+        .json();
+    let kinds: Vec<&str> = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    for kind in [
+        "mfa_reset_approved",
+        "mfa_reset_requested",
+        "factor_added",
+        "sign_in_succeeded",
+        "code_sent",
+    ] {
+        assert!(kinds.contains(&kind), "{kind} in {kinds:?}");
+    }
+    let deliveries = api.get(
+        &format!("/v1/admin/users/{victim}/deliveries"),
+        Some(bob_token),
+    );
+    assert_eq!(deliveries.status, 200);
+    assert!(
+        !deliveries.text.contains("code to"),
+        "no message content in deliveries"
+    );
+    assert!(
+        deliveries.json()["deliveries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["channel"] == "sms" && d["outcome"] == "sent")
+    );
+    // users see their own events
+    let own = api.get("/v1/me/events", Some(plain_token)).json();
+    assert!(
+        own["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "sign_in_succeeded")
+    );
+}
+
+#[test]
+fn admin_routes_refuse_bad_input_and_self_service() {
+    let Some(api) = api() else { return };
+    let admin_user = unique("carol-admin");
+    let carol = signed_in_with_phone(&api, &admin_user, &["admin"]);
+    let token = carol["access_token"].as_str().unwrap();
+    api.post_auth(
+        "/v1/admin/users",
+        token,
+        &json!({"user_id": unique("y"), "email": "not-an-email"}),
+    )
+    .assert_problem(400, "validation_failed");
+    api.post_auth(
+        "/v1/admin/users",
+        token,
+        &json!({"user_id": unique("y"), "email": "y@example.com", "roles": ["god"]}),
+    )
+    .assert_problem(400, "validation_failed");
+    api.post_auth(
+        "/v1/admin/mfa-resets",
+        token,
+        &json!({"user_id": admin_user, "reason": "Resetting my own factors here"}),
+    )
+    .assert_problem(403, "forbidden");
+    api.post_auth(
+        &format!("/v1/admin/users/{admin_user}/unlock"),
+        token,
+        &json!({}),
+    )
+    .assert_problem(403, "forbidden");
+    api.post_auth(
+        "/v1/admin/users/nobody-here@example.com/unlock",
+        token,
+        &json!({}),
+    )
+    .assert_problem(404, "not_found");
+    api.post_auth("/v1/admin/mfa-resets/mr_nope/approve", token, &json!({}))
+        .assert_problem(404, "not_found");
+}
