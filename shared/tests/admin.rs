@@ -524,3 +524,181 @@ async fn a_sign_in_from_a_new_kind_of_device_is_flagged_and_alerted_once() {
         );
     }
 }
+
+#[tokio::test]
+async fn admin_actions_work_are_audited_and_every_security_event_kind_is_recorded() {
+    use portcullis::service::{devices, password, recovery};
+    for (name, deps, _clock, outbox) in all_deps_with_outbox().await {
+        let (admin_id, admin_caller) = make_admin(&deps, &outbox, "+12025550143").await;
+        let user = create_user(&deps, &unique("subject")).await;
+        add_phone(&deps, &user, "+12025550147").await;
+        let m = meta("10.9.9.9");
+        // failures and a lock
+        for _ in 0..5 {
+            let _ = sign_in(
+                &deps,
+                SignInRequest {
+                    user_id: user.to_string(),
+                    password: SecretString::new("wrong password here".into()),
+                },
+                &m,
+            )
+            .await;
+        }
+        admin::act(&deps, &admin_caller, user.as_str(), Action::Unlock, &m)
+            .await
+            .unwrap();
+        // a full sign-in with a trusted device, a recovery code, a password change
+        let c = codes::open_challenge(&deps, &password_step(&deps, &user).await)
+            .await
+            .unwrap();
+        codes::send_code(
+            &deps,
+            &c,
+            &SendCodeRequest {
+                method: "sms".into(),
+                factor_id: None,
+            },
+        )
+        .await
+        .unwrap();
+        let v = codes::check_code(
+            &deps,
+            &c,
+            "sms",
+            &SecretString::new(last_code(&outbox)),
+            None,
+        )
+        .await
+        .unwrap();
+        let trust = Some(portcullis::service::complete::TrustRequest {
+            device_name: Some("Laptop".into()),
+            user_agent: None,
+        });
+        let signed = complete_sign_in(&deps, &v, trust, &m).await.unwrap();
+        let caller = tokens::authenticate(
+            &deps,
+            Some(&format!("Bearer {}", signed.tokens.unwrap().access_token)),
+        )
+        .await
+        .unwrap();
+        let set = recovery::issue(&deps, &user).await.unwrap();
+        let c = codes::open_challenge(&deps, &password_step(&deps, &user).await)
+            .await
+            .unwrap();
+        recovery::redeem(&deps, &c, &SecretString::new(set[0].clone()))
+            .await
+            .unwrap();
+        password::change(
+            &deps,
+            &caller,
+            password::ChangePasswordRequest {
+                current_password: SecretString::new(PASSWORD.into()),
+                new_password: SecretString::new("an entirely new passphrase".into()),
+            },
+        )
+        .await
+        .unwrap();
+        let listed = devices::list(&deps, &user).await.unwrap();
+        assert!(
+            listed.is_empty(),
+            "{name}: a password change removes trusted devices"
+        );
+        // admin actions
+        admin::act(
+            &deps,
+            &admin_caller,
+            user.as_str(),
+            Action::ForcePasswordChange,
+            &m,
+        )
+        .await
+        .unwrap();
+        assert!(
+            deps.stores
+                .users
+                .get_user(&user)
+                .await
+                .unwrap()
+                .unwrap()
+                .must_change_password,
+            "{name}"
+        );
+        admin::act(&deps, &admin_caller, user.as_str(), Action::Deactivate, &m)
+            .await
+            .unwrap();
+        assert_eq!(
+            sign_in(
+                &deps,
+                SignInRequest {
+                    user_id: user.to_string(),
+                    password: SecretString::new("an entirely new passphrase".into())
+                },
+                &m
+            )
+            .await
+            .unwrap_err(),
+            ApiError::AccountInactive
+        );
+        admin::act(&deps, &admin_caller, user.as_str(), Action::Reactivate, &m)
+            .await
+            .unwrap();
+        assert!(
+            sign_in(
+                &deps,
+                SignInRequest {
+                    user_id: user.to_string(),
+                    password: SecretString::new("an entirely new passphrase".into())
+                },
+                &m
+            )
+            .await
+            .is_ok(),
+            "{name}"
+        );
+        let recorded = kinds(&deps, &user).await;
+        for kind in [
+            "sign_in_failed",
+            "lock_started",
+            "admin_unlock",
+            "code_sent",
+            "sign_in_succeeded",
+            "device_trusted",
+            "new_device",
+            "recovery_code_used",
+            "password_changed",
+            "admin_force_password_change",
+            "admin_deactivate",
+            "admin_reactivate",
+        ] {
+            assert!(
+                recorded.contains(&kind.to_owned()),
+                "{name}: {kind} missing from {recorded:?}"
+            );
+        }
+        let events = deps
+            .stores
+            .audit
+            .list_events(&user, deps.clock.now(), 200)
+            .await
+            .unwrap();
+        let unlock = events.iter().find(|e| e.kind == "admin_unlock").unwrap();
+        assert_eq!(
+            (unlock.actor.as_str(), unlock.source_ip.as_deref()),
+            (admin_id.as_str(), Some("10.9.9.9"))
+        );
+        assert!(
+            unlock
+                .user_agent
+                .as_deref()
+                .unwrap_or("")
+                .contains("Chrome")
+        );
+        // no secret in any event
+        let dump = format!("{events:?}");
+        assert!(
+            !dump.contains(PASSWORD) && !dump.contains("entirely new") && !dump.contains(&set[0]),
+            "{name}"
+        );
+    }
+}
