@@ -9,7 +9,7 @@ the code uses that the template does not grant, `-` a grant the code never uses)
 sources contain something the analysis does not model (so that it can never pass by not
 looking). Needs PyYAML (the project's .venv has it).
 
-What "needed" means, derived statically from the sources on every run (no list to maintain):
+What "needed" means, derived statically from the sources on every run (no per-function list to maintain):
 
 1. Roots: every function crate functions/<f>/ (all of src/*.rs: the handler serves every route of
    the function) plus the cold start every function runs (`Deps::from_env` ->
@@ -25,7 +25,9 @@ What "needed" means, derived statically from the sources on every run (no list t
      deps.stores.<store>.<method>(..)  -> `impl <Trait> for DynamoStore` in
                                           shared/src/storage/dynamo.rs, through its helpers
                                           (`self.get` -> GetItem, `self.update` -> UpdateItem,
-                                          transactions -> the action of each Put/Delete/Update)
+                                          transactions -> the action of each Put/Delete/Update;
+                                          methods going through `self.for_audit()` -> the audit
+                                          table, PORTCULLIS_AUDIT_TABLE, the others the main one)
      deps.mac.mac(..)                  -> KmsCodeMac::mac             (kms:GenerateMac)
      deps.sealer.seal / .open(..)      -> KmsSealer::seal / ::open    (kms:Encrypt / kms:Decrypt)
      deps.signer.get(..)               -> KmsSigner::connect          (kms:GetPublicKey)
@@ -33,19 +35,20 @@ What "needed" means, derived statically from the sources on every run (no list t
      deps.notifiers / .dispatch(..)    -> every `impl Notifier` in shared/src/notifier/ (the
                                           channel -> plugin mapping is configuration, so any
                                           send may use any of them: sns:Publish, ses:SendEmail)
-   The resource of each action comes from the template: the table and keys named by the
-   functions' environment (PORTCULLIS_TABLE, PORTCULLIS_CODE_KEY_ID, ... -> alias -> key).
-4. Table encryption: the table is encrypted with a customer managed key, and DynamoDB uses it
-   on the caller's behalf, so a function that touches the table needs kms:Decrypt on that key.
-   Grants on the table's key conditioned on kms:ViaService = dynamodb.<region>.amazonaws.com
+   The resource of each action comes from the template: the tables and keys named by the
+   functions' environment (PORTCULLIS_TABLE, PORTCULLIS_AUDIT_TABLE, PORTCULLIS_CODE_KEY_ID, ...
+   -> alias -> key). A grant on "*" where the code needs one resource is an over-grant.
+4. Table encryption: the tables are encrypted with a customer managed key, and DynamoDB uses
+   it on the caller's behalf, so a function that touches a table needs kms:Decrypt on its key.
+   Grants on a table's key conditioned on kms:ViaService = dynamodb.<region>.amazonaws.com
    may also carry kms:GenerateDataKey / kms:Encrypt / kms:DescribeKey (DynamoDB asks for a new
    data key on writes): they are accepted as allowed extras, because the condition means the
    function itself can never use the key directly with them.
 
 Guards (exit 2, "cannot check"): a `deps.<field>` the table does not know, a store, mac,
 sealer, signer or notifier reached other than through `deps.` (an alias would hide calls), a
-file under shared/src or functions/ making SDK calls that is not modelled, a second DynamoDB
-table, a binding whose implementation has moved, a policy form other than inline statements,
+file under shared/src or functions/ making SDK calls that is not modelled, a DynamoDB table
+other than the main and audit tables, a binding whose implementation has moved, a policy form other than inline statements,
 a function crate without a template function (or the reverse), and a service module imported
 by a file but never found called (a gap in the call-graph parser).
 """
@@ -92,7 +95,7 @@ PRIMITIVES = {
     "deps.sealer.open": ("crypto/keyed.rs", "SecretSealer for KmsSealer", "open", "PORTCULLIS_DATA_KEY_ID"),
     "deps.signer.get": ("crypto/jwt.rs", "KmsSigner", "connect", "PORTCULLIS_SIGNING_KEY_ID"),
     "jwt::issue": ("crypto/jwt.rs", "TokenSigner for KmsSigner", "sign", "PORTCULLIS_SIGNING_KEY_ID"),
-    "cold start": ("storage/dynamo.rs", "DynamoStore", "warm_up", "PORTCULLIS_TABLE"),
+    "cold start (Deps::from_env)": ("storage/dynamo.rs", "DynamoStore", "warm_up", "PORTCULLIS_TABLE"),
 }
 # How production wires each primitive (deps.rs), and which setting names its resource.
 WIRING = [
@@ -385,7 +388,15 @@ class SdkFile:
 
     def callees(self, fn: RustFn) -> list[RustFn]:
         out = []
-        for m in re.finditer(rf"(?:\.|\bSelf\s*::)\s*({IDENT})\s*\(", fn.body):
+        # Methods on `self`, `Self::`, and on another store made from self (`self.for_audit()`,
+        # directly or bound to a local) -- not any `.get(` (HashMap::get is not DynamoStore::get).
+        receivers = [r"\bself", rf"\b{AUDIT_RECEIVER}\s*\(\s*\)"]
+        receivers += [rf"\b{m.group(1)}" for m in re.finditer(
+            rf"\blet\s+({IDENT})\s*=\s*self\s*\.\s*{AUDIT_RECEIVER}\s*\(\s*\)", fn.body)]
+        for recv in receivers:
+            for m in re.finditer(rf"{recv}\s*\.\s*({IDENT})\s*\(", fn.body):
+                out += [f for f in self.rf.fns if f.name == m.group(1) and f.impl_type is not None]
+        for m in re.finditer(rf"\bSelf\s*::\s*({IDENT})\s*\(", fn.body):
             out += [f for f in self.rf.fns if f.name == m.group(1) and f.impl_type is not None]
         for m in re.finditer(rf"(?<![\w.:])({IDENT})\s*\(", fn.body):
             out += [f for f in self.rf.fns if f.name == m.group(1) and f.impl_type is None]
@@ -449,7 +460,7 @@ class Analysis:
         for m in re.finditer(r"\.\s*table_name\s*\(\s*([^)]*)\)", dyn.text):
             if re.sub(r"\s", "", m.group(1)) != "&self.table":
                 raise CannotCheck(f"shared/src/storage/dynamo.rs:{dyn.line_of(m.start())}: a table other than "
-                                  f"self.table ({m.group(1).strip()}): a second table is not modelled")
+                                  f"self.table ({m.group(1).strip()}): not modelled")
 
     def _check_wiring(self):
         deps = strip_rust((self.shared / "deps.rs").read_text(encoding="utf-8"))
@@ -684,9 +695,9 @@ class Analysis:
         if not re.search(r"\bedge\s*::\s*serve\s*\(|\bDeps\s*::\s*from_env\s*\(", main):
             raise CannotCheck(f"functions/{name}: main builds Deps neither by edge::serve nor Deps::from_env")
         needs = {}
-        acts, env = self.prim_actions["cold start"]
+        acts, env = self.prim_actions["cold start (Deps::from_env)"]
         for a, why in acts.items():
-            needs[(a, env)] = f"cold start (Deps::from_env) -> {why}"
+            needs[(a, env)] = why
         seen: set[int] = set()
         queue = deque()
         for rf in files:
@@ -859,6 +870,9 @@ def compare(fn_name, needs, grants, template, fn_res):
     for g in grants:
         ga, gr, gv = g
         if any(covers(g, n) for n in needed) and "*" not in ga:
+            if gr == "*" and not any(fnmatchcase(n[0], ga) and n[1] in ("*", None) for n in needed):
+                wanted = sorted({str(n[1]) for n in needed if fnmatchcase(n[0], ga)})
+                extra.append((ga, gr, gv, f"wildcard resource; the code needs it only on {', '.join(wanted)}"))
             continue
         if gv == "dynamodb" and gr in table_keys and ga in TABLE_KEY_EXTRAS:
             allowed.append((ga, gr, gv, "table encryption, only through DynamoDB"))
@@ -912,8 +926,10 @@ def main(argv=None) -> int:
         print(f"check_iam: cannot check: {err}", file=sys.stderr)
         return 2
 
-    rel = template_path.resolve().relative_to(root.resolve()) if template_path.resolve().is_relative_to(root.resolve()) else template_path
-    print(f"IAM least privilege: {rel} against the Rust sources ({len(results)} functions)")
+    shown = template_path.resolve()
+    if shown.is_relative_to(root.resolve()):
+        shown = shown.relative_to(root.resolve())
+    print(f"IAM least privilege: {shown} against the Rust sources ({len(results)} functions)")
     print("  + used by the code, not granted     - granted, never used     ~ allowed extra\n")
     failed = 0
     for fn_name, crate, binary, modules, (missing, extra, allowed, ok) in results:

@@ -99,35 +99,66 @@ if [ "$#" -gt 0 ]; then
 fi
 
 TARGET_DIR="${CARGO_TARGET_DIR:-$REPO_ROOT/target}"
-declare -A STATUS SECONDS_TAKEN
-failed=0
+# provided.al2023 ships glibc 2.34: a bootstrap needing newer symbols would not start there.
+MAX_GLIBC="2.34"
+
+bootstrap_of() { echo "$TARGET_DIR/lambda/$1/bootstrap"; }
+
 for entry in "${CRATES[@]}"; do
-  bin="${entry%% *}"
-  pkg="${entry#* }"
-  log "cargo lambda build --release $ARCH_FLAG -p $pkg --bin $bin"
-  started=$SECONDS
-  rm -f "$TARGET_DIR/lambda/$bin/bootstrap"
-  if cargo lambda build --release "$ARCH_FLAG" -p "$pkg" --bin "$bin" \
-    && [ -s "$TARGET_DIR/lambda/$bin/bootstrap" ]; then
-    STATUS[$bin]=ok
-  else
-    STATUS[$bin]=FAILED
-    failed=$((failed + 1))
-  fi
-  SECONDS_TAKEN[$bin]=$((SECONDS - started))
+  rm -f "$(bootstrap_of "${entry%% *}")"
 done
 
-printf '\n%-18s %-8s %14s %8s\n' "function" "status" "bootstrap (KB)" "time (s)"
+# One cargo invocation for all functions: one feature resolution, the shared crates compiled
+# once, binaries linked in parallel. Only if it fails, each function alone, to name the culprits.
+started=$SECONDS
+pkg_args=()
+for entry in "${CRATES[@]}"; do
+  pkg_args+=(-p "${entry#* }")
+done
+log "cargo lambda build --release $ARCH_FLAG ${pkg_args[*]}"
+declare -A STATUS
+if ! cargo lambda build --release "$ARCH_FLAG" "${pkg_args[@]}"; then
+  log "The combined build failed: building each function alone to find which"
+  for entry in "${CRATES[@]}"; do
+    bin="${entry%% *}"
+    if ! cargo lambda build --release "$ARCH_FLAG" -p "${entry#* }" --bin "$bin"; then
+      STATUS[$bin]="build failed"
+    fi
+  done
+fi
+build_secs=$((SECONDS - started))
+
+host_arch="$(uname -m)"
+failed=0
+printf '\n%-18s %14s %10s  %s\n' "function" "bootstrap (KB)" "max glibc" "status"
 for entry in "${CRATES[@]}"; do
   bin="${entry%% *}"
-  file="$TARGET_DIR/lambda/$bin/bootstrap"
-  size="-"
-  [ -s "$file" ] && size=$(($(stat -c %s "$file") / 1024))
-  printf '%-18s %-8s %14s %8s\n' "$bin" "${STATUS[$bin]}" "$size" "${SECONDS_TAKEN[$bin]}"
+  file="$(bootstrap_of "$bin")"
+  size="-" glibc="-" status="${STATUS[$bin]:-ok}"
+  if [ ! -s "$file" ]; then
+    [ "$status" = ok ] && status="no bootstrap produced"
+  else
+    size=$(($(stat -c %s "$file") / 1024))
+    if command -v objdump > /dev/null; then
+      glibc="$(objdump -T "$file" | grep -o 'GLIBC_[0-9.]*' | sed 's/GLIBC_//' | sort -uV | tail -1)"
+      if [ -n "$glibc" ] && [ "$(printf '%s\n%s\n' "$glibc" "$MAX_GLIBC" | sort -V | tail -1)" != "$MAX_GLIBC" ]; then
+        status="needs glibc $glibc > $MAX_GLIBC (provided.al2023)"
+      fi
+    fi
+    # It must load and start: without its environment, it stops at the configuration (exit 1).
+    # Exit codes 124 and above mean a timeout, a loader error or a signal.
+    if [ "$status" = ok ] && [[ "$ARCH_FLAG" == --x86-64 && "$host_arch" == x86_64 ]]; then
+      rc=0
+      timeout 10 env -i "$file" > /dev/null 2>&1 || rc=$?
+      [ "$rc" -ge 124 ] && status="does not start (exit $rc)"
+    fi
+  fi
+  [ "$status" = ok ] || failed=$((failed + 1))
+  printf '%-18s %14s %10s  %s\n' "$bin" "$size" "${glibc:--}" "$status"
 done
-echo "(arch: ${PORTCULLIS_LAMBDA_ARCH:-x86_64}; artifacts in ${TARGET_DIR#"$REPO_ROOT"/}/lambda/<function>/bootstrap)"
+echo "(${PORTCULLIS_LAMBDA_ARCH:-x86_64}, release, built in ${build_secs}s; artifacts in ${TARGET_DIR#"$REPO_ROOT"/}/lambda/<function>/bootstrap)"
 
 if [ "$failed" -gt 0 ]; then
-  echo "$failed function(s) failed to build" >&2
+  echo "$failed function(s) failed" >&2
   exit 1
 fi

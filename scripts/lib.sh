@@ -23,6 +23,18 @@ ensure_venv() {
   echo "$want" > "$stamp"
 }
 
+# schemathesis in its own virtualenv (its dependencies are not pinned against moto's).
+SCHEMATHESIS_VERSION="4.32.5"
+ensure_schemathesis() {
+  local venv="$STATE/st-venv"
+  if [ -x "$venv/bin/st" ] && "$venv/bin/st" --version 2> /dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
+    return 0
+  fi
+  log "Installing schemathesis $SCHEMATHESIS_VERSION into .local/st-venv"
+  [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+}
+
 # A free TCP port on loopback.
 free_port() {
   "$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'

@@ -47,4 +47,19 @@ export PORTCULLIS_ADMIN_BIN="$REPO_ROOT/target/debug/portcullis-admin"
 export PORTCULLIS_REQUIRE_EMULATOR=1
 
 log "cargo test (unit, conformance on both adapters, end to end)"
-cargo test --workspace
+cargo test --workspace 2>&1 | tee "$STATE/cargo-test.log"
+
+# Property-based API test: requests generated from infra/openapi.yaml against the same local
+# endpoint; every answer must be a non-5xx that matches the documented status codes, content
+# types, headers and schemas. Bounded (examples per operation, time per request).
+ensure_schemathesis
+log "schemathesis against infra/openapi.yaml (bounded)"
+"$STATE/st-venv/bin/st" run infra/openapi.yaml --url "$PORTCULLIS_API_URL" \
+  --max-examples "${PORTCULLIS_SCHEMATHESIS_EXAMPLES:-25}" --request-timeout 10 --workers 2 \
+  --phases examples,fuzzing,stateful --generation-deterministic \
+  -c not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance,unsupported_method
+
+# One closing line for the whole run (cargo's per-binary lines are above; schemathesis printed
+# its own summary).
+awk '/^test result:/ { passed += $4; failed += $6 } END { printf "tests: %d passed, %d failed\n", passed, failed }' \
+  "$STATE/cargo-test.log"

@@ -147,10 +147,10 @@ fn bad_input_gets_a_clear_4xx_and_counts_nothing() {
 }
 
 #[test]
-fn unknown_routes_and_methods_are_problem_json_404() {
+fn unknown_routes_are_404_and_wrong_methods_405_problem_json() {
     let Some(api) = api() else { return };
-    api.send("GET", "/v1/sign-in", &[], b"")
-        .assert_problem(404, "not_found");
+    let wrong_method = api.send("GET", "/v1/sign-in", &[], b"");
+    wrong_method.assert_problem(405, "method_not_allowed");
     api.send(
         "POST",
         "/v1/nowhere",

@@ -116,7 +116,21 @@ async fn route_request(
         .iter()
         .find_map(|r| r.matches(&method, &path).map(|p| (r.clone(), p)))
     else {
-        return problem(&ApiError::NotFound);
+        // A known path with another method: 405 with the methods it has.
+        let allowed: Vec<&str> = gateway
+            .routes
+            .iter()
+            .filter(|r| r.matches(&r.method, &path).is_some())
+            .map(|r| r.method.as_str())
+            .collect();
+        if allowed.is_empty() {
+            return problem(&ApiError::NotFound);
+        }
+        let mut answer = problem(&ApiError::MethodNotAllowed);
+        if let Ok(value) = hyper::header::HeaderValue::from_str(&allowed.join(", ")) {
+            answer.headers_mut().insert(hyper::header::ALLOW, value);
+        }
+        return answer;
     };
     let headers = req.headers().clone();
     let claims = if route.public {
