@@ -126,7 +126,34 @@ impl Deps {
 
     /// Production wiring with the given settings.
     pub async fn with_aws(settings: Settings) -> Result<Self, StartupError> {
-        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        Self::with_sdk_config(settings, Self::sdk_config().await).await
+    }
+
+    /// The standard AWS configuration chain with bounded retries and timeouts: at most 3
+    /// attempts, 1 s to connect, 2 s per attempt, 5 s per operation — well inside a Lambda's
+    /// 10 s, so a failing dependency becomes a prompt 503, never a hung invocation.
+    pub async fn sdk_config() -> aws_config::SdkConfig {
+        Self::sdk_loader().load().await
+    }
+
+    /// The loader behind [`Deps::sdk_config`] (tests add an endpoint to it).
+    pub fn sdk_loader() -> aws_config::ConfigLoader {
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(3))
+            .timeout_config(
+                aws_config::timeout::TimeoutConfig::builder()
+                    .connect_timeout(std::time::Duration::from_secs(1))
+                    .operation_attempt_timeout(std::time::Duration::from_secs(2))
+                    .operation_timeout(std::time::Duration::from_secs(5))
+                    .build(),
+            )
+    }
+
+    /// Production wiring with the given settings and AWS configuration.
+    pub async fn with_sdk_config(
+        settings: Settings,
+        sdk: aws_config::SdkConfig,
+    ) -> Result<Self, StartupError> {
         let calls = CallCounter::default();
         let dynamo = aws_sdk_dynamodb::Client::from_conf(
             aws_sdk_dynamodb::config::Builder::from(&sdk)

@@ -1,0 +1,182 @@
+//! Faults (issue: fault tolerance): a dependency that is down, throttling, or refusing gives a
+//! prompt `503 service_unavailable` with `Retry-After`, after a bounded number of SDK retries,
+//! and leaves no partial state. These go through the real AWS adapters (not the in-memory
+//! ones): a closed port, and a tiny fake endpoint that answers every call with throttling.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use portcullis::Deps;
+use portcullis::config::{Argon2Settings, Settings};
+use portcullis::crypto::SecretString;
+use portcullis::edge::{RequestMeta, problem_response};
+use portcullis::error::ApiError;
+use portcullis::service::sign_in::{SignInRequest, sign_in};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+fn settings() -> Settings {
+    let mut s = Settings::defaults("portcullis-faults");
+    s.argon2 = Argon2Settings::danger_cheap();
+    s.signing_key_id = Some("alias/none".into());
+    s.code_key_id = Some("alias/none".into());
+    s
+}
+
+async fn deps_at(endpoint: &str) -> Deps {
+    let sdk = Deps::sdk_loader()
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "test", "test", None, None, "faults",
+        ))
+        .load()
+        .await;
+    Deps::with_sdk_config(settings(), sdk).await.unwrap()
+}
+
+async fn attempt(deps: &Deps) -> Result<portcullis::service::sign_in::SignInAnswer, ApiError> {
+    let request = SignInRequest {
+        user_id: "someone@example.com".into(),
+        password: SecretString::new("a password of sorts".into()),
+    };
+    sign_in(deps, request, &RequestMeta::default()).await
+}
+
+#[tokio::test]
+async fn a_dynamodb_that_is_down_gives_a_prompt_503_with_retry_after() {
+    // Port 9 (discard) on loopback: nothing listens, connections are refused at once.
+    let deps = deps_at("http://127.0.0.1:9").await;
+    let started = Instant::now();
+    let err = attempt(&deps).await.unwrap_err();
+    assert_eq!(err, ApiError::ServiceUnavailable);
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "bounded retries: {:?}",
+        started.elapsed()
+    );
+    let response = problem_response(&err);
+    assert_eq!(response.status(), 503);
+    assert!(response.headers().contains_key("retry-after"));
+}
+
+/// Answers every request with DynamoDB's throttling error and counts them.
+async fn throttling_endpoint() -> (String, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let count = Arc::new(AtomicUsize::new(0));
+    let seen = count.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 65536];
+                let mut read = 0;
+                // Read the head and the body (Content-Length), then answer.
+                loop {
+                    let Ok(n) = stream.read(&mut buf[read..]).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    read += n;
+                    let text = String::from_utf8_lossy(&buf[..read]).to_lowercase();
+                    if let Some(head_end) = text.find("\r\n\r\n") {
+                        let length = text
+                            .lines()
+                            .find_map(|l| {
+                                l.strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                            })
+                            .unwrap_or(0);
+                        if read >= head_end + 4 + length {
+                            break;
+                        }
+                    }
+                }
+                seen.fetch_add(1, Ordering::SeqCst);
+                let body = r#"{"__type":"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException","message":"Rate of requests exceeds the allowed throughput."}"#;
+                let response = format!(
+                    "HTTP/1.1 400 Bad Request\r\ncontent-type: application/x-amz-json-1.0\r\nx-amzn-requestid: fake\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(response.as_bytes()).await;
+            });
+        }
+    });
+    (format!("http://{addr}"), count)
+}
+
+#[tokio::test]
+async fn dynamodb_throttling_is_retried_a_bounded_number_of_times_then_503() {
+    let (endpoint, count) = throttling_endpoint().await;
+    let deps = deps_at(&endpoint).await;
+    count.store(0, Ordering::SeqCst); // the cold-start warm-up also met the throttle
+    let started = Instant::now();
+    let err = attempt(&deps).await.unwrap_err();
+    assert_eq!(err, ApiError::ServiceUnavailable);
+    let calls = count.load(Ordering::SeqCst);
+    assert_eq!(
+        calls, 3,
+        "one operation, three attempts (standard retries, bounded)"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_kms_failure_while_sending_a_code_is_a_503_that_uses_no_send_and_leaves_no_code() {
+    use portcullis::service::codes::{self, SendCodeRequest};
+    let Some(table) = common::emulator_table() else {
+        return;
+    };
+    // The real table on the emulator, but a code key that does not exist: KMS refuses.
+    let mut s = Settings::from_env().unwrap();
+    s.table_name = table;
+    s.argon2 = Argon2Settings::danger_cheap();
+    s.code_key_id = Some("alias/portcullis-no-such-key".into());
+    let mut deps = Deps::with_sdk_config(s, Deps::sdk_config().await)
+        .await
+        .unwrap();
+    let (registry, outbox) = portcullis::notifier::RecordingNotifier::registry();
+    deps.notifiers = registry;
+    let user = common::create_user(&deps, &common::unique("kmsfault")).await;
+    common::add_phone(&deps, &user, "+12025550143").await;
+    let challenge = codes::open_challenge(&deps, &common::password_step(&deps, &user).await)
+        .await
+        .unwrap();
+    let err = codes::send_code(
+        &deps,
+        &challenge,
+        &SendCodeRequest {
+            method: "sms".into(),
+            factor_id: None,
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err, ApiError::ServiceUnavailable);
+    let stored = deps
+        .stores
+        .challenges
+        .get_challenge(&challenge.id_digest, deps.clock.now())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (stored.sends, stored.code.is_none()),
+        (0, true),
+        "no send used, no code stored"
+    );
+    assert!(outbox.sent().is_empty(), "nothing was sent");
+}
