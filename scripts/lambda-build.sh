@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Builds every Lambda function (functions/*/) as a Lambda `bootstrap` with cargo-lambda and
-# prints each binary's size. Exits non-zero if any function fails to build.
+# prints a table: function, bootstrap size, the newest glibc symbol it needs (at most 2.34, the
+# glibc of provided.al2023) and whether it starts (run with an empty environment here, it must
+# stop at its configuration, exit 1). Exits non-zero if any function fails any of these.
 #
 #   scripts/lambda-build.sh             # release build of every function, x86_64
 #   scripts/lambda-build.sh sign-in …   # only these functions (binary names)
@@ -13,7 +15,8 @@
 # (`rustup target add aarch64-unknown-linux-gnu`). CI machines cannot download Rust targets, so
 # this builds x86_64-unknown-linux-gnu, the only installed target. That still proves that each
 # function compiles in release mode and links, through zig against an old glibc, into a
-# `bootstrap` for the provided.al2023 runtime; the code has no architecture-specific parts.
+# `bootstrap` for the provided.al2023 runtime. The Rust code has nothing architecture-specific;
+# the C parts of dependencies (aws-lc-sys, cross-compiled by zig) are proven here for x86_64 only.
 # Set PORTCULLIS_LAMBDA_ARCH=arm64 where the aarch64 target is installed to build what deploys.
 #
 # Artifacts: target/lambda/<function>/bootstrap. The compilation shares the workspace target/

@@ -145,6 +145,34 @@ impl DynamoStore {
         Ok(out.attributes.is_some_and(|a| !a.is_empty()))
     }
 
+    /// Deletes a live item and returns it, once: a conditional delete, so exactly one caller
+    /// of many gets it (single-use links and invitations).
+    async fn take_live(
+        &self,
+        (pk, sk): (String, String),
+        now: UnixTime,
+    ) -> Result<Option<Item>, StoreError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key(PK, s(&pk))
+            .key(SK, s(&sk))
+            .condition_expression("attribute_exists(#pk) AND #ttl > :now")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#ttl", TTL)
+            .expression_attribute_values(":now", n(now.secs()))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(condition_or_unavailable);
+        match result {
+            Ok(out) => Ok(Some(out.attributes.unwrap_or_default())),
+            Err(StoreError::ConditionFailed) => Ok(None),
+            Err(other) => Err(other),
+        }
+    }
+
     async fn put_new(&self, item: Item) -> Result<(), StoreError> {
         self.client
             .put_item()
@@ -1332,40 +1360,20 @@ impl ResetStore for DynamoStore {
         self.put_new(item).await
     }
 
-    /// A conditional delete returning the old item: exactly one caller gets it.
     async fn take_reset(
         &self,
         token_digest: &str,
         now: UnixTime,
     ) -> Result<Option<ResetRecord>, StoreError> {
-        let (pk, sk) = keys::reset(token_digest);
-        let result = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .key(PK, s(&pk))
-            .key(SK, s(&sk))
-            .condition_expression("attribute_exists(#pk) AND #ttl > :now")
-            .expression_attribute_names("#pk", PK)
-            .expression_attribute_names("#ttl", TTL)
-            .expression_attribute_values(":now", n(now.secs()))
-            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
-            .send()
-            .await
-            .map_err(condition_or_unavailable);
-        match result {
-            Ok(out) => {
-                let item = out.attributes.unwrap_or_default();
-                Ok(Some(ResetRecord {
-                    token_digest: get_s(&item, "token_digest")?,
-                    user_id: UserId::from_stored(get_s(&item, "user_id")?),
-                    created_at: UnixTime(get_n(&item, "created_at")?),
-                    expires_at: UnixTime(get_n(&item, TTL)?),
-                }))
-            }
-            Err(StoreError::ConditionFailed) => Ok(None),
-            Err(other) => Err(other),
-        }
+        let Some(item) = self.take_live(keys::reset(token_digest), now).await? else {
+            return Ok(None);
+        };
+        Ok(Some(ResetRecord {
+            token_digest: get_s(&item, "token_digest")?,
+            user_id: UserId::from_stored(get_s(&item, "user_id")?),
+            created_at: UnixTime(get_n(&item, "created_at")?),
+            expires_at: UnixTime(get_n(&item, TTL)?),
+        }))
     }
 }
 
@@ -1477,35 +1485,16 @@ impl AdminStore for DynamoStore {
         token_digest: &str,
         now: UnixTime,
     ) -> Result<Option<InvitationRecord>, StoreError> {
-        let (pk, sk) = keys::invitation(token_digest);
-        let result = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .key(PK, s(&pk))
-            .key(SK, s(&sk))
-            .condition_expression("attribute_exists(#pk) AND #ttl > :now")
-            .expression_attribute_names("#pk", PK)
-            .expression_attribute_names("#ttl", TTL)
-            .expression_attribute_values(":now", n(now.secs()))
-            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
-            .send()
-            .await
-            .map_err(condition_or_unavailable);
-        match result {
-            Ok(out) => {
-                let item = out.attributes.unwrap_or_default();
-                Ok(Some(InvitationRecord {
-                    token_digest: get_s(&item, "token_digest")?,
-                    user_id: UserId::from_stored(get_s(&item, "user_id")?),
-                    invited_by: get_s(&item, "invited_by")?,
-                    created_at: UnixTime(get_n(&item, "created_at")?),
-                    expires_at: UnixTime(get_n(&item, TTL)?),
-                }))
-            }
-            Err(StoreError::ConditionFailed) => Ok(None),
-            Err(other) => Err(other),
-        }
+        let Some(item) = self.take_live(keys::invitation(token_digest), now).await? else {
+            return Ok(None);
+        };
+        Ok(Some(InvitationRecord {
+            token_digest: get_s(&item, "token_digest")?,
+            user_id: UserId::from_stored(get_s(&item, "user_id")?),
+            invited_by: get_s(&item, "invited_by")?,
+            created_at: UnixTime(get_n(&item, "created_at")?),
+            expires_at: UnixTime(get_n(&item, TTL)?),
+        }))
     }
 
     async fn create_mfa_reset(&self, r: &MfaResetRequest) -> Result<(), StoreError> {
