@@ -29,6 +29,10 @@ provision "$ENDPOINT" "$STATE/portcullis.env"
 log "Building the functions and the local endpoint"
 cargo build --quiet -p portcullis-local-gateway -p portcullis-admin-cli
 load_env "$STATE/portcullis.env"
+# The emails' links open the reference web client served by the local endpoint.
+export PORTCULLIS_RESET_URL="http://127.0.0.1:$PORT/reset"
+export PORTCULLIS_INVITATION_URL="http://127.0.0.1:$PORT/welcome"
+export PORTCULLIS_WEB_DIR="$REPO_ROOT/web"
 
 ADMIN_ID="${PORTCULLIS_DEMO_ADMIN:-admin@portcullis.local}"
 log "Creating the demo admin user $ADMIN_ID with the operator CLI"
@@ -40,7 +44,8 @@ except Exception: print("")')"
 cat <<TXT
 
   Portcullis is running.
-    API endpoint   http://127.0.0.1:$PORT
+    Web client     http://127.0.0.1:$PORT/   (sign in as the demo admin below)
+    API endpoint   http://127.0.0.1:$PORT/v1/...
     AWS emulator   $ENDPOINT ($EMULATOR), table $PORTCULLIS_TABLE
     Demo admin     $ADMIN_ID  password: ${ADMIN_PASSWORD:-<already existed: see the first run>}
 

@@ -37,7 +37,9 @@ API_PORT="$(free_port)"
 # Every end-to-end request comes from 127.0.0.1: raise the per-IP throttle (default 30 failures
 # in 10 minutes) so the suite's deliberate failures do not throttle each other. The throttle
 # itself is tested at its default in the service tests (shared/tests/admin.rs).
-PORTCULLIS_IP_FAILURE_THRESHOLD=1000 \
+PORTCULLIS_IP_FAILURE_THRESHOLD=1000 PORTCULLIS_WEB_DIR="$REPO_ROOT/web" \
+  PORTCULLIS_RESET_URL="http://127.0.0.1:$API_PORT/reset" \
+  PORTCULLIS_INVITATION_URL="http://127.0.0.1:$API_PORT/welcome" \
   PORTCULLIS_LISTEN="127.0.0.1:$API_PORT" target/debug/portcullis-local > "$STATE/gateway-test.log" 2>&1 &
 GATEWAY_PID=$!
 wait_for_http "http://127.0.0.1:$API_PORT/" "local endpoint"

@@ -8,11 +8,14 @@
 //!   path parameters, source IP, User-Agent, and for protected routes the JWT authorizer's
 //!   claims), which is parsed by `lambda_http` exactly as in Lambda and handed to the function's
 //!   handler in process.
+//! - `GET /` and the other paths outside the API serve the reference web client from `web/`
+//!   ([`web`]), as a CDN or S3 bucket in front of the same origin would in production.
 
 pub mod event;
 pub mod registry;
 pub mod routes;
 pub mod server;
+pub mod web;
 
 /// The SAM template, embedded so the binary serves exactly the routes it was built with.
 pub const TEMPLATE: &str = include_str!("../../../infra/template.yaml");

@@ -1,4 +1,5 @@
-//! `portcullis-local [--listen 127.0.0.1:3000]`: every function behind one local endpoint.
+//! `portcullis-local [--listen 127.0.0.1:3000]`: every function behind one local endpoint, and
+//! the reference web client (`PORTCULLIS_WEB_DIR`, default `web/`) at `/`.
 //! AWS settings come from the environment (`AWS_ENDPOINT_URL` → the emulator), as in Lambda.
 
 use std::sync::Arc;
@@ -23,14 +24,25 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let routes = routes::from_template(TEMPLATE)?;
     let deps = Deps::from_env().await?;
-    let gateway = Arc::new(server::Gateway::new(
-        routes.clone(),
-        registry::handlers(),
-        deps,
-    )?);
+    let mut gateway = server::Gateway::new(routes.clone(), registry::handlers(), deps)?;
+    // The reference web client: `PORTCULLIS_WEB_DIR`, else `web/` in the working directory.
+    let web_dir = std::path::PathBuf::from(
+        std::env::var("PORTCULLIS_WEB_DIR").unwrap_or_else(|_| "web".into()),
+    );
+    if web_dir.join("index.html").is_file() {
+        gateway.web_root = Some(web_dir.clone());
+    }
+    let gateway = Arc::new(gateway);
     let listener = tokio::net::TcpListener::bind(&listen).await?;
     let addr = listener.local_addr()?;
     println!("portcullis-local listening on http://{addr}");
+    match &gateway.web_root {
+        Some(dir) => println!(
+            "  GET     /  the reference web client, from {}",
+            dir.display()
+        ),
+        None => println!("  (no web client: {} has no index.html)", web_dir.display()),
+    }
     for route in &routes {
         let auth = if route.public { "public" } else { "JWT" };
         println!(

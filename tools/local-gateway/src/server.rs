@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -27,6 +28,8 @@ pub struct Gateway {
     pub routes: Vec<Route>,
     pub handlers: BTreeMap<&'static str, (Handler, &'static [&'static str])>,
     pub deps: Deps,
+    /// Where the reference web client's files are (`None`: the API only).
+    pub web_root: Option<PathBuf>,
     requests: AtomicU64,
 }
 
@@ -52,6 +55,7 @@ impl Gateway {
             routes,
             handlers,
             deps,
+            web_root: None,
             requests: AtomicU64::new(0),
         })
     }
@@ -92,7 +96,7 @@ async fn dispatch(
         .iter()
         .find(|r| r.matches(&method, req.uri().path()).is_some())
         .map(|r| r.key())
-        .unwrap_or_else(|| format!("{method} (no route)"));
+        .unwrap_or_else(|| format!("{method} (no API route)"));
     let answer = route_request(&gateway, req, peer).await;
     tracing::info!(
         route,
@@ -124,6 +128,12 @@ async fn route_request(
             .map(|r| r.method.as_str())
             .collect();
         if allowed.is_empty() {
+            if let Some(root) = gateway.web_root.as_deref()
+                && crate::web::is_web_request(&method, &path)
+                && let Some(page) = crate::web::serve(root, &method, &path).await
+            {
+                return page;
+            }
             return problem(&ApiError::NotFound);
         }
         let mut answer = problem(&ApiError::MethodNotAllowed);
