@@ -61,6 +61,10 @@ log "schemathesis against infra/openapi.yaml (bounded)"
   --phases examples,fuzzing,stateful --generation-deterministic \
   -c not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance,unsupported_method
 
+# Coverage-guided fuzzing of request parsing, phone numbers, tokens and User-Agents (cargo fuzz,
+# PORTCULLIS_FUZZ_SECONDS per target, default 20; 0 skips).
+scripts/fuzz.sh | tee "$STATE/fuzz.log"
+
 # One closing line for the whole run (cargo's per-binary lines are above; schemathesis printed
 # its own summary).
 awk '/^test result:/ { passed += $4; failed += $6 } END { printf "tests: %d passed, %d failed\n", passed, failed }' \

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Coverage-guided fuzzing with cargo fuzz (libFuzzer), briefly: part of the test command.
+#
+#   scripts/fuzz.sh                 # every target, PORTCULLIS_FUZZ_SECONDS (default 20) each
+#   scripts/fuzz.sh phone token     # only these targets
+#   PORTCULLIS_FUZZ_SECONDS=600 scripts/fuzz.sh request    # a longer run
+#
+# Targets (fuzz/fuzz_targets/, invariants in each file's header):
+#   request     API Gateway events and JSON bodies under any content type → every request type
+#   phone       phone numbers as typed (E.164 out, idempotent, voice only for +1)
+#   token       access tokens (only the signed text verifies) and TOTP codes
+#   user_agent  User-Agent minimums and user-ID normalisation
+#
+# Runs on the stable toolchain: `-s none` (no sanitizer: AddressSanitizer needs nightly, and the
+# code has no `unsafe`), `--dev` (debug assertions and overflow checks on; a few minutes less to
+# build than release). Seeds are in fuzz/seeds/<target>/; the growing corpus stays in
+# fuzz/corpus/ (ignored by git). A crash writes fuzz/artifacts/<target>/crash-* and fails.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+cd "$REPO_ROOT"
+
+CARGO_FUZZ_VERSION="0.13.2"
+SECONDS_EACH="${PORTCULLIS_FUZZ_SECONDS:-20}"
+if [ "$SECONDS_EACH" = "0" ]; then
+  log "fuzzing skipped (PORTCULLIS_FUZZ_SECONDS=0)"
+  echo "fuzz: skipped"
+  exit 0
+fi
+if ! cargo fuzz --version 2> /dev/null | grep -q "$CARGO_FUZZ_VERSION"; then
+  log "Installing cargo-fuzz $CARGO_FUZZ_VERSION (crates.io)"
+  cargo install --quiet --locked cargo-fuzz --version "$CARGO_FUZZ_VERSION"
+fi
+
+targets=("$@")
+[ "${#targets[@]}" -gt 0 ] || mapfile -t targets < <(cargo fuzz list)
+
+log "cargo fuzz build (${targets[*]})"
+cargo fuzz build --dev -s none
+
+failed=()
+total_runs=0
+for target in "${targets[@]}"; do
+  log "cargo fuzz run $target (${SECONDS_EACH} s)"
+  mkdir -p "fuzz/corpus/$target"
+  out="$STATE/fuzz-$target.log"
+  if cargo fuzz run --dev -s none "$target" "fuzz/corpus/$target" "fuzz/seeds/$target" -- \
+    -max_total_time="$SECONDS_EACH" -max_len=4096 -timeout=10 > "$out" 2>&1; then
+    runs="$(grep -o 'Done [0-9]* runs' "$out" | awk '{ print $2 }' | tail -1)"
+    printf '  %-11s %9s executions, no crash\n' "$target" "${runs:-?}"
+    total_runs=$((total_runs + ${runs:-0}))
+  else
+    failed+=("$target")
+    echo "  $target FAILED; the end of $out:" >&2
+    tail -40 "$out" >&2
+  fi
+done
+
+if [ "${#failed[@]}" -gt 0 ]; then
+  echo "fuzz: ${#targets[@]} targets, ${#failed[@]} failed (${failed[*]})"
+  exit 1
+fi
+echo "fuzz: ${#targets[@]} targets, $total_runs executions, 0 crashes"
