@@ -4,13 +4,19 @@
 //! - argon2id verification alone (production parameters);
 //! - the sign-in service on the in-memory adapter (wrong password, unknown user, success);
 //! - their ratio, and sign-ins per second per core vs argon2 hashes per second per core;
-//! - with the emulator configured (`AWS_ENDPOINT_URL`, `PORTCULLIS_TABLE`): the AWS calls one
-//!   sign-in makes, by service and operation, counted by the SDK interceptor, and its latency
-//!   beside the emulator's bare round trip.
+//! - with the emulator configured (`AWS_ENDPOINT_URL`, `PORTCULLIS_TABLE`): the AWS calls of
+//!   the failure paths, by service and operation, counted by the SDK interceptor;
+//! - each request of the sign-in flows ([`flows`]) through its function's handler: in-process
+//!   cost, and with the emulator its latency beside the emulator's bare round trip and its AWS
+//!   calls. `BENCH_FLOWS_JSON=path` also writes these figures for `scripts/cost_model.py`.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a measuring tool: failing loudly is right
+
+mod flows;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use flows::{Calls, Measured};
 
 use portcullis::config::Settings;
 use portcullis::crypto::SecretString;
@@ -18,10 +24,8 @@ use portcullis::crypto::totp::TotpSecret;
 use portcullis::edge::RequestMeta;
 use portcullis::identity::UserId;
 use portcullis::notifier::RecordingNotifier;
-use portcullis::service::codes::{self, SendCodeRequest};
-use portcullis::service::complete::complete_sign_in;
+use portcullis::service::codes;
 use portcullis::service::sign_in::{SignInRequest, sign_in};
-use portcullis::service::tokens::{self, RefreshRequest};
 use portcullis::storage::{Delivery, FactorKind, FactorRecord, FactorStatus};
 use portcullis::storage::{UserRecord, UserStatus};
 use portcullis::{Clock, Deps, ManualClock, SystemClock, UnixTime};
@@ -156,8 +160,99 @@ async fn run() {
         unknown / wrong
     );
 
-    mfa_in_process(&deps, n).await;
-    emulator(n.min(20)).await;
+    let mut recorded = deps.clone();
+    recorded.notifiers = RecordingNotifier::registry().0;
+    let in_process = flows::measure(&recorded, &clock, "flows@example.com", n).await;
+    let t = Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(portcullis::crypto::totp::verify(
+            &TotpSecret::from_bytes(vec![7; 20]).unwrap(),
+            "123456",
+            1_800_000_000,
+            None,
+        ));
+    }
+    let totp_alone = per_op(t.elapsed(), n);
+    let emulated = emulator(n.min(20)).await;
+    report_flows(n, &in_process, emulated.as_ref(), totp_alone);
+}
+
+/// The per-request table, and `BENCH_FLOWS_JSON` (the cost model's input) when set.
+fn report_flows(n: u32, in_process: &Measured, emulated: Option<&(Measured, f64)>, totp: f64) {
+    let label = |key: &str| {
+        flows::Req::ALL
+            .iter()
+            .find(|r| r.key() == key)
+            .map(|r| r.label())
+            .unwrap_or("?")
+    };
+    println!(
+        "## The sign-in flows, request by request
+"
+    );
+    println!(
+        "Each request goes through its function's real handler (the API Gateway event, parsing, the service), \
+         set-up untimed. *In process*: the in-memory adapter, local HMAC and P-256 keys, a recording notifier \
+         ({n} iterations): the cost excluding I/O. *Against the emulator*: DynamoDB, KMS and SNS on moto on \
+         loopback ({} iterations), with the AWS calls counted by the SDK interceptor.\n",
+        n.min(20)
+    );
+    println!(
+        "| request | function | AWS calls | by service and operation | in process, ms | against the emulator, ms | ÷ bare round trip |"
+    );
+    println!("|---|---|---:|---|---:|---:|---:|");
+    let mut json_requests = serde_json::Map::new();
+    for req in flows::Req::ALL {
+        let key = req.key();
+        let Some((function, cpu, _)) = in_process.get(key) else {
+            continue;
+        };
+        let (latency, calls) = match emulated.and_then(|(m, _)| m.get(key)) {
+            Some((_, ms, calls)) => (Some(*ms), calls.clone()),
+            None => (None, Calls::new()),
+        };
+        let total: u64 = calls.values().sum();
+        let detail: Vec<String> = calls
+            .iter()
+            .map(|((svc, op), c)| format!("{svc} {op} × {c}"))
+            .collect();
+        let (lat, ratio) = match (latency, emulated) {
+            (Some(ms), Some((_, rtt))) => (format!("{ms:.2}"), format!("{:.1}", ms / rtt)),
+            _ => ("–".into(), "–".into()),
+        };
+        println!(
+            "| {} | {function} | {total} | {} | {cpu:.3} | {lat} | {ratio} |",
+            label(key),
+            detail.join(", ")
+        );
+        let calls_json: serde_json::Map<String, serde_json::Value> = calls
+            .iter()
+            .map(|((svc, op), c)| (format!("{svc} {op}"), serde_json::json!(c)))
+            .collect();
+        json_requests.insert(
+            key.into(),
+            serde_json::json!({
+                "function": function,
+                "label": label(key),
+                "calls": calls_json,
+                "cpu_ms": cpu,
+                "latency_ms": latency,
+            }),
+        );
+    }
+    if let Some((_, rtt)) = emulated {
+        println!(
+            "| bare round trip of the emulator (DynamoDB GetItem of a missing key) | | 1 | | | {rtt:.2} | 1.0 |"
+        );
+    }
+    println!("\nTOTP verification alone (3 steps compared, constant time): {totp:.4} ms.\n");
+    if let Ok(path) = std::env::var("BENCH_FLOWS_JSON") {
+        let doc = serde_json::json!({
+            "rtt_ms": emulated.map(|(_, rtt)| *rtt),
+            "requests": json_requests,
+        });
+        std::fs::write(&path, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
+    }
 }
 
 /// A user with an active phone and an active authenticator, directly in the stores.
@@ -205,118 +300,26 @@ async fn user_with_factors(deps: &Deps, id: &str) -> (UserId, TotpSecret) {
     (user, secret)
 }
 
-async fn challenge_for(deps: &Deps, user: &UserId) -> portcullis::storage::ChallengeRecord {
-    let req = SignInRequest {
-        user_id: user.to_string(),
-        password: SecretString::new(PASSWORD.into()),
-    };
-    let answer = sign_in(deps, req, &RequestMeta::default()).await.unwrap();
-    codes::open_challenge(deps, &answer.challenge_id.unwrap())
-        .await
-        .unwrap()
-}
-
-fn sms() -> SendCodeRequest {
-    SendCodeRequest {
-        method: "sms".into(),
-        factor_id: None,
-    }
-}
-
-/// One full SMS sign-in after the password: send, verify, open the session.
-async fn sms_flow(
-    deps: &Deps,
-    user: &UserId,
-    outbox: &RecordingNotifier,
-) -> (f64, f64, portcullis::service::tokens::Tokens) {
-    let c = challenge_for(deps, user).await;
-    let t = Instant::now();
-    codes::send_code(deps, &c, &sms()).await.unwrap();
-    let send = t.elapsed().as_secs_f64() * 1000.0;
-    let code = outbox.sent().last().and_then(|m| m.code.clone()).unwrap();
-    let t = Instant::now();
-    let v = codes::check_code(deps, &c, "sms", &SecretString::new(code), None)
-        .await
-        .unwrap();
-    let signed = complete_sign_in(deps, &v, None, &portcullis::edge::RequestMeta::default())
-        .await
-        .unwrap();
-    (
-        send,
-        t.elapsed().as_secs_f64() * 1000.0,
-        signed.tokens.unwrap(),
-    )
-}
-
-async fn mfa_in_process(base: &Deps, n: u32) {
-    let mut deps = base.clone();
-    let (registry, outbox) = RecordingNotifier::registry();
-    deps.notifiers = registry;
-    let (user, secret) = user_with_factors(&deps, "mfa-bench@example.com").await;
-    let (mut send, mut verify) = (0.0, 0.0);
-    let mut refresh_token = String::new();
-    for _ in 0..n {
-        let (s, v, tokens) = sms_flow(&deps, &user, &outbox).await;
-        send += s;
-        verify += v;
-        refresh_token = tokens.refresh_token;
-    }
-    let t = Instant::now();
-    for _ in 0..n {
-        std::hint::black_box(portcullis::crypto::totp::verify(
-            &secret,
-            "123456",
-            1_800_000_000,
-            None,
-        ));
-    }
-    let totp_alone = per_op(t.elapsed(), n);
-    let t = Instant::now();
-    for _ in 0..n {
-        let tokens = tokens::refresh(
-            &deps,
-            RefreshRequest {
-                refresh_token: SecretString::new(refresh_token.clone()),
-            },
-        )
-        .await
-        .unwrap();
-        refresh_token = tokens.refresh_token;
-    }
-    let refresh = per_op(t.elapsed(), n);
-    let nf = f64::from(n);
-    println!(
-        "## MFA flows: in process (in-memory adapter, local HMAC and P-256 keys, {n} iterations)\n"
-    );
-    println!("| measurement | ms per operation |");
-    println!("|---|---:|");
-    println!(
-        "| send an SMS code (recording notifier) | {:.3} |",
-        send / nf
-    );
-    println!(
-        "| verify the SMS code + open the session (JWT signed in process) | {:.3} |",
-        verify / nf
-    );
-    println!("| TOTP verification alone (3 steps compared, constant time) | {totp_alone:.4} |");
-    println!("| refresh (rotate + new JWT) | {refresh:.3} |");
-    println!();
-}
-
-async fn emulator(n: u32) {
+/// Against the emulator: the failure paths' calls (printed), and the flows' latency and calls
+/// with the emulator's bare round trip (returned). `None` when no emulator is configured.
+async fn emulator(n: u32) -> Option<(Measured, f64)> {
     if std::env::var("AWS_ENDPOINT_URL").is_err() || std::env::var("PORTCULLIS_TABLE").is_err() {
-        println!("_No emulator configured: AWS call counts skipped (run scripts/bench.sh)._");
-        return;
+        println!("_No emulator configured: AWS call counts skipped (run scripts/bench.sh)._\n");
+        return None;
     }
     let mut settings = Settings::from_env().unwrap();
     settings.argon2 = Settings::defaults("x").argon2;
     let mut deps = Deps::with_aws(settings).await.unwrap();
-    deps.clock = Arc::new(SystemClock);
+    // A manual clock from the real time: the TOTP flow moves it one 30-second step per code.
+    let clock = Arc::new(ManualClock::new(SystemClock.now()));
+    deps.clock = clock.clone();
     let run_id = std::process::id();
     let user = create(&deps, &format!("bench-{run_id}@example.com")).await;
 
-    println!("## Sign-in against the emulator (moto on loopback)\n");
-    println!("AWS calls per sign-in, counted by the SDK interceptor:\n");
+    println!("## Sign-in failures against the emulator (moto on loopback)\n");
+    println!(
+        "AWS calls per sign-in attempt, counted by the SDK interceptor (the same number whether or not the user exists):\n"
+    );
     println!("| flow | calls | by service and operation |");
     println!("|---|---:|---|");
     let flows: Vec<(&str, String, &str)> = vec![
@@ -357,79 +360,17 @@ async fn emulator(n: u32) {
     let _ = attempt(&deps, &locked, "wrong password here").await;
     report_calls("during a lock (password not evaluated)", &deps);
 
-    // MFA flows through the real adapters: DynamoDB, KMS (HMAC, encrypt, sign) and SNS.
-    let (mfa_user, secret) = user_with_factors(&deps, &format!("mfa-{run_id}@example.com")).await;
-    let c = challenge_for(&deps, &mfa_user).await;
-    deps.calls.reset();
-    codes::send_code(&deps, &c, &sms()).await.unwrap();
-    report_calls("send an SMS code (SNS Publish)", &deps);
-    deps.calls.reset();
-    let wrong =
-        codes::check_code(&deps, &c, "sms", &SecretString::new("000000".into()), None).await;
-    assert!(wrong.is_err());
-    report_calls("verify a wrong SMS code", &deps);
-    let c = challenge_for(&deps, &mfa_user).await;
-    let now = deps.clock.now().secs();
-    deps.calls.reset();
-    let v = codes::check_code(
-        &deps,
-        &c,
-        "totp",
-        &SecretString::new(portcullis::crypto::totp::code_at(&secret, now)),
-        None,
-    )
-    .await
-    .unwrap();
-    let signed = complete_sign_in(&deps, &v, None, &portcullis::edge::RequestMeta::default())
-        .await
-        .unwrap();
-    report_calls("verify a TOTP code + open the session", &deps);
-    deps.calls.reset();
-    tokens::refresh(
-        &deps,
-        RefreshRequest {
-            refresh_token: SecretString::new(signed.tokens.as_ref().unwrap().refresh_token.clone()),
-        },
-    )
-    .await
-    .unwrap();
-    report_calls("refresh", &deps);
+    println!();
 
-    // Latency beside the bare round trip of the emulator (one GetItem of a missing key).
+    // The bare round trip: one GetItem of a missing key.
     let probe = UserId::parse("no-such-user@example.com").unwrap();
     let start = Instant::now();
     for _ in 0..n {
         deps.stores.users.get_user(&probe).await.unwrap();
     }
     let rtt = per_op(start.elapsed(), n);
-    let start = Instant::now();
-    for _ in 0..n {
-        attempt(&deps, user.as_str(), PASSWORD).await.unwrap();
-    }
-    let signin = per_op(start.elapsed(), n);
-    println!("\n| latency against the emulator ({n} iterations) | ms | ratio to bare round trip |");
-    println!("|---|---:|---:|");
-    println!("| bare round trip (DynamoDB GetItem) | {rtt:.2} | 1.0 |");
-    println!(
-        "| sign-in, right password | {signin:.2} | {:.1} |",
-        signin / rtt
-    );
-    // Verify latency: a fresh challenge and code per iteration; only verify + session timed.
-    // Codes go through a recording notifier here so the benchmark can read them; DynamoDB and
-    // KMS are the real adapters on the emulator.
-    let mut recorded = deps.clone();
-    let (registry, outbox) = RecordingNotifier::registry();
-    recorded.notifiers = registry;
-    let mut verify_total = 0.0;
-    for _ in 0..n {
-        let (_, v, _) = sms_flow(&recorded, &mfa_user, &outbox).await;
-        verify_total += v;
-    }
-    let verify = verify_total / f64::from(n);
-    println!(
-        "| verify an SMS code + open the session (KMS GenerateMac and Sign, DynamoDB) | {verify:.2} | {:.1} |",
-        verify / rtt
-    );
+    let measured = flows::measure(&deps, &clock, &format!("flows-{run_id}@example.com"), n).await;
+    Some((measured, rtt))
 }
 
 fn report_calls(name: &str, deps: &Deps) {

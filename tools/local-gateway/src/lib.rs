@@ -21,3 +21,32 @@ pub mod web;
 pub const TEMPLATE: &str = include_str!("../../../infra/template.yaml");
 /// The OpenAPI document, for the consistency test and `GET /openapi.yaml`.
 pub const OPENAPI: &str = include_str!("../../../infra/openapi.yaml");
+
+/// The request API Gateway would hand to the function serving `method path` (a public route),
+/// for in-process callers such as the benchmark: the same event and parsing as
+/// [`server`] uses. Returns the function's name with it, or `None` when no route matches.
+pub fn lambda_request(
+    routes: &[routes::Route],
+    method: &str,
+    path: &str,
+    headers: &lambda_http::http::HeaderMap,
+    body: &[u8],
+) -> Option<(String, lambda_http::Request)> {
+    let (route, params) = routes
+        .iter()
+        .find_map(|r| r.matches(method, path).map(|p| (r, p)))?;
+    let incoming = event::Incoming {
+        method,
+        path,
+        query: None,
+        headers,
+        body,
+        source_ip: "192.0.2.10".into(),
+        host: "127.0.0.1",
+        request_id: "in-process".into(),
+        time_epoch_ms: 0,
+    };
+    let event = event::build(&incoming, route, &params, None);
+    let request = lambda_http::request::from_str(&event.to_string()).ok()?;
+    Some((route.function.clone(), request))
+}

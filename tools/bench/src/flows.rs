@@ -1,0 +1,310 @@
+//! The seven requests of the sign-in flows, each sent through its function's real handler (the
+//! same API Gateway event and parsing as the local endpoint and Lambda), timed and with its AWS
+//! calls counted. Set-up for each iteration (a fresh challenge, a code to verify) is not timed.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use lambda_http::http::{HeaderMap, HeaderName, HeaderValue};
+use portcullis::Deps;
+use portcullis::crypto::totp::{self, TotpSecret};
+use portcullis::identity::UserId;
+use portcullis::notifier::RecordingNotifier;
+use portcullis::service::recovery;
+use portcullis_local_gateway::routes::Route;
+use portcullis_local_gateway::{TEMPLATE, lambda_request, registry, routes};
+use serde_json::{Value, json};
+
+use crate::PASSWORD;
+
+const USER_AGENT: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 \
+     (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Req {
+    SignInTrusted,
+    SignInMfa,
+    SendSms,
+    VerifySms,
+    VerifyTotp,
+    RecoveryCode,
+    Refresh,
+}
+
+impl Req {
+    pub const ALL: [Req; 7] = [
+        Req::SignInTrusted,
+        Req::SignInMfa,
+        Req::SendSms,
+        Req::VerifySms,
+        Req::VerifyTotp,
+        Req::RecoveryCode,
+        Req::Refresh,
+    ];
+
+    pub fn key(self) -> &'static str {
+        match self {
+            Req::SignInTrusted => "sign_in_trusted",
+            Req::SignInMfa => "sign_in_mfa",
+            Req::SendSms => "send_sms",
+            Req::VerifySms => "verify_sms",
+            Req::VerifyTotp => "verify_totp",
+            Req::RecoveryCode => "recovery_code",
+            Req::Refresh => "refresh",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Req::SignInTrusted => "sign-in on a trusted device → signed_in (tokens)",
+            Req::SignInMfa => "sign-in → mfa_required (challenge opened)",
+            Req::SendSms => "send an SMS code",
+            Req::VerifySms => "verify the SMS code → tokens",
+            Req::VerifyTotp => "verify a TOTP code → tokens",
+            Req::RecoveryCode => "redeem a recovery code → tokens",
+            Req::Refresh => "refresh → new token pair",
+        }
+    }
+}
+
+/// AWS calls by (service, operation).
+pub type Calls = BTreeMap<(String, String), u64>;
+/// Per request kind: the function, mean milliseconds, and the calls of one request.
+pub type Measured = BTreeMap<&'static str, (String, f64, Calls)>;
+
+/// What one request cost.
+pub struct Sample {
+    pub function: String,
+    pub elapsed: Duration,
+    pub calls: Calls,
+}
+
+/// A user with an active phone, an authenticator, recovery codes and a trusted device.
+pub struct Fixture {
+    routes: Vec<Route>,
+    handlers: BTreeMap<&'static str, (registry::Handler, &'static [&'static str])>,
+    /// Sends through this one are read back from `outbox` (set-up of a verify).
+    recorded: Deps,
+    outbox: RecordingNotifier,
+    user: UserId,
+    secret: TotpSecret,
+    recovery_codes: Vec<String>,
+    device_token: String,
+    refresh_token: String,
+}
+
+impl Fixture {
+    pub async fn new(deps: &Deps, id: &str) -> Fixture {
+        let mut recorded = deps.clone();
+        let (registry, outbox) = RecordingNotifier::registry();
+        recorded.notifiers = registry;
+        let (user, secret) = crate::user_with_factors(deps, id).await;
+        let mut fixture = Fixture {
+            routes: routes::from_template(TEMPLATE).expect("the template's routes"),
+            handlers: registry::handlers(),
+            recorded,
+            outbox,
+            user,
+            secret,
+            recovery_codes: Vec::new(),
+            device_token: String::new(),
+            refresh_token: String::new(),
+        };
+        fixture.recovery_codes = recovery::issue(deps, &fixture.user).await.unwrap();
+        // A trusted device and a session: one SMS sign-in with "trust this device".
+        let challenge = fixture.challenge(deps).await;
+        let code = fixture.sms_code(&challenge).await;
+        let (status, body) = fixture
+            .call(
+                deps,
+                &format!("/v1/sign-in/{challenge}/verify"),
+                json!({"method": "sms", "code": code, "trust_device": true, "device_name": "Bench"}),
+                &[],
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        fixture.device_token = body["device_token"].as_str().unwrap().to_owned();
+        fixture.refresh_token = body["refresh_token"].as_str().unwrap().to_owned();
+        fixture
+    }
+
+    /// `POST path` through the function's handler; the status and the JSON body.
+    async fn call(
+        &self,
+        deps: &Deps,
+        path: &str,
+        body: Value,
+        extra: &[(&'static str, &str)],
+    ) -> (u16, Value) {
+        let mut headers = HeaderMap::new();
+        headers.insert("content-type", HeaderValue::from_static("application/json"));
+        headers.insert("user-agent", HeaderValue::from_static(USER_AGENT));
+        for (name, value) in extra {
+            headers.insert(
+                HeaderName::from_static(name),
+                HeaderValue::from_str(value).unwrap(),
+            );
+        }
+        let bytes = body.to_string().into_bytes();
+        let (function, request) =
+            lambda_request(&self.routes, "POST", path, &headers, &bytes).expect("a route");
+        let (handler, _) = self.handlers[function.as_str()];
+        let response = handler(deps, request).await;
+        let status = response.status().as_u16();
+        let text = match response.body() {
+            lambda_http::Body::Text(t) => t.clone(),
+            _ => String::new(),
+        };
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    async fn challenge(&self, deps: &Deps) -> String {
+        let (status, body) = self
+            .call(
+                deps,
+                "/v1/sign-in",
+                json!({"user_id": self.user.as_str(), "password": PASSWORD}),
+                &[],
+            )
+            .await;
+        assert_eq!(body["status"], "mfa_required", "{status} {body}");
+        body["challenge_id"].as_str().unwrap().to_owned()
+    }
+
+    async fn sms_code(&self, challenge: &str) -> String {
+        let (status, body) = self
+            .call(
+                &self.recorded,
+                &format!("/v1/sign-in/{challenge}/codes"),
+                json!({"method": "sms"}),
+                &[],
+            )
+            .await;
+        assert_eq!(status, 202, "{body}");
+        self.outbox.sent().last().unwrap().code.clone().unwrap()
+    }
+
+    /// One request of kind `req`: set up (untimed), then timed with its AWS calls counted.
+    pub async fn once(&mut self, deps: &Deps, req: Req, clock: &portcullis::ManualClock) -> Sample {
+        let (path, body, device) = match req {
+            Req::SignInTrusted => (
+                "/v1/sign-in".to_owned(),
+                json!({"user_id": self.user.as_str(), "password": PASSWORD}),
+                true,
+            ),
+            Req::SignInMfa => (
+                "/v1/sign-in".to_owned(),
+                json!({"user_id": self.user.as_str(), "password": PASSWORD}),
+                false,
+            ),
+            Req::SendSms => {
+                let c = self.challenge(deps).await;
+                (
+                    format!("/v1/sign-in/{c}/codes"),
+                    json!({"method": "sms"}),
+                    false,
+                )
+            }
+            Req::VerifySms => {
+                let c = self.challenge(deps).await;
+                let code = self.sms_code(&c).await;
+                (
+                    format!("/v1/sign-in/{c}/verify"),
+                    json!({"method": "sms", "code": code}),
+                    false,
+                )
+            }
+            Req::VerifyTotp => {
+                let c = self.challenge(deps).await;
+                // A new 30-second step each time: a used step is refused (replay).
+                clock.advance_secs(30);
+                let code = totp::code_at(&self.secret, deps.clock.now().secs());
+                (
+                    format!("/v1/sign-in/{c}/verify"),
+                    json!({"method": "totp", "code": code}),
+                    false,
+                )
+            }
+            Req::RecoveryCode => {
+                if self.recovery_codes.is_empty() {
+                    self.recovery_codes = recovery::issue(deps, &self.user).await.unwrap();
+                }
+                let c = self.challenge(deps).await;
+                let code = self.recovery_codes.pop().unwrap();
+                (
+                    format!("/v1/sign-in/{c}/recovery-code"),
+                    json!({"code": code}),
+                    false,
+                )
+            }
+            Req::Refresh => (
+                "/v1/tokens/refresh".to_owned(),
+                json!({"refresh_token": self.refresh_token}),
+                false,
+            ),
+        };
+        let device_token = self.device_token.clone();
+        let extra: Vec<(&'static str, &str)> = if device {
+            vec![("x-device-token", device_token.as_str())]
+        } else {
+            vec![]
+        };
+        let function = lambda_request(&self.routes, "POST", &path, &HeaderMap::new(), b"")
+            .map(|(logical_id, _)| binary_name(&logical_id))
+            .unwrap();
+        deps.calls.reset();
+        let started = Instant::now();
+        let (status, answer) = self.call(deps, &path, body, &extra).await;
+        let elapsed = started.elapsed();
+        let calls = deps.calls.snapshot();
+        let expected = if req == Req::SendSms { 202 } else { 200 };
+        assert_eq!(status, expected, "{req:?}: {answer}");
+        if req == Req::Refresh {
+            self.refresh_token = answer["refresh_token"].as_str().unwrap().to_owned();
+        }
+        if req == Req::SignInTrusted {
+            assert_eq!(answer["status"], "signed_in", "{answer}");
+        }
+        Sample {
+            function,
+            elapsed,
+            calls,
+        }
+    }
+}
+
+/// The function's binary (`SignInFunction` → `sign-in`), as `functions/` and Lambda name it.
+fn binary_name(logical_id: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in logical_id.trim_end_matches("Function").chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            out.push('-');
+        }
+        out.push(c.to_ascii_lowercase());
+    }
+    out
+}
+
+/// Mean milliseconds of `n` requests of each kind (and the calls of the last one).
+pub async fn measure(deps: &Deps, clock: &portcullis::ManualClock, id: &str, n: u32) -> Measured {
+    let mut fixture = Fixture::new(deps, id).await;
+    let mut out = BTreeMap::new();
+    // Interleaved, so that machine noise lands on every kind alike.
+    let mut totals: BTreeMap<&'static str, (String, Duration, Calls)> = BTreeMap::new();
+    for _ in 0..n {
+        for req in Req::ALL {
+            let sample = fixture.once(deps, req, clock).await;
+            let entry = totals.entry(req.key()).or_insert((
+                sample.function.clone(),
+                Duration::ZERO,
+                BTreeMap::new(),
+            ));
+            entry.1 += sample.elapsed;
+            entry.2 = sample.calls;
+        }
+    }
+    for (key, (function, total, calls)) in totals {
+        out.insert(key, (function, crate::per_op(total, n), calls));
+    }
+    out
+}
