@@ -138,6 +138,17 @@ fn an_invited_user_on_boards_and_an_mfa_reset_needs_two_admins() {
     ] {
         assert!(kinds.contains(&kind), "{kind} in {kinds:?}");
     }
+    // SPEC §8: every event recorded while handling a request carries the caller's source IP
+    // and User-Agent — code_sent and factor_added included (recorded deep in the services).
+    for event in events["events"].as_array().unwrap() {
+        assert_eq!(event["source_ip"], "127.0.0.1", "{event}");
+        assert!(
+            event["user_agent"]
+                .as_str()
+                .is_some_and(|ua| !ua.is_empty()),
+            "{event}"
+        );
+    }
     let deliveries = api.get(
         &format!("/v1/admin/users/{victim}/deliveries"),
         Some(bob_token),

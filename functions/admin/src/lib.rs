@@ -24,7 +24,7 @@ pub const ROUTES: &[&str] = &[
 pub fn handle(deps: &Deps, req: Request) -> HandlerFuture<'_> {
     Box::pin(async move {
         let route = edge::route_key(&req);
-        edge::answer("admin", async {
+        edge::answer(RequestMeta::from_request(&req), "admin", async {
             let caller = tokens::authenticate(deps, edge::authorization(&req)).await?;
             let meta = RequestMeta::from_request(&req);
             let max = deps.settings.max_body_bytes;

@@ -3,7 +3,7 @@
 
 use lambda_http::Request;
 use portcullis::Deps;
-use portcullis::edge::{self, HandlerFuture};
+use portcullis::edge::{self, HandlerFuture, RequestMeta};
 use portcullis::error::ApiError;
 use portcullis::service::{devices, tokens};
 
@@ -17,7 +17,7 @@ pub const ROUTES: &[&str] = &[
 pub fn handle(deps: &Deps, req: Request) -> HandlerFuture<'_> {
     Box::pin(async move {
         let route = edge::route_key(&req);
-        edge::answer("devices", async {
+        edge::answer(RequestMeta::from_request(&req), "devices", async {
             let caller = tokens::authenticate(deps, edge::authorization(&req)).await?;
             match route.as_str() {
                 "GET /v1/me/devices" => {

@@ -3,7 +3,7 @@
 
 use lambda_http::Request;
 use portcullis::Deps;
-use portcullis::edge::{self, HandlerFuture};
+use portcullis::edge::{self, HandlerFuture, RequestMeta};
 use portcullis::error::ApiError;
 use portcullis::service::factors::{
     self, ChangePhoneRequest, EnrolPhoneRequest, Enroller, VerifyFactorRequest,
@@ -26,7 +26,7 @@ pub const ROUTES: &[&str] = &[
 pub fn handle(deps: &Deps, req: Request) -> HandlerFuture<'_> {
     Box::pin(async move {
         let route = edge::route_key(&req);
-        edge::answer("factors", async {
+        edge::answer(RequestMeta::from_request(&req), "factors", async {
             let max = deps.settings.max_body_bytes;
             if route.starts_with("POST ") && !route.ends_with("/verify") {
                 // Enrolment routes refuse outdated browsers, like sign-in (SPEC §2 item 5).

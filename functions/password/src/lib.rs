@@ -22,7 +22,7 @@ pub const ROUTES: &[&str] = &[
 pub fn handle(deps: &Deps, req: Request) -> HandlerFuture<'_> {
     Box::pin(async move {
         let route = edge::route_key(&req);
-        edge::answer("password", async {
+        edge::answer(RequestMeta::from_request(&req), "password", async {
             let max = deps.settings.max_body_bytes;
             match route.as_str() {
                 "POST /v1/me/password" => {

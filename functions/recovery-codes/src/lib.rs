@@ -21,7 +21,7 @@ pub const ROUTES: &[&str] = &[
 pub fn handle(deps: &Deps, req: Request) -> HandlerFuture<'_> {
     Box::pin(async move {
         let route = edge::route_key(&req);
-        edge::answer("recovery-codes", async {
+        edge::answer(RequestMeta::from_request(&req), "recovery-codes", async {
             let max = deps.settings.max_body_bytes;
             match route.as_str() {
                 "POST /v1/sign-in/{challenge_id}/recovery-code" => {

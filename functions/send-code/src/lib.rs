@@ -3,7 +3,7 @@
 
 use lambda_http::Request;
 use portcullis::Deps;
-use portcullis::edge::{self, HandlerFuture};
+use portcullis::edge::{self, HandlerFuture, RequestMeta};
 use portcullis::error::ApiError;
 use portcullis::service::codes::{self, SendCodeRequest};
 use portcullis::service::step_up::{self, StepUpRequest};
@@ -19,7 +19,7 @@ pub const ROUTES: &[&str] = &[
 pub fn handle(deps: &Deps, req: Request) -> HandlerFuture<'_> {
     Box::pin(async move {
         let route = edge::route_key(&req);
-        edge::answer("send-code", async {
+        edge::answer(RequestMeta::from_request(&req), "send-code", async {
             let max = deps.settings.max_body_bytes;
             match route.as_str() {
                 "POST /v1/sign-in/{challenge_id}/codes" => {

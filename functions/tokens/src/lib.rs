@@ -3,7 +3,7 @@
 
 use lambda_http::Request;
 use portcullis::Deps;
-use portcullis::edge::{self, HandlerFuture};
+use portcullis::edge::{self, HandlerFuture, RequestMeta};
 use portcullis::error::ApiError;
 use portcullis::service::tokens::{self, RefreshRequest};
 
@@ -17,7 +17,7 @@ pub const ROUTES: &[&str] = &[
 pub fn handle(deps: &Deps, req: Request) -> HandlerFuture<'_> {
     Box::pin(async move {
         let route = edge::route_key(&req);
-        edge::answer("tokens", async {
+        edge::answer(RequestMeta::from_request(&req), "tokens", async {
             match route.as_str() {
                 "POST /v1/tokens/refresh" => {
                     let body: RefreshRequest =

@@ -53,7 +53,7 @@ pub fn trust_request(
 pub fn handle(deps: &Deps, req: Request) -> HandlerFuture<'_> {
     Box::pin(async move {
         let route = edge::route_key(&req);
-        edge::answer("verify", async {
+        edge::answer(RequestMeta::from_request(&req), "verify", async {
             match route.as_str() {
                 "POST /v1/sign-in/{challenge_id}/verify" => {
                     let body: VerifyRequest = edge::parse_json(&req, deps.settings.max_body_bytes)?;

@@ -3,10 +3,12 @@
 //! - Parameters come from settings (OWASP baseline m = 19 MiB, t = 2, p = 1); a stored hash made
 //!   with other parameters still verifies, and [`PasswordCheck::Match`] says when it should be
 //!   rehashed with the current ones.
-//! - The argon2 working memory is allocated once per execution environment and reused: a small
-//!   pool of buffers (a Lambda environment serves one request at a time, so it holds one).
+//! - The argon2 working memory is allocated once per execution environment, at its first hash,
+//!   and reused: a small pool of buffers (a Lambda environment serves one request at a time, so
+//!   it holds one). Functions that never hash (tokens, devices, …) never allocate it.
 //! - Unknown users cost the same: [`PasswordHasher::verify_dummy`] runs a full verification
-//!   against a hash made at start-up with the current parameters.
+//!   against a dummy PHC string with the current parameters, a random salt and a random output
+//!   (no password can match it; making it costs no hash, so no function pays one at start-up).
 //! - Hashing is CPU-bound: async callers run it with `tokio::task::spawn_blocking`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -41,6 +43,18 @@ pub enum PasswordCheck {
     Mismatch,
 }
 
+/// The PHC string of an argon2id output.
+fn phc(p: &Params, salt: &[u8], out: &[u8]) -> String {
+    format!(
+        "$argon2id$v=19$m={},t={},p={}${}${}",
+        p.m_cost(),
+        p.t_cost(),
+        p.p_cost(),
+        STANDARD_NO_PAD.encode(salt),
+        STANDARD_NO_PAD.encode(out)
+    )
+}
+
 #[derive(Debug, Clone)]
 pub struct PasswordHasher {
     inner: Arc<Inner>,
@@ -56,7 +70,8 @@ struct Inner {
 }
 
 impl PasswordHasher {
-    /// Builds the hasher, allocates its memory and computes the dummy hash (one hash, at start-up).
+    /// Builds the hasher: checks the parameters and makes the dummy PHC string (no hash, no
+    /// working memory yet).
     pub fn new(settings: Argon2Settings) -> Result<Self, HashError> {
         let params = Params::new(
             settings.memory_kib,
@@ -65,20 +80,19 @@ impl PasswordHasher {
             Some(OUTPUT_LEN),
         )
         .map_err(|e| HashError::Params(e.to_string()))?;
-        let pool = Mutex::new(vec![vec![Block::new(); params.block_count()]]);
-        let mut hasher = PasswordHasher {
+        let dummy_phc = phc(
+            &params,
+            &random_bytes::<SALT_LEN>(),
+            &random_bytes::<OUTPUT_LEN>(),
+        );
+        Ok(PasswordHasher {
             inner: Arc::new(Inner {
                 params,
-                dummy_phc: String::new(),
-                pool,
+                dummy_phc,
+                pool: Mutex::new(Vec::new()),
                 computed: AtomicU64::new(0),
             }),
-        };
-        let dummy = hasher.hash(&random_bytes::<16>())?;
-        if let Some(inner) = Arc::get_mut(&mut hasher.inner) {
-            inner.dummy_phc = dummy;
-        }
-        Ok(hasher)
+        })
     }
 
     /// A PHC string (`$argon2id$v=19$m=…,t=…,p=…$salt$hash`) for `password`.
@@ -86,15 +100,7 @@ impl PasswordHasher {
         let salt = random_bytes::<SALT_LEN>();
         let mut out = [0u8; OUTPUT_LEN];
         self.compute(&self.inner.params, password, &salt, &mut out)?;
-        let p = &self.inner.params;
-        Ok(format!(
-            "$argon2id$v=19$m={},t={},p={}${}${}",
-            p.m_cost(),
-            p.t_cost(),
-            p.p_cost(),
-            STANDARD_NO_PAD.encode(salt),
-            STANDARD_NO_PAD.encode(out)
-        ))
+        Ok(phc(&self.inner.params, &salt, &out))
     }
 
     /// Checks `password` against a stored PHC string, in constant time for the comparison.

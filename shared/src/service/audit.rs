@@ -26,6 +26,15 @@ pub async fn record(
     outcome: &str,
     detail: Option<String>,
 ) {
+    // A service that does not carry the request's caller still records it: the handler's.
+    let scoped;
+    let meta = match meta {
+        Some(meta) => Some(meta),
+        None => {
+            scoped = crate::edge::current_caller();
+            scoped.as_ref()
+        }
+    };
     let now = deps.clock.now();
     let clip = |s: &String| s.chars().take(512).collect::<String>();
     let event = AuditEvent {
