@@ -35,13 +35,35 @@ impl Route {
                 if a.is_empty() {
                     return None;
                 }
-                params.push((name.to_owned(), (*a).to_owned()));
+                params.push((name.to_owned(), percent_decode(a)));
             } else if p != a {
                 return None;
             }
         }
         Some(params)
     }
+}
+
+/// API Gateway HTTP API hands functions percent-decoded path parameters (`a%40b.example` →
+/// `a@b.example`). A value that does not decode to UTF-8 is passed as sent.
+pub fn percent_decode(segment: &str) -> String {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (bytes[i], bytes.get(i + 1), bytes.get(i + 2)) {
+            (b'%', Some(&h), Some(&l)) if hex(h).is_some() && hex(l).is_some() => {
+                out.push((hex(h).unwrap_or(0) * 16 + hex(l).unwrap_or(0)) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).unwrap_or_else(|_| segment.to_owned())
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -148,5 +170,23 @@ mod tests {
         assert_eq!(route.matches("GET", "/v1/sign-in/abc/codes"), None);
         assert_eq!(route.matches("POST", "/v1/sign-in//codes"), None);
         assert_eq!(route.matches("POST", "/v1/sign-in/a/b/codes"), None);
+    }
+
+    #[test]
+    fn path_parameters_are_percent_decoded_as_api_gateway_does() {
+        let route = Route {
+            method: "POST".into(),
+            path: "/v1/admin/users/{user_id}/unlock".into(),
+            function: "F".into(),
+            public: false,
+        };
+        assert_eq!(
+            route.matches("POST", "/v1/admin/users/a%40b.example/unlock"),
+            Some(vec![("user_id".to_owned(), "a@b.example".to_owned())])
+        );
+        assert_eq!(percent_decode("J%C3%BCrgen"), "Jürgen");
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(percent_decode("%zz%4"), "%zz%4");
+        assert_eq!(percent_decode("%FF"), "%FF"); // not UTF-8: as sent
     }
 }
