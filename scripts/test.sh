@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # README command 2: run every test.
 #
-# Formatting and lints, then unit tests, the storage conformance suite and the service tests on
-# both adapters (in-memory and DynamoDB on the emulator), and the end-to-end tests through the
-# local HTTP endpoint against the emulator. Starts and stops its own moto server and endpoint on
-# free loopback ports, so it runs beside scripts/local.sh.
+# Formatting and lints; the reference web client in headless Chromium; unit tests, the storage
+# conformance suite and the service tests on both adapters (in-memory and DynamoDB on the
+# emulator), and the end-to-end tests through the local HTTP endpoint against the emulator;
+# schemathesis against infra/openapi.yaml; cargo fuzz, briefly. Starts and stops its own moto
+# server and endpoint on free loopback ports, so it runs beside scripts/local.sh. Every stage
+# runs even if an earlier one failed; the last line is `tests: N passed, N failed`.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$REPO_ROOT"
@@ -48,24 +50,53 @@ export PORTCULLIS_API_URL="http://127.0.0.1:$API_PORT"
 export PORTCULLIS_ADMIN_BIN="$REPO_ROOT/target/debug/portcullis-admin"
 export PORTCULLIS_REQUIRE_EMULATOR=1
 
+# Every stage below runs even when an earlier one failed, so the closing line counts them all.
+failed_stages=()
+
+# The reference web client in headless Chromium (Debian's chromium, playwright-core from npm),
+# against the same local endpoint, with codes read back from the emulator. First, while the
+# emulator is fresh: its data.json (where sent messages are read back) slows as it fills.
+log "browser tests (web/ in headless Chromium)"
+scripts/browser-test.sh 2>&1 | tee "$STATE/browser-test.log" || failed_stages+=("browser tests")
+
 log "cargo test (unit, conformance on both adapters, end to end)"
-cargo test --workspace 2>&1 | tee "$STATE/cargo-test.log"
+cargo test --workspace 2>&1 | tee "$STATE/cargo-test.log" || failed_stages+=("cargo test")
 
 # Property-based API test: requests generated from infra/openapi.yaml against the same local
 # endpoint; every answer must be a non-5xx that matches the documented status codes, content
 # types, headers and schemas. Bounded (examples per operation, time per request).
 ensure_schemathesis
 log "schemathesis against infra/openapi.yaml (bounded)"
-"$STATE/st-venv/bin/st" run infra/openapi.yaml --url "$PORTCULLIS_API_URL" \
+if "$STATE/st-venv/bin/st" run infra/openapi.yaml --url "$PORTCULLIS_API_URL" \
   --max-examples "${PORTCULLIS_SCHEMATHESIS_EXAMPLES:-25}" --request-timeout 10 --workers 2 \
   --phases examples,fuzzing,stateful --generation-deterministic \
-  -c not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance,unsupported_method
+  -c not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance,unsupported_method; then
+  schemathesis_ok=1
+else
+  schemathesis_ok=0
+  failed_stages+=("schemathesis")
+fi
 
 # Coverage-guided fuzzing of request parsing, phone numbers, tokens and User-Agents (cargo fuzz,
 # PORTCULLIS_FUZZ_SECONDS per target, default 20; 0 skips).
-scripts/fuzz.sh | tee "$STATE/fuzz.log"
+scripts/fuzz.sh 2>&1 | tee "$STATE/fuzz.log" || failed_stages+=("fuzz")
 
-# One closing line for the whole run (cargo's per-binary lines are above; schemathesis printed
-# its own summary).
-awk '/^test result:/ { passed += $4; failed += $6 } END { printf "tests: %d passed, %d failed\n", passed, failed }' \
-  "$STATE/cargo-test.log"
+# One closing line for the whole run: every cargo test and browser test, schemathesis as one
+# test, each fuzz target as one test.
+if [ "${#failed_stages[@]}" -gt 0 ]; then
+  printf 'failed: %s\n' "${failed_stages[@]}" >&2
+fi
+{
+  cat "$STATE/cargo-test.log"
+  grep -h '^browser tests:' "$STATE/browser-test.log" || true
+  grep -h '^fuzz:' "$STATE/fuzz.log" || true
+  echo "schemathesis: $schemathesis_ok"
+} | awk '
+  /^test result:/ { passed += $4; failed += $6 }
+  /^browser tests:/ { passed += $3; failed += $5 }
+  /^fuzz: [0-9]+ targets, [0-9]+ executions/ { passed += $2 }
+  /^fuzz: [0-9]+ targets, [0-9]+ failed/ { passed += $2 - $4; failed += $4 }
+  /^schemathesis: 1/ { passed += 1 }
+  /^schemathesis: 0/ { failed += 1 }
+  END { printf "tests: %d passed, %d failed\n", passed, failed }'
+[ "${#failed_stages[@]}" -eq 0 ]

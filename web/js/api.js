@@ -1,0 +1,263 @@
+// The one fetch wrapper, and one small function per API route (same origin, relative URLs).
+// Errors become ApiError with the problem+json `code`; a 401 on an authenticated call refreshes
+// the tokens once (one refresh at a time: reusing a rotated refresh token would revoke the
+// session) and retries; if that fails the session is over and `onSessionEnded` is called.
+
+import * as session from './session.js';
+
+export class ApiError extends Error {
+  constructor({ status = 0, code = 'unknown', detail = '', title = '', retryAfter = null, body = null }) {
+    super(title || code);
+    this.name = 'ApiError';
+    this.status = status;
+    this.code = code;
+    this.detail = detail;
+    this.retryAfter = retryAfter;
+    this.errors = body && Array.isArray(body.errors) ? body.errors : null;
+    this.invalidParams = body && Array.isArray(body['invalid-params']) ? body['invalid-params'] : null;
+  }
+}
+
+/** Thrown (after the sign-in screen is shown) when the session cannot be refreshed. */
+export class SessionEnded extends Error {
+  constructor() {
+    super('session ended');
+    this.name = 'SessionEnded';
+    this.code = 'unauthorized';
+  }
+}
+
+let sessionEndedHandler = () => {};
+export function onSessionEnded(handler) {
+  sessionEndedHandler = handler;
+}
+
+function retryAfterOf(response) {
+  const value = Number.parseInt(response.headers.get('retry-after') || '', 10);
+  return Number.isFinite(value) ? value : null;
+}
+
+async function bodyOf(response) {
+  if (response.status === 204) return null;
+  const type = response.headers.get('content-type') || '';
+  if (!type.includes('json')) return null;
+  try {
+    return await response.json();
+  } catch {
+    return null;
+  }
+}
+
+function errorFrom(response, body) {
+  const problem = body && typeof body === 'object' ? body : {};
+  let code = typeof problem.code === 'string' ? problem.code : null;
+  // API Gateway's JWT authorizer answers {"message":"Unauthorized"} without a code.
+  if (!code) code = response.status === 401 ? 'unauthorized' : response.status >= 500 ? 'service_unavailable' : 'unknown';
+  return new ApiError({
+    status: response.status,
+    code,
+    detail: typeof problem.detail === 'string' ? problem.detail : '',
+    title: typeof problem.title === 'string' ? problem.title : '',
+    retryAfter: retryAfterOf(response),
+    body: problem,
+  });
+}
+
+async function send(method, path, { body, auth = false, headers = {} } = {}) {
+  const init = { method, headers: { accept: 'application/json, application/problem+json', ...headers }, cache: 'no-store', credentials: 'same-origin' };
+  if (body !== undefined) {
+    init.headers['content-type'] = 'application/json';
+    init.body = JSON.stringify(body);
+  }
+  if (auth) init.headers.authorization = `Bearer ${session.accessToken()}`;
+  let response;
+  try {
+    response = await fetch(path, init);
+  } catch {
+    throw new ApiError({ code: 'network' });
+  }
+  const data = await bodyOf(response);
+  if (!response.ok) throw errorFrom(response, data);
+  return { status: response.status, data, retryAfter: retryAfterOf(response) };
+}
+
+let refreshing = null;
+
+/** Rotates the tokens once, however many calls found the access token expired at once. */
+function refreshOnce() {
+  if (!refreshing) {
+    const token = session.refreshToken();
+    refreshing = (async () => {
+      try {
+        if (!token) return false;
+        const { data } = await send('POST', '/v1/tokens/refresh', { body: { refresh_token: token } });
+        session.rotate(data);
+        return true;
+      } catch (err) {
+        if (err.code === 'network' || err.code === 'service_unavailable') throw err;
+        return false;
+      } finally {
+        refreshing = null;
+      }
+    })();
+  }
+  return refreshing;
+}
+
+/** An authenticated call: refresh once on 401, then give up (back to sign-in). */
+async function authed(method, path, { quiet = false, ...options } = {}) {
+  const ended = () => {
+    session.end();
+    if (!quiet) sessionEndedHandler();
+    return new SessionEnded();
+  };
+  if (!session.isSignedIn()) throw ended();
+  const used = session.accessToken();
+  try {
+    return await send(method, path, { ...options, auth: true });
+  } catch (err) {
+    if (err.status !== 401 || err.code !== 'unauthorized') throw err;
+    // Another call may have refreshed meanwhile: then just retry with the new token.
+    const fresh = session.accessToken() !== used || (await refreshOnce());
+    if (fresh) {
+      try {
+        return await send(method, path, { ...options, auth: true });
+      } catch (again) {
+        if (again.status !== 401 || again.code !== 'unauthorized') throw again;
+      }
+    }
+    throw ended();
+  }
+}
+
+const enc = encodeURIComponent;
+
+// ---- Public routes ---------------------------------------------------------------------------
+
+export async function signIn(userId, password, deviceToken) {
+  const headers = deviceToken ? { 'x-device-token': deviceToken } : {};
+  return (await send('POST', '/v1/sign-in', { body: { user_id: userId, password }, headers })).data;
+}
+
+export async function sendCode(challengeId, method, factorId) {
+  const body = factorId ? { method, factor_id: factorId } : { method };
+  return (await send('POST', `/v1/sign-in/${enc(challengeId)}/codes`, { body })).data;
+}
+
+export async function verify(challengeId, { method, code, factorId, trustDevice }) {
+  const body = { method, code };
+  if (factorId) body.factor_id = factorId;
+  if (trustDevice) body.trust_device = true;
+  return (await send('POST', `/v1/sign-in/${enc(challengeId)}/verify`, { body })).data;
+}
+
+export async function redeemRecoveryCode(challengeId, code, trustDevice) {
+  const body = trustDevice ? { code, trust_device: true } : { code };
+  return (await send('POST', `/v1/sign-in/${enc(challengeId)}/recovery-code`, { body })).data;
+}
+
+export async function enrolPhone(challengeId, phone, delivery) {
+  return (await send('POST', `/v1/sign-in/${enc(challengeId)}/factors/phone`, { body: { phone, delivery } })).data;
+}
+
+export async function enrolTotp(challengeId) {
+  return (await send('POST', `/v1/sign-in/${enc(challengeId)}/factors/totp`, { body: {} })).data;
+}
+
+export async function verifyEnrolment(challengeId, factorId, code) {
+  return (await send('POST', `/v1/sign-in/${enc(challengeId)}/factors/${enc(factorId)}/verify`, { body: { code } })).data;
+}
+
+export async function setRequiredPassword(challengeId, newPassword) {
+  return (await send('POST', `/v1/sign-in/${enc(challengeId)}/password`, { body: { new_password: newPassword } })).data;
+}
+
+export async function forgotPassword(userId) {
+  return (await send('POST', '/v1/password/forgot', { body: { user_id: userId } })).data;
+}
+
+export async function resetPassword(token, newPassword) {
+  await send('POST', '/v1/password/reset', { body: { token, new_password: newPassword } });
+}
+
+export async function acceptInvitation(token, password) {
+  await send('POST', `/v1/invitations/${enc(token)}/accept`, { body: { password } });
+}
+
+// ---- Signed-in routes ------------------------------------------------------------------------
+
+/** Revokes the session on the server (refreshing first if needed); the caller forgets it. */
+export async function signOut() {
+  await authed('POST', '/v1/sign-out', { quiet: true });
+}
+
+export async function factors() {
+  return (await authed('GET', '/v1/me/factors')).data.factors || [];
+}
+
+export async function addPhone(phone, delivery) {
+  return (await authed('POST', '/v1/me/factors/phone', { body: { phone, delivery } })).data;
+}
+
+export async function addTotp() {
+  return (await authed('POST', '/v1/me/factors/totp', { body: {} })).data;
+}
+
+export async function activateFactor(factorId, code) {
+  return (await authed('POST', `/v1/me/factors/${enc(factorId)}/verify`, { body: { code } })).data;
+}
+
+export async function removeFactor(factorId) {
+  await authed('DELETE', `/v1/me/factors/${enc(factorId)}`);
+}
+
+export async function changePhone(factorId, phone) {
+  return (await authed('PUT', `/v1/me/factors/${enc(factorId)}/phone`, { body: { phone } })).data;
+}
+
+export async function recoveryCodesRemaining() {
+  return (await authed('GET', '/v1/me/recovery-codes')).data.remaining;
+}
+
+export async function regenerateRecoveryCodes() {
+  return (await authed('POST', '/v1/me/recovery-codes', { body: {} })).data.recovery_codes;
+}
+
+export async function devices() {
+  return (await authed('GET', '/v1/me/devices')).data.devices || [];
+}
+
+export async function removeDevice(deviceId) {
+  await authed('DELETE', `/v1/me/devices/${enc(deviceId)}`);
+}
+
+export async function removeAllDevices() {
+  return (await authed('DELETE', '/v1/me/devices')).data;
+}
+
+export async function events() {
+  return (await authed('GET', '/v1/me/events')).data.events || [];
+}
+
+export async function changePassword(currentPassword, newPassword) {
+  await authed('POST', '/v1/me/password', { body: { current_password: currentPassword, new_password: newPassword } });
+}
+
+export async function startStepUp(method, factorId) {
+  const body = factorId ? { method, factor_id: factorId } : { method };
+  return (await authed('POST', '/v1/me/step-up', { body })).data;
+}
+
+export async function resendStepUpCode(challengeId, method, factorId) {
+  const body = factorId ? { method, factor_id: factorId } : { method };
+  return (await authed('POST', `/v1/me/step-up/${enc(challengeId)}/codes`, { body })).data;
+}
+
+export async function verifyStepUp(challengeId, method, code, factorId) {
+  const body = factorId ? { method, code, factor_id: factorId } : { method, code };
+  return (await authed('POST', `/v1/me/step-up/${enc(challengeId)}/verify`, { body })).data;
+}
+
+export async function stepUpWithRecoveryCode(challengeId, code) {
+  return (await authed('POST', `/v1/me/step-up/${enc(challengeId)}/recovery-code`, { body: { code } })).data;
+}

@@ -1,0 +1,121 @@
+// The one place that turns an API error into words for people. Branch on the stable `code` of the
+// problem+json answer (never on its title); the server's `detail` is shown only where it is the
+// useful part (the rule a new password broke, the browsers that are supported).
+
+/** The SPEC §3 wording for the sixth send request, verbatim. */
+export const SEND_LIMIT_MESSAGE =
+  'We can no longer send a code: you have reached the maximum attempts for sending a code to one of your devices. Sign out, wait 30 minutes and sign in again.';
+
+function minutes(seconds, fallback) {
+  if (!Number.isFinite(seconds) || seconds <= 0) return fallback;
+  const m = Math.ceil(seconds / 60);
+  return m === 1 ? '1 minute' : `${m} minutes`;
+}
+
+function seconds(value) {
+  if (!Number.isFinite(value) || value <= 0) return 'a few seconds';
+  if (value < 90) return value === 1 ? '1 second' : `${value} seconds`;
+  return minutes(value, 'a few minutes');
+}
+
+const MESSAGES = {
+  invalid_credentials: () =>
+    'The user ID or password is not correct. Check them and try again. After 5 failed attempts in a row the user ID is locked for 30 minutes.',
+  locked: (e) =>
+    `Too many failed sign-in attempts: this user ID is locked. Try again in ${minutes(e.retryAfter, '30 minutes')}.`,
+  send_limit_reached: () => SEND_LIMIT_MESSAGE,
+  code_invalid: () =>
+    'That code is not correct or has expired. Check it and try again. After 5 wrong codes you will have to start again.',
+  challenge_expired: () =>
+    'This attempt has expired or has ended (for example after 5 wrong codes). Please start again.',
+  step_up_required: () => 'For your security, this change needs a fresh verification code.',
+  account_inactive: () =>
+    'This user ID has been deactivated because it was not used for a long time. Please contact us to reactivate it.',
+  unsupported_client: (e) =>
+    `Your browser is not supported, please update it. ${e.detail || ''}`.trim(),
+  voice_not_supported: () =>
+    'Voice calls are only available for US and Canada (+1) numbers. Please choose a text message instead.',
+  rate_limited: (e) =>
+    `Too many attempts from your network. Please wait ${minutes(e.retryAfter, '10 minutes')} and try again.`,
+  service_unavailable: (e) =>
+    `The service is temporarily unavailable and nothing was changed. Please try again in ${seconds(e.retryAfter)}.`,
+  validation_failed: (e) =>
+    e.detail ? `Please check what you entered: ${e.detail}` : 'Please check what you entered and try again.',
+  conflict: (e) =>
+    e.detail ? `This can't be done right now: ${e.detail}` : "This can't be done right now because something changed. Please reload and try again.",
+  not_found: () => 'We could not find that item. It may already have been removed.',
+  forbidden: () => "You are not allowed to do this. If you were in the middle of signing in, please start again.",
+  unauthorized: () => 'Your session has ended. Please sign in again.',
+  payload_too_large: () => 'What you entered is too long.',
+  unsupported_media_type: () => 'Something went wrong on our side. Please try again later.',
+  method_not_allowed: () => 'Something went wrong on our side. Please try again later.',
+  network: () => 'We could not reach the service. Check your internet connection and try again.',
+  step_up_cancelled: () => 'Nothing was changed: the verification was cancelled.',
+};
+
+// Where the same code means something more precise.
+const IN_CONTEXT = {
+  changePassword: {
+    invalid_credentials: () => 'Your current password is not correct. Nothing was changed.',
+  },
+  reset: {
+    // The detail says which rule the password broke, or that the link is not valid any more.
+    validation_failed: (e) => e.detail || 'The new password was not accepted.',
+  },
+};
+
+/** A sentence for any error thrown by the API module (or any other error). */
+export function messageFor(error, context) {
+  const special = context && IN_CONTEXT[context] && error && IN_CONTEXT[context][error.code];
+  const build = special || (error && MESSAGES[error.code]);
+  if (build) return build(error);
+  if (error && error.status >= 500) return MESSAGES.service_unavailable(error);
+  return 'Something went wrong. Please try again.';
+}
+
+/** Field problems a problem+json body may list (RFC 9457 extensions), as short lines. */
+export function fieldProblems(error) {
+  const list = (error && (error.errors || error.invalidParams)) || [];
+  return list
+    .map((p) => {
+      const field = p.name || p.field || p.pointer || '';
+      const reason = p.reason || p.detail || p.message || '';
+      return field ? `${field}: ${reason}` : reason;
+    })
+    .filter(Boolean);
+}
+
+const EVENT_LABELS = {
+  sign_in_succeeded: 'Signed in',
+  sign_in_failed: 'Failed sign-in attempt',
+  lock_started: 'User ID locked after failed attempts',
+  code_sent: 'One-time code sent',
+  factor_added: 'Sign-in method added',
+  factor_removed: 'Sign-in method removed',
+  device_trusted: 'Device trusted',
+  device_removed: 'Trusted device removed',
+  password_changed: 'Password changed',
+  password_reset: 'Password reset by email link',
+  recovery_code_used: 'Recovery code used',
+  new_device: 'Sign-in from a new kind of device',
+  invitation_accepted: 'Invitation accepted',
+  user_invited: 'Invited',
+  account_deactivated: 'User ID deactivated',
+  mfa_reset_requested: 'Reset of two-step verification requested',
+  mfa_reset_approved: 'Two-step verification reset by support',
+  mfa_reset_refused: 'Reset of two-step verification refused',
+};
+
+/** A readable name for an audit event kind ("sign_in_failed" → "Failed sign-in attempt"). */
+export function eventLabel(kind) {
+  if (EVENT_LABELS[kind]) return EVENT_LABELS[kind];
+  const words = String(kind || 'event').replace(/_/g, ' ');
+  return words.charAt(0).toUpperCase() + words.slice(1);
+}
+
+const DETAIL_WORDS = { sms: 'text message', voice: 'voice call', totp: 'authenticator app', email: 'email', phone: 'phone', recovery: 'recovery code', enrol: 'set-up', trusted_device: 'trusted device' };
+
+/** Makes an event's detail readable ("sms (enrol)" → "text message (set-up)"). */
+export function eventDetail(detail) {
+  return String(detail || '').replace(/[a-z_]+/g, (word) => DETAIL_WORDS[word] || word);
+}
