@@ -1,6 +1,13 @@
 #!/usr/bin/env bash
-# The benchmark report: starts its own moto server, provisions, runs the release-built benchmark
-# and writes BENCHMARKS.md (figures from this one run; ratios against baselines of the same run).
+# The benchmark report: starts its own moto server, provisions, and writes BENCHMARKS.md from
+# one run (every ratio compares two figures of that same run):
+#   1. tools/bench (release): argon2 vs sign-in per core; the AWS calls of the failure paths;
+#      every request of the sign-in flows through its function's handler (in-process cost,
+#      latency against the emulator beside its bare round trip, AWS calls by operation);
+#   2. scripts/lambda_harness.py: each function's release binary under a Lambda Runtime API
+#      emulator: size, cold start, warm invocation, peak memory;
+#   3. scripts/cost_model.py: AWS $ per million sign-ins from 1 and 2, beside Cognito.
+# Run it on an otherwise idle machine: the figures are only as quiet as the machine.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$REPO_ROOT"
@@ -11,13 +18,26 @@ EMULATOR_PORT="$(free_port)"
 start_moto "$EMULATOR_PORT"
 provision "http://127.0.0.1:$EMULATOR_PORT" "$STATE/bench.env"
 load_env "$STATE/bench.env"
-log "Building the benchmark (release)"
-cargo build --quiet --release -p portcullis-bench
+
+FUNCTIONS=()
+for dir in functions/*/; do FUNCTIONS+=(-p "portcullis-$(basename "$dir")"); done
+log "Building the benchmark and the functions (release)"
+cargo build --quiet --release -p portcullis-bench "${FUNCTIONS[@]}"
+
+OUT="$STATE/BENCHMARKS.md.new"
 {
   echo "# Benchmarks"
   echo
   echo "Produced by \`scripts/bench.sh\` on $(date -u +%Y-%m-%d) ($(nproc) cores, $(uname -m)); every figure below comes from one run,"
   echo "and every ratio compares two figures of that same run. Timed on one thread, so 'per core' is direct."
   echo
-  target/release/portcullis-bench
-} | tee BENCHMARKS.md
+  BENCH_FLOWS_JSON="$STATE/bench-flows.json" target/release/portcullis-bench
+  log "Lambda functions under the Runtime API emulator"
+  "$VENV/bin/python" scripts/lambda_harness.py --bin-dir target/release --env-file "$STATE/bench.env" \
+    --template infra/template.yaml --json-out "$STATE/bench-lambda.json"
+  echo
+  "$VENV/bin/python" scripts/cost_model.py --flows "$STATE/bench-flows.json" \
+    --lambda "$STATE/bench-lambda.json" --template infra/template.yaml
+} > "$OUT"
+mv "$OUT" BENCHMARKS.md
+log "Wrote BENCHMARKS.md"

@@ -64,7 +64,9 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 
 try:
-    import yaml
+    import yaml  # noqa: F401 - cfn_yaml needs it: a clear message if it is missing
+
+    import cfn_yaml
 except ImportError:  # pragma: no cover - the message is the point
     sys.exit("check_iam.py needs PyYAML: run it with .venv/bin/python (scripts/test.sh makes .venv)")
 
@@ -735,27 +737,6 @@ class Analysis:
 # ---- the template side -----------------------------------------------------------------------
 
 
-class CfnLoader(yaml.SafeLoader):
-    """SafeLoader that turns CloudFormation short tags into their long forms (as provision.py)."""
-
-
-def _short_tag(loader, suffix, node):
-    if isinstance(node, yaml.ScalarNode):
-        value = loader.construct_scalar(node)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)
-    if suffix == "Ref":
-        return {"Ref": value}
-    if suffix == "Condition":
-        return {"Condition": value}
-    if suffix == "GetAtt" and isinstance(value, str):
-        value = value.split(".", 1)
-    return {"Fn::" + suffix: value}
-
-
-CfnLoader.add_multi_constructor("!", _short_tag)
 
 
 def resource_name(value) -> str:
@@ -774,8 +755,7 @@ def resource_name(value) -> str:
 
 class Template:
     def __init__(self, path: Path):
-        with open(path, encoding="utf-8") as f:
-            self.t = yaml.load(f, Loader=CfnLoader)  # noqa: S506 - a SafeLoader subclass
+        self.t = cfn_yaml.load(path)
         self.resources = self.t.get("Resources") or {}
         self.global_env = (((self.t.get("Globals") or {}).get("Function") or {})
                            .get("Environment", {}).get("Variables", {})) or {}

@@ -42,6 +42,8 @@ try:
     import botocore.config
     import botocore.exceptions
     import yaml
+
+    import cfn_yaml
 except ImportError as err:  # pragma: no cover - depends on the interpreter
     sys.exit(f"provision.py: {err.name} is missing (pip install boto3 pyyaml)")
 
@@ -56,35 +58,11 @@ class ProvisionError(Exception):
 # ---- template loading ----------------------------------------------------------------------
 
 
-class CfnLoader(yaml.SafeLoader):
-    """SafeLoader that turns CloudFormation short tags into their long forms:
-    `!Ref X` -> {"Ref": "X"}, `!GetAtt A.B` -> {"Fn::GetAtt": ["A", "B"]},
-    `!Sub ...` -> {"Fn::Sub": ...}, `!Condition C` -> {"Condition": "C"}, and so on."""
-
-
-def _short_tag(loader, suffix, node):
-    if isinstance(node, yaml.ScalarNode):
-        value = loader.construct_scalar(node)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)
-    if suffix == "Ref":
-        return {"Ref": value}
-    if suffix == "Condition":
-        return {"Condition": value}
-    if suffix == "GetAtt" and isinstance(value, str):
-        value = value.split(".", 1)
-    return {"Fn::" + suffix: value}
-
-
-CfnLoader.add_multi_constructor("!", _short_tag)
 
 
 def load_template(path):
     try:
-        with open(path, encoding="utf-8") as f:
-            template = yaml.load(f, Loader=CfnLoader)  # noqa: S506 - a SafeLoader subclass
+        template = cfn_yaml.load(path)
     except OSError as err:
         raise ProvisionError(f"cannot read the template {path}: {err.strerror}") from err
     except yaml.YAMLError as err:

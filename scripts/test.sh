@@ -18,6 +18,9 @@ cargo fmt --all -- --check
 log "cargo clippy (all targets, warnings are errors)"
 cargo clippy --quiet --workspace --all-targets -- -D warnings
 
+log "Python unit tests (scripts/: the cost model's arithmetic)"
+"$VENV/bin/python" -m unittest scripts/test_cost_model.py 2>&1 | tee "$STATE/python-test.log"
+
 log "cfn-lint infra/template.yaml"
 "$VENV/bin/cfn-lint" infra/template.yaml
 
@@ -89,11 +92,13 @@ fi
 {
   cat "$STATE/cargo-test.log"
   grep -h '^browser tests:' "$STATE/browser-test.log" || true
+  grep -h '^Ran [0-9]* tests\?' "$STATE/python-test.log" || true
   grep -h '^fuzz:' "$STATE/fuzz.log" || true
   echo "schemathesis: $schemathesis_ok"
 } | awk '
   /^test result:/ { passed += $4; failed += $6 }
   /^browser tests:/ { passed += $3; failed += $5 }
+  /^Ran [0-9]+ tests?/ { passed += $2 }
   /^fuzz: [0-9]+ targets, [0-9]+ executions/ { passed += $2 }
   /^fuzz: [0-9]+ targets, [0-9]+ failed/ { passed += $2 - $4; failed += $4 }
   /^schemathesis: 1/ { passed += 1 }
