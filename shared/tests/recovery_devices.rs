@@ -286,6 +286,16 @@ async fn admins_never_skip_mfa_on_a_trusted_device() {
         deps.stores.users.create_user(&record).await.unwrap();
         add_phone(&deps, &admin, "+12025550145").await;
         let (_, token) = sms_sign_in(&deps, &admin, &outbox, true).await;
+        assert!(token.is_none(), "{name}: no device token for an admin");
+        assert!(
+            deps.stores
+                .devices
+                .list_devices(&admin, deps.clock.now())
+                .await
+                .unwrap()
+                .is_empty(),
+            "{name}: no trusted device stored for an admin"
+        );
         assert_eq!(
             sign_in_with_device(&deps, &admin, token.as_deref())
                 .await

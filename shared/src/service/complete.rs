@@ -102,8 +102,11 @@ pub async fn complete_sign_in(
     )
     .await;
     flag_new_device(deps, user_id, meta, now).await;
+    // Trusted devices never skip MFA for admins (sign_in.rs), so none is made for them: no
+    // token that would never work, and no "new trusted device" alert.
+    let is_admin = user.roles.iter().any(|r| r == "admin");
     let device_token = match trust {
-        Some(t) => Some(
+        Some(t) if !is_admin => Some(
             devices::trust(
                 deps,
                 user_id,
@@ -112,7 +115,7 @@ pub async fn complete_sign_in(
             )
             .await?,
         ),
-        None => None,
+        _ => None,
     };
     tracing::info!(
         event = "sign_in_completed",
