@@ -666,6 +666,7 @@ async fn admin_actions_work_are_audited_and_every_security_event_kind_is_recorde
             "device_trusted",
             "new_device",
             "recovery_code_used",
+            "recovery_codes_issued",
             "password_changed",
             "admin_force_password_change",
             "admin_deactivate",

@@ -443,6 +443,19 @@ async fn every_sensitive_action_needs_a_fresh_code_even_on_a_trusted_device() {
                 .iter()
                 .any(|m| m.purpose == "alert_phone_changed")
         );
+        let kinds: Vec<String> = deps
+            .stores
+            .audit
+            .list_events(&user, deps.clock.now(), 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.kind)
+            .collect();
+        assert!(
+            kinds.contains(&"phone_changed".to_owned()),
+            "{name}: a phone change is audited as such: {kinds:?}"
+        );
 
         // elevation lasts 5 minutes
         clock.advance_secs(300);

@@ -97,6 +97,8 @@ const EVENT_LABELS = {
   password_changed: 'Password changed',
   password_reset: 'Password reset by email link',
   recovery_code_used: 'Recovery code used',
+  recovery_codes_issued: 'New recovery codes made (the earlier ones no longer work)',
+  phone_changed: 'Phone number changed',
   new_device: 'Sign-in from a new kind of device',
   invitation_accepted: 'Invitation accepted',
   user_invited: 'Invited',

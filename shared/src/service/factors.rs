@@ -372,10 +372,15 @@ pub async fn verify_factor(
         kind = factor.kind.name(),
         "factor activated"
     );
+    // A verified replacement number is a phone change (SPEC §8), not one more factor.
     crate::service::audit::record(
         deps,
         user_id,
-        "factor_added",
+        if factor.replaces.is_some() {
+            "phone_changed"
+        } else {
+            "factor_added"
+        },
         crate::service::audit::Actor::User,
         None,
         "success",

@@ -99,6 +99,16 @@ pub async fn issue(deps: &Deps, user_id: &UserId) -> Result<Vec<String>, ApiErro
         count,
         "recovery codes issued"
     );
+    crate::service::audit::record(
+        deps,
+        user_id,
+        "recovery_codes_issued",
+        crate::service::audit::Actor::User,
+        None,
+        "success",
+        Some(format!("{count} codes; the earlier set revoked")),
+    )
+    .await;
     Ok(codes.iter().map(|c| display(c)).collect())
 }
 
