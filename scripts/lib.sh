@@ -62,7 +62,8 @@ PY
 start_moto() {
   local port="$1"
   log "Starting the moto server on 127.0.0.1:$port"
-  "$VENV/bin/moto_server" -H 127.0.0.1 -p "$port" > "$STATE/moto.log" 2>&1 &
+  # scripts/moto_server.py: moto's own server, one request at a time (see the file for why).
+  "$VENV/bin/python" "$REPO_ROOT/scripts/moto_server.py" -H 127.0.0.1 -p "$port" > "$STATE/moto-$port.log" 2>&1 &
   MOTO_PID=$!
   wait_for_http "http://127.0.0.1:$port/moto-api/" "moto server"
 }

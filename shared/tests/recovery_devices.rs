@@ -219,9 +219,24 @@ async fn a_trusted_device_skips_mfa_until_removed_or_180_days_pass() {
                 .any(|m| m.purpose == "alert_new_device" && m.text.contains("Chrome on Windows")),
             "{name}: alerted"
         );
-        let listed = devices::list(&deps, &user).await.unwrap();
+        let listed = devices::list(&deps, &user, None).await.unwrap();
         assert_eq!(listed.len(), 1);
         assert_eq!(listed[0].name, "Chrome on Windows");
+        assert!(
+            !listed[0].current,
+            "{name}: no token presented, no current device"
+        );
+        let secret = SecretString::new(token.clone());
+        assert!(
+            devices::list(&deps, &user, Some(&secret)).await.unwrap()[0].current,
+            "{name}: the presenting device is marked"
+        );
+        let (id, _) = token.split_once('.').unwrap();
+        let forged = SecretString::new(format!("{id}.{}", "A".repeat(43)));
+        assert!(
+            !devices::list(&deps, &user, Some(&forged)).await.unwrap()[0].current,
+            "{name}: a wrong secret with the right id is not the device"
+        );
         assert_eq!(listed[0].expires_at - listed[0].created_at, 180 * 86_400);
 
         let skipped = sign_in_with_device(&deps, &user, Some(&token)).await;

@@ -184,8 +184,6 @@ async function showDevices({ notice } = {}) {
     ui.showError(refs.error, error);
     return;
   }
-  const user = session.userId();
-  const thisDevice = session.deviceId(user);
   refs.empty.hidden = list.length > 0;
   refs.removeAll.hidden = list.length === 0;
   refs.list.replaceChildren(...list.map((d) => {
@@ -193,10 +191,10 @@ async function showDevices({ notice } = {}) {
     return ui.el('li', { class: 'item', dataset: { deviceId: d.device_id } },
       ui.el('div', { class: 'item__main' },
         ui.el('strong', { text: d.name || 'Unnamed device' }),
-        d.device_id === thisDevice ? ui.el('span', { class: 'badge', text: 'This browser' }) : null,
+        d.current ? ui.el('span', { class: 'badge', text: 'This browser' }) : null,
         ui.el('span', { class: 'item__meta', text: meta })),
       ui.el('div', { class: 'item__actions' },
-        actionButton('Remove', d.name || 'device', () => removeDevice(refs, d, d.device_id === thisDevice), 'button--danger-outline')));
+        actionButton('Remove', d.name || 'device', () => removeDevice(refs, d, d.current), 'button--danger-outline')));
   }));
   ui.onClick(refs.removeAll, refs.error, async () => {
     const ok = await ui.confirmAction({
@@ -206,7 +204,7 @@ async function showDevices({ notice } = {}) {
     });
     if (!ok) return;
     const { removed } = await api.removeAllDevices();
-    session.forgetDevice(user);
+    session.forgetDevice(session.userId());
     await showAccount({ section: 'devices', notice: `${removed} trusted device${removed === 1 ? ' was' : 's were'} removed.` });
   });
 }

@@ -224,7 +224,10 @@ export async function regenerateRecoveryCodes() {
 }
 
 export async function devices() {
-  return (await authed('GET', '/v1/me/devices')).data.devices || [];
+  // This browser's device token, if it has one: the API marks that device `current`.
+  const token = session.deviceToken(session.userId());
+  const headers = token ? { 'x-device-token': token } : {};
+  return (await authed('GET', '/v1/me/devices', { headers })).data.devices || [];
 }
 
 export async function removeDevice(deviceId) {

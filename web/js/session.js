@@ -78,18 +78,8 @@ export function deviceToken(user) {
   return entry ? entry.token : null;
 }
 
-export function deviceId(user) {
-  const entry = readEntry(user);
-  return entry ? entry.deviceId || null : null;
-}
-
 export function saveDeviceToken(user, token) {
-  writeEntry(user, { token, deviceId: null, savedAt: Date.now() });
-}
-
-export function rememberDeviceId(user, id) {
-  const entry = readEntry(user);
-  if (entry) writeEntry(user, { ...entry, deviceId: id });
+  writeEntry(user, { token, savedAt: Date.now() });
 }
 
 export function forgetDevice(user) {

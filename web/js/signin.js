@@ -64,7 +64,6 @@ async function finish(answer) {
   flow = null;
   if (answer.device_token) {
     session.saveDeviceToken(userId, answer.device_token);
-    await identifyThisDevice(userId);
   }
   let notice = null;
   if (Number.isInteger(answer.recovery_codes_remaining)) {
@@ -76,21 +75,6 @@ async function finish(answer) {
     recoveryCodesScreen(answer.recovery_codes, () => go.account({ notice }));
   } else {
     go.account({ notice });
-  }
-}
-
-/**
- * The API returns the device token but not the id of the device it names; the newest device in
- * the list was created by this sign-in. Knowing it lets the devices screen mark "this browser"
- * and forget the token when the user removes it. (Reported as an API gap: docs/web-client.md.)
- */
-async function identifyThisDevice(userId) {
-  try {
-    const list = await api.devices();
-    const newest = list.reduce((a, b) => (!a || b.created_at > a.created_at ? b : a), null);
-    if (newest) session.rememberDeviceId(userId, newest.device_id);
-  } catch {
-    // not essential: the token still works
   }
 }
 

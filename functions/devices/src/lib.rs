@@ -21,7 +21,8 @@ pub fn handle(deps: &Deps, req: Request) -> HandlerFuture<'_> {
             let caller = tokens::authenticate(deps, edge::authorization(&req)).await?;
             match route.as_str() {
                 "GET /v1/me/devices" => {
-                    let list = devices::list(deps, &caller.user_id).await?;
+                    let presented = RequestMeta::from_request(&req).device_token;
+                    let list = devices::list(deps, &caller.user_id, presented.as_ref()).await?;
                     Ok(edge::json_response(
                         200,
                         &serde_json::json!({ "devices": list }),

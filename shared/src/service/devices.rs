@@ -73,10 +73,7 @@ pub async fn check(
     else {
         return Ok(None);
     };
-    if !constant_time_eq(
-        token_digest(secret).as_bytes(),
-        device.token_digest.as_bytes(),
-    ) {
+    if !names(&device, token) {
         return Ok(None);
     }
     deps.stores
@@ -86,6 +83,19 @@ pub async fn check(
     Ok(Some(device))
 }
 
+/// Whether `token` is this device's token (its id, and its secret compared in constant time).
+fn names(device: &DeviceRecord, token: &SecretString) -> bool {
+    match token.expose().split_once('.') {
+        Some((device_id, secret)) if device_id == device.device_id && secret.len() <= 128 => {
+            constant_time_eq(
+                token_digest(secret).as_bytes(),
+                device.token_digest.as_bytes(),
+            )
+        }
+        _ => false,
+    }
+}
+
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct DeviceView {
     pub device_id: String,
@@ -93,9 +103,17 @@ pub struct DeviceView {
     pub created_at: i64,
     pub last_used_at: i64,
     pub expires_at: i64,
+    /// The device whose token came with this request (`X-Device-Token`), so a client can tell
+    /// which entry is itself.
+    pub current: bool,
 }
 
-pub async fn list(deps: &Deps, user_id: &UserId) -> Result<Vec<DeviceView>, ApiError> {
+/// The user's unexpired devices; `presented` is the request's device token, if any.
+pub async fn list(
+    deps: &Deps,
+    user_id: &UserId,
+    presented: Option<&SecretString>,
+) -> Result<Vec<DeviceView>, ApiError> {
     Ok(deps
         .stores
         .devices
@@ -103,6 +121,7 @@ pub async fn list(deps: &Deps, user_id: &UserId) -> Result<Vec<DeviceView>, ApiE
         .await?
         .into_iter()
         .map(|d| DeviceView {
+            current: presented.is_some_and(|t| names(&d, t)),
             device_id: d.device_id,
             name: d.name,
             created_at: d.created_at.secs(),
