@@ -432,6 +432,42 @@ async fn malformed_codes_and_methods_are_refused_without_using_a_try() {
 }
 
 #[tokio::test]
+async fn a_new_enrolment_supersedes_unfinished_ones_of_its_kind_so_they_never_fill_the_limit() {
+    for (name, deps, _clock, _outbox) in all_deps_with_outbox().await {
+        let user = create_user(&deps, &unique("abandon")).await;
+        let c = challenge(&deps, &password_step(&deps, &user).await).await;
+        // More abandoned authenticator set-ups than the per-user limit of factors.
+        let mut last = String::new();
+        for _ in 0..=factors::MAX_FACTORS {
+            last = factors::enrol_totp(&deps, Enroller::SignIn(&c))
+                .await
+                .unwrap()
+                .factor_id;
+        }
+        for number in ["+12025550143", "+12025550144"] {
+            let phone = EnrolPhoneRequest {
+                phone: number.into(),
+                delivery: "sms".into(),
+            };
+            factors::enrol_phone(&deps, Enroller::SignIn(&c), phone)
+                .await
+                .unwrap();
+        }
+        let stored = deps.stores.factors.list_factors(&user).await.unwrap();
+        let pending = |kind: &str| stored.iter().filter(|f| f.kind.name() == kind).count();
+        assert_eq!(
+            (pending("totp"), pending("phone")),
+            (1, 1),
+            "{name}: one unfinished enrolment per kind"
+        );
+        assert!(
+            stored.iter().any(|f| f.factor_id == last),
+            "{name}: the newest one is kept"
+        );
+    }
+}
+
+#[tokio::test]
 async fn enrolment_inside_a_sign_in_needs_an_enrolment_challenge_and_totp_codes_work_once() {
     for (name, deps, clock, _outbox) in all_deps_with_outbox().await {
         let user = create_user(&deps, &unique("enrol")).await;

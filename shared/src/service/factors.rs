@@ -122,9 +122,15 @@ pub fn view(factor: &FactorRecord) -> FactorView {
     }
 }
 
-/// Checks the enroller may add a factor now.
-async fn may_enrol(deps: &Deps, enroller: Enroller<'_>) -> Result<Vec<FactorRecord>, ApiError> {
-    let factors = deps.stores.factors.list_factors(enroller.user_id()).await?;
+/// Checks the enroller may add a factor of `kind` (`phone`, `totp`) now. A new enrolment
+/// supersedes the user's unfinished ones of the same kind (pending, not a phone change): they
+/// are deleted, so abandoned attempts neither pile up nor fill the per-user limit.
+async fn may_enrol(
+    deps: &Deps,
+    enroller: Enroller<'_>,
+    kind: &str,
+) -> Result<Vec<FactorRecord>, ApiError> {
+    let mut factors = deps.stores.factors.list_factors(enroller.user_id()).await?;
     match enroller {
         Enroller::SignIn(challenge) => {
             if challenge.purpose != ChallengePurpose::SignIn
@@ -139,6 +145,16 @@ async fn may_enrol(deps: &Deps, enroller: Enroller<'_>) -> Result<Vec<FactorReco
             }
         }
     }
+    let (abandoned, kept): (Vec<_>, Vec<_>) = factors.into_iter().partition(|f| {
+        f.status == FactorStatus::Pending && f.replaces.is_none() && f.kind.name() == kind
+    });
+    for f in &abandoned {
+        deps.stores
+            .factors
+            .delete_factor(enroller.user_id(), &f.factor_id)
+            .await?;
+    }
+    factors = kept;
     if factors.len() >= MAX_FACTORS {
         return Err(ApiError::Conflict(format!(
             "At most {MAX_FACTORS} factors per user: remove one first."
@@ -218,7 +234,7 @@ pub async fn enrol_phone(
     };
     let phone = Phone::parse(&request.phone)?;
     phone.check_delivery(delivery)?;
-    let existing = may_enrol(deps, enroller).await?;
+    let existing = may_enrol(deps, enroller, "phone").await?;
     if existing.iter().any(|f| {
         matches!(&f.kind, FactorKind::Phone { e164, .. } if e164 == phone.e164())
             && f.status == FactorStatus::Active
@@ -258,7 +274,7 @@ pub async fn enrol_phone(
 }
 
 pub async fn enrol_totp(deps: &Deps, enroller: Enroller<'_>) -> Result<EnrolTotpAnswer, ApiError> {
-    may_enrol(deps, enroller).await?;
+    may_enrol(deps, enroller, "totp").await?;
     let user_id = enroller.user_id().clone();
     let factor_id = random_id("f");
     let secret = TotpSecret::generate();
@@ -443,7 +459,8 @@ pub async fn change_phone(
     };
     phone.check_delivery(delivery)?;
     let enroller = Enroller::Session(caller);
-    may_enrol(deps, enroller).await?;
+    // A number change supersedes nothing: "" matches no kind.
+    may_enrol(deps, enroller, "").await?;
     let new_id = random_id("f");
     let factor = FactorRecord {
         user_id: caller.user_id.clone(),
