@@ -180,3 +180,70 @@ async fn a_kms_failure_while_sending_a_code_is_a_503_that_uses_no_send_and_leave
     );
     assert!(outbox.sent().is_empty(), "nothing was sent");
 }
+
+#[tokio::test]
+async fn an_sns_that_is_down_while_sending_a_code_is_a_503_that_uses_no_send_and_leaves_no_code() {
+    use portcullis::notifier::Registry;
+    use portcullis::notifier::sns::SnsSms;
+    use portcullis::service::codes::{self, SendCodeRequest};
+    let Some(table) = common::emulator_table() else {
+        return;
+    };
+    // DynamoDB and KMS on the emulator; SMS through the real SNS adapter, whose endpoint is down.
+    let mut s = Settings::from_env().unwrap();
+    s.table_name = table;
+    s.argon2 = Argon2Settings::danger_cheap();
+    let mut deps = Deps::with_sdk_config(s, Deps::sdk_config().await)
+        .await
+        .unwrap();
+    let down = Deps::sdk_loader()
+        .endpoint_url("http://127.0.0.1:9")
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "test", "test", None, None, "faults",
+        ))
+        .load()
+        .await;
+    let mut registry = Registry::default();
+    registry
+        .add(Arc::new(SnsSms::new(aws_sdk_sns::Client::new(&down), None)))
+        .unwrap();
+    deps.notifiers = registry;
+    let user = common::create_user(&deps, &common::unique("snsfault")).await;
+    common::add_phone(&deps, &user, "+12025550143").await;
+    let challenge = codes::open_challenge(&deps, &common::password_step(&deps, &user).await)
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let err = codes::send_code(
+        &deps,
+        &challenge,
+        &SendCodeRequest {
+            method: "sms".into(),
+            factor_id: None,
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err, ApiError::ServiceUnavailable);
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "bounded retries: {:?}",
+        started.elapsed()
+    );
+    let response = problem_response(&err);
+    assert_eq!(response.status(), 503);
+    assert!(response.headers().contains_key("retry-after"));
+    let stored = deps
+        .stores
+        .challenges
+        .get_challenge(&challenge.id_digest, deps.clock.now())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (stored.sends, stored.code.is_none()),
+        (0, true),
+        "the failed SMS gave its send back and left no usable code"
+    );
+}
