@@ -62,7 +62,7 @@ PY
 start_moto() {
   local port="$1"
   log "Starting the moto server on 127.0.0.1:$port"
-  # scripts/moto_server.py: moto's own server, one request at a time (see the file for why).
+  # scripts/moto_server.py: moto's own server, DynamoDB requests one at a time (see the file).
   "$VENV/bin/python" "$REPO_ROOT/scripts/moto_server.py" -H 127.0.0.1 -p "$port" > "$STATE/moto-$port.log" 2>&1 &
   MOTO_PID=$!
   wait_for_http "http://127.0.0.1:$port/moto-api/" "moto server"

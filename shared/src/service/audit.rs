@@ -53,7 +53,13 @@ pub async fn record(
         detail,
         expires_at: now.plus_secs(deps.settings.retention_secs),
     };
-    if let Err(err) = deps.stores.audit.append_event(&event).await {
-        tracing::error!(error = %err, event = "audit_write_failed", kind, "audit event not recorded");
+    match deps.stores.audit.append_event(&event).await {
+        Ok(()) => {}
+        // The event id is new, so a refused "only if absent" put means an earlier attempt of
+        // this same write (retried by the SDK after a timeout) already stored it.
+        Err(crate::error::StoreError::ConditionFailed) => {}
+        Err(err) => {
+            tracing::error!(error = %err, event = "audit_write_failed", kind, "audit event not recorded");
+        }
     }
 }
