@@ -228,20 +228,40 @@ const CHROMIUM_ARGS = [
  * console error (except the browser's own note about an API answer with a 4xx status, which
  * the tests cause on purpose).
  */
+/**
+ * Starts Chromium with a fresh profile. A start that dies at once (seen once in CI: the browser
+ * process exited during launch, before any page) is retried, up to 3 starts; a failure after the
+ * browser is up is never retried, so no test failure is hidden.
+ */
+async function launch(userAgent) {
+  let lastError;
+  for (let attempt = 1; attempt <= 3; attempt += 1) {
+    const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'portcullis-chromium-'));
+    try {
+      const context = await chromium.launchPersistentContext(userDataDir, {
+        executablePath: CHROMIUM,
+        headless: true,
+        args: CHROMIUM_ARGS,
+        viewport: { width: 1024, height: 800 },
+        // Two device pixels per CSS pixel: the QR code's <img> (196 CSS px for a 392 px PNG) is
+        // then captured at its own resolution, 8 pixels a module, whatever its sub-pixel position.
+        deviceScaleFactor: 2,
+        locale: 'en-US',
+        timezoneId: 'UTC',
+        ...(userAgent ? { userAgent } : {}),
+      });
+      return { context, userDataDir };
+    } catch (error) {
+      lastError = error;
+      fs.rmSync(userDataDir, { recursive: true, force: true });
+      console.error(`chromium did not start (attempt ${attempt} of 3): ${String(error.message).split('\n')[0]}`);
+    }
+  }
+  throw lastError;
+}
+
 export async function withPage(body, { userAgent } = {}) {
-  const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'portcullis-chromium-'));
-  const context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: CHROMIUM_ARGS,
-    viewport: { width: 1024, height: 800 },
-    // Two device pixels per CSS pixel: the QR code's <img> (196 CSS px for a 392 px PNG) is then
-    // captured at its own resolution, 8 pixels a module, whatever its sub-pixel position.
-    deviceScaleFactor: 2,
-    locale: 'en-US',
-    timezoneId: 'UTC',
-    ...(userAgent ? { userAgent } : {}),
-  });
+  const { context, userDataDir } = await launch(userAgent);
   const problems = [];
   try {
     await context.addInitScript(() => {
