@@ -42,7 +42,11 @@ API_PORT="$(free_port)"
 # Every end-to-end request comes from 127.0.0.1: raise the per-IP throttle (default 30 failures
 # in 10 minutes) so the suite's deliberate failures do not throttle each other. The throttle
 # itself is tested at its default in the service tests (shared/tests/admin.rs).
-PORTCULLIS_IP_FAILURE_THRESHOLD=1000 PORTCULLIS_WEB_DIR="$REPO_ROOT/web" \
+# The emulator handles one DynamoDB request at a time (scripts/moto_server.py) and shares two
+# cores with argon2 bursts during the load test: give its calls 10 s per attempt and 30 s per
+# operation instead of AWS's 2 s / 5 s (the defaults, which the fault tests exercise).
+PORTCULLIS_AWS_ATTEMPT_TIMEOUT_MS=10000 PORTCULLIS_AWS_OPERATION_TIMEOUT_MS=30000 \
+  PORTCULLIS_IP_FAILURE_THRESHOLD=1000 PORTCULLIS_WEB_DIR="$REPO_ROOT/web" \
   PORTCULLIS_RESET_URL="http://127.0.0.1:$API_PORT/reset" \
   PORTCULLIS_INVITATION_URL="http://127.0.0.1:$API_PORT/welcome" \
   PORTCULLIS_LISTEN="127.0.0.1:$API_PORT" target/debug/portcullis-local > "$STATE/gateway-test.log" 2>&1 &

@@ -136,15 +136,28 @@ impl Deps {
         Self::sdk_loader().load().await
     }
 
-    /// The loader behind [`Deps::sdk_config`] (tests add an endpoint to it).
+    /// The loader behind [`Deps::sdk_config`] (tests add an endpoint to it): 3 attempts, 1 s to
+    /// connect, 2 s per attempt and 5 s per operation — in AWS a call takes milliseconds, so a
+    /// stuck dependency becomes a prompt 503. The last two can be raised for a slower endpoint
+    /// (an emulator on a busy machine): `PORTCULLIS_AWS_ATTEMPT_TIMEOUT_MS`,
+    /// `PORTCULLIS_AWS_OPERATION_TIMEOUT_MS` (an unreadable value keeps the default).
     pub fn sdk_loader() -> aws_config::ConfigLoader {
+        let millis = |name: &str, default: u64| {
+            std::env::var(name)
+                .ok()
+                .and_then(|v| v.parse::<u64>().ok())
+                .filter(|ms| *ms > 0)
+                .map_or(std::time::Duration::from_millis(default), |ms| {
+                    std::time::Duration::from_millis(ms)
+                })
+        };
         aws_config::defaults(aws_config::BehaviorVersion::latest())
             .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(3))
             .timeout_config(
                 aws_config::timeout::TimeoutConfig::builder()
                     .connect_timeout(std::time::Duration::from_secs(1))
-                    .operation_attempt_timeout(std::time::Duration::from_secs(2))
-                    .operation_timeout(std::time::Duration::from_secs(5))
+                    .operation_attempt_timeout(millis("PORTCULLIS_AWS_ATTEMPT_TIMEOUT_MS", 2_000))
+                    .operation_timeout(millis("PORTCULLIS_AWS_OPERATION_TIMEOUT_MS", 5_000))
                     .build(),
             )
     }
