@@ -43,6 +43,13 @@ impl Phone {
             return Err(ApiError::validation("phone is not a valid phone number."));
         }
         let e164 = number.format().mode(phonenumber::Mode::E164).to_string();
+        // E.164 allows at most 15 digits; libphonenumber's metadata accepts some longer numbers
+        // (found by the fuzzer: +49 44 026 954944 026 9, 17 digits), which SNS would refuse.
+        if e164.len() > 16 {
+            return Err(ApiError::validation(
+                "phone has more digits than an international number can (15 at most).",
+            ));
+        }
         Ok(Phone {
             e164,
             country_code: number.code().value(),
@@ -142,6 +149,17 @@ mod tests {
         ] {
             assert_eq!(Phone::parse(raw).unwrap_err().status(), 400, "{raw}");
         }
+    }
+
+    #[test]
+    fn refuses_numbers_longer_than_e164_allows() {
+        // Found by `scripts/fuzz.sh phone`: libphonenumber calls this 17-digit number valid.
+        let err = Phone::parse("+4944 026 954944 026 9").unwrap_err();
+        assert_eq!(err.status(), 400);
+        assert!(
+            Phone::parse("+49 30 901820").is_ok(),
+            "a normal German number still is"
+        );
     }
 
     #[test]
