@@ -85,7 +85,7 @@ else
 fi
 
 # Coverage-guided fuzzing of request parsing, phone numbers, tokens and User-Agents (cargo fuzz,
-# PORTCULLIS_FUZZ_SECONDS per target, default 20; 0 skips).
+# 6,000 inputs per target from a fixed seed: PORTCULLIS_FUZZ_RUNS; 0 skips).
 scripts/fuzz.sh 2>&1 | tee "$STATE/fuzz.log" || failed_stages+=("fuzz")
 
 # One closing line for the whole run: every cargo test and browser test, schemathesis as one
