@@ -26,16 +26,65 @@ fn settings() -> Settings {
     s
 }
 
-async fn deps_at(endpoint: &str) -> Deps {
-    let sdk = Deps::sdk_loader()
+/// The production SDK configuration (retries, timeouts), pointed at `endpoint`.
+async fn sdk_at(endpoint: &str) -> aws_config::SdkConfig {
+    Deps::sdk_loader()
         .endpoint_url(endpoint)
         .region(aws_config::Region::new("us-east-1"))
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
             "test", "test", None, None, "faults",
         ))
         .load()
-        .await;
-    Deps::with_sdk_config(settings(), sdk).await.unwrap()
+        .await
+}
+
+async fn deps_at(endpoint: &str) -> Deps {
+    Deps::with_sdk_config(settings(), sdk_at(endpoint).await)
+        .await
+        .unwrap()
+}
+
+/// The emulator's table and keys from the environment (`None` without an emulator).
+fn emulator_settings() -> Option<Settings> {
+    let table = common::emulator_table()?;
+    let mut s = Settings::from_env().unwrap();
+    s.table_name = table;
+    s.argon2 = Argon2Settings::danger_cheap();
+    Some(s)
+}
+
+/// Sends an SMS code that must fail: returns the error after checking that the failure used no
+/// send and left no code in the challenge.
+async fn failing_send(deps: &Deps, prefix: &str) -> ApiError {
+    use portcullis::service::codes::{self, SendCodeRequest};
+    let user = common::create_user(deps, &common::unique(prefix)).await;
+    common::add_phone(deps, &user, "+12025550143").await;
+    let challenge = codes::open_challenge(deps, &common::password_step(deps, &user).await)
+        .await
+        .unwrap();
+    let err = codes::send_code(
+        deps,
+        &challenge,
+        &SendCodeRequest {
+            method: "sms".into(),
+            factor_id: None,
+        },
+    )
+    .await
+    .unwrap_err();
+    let stored = deps
+        .stores
+        .challenges
+        .get_challenge(&challenge.id_digest, deps.clock.now())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (stored.sends, stored.code.is_none()),
+        (0, true),
+        "no send used, no code stored"
+    );
+    err
 }
 
 async fn attempt(deps: &Deps) -> Result<portcullis::service::sign_in::SignInAnswer, ApiError> {
@@ -136,47 +185,19 @@ async fn dynamodb_throttling_is_retried_a_bounded_number_of_times_then_503() {
 
 #[tokio::test]
 async fn a_kms_failure_while_sending_a_code_is_a_503_that_uses_no_send_and_leaves_no_code() {
-    use portcullis::service::codes::{self, SendCodeRequest};
-    let Some(table) = common::emulator_table() else {
+    let Some(mut s) = emulator_settings() else {
         return;
     };
     // The real table on the emulator, but a code key that does not exist: KMS refuses.
-    let mut s = Settings::from_env().unwrap();
-    s.table_name = table;
-    s.argon2 = Argon2Settings::danger_cheap();
     s.code_key_id = Some("alias/portcullis-no-such-key".into());
     let mut deps = Deps::with_sdk_config(s, Deps::sdk_config().await)
         .await
         .unwrap();
     let (registry, outbox) = portcullis::notifier::RecordingNotifier::registry();
     deps.notifiers = registry;
-    let user = common::create_user(&deps, &common::unique("kmsfault")).await;
-    common::add_phone(&deps, &user, "+12025550143").await;
-    let challenge = codes::open_challenge(&deps, &common::password_step(&deps, &user).await)
-        .await
-        .unwrap();
-    let err = codes::send_code(
-        &deps,
-        &challenge,
-        &SendCodeRequest {
-            method: "sms".into(),
-            factor_id: None,
-        },
-    )
-    .await
-    .unwrap_err();
-    assert_eq!(err, ApiError::ServiceUnavailable);
-    let stored = deps
-        .stores
-        .challenges
-        .get_challenge(&challenge.id_digest, deps.clock.now())
-        .await
-        .unwrap()
-        .unwrap();
     assert_eq!(
-        (stored.sends, stored.code.is_none()),
-        (0, true),
-        "no send used, no code stored"
+        failing_send(&deps, "kmsfault").await,
+        ApiError::ServiceUnavailable
     );
     assert!(outbox.sent().is_empty(), "nothing was sent");
 }
@@ -185,46 +206,21 @@ async fn a_kms_failure_while_sending_a_code_is_a_503_that_uses_no_send_and_leave
 async fn an_sns_that_is_down_while_sending_a_code_is_a_503_that_uses_no_send_and_leaves_no_code() {
     use portcullis::notifier::Registry;
     use portcullis::notifier::sns::SnsSms;
-    use portcullis::service::codes::{self, SendCodeRequest};
-    let Some(table) = common::emulator_table() else {
+    let Some(s) = emulator_settings() else {
         return;
     };
     // DynamoDB and KMS on the emulator; SMS through the real SNS adapter, whose endpoint is down.
-    let mut s = Settings::from_env().unwrap();
-    s.table_name = table;
-    s.argon2 = Argon2Settings::danger_cheap();
     let mut deps = Deps::with_sdk_config(s, Deps::sdk_config().await)
         .await
         .unwrap();
-    let down = Deps::sdk_loader()
-        .endpoint_url("http://127.0.0.1:9")
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            "test", "test", None, None, "faults",
-        ))
-        .load()
-        .await;
+    let down = sdk_at("http://127.0.0.1:9").await;
     let mut registry = Registry::default();
     registry
         .add(Arc::new(SnsSms::new(aws_sdk_sns::Client::new(&down), None)))
         .unwrap();
     deps.notifiers = registry;
-    let user = common::create_user(&deps, &common::unique("snsfault")).await;
-    common::add_phone(&deps, &user, "+12025550143").await;
-    let challenge = codes::open_challenge(&deps, &common::password_step(&deps, &user).await)
-        .await
-        .unwrap();
     let started = Instant::now();
-    let err = codes::send_code(
-        &deps,
-        &challenge,
-        &SendCodeRequest {
-            method: "sms".into(),
-            factor_id: None,
-        },
-    )
-    .await
-    .unwrap_err();
+    let err = failing_send(&deps, "snsfault").await;
     assert_eq!(err, ApiError::ServiceUnavailable);
     assert!(
         started.elapsed() < Duration::from_secs(8),
@@ -234,16 +230,4 @@ async fn an_sns_that_is_down_while_sending_a_code_is_a_503_that_uses_no_send_and
     let response = problem_response(&err);
     assert_eq!(response.status(), 503);
     assert!(response.headers().contains_key("retry-after"));
-    let stored = deps
-        .stores
-        .challenges
-        .get_challenge(&challenge.id_digest, deps.clock.now())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        (stored.sends, stored.code.is_none()),
-        (0, true),
-        "the failed SMS gave its send back and left no usable code"
-    );
 }
