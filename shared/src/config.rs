@@ -115,6 +115,65 @@ pub struct Settings {
     pub ip_failure_threshold: u32,
     /// The window of those failures, and the length of the throttle (SPEC §8: 10 minutes).
     pub ip_throttle_secs: i64,
+    /// Second-factor answers without a success that lock the user's second factor (SPEC §12:
+    /// 10), counted across every sign-in, enrolment and step-up challenge.
+    pub mfa_failure_threshold: u32,
+    /// How long a second-factor lock lasts (SPEC §12: 30 minutes).
+    pub mfa_lockout_secs: i64,
+    /// A run of wrong second-factor answers is forgotten only after this long without another
+    /// answer (default 90 days: the SPEC resets the run only on a success or an admin unlock;
+    /// the record needs some end, and an ID unused for 90 days is deactivated anyway).
+    pub mfa_failure_window_secs: i64,
+    /// Texts and calls per user per rolling hour, across every challenge (SPEC §12: 10).
+    pub max_sends_per_hour: u32,
+    /// Texts and calls per user per rolling day (SPEC §12: 20).
+    pub max_sends_per_day: u32,
+    /// Countries (ISO 3166 regions) whose numbers take text messages (SPEC §12: all).
+    pub sms_countries: Countries,
+    /// Countries whose numbers take voice calls (SPEC §12: US and Canada, by region: +1 876
+    /// is Jamaica and gets text only).
+    pub voice_countries: Countries,
+}
+
+/// A deployment's allow-list of countries, by ISO 3166-1 region code (`US`, `CA`, `GB`…), or
+/// every country (`all`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Countries {
+    All,
+    Only(std::collections::BTreeSet<String>),
+}
+
+impl Countries {
+    /// `all`, or a comma-separated list of two-letter region codes.
+    pub fn parse(raw: &str) -> Result<Countries, String> {
+        let raw = raw.trim();
+        if raw.eq_ignore_ascii_case("all") {
+            return Ok(Countries::All);
+        }
+        let mut set = std::collections::BTreeSet::new();
+        for code in raw.split(',').map(str::trim).filter(|c| !c.is_empty()) {
+            if code.len() != 2 || !code.bytes().all(|b| b.is_ascii_alphabetic()) {
+                return Err(format!(
+                    "{code:?} is not a two-letter region code (use e.g. US,CA or all)"
+                ));
+            }
+            set.insert(code.to_ascii_uppercase());
+        }
+        if set.is_empty() {
+            return Err("name at least one region, or all".into());
+        }
+        Ok(Countries::Only(set))
+    }
+
+    /// Whether numbers of `region` are allowed (a number whose region is unknown is allowed
+    /// only when every country is).
+    pub fn allows(&self, region: Option<&str>) -> bool {
+        match (self, region) {
+            (Countries::All, _) => true,
+            (Countries::Only(set), Some(region)) => set.contains(region),
+            (Countries::Only(_), None) => false,
+        }
+    }
 }
 
 impl Settings {
@@ -193,6 +252,15 @@ impl Settings {
             mfa_reset_ttl_secs: minutes(&lookup, "PORTCULLIS_MFA_RESET_TTL_HOURS", 24)? * 60,
             ip_failure_threshold: number(&lookup, "PORTCULLIS_IP_FAILURE_THRESHOLD", 30)?,
             ip_throttle_secs: minutes(&lookup, "PORTCULLIS_IP_THROTTLE_MINUTES", 10)?,
+            mfa_failure_threshold: number(&lookup, "PORTCULLIS_MFA_FAILURE_THRESHOLD", 10)?,
+            mfa_lockout_secs: minutes(&lookup, "PORTCULLIS_MFA_LOCKOUT_MINUTES", 30)?,
+            mfa_failure_window_secs: minutes(&lookup, "PORTCULLIS_MFA_FAILURE_WINDOW_DAYS", 90)?
+                * 24
+                * 60,
+            max_sends_per_hour: number(&lookup, "PORTCULLIS_MAX_SENDS_PER_HOUR", 10)?,
+            max_sends_per_day: number(&lookup, "PORTCULLIS_MAX_SENDS_PER_DAY", 20)?,
+            sms_countries: countries(&lookup, "PORTCULLIS_SMS_COUNTRIES", "all")?,
+            voice_countries: countries(&lookup, "PORTCULLIS_VOICE_COUNTRIES", "US,CA")?,
         };
         settings.check()?;
         Ok(settings)
@@ -248,6 +316,15 @@ impl Settings {
         if let Err(reason) = crate::client::Minimums::parse(&self.min_clients) {
             return invalid("PORTCULLIS_MIN_CLIENTS", &reason);
         }
+        if self.mfa_failure_threshold == 0 {
+            return invalid("PORTCULLIS_MFA_FAILURE_THRESHOLD", "must be at least 1");
+        }
+        if self.max_sends_per_hour == 0 || self.max_sends_per_day < self.max_sends_per_hour {
+            return invalid(
+                "PORTCULLIS_MAX_SENDS_PER_DAY",
+                "sends per hour must be at least 1 and sends per day at least sends per hour",
+            );
+        }
         if self.max_body_bytes < 1024 {
             return invalid("PORTCULLIS_MAX_BODY_BYTES", "must be at least 1024");
         }
@@ -274,6 +351,15 @@ where
                 reason: e.to_string(),
             }),
     }
+}
+
+fn countries(
+    lookup: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: &str,
+) -> Result<Countries, ConfigError> {
+    Countries::parse(&text(lookup, name, default))
+        .map_err(|reason| ConfigError::Invalid { name, reason })
 }
 
 fn text(lookup: &impl Fn(&str) -> Option<String>, name: &str, default: &str) -> String {
@@ -338,7 +424,32 @@ mod tests {
         assert_eq!(s.step_up_secs, 300);
         assert_eq!(s.device_trust_secs, 180 * 86_400);
         assert_eq!(s.recovery_code_count, 10);
+        assert_eq!(s.mfa_failure_threshold, 10);
+        assert_eq!(s.mfa_lockout_secs, 1800);
+        assert_eq!((s.max_sends_per_hour, s.max_sends_per_day), (10, 20));
+        assert_eq!(s.sms_countries, Countries::All);
+        assert!(s.voice_countries.allows(Some("US")) && s.voice_countries.allows(Some("CA")));
+        assert!(!s.voice_countries.allows(Some("JM")) && !s.voice_countries.allows(None));
         assert_eq!(Settings::defaults("t"), s);
+    }
+
+    #[test]
+    fn country_lists_are_region_codes_or_all() {
+        assert_eq!(Countries::parse("ALL").unwrap(), Countries::All);
+        let list = Countries::parse(" us, ca ,GB").unwrap();
+        assert!(list.allows(Some("GB")) && !list.allows(Some("FR")));
+        for bad in ["", ",", "USA", "U1", "+1"] {
+            assert!(Countries::parse(bad).is_err(), "{bad}");
+        }
+        let err = Settings::from_lookup(lookup(&[
+            ("PORTCULLIS_TABLE", "t"),
+            ("PORTCULLIS_VOICE_COUNTRIES", "+1"),
+        ]))
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("PORTCULLIS_VOICE_COUNTRIES"),
+            "{err}"
+        );
     }
 
     #[test]

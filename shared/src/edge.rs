@@ -246,6 +246,21 @@ pub fn route_key(req: &Request) -> String {
     }
 }
 
+/// A query-string parameter (API Gateway decodes it; repeated names arrive joined by commas).
+/// Over 256 bytes is refused as bad input.
+pub fn query_param(req: &Request, name: &str) -> Result<Option<String>, ApiError> {
+    match req
+        .query_string_parameters_ref()
+        .and_then(|q| q.first(name))
+    {
+        None => Ok(None),
+        Some(v) if v.len() > 256 => Err(ApiError::validation(format!(
+            "{name} must be at most 256 bytes."
+        ))),
+        Some(v) => Ok(Some(v.to_owned())),
+    }
+}
+
 /// A required path parameter; API Gateway always provides the ones of the route.
 pub fn require_path_param(req: &Request, name: &str) -> Result<String, ApiError> {
     path_param(req, name)

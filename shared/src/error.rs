@@ -27,6 +27,9 @@ pub enum ApiError {
     UnsupportedClient(String),
     #[error("voice not supported")]
     VoiceNotSupported,
+    /// The deployment sends no codes to this number's country (`SmsCountries`).
+    #[error("country not supported")]
+    CountryNotSupported,
     #[error("not found")]
     NotFound,
     #[error("method not allowed")]
@@ -39,8 +42,16 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error("locked for {retry_after_secs} s")]
     Locked { retry_after_secs: i64 },
+    /// The user's second factor is locked after too many wrong answers (SPEC §12): the same
+    /// `locked` code and status as a password lock, with its own explanation.
+    #[error("second factor locked for {retry_after_secs} s")]
+    SecondFactorLocked { retry_after_secs: i64 },
     #[error("send limit reached")]
     SendLimitReached { retry_after_secs: i64 },
+    /// The user's rolling hourly or daily cap of texts and calls is reached (SPEC §12): the
+    /// same `send_limit_reached` code as the per-challenge limit.
+    #[error("send cap reached")]
+    SendCapReached { retry_after_secs: i64 },
     #[error("rate limited")]
     RateLimited { retry_after_secs: i64 },
     #[error("service unavailable")]
@@ -83,9 +94,11 @@ impl ApiError {
             ApiError::ChallengeExpired => 410,
             ApiError::PayloadTooLarge(_) => 413,
             ApiError::UnsupportedMediaType => 415,
-            ApiError::VoiceNotSupported => 422,
-            ApiError::Locked { .. } => 423,
-            ApiError::SendLimitReached { .. } | ApiError::RateLimited { .. } => 429,
+            ApiError::VoiceNotSupported | ApiError::CountryNotSupported => 422,
+            ApiError::Locked { .. } | ApiError::SecondFactorLocked { .. } => 423,
+            ApiError::SendLimitReached { .. }
+            | ApiError::SendCapReached { .. }
+            | ApiError::RateLimited { .. } => 429,
             ApiError::ServiceUnavailable => 503,
         }
     }
@@ -103,13 +116,16 @@ impl ApiError {
             ApiError::AccountInactive => "account_inactive",
             ApiError::UnsupportedClient(_) => "unsupported_client",
             ApiError::VoiceNotSupported => "voice_not_supported",
+            ApiError::CountryNotSupported => "country_not_supported",
             ApiError::NotFound => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::Conflict(_) => "conflict",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
-            ApiError::Locked { .. } => "locked",
-            ApiError::SendLimitReached { .. } => "send_limit_reached",
+            ApiError::Locked { .. } | ApiError::SecondFactorLocked { .. } => "locked",
+            ApiError::SendLimitReached { .. } | ApiError::SendCapReached { .. } => {
+                "send_limit_reached"
+            }
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::ServiceUnavailable => "service_unavailable",
         }
@@ -127,13 +143,17 @@ impl ApiError {
             ApiError::AccountInactive => "The account is inactive",
             ApiError::UnsupportedClient(_) => "Unsupported browser or operating system",
             ApiError::VoiceNotSupported => "Voice calls are not available for this number",
+            ApiError::CountryNotSupported => "Codes are not sent to this country",
             ApiError::NotFound => "Not found",
             ApiError::MethodNotAllowed => "Method not allowed",
             ApiError::Conflict(_) => "Conflict",
             ApiError::PayloadTooLarge(_) => "Payload too large",
             ApiError::UnsupportedMediaType => "Unsupported media type",
             ApiError::Locked { .. } => "The user ID is locked",
-            ApiError::SendLimitReached { .. } => "Send limit reached",
+            ApiError::SecondFactorLocked { .. } => "The second factor is locked",
+            ApiError::SendLimitReached { .. } | ApiError::SendCapReached { .. } => {
+                "Send limit reached"
+            }
             ApiError::RateLimited { .. } => "Too many requests",
             ApiError::ServiceUnavailable => "Service unavailable",
         }
@@ -157,7 +177,8 @@ impl ApiError {
             ApiError::Forbidden => "You are not allowed to do this.".to_owned(),
             ApiError::AccountInactive => "This user ID has been deactivated because it was not used. Contact support to reactivate it.".to_owned(),
             ApiError::UnsupportedClient(detail) => detail.clone(),
-            ApiError::VoiceNotSupported => "Voice calls are only available for US and Canada (+1) numbers; use a text message instead.".to_owned(),
+            ApiError::VoiceNotSupported => "Voice calls are not available for this number's country (by default only US and Canada numbers); use a text message instead.".to_owned(),
+            ApiError::CountryNotSupported => "One-time codes are not sent to numbers of this country: use another number or an authenticator app.".to_owned(),
             ApiError::NotFound => "The resource does not exist.".to_owned(),
             ApiError::MethodNotAllowed => "This method is not allowed on this resource.".to_owned(),
             ApiError::Conflict(detail) => detail.clone(),
@@ -171,7 +192,15 @@ impl ApiError {
                 "Too many failed sign-in attempts: this user ID is locked. Try again in {} minutes.",
                 minutes_rounded_up(*retry_after_secs)
             ),
+            ApiError::SecondFactorLocked { retry_after_secs } => format!(
+                "Too many wrong codes: your second factor is locked. Try again in {} minutes.",
+                minutes_rounded_up(*retry_after_secs)
+            ),
             ApiError::SendLimitReached { .. } => SEND_LIMIT_MESSAGE.to_owned(),
+            ApiError::SendCapReached { retry_after_secs } => format!(
+                "We can no longer send a code: you have reached the maximum number of codes by text or call for now. Try again in {} minutes, or use another method.",
+                minutes_rounded_up(*retry_after_secs)
+            ),
             ApiError::RateLimited { retry_after_secs } => format!(
                 "Too many requests from this address. Try again in {} minutes.",
                 minutes_rounded_up(*retry_after_secs)
@@ -186,7 +215,9 @@ impl ApiError {
     pub fn retry_after_secs(&self) -> Option<i64> {
         match self {
             ApiError::Locked { retry_after_secs }
+            | ApiError::SecondFactorLocked { retry_after_secs }
             | ApiError::SendLimitReached { retry_after_secs }
+            | ApiError::SendCapReached { retry_after_secs }
             | ApiError::RateLimited { retry_after_secs } => Some((*retry_after_secs).max(1)),
             ApiError::ServiceUnavailable => Some(SERVICE_UNAVAILABLE_RETRY_AFTER_SECS),
             _ => None,
@@ -248,6 +279,7 @@ mod tests {
             ApiError::AccountInactive,
             ApiError::UnsupportedClient("x".into()),
             ApiError::VoiceNotSupported,
+            ApiError::CountryNotSupported,
             ApiError::NotFound,
             ApiError::MethodNotAllowed,
             ApiError::Conflict("x".into()),
@@ -257,6 +289,12 @@ mod tests {
                 retry_after_secs: 1,
             },
             ApiError::SendLimitReached {
+                retry_after_secs: 1,
+            },
+            ApiError::SecondFactorLocked {
+                retry_after_secs: 1,
+            },
+            ApiError::SendCapReached {
                 retry_after_secs: 1,
             },
             ApiError::RateLimited {

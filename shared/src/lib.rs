@@ -18,6 +18,7 @@ pub mod deps;
 pub mod edge;
 pub mod error;
 pub mod identity;
+pub mod limits;
 pub mod metrics;
 pub mod notifier;
 pub mod phone;

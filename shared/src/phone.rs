@@ -1,7 +1,12 @@
-//! Phone numbers (SPEC §3): E.164 only, parsed and validated with the `phonenumber` crate
+//! Phone numbers (SPEC §3, §12): E.164 only, parsed and validated with the `phonenumber` crate
 //! (Google's libphonenumber metadata). Extensions are refused — a one-time code cannot be
-//! routed through one — and voice calls go only to +1 (US and Canada) numbers.
+//! routed through one — and so are letters (vanity numbers such as `1-800-FLOWERS`: the digits
+//! a keypad would give are not what the user typed, and toll-fraud lists use them). Each number
+//! knows its region (ISO 3166), so the deployment's allow-lists (`SmsCountries`, default every
+//! country; `VoiceCountries`, default US and Canada) are applied by country, not by calling
+//! code: +1 876 is Jamaica and takes text messages only.
 
+use crate::config::Countries;
 use crate::error::ApiError;
 use crate::storage::Delivery;
 
@@ -13,7 +18,8 @@ const MAX_INPUT_CHARS: usize = 32;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Phone {
     e164: String,
-    country_code: u16,
+    /// ISO 3166-1 region, when libphonenumber knows it (`US`, `CA`, `JM`, `GB`…).
+    region: Option<String>,
 }
 
 impl Phone {
@@ -28,6 +34,11 @@ impl Phone {
         }
         if looks_like_extension(raw) {
             return Err(extension_refused());
+        }
+        if raw.chars().any(char::is_alphabetic) {
+            return Err(ApiError::validation(
+                "phone must be digits only: letters (as in 1-800-FLOWERS) are not accepted.",
+            ));
         }
         if !raw.starts_with('+') {
             return Err(ApiError::validation(
@@ -52,16 +63,19 @@ impl Phone {
         }
         Ok(Phone {
             e164,
-            country_code: number.code().value(),
+            region: region_of(&number),
         })
     }
 
-    /// Wraps a number read back from storage (stored only after [`Phone::parse`]).
+    /// Wraps a number read back from storage (stored only after [`Phone::parse`]); its region
+    /// is looked up again.
     pub fn from_stored(e164: &str) -> Phone {
-        let country_code = if e164.starts_with("+1") { 1 } else { 0 };
+        let region = phonenumber::parse(None, e164)
+            .ok()
+            .and_then(|n| region_of(&n));
         Phone {
             e164: e164.to_owned(),
-            country_code,
+            region,
         }
     }
 
@@ -69,19 +83,39 @@ impl Phone {
         &self.e164
     }
 
-    /// US, Canada and the rest of the North American Numbering Plan: the numbers voice
-    /// codes may be sent to.
-    pub fn takes_voice(&self) -> bool {
-        self.country_code == 1
+    pub fn region(&self) -> Option<&str> {
+        self.region.as_deref()
     }
 
-    /// Refuses voice for numbers outside +1 (`voice_not_supported`, 422).
-    pub fn check_delivery(&self, delivery: Delivery) -> Result<(), ApiError> {
+    /// Whether the deployment sends codes to this number by `delivery`.
+    pub fn allows(&self, delivery: Delivery, sms: &Countries, voice: &Countries) -> bool {
         match delivery {
-            Delivery::Voice if !self.takes_voice() => Err(ApiError::VoiceNotSupported),
+            Delivery::Sms => sms.allows(self.region()),
+            Delivery::Voice => sms.allows(self.region()) && voice.allows(self.region()),
+        }
+    }
+
+    /// Refuses a channel the deployment does not offer for this number's country: voice
+    /// outside `VoiceCountries` (`voice_not_supported`, 422), any code outside `SmsCountries`
+    /// (`country_not_supported`, 422).
+    pub fn check_delivery(
+        &self,
+        delivery: Delivery,
+        sms: &Countries,
+        voice: &Countries,
+    ) -> Result<(), ApiError> {
+        if !sms.allows(self.region()) {
+            return Err(ApiError::CountryNotSupported);
+        }
+        match delivery {
+            Delivery::Voice if !voice.allows(self.region()) => Err(ApiError::VoiceNotSupported),
             _ => Ok(()),
         }
     }
+}
+
+fn region_of(number: &phonenumber::PhoneNumber) -> Option<String> {
+    number.country().id().map(|id| id.as_ref().to_owned())
 }
 
 fn extension_refused() -> ApiError {
@@ -162,17 +196,64 @@ mod tests {
         );
     }
 
+    fn defaults() -> (Countries, Countries) {
+        (
+            Countries::All,
+            Countries::parse("US,CA").unwrap_or(Countries::All),
+        )
+    }
+
     #[test]
-    fn voice_only_for_plus_one_numbers() {
+    fn voice_only_for_us_and_canada_by_region_not_by_calling_code() {
+        let (sms, voice) = defaults();
         let us = Phone::parse("+12025550143").unwrap();
         let ca = Phone::parse("+16135550123").unwrap();
         let uk = Phone::parse("+447911123456").unwrap();
-        assert!(us.check_delivery(Delivery::Voice).is_ok());
-        assert!(ca.check_delivery(Delivery::Voice).is_ok());
+        let jamaica = Phone::parse("+18765550123").unwrap();
+        assert_eq!(jamaica.region(), Some("JM"));
+        assert_eq!(us.region(), Some("US"));
+        assert_eq!(ca.region(), Some("CA"));
+        for ok in [&us, &ca] {
+            assert!(ok.check_delivery(Delivery::Voice, &sms, &voice).is_ok());
+        }
+        for text_only in [&uk, &jamaica] {
+            assert_eq!(
+                text_only
+                    .check_delivery(Delivery::Voice, &sms, &voice)
+                    .unwrap_err(),
+                ApiError::VoiceNotSupported
+            );
+            assert!(
+                text_only
+                    .check_delivery(Delivery::Sms, &sms, &voice)
+                    .is_ok()
+            );
+        }
+        assert_eq!(Phone::from_stored("+18765550123").region(), Some("JM"));
+    }
+
+    #[test]
+    fn text_messages_only_to_allowed_countries() {
+        let sms = Countries::parse("US,GB").unwrap();
+        let voice = Countries::parse("US").unwrap();
+        let fr = Phone::parse("+33612345678").unwrap();
         assert_eq!(
-            uk.check_delivery(Delivery::Voice).unwrap_err(),
-            ApiError::VoiceNotSupported
+            fr.check_delivery(Delivery::Sms, &sms, &voice).unwrap_err(),
+            ApiError::CountryNotSupported
         );
-        assert!(uk.check_delivery(Delivery::Sms).is_ok());
+        assert!(!fr.allows(Delivery::Sms, &sms, &voice));
+        let gb = Phone::parse("+447400123456").unwrap();
+        assert_eq!(gb.region(), Some("GB"));
+        assert!(gb.allows(Delivery::Sms, &sms, &voice));
+        assert!(!gb.allows(Delivery::Voice, &sms, &voice));
+    }
+
+    #[test]
+    fn letters_are_refused_like_extensions() {
+        for raw in ["+1202555CALL", "+1 800 FLOWERS", "+1202555014é"] {
+            let err = Phone::parse(raw).unwrap_err();
+            assert_eq!(err.status(), 400, "{raw}");
+            assert!(err.problem().detail.contains("digits only"), "{raw}");
+        }
     }
 }

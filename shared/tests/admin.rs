@@ -88,6 +88,9 @@ async fn an_invited_user_sets_a_password_once_and_must_enrol_mfa() {
         )
         .await
         .unwrap();
+        let admin::InviteOutcome::Invited(invited) = invited else {
+            panic!("{name}: a user without roles is invited at once");
+        };
         assert_eq!(invited.invitation.sent_to, "n***@e***.com");
         let email = outbox.sent().last().cloned().unwrap();
         assert_eq!(email.purpose, "invitation");

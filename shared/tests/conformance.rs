@@ -5,12 +5,15 @@
 mod common;
 
 use common::{T0, all_stores, unique};
+use portcullis::UnixTime;
 use portcullis::error::StoreError;
 use portcullis::identity::UserId;
+use portcullis::limits;
 use portcullis::storage::{
-    AttemptSlot, ChallengePurpose, ChallengeRecord, ChallengeStatus, Delivery, DeliveryRecord,
-    DeviceRecord, FactorKind, FactorRecord, FactorStatus, FailureOutcome, LockoutPolicy,
-    PendingCode, RecoveryCodeRecord, SendSlot, SessionRecord, Stores, UserRecord, UserStatus,
+    AttemptSlot, ChallengePurpose, ChallengeRecord, ChallengeStatus, CounterKey, Delivery,
+    DeliveryRecord, DeviceRecord, FactorKind, FactorRecord, FactorStatus, FailureOutcome,
+    LockoutPolicy, PendingCode, RecoveryCodeRecord, SendSlot, SessionRecord, Stores, UserRecord,
+    UserStatus, update_counter,
 };
 
 fn user(id: &UserId) -> UserRecord {
@@ -26,6 +29,7 @@ fn user(id: &UserId) -> UserRecord {
         last_sign_in_at: None,
         must_change_password: true,
         password_history: vec![],
+        security_stamp: 0,
     }
 }
 
@@ -104,24 +108,42 @@ async fn password_hash_is_replaced_only_if_unchanged() {
     }
 }
 
+async fn record_failure(stores: &Stores, user: &UserId, now: UnixTime) -> FailureOutcome {
+    update_counter(
+        stores.counters.as_ref(),
+        CounterKey::Password(user),
+        now,
+        |c| limits::count_failure(c, now, POLICY),
+    )
+    .await
+    .unwrap()
+}
+
+async fn locked_until(stores: &Stores, user: &UserId, now: UnixTime) -> Option<UnixTime> {
+    let seen = stores
+        .counters
+        .read_counter(CounterKey::Password(user), now)
+        .await
+        .unwrap();
+    limits::locked_until(seen.as_ref().map(|v| &v.counter), now)
+}
+
 #[tokio::test]
 async fn five_failures_lock_for_thirty_minutes_then_the_count_starts_over() {
     for (name, stores) in all_stores().await {
-        let key = unique("lock");
-        let l = &stores.lockouts;
+        let key = UserId::parse(&unique("lock")).unwrap();
+        let l = &stores;
         for expected in 1..=4 {
             assert_eq!(
-                l.record_failure(&key, T0, POLICY).await.unwrap(),
+                record_failure(l, &key, T0).await,
                 FailureOutcome::Counted { failures: expected },
                 "{name}"
             );
-            assert_eq!(l.locked_until(&key, T0).await.unwrap(), None, "{name}");
+            assert_eq!(locked_until(l, &key, T0).await, None, "{name}");
         }
         let until = T0.plus_secs(1800);
         assert_eq!(
-            l.record_failure(&key, T0.plus_secs(10), POLICY)
-                .await
-                .unwrap(),
+            record_failure(l, &key, T0.plus_secs(10)).await,
             FailureOutcome::LockStarted {
                 until: T0.plus_secs(1810)
             },
@@ -129,28 +151,26 @@ async fn five_failures_lock_for_thirty_minutes_then_the_count_starts_over() {
         );
         let until = until.plus_secs(10);
         assert_eq!(
-            l.locked_until(&key, T0.plus_secs(11)).await.unwrap(),
+            locked_until(l, &key, T0.plus_secs(11)).await,
             Some(until),
             "{name}"
         );
         assert_eq!(
-            l.record_failure(&key, T0.plus_secs(12), POLICY)
-                .await
-                .unwrap(),
+            record_failure(l, &key, T0.plus_secs(12)).await,
             FailureOutcome::AlreadyLocked { until },
             "{name}: a failure during the lock neither extends nor restarts it"
         );
         assert_eq!(
-            l.locked_until(&key, until.plus_secs(-1)).await.unwrap(),
+            locked_until(l, &key, until.plus_secs(-1)).await,
             Some(until)
         );
         assert_eq!(
-            l.locked_until(&key, until).await.unwrap(),
+            locked_until(l, &key, until).await,
             None,
             "{name}: lock over"
         );
         assert_eq!(
-            l.record_failure(&key, until, POLICY).await.unwrap(),
+            record_failure(l, &key, until).await,
             FailureOutcome::Counted { failures: 1 },
             "{name}: after a lock the count starts over"
         );
@@ -160,28 +180,26 @@ async fn five_failures_lock_for_thirty_minutes_then_the_count_starts_over() {
 #[tokio::test]
 async fn a_run_of_failures_is_forgotten_after_the_window_and_on_clear() {
     for (name, stores) in all_stores().await {
-        let key = unique("window");
-        let l = &stores.lockouts;
+        let key = UserId::parse(&unique("window")).unwrap();
         for _ in 0..4 {
-            l.record_failure(&key, T0, POLICY).await.unwrap();
+            record_failure(&stores, &key, T0).await;
         }
+        let later = T0.plus_secs(POLICY.window_secs);
         assert_eq!(
-            l.record_failure(&key, T0.plus_secs(POLICY.window_secs), POLICY)
-                .await
-                .unwrap(),
+            record_failure(&stores, &key, later).await,
             FailureOutcome::Counted { failures: 1 },
             "{name}"
         );
         for _ in 0..3 {
-            l.record_failure(&key, T0.plus_secs(POLICY.window_secs), POLICY)
-                .await
-                .unwrap();
+            record_failure(&stores, &key, later).await;
         }
-        l.clear(&key).await.unwrap();
+        stores
+            .counters
+            .clear_counter(CounterKey::Password(&key))
+            .await
+            .unwrap();
         assert_eq!(
-            l.record_failure(&key, T0.plus_secs(POLICY.window_secs), POLICY)
-                .await
-                .unwrap(),
+            record_failure(&stores, &key, later).await,
             FailureOutcome::Counted { failures: 1 },
             "{name}: clear forgets the run"
         );
@@ -191,20 +209,20 @@ async fn a_run_of_failures_is_forgotten_after_the_window_and_on_clear() {
 #[tokio::test]
 async fn concurrent_failures_start_exactly_one_lock_and_never_skip_a_count() {
     for (name, stores) in all_stores().await {
-        let key = unique("race");
+        let key = UserId::parse(&unique("race")).unwrap();
         let mut tasks = Vec::new();
         for _ in 0..12 {
-            let l = stores.lockouts.clone();
+            let stores = stores.clone();
             let key = key.clone();
             tasks.push(tokio::spawn(async move {
-                l.record_failure(&key, T0, POLICY).await
+                record_failure(&stores, &key, T0).await
             }));
         }
         let mut counted = Vec::new();
         let mut started = 0;
         let mut already = 0;
         for task in tasks {
-            match task.await.unwrap().unwrap() {
+            match task.await.unwrap() {
                 FailureOutcome::Counted { failures } => counted.push(failures),
                 FailureOutcome::LockStarted { .. } => started += 1,
                 FailureOutcome::AlreadyLocked { .. } => already += 1,
@@ -217,6 +235,141 @@ async fn concurrent_failures_start_exactly_one_lock_and_never_skip_a_count() {
             "{name}: exactly one caller starts the lock (and alerts)"
         );
         assert_eq!(already, 7, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn a_counter_write_lands_only_on_the_version_it_read() {
+    for (name, stores) in all_stores().await {
+        let user = UserId::parse(&unique("cas")).unwrap();
+        let key = CounterKey::SecondFactor(&user);
+        let c = &stores.counters;
+        let first = limits::Counter {
+            count: 1,
+            last_at: T0,
+            expires_at: T0.plus_secs(60),
+            ..limits::Counter::default()
+        };
+        assert!(
+            c.swap_counter(key, T0, None, Some(&first)).await.unwrap(),
+            "{name}"
+        );
+        assert!(
+            !c.swap_counter(key, T0, None, Some(&first)).await.unwrap(),
+            "{name}: \"absent\" no longer holds"
+        );
+        let seen = c.read_counter(key, T0).await.unwrap().unwrap();
+        assert_eq!(seen.counter, first, "{name}: read back unchanged");
+        let second = limits::Counter {
+            count: 2,
+            recent: vec![T0, T0.plus_secs(1)],
+            locked_until: Some(T0.plus_secs(30)),
+            ..first.clone()
+        };
+        assert!(
+            c.swap_counter(key, T0, Some(seen.version), Some(&second))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !c.swap_counter(key, T0, Some(seen.version), Some(&first))
+                .await
+                .unwrap(),
+            "{name}: a stale version loses"
+        );
+        let seen = c.read_counter(key, T0).await.unwrap().unwrap();
+        assert_eq!(seen.counter, second, "{name}: lists and locks read back");
+        // Expired counts as absent, for reads and for writes.
+        let later = T0.plus_secs(60);
+        assert_eq!(c.read_counter(key, later).await.unwrap(), None, "{name}");
+        assert!(
+            c.swap_counter(key, later, None, Some(&first))
+                .await
+                .unwrap()
+        );
+        let seen = c.read_counter(key, T0).await.unwrap().unwrap();
+        assert!(
+            c.swap_counter(key, T0, Some(seen.version), None)
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            c.read_counter(key, T0).await.unwrap(),
+            None,
+            "{name}: deleted"
+        );
+    }
+}
+
+#[tokio::test]
+async fn concurrent_second_factor_answers_never_pass_the_threshold() {
+    const MFA: LockoutPolicy = LockoutPolicy {
+        threshold: 10,
+        lock_secs: 1800,
+        window_secs: 86_400,
+    };
+    for (name, stores) in all_stores().await {
+        let user = UserId::parse(&unique("answers")).unwrap();
+        let mut tasks = Vec::new();
+        for _ in 0..20 {
+            let stores = stores.clone();
+            let user = user.clone();
+            tasks.push(tokio::spawn(async move {
+                update_counter(
+                    stores.counters.as_ref(),
+                    CounterKey::SecondFactor(&user),
+                    T0,
+                    |c| limits::reserve_answer(c, T0, MFA),
+                )
+                .await
+                .unwrap()
+            }));
+        }
+        let mut reserved = Vec::new();
+        for task in tasks {
+            if let limits::Reservation::Reserved { attempt } = task.await.unwrap() {
+                reserved.push(attempt);
+            }
+        }
+        reserved.sort_unstable();
+        assert_eq!(
+            reserved,
+            (1..=10).collect::<Vec<_>>(),
+            "{name}: exactly 10 answers compared"
+        );
+    }
+}
+
+#[tokio::test]
+async fn concurrent_sends_never_pass_the_hourly_cap() {
+    let caps = [limits::RollingCap {
+        limit: 10,
+        window_secs: 3600,
+    }];
+    for (name, stores) in all_stores().await {
+        let user = UserId::parse(&unique("caps")).unwrap();
+        let mut tasks = Vec::new();
+        for _ in 0..20 {
+            let stores = stores.clone();
+            let user = user.clone();
+            tasks.push(tokio::spawn(async move {
+                update_counter(
+                    stores.counters.as_ref(),
+                    CounterKey::Sends(&user),
+                    T0,
+                    |c| limits::take_capped(c, T0, &caps),
+                )
+                .await
+                .unwrap()
+            }));
+        }
+        let mut taken = 0;
+        for task in tasks {
+            if matches!(task.await.unwrap(), limits::CapOutcome::Taken { .. }) {
+                taken += 1;
+            }
+        }
+        assert_eq!(taken, 10, "{name}");
     }
 }
 
@@ -312,6 +465,7 @@ async fn challenges_expire_on_read_and_are_created_once() {
             completed_at: None,
             factor_id: Some("f_9".into()),
             session_id: Some("s_1".into()),
+            user_stamp: 7,
         };
         stores.challenges.create_challenge(&record).await.unwrap();
         assert!(matches!(
@@ -352,6 +506,7 @@ fn fresh_challenge() -> ChallengeRecord {
         completed_at: None,
         factor_id: None,
         session_id: None,
+        user_stamp: 0,
     }
 }
 

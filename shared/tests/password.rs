@@ -377,6 +377,7 @@ async fn ids_unused_for_90_days_are_deactivated_and_alerted() {
                 last_sign_in_at: None,
                 must_change_password: false,
                 password_history: vec![],
+                security_stamp: 0,
             }
         };
         let idle = make("idle");

@@ -38,6 +38,7 @@ async fn with_user(deps: &Deps) {
             last_sign_in_at: None,
             must_change_password: false,
             password_history: vec![],
+            security_stamp: 0,
         })
         .await
         .unwrap();

@@ -1,12 +1,20 @@
-//! Administration (SPEC §8): on-boarding by invitation, unlock, deactivate, reactivate, force a
-//! password change, and the two-person MFA reset — all audited.
+//! Administration (SPEC §8, §12, §14): on-boarding by invitation, unlock, deactivate,
+//! reactivate, force a password change, roles, and the two-admin requests — all audited.
 //!
 //! Every admin action needs an admin whose current user record (not only the token) has the
 //! `admin` role, an elevated session (MFA within 5 minutes: admins never skip MFA), and a
-//! subject other than themselves. An MFA reset needs a second, different admin to approve.
+//! subject other than themselves.
+//!
+//! What would let one admin gain or keep power alone is a *request* that a different admin
+//! approves ([`RequestKind`]): an MFA reset, inviting an admin, granting a privileged role,
+//! taking it away from another admin, deactivating another admin. Nobody approves their own
+//! request nor one about themselves; a request is approved once, before it expires. The first
+//! admins come from the operator CLI (break-glass, controlled by IAM), never from one admin.
 
 use serde::{Deserialize, Serialize};
+use unicode_normalization::UnicodeNormalization as _;
 
+use crate::clock::UnixTime;
 use crate::crypto::{SecretString, random_id, random_token, token_digest};
 use crate::deps::Deps;
 use crate::edge::RequestMeta;
@@ -16,14 +24,27 @@ use crate::notifier::{Channel, Message};
 use crate::policy;
 use crate::service::alerts::{self, Alert};
 use crate::service::audit::{self, Actor};
+use crate::service::limits;
 use crate::service::password::revoke_access;
-use crate::service::sign_in::{lockout_key, mask_email};
+use crate::service::sign_in::mask_email;
 use crate::service::tokens::Caller;
-use crate::storage::{InvitationRecord, MfaResetRequest, UserRecord, UserStatus};
+use crate::storage::{
+    AdminRequest, CounterKey, InvitationRecord, RequestKind, UserRecord, UserStatus,
+};
 
 pub const ADMIN_ROLE: &str = "admin";
 /// Roles an admin may grant.
 pub const ROLES: &[&str] = &["admin", "support"];
+/// Roles that only two admins together may grant (or take from another admin).
+pub const PRIVILEGED_ROLES: &[&str] = &["admin"];
+
+fn is_privileged(role: &str) -> bool {
+    PRIVILEGED_ROLES.contains(&role)
+}
+
+fn is_admin(user: &UserRecord) -> bool {
+    user.roles.iter().any(|r| r == ADMIN_ROLE)
+}
 
 /// The caller as an admin, checked against their current record.
 pub async fn require_admin(deps: &Deps, caller: &Caller) -> Result<UserRecord, ApiError> {
@@ -82,40 +103,107 @@ pub struct InvitationView {
     pub expires_at: i64,
 }
 
+/// The answer to an action that waits for a second admin (202).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct PendingApproval {
+    pub request_id: String,
+    pub kind: RequestKind,
+    pub status: &'static str,
+    pub expires_at: i64,
+}
+
+/// What an invitation did: sent at once, or filed for a second admin (an admin invitation).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InviteOutcome {
+    Invited(Invited),
+    PendingApproval(PendingApproval),
+}
+
+fn parse_email(raw: &str) -> Result<String, ApiError> {
+    let email = raw.trim().to_owned();
+    if email.len() > 254
+        || !email.contains('@')
+        || email.starts_with('@')
+        || email.ends_with('@')
+        || email.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(ApiError::validation("email must be an email address."));
+    }
+    Ok(email)
+}
+
+fn parse_roles(roles: Option<Vec<String>>) -> Result<Vec<String>, ApiError> {
+    let mut roles = roles.unwrap_or_default();
+    if let Some(bad) = roles.iter().find(|r| !ROLES.contains(&r.as_str())) {
+        return Err(ApiError::validation(format!(
+            "Unknown role {:?}: roles are {}.",
+            bad.chars().take(32).collect::<String>(),
+            ROLES.join(", ")
+        )));
+    }
+    roles.sort();
+    roles.dedup();
+    Ok(roles)
+}
+
 /// `POST /v1/admin/users`: creates the user without a password and emails a single-use
-/// invitation (72 hours) to set one; the first sign-in then requires MFA enrolment.
+/// invitation (72 hours) to set one; the first sign-in then requires MFA enrolment. An
+/// invitation with the `admin` role is a request instead: nothing is created and nothing sent
+/// until a different admin approves it (SPEC §12).
 pub async fn invite(
     deps: &Deps,
     caller: &Caller,
     request: InviteRequest,
     meta: &RequestMeta,
-) -> Result<Invited, ApiError> {
+) -> Result<InviteOutcome, ApiError> {
     let admin = require_admin(deps, caller).await?;
     let user_id = UserId::parse(&request.user_id)?;
-    let email = request.email.trim().to_owned();
-    if email.len() > 254
-        || !email.contains('@')
-        || email.starts_with('@')
-        || email.ends_with('@')
-        || email.chars().any(char::is_whitespace)
-    {
-        return Err(ApiError::validation("email must be an email address."));
-    }
+    let email = parse_email(&request.email)?;
     let phone = match &request.phone {
         Some(p) => Some(crate::phone::Phone::parse(p)?.e164().to_owned()),
         None => None,
     };
-    let roles = request.roles.unwrap_or_default();
-    if let Some(bad) = roles.iter().find(|r| !ROLES.contains(&r.as_str())) {
-        return Err(ApiError::validation(format!(
-            "Unknown role {bad:?}: roles are {}.",
-            ROLES.join(", ")
-        )));
+    let roles = parse_roles(request.roles)?;
+    not_self(&admin, &user_id)?;
+    if deps.stores.users.get_user(&user_id).await?.is_some() {
+        return Err(ApiError::Conflict("This user ID already exists.".into()));
     }
+    if roles.iter().any(|r| is_privileged(r)) {
+        let filed = file_request(
+            deps,
+            &admin,
+            RequestKind::AdminInvitation,
+            &user_id,
+            format!("invite {user_id} with roles {}", roles.join(", ")),
+            meta,
+            |r| {
+                r.email = Some(email.clone());
+                r.phone = phone.clone();
+                r.roles = roles.clone();
+            },
+        )
+        .await?;
+        return Ok(InviteOutcome::PendingApproval(filed));
+    }
+    let invited =
+        create_invited(deps, &admin.user_id, &user_id, &email, phone, roles, meta).await?;
+    Ok(InviteOutcome::Invited(invited))
+}
+
+/// Creates the invited user and emails the invitation.
+async fn create_invited(
+    deps: &Deps,
+    invited_by: &UserId,
+    user_id: &UserId,
+    email: &str,
+    phone: Option<String>,
+    roles: Vec<String>,
+    meta: &RequestMeta,
+) -> Result<Invited, ApiError> {
     let now = deps.clock.now();
     let user = UserRecord {
         user_id: user_id.clone(),
-        email: Some(email.clone()),
+        email: Some(email.to_owned()),
         phone,
         password_hash: None,
         status: UserStatus::Active,
@@ -125,6 +213,7 @@ pub async fn invite(
         last_sign_in_at: None,
         must_change_password: false,
         password_history: vec![],
+        security_stamp: 0,
     };
     match deps.stores.users.create_user(&user).await {
         Ok(()) => {}
@@ -140,7 +229,7 @@ pub async fn invite(
         .create_invitation(&InvitationRecord {
             token_digest: token_digest(&token),
             user_id: user_id.clone(),
-            invited_by: admin.user_id.to_string(),
+            invited_by: invited_by.to_string(),
             created_at: now,
             expires_at,
         })
@@ -148,7 +237,7 @@ pub async fn invite(
     let hours = deps.settings.invitation_ttl_secs / 3600;
     let message = Message {
         channel: Channel::Email,
-        to: email.clone(),
+        to: email.to_owned(),
         subject: "Welcome to Portcullis: set your password".into(),
         text: format!(
             "You have been invited to Portcullis with the user ID {user_id}. Open this link within {hours} hours to choose your password (it works once):\n\n{}?token={token}\n\nAt your first sign-in you will set up a second factor. We will never ask you for your password or a code.",
@@ -168,18 +257,18 @@ pub async fn invite(
     }
     audit::record(
         deps,
-        &user_id,
+        user_id,
         "user_invited",
-        Actor::Admin(&admin.user_id),
+        Actor::Admin(invited_by),
         Some(meta),
         "success",
         None,
     )
     .await;
     Ok(Invited {
-        user_id,
+        user_id: user_id.clone(),
         invitation: InvitationView {
-            sent_to: mask_email(&email),
+            sent_to: mask_email(email),
             expires_at: expires_at.secs(),
         },
     })
@@ -295,30 +384,45 @@ impl Action {
     }
 }
 
+/// What an admin action did: done, or filed for a second admin (deactivating an admin).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ActOutcome {
+    Done,
+    PendingApproval(PendingApproval),
+}
+
 pub async fn act(
     deps: &Deps,
     caller: &Caller,
     user_id: &str,
     action: Action,
     meta: &RequestMeta,
-) -> Result<(), ApiError> {
+) -> Result<ActOutcome, ApiError> {
     let admin = require_admin(deps, caller).await?;
     let user = existing(deps, user_id).await?;
     not_self(&admin, &user.user_id)?;
     match action {
+        // Both locks: the password's and the second factor's (SPEC §12: an admin unlock
+        // ends a run of wrong answers).
         Action::Unlock => {
-            deps.stores
-                .lockouts
-                .clear(&lockout_key(&user.user_id))
-                .await?
+            limits::clear(deps, CounterKey::Password(&user.user_id)).await?;
+            limits::clear(deps, CounterKey::SecondFactor(&user.user_id)).await?;
         }
-        Action::Deactivate => {
-            deps.stores
-                .users
-                .set_status(&user.user_id, UserStatus::Inactive)
-                .await?;
-            revoke_access(deps, &user.user_id, None).await?;
+        // One admin could otherwise lock every other admin out (SPEC §12).
+        Action::Deactivate if is_admin(&user) => {
+            let filed = file_request(
+                deps,
+                &admin,
+                RequestKind::AdminDeactivation,
+                &user.user_id,
+                format!("deactivate the admin {}", user.user_id),
+                meta,
+                |_| {},
+            )
+            .await?;
+            return Ok(ActOutcome::PendingApproval(filed));
         }
+        Action::Deactivate => deactivate(deps, &user.user_id).await?,
         Action::Reactivate => {
             deps.stores
                 .users
@@ -342,7 +446,203 @@ pub async fn act(
         None,
     )
     .await;
+    Ok(ActOutcome::Done)
+}
+
+/// Deactivates the user, ends every session and trusted device at once, and alerts them.
+async fn deactivate(deps: &Deps, user_id: &UserId) -> Result<(), ApiError> {
+    deps.stores
+        .users
+        .set_status(user_id, UserStatus::Inactive)
+        .await?;
+    revoke_access(deps, user_id, None).await?;
+    alerts::alert(deps, user_id, Alert::DeactivatedByAdmin).await;
     Ok(())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleGrant {
+    pub role: String,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// `POST /v1/admin/users/{user_id}/roles`: a privileged role is a request for a second admin;
+/// another role is granted at once.
+pub async fn grant_role(
+    deps: &Deps,
+    caller: &Caller,
+    user_id: &str,
+    grant: RoleGrant,
+    meta: &RequestMeta,
+) -> Result<ActOutcome, ApiError> {
+    let admin = require_admin(deps, caller).await?;
+    let role = parse_roles(Some(vec![grant.role]))?
+        .pop()
+        .ok_or_else(|| ApiError::validation("role is required."))?;
+    let reason = optional_reason(grant.reason)?;
+    let user = existing(deps, user_id).await?;
+    not_self(&admin, &user.user_id)?;
+    if user.roles.contains(&role) {
+        return Err(ApiError::Conflict("The user already has this role.".into()));
+    }
+    if is_privileged(&role) {
+        let filed = file_request(
+            deps,
+            &admin,
+            RequestKind::RoleGrant,
+            &user.user_id,
+            reason.unwrap_or_else(|| format!("grant {role} to {}", user.user_id)),
+            meta,
+            |r| r.roles = vec![role.clone()],
+        )
+        .await?;
+        return Ok(ActOutcome::PendingApproval(filed));
+    }
+    change_roles(deps, &user.user_id, &role, true).await?;
+    audit::record(
+        deps,
+        &user.user_id,
+        "role_granted",
+        Actor::Admin(&admin.user_id),
+        Some(meta),
+        "success",
+        Some(role),
+    )
+    .await;
+    Ok(ActOutcome::Done)
+}
+
+/// `DELETE /v1/admin/users/{user_id}/roles/{role}`: taking a privileged role from an admin is a
+/// request for a second admin; another role is removed at once.
+pub async fn revoke_role(
+    deps: &Deps,
+    caller: &Caller,
+    user_id: &str,
+    role: &str,
+    meta: &RequestMeta,
+) -> Result<ActOutcome, ApiError> {
+    let admin = require_admin(deps, caller).await?;
+    let role = parse_roles(Some(vec![role.to_owned()]))?
+        .pop()
+        .ok_or(ApiError::NotFound)?;
+    let user = existing(deps, user_id).await?;
+    not_self(&admin, &user.user_id)?;
+    if !user.roles.contains(&role) {
+        return Err(ApiError::NotFound);
+    }
+    if is_privileged(&role) {
+        let filed = file_request(
+            deps,
+            &admin,
+            RequestKind::RoleRevocation,
+            &user.user_id,
+            format!("take {role} from {}", user.user_id),
+            meta,
+            |r| r.roles = vec![role.clone()],
+        )
+        .await?;
+        return Ok(ActOutcome::PendingApproval(filed));
+    }
+    change_roles(deps, &user.user_id, &role, false).await?;
+    audit::record(
+        deps,
+        &user.user_id,
+        "role_revoked",
+        Actor::Admin(&admin.user_id),
+        Some(meta),
+        "success",
+        Some(role),
+    )
+    .await;
+    Ok(ActOutcome::Done)
+}
+
+async fn change_roles(
+    deps: &Deps,
+    user_id: &UserId,
+    role: &str,
+    add: bool,
+) -> Result<(), ApiError> {
+    let user = deps
+        .stores
+        .users
+        .get_user(user_id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let mut roles: Vec<String> = user.roles.into_iter().filter(|r| r != role).collect();
+    if add {
+        roles.push(role.to_owned());
+        roles.sort();
+    }
+    match deps.stores.users.set_roles(user_id, &roles).await {
+        Ok(()) => Ok(()),
+        Err(StoreError::ConditionFailed) => Err(ApiError::NotFound),
+        Err(err) => Err(err.into()),
+    }
+}
+
+fn optional_reason(reason: Option<String>) -> Result<Option<String>, ApiError> {
+    match reason.as_deref().map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(r) if r.chars().count() > 500 || r.chars().any(char::is_control) => {
+            Err(ApiError::validation(
+                "reason must be at most 500 characters, without control characters.",
+            ))
+        }
+        Some(r) => Ok(Some(r.to_owned())),
+    }
+}
+
+/// Files a two-admin request about `subject` and audits it.
+async fn file_request(
+    deps: &Deps,
+    admin: &UserRecord,
+    kind: RequestKind,
+    subject: &UserId,
+    reason: String,
+    meta: &RequestMeta,
+    fill: impl FnOnce(&mut AdminRequest),
+) -> Result<PendingApproval, ApiError> {
+    let now = deps.clock.now();
+    let mut request = AdminRequest {
+        request_id: random_id("rq"),
+        kind,
+        user_id: subject.clone(),
+        requested_by: admin.user_id.to_string(),
+        reason,
+        created_at: now,
+        expires_at: now.plus_secs(deps.settings.mfa_reset_ttl_secs),
+        approved_by: None,
+        approved_at: None,
+        email: None,
+        phone: None,
+        roles: Vec::new(),
+    };
+    fill(&mut request);
+    deps.stores.admin.create_request(&request).await?;
+    tracing::info!(
+        event = "admin_request_filed",
+        kind = kind.as_str(),
+        "two-admin request filed"
+    );
+    audit::record(
+        deps,
+        subject,
+        &format!("{}_requested", kind.as_str()),
+        Actor::Admin(&admin.user_id),
+        Some(meta),
+        "success",
+        Some(request.reason.clone()),
+    )
+    .await;
+    Ok(PendingApproval {
+        request_id: request.request_id,
+        kind,
+        status: "pending_approval",
+        expires_at: request.expires_at.secs(),
+    })
 }
 
 #[derive(Debug, Deserialize)]
@@ -358,81 +658,257 @@ pub async fn request_mfa_reset(
     caller: &Caller,
     filing: MfaResetFiling,
     meta: &RequestMeta,
-) -> Result<MfaResetRequest, ApiError> {
+) -> Result<PendingApproval, ApiError> {
     let admin = require_admin(deps, caller).await?;
     let reason = filing.reason.trim();
-    if reason.chars().count() < 10 || reason.chars().count() > 500 {
-        return Err(ApiError::validation("reason must be 10 to 500 characters."));
+    if reason.chars().count() < 10
+        || reason.chars().count() > 500
+        || reason.chars().any(char::is_control)
+    {
+        return Err(ApiError::validation(
+            "reason must be 10 to 500 characters, without control characters.",
+        ));
     }
     let user = existing(deps, &filing.user_id).await?;
     not_self(&admin, &user.user_id)?;
-    let now = deps.clock.now();
-    let request = MfaResetRequest {
-        request_id: random_id("mr"),
-        user_id: user.user_id.clone(),
-        requested_by: admin.user_id.to_string(),
-        reason: reason.to_owned(),
-        created_at: now,
-        expires_at: now.plus_secs(deps.settings.mfa_reset_ttl_secs),
-        approved_by: None,
-    };
-    deps.stores.admin.create_mfa_reset(&request).await?;
-    audit::record(
+    file_request(
         deps,
+        &admin,
+        RequestKind::MfaReset,
         &user.user_id,
-        "mfa_reset_requested",
-        Actor::Admin(&admin.user_id),
-        Some(meta),
-        "success",
-        Some(reason.to_owned()),
+        reason.to_owned(),
+        meta,
+        |_| {},
     )
-    .await;
-    Ok(request)
+    .await
 }
 
-/// `POST /v1/admin/mfa-resets/{id}/approve`: a different admin approves; the user's factors,
-/// recovery codes and trusted devices are removed and every session revoked, so the next
-/// sign-in requires enrolment.
-pub async fn approve_mfa_reset(
+/// A request as admins see it in the queue.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct RequestView {
+    pub request_id: String,
+    pub kind: RequestKind,
+    pub user_id: UserId,
+    pub requested_by: String,
+    pub reason: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    /// `pending` or `approved`.
+    pub status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approved_by: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approved_at: Option<i64>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
+    /// An invitation's address, masked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// Whether the caller may approve it (neither its requester nor its subject).
+    pub can_approve: bool,
+}
+
+/// `GET /v1/admin/requests?status=pending|all`.
+pub async fn list_requests(
+    deps: &Deps,
+    caller: &Caller,
+    status: Option<&str>,
+) -> Result<Vec<RequestView>, ApiError> {
+    let admin = require_admin(deps, caller).await?;
+    let pending_only = match status {
+        None | Some("pending") => true,
+        Some("all") => false,
+        Some(_) => return Err(ApiError::validation("status must be pending or all.")),
+    };
+    let me = admin.user_id.as_str();
+    Ok(deps
+        .stores
+        .admin
+        .list_requests(deps.clock.now())
+        .await?
+        .into_iter()
+        .filter(|r| !pending_only || r.approved_by.is_none())
+        .map(|r| RequestView {
+            can_approve: r.approved_by.is_none()
+                && r.requested_by != me
+                && r.user_id.as_str() != me,
+            status: if r.approved_by.is_some() {
+                "approved"
+            } else {
+                "pending"
+            },
+            request_id: r.request_id,
+            kind: r.kind,
+            user_id: r.user_id,
+            requested_by: r.requested_by,
+            reason: r.reason,
+            created_at: r.created_at.secs(),
+            expires_at: r.expires_at.secs(),
+            approved_by: r.approved_by,
+            approved_at: r.approved_at.map(UnixTime::secs),
+            roles: r.roles,
+            email: r.email.as_deref().map(mask_email),
+        })
+        .collect())
+}
+
+/// What an approval carried out.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Approved {
+    pub request_id: String,
+    pub kind: RequestKind,
+    pub user_id: UserId,
+    pub status: &'static str,
+    /// An approved admin invitation: where it was sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub invitation: Option<InvitationView>,
+}
+
+/// `POST /v1/admin/requests/{request_id}/approve`: a second admin approves and the request is
+/// carried out. Refused (403) for the requester and for the subject; 409 once approved.
+pub async fn approve(
     deps: &Deps,
     caller: &Caller,
     request_id: &str,
     meta: &RequestMeta,
-) -> Result<(), ApiError> {
+) -> Result<Approved, ApiError> {
+    approve_kind(deps, caller, request_id, None, meta).await
+}
+
+async fn approve_kind(
+    deps: &Deps,
+    caller: &Caller,
+    request_id: &str,
+    only: Option<RequestKind>,
+    meta: &RequestMeta,
+) -> Result<Approved, ApiError> {
     let admin = require_admin(deps, caller).await?;
     let now = deps.clock.now();
     let request = deps
         .stores
         .admin
-        .get_mfa_reset(request_id, now)
+        .get_request(request_id, now)
         .await?
+        .filter(|r| only.is_none_or(|k| k == r.kind))
         .ok_or(ApiError::NotFound)?;
-    if request.requested_by == admin.user_id.as_str() {
+    let me = admin.user_id.as_str();
+    if request.requested_by == me || request.user_id.as_str() == me {
         audit::record(
             deps,
             &request.user_id,
-            "mfa_reset_refused",
+            &format!("{}_refused", request.kind.as_str()),
             Actor::Admin(&admin.user_id),
             Some(meta),
             "failure",
-            Some("same admin".into()),
+            Some(if request.requested_by == me {
+                "the requester cannot approve".into()
+            } else {
+                "the subject cannot approve".into()
+            }),
         )
         .await;
         return Err(ApiError::Forbidden);
     }
-    not_self(&admin, &request.user_id)?;
     if request.approved_by.is_some()
         || !deps
             .stores
             .admin
-            .approve_mfa_reset(request_id, admin.user_id.as_str(), now)
+            .approve_request(request_id, me, now)
             .await?
     {
         return Err(ApiError::Conflict(
             "This request was already approved or has expired.".into(),
         ));
     }
+    let carried = carry_out(deps, &admin, &request, meta).await;
+    let invitation = match carried {
+        Ok(invitation) => invitation,
+        Err(err) => {
+            // A transient failure must not burn the request; a refusal (e.g. the user ID was
+            // taken meanwhile) leaves it approved: it cannot be carried out any more.
+            if err.status() >= 500 {
+                deps.stores.admin.withdraw_approval(request_id, me).await?;
+            }
+            return Err(err);
+        }
+    };
+    audit::record(
+        deps,
+        &request.user_id,
+        &format!("{}_approved", request.kind.as_str()),
+        Actor::Admin(&admin.user_id),
+        Some(meta),
+        "success",
+        Some(format!("requested by {}", request.requested_by)),
+    )
+    .await;
+    Ok(Approved {
+        request_id: request.request_id,
+        kind: request.kind,
+        user_id: request.user_id,
+        status: "approved",
+        invitation,
+    })
+}
+
+async fn carry_out(
+    deps: &Deps,
+    admin: &UserRecord,
+    request: &AdminRequest,
+    meta: &RequestMeta,
+) -> Result<Option<InvitationView>, ApiError> {
     let user_id = &request.user_id;
+    match request.kind {
+        RequestKind::MfaReset => {
+            reset_mfa(deps, user_id).await?;
+            Ok(None)
+        }
+        RequestKind::AdminInvitation => {
+            let email = request
+                .email
+                .as_deref()
+                .ok_or(ApiError::ServiceUnavailable)?;
+            let invited = create_invited(
+                deps,
+                &admin.user_id,
+                user_id,
+                email,
+                request.phone.clone(),
+                request.roles.clone(),
+                meta,
+            )
+            .await?;
+            Ok(Some(invited.invitation))
+        }
+        RequestKind::RoleGrant | RequestKind::RoleRevocation => {
+            let role = request.roles.first().ok_or(ApiError::ServiceUnavailable)?;
+            change_roles(deps, user_id, role, request.kind == RequestKind::RoleGrant).await?;
+            Ok(None)
+        }
+        RequestKind::AdminDeactivation => {
+            existing(deps, user_id.as_str()).await?;
+            deactivate(deps, user_id).await?;
+            Ok(None)
+        }
+    }
+}
+
+/// `POST /v1/admin/mfa-resets/{id}/approve`: kept from the first round; the same as approving
+/// the request in the queue.
+pub async fn approve_mfa_reset(
+    deps: &Deps,
+    caller: &Caller,
+    request_id: &str,
+    meta: &RequestMeta,
+) -> Result<(), ApiError> {
+    approve_kind(deps, caller, request_id, Some(RequestKind::MfaReset), meta)
+        .await
+        .map(|_| ())
+}
+
+/// The user's factors, recovery codes and trusted devices are removed and every session
+/// revoked, so the next sign-in requires enrolment; open sign-in challenges and reset links end.
+async fn reset_mfa(deps: &Deps, user_id: &UserId) -> Result<(), ApiError> {
     for factor in deps.stores.factors.list_factors(user_id).await? {
         deps.stores
             .factors
@@ -443,19 +919,144 @@ pub async fn approve_mfa_reset(
         .recovery
         .replace_recovery_codes(user_id, &[])
         .await?;
+    deps.stores.users.raise_security_stamp(user_id).await?;
     revoke_access(deps, user_id, None).await?;
-    audit::record(
-        deps,
-        user_id,
-        "mfa_reset_approved",
-        Actor::Admin(&admin.user_id),
-        Some(meta),
-        "success",
-        Some(format!("requested by {}", request.requested_by)),
-    )
-    .await;
+    limits::clear(deps, CounterKey::SecondFactor(user_id)).await?;
     alerts::alert(deps, user_id, Alert::FactorRemoved).await;
     Ok(())
+}
+
+/// Most users one search returns (SPEC §14).
+pub const SEARCH_LIMIT: usize = 50;
+
+/// A user in the admins' search results: contacts masked.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct UserSummary {
+    pub user_id: UserId,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    pub status: &'static str,
+    pub roles: Vec<String>,
+    /// The password lock or the second-factor lock is running.
+    pub locked: bool,
+    /// The kinds of the user's active factors.
+    pub factors: Vec<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_sign_in_at: Option<i64>,
+}
+
+/// `GET /v1/admin/users?query=`: users whose ID or email starts with the query (at most 50).
+pub async fn search(
+    deps: &Deps,
+    caller: &Caller,
+    query: Option<&str>,
+) -> Result<Vec<UserSummary>, ApiError> {
+    require_admin(deps, caller).await?;
+    let prefix: String = query
+        .unwrap_or("")
+        .trim()
+        .nfkc()
+        .collect::<String>()
+        .to_lowercase();
+    if prefix.is_empty() || prefix.chars().count() > 128 || prefix.chars().any(char::is_control) {
+        return Err(ApiError::validation(
+            "query must be 1 to 128 characters: the start of a user ID or an email address.",
+        ));
+    }
+    let users = deps
+        .stores
+        .users
+        .search_users(&prefix, SEARCH_LIMIT)
+        .await?;
+    let mut out = Vec::with_capacity(users.len());
+    for user in users {
+        let locked = limits::locked_until(deps, CounterKey::Password(&user.user_id))
+            .await?
+            .is_some()
+            || limits::second_factor_locked_until(deps, &user.user_id)
+                .await?
+                .is_some();
+        let factors = deps
+            .stores
+            .factors
+            .list_factors(&user.user_id)
+            .await?
+            .iter()
+            .filter(|f| f.status == crate::storage::FactorStatus::Active)
+            .map(|f| f.kind.name())
+            .collect();
+        out.push(UserSummary {
+            email: user.email.as_deref().map(mask_email),
+            status: user.status.as_str(),
+            roles: user.roles,
+            locked,
+            factors,
+            last_sign_in_at: user.last_sign_in_at.map(UnixTime::secs),
+            user_id: user.user_id,
+        });
+    }
+    Ok(out)
+}
+
+/// One user as support sees them (SPEC §14): status, both locks with their end, factors
+/// (masked), trusted devices, recovery codes left, last sign-in. Never a secret.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct UserDetail {
+    pub user_id: UserId,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    pub status: &'static str,
+    pub roles: Vec<String>,
+    pub created_at: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_sign_in_at: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password_changed_at: Option<i64>,
+    /// No password yet: the invitation has not been accepted.
+    pub invitation_pending: bool,
+    pub password_change_required: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub locked_until: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub second_factor_locked_until: Option<i64>,
+    pub factors: Vec<crate::service::factors::FactorView>,
+    pub trusted_devices: usize,
+    pub recovery_codes_remaining: u32,
+}
+
+/// `GET /v1/admin/users/{user_id}`.
+pub async fn detail(deps: &Deps, caller: &Caller, user_id: &str) -> Result<UserDetail, ApiError> {
+    require_admin(deps, caller).await?;
+    let user = existing(deps, user_id).await?;
+    let id = &user.user_id;
+    let now = deps.clock.now();
+    Ok(UserDetail {
+        locked_until: limits::locked_until(deps, CounterKey::Password(id))
+            .await?
+            .map(UnixTime::secs),
+        second_factor_locked_until: limits::second_factor_locked_until(deps, id)
+            .await?
+            .map(UnixTime::secs),
+        factors: deps
+            .stores
+            .factors
+            .list_factors(id)
+            .await?
+            .iter()
+            .map(crate::service::factors::view)
+            .collect(),
+        trusted_devices: deps.stores.devices.list_devices(id, now).await?.len(),
+        recovery_codes_remaining: deps.stores.recovery.remaining_recovery_codes(id).await?,
+        password_change_required: crate::service::sign_in::password_change_due(deps, &user, now),
+        invitation_pending: user.password_hash.is_none(),
+        email: user.email.as_deref().map(mask_email),
+        status: user.status.as_str(),
+        created_at: user.created_at.secs(),
+        last_sign_in_at: user.last_sign_in_at.map(UnixTime::secs),
+        password_changed_at: user.password_changed_at.map(UnixTime::secs),
+        roles: user.roles,
+        user_id: user.user_id,
+    })
 }
 
 /// A user's audit trail (their own, or any user's for an admin).

@@ -12,14 +12,27 @@ use crate::storage::{DeliveryRecord, FactorKind, FactorStatus};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Alert {
     LockStarted,
-    NewTrustedDevice { name: String },
-    FactorAdded { kind: String },
+    NewTrustedDevice {
+        name: String,
+    },
+    FactorAdded {
+        kind: String,
+    },
     FactorRemoved,
     PhoneChanged,
     PasswordChanged,
-    RecoveryCodeUsed { remaining: u32 },
+    RecoveryCodeUsed {
+        remaining: u32,
+    },
+    /// The inactive-ID sweep deactivated the account.
     AccountDeactivated,
-    NewDeviceSignIn { name: String },
+    /// An admin deactivated the account.
+    DeactivatedByAdmin,
+    NewDeviceSignIn {
+        name: String,
+    },
+    /// Too many wrong second-factor answers (SPEC §12).
+    SecondFactorLocked,
 }
 
 impl Alert {
@@ -33,23 +46,44 @@ impl Alert {
             Alert::PasswordChanged => "alert_password_changed",
             Alert::RecoveryCodeUsed { .. } => "alert_recovery_code_used",
             Alert::AccountDeactivated => "alert_deactivated",
+            Alert::DeactivatedByAdmin => "alert_deactivated_by_admin",
+            Alert::SecondFactorLocked => "alert_second_factor_locked",
             Alert::NewDeviceSignIn { .. } => "alert_new_device_sign_in",
         }
     }
 
-    fn text(&self) -> (String, String) {
+    /// Subject and text, with the durations of this deployment's settings.
+    fn text(&self, settings: &crate::config::Settings) -> (String, String) {
         let tail = "If this was not you, contact the bank at once. We will never ask you for a code or password.";
+        let span = |secs: i64| {
+            if secs % 86_400 == 0 {
+                format!("{} days", secs / 86_400)
+            } else if secs % 3600 == 0 && secs > 3600 {
+                format!("{} hours", secs / 3600)
+            } else {
+                format!("{} minutes", (secs + 59) / 60)
+            }
+        };
         match self {
             Alert::LockStarted => (
                 "Your sign-in is locked".into(),
                 format!(
-                    "Portcullis: after several failed password attempts your user ID is locked for 30 minutes. {tail}"
+                    "Portcullis: after several failed password attempts your user ID is locked for {}. {tail}",
+                    span(settings.lockout_secs)
+                ),
+            ),
+            Alert::SecondFactorLocked => (
+                "Your second factor is locked".into(),
+                format!(
+                    "Portcullis: after several wrong verification codes, codes for your account are refused for {}. Someone may know your password: change it once you can sign in again. {tail}",
+                    span(settings.mfa_lockout_secs)
                 ),
             ),
             Alert::NewTrustedDevice { name } => (
                 "A new trusted device".into(),
                 format!(
-                    "Portcullis: {name} is now trusted to sign in without a code for 180 days. {tail}"
+                    "Portcullis: {name} is now trusted to sign in without a code for {}. {tail}",
+                    span(settings.device_trust_secs)
                 ),
             ),
             Alert::FactorAdded { kind } => (
@@ -83,7 +117,14 @@ impl Alert {
             Alert::AccountDeactivated => (
                 "Your user ID was deactivated".into(),
                 format!(
-                    "Portcullis: your user ID was deactivated because it was not used for 90 days. Contact the bank to reactivate it. {tail}"
+                    "Portcullis: your user ID was deactivated because it was not used for {}. Contact the bank to reactivate it. {tail}",
+                    span(settings.inactive_after_secs)
+                ),
+            ),
+            Alert::DeactivatedByAdmin => (
+                "Your user ID was deactivated".into(),
+                format!(
+                    "Portcullis: the bank deactivated your user ID and signed you out everywhere. Contact the bank to reactivate it. {tail}"
                 ),
             ),
         }
@@ -131,7 +172,7 @@ async fn try_alert(deps: &Deps, user_id: &UserId, alert: &Alert) -> Result<(), S
         .get(channel)
         .ok_or("no notifier for the alert channel")?
         .clone();
-    let (subject, text) = alert.text();
+    let (subject, text) = alert.text(&deps.settings);
     let message = Message {
         channel,
         to: to.clone(),

@@ -6,9 +6,12 @@
 //!   sends, even under concurrency); if the provider fails, the reservation is undone, so a
 //!   failed SMS neither consumes a send nor leaves a usable code. The request after the 5th
 //!   send bars the *user* from sends for 30 minutes (a TTL item): a new sign-in does not help.
-//! - Checking counts the attempt *before* comparing (so at most 5 codes are ever compared per
-//!   challenge, whatever the concurrency), compares MACs in constant time, and consumes the
-//!   challenge with a conditional write: a right code succeeds exactly once.
+//! - Texts and calls also count against the user's rolling caps (10 per hour, 20 per day,
+//!   across every challenge: SPEC §12), and go only to the deployment's allowed countries.
+//! - Checking counts the answer against the user ([`second_factor::guard`]) and the attempt
+//!   against the challenge *before* comparing (so at most 5 codes are ever compared per
+//!   challenge and 10 per user run, whatever the concurrency), compares MACs in constant time,
+//!   and consumes the challenge with a conditional write: a right code succeeds exactly once.
 
 use rand::Rng as _;
 use serde::{Deserialize, Serialize};
@@ -19,10 +22,13 @@ use crate::deps::Deps;
 use crate::error::ApiError;
 use crate::notifier::{Channel, Message};
 use crate::phone::Phone;
+use crate::service::limits;
+use crate::service::second_factor::{self, Answer};
 use crate::service::sign_in::{mask_email, mask_phone};
 use crate::storage::{
-    AttemptSlot, ChallengePurpose, ChallengeRecord, ChallengeStatus, DeliveryRecord, FactorKind,
-    FactorRecord, FactorStatus, LockoutPolicy, PendingCode, SendSlot,
+    AttemptSlot, ChallengePurpose, ChallengeRecord, ChallengeStatus, CounterKey, Delivery,
+    DeliveryRecord, FactorKind, FactorRecord, FactorStatus, FailureOutcome, LockoutPolicy,
+    PendingCode, SendSlot,
 };
 
 #[derive(Debug, Deserialize)]
@@ -42,26 +48,35 @@ pub struct SendCodeAnswer {
     pub expires_in: i64,
 }
 
-/// The send-bar key of a user (kept in the lockout store, with a TTL).
-pub fn send_bar_key(user: &crate::identity::UserId) -> String {
-    format!("send#{user}")
-}
-
-/// Finds a live, open challenge by the id the client holds.
+/// Finds a live, open challenge by the id the client holds. A sign-in challenge also ends when
+/// the user's security stamp has moved since it opened (a password change or reset, an MFA
+/// reset: SPEC §12); step-up and enrolment challenges are bound to a session, which those
+/// revoke.
 pub async fn open_challenge(deps: &Deps, challenge_id: &str) -> Result<ChallengeRecord, ApiError> {
     if challenge_id.is_empty() || challenge_id.len() > 128 {
         return Err(ApiError::ChallengeExpired);
     }
     let now = deps.clock.now();
-    match deps
+    let challenge = match deps
         .stores
         .challenges
         .get_challenge(&token_digest(challenge_id), now)
         .await?
     {
-        Some(c) if c.completed_at.is_none() => Ok(c),
-        _ => Err(ApiError::ChallengeExpired),
+        Some(c) if c.completed_at.is_none() => c,
+        _ => return Err(ApiError::ChallengeExpired),
+    };
+    if challenge.purpose == ChallengePurpose::SignIn {
+        let current = deps.stores.users.get_user(&challenge.user_id).await?;
+        if current.is_none_or(|u| u.security_stamp != challenge.user_stamp) {
+            tracing::info!(
+                event = "challenge_stale",
+                "sign-in challenge ended by a credential change"
+            );
+            return Err(ApiError::ChallengeExpired);
+        }
     }
+    Ok(challenge)
 }
 
 fn parse_send_channel(method: &str) -> Result<Channel, ApiError> {
@@ -89,6 +104,13 @@ fn eligible(challenge: &ChallengeRecord, factor: &FactorRecord) -> bool {
         }
         _ => factor.status == FactorStatus::Active,
     }
+}
+
+/// A sign-in challenge of a user with no factor: it may enrol one, and only while the user
+/// still has no active factor (SPEC §12: an old enrolment challenge cannot add a second one).
+pub fn enrols_first_factor(challenge: &ChallengeRecord) -> bool {
+    challenge.purpose == ChallengePurpose::SignIn
+        && challenge.status == ChallengeStatus::MfaEnrolmentRequired
 }
 
 fn address(factor: &FactorRecord, channel: Channel) -> Option<String> {
@@ -136,18 +158,23 @@ pub async fn send_code(
     let channel = parse_send_channel(&request.method)?;
     let now = deps.clock.now();
     let user = &challenge.user_id;
-    if let Some(until) = deps
-        .stores
-        .lockouts
-        .locked_until(&send_bar_key(user), now)
-        .await?
-    {
+    if let Some(until) = limits::locked_until(deps, CounterKey::SendBar(user)).await? {
         return Err(ApiError::SendLimitReached {
+            retry_after_secs: until.secs() - now.secs(),
+        });
+    }
+    // A code the user could not use while their second factor is locked is not sent: it would
+    // only cost money (and help a pumping script).
+    if let Some(until) = limits::second_factor_locked_until(deps, user).await? {
+        return Err(ApiError::SecondFactorLocked {
             retry_after_secs: until.secs() - now.secs(),
         });
     }
 
     let factors = deps.stores.factors.list_factors(user).await?;
+    if enrols_first_factor(challenge) && factors.iter().any(|f| f.status == FactorStatus::Active) {
+        return Err(ApiError::ChallengeExpired);
+    }
     let factor = match &request.factor_id {
         Some(id) => factors
             .iter()
@@ -169,8 +196,17 @@ pub async fn send_code(
             channel.as_str()
         ))
     })?;
-    if channel == Channel::Voice {
-        Phone::from_stored(&to).check_delivery(crate::storage::Delivery::Voice)?;
+    let by_phone = match channel {
+        Channel::Sms => Some(Delivery::Sms),
+        Channel::Voice => Some(Delivery::Voice),
+        Channel::Email => None,
+    };
+    if let Some(delivery) = by_phone {
+        Phone::from_stored(&to).check_delivery(
+            delivery,
+            &deps.settings.sms_countries,
+            &deps.settings.voice_countries,
+        )?;
     }
     let notifier = deps
         .notifiers
@@ -191,16 +227,39 @@ pub async fn send_code(
         factor_id: factor.factor_id.clone(),
         channel: channel.as_str().to_owned(),
     };
+    // Texts and calls cost money per message: they also come out of the user's rolling caps,
+    // whichever challenge asks (SPEC §12). Taken first, given back if nothing is sent.
+    let capped = match by_phone {
+        Some(_) => Some(limits::take_send(deps, user).await?),
+        None => None,
+    };
+    let give_back = || async {
+        if let Some(at) = capped
+            && let Err(err) = limits::give_back_send(deps, user, at).await
+        {
+            tracing::error!(error = %err, "a send that did not happen was not given back");
+        }
+    };
     let max = deps.settings.max_sends_per_challenge;
-    let sends = match deps
+    let slot = deps
         .stores
         .challenges
         .store_code(&challenge.id_digest, now, max, &pending)
-        .await?
-    {
-        SendSlot::Reserved { sends } => sends,
-        SendSlot::Gone => return Err(ApiError::ChallengeExpired),
-        SendSlot::LimitReached => return Err(bar_sends(deps, challenge, now).await),
+        .await;
+    let sends = match slot {
+        Ok(SendSlot::Reserved { sends }) => sends,
+        Ok(SendSlot::Gone) => {
+            give_back().await;
+            return Err(ApiError::ChallengeExpired);
+        }
+        Ok(SendSlot::LimitReached) => {
+            give_back().await;
+            return Err(bar_sends(deps, challenge, now).await);
+        }
+        Err(err) => {
+            give_back().await;
+            return Err(err.into());
+        }
     };
 
     let (purpose, doing) = purpose_text(challenge);
@@ -235,6 +294,7 @@ pub async fn send_code(
     .await;
     if let Err(err) = result {
         tracing::error!(error = %err, channel = channel.as_str(), event = "code_send_failed", "code delivery failed");
+        give_back().await;
         deps.stores
             .challenges
             .release_code(&challenge.id_digest, &mac)
@@ -271,22 +331,14 @@ async fn bar_sends(deps: &Deps, challenge: &ChallengeRecord, now: UnixTime) -> A
         lock_secs: deps.settings.send_lockout_secs,
         window_secs: deps.settings.send_lockout_secs,
     };
-    match deps
-        .stores
-        .lockouts
-        .record_failure(&send_bar_key(&challenge.user_id), now, policy)
-        .await
-    {
-        Ok(
-            crate::storage::FailureOutcome::LockStarted { until }
-            | crate::storage::FailureOutcome::AlreadyLocked { until },
-        ) => {
+    match limits::count_failure(deps, CounterKey::SendBar(&challenge.user_id), policy).await {
+        Ok(FailureOutcome::LockStarted { until } | FailureOutcome::AlreadyLocked { until }) => {
             tracing::warn!(event = "send_limit_reached", "user barred from code sends");
             ApiError::SendLimitReached {
                 retry_after_secs: until.secs() - now.secs(),
             }
         }
-        Ok(crate::storage::FailureOutcome::Counted { .. }) => ApiError::SendLimitReached {
+        Ok(FailureOutcome::Counted { .. }) => ApiError::SendLimitReached {
             retry_after_secs: deps.settings.send_lockout_secs,
         },
         Err(err) => ApiError::from(err),
@@ -376,44 +428,61 @@ pub async fn check_code(
         ));
     }
     let code = normalise_code(code)?;
+    second_factor::guard(deps, &challenge.user_id, method, || async {
+        let now = deps.clock.now();
+        let Some(current) = reserve_try(deps, challenge).await? else {
+            return Err(ApiError::ChallengeExpired);
+        };
+        let outcome = if method == "totp" {
+            check_totp(deps, &current, code.expose(), factor_id, now).await?
+        } else {
+            check_sent_code(deps, &current, method, code.expose(), factor_id, now).await?
+        };
+        Ok(match outcome {
+            Some(verified) => Answer::Right(verified),
+            None => Answer::Wrong {
+                challenge_ended: end_if_last_try(deps, &current).await?,
+            },
+        })
+    })
+    .await
+}
+
+/// Counts one try against the challenge before anything is compared (SPEC §3: at most 5);
+/// `None` when the challenge is gone or out of tries (it is then removed).
+pub async fn reserve_try(
+    deps: &Deps,
+    challenge: &ChallengeRecord,
+) -> Result<Option<ChallengeRecord>, ApiError> {
     let now = deps.clock.now();
-    let max = deps.settings.max_code_tries;
-    let current = match deps
+    match deps
         .stores
         .challenges
-        .reserve_attempt(&challenge.id_digest, now, max)
+        .reserve_attempt(&challenge.id_digest, now, deps.settings.max_code_tries)
         .await?
     {
-        AttemptSlot::Reserved(c) => *c,
-        AttemptSlot::Gone => return Err(ApiError::ChallengeExpired),
+        AttemptSlot::Reserved(current) => Ok(Some(*current)),
+        AttemptSlot::Gone => Ok(None),
         AttemptSlot::Exhausted => {
             deps.stores
                 .challenges
                 .delete_challenge(&challenge.id_digest)
                 .await?;
-            return Err(ApiError::ChallengeExpired);
-        }
-    };
-    let outcome = if method == "totp" {
-        check_totp(deps, &current, code.expose(), factor_id, now).await?
-    } else {
-        check_sent_code(deps, &current, method, code.expose(), factor_id, now).await?
-    };
-    match outcome {
-        Some(verified) => Ok(verified),
-        None => {
-            if current.attempts >= max {
-                // The last allowed wrong try ends the challenge (SPEC §3).
-                tracing::warn!(event = "challenge_ended", "too many wrong codes");
-                deps.stores
-                    .challenges
-                    .delete_challenge(&challenge.id_digest)
-                    .await?;
-                return Err(ApiError::ChallengeExpired);
-            }
-            Err(ApiError::CodeInvalid)
+            Ok(None)
         }
     }
+}
+
+/// After a wrong answer: the last allowed try ends the challenge (SPEC §3). `true` if it did.
+pub async fn end_if_last_try(deps: &Deps, current: &ChallengeRecord) -> Result<bool, ApiError> {
+    if current.attempts < deps.settings.max_code_tries {
+        return Ok(false);
+    }
+    deps.stores
+        .challenges
+        .delete_challenge(&current.id_digest)
+        .await?;
+    Ok(true)
 }
 
 async fn check_sent_code(

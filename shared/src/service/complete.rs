@@ -13,8 +13,9 @@ use crate::service::alerts::{self, Alert};
 use crate::service::audit::{self, Actor};
 use crate::service::codes::Verified;
 use crate::service::devices;
-use crate::service::sign_in::lockout_key;
+use crate::service::limits;
 use crate::service::tokens::{self, Proof, Tokens};
+use crate::storage::CounterKey;
 use crate::storage::UserStatus;
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -62,7 +63,7 @@ pub async fn complete_sign_in(
         return Err(ApiError::AccountInactive);
     }
     let now = deps.clock.now();
-    deps.stores.lockouts.clear(&lockout_key(user_id)).await?;
+    limits::clear(deps, CounterKey::Password(user_id)).await?;
     if verified.challenge.password_change_required {
         // MFA is done; no session before the new password (SPEC §2 item 4).
         let (challenge_id, expires_in) =

@@ -161,6 +161,16 @@ pub async fn remove_all(deps: &Deps, user_id: &UserId) -> Result<u32, ApiError> 
         removed,
         "all trusted devices removed"
     );
+    crate::service::audit::record(
+        deps,
+        user_id,
+        "devices_removed",
+        crate::service::audit::Actor::User,
+        None,
+        "success",
+        Some(format!("{removed} trusted devices")),
+    )
+    .await;
     Ok(removed)
 }
 

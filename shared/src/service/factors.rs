@@ -138,6 +138,11 @@ async fn may_enrol(
             {
                 return Err(ApiError::Forbidden);
             }
+            // The challenge was opened for a user with no factor; once one is active, a
+            // password alone must never add another (SPEC §12).
+            if factors.iter().any(|f| f.status == FactorStatus::Active) {
+                return Err(ApiError::ChallengeExpired);
+            }
         }
         Enroller::Session(caller) => {
             if factors.iter().any(|f| f.status == FactorStatus::Active) {
@@ -192,6 +197,8 @@ async fn enrolment_challenge(
                 completed_at: None,
                 factor_id: Some(factor_id.to_owned()),
                 session_id: Some(caller.claims.sid.clone()),
+                // Bound to a session, which a password change or MFA reset revokes.
+                user_stamp: 0,
             };
             deps.stores.challenges.create_challenge(&record).await?;
             Ok(record)
@@ -233,7 +240,11 @@ pub async fn enrol_phone(
         _ => return Err(ApiError::validation("delivery must be sms or voice.")),
     };
     let phone = Phone::parse(&request.phone)?;
-    phone.check_delivery(delivery)?;
+    phone.check_delivery(
+        delivery,
+        &deps.settings.sms_countries,
+        &deps.settings.voice_countries,
+    )?;
     let existing = may_enrol(deps, enroller, "phone").await?;
     if existing.iter().any(|f| {
         matches!(&f.kind, FactorKind::Phone { e164, .. } if e164 == phone.e164())
@@ -349,6 +360,16 @@ pub async fn verify_factor(
             if challenge.status != ChallengeStatus::MfaEnrolmentRequired {
                 return Err(ApiError::Forbidden);
             }
+            let others_active = deps
+                .stores
+                .factors
+                .list_factors(user_id)
+                .await?
+                .iter()
+                .any(|f| f.status == FactorStatus::Active && f.factor_id != factor_id);
+            if others_active {
+                return Err(ApiError::ChallengeExpired);
+            }
             challenge.clone()
         }
         Enroller::Session(_) => {
@@ -457,7 +478,11 @@ pub async fn change_phone(
             ));
         }
     };
-    phone.check_delivery(delivery)?;
+    phone.check_delivery(
+        delivery,
+        &deps.settings.sms_countries,
+        &deps.settings.voice_countries,
+    )?;
     let enroller = Enroller::Session(caller);
     // A number change supersedes nothing: "" matches no kind.
     may_enrol(deps, enroller, "").await?;
@@ -506,7 +531,8 @@ pub async fn list(deps: &Deps, caller: &Caller) -> Result<Vec<FactorView>, ApiEr
         .collect())
 }
 
-/// Removes a factor (step-up). Removing the last one means the next sign-in must enrol.
+/// Removes a factor (step-up). Removing the last one means the next sign-in must enrol, and
+/// removes the user's trusted devices (SPEC §12): a device never stands in for a missing factor.
 pub async fn remove(deps: &Deps, caller: &Caller, factor_id: &str) -> Result<(), ApiError> {
     caller.require_step_up(deps)?;
     if !deps
@@ -528,6 +554,34 @@ pub async fn remove(deps: &Deps, caller: &Caller, factor_id: &str) -> Result<(),
         None,
     )
     .await;
+    let any_active = deps
+        .stores
+        .factors
+        .list_factors(&caller.user_id)
+        .await?
+        .iter()
+        .any(|f| f.status == FactorStatus::Active);
+    if !any_active {
+        let removed = deps
+            .stores
+            .devices
+            .delete_all_devices(&caller.user_id)
+            .await?;
+        if removed > 0 {
+            crate::service::audit::record(
+                deps,
+                &caller.user_id,
+                "devices_removed",
+                crate::service::audit::Actor::System,
+                None,
+                "success",
+                Some(format!(
+                    "{removed} trusted devices: the last factor was removed"
+                )),
+            )
+            .await;
+        }
+    }
     alerts::alert(deps, &caller.user_id, Alert::FactorRemoved).await;
     Ok(())
 }

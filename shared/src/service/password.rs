@@ -17,11 +17,11 @@ use crate::identity::UserId;
 use crate::notifier::{Channel, Message};
 use crate::policy;
 use crate::service::alerts::{self, Alert};
-use crate::service::sign_in::lockout_key;
+use crate::service::limits;
 use crate::service::tokens::{self, Caller, Proof};
 use crate::storage::{
-    ChallengeRecord, ChallengeStatus, FailureOutcome, LockoutPolicy, ResetRecord, UserRecord,
-    UserStatus,
+    ChallengeRecord, ChallengeStatus, CounterKey, FailureOutcome, LockoutPolicy, ResetRecord,
+    UserRecord, UserStatus,
 };
 
 #[derive(Debug, Deserialize)]
@@ -132,6 +132,13 @@ pub async fn change(
     too_long(&request.new_password, deps)?;
     too_long(&request.current_password, deps)?;
     caller.require_step_up(deps)?;
+    // The password lock holds here too (SPEC §12): during a lock the current password is not
+    // evaluated, and a wrong one counts as a failed password.
+    if let Some(until) = limits::locked_until(deps, CounterKey::Password(&caller.user_id)).await? {
+        return Err(ApiError::Locked {
+            retry_after_secs: until.secs() - deps.clock.now().secs(),
+        });
+    }
     let user = deps
         .stores
         .users
@@ -148,12 +155,19 @@ pub async fn change(
     .await
     .map_err(|_| ApiError::ServiceUnavailable)?;
     if !matches!(check, PasswordCheck::Match { .. }) {
-        let policy = crate::service::sign_in::lockout_policy(deps);
+        crate::service::audit::record(
+            deps,
+            &user.user_id,
+            "password_change_failed",
+            crate::service::audit::Actor::User,
+            None,
+            "failure",
+            Some("wrong current password".into()),
+        )
+        .await;
+        let policy = limits::password_policy(deps);
         if let FailureOutcome::LockStarted { until } | FailureOutcome::AlreadyLocked { until } =
-            deps.stores
-                .lockouts
-                .record_failure(&lockout_key(&user.user_id), deps.clock.now(), policy)
-                .await?
+            limits::count_failure(deps, CounterKey::Password(&user.user_id), policy).await?
         {
             return Err(ApiError::Locked {
                 retry_after_secs: until.secs() - deps.clock.now().secs(),
@@ -200,11 +214,7 @@ pub async fn forgot(deps: &Deps, request: ForgotRequest) -> Result<ForgotAnswer,
         lock_secs: 3600,
         window_secs: 3600,
     };
-    let outcome = deps
-        .stores
-        .lockouts
-        .record_failure(&format!("reset#{user_id}"), now, limit)
-        .await?;
+    let outcome = limits::count_failure(deps, CounterKey::ResetEmails(&user_id), limit).await?;
     let Some(user) = user else {
         return Ok(FORGOT_ANSWER);
     };
@@ -225,6 +235,7 @@ pub async fn forgot(deps: &Deps, request: ForgotRequest) -> Result<ForgotAnswer,
             user_id: user.user_id.clone(),
             created_at: now,
             expires_at: now.plus_secs(deps.settings.reset_ttl_secs),
+            user_stamp: user.security_stamp,
         })
         .await?;
     let link = format!("{}?token={token}", deps.settings.reset_url);
@@ -279,6 +290,14 @@ pub async fn reset(deps: &Deps, request: ResetRequest) -> Result<(), ApiError> {
         .get_user(&reset.user_id)
         .await?
         .ok_or_else(invalid_link)?;
+    if user.security_stamp != reset.user_stamp {
+        // A password change or reset, or an MFA reset, since the link was sent (SPEC §12).
+        tracing::info!(
+            event = "reset_link_stale",
+            "reset link ended by a credential change"
+        );
+        return Err(invalid_link());
+    }
     if let Err(refusal) = policy::check(
         &deps.hasher,
         request.new_password.expose(),
@@ -294,10 +313,7 @@ pub async fn reset(deps: &Deps, request: ResetRequest) -> Result<(), ApiError> {
     }
     store_new_password(deps, &user, &request.new_password).await?;
     revoke_access(deps, &user.user_id, None).await?;
-    deps.stores
-        .lockouts
-        .clear(&lockout_key(&user.user_id))
-        .await?;
+    limits::clear(deps, CounterKey::Password(&user.user_id)).await?;
     tracing::info!(
         event = "password_reset",
         "password reset; all sessions and devices revoked"
@@ -373,6 +389,16 @@ pub async fn complete_required_change(
     store_new_password(deps, &user, &request.new_password).await?;
     revoke_access(deps, &user.user_id, None).await?;
     tracing::info!(event = "password_changed", "required password change done");
+    crate::service::audit::record(
+        deps,
+        &user.user_id,
+        "password_changed",
+        crate::service::audit::Actor::User,
+        None,
+        "success",
+        Some("required change after MFA".into()),
+    )
+    .await;
     alerts::alert(deps, &user.user_id, Alert::PasswordChanged).await;
     let user = deps
         .stores

@@ -12,8 +12,9 @@ use crate::deps::Deps;
 use crate::error::ApiError;
 use crate::identity::UserId;
 use crate::service::alerts::{self, Alert};
-use crate::service::codes::Verified;
-use crate::storage::{AttemptSlot, ChallengeRecord, RecoveryCodeRecord};
+use crate::service::codes::{self, Verified};
+use crate::service::second_factor::{self, Answer};
+use crate::storage::{ChallengeRecord, RecoveryCodeRecord};
 
 /// Crockford's base32: no I, L, O or U, so codes read aloud or copied by hand survive.
 const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
@@ -135,64 +136,50 @@ pub async fn redeem(
     code: &SecretString,
 ) -> Result<(Verified, u32), ApiError> {
     let code = normalise(code.expose())?;
-    let now = deps.clock.now();
-    let max = deps.settings.max_code_tries;
-    let current = match deps
-        .stores
-        .challenges
-        .reserve_attempt(&challenge.id_digest, now, max)
-        .await?
-    {
-        AttemptSlot::Reserved(c) => *c,
-        AttemptSlot::Gone => return Err(ApiError::ChallengeExpired),
-        AttemptSlot::Exhausted => {
-            deps.stores
-                .challenges
-                .delete_challenge(&challenge.id_digest)
-                .await?;
-            return Err(ApiError::ChallengeExpired);
-        }
-    };
     let user_id = &challenge.user_id;
-    let tag = tag(deps, user_id, &code).await?;
-    let record = deps
-        .stores
-        .recovery
-        .get_recovery_code(user_id, &tag)
-        .await?;
-    let hasher = deps.hasher.clone();
-    let stored = record
-        .as_ref()
-        .filter(|r| r.used_at.is_none())
-        .map(|r| r.hash.clone());
-    let secret = SecretString::new(code);
-    let check = tokio::task::spawn_blocking(move || match stored {
-        Some(hash) => hasher.verify(&hash, secret.expose().as_bytes()),
-        None => hasher.verify_dummy(secret.expose().as_bytes()),
-    })
-    .await
-    .map_err(|_| ApiError::ServiceUnavailable)?;
-    let won = matches!(check, PasswordCheck::Match { .. })
-        && deps
+    let current = second_factor::guard(deps, user_id, "recovery_code", || async {
+        let now = deps.clock.now();
+        let Some(current) = codes::reserve_try(deps, challenge).await? else {
+            return Err(ApiError::ChallengeExpired);
+        };
+        let tag = tag(deps, user_id, &code).await?;
+        let record = deps
             .stores
             .recovery
-            .use_recovery_code(user_id, &tag, now)
-            .await?
-        && deps
-            .stores
-            .challenges
-            .complete_challenge(&challenge.id_digest, now, None)
+            .get_recovery_code(user_id, &tag)
             .await?;
-    if !won {
-        if current.attempts >= max {
-            deps.stores
+        let hasher = deps.hasher.clone();
+        let stored = record
+            .as_ref()
+            .filter(|r| r.used_at.is_none())
+            .map(|r| r.hash.clone());
+        let secret = SecretString::new(code.clone());
+        let check = tokio::task::spawn_blocking(move || match stored {
+            Some(hash) => hasher.verify(&hash, secret.expose().as_bytes()),
+            None => hasher.verify_dummy(secret.expose().as_bytes()),
+        })
+        .await
+        .map_err(|_| ApiError::ServiceUnavailable)?;
+        let won = matches!(check, PasswordCheck::Match { .. })
+            && deps
+                .stores
+                .recovery
+                .use_recovery_code(user_id, &tag, now)
+                .await?
+            && deps
+                .stores
                 .challenges
-                .delete_challenge(&challenge.id_digest)
+                .complete_challenge(&challenge.id_digest, now, None)
                 .await?;
-            return Err(ApiError::ChallengeExpired);
-        }
-        return Err(ApiError::CodeInvalid);
-    }
+        Ok(if won {
+            Answer::Right(current)
+        } else {
+            Answer::Wrong {
+                challenge_ended: codes::end_if_last_try(deps, &current).await?,
+            }
+        })
+    })
+    .await?;
     let remaining = deps
         .stores
         .recovery

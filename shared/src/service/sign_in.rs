@@ -21,9 +21,10 @@ use crate::edge::RequestMeta;
 use crate::error::{ApiError, StoreError};
 use crate::identity::UserId;
 use crate::service::audit::{self, Actor};
+use crate::service::limits;
 use crate::storage::{
-    ChallengePurpose, ChallengeRecord, ChallengeStatus, Delivery, FactorKind, FactorRecord,
-    FactorStatus, FailureOutcome, LockoutPolicy, UserRecord, UserStatus,
+    ChallengePurpose, ChallengeRecord, ChallengeStatus, CounterKey, Delivery, FactorKind,
+    FactorRecord, FactorStatus, FailureOutcome, UserRecord, UserStatus,
 };
 
 #[derive(Debug, Deserialize)]
@@ -67,22 +68,16 @@ pub fn check_client(deps: &Deps, meta: &RequestMeta) -> Result<(), ApiError> {
     crate::client::check(&minimums, meta.user_agent.as_deref())
 }
 
-pub fn lockout_policy(deps: &Deps) -> LockoutPolicy {
-    LockoutPolicy {
-        threshold: deps.settings.lockout_threshold,
-        lock_secs: deps.settings.lockout_secs,
-        window_secs: deps.settings.failure_window_secs,
-    }
-}
-
-/// The throttle key of a source IP.
-pub fn ip_key(ip: &str) -> String {
-    format!("ip#{ip}")
-}
-
-/// The lockout counter key of a user ID (kept whether or not the user exists).
-pub fn lockout_key(user_id: &UserId) -> String {
-    format!("user#{user_id}")
+/// Whether the user must change their password after MFA: an admin's flag, or a password
+/// older than the maximum age (off by default).
+pub fn password_change_due(deps: &Deps, user: &UserRecord, now: UnixTime) -> bool {
+    user.must_change_password
+        || deps.settings.password_max_age_secs.is_some_and(|max| {
+            user.password_changed_at
+                .unwrap_or(user.created_at)
+                .plus_secs(max)
+                <= now
+        })
 }
 
 pub async fn sign_in(
@@ -107,14 +102,13 @@ pub async fn sign_in(
     // Per-source-IP throttle against credential stuffing (SPEC §8): refused before any user is
     // looked at, so it never locks (or reveals) the targeted users.
     if let Some(ip) = &meta.source_ip
-        && let Some(until) = deps.stores.lockouts.locked_until(&ip_key(ip), now).await?
+        && let Some(until) = limits::locked_until(deps, CounterKey::SourceIp(ip)).await?
     {
         return Err(ApiError::RateLimited {
             retry_after_secs: until.secs() - now.secs(),
         });
     }
-    let key = lockout_key(&user_id);
-    if let Some(until) = deps.stores.lockouts.locked_until(&key, now).await? {
+    if let Some(until) = limits::locked_until(deps, CounterKey::Password(&user_id)).await? {
         return Err(ApiError::Locked {
             retry_after_secs: until.secs() - now.secs(),
         });
@@ -128,7 +122,9 @@ pub async fn sign_in(
         (Some(user), Some(hash), PasswordCheck::Match { needs_rehash }) => {
             (user, hash, needs_rehash)
         }
-        (user, _, _) => return Err(count_failure(deps, &key, user.as_ref(), now, meta).await),
+        (user, _, _) => {
+            return Err(count_failure(deps, &user_id, user.as_ref(), now, meta).await);
+        }
     };
 
     if user.status == UserStatus::Inactive {
@@ -147,9 +143,11 @@ pub async fn sign_in(
     open_challenge(deps, &user, now).await
 }
 
-/// A valid trusted-device token skips MFA (SPEC §2 item 4) — never for admins (whose every
-/// sign-in needs MFA) nor when a password change is due. The session is marked as not MFA
-/// (`acr` trusted-device), so it does not count as a step-up.
+/// A valid trusted-device token skips MFA (SPEC §2 item 4, §12) — only for a user who has at
+/// least one active factor (a device never stands in for a missing second factor) and no
+/// password change due (admin flag or maximum age), and never for admins (whose every sign-in
+/// needs MFA). The session is marked as not MFA (`acr` trusted-device), so it does not count
+/// as a step-up.
 async fn trusted_device_sign_in(
     deps: &Deps,
     user: &UserRecord,
@@ -159,7 +157,21 @@ async fn trusted_device_sign_in(
     let Some(token) = &meta.device_token else {
         return Ok(None);
     };
-    if user.roles.iter().any(|r| r == "admin") || user.must_change_password {
+    if user.roles.iter().any(|r| r == "admin") || password_change_due(deps, user, now) {
+        return Ok(None);
+    }
+    let has_active_factor = deps
+        .stores
+        .factors
+        .list_factors(&user.user_id)
+        .await?
+        .iter()
+        .any(|f| f.status == FactorStatus::Active);
+    if !has_active_factor {
+        tracing::info!(
+            event = "device_token_ignored",
+            "trusted device ignored: the user has no active factor"
+        );
         return Ok(None);
     }
     if crate::service::devices::check(deps, &user.user_id, token)
@@ -172,10 +184,7 @@ async fn trusted_device_sign_in(
         );
         return Ok(None);
     }
-    deps.stores
-        .lockouts
-        .clear(&lockout_key(&user.user_id))
-        .await?;
+    limits::clear(deps, CounterKey::Password(&user.user_id)).await?;
     deps.stores.users.record_sign_in(&user.user_id, now).await?;
     let proof = crate::service::tokens::Proof {
         amr: vec!["pwd".into()],
@@ -228,22 +237,14 @@ async fn verify_off_thread(
 /// `locked` when this failure started (or met) a lock — the same for unknown user IDs.
 async fn count_failure(
     deps: &Deps,
-    key: &str,
+    user_id: &UserId,
     user: Option<&UserRecord>,
     now: UnixTime,
     meta: &RequestMeta,
 ) -> ApiError {
     if let Some(ip) = &meta.source_ip {
-        let policy = LockoutPolicy {
-            threshold: deps.settings.ip_failure_threshold,
-            lock_secs: deps.settings.ip_throttle_secs,
-            window_secs: deps.settings.ip_throttle_secs,
-        };
-        if let Ok(FailureOutcome::LockStarted { .. }) = deps
-            .stores
-            .lockouts
-            .record_failure(&ip_key(ip), now, policy)
-            .await
+        if let Ok(FailureOutcome::LockStarted { .. }) =
+            limits::count_failure(deps, CounterKey::SourceIp(ip), limits::ip_policy(deps)).await
         {
             tracing::warn!(
                 event = "ip_throttled",
@@ -251,12 +252,11 @@ async fn count_failure(
             );
         }
     }
-    // Recorded for unknown IDs too (under the ID that was tried): the same writes either way,
-    // so a failure costs the same whether or not the user exists.
-    let subject = crate::identity::UserId::from_stored(key.trim_start_matches("user#").to_owned());
+    // Recorded for unknown IDs too (under the normalised ID that was tried): the same writes
+    // either way, so a failure costs the same whether or not the user exists.
     audit::record(
         deps,
-        &subject,
+        user_id,
         "sign_in_failed",
         Actor::User,
         Some(meta),
@@ -264,11 +264,12 @@ async fn count_failure(
         None,
     )
     .await;
-    match deps
-        .stores
-        .lockouts
-        .record_failure(key, now, lockout_policy(deps))
-        .await
+    match limits::count_failure(
+        deps,
+        CounterKey::Password(user_id),
+        limits::password_policy(deps),
+    )
+    .await
     {
         Ok(FailureOutcome::Counted { .. }) => ApiError::InvalidCredentials,
         Ok(FailureOutcome::LockStarted { until }) => {
@@ -338,7 +339,11 @@ async fn open_challenge(
     now: UnixTime,
 ) -> Result<SignInAnswer, ApiError> {
     let factors = deps.stores.factors.list_factors(&user.user_id).await?;
-    let mut methods = methods_of(&factors);
+    let mut methods = methods_of(
+        &factors,
+        &deps.settings.sms_countries,
+        &deps.settings.voice_countries,
+    );
     if !methods.is_empty()
         && deps
             .stores
@@ -370,17 +375,12 @@ async fn open_challenge(
         expires_at: now.plus_secs(ttl),
         sends: 0,
         attempts: 0,
-        password_change_required: user.must_change_password
-            || deps.settings.password_max_age_secs.is_some_and(|max| {
-                user.password_changed_at
-                    .unwrap_or(user.created_at)
-                    .plus_secs(max)
-                    <= now
-            }),
+        password_change_required: password_change_due(deps, user, now),
         code: None,
         completed_at: None,
         factor_id: None,
         session_id: None,
+        user_stamp: user.security_stamp,
     };
     deps.stores.challenges.create_challenge(&record).await?;
     tracing::info!(
@@ -397,17 +397,25 @@ async fn open_challenge(
     })
 }
 
-/// The ways an active factor can complete a challenge. A phone always takes text messages;
-/// voice is offered for the numbers that can take calls (+1, SPEC §3).
-pub fn methods_of(factors: &[FactorRecord]) -> Vec<MfaMethod> {
+/// The ways an active factor can complete a challenge: text and voice for a phone as the
+/// deployment's country lists allow (by default voice only for US and Canada numbers).
+pub fn methods_of(
+    factors: &[FactorRecord],
+    sms: &crate::config::Countries,
+    voice: &crate::config::Countries,
+) -> Vec<MfaMethod> {
     let mut methods = Vec::new();
     for factor in factors.iter().filter(|f| f.status == FactorStatus::Active) {
         let id = Some(factor.factor_id.clone());
         match &factor.kind {
             FactorKind::Phone { e164, delivery } => {
                 let phone = Some(mask_phone(e164));
-                let voice_ok = e164.starts_with("+1");
-                let mut channels = vec!["sms"];
+                let number = crate::phone::Phone::from_stored(e164);
+                let voice_ok = number.allows(Delivery::Voice, sms, voice);
+                let mut channels = Vec::new();
+                if number.allows(Delivery::Sms, sms, voice) {
+                    channels.push("sms");
+                }
                 if voice_ok {
                     channels.push("voice");
                 }
@@ -490,14 +498,22 @@ mod tests {
     }
 
     #[test]
-    fn voice_is_offered_only_for_plus_one_numbers_and_pending_factors_are_hidden() {
-        let methods = methods_of(&[
-            phone("+15551234567", Delivery::Voice, FactorStatus::Active),
-            phone("+447700900123", Delivery::Voice, FactorStatus::Active),
-            phone("+15550000000", Delivery::Sms, FactorStatus::Pending),
-        ]);
+    fn voice_is_offered_only_for_us_and_canada_and_pending_factors_are_hidden() {
+        let all = crate::config::Countries::All;
+        let us_ca = crate::config::Countries::parse("US,CA").unwrap();
+        let methods = methods_of(
+            &[
+                phone("+12025550143", Delivery::Voice, FactorStatus::Active),
+                phone("+447700900123", Delivery::Voice, FactorStatus::Active),
+                phone("+18765550123", Delivery::Sms, FactorStatus::Active),
+                phone("+12025550199", Delivery::Sms, FactorStatus::Pending),
+            ],
+            &all,
+            &us_ca,
+        );
         let names: Vec<&str> = methods.iter().map(|m| m.method).collect();
-        assert_eq!(names, vec!["voice", "sms", "sms"]);
+        // US: voice first (its chosen delivery); UK and Jamaica (+1 876): text only.
+        assert_eq!(names, vec!["voice", "sms", "sms", "sms"]);
         assert_eq!(methods[2].phone.as_deref(), Some("***-***-0123"));
     }
 }

@@ -72,6 +72,8 @@ pub async fn start(
         completed_at: None,
         factor_id: None,
         session_id: Some(caller.claims.sid.clone()),
+        // Bound to a session, which a password change or MFA reset revokes.
+        user_stamp: 0,
     };
     deps.stores.challenges.create_challenge(&record).await?;
     let mut started = StepUpStarted {
@@ -144,7 +146,8 @@ pub async fn elevate(
         status: "elevated",
         access_token,
         token_type: "Bearer",
-        expires_in: deps.settings.access_token_secs,
+        // The session's absolute limit still holds: a step-up elevates, never extends.
+        expires_in: tokens::access_token_expiry(deps, &session, now).secs() - now.secs(),
         recovery_codes_remaining: None,
     })
 }

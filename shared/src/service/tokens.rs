@@ -59,7 +59,7 @@ pub async fn open_session(
         access_token,
         refresh_token: refresh_token(&user.user_id, &session_id, &secret),
         token_type: "Bearer",
-        expires_in: deps.settings.access_token_secs,
+        expires_in: access_token_expiry(deps, &session, now).secs() - now.secs(),
     })
 }
 
@@ -76,7 +76,9 @@ pub async fn access_token(
         sub: session.user_id.to_string(),
         aud: deps.settings.token_audience.clone(),
         iat: now.secs(),
-        exp: now.plus_secs(deps.settings.access_token_secs).secs(),
+        // Never past the session's absolute limit (SPEC §12): a token issued late in a session
+        // (a refresh, a step-up) is shortened, so the session cannot be outlived.
+        exp: access_token_expiry(deps, session, now).secs(),
         auth_time: session.auth_time.secs(),
         amr: session.amr.clone(),
         acr: session.acr.clone(),
@@ -86,6 +88,13 @@ pub async fn access_token(
         token_use: "access".into(),
     };
     Ok(jwt::issue(signer.as_ref(), &claims).await?)
+}
+
+/// When an access token issued `now` for `session` expires: its lifetime, cut at the session's
+/// absolute expiry.
+pub fn access_token_expiry(deps: &Deps, session: &SessionRecord, now: UnixTime) -> UnixTime {
+    now.plus_secs(deps.settings.access_token_secs)
+        .min(session.expires_at)
 }
 
 /// `<base64url(user id)>.<session id>.<secret>`: the session is found without an index; only
@@ -206,7 +215,7 @@ pub async fn refresh(deps: &Deps, request: RefreshRequest) -> Result<Tokens, Api
         access_token,
         refresh_token: refresh_token(&user_id, &session_id, &new_secret),
         token_type: "Bearer",
-        expires_in: deps.settings.access_token_secs,
+        expires_in: access_token_expiry(deps, &session, now).secs() - now.secs(),
     })
 }
 
@@ -234,8 +243,12 @@ impl Caller {
     }
 }
 
-/// Verifies a bearer access token (signature, expiry, issuer, audience). Functions behind API
-/// Gateway's JWT authorizer verify it again: defence in depth, and typed claims.
+/// Verifies a bearer access token (signature, expiry, issuer, audience) and that its session
+/// is still live (SPEC §12: revocation is immediate): after a sign-out, a password change or
+/// reset, an MFA reset or a deactivation, the session's tokens get 401 at once, not when they
+/// expire. One consistent read of the session; API Gateway's JWT authorizer checks only the
+/// signature, so every protected Portcullis route comes through here. Other services that
+/// verify the JWT alone accept it until its `exp` (at most 5 minutes: `docs/step-up.md`).
 pub async fn authenticate(deps: &Deps, authorization: Option<&str>) -> Result<Caller, ApiError> {
     let token = authorization
         .and_then(|h| {
@@ -254,11 +267,28 @@ pub async fn authenticate(deps: &Deps, authorization: Option<&str>) -> Result<Ca
     };
     let claims = jwt::verify(token, &expect).map_err(|_| ApiError::Unauthorized)?;
     let user_id = UserId::parse(&claims.sub).map_err(|_| ApiError::Unauthorized)?;
+    if claims.sid.is_empty() || claims.sid.len() > 128 {
+        return Err(ApiError::Unauthorized);
+    }
+    let now = deps.clock.now();
+    let live = deps
+        .stores
+        .sessions
+        .get_session(&user_id, &claims.sid)
+        .await?
+        .is_some_and(|s| !s.revoked && s.expires_at > now && s.idle_expires_at > now);
+    if !live {
+        tracing::info!(
+            event = "access_token_refused",
+            "access token of an ended session"
+        );
+        return Err(ApiError::Unauthorized);
+    }
     Ok(Caller { user_id, claims })
 }
 
-/// `POST /v1/sign-out`: revokes the caller's session (its refresh token stops working; the
-/// access token expires within minutes).
+/// `POST /v1/sign-out`: revokes the caller's session: its refresh token and, at once, its
+/// access tokens stop working here (other services see them expire within minutes).
 pub async fn sign_out(deps: &Deps, caller: &Caller) -> Result<(), ApiError> {
     deps.stores
         .sessions

@@ -10,21 +10,18 @@ use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::keys::{self, PK, SK, TTL};
 use super::{
-    AdminStore, AttemptSlot, AuditEvent, AuditStore, ChallengePurpose, ChallengeRecord,
-    ChallengeStatus, ChallengeStore, Delivery, DeliveryRecord, DeliveryStore, DeviceRecord,
-    DeviceStore, FactorKind, FactorRecord, FactorStatus, FactorStore, FailureOutcome,
-    InvitationRecord, LockoutPolicy, LockoutStore, MfaResetRequest, PendingCode,
-    RecoveryCodeRecord, RecoveryStore, ResetRecord, ResetStore, SendSlot, SessionRecord,
-    SessionStore, UserRecord, UserStatus, UserStore,
+    AdminRequest, AdminStore, AttemptSlot, AuditEvent, AuditStore, ChallengePurpose,
+    ChallengeRecord, ChallengeStatus, ChallengeStore, Counter, CounterKey, CounterStore, Delivery,
+    DeliveryRecord, DeliveryStore, DeviceRecord, DeviceStore, FactorKind, FactorRecord,
+    FactorStatus, FactorStore, InvitationRecord, PendingCode, RecoveryCodeRecord, RecoveryStore,
+    RequestKind, ResetRecord, ResetStore, SendSlot, SessionRecord, SessionStore, UserRecord,
+    UserStatus, UserStore, Versioned,
 };
 use crate::clock::UnixTime;
 use crate::error::StoreError;
 use crate::identity::UserId;
 
 type Item = HashMap<String, AttributeValue>;
-
-/// Rounds of read-then-conditional-write before a contended counter update gives up.
-const MAX_COUNTER_ROUNDS: usize = 8;
 
 #[derive(Debug, Clone)]
 pub struct DynamoStore {
@@ -293,6 +290,27 @@ where
     StoreError::Unavailable(aws_smithy_types::error::display::DisplayErrorContext(&err).to_string())
 }
 
+/// A cancelled transaction whose cancellation names a failed condition is a lost conditional
+/// write; anything else is unavailability.
+fn transaction_error<R>(
+    err: SdkError<aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError, R>,
+) -> StoreError
+where
+    R: std::fmt::Debug,
+{
+    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+    if let SdkError::ServiceError(service) = &err
+        && let TransactWriteItemsError::TransactionCanceledException(cancelled) = service.err()
+        && cancelled
+            .cancellation_reasons()
+            .iter()
+            .any(|r| r.code() == Some("ConditionalCheckFailed"))
+    {
+        return StoreError::ConditionFailed;
+    }
+    unavailable(err)
+}
+
 fn condition_or_unavailable<E, R>(err: SdkError<E, R>) -> StoreError
 where
     E: std::error::Error + aws_sdk_dynamodb::error::ProvideErrorMetadata + 'static,
@@ -335,7 +353,17 @@ fn user_to_item(user: &UserRecord) -> Item {
         "must_change_password".into(),
         AttributeValue::Bool(user.must_change_password),
     );
+    item.insert("security_stamp".into(), n(stamp(user.security_stamp)));
     item
+}
+
+fn stamp(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+fn get_stamp(item: &Item, name: &str) -> Result<u64, StoreError> {
+    u64::try_from(opt_n(item, name)?.unwrap_or(0))
+        .map_err(|_| StoreError::Corrupt(format!("attribute {name} is negative")))
 }
 
 fn user_from_item(item: &Item) -> Result<UserRecord, StoreError> {
@@ -351,13 +379,81 @@ fn user_from_item(item: &Item) -> Result<UserRecord, StoreError> {
         last_sign_in_at: opt_n(item, "last_sign_in_at")?.map(UnixTime),
         must_change_password: get_bool(item, "must_change_password")?,
         password_history: get_string_list(item, "password_history")?,
+        security_stamp: get_stamp(item, "security_stamp")?,
     })
 }
 
 #[async_trait]
 impl UserStore for DynamoStore {
+    /// The user and its search-index entries, in one transaction: all or nothing, and only if
+    /// the user ID is free.
     async fn create_user(&self, user: &UserRecord) -> Result<(), StoreError> {
-        self.put_new(user_to_item(user)).await
+        use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
+        let index_item = |key: (String, String)| {
+            let mut item = key_item(key);
+            item.insert("entity".into(), s("user_index"));
+            item.insert("user_id".into(), s(user.user_id.as_str()));
+            item
+        };
+        let mut items = vec![
+            user_to_item(user),
+            index_item(keys::user_index_by_id(&user.user_id)),
+        ];
+        if let Some(email) = &user.email {
+            items.push(index_item(keys::user_index_by_email(email, &user.user_id)));
+        }
+        let mut writes = Vec::new();
+        for item in items {
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .condition_expression("attribute_not_exists(#pk)")
+                .expression_attribute_names("#pk", PK)
+                .build()
+                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            writes.push(TransactWriteItem::builder().put(put).build());
+        }
+        self.client
+            .transact_write_items()
+            .set_transact_items(Some(writes))
+            .send()
+            .await
+            .map_err(transaction_error)?;
+        Ok(())
+    }
+
+    async fn search_users(
+        &self,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<UserRecord>, StoreError> {
+        let limit = limit.clamp(1, 100);
+        let mut ids = std::collections::BTreeSet::new();
+        for kind in [keys::USER_INDEX_ID, keys::USER_INDEX_EMAIL] {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+                .expression_attribute_names("#pk", PK)
+                .expression_attribute_names("#sk", SK)
+                .expression_attribute_values(":pk", s(keys::USER_INDEX))
+                .expression_attribute_values(":prefix", s(&format!("{kind}{prefix}")))
+                .limit(i32::try_from(limit).unwrap_or(100))
+                .send()
+                .await
+                .map_err(unavailable)?;
+            for item in out.items() {
+                ids.insert(get_s(item, "user_id")?);
+            }
+        }
+        let mut users = Vec::new();
+        for id in ids.into_iter().take(limit) {
+            if let Some(user) = self.get_user(&UserId::from_stored(id)).await? {
+                users.push(user);
+            }
+        }
+        Ok(users)
     }
 
     async fn get_user(&self, user_id: &UserId) -> Result<Option<UserRecord>, StoreError> {
@@ -379,8 +475,9 @@ impl UserStore for DynamoStore {
         let update = self
             .update(keys::user(user_id))
             .update_expression(
-                "SET password_hash = :new, password_history = :history, password_changed_at = :at, must_change_password = :false",
+                "SET password_hash = :new, password_history = :history, password_changed_at = :at, must_change_password = :false ADD security_stamp :one",
             )
+            .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":new", s(new_hash))
             .expression_attribute_values(":history", string_list(history))
             .expression_attribute_values(":at", n(at.secs()))
@@ -395,6 +492,20 @@ impl UserStore for DynamoStore {
                 )
                 .expression_attribute_names("#pk", PK),
         };
+        if self.conditional(update).await? {
+            Ok(())
+        } else {
+            Err(StoreError::ConditionFailed)
+        }
+    }
+
+    async fn raise_security_stamp(&self, user_id: &UserId) -> Result<(), StoreError> {
+        let update = self
+            .update(keys::user(user_id))
+            .update_expression("ADD security_stamp :one")
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_values(":one", n(1));
         if self.conditional(update).await? {
             Ok(())
         } else {
@@ -424,6 +535,21 @@ impl UserStore for DynamoStore {
             .expression_attribute_names("#pk", PK)
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":status", s(status.as_str()));
+        if self.conditional(update).await? {
+            Ok(())
+        } else {
+            Err(StoreError::ConditionFailed)
+        }
+    }
+
+    async fn set_roles(&self, user_id: &UserId, roles: &[String]) -> Result<(), StoreError> {
+        let update = self
+            .update(keys::user(user_id))
+            .update_expression("SET #roles = :roles")
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#roles", "roles")
+            .expression_attribute_values(":roles", string_list(roles));
         if self.conditional(update).await? {
             Ok(())
         } else {
@@ -524,113 +650,151 @@ impl UserStore for DynamoStore {
 
 // ---- lockouts -------------------------------------------------------------------------------
 
+fn counter_to_item(key: CounterKey<'_>, counter: &Counter, version: u64) -> Item {
+    let mut item = key_item(keys::counter(key));
+    item.insert("entity".into(), s("counter"));
+    item.insert("failures".into(), n(i64::from(counter.count)));
+    item.insert("last_at".into(), n(counter.last_at.secs()));
+    put_opt_n(
+        &mut item,
+        "locked_until",
+        counter.locked_until.map(UnixTime::secs),
+    );
+    if !counter.recent.is_empty() {
+        item.insert(
+            "recent".into(),
+            AttributeValue::L(counter.recent.iter().map(|t| n(t.secs())).collect()),
+        );
+    }
+    item.insert(TTL.into(), n(counter.expires_at.secs()));
+    item.insert(
+        "version".into(),
+        n(i64::try_from(version).unwrap_or(i64::MAX)),
+    );
+    item
+}
+
+fn counter_from_item(item: &Item) -> Result<Versioned, StoreError> {
+    let recent = match item.get("recent") {
+        None => Vec::new(),
+        Some(AttributeValue::L(values)) => values
+            .iter()
+            .map(|v| match v {
+                AttributeValue::N(t) => t
+                    .parse()
+                    .map(UnixTime)
+                    .map_err(|_| StoreError::Corrupt("recent holds a non-integer".into())),
+                _ => Err(StoreError::Corrupt("recent holds a non-number".into())),
+            })
+            .collect::<Result<_, _>>()?,
+        Some(_) => return Err(StoreError::Corrupt("recent is not a list".into())),
+    };
+    Ok(Versioned {
+        counter: Counter {
+            count: get_u32(item, "failures")?,
+            last_at: UnixTime(opt_n(item, "last_at")?.unwrap_or(0)),
+            locked_until: opt_n(item, "locked_until")?.map(UnixTime),
+            recent,
+            expires_at: UnixTime(get_n(item, TTL)?),
+        },
+        version: u64::try_from(opt_n(item, "version")?.unwrap_or(0))
+            .map_err(|_| StoreError::Corrupt("negative counter version".into()))?,
+    })
+}
+
 #[async_trait]
-impl LockoutStore for DynamoStore {
-    async fn locked_until(&self, key: &str, now: UnixTime) -> Result<Option<UnixTime>, StoreError> {
-        let Some(item) = self.get(keys::lockout(key)).await? else {
-            return Ok(None);
-        };
-        if !live(&item, now)? {
-            return Ok(None);
-        }
-        Ok(opt_n(&item, "locked_until")?
-            .map(UnixTime)
-            .filter(|until| *until > now))
-    }
-
-    /// Each round reads the counter, then makes the one conditional update that fits what it
-    /// read. Every condition restates the state it assumes, so concurrent failures never skip
-    /// the threshold and exactly one caller starts the lock.
-    async fn record_failure(
+impl CounterStore for DynamoStore {
+    async fn read_counter(
         &self,
-        key: &str,
+        key: CounterKey<'_>,
         now: UnixTime,
-        policy: LockoutPolicy,
-    ) -> Result<FailureOutcome, StoreError> {
-        let (pk, sk) = keys::lockout(key);
-        for _ in 0..MAX_COUNTER_ROUNDS {
-            let current = match self.get((pk.clone(), sk.clone())).await? {
-                Some(item) if live(&item, now)? => Some(item),
-                _ => None,
-            };
-            let update = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .key(PK, s(&pk))
-                .key(SK, s(&sk))
-                .expression_attribute_names("#ttl", TTL)
-                .expression_attribute_values(":now", n(now.secs()));
-            let (failures, update) = match &current {
-                Some(item) => {
-                    if let Some(until) = opt_n(item, "locked_until")? {
-                        return Ok(FailureOutcome::AlreadyLocked {
-                            until: UnixTime(until),
-                        });
-                    }
-                    let seen = get_u32(item, "failures")?;
-                    let next = seen.saturating_add(1);
-                    let update = update
-                        .condition_expression(
-                            "#ttl > :now AND failures = :seen AND attribute_not_exists(locked_until)",
-                        )
-                        .expression_attribute_values(":seen", n(i64::from(seen)));
-                    (next, update)
-                }
-                None => {
-                    let update = update
-                        .condition_expression("attribute_not_exists(#pk) OR #ttl <= :now")
-                        .expression_attribute_names("#pk", PK);
-                    (1, update)
-                }
-            };
-            let (outcome, update) = if failures >= policy.threshold {
-                let until = now.plus_secs(policy.lock_secs);
-                let update = update
-                    .update_expression(
-                        "SET failures = :failures, locked_until = :until, #ttl = :until, entity = :entity",
-                    )
-                    .expression_attribute_values(":until", n(until.secs()));
-                (FailureOutcome::LockStarted { until }, update)
-            } else {
-                let update = update
-                    .update_expression(
-                        "SET failures = :failures, #ttl = :expires, entity = :entity REMOVE locked_until",
-                    )
-                    .expression_attribute_values(
-                        ":expires",
-                        n(now.plus_secs(policy.window_secs).secs()),
-                    );
-                (FailureOutcome::Counted { failures }, update)
-            };
-            let result = update
-                .expression_attribute_values(":failures", n(i64::from(failures)))
-                .expression_attribute_values(":entity", s("lockout"))
-                .send()
-                .await
-                .map_err(condition_or_unavailable);
-            match result {
-                Ok(_) => return Ok(outcome),
-                Err(StoreError::ConditionFailed) => continue,
-                Err(other) => return Err(other),
-            }
+    ) -> Result<Option<Versioned>, StoreError> {
+        match self.get(keys::counter(key)).await? {
+            Some(item) if live(&item, now)? => Ok(Some(counter_from_item(&item)?)),
+            _ => Ok(None),
         }
-        Err(StoreError::Unavailable(
-            "failure counter too contended".into(),
-        ))
     }
 
-    async fn clear(&self, key: &str) -> Result<(), StoreError> {
-        let (pk, sk) = keys::lockout(key);
-        self.client
-            .delete_item()
-            .table_name(&self.table)
-            .key(PK, s(&pk))
-            .key(SK, s(&sk))
-            .send()
-            .await
-            .map_err(unavailable)?;
-        Ok(())
+    /// One conditional write: the condition restates what the rule saw (the version, or
+    /// "absent or expired"), so of two concurrent updates from the same state only one lands.
+    async fn swap_counter(
+        &self,
+        key: CounterKey<'_>,
+        now: UnixTime,
+        seen: Option<u64>,
+        next: Option<&Counter>,
+    ) -> Result<bool, StoreError> {
+        let seen_condition =
+            |names: &mut Vec<(&'static str, &'static str)>,
+             values: &mut Vec<(&'static str, AttributeValue)>| {
+                match seen {
+                    Some(version) => {
+                        values.push((":seen", n(i64::try_from(version).unwrap_or(i64::MAX))));
+                        "version = :seen"
+                    }
+                    None => {
+                        names.push(("#pk", PK));
+                        names.push(("#ttl", TTL));
+                        values.push((":now", n(now.secs())));
+                        "attribute_not_exists(#pk) OR #ttl <= :now"
+                    }
+                }
+            };
+        let mut names = Vec::new();
+        let mut values = Vec::new();
+        let condition = seen_condition(&mut names, &mut values);
+        let result = match next {
+            Some(counter) => {
+                // A new version number, whatever was there before (an expired record included).
+                let version = seen.map_or(now.secs().unsigned_abs() << 8, |v| v + 1);
+                let mut put = self
+                    .client
+                    .put_item()
+                    .table_name(&self.table)
+                    .set_item(Some(counter_to_item(key, counter, version)))
+                    .condition_expression(condition);
+                for (k, v) in names {
+                    put = put.expression_attribute_names(k, v);
+                }
+                for (k, v) in values {
+                    put = put.expression_attribute_values(k, v);
+                }
+                put.send()
+                    .await
+                    .map(|_| ())
+                    .map_err(condition_or_unavailable)
+            }
+            None => {
+                let (pk, sk) = keys::counter(key);
+                let mut delete = self
+                    .client
+                    .delete_item()
+                    .table_name(&self.table)
+                    .key(PK, s(&pk))
+                    .key(SK, s(&sk))
+                    .condition_expression(condition);
+                for (k, v) in names {
+                    delete = delete.expression_attribute_names(k, v);
+                }
+                for (k, v) in values {
+                    delete = delete.expression_attribute_values(k, v);
+                }
+                delete
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(condition_or_unavailable)
+            }
+        };
+        match result {
+            Ok(()) => Ok(true),
+            Err(StoreError::ConditionFailed) => Ok(false),
+            Err(other) => Err(other),
+        }
+    }
+
+    async fn clear_counter(&self, key: CounterKey<'_>) -> Result<(), StoreError> {
+        self.delete(keys::counter(key)).await.map(|_| ())
     }
 }
 
@@ -773,6 +937,7 @@ fn challenge_to_item(c: &ChallengeRecord) -> Item {
     item.insert(TTL.into(), n(c.expires_at.secs()));
     item.insert("sends".into(), n(i64::from(c.sends)));
     item.insert("attempts".into(), n(i64::from(c.attempts)));
+    item.insert("user_stamp".into(), n(stamp(c.user_stamp)));
     item.insert(
         "password_change_required".into(),
         AttributeValue::Bool(c.password_change_required),
@@ -812,6 +977,7 @@ fn challenge_from_item(item: &Item) -> Result<ChallengeRecord, StoreError> {
         expires_at: UnixTime(get_n(item, TTL)?),
         sends: get_u32(item, "sends")?,
         attempts: get_u32(item, "attempts")?,
+        user_stamp: get_stamp(item, "user_stamp")?,
         password_change_required: get_bool(item, "password_change_required")?,
         code,
         completed_at: opt_n(item, "completed_at")?.map(UnixTime),
@@ -1356,6 +1522,7 @@ impl ResetStore for DynamoStore {
         item.insert("token_digest".into(), s(&reset.token_digest));
         item.insert("user_id".into(), s(reset.user_id.as_str()));
         item.insert("created_at".into(), n(reset.created_at.secs()));
+        item.insert("user_stamp".into(), n(stamp(reset.user_stamp)));
         item.insert(TTL.into(), n(reset.expires_at.secs()));
         self.put_new(item).await
     }
@@ -1373,6 +1540,7 @@ impl ResetStore for DynamoStore {
             user_id: UserId::from_stored(get_s(&item, "user_id")?),
             created_at: UnixTime(get_n(&item, "created_at")?),
             expires_at: UnixTime(get_n(&item, TTL)?),
+            user_stamp: get_stamp(&item, "user_stamp")?,
         }))
     }
 }
@@ -1455,15 +1623,38 @@ impl AuditStore for DynamoStore {
 
 // ---- administration -------------------------------------------------------------------------
 
-fn mfa_reset_from_item(item: &Item) -> Result<MfaResetRequest, StoreError> {
-    Ok(MfaResetRequest {
+fn request_to_item(r: &AdminRequest) -> Item {
+    let mut item = key_item(keys::admin_request(&r.request_id));
+    item.insert("entity".into(), s("admin_request"));
+    item.insert("request_id".into(), s(&r.request_id));
+    item.insert("kind".into(), s(r.kind.as_str()));
+    item.insert("user_id".into(), s(r.user_id.as_str()));
+    item.insert("requested_by".into(), s(&r.requested_by));
+    item.insert("reason".into(), s(&r.reason));
+    item.insert("created_at".into(), n(r.created_at.secs()));
+    item.insert(TTL.into(), n(r.expires_at.secs()));
+    put_opt_s(&mut item, "approved_by", r.approved_by.as_deref());
+    put_opt_n(&mut item, "approved_at", r.approved_at.map(UnixTime::secs));
+    put_opt_s(&mut item, "email", r.email.as_deref());
+    put_opt_s(&mut item, "phone", r.phone.as_deref());
+    item.insert("roles".into(), string_list(&r.roles));
+    item
+}
+
+fn request_from_item(item: &Item) -> Result<AdminRequest, StoreError> {
+    Ok(AdminRequest {
         request_id: get_s(item, "request_id")?,
+        kind: RequestKind::parse(&get_s(item, "kind")?)?,
         user_id: UserId::from_stored(get_s(item, "user_id")?),
         requested_by: get_s(item, "requested_by")?,
         reason: get_s(item, "reason")?,
         created_at: UnixTime(get_n(item, "created_at")?),
         expires_at: UnixTime(get_n(item, TTL)?),
         approved_by: opt_s(item, "approved_by")?,
+        approved_at: opt_n(item, "approved_at")?.map(UnixTime),
+        email: opt_s(item, "email")?,
+        phone: opt_s(item, "phone")?,
+        roles: get_string_list(item, "roles")?,
     })
 }
 
@@ -1497,44 +1688,59 @@ impl AdminStore for DynamoStore {
         }))
     }
 
-    async fn create_mfa_reset(&self, r: &MfaResetRequest) -> Result<(), StoreError> {
-        let mut item = key_item(keys::mfa_reset(&r.request_id));
-        item.insert("entity".into(), s("mfa_reset"));
-        item.insert("request_id".into(), s(&r.request_id));
-        item.insert("user_id".into(), s(r.user_id.as_str()));
-        item.insert("requested_by".into(), s(&r.requested_by));
-        item.insert("reason".into(), s(&r.reason));
-        item.insert("created_at".into(), n(r.created_at.secs()));
-        item.insert(TTL.into(), n(r.expires_at.secs()));
-        self.put_new(item).await
+    async fn create_request(&self, r: &AdminRequest) -> Result<(), StoreError> {
+        self.put_new(request_to_item(r)).await
     }
 
-    async fn get_mfa_reset(
+    async fn get_request(
         &self,
         request_id: &str,
         now: UnixTime,
-    ) -> Result<Option<MfaResetRequest>, StoreError> {
-        match self.get(keys::mfa_reset(request_id)).await? {
-            Some(item) if live(&item, now)? => mfa_reset_from_item(&item).map(Some),
+    ) -> Result<Option<AdminRequest>, StoreError> {
+        match self.get(keys::admin_request(request_id)).await? {
+            Some(item) if live(&item, now)? => request_from_item(&item).map(Some),
             _ => Ok(None),
         }
     }
 
-    async fn approve_mfa_reset(
+    async fn list_requests(&self, now: UnixTime) -> Result<Vec<AdminRequest>, StoreError> {
+        let mut out = Vec::new();
+        for item in self
+            .query_prefix(keys::ADMIN_REQUESTS, keys::admin_request_prefix(), false)
+            .await?
+        {
+            if live(&item, now)? {
+                out.push(request_from_item(&item)?);
+            }
+        }
+        out.sort_by_key(|r| r.created_at);
+        Ok(out)
+    }
+
+    async fn approve_request(
         &self,
         request_id: &str,
         approver: &str,
         now: UnixTime,
     ) -> Result<bool, StoreError> {
         let update = self
-            .update(keys::mfa_reset(request_id))
+            .update(keys::admin_request(request_id))
             .update_expression("SET approved_by = :approver, approved_at = :now")
             .condition_expression(
-                "#ttl > :now AND attribute_not_exists(approved_by) AND requested_by <> :approver",
+                "#ttl > :now AND attribute_not_exists(approved_by) AND requested_by <> :approver AND user_id <> :approver",
             )
             .expression_attribute_names("#ttl", TTL)
             .expression_attribute_values(":approver", s(approver))
             .expression_attribute_values(":now", n(now.secs()));
         self.conditional(update).await
+    }
+
+    async fn withdraw_approval(&self, request_id: &str, approver: &str) -> Result<(), StoreError> {
+        let update = self
+            .update(keys::admin_request(request_id))
+            .update_expression("REMOVE approved_by, approved_at")
+            .condition_expression("approved_by = :approver")
+            .expression_attribute_values(":approver", s(approver));
+        self.conditional(update).await.map(|_| ())
     }
 }

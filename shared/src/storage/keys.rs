@@ -11,6 +11,25 @@ pub fn user(user_id: &UserId) -> (String, String) {
     (format!("USER#{user_id}"), "PROFILE".to_owned())
 }
 
+/// The partition that indexes users by ID and by email for the admins' search (`begins_with` on
+/// the sort key). Written with the user in one transaction; only user creation writes it, so
+/// one partition is far from DynamoDB's per-partition write limit.
+pub const USER_INDEX: &str = "USERIDX";
+
+pub fn user_index_by_id(user_id: &UserId) -> (String, String) {
+    (USER_INDEX.to_owned(), format!("{}{user_id}", USER_INDEX_ID))
+}
+
+pub fn user_index_by_email(email: &str, user_id: &UserId) -> (String, String) {
+    (
+        USER_INDEX.to_owned(),
+        format!("{}{}#{user_id}", USER_INDEX_EMAIL, email.to_lowercase()),
+    )
+}
+
+pub const USER_INDEX_ID: &str = "ID#";
+pub const USER_INDEX_EMAIL: &str = "EMAIL#";
+
 pub fn factor(user_id: &UserId, factor_id: &str) -> (String, String) {
     (format!("USER#{user_id}"), format!("FACTOR#{factor_id}"))
 }
@@ -19,8 +38,19 @@ pub fn factor_prefix() -> &'static str {
     "FACTOR#"
 }
 
-pub fn lockout(key: &str) -> (String, String) {
-    (format!("LOCKOUT#{key}"), "LOCKOUT".to_owned())
+/// A counted limit. The prefixes inside the partition key keep each kind of counter apart, so a
+/// user ID can never name another kind's counter (`user#x` and `ip#x` differ).
+pub fn counter(key: super::CounterKey<'_>) -> (String, String) {
+    use super::CounterKey;
+    let name = match key {
+        CounterKey::Password(user) => format!("user#{user}"),
+        CounterKey::SourceIp(ip) => format!("ip#{ip}"),
+        CounterKey::SecondFactor(user) => format!("mfa#{user}"),
+        CounterKey::SendBar(user) => format!("send#{user}"),
+        CounterKey::Sends(user) => format!("sends#{user}"),
+        CounterKey::ResetEmails(user) => format!("reset#{user}"),
+    };
+    (format!("LOCKOUT#{name}"), "LOCKOUT".to_owned())
 }
 
 pub fn challenge(id_digest: &str) -> (String, String) {
@@ -86,8 +116,19 @@ pub fn invitation(token_digest: &str) -> (String, String) {
     (format!("INVITE#{token_digest}"), "INVITE".to_owned())
 }
 
-pub fn mfa_reset(request_id: &str) -> (String, String) {
-    (format!("MFARESET#{request_id}"), "MFARESET".to_owned())
+/// Two-admin requests share one partition, so the pending queue is one query (a bank has a
+/// handful a day; each expires by TTL).
+pub fn admin_request(request_id: &str) -> (String, String) {
+    (
+        ADMIN_REQUESTS.to_owned(),
+        format!("{}{request_id}", admin_request_prefix()),
+    )
+}
+
+pub const ADMIN_REQUESTS: &str = "ADMINREQ";
+
+pub fn admin_request_prefix() -> &'static str {
+    "REQ#"
 }
 
 /// An item no entity uses: read once at cold start to open the connection to DynamoDB.

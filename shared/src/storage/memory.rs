@@ -6,30 +6,23 @@ use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
 
+use super::keys;
 use super::{
-    AdminStore, AttemptSlot, AuditEvent, AuditStore, ChallengeRecord, ChallengeStore,
-    DeliveryRecord, DeliveryStore, DeviceRecord, DeviceStore, FactorKind, FactorRecord,
-    FactorStatus, FactorStore, FailureOutcome, InvitationRecord, LockoutPolicy, LockoutStore,
-    MfaResetRequest, PendingCode, RecoveryCodeRecord, RecoveryStore, ResetRecord, ResetStore,
-    SendSlot, SessionRecord, SessionStore, UserRecord, UserStatus, UserStore,
+    AdminRequest, AdminStore, AttemptSlot, AuditEvent, AuditStore, ChallengeRecord, ChallengeStore,
+    Counter, CounterKey, CounterStore, DeliveryRecord, DeliveryStore, DeviceRecord, DeviceStore,
+    FactorKind, FactorRecord, FactorStatus, FactorStore, InvitationRecord, PendingCode,
+    RecoveryCodeRecord, RecoveryStore, ResetRecord, ResetStore, SendSlot, SessionRecord,
+    SessionStore, UserRecord, UserStatus, UserStore, Versioned,
 };
 use crate::clock::UnixTime;
 use crate::error::StoreError;
 use crate::identity::UserId;
 
-#[derive(Debug, Clone, Copy)]
-struct FailureCounter {
-    failures: u32,
-    locked_until: Option<UnixTime>,
-    /// Same meaning as the DynamoDB `ttl` attribute: the counter is gone at this instant.
-    expires_at: UnixTime,
-}
-
 #[derive(Debug, Default)]
 struct State {
     users: HashMap<UserId, UserRecord>,
     factors: Vec<FactorRecord>,
-    lockouts: HashMap<String, FailureCounter>,
+    counters: HashMap<(String, String), Versioned>,
     challenges: HashMap<String, ChallengeRecord>,
     sessions: HashMap<(UserId, String), SessionRecord>,
     deliveries: Vec<DeliveryRecord>,
@@ -39,7 +32,7 @@ struct State {
     events: Vec<AuditEvent>,
     seen: std::collections::HashSet<(UserId, String)>,
     invitations: HashMap<String, InvitationRecord>,
-    mfa_resets: HashMap<String, MfaResetRequest>,
+    requests: HashMap<String, AdminRequest>,
 }
 
 #[derive(Debug, Default)]
@@ -66,6 +59,28 @@ impl UserStore for MemoryStore {
         Ok(())
     }
 
+    async fn search_users(
+        &self,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<UserRecord>, StoreError> {
+        let state = self.state()?;
+        let mut found: Vec<UserRecord> = state
+            .users
+            .values()
+            .filter(|u| {
+                u.user_id.as_str().starts_with(prefix)
+                    || u.email
+                        .as_ref()
+                        .is_some_and(|e| e.to_lowercase().starts_with(prefix))
+            })
+            .cloned()
+            .collect();
+        found.sort_by(|a, b| a.user_id.cmp(&b.user_id));
+        found.truncate(limit);
+        Ok(found)
+    }
+
     async fn get_user(&self, user_id: &UserId) -> Result<Option<UserRecord>, StoreError> {
         Ok(self.state()?.users.get(user_id).cloned())
     }
@@ -85,9 +100,20 @@ impl UserStore for MemoryStore {
                 user.password_history = history.to_vec();
                 user.password_changed_at = Some(at);
                 user.must_change_password = false;
+                user.security_stamp += 1;
                 Ok(())
             }
             _ => Err(StoreError::ConditionFailed),
+        }
+    }
+
+    async fn raise_security_stamp(&self, user_id: &UserId) -> Result<(), StoreError> {
+        match self.state()?.users.get_mut(user_id) {
+            Some(user) => {
+                user.security_stamp += 1;
+                Ok(())
+            }
+            None => Err(StoreError::ConditionFailed),
         }
     }
 
@@ -105,6 +131,16 @@ impl UserStore for MemoryStore {
         match self.state()?.users.get_mut(user_id) {
             Some(user) => {
                 user.status = status;
+                Ok(())
+            }
+            None => Err(StoreError::ConditionFailed),
+        }
+    }
+
+    async fn set_roles(&self, user_id: &UserId, roles: &[String]) -> Result<(), StoreError> {
+        match self.state()?.users.get_mut(user_id) {
+            Some(user) => {
+                user.roles = roles.to_vec();
                 Ok(())
             }
             None => Err(StoreError::ConditionFailed),
@@ -173,65 +209,57 @@ impl UserStore for MemoryStore {
 }
 
 #[async_trait]
-impl LockoutStore for MemoryStore {
-    async fn locked_until(&self, key: &str, now: UnixTime) -> Result<Option<UnixTime>, StoreError> {
-        let state = self.state()?;
-        Ok(state
-            .lockouts
-            .get(key)
-            .filter(|c| c.expires_at > now)
-            .and_then(|c| c.locked_until)
-            .filter(|until| *until > now))
-    }
-
-    async fn record_failure(
+impl CounterStore for MemoryStore {
+    async fn read_counter(
         &self,
-        key: &str,
+        key: CounterKey<'_>,
         now: UnixTime,
-        policy: LockoutPolicy,
-    ) -> Result<FailureOutcome, StoreError> {
-        let mut state = self.state()?;
-        let live = state
-            .lockouts
-            .get(key)
-            .copied()
-            .filter(|c| c.expires_at > now);
-        let failures = match live {
-            Some(FailureCounter {
-                locked_until: Some(until),
-                ..
-            }) => {
-                return Ok(FailureOutcome::AlreadyLocked { until });
-            }
-            Some(counter) => counter.failures.saturating_add(1),
-            None => 1,
-        };
-        let (outcome, counter) = if failures >= policy.threshold {
-            let until = now.plus_secs(policy.lock_secs);
-            (
-                FailureOutcome::LockStarted { until },
-                FailureCounter {
-                    failures,
-                    locked_until: Some(until),
-                    expires_at: until,
-                },
-            )
-        } else {
-            (
-                FailureOutcome::Counted { failures },
-                FailureCounter {
-                    failures,
-                    locked_until: None,
-                    expires_at: now.plus_secs(policy.window_secs),
-                },
-            )
-        };
-        state.lockouts.insert(key.to_owned(), counter);
-        Ok(outcome)
+    ) -> Result<Option<Versioned>, StoreError> {
+        Ok(self
+            .state()?
+            .counters
+            .get(&keys::counter(key))
+            .filter(|v| v.counter.expires_at > now)
+            .cloned())
     }
 
-    async fn clear(&self, key: &str) -> Result<(), StoreError> {
-        self.state()?.lockouts.remove(key);
+    async fn swap_counter(
+        &self,
+        key: CounterKey<'_>,
+        now: UnixTime,
+        seen: Option<u64>,
+        next: Option<&Counter>,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.state()?;
+        let key = keys::counter(key);
+        let current = state
+            .counters
+            .get(&key)
+            .filter(|v| v.counter.expires_at > now)
+            .map(|v| v.version);
+        if current != seen {
+            return Ok(false);
+        }
+        match next {
+            Some(counter) => {
+                let version = state.counters.get(&key).map_or(0, |v| v.version) + 1;
+                state.counters.insert(
+                    key,
+                    Versioned {
+                        counter: counter.clone(),
+                        version,
+                    },
+                );
+            }
+            None => {
+                state.counters.remove(&key);
+            }
+        }
+        Ok(true)
+    }
+
+    async fn clear_counter(&self, key: CounterKey<'_>) -> Result<(), StoreError> {
+        self.state()?.counters.remove(&keys::counter(key));
         Ok(())
     }
 }
@@ -797,44 +825,70 @@ impl AdminStore for MemoryStore {
             .filter(|i| i.expires_at > now))
     }
 
-    async fn create_mfa_reset(&self, request: &MfaResetRequest) -> Result<(), StoreError> {
+    async fn create_request(&self, request: &AdminRequest) -> Result<(), StoreError> {
         let mut state = self.state()?;
-        if state.mfa_resets.contains_key(&request.request_id) {
+        if state.requests.contains_key(&request.request_id) {
             return Err(StoreError::ConditionFailed);
         }
         state
-            .mfa_resets
+            .requests
             .insert(request.request_id.clone(), request.clone());
         Ok(())
     }
 
-    async fn get_mfa_reset(
+    async fn get_request(
         &self,
         request_id: &str,
         now: UnixTime,
-    ) -> Result<Option<MfaResetRequest>, StoreError> {
+    ) -> Result<Option<AdminRequest>, StoreError> {
         Ok(self
             .state()?
-            .mfa_resets
+            .requests
             .get(request_id)
             .filter(|r| r.expires_at > now)
             .cloned())
     }
 
-    async fn approve_mfa_reset(
+    async fn list_requests(&self, now: UnixTime) -> Result<Vec<AdminRequest>, StoreError> {
+        let mut out: Vec<AdminRequest> = self
+            .state()?
+            .requests
+            .values()
+            .filter(|r| r.expires_at > now)
+            .cloned()
+            .collect();
+        out.sort_by_key(|r| r.created_at);
+        Ok(out)
+    }
+
+    async fn approve_request(
         &self,
         request_id: &str,
         approver: &str,
         now: UnixTime,
     ) -> Result<bool, StoreError> {
-        match self.state()?.mfa_resets.get_mut(request_id) {
+        match self.state()?.requests.get_mut(request_id) {
             Some(r)
-                if r.expires_at > now && r.approved_by.is_none() && r.requested_by != approver =>
+                if r.expires_at > now
+                    && r.approved_by.is_none()
+                    && r.requested_by != approver
+                    && r.user_id.as_str() != approver =>
             {
                 r.approved_by = Some(approver.to_owned());
+                r.approved_at = Some(now);
                 Ok(true)
             }
             _ => Ok(false),
         }
+    }
+
+    async fn withdraw_approval(&self, request_id: &str, approver: &str) -> Result<(), StoreError> {
+        if let Some(r) = self.state()?.requests.get_mut(request_id)
+            && r.approved_by.as_deref() == Some(approver)
+        {
+            r.approved_by = None;
+            r.approved_at = None;
+        }
+        Ok(())
     }
 }

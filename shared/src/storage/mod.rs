@@ -63,6 +63,10 @@ pub struct UserRecord {
     pub must_change_password: bool,
     /// PHC hashes of the previous passwords, newest first (SPEC §7: not one of the last 5).
     pub password_history: Vec<String>,
+    /// Raised by every password change or reset and every MFA reset. Sign-in challenges and
+    /// reset links remember the value they were made under and are ended when it has moved
+    /// (SPEC §12: stale challenges).
+    pub security_stamp: u64,
 }
 
 #[async_trait]
@@ -73,7 +77,8 @@ pub trait UserStore: Send + Sync {
     /// Records a completed sign-in (for the inactive-ID sweep).
     async fn record_sign_in(&self, user_id: &UserId, at: UnixTime) -> Result<(), StoreError>;
     /// Sets a new password: `new_hash` becomes current, `history` the previous ones, the
-    /// forced-change flag is cleared. Only if the stored hash is still `expected` (a concurrent
+    /// forced-change flag is cleared and the security stamp raised (ending open sign-in
+    /// challenges and reset links). Only if the stored hash is still `expected` (a concurrent
     /// change wins once): `ConditionFailed` otherwise.
     async fn set_password(
         &self,
@@ -85,8 +90,12 @@ pub trait UserStore: Send + Sync {
     ) -> Result<(), StoreError>;
     /// An admin's flag: the next sign-in must change the password after MFA.
     async fn set_must_change_password(&self, user_id: &UserId) -> Result<(), StoreError>;
+    /// Raises the security stamp: every open sign-in challenge and reset link ends.
+    async fn raise_security_stamp(&self, user_id: &UserId) -> Result<(), StoreError>;
     /// Active ↔ inactive; `ConditionFailed` if the user does not exist.
     async fn set_status(&self, user_id: &UserId, status: UserStatus) -> Result<(), StoreError>;
+    /// Replaces the user's roles; `ConditionFailed` if the user does not exist.
+    async fn set_roles(&self, user_id: &UserId, roles: &[String]) -> Result<(), StoreError>;
     /// Deactivates the user only if they have not signed in since `cutoff` (nor been created
     /// since): `true` if this call deactivated them.
     async fn deactivate_if_idle(
@@ -94,6 +103,10 @@ pub trait UserStore: Send + Sync {
         user_id: &UserId,
         cutoff: UnixTime,
     ) -> Result<bool, StoreError>;
+    /// Users whose ID or email starts with `prefix` (already lower-case), at most `limit`,
+    /// ordered by user ID (the admins' search).
+    async fn search_users(&self, prefix: &str, limit: usize)
+    -> Result<Vec<UserRecord>, StoreError>;
     /// Every user, in pages (the inactive-ID sweep). `cursor` is opaque.
     async fn list_users(
         &self,
@@ -109,40 +122,86 @@ pub trait UserStore: Send + Sync {
     ) -> Result<(), StoreError>;
 }
 
-/// Parameters of a failure counter with a lock (SPEC §2 lockout; per-IP throttling later).
+pub use crate::limits::{Counter, FailureOutcome, LockoutPolicy};
+
+/// What a counted limit is about (every counter key is built from one of these, in
+/// [`keys::counter`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LockoutPolicy {
-    /// Failures that start a lock.
-    pub threshold: u32,
-    /// Length of a lock.
-    pub lock_secs: i64,
-    /// A run of failures is forgotten this long after its last failure.
-    pub window_secs: i64,
+pub enum CounterKey<'a> {
+    /// Failed passwords of a (normalised) user ID, whether or not the user exists (SPEC §2).
+    Password(&'a UserId),
+    /// Failed sign-ins from one source IP (SPEC §8).
+    SourceIp(&'a str),
+    /// Second-factor answers of a user not followed by a success (SPEC §12).
+    SecondFactor(&'a UserId),
+    /// The 30-minute bar after a challenge's last send (SPEC §3).
+    SendBar(&'a UserId),
+    /// Texts and calls of a user in the rolling hour and day (SPEC §12).
+    Sends(&'a UserId),
+    /// Reset emails of a user in the last hour.
+    ResetEmails(&'a UserId),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FailureOutcome {
-    /// The failure was counted; no lock yet.
-    Counted { failures: u32 },
-    /// This failure reached the threshold: a lock started now (exactly one caller sees this).
-    LockStarted { until: UnixTime },
-    /// A lock was already running.
-    AlreadyLocked { until: UnixTime },
+/// A counter with the version it was read at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Versioned {
+    pub counter: Counter,
+    pub version: u64,
 }
 
+/// Counted limits: small records that change only by compare-and-swap. The rules that decide
+/// each next value are pure functions ([`crate::limits`]); [`update_counter`] reads, applies a
+/// rule and writes conditionally, retrying when another request wrote first.
 #[async_trait]
-pub trait LockoutStore: Send + Sync {
-    /// `Some(until)` while a lock runs for `key`.
-    async fn locked_until(&self, key: &str, now: UnixTime) -> Result<Option<UnixTime>, StoreError>;
-    /// Counts one failure for `key`, starting a lock when the threshold is reached.
-    async fn record_failure(
+pub trait CounterStore: Send + Sync {
+    /// The counter unless it is absent or expired at `now`.
+    async fn read_counter(
         &self,
-        key: &str,
+        key: CounterKey<'_>,
         now: UnixTime,
-        policy: LockoutPolicy,
-    ) -> Result<FailureOutcome, StoreError>;
-    /// Forgets the failures and any lock (completed sign-in, admin unlock).
-    async fn clear(&self, key: &str) -> Result<(), StoreError>;
+    ) -> Result<Option<Versioned>, StoreError>;
+    /// Writes `next` (or deletes the counter, for `None`) only if the stored counter is still
+    /// the one read: version `seen`, or absent/expired for `None`. `false` if another write won.
+    async fn swap_counter(
+        &self,
+        key: CounterKey<'_>,
+        now: UnixTime,
+        seen: Option<u64>,
+        next: Option<&Counter>,
+    ) -> Result<bool, StoreError>;
+    /// Forgets the counter (a completed sign-in or second factor, an admin unlock).
+    async fn clear_counter(&self, key: CounterKey<'_>) -> Result<(), StoreError>;
+}
+
+/// Rounds of read-then-conditional-write before a contended counter gives up.
+const MAX_COUNTER_ROUNDS: usize = 8;
+
+/// Applies `rule` to the counter at `key` and stores its decision, atomically with respect to
+/// every other update of that counter.
+pub async fn update_counter<T>(
+    store: &dyn CounterStore,
+    key: CounterKey<'_>,
+    now: UnixTime,
+    rule: impl Fn(Option<&Counter>) -> crate::limits::Decision<T> + Send,
+) -> Result<T, StoreError> {
+    use crate::limits::Write;
+    for _ in 0..MAX_COUNTER_ROUNDS {
+        let seen = store.read_counter(key, now).await?;
+        let decision = rule(seen.as_ref().map(|v| &v.counter));
+        let next = match &decision.write {
+            Write::Keep => return Ok(decision.outcome),
+            Write::Put(counter) => Some(counter),
+            Write::Delete if seen.is_none() => return Ok(decision.outcome),
+            Write::Delete => None,
+        };
+        if store
+            .swap_counter(key, now, seen.as_ref().map(|v| v.version), next)
+            .await?
+        {
+            return Ok(decision.outcome);
+        }
+    }
+    Err(StoreError::Unavailable("counter too contended".into()))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -352,6 +411,9 @@ pub struct ChallengeRecord {
     pub factor_id: Option<String>,
     /// Step-up: the session to elevate.
     pub session_id: Option<String>,
+    /// Sign-in: the user's security stamp when the challenge opened; a different stamp now
+    /// means a password change, reset or MFA reset happened since, and the challenge is over.
+    pub user_stamp: u64,
 }
 
 /// The outcome of asking for a send slot.
@@ -503,6 +565,8 @@ pub struct ResetRecord {
     pub user_id: UserId,
     pub created_at: UnixTime,
     pub expires_at: UnixTime,
+    /// The user's security stamp when the link was made (see [`UserRecord::security_stamp`]).
+    pub user_stamp: u64,
 }
 
 #[async_trait]
@@ -568,16 +632,67 @@ pub struct InvitationRecord {
     pub expires_at: UnixTime,
 }
 
-/// A request to reset a user's MFA: filed by one admin, approved by another.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct MfaResetRequest {
+/// What a two-admin request asks for (SPEC §8, §12, §14): filed by one admin, carried out only
+/// when a different admin approves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestKind {
+    /// Remove the user's factors, recovery codes, devices and sessions.
+    MfaReset,
+    /// Invite a user who will have the `admin` role.
+    AdminInvitation,
+    /// Grant a privileged role to an existing user.
+    RoleGrant,
+    /// Take a privileged role away from another admin.
+    RoleRevocation,
+    /// Deactivate another admin.
+    AdminDeactivation,
+}
+
+impl RequestKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RequestKind::MfaReset => "mfa_reset",
+            RequestKind::AdminInvitation => "admin_invitation",
+            RequestKind::RoleGrant => "role_grant",
+            RequestKind::RoleRevocation => "role_revocation",
+            RequestKind::AdminDeactivation => "admin_deactivation",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self, StoreError> {
+        match s {
+            "mfa_reset" => Ok(RequestKind::MfaReset),
+            "admin_invitation" => Ok(RequestKind::AdminInvitation),
+            "role_grant" => Ok(RequestKind::RoleGrant),
+            "role_revocation" => Ok(RequestKind::RoleRevocation),
+            "admin_deactivation" => Ok(RequestKind::AdminDeactivation),
+            other => Err(StoreError::Corrupt(format!(
+                "unknown request kind {other:?}"
+            ))),
+        }
+    }
+}
+
+/// A two-admin request. Single use: approving is one conditional write that only an admin
+/// other than the requester and the subject can win, before expiry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminRequest {
     pub request_id: String,
+    pub kind: RequestKind,
+    /// Whom it is about.
     pub user_id: UserId,
     pub requested_by: String,
     pub reason: String,
     pub created_at: UnixTime,
     pub expires_at: UnixTime,
     pub approved_by: Option<String>,
+    pub approved_at: Option<UnixTime>,
+    /// An admin invitation: where it goes and what the new user gets.
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    /// An invitation's roles, or the one role granted or revoked.
+    pub roles: Vec<String>,
 }
 
 #[async_trait]
@@ -589,19 +704,26 @@ pub trait AdminStore: Send + Sync {
         token_digest: &str,
         now: UnixTime,
     ) -> Result<Option<InvitationRecord>, StoreError>;
-    async fn create_mfa_reset(&self, request: &MfaResetRequest) -> Result<(), StoreError>;
-    async fn get_mfa_reset(
+    /// Files a request (create-only).
+    async fn create_request(&self, request: &AdminRequest) -> Result<(), StoreError>;
+    async fn get_request(
         &self,
         request_id: &str,
         now: UnixTime,
-    ) -> Result<Option<MfaResetRequest>, StoreError>;
-    /// Approves, once, by someone other than the requester, before expiry: `true` if it did.
-    async fn approve_mfa_reset(
+    ) -> Result<Option<AdminRequest>, StoreError>;
+    /// Every unexpired request, pending or approved, oldest first.
+    async fn list_requests(&self, now: UnixTime) -> Result<Vec<AdminRequest>, StoreError>;
+    /// Approves, once, by someone who is neither the requester nor the subject, before expiry:
+    /// `true` for the one caller that won.
+    async fn approve_request(
         &self,
         request_id: &str,
         approver: &str,
         now: UnixTime,
     ) -> Result<bool, StoreError>;
+    /// Takes an approval back when the approved action could not be carried out (a transient
+    /// failure), so the request can be approved again.
+    async fn withdraw_approval(&self, request_id: &str, approver: &str) -> Result<(), StoreError>;
 }
 
 /// One recovery code: found by a keyed tag (HMAC under the KMS code key, so a table dump does
@@ -684,7 +806,7 @@ pub trait DeviceStore: Send + Sync {
 #[derive(Clone)]
 pub struct Stores {
     pub users: Arc<dyn UserStore>,
-    pub lockouts: Arc<dyn LockoutStore>,
+    pub counters: Arc<dyn CounterStore>,
     pub factors: Arc<dyn FactorStore>,
     pub challenges: Arc<dyn ChallengeStore>,
     pub sessions: Arc<dyn SessionStore>,
@@ -711,7 +833,7 @@ impl Stores {
         let store = Arc::new(dynamo::DynamoStore::new(client, table).with_audit_table(audit_table));
         Stores {
             users: store.clone(),
-            lockouts: store.clone(),
+            counters: store.clone(),
             factors: store.clone(),
             challenges: store.clone(),
             sessions: store.clone(),
@@ -729,7 +851,7 @@ impl Stores {
         let store = Arc::new(memory::MemoryStore::default());
         Stores {
             users: store.clone(),
-            lockouts: store.clone(),
+            counters: store.clone(),
             factors: store.clone(),
             challenges: store.clone(),
             sessions: store.clone(),

@@ -107,6 +107,7 @@ pub async fn create_user(deps: &Deps, raw_id: &str) -> portcullis::identity::Use
             last_sign_in_at: None,
             must_change_password: false,
             password_history: vec![],
+            security_stamp: 0,
         })
         .await
         .unwrap();

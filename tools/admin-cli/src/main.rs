@@ -17,7 +17,7 @@ use std::process::ExitCode;
 use portcullis::Deps;
 use portcullis::crypto::random_token;
 use portcullis::identity::UserId;
-use portcullis::service::sign_in::lockout_key;
+use portcullis::storage::CounterKey;
 use portcullis::storage::{UserRecord, UserStatus};
 
 const USAGE: &str = "usage:
@@ -100,6 +100,7 @@ async fn run() -> Result<(), String> {
                 last_sign_in_at: None,
                 must_change_password: false,
                 password_history: vec![],
+                security_stamp: 0,
             };
             deps.stores
                 .users
@@ -121,11 +122,17 @@ async fn run() -> Result<(), String> {
         "unlock" => {
             let user_id = user_id()?;
             let deps = Deps::from_env().await.map_err(|e| e.to_string())?;
-            deps.stores
-                .lockouts
-                .clear(&lockout_key(&user_id))
-                .await
-                .map_err(|e| e.to_string())?;
+            // Both locks: the password's and the second factor's.
+            for key in [
+                CounterKey::Password(&user_id),
+                CounterKey::SecondFactor(&user_id),
+            ] {
+                deps.stores
+                    .counters
+                    .clear_counter(key)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
             println!(
                 "{}",
                 serde_json::json!({ "user_id": user_id, "unlocked": true })

@@ -50,6 +50,7 @@ async fn create(deps: &Deps, id: &str) -> UserId {
         last_sign_in_at: None,
         must_change_password: false,
         password_history: vec![],
+        security_stamp: 0,
     };
     let _ = deps.stores.users.create_user(&record).await;
     user_id

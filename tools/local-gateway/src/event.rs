@@ -96,7 +96,31 @@ pub fn build(
         "requestContext": request_context,
         "isBase64Encoded": is_base64,
     });
+    // As API Gateway does: decoded, repeated names joined with commas ("+" is a space).
+    let mut query = Map::new();
+    for pair in incoming
+        .query
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+    {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let decode = |s: &str| crate::routes::percent_decode(&s.replace('+', " "));
+        let (name, value) = (decode(name), decode(value));
+        match query.get_mut(&name) {
+            Some(Value::String(joined)) => {
+                joined.push(',');
+                joined.push_str(&value);
+            }
+            _ => {
+                query.insert(name, Value::String(value));
+            }
+        }
+    }
     if let Some(obj) = event.as_object_mut() {
+        if !query.is_empty() {
+            obj.insert("queryStringParameters".into(), Value::Object(query));
+        }
         if !cookies.is_empty() {
             obj.insert("cookies".into(), json!(cookies));
         }

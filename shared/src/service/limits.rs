@@ -1,0 +1,169 @@
+//! The counted limits as services use them: each applies one pure rule of [`crate::limits`]
+//! to one counter through [`update_counter`] (read, decide, conditional write).
+
+use crate::clock::UnixTime;
+use crate::deps::Deps;
+use crate::error::{ApiError, StoreError};
+use crate::identity::UserId;
+use crate::limits::{self, CapOutcome, FailureOutcome, LockoutPolicy, Reservation, RollingCap};
+use crate::storage::{CounterKey, update_counter};
+
+/// The password lockout (SPEC §2: 5 failures, 30 minutes).
+pub fn password_policy(deps: &Deps) -> LockoutPolicy {
+    LockoutPolicy {
+        threshold: deps.settings.lockout_threshold,
+        lock_secs: deps.settings.lockout_secs,
+        window_secs: deps.settings.failure_window_secs,
+    }
+}
+
+/// The per-source-IP throttle (SPEC §8: 30 failures in 10 minutes, 10 minutes).
+pub fn ip_policy(deps: &Deps) -> LockoutPolicy {
+    LockoutPolicy {
+        threshold: deps.settings.ip_failure_threshold,
+        lock_secs: deps.settings.ip_throttle_secs,
+        window_secs: deps.settings.ip_throttle_secs,
+    }
+}
+
+/// The per-user second-factor lockout (SPEC §12: 10 answers, 30 minutes).
+pub fn second_factor_policy(deps: &Deps) -> LockoutPolicy {
+    LockoutPolicy {
+        threshold: deps.settings.mfa_failure_threshold,
+        lock_secs: deps.settings.mfa_lockout_secs,
+        window_secs: deps.settings.mfa_failure_window_secs,
+    }
+}
+
+/// The lock on `key` now, if one runs.
+pub async fn locked_until(
+    deps: &Deps,
+    key: CounterKey<'_>,
+) -> Result<Option<UnixTime>, StoreError> {
+    let now = deps.clock.now();
+    let seen = deps.stores.counters.read_counter(key, now).await?;
+    Ok(limits::locked_until(seen.as_ref().map(|v| &v.counter), now))
+}
+
+/// Counts one failure on `key` under `policy`.
+pub async fn count_failure(
+    deps: &Deps,
+    key: CounterKey<'_>,
+    policy: LockoutPolicy,
+) -> Result<FailureOutcome, StoreError> {
+    let now = deps.clock.now();
+    update_counter(deps.stores.counters.as_ref(), key, now, |c| {
+        limits::count_failure(c, now, policy)
+    })
+    .await
+}
+
+/// Forgets the counter on `key`.
+pub async fn clear(deps: &Deps, key: CounterKey<'_>) -> Result<(), StoreError> {
+    deps.stores.counters.clear_counter(key).await
+}
+
+/// When the user's second factor is locked until, if it is (for an admin's view and for
+/// refusing sends that could not be used).
+pub async fn second_factor_locked_until(
+    deps: &Deps,
+    user: &UserId,
+) -> Result<Option<UnixTime>, StoreError> {
+    let now = deps.clock.now();
+    let seen = deps
+        .stores
+        .counters
+        .read_counter(CounterKey::SecondFactor(user), now)
+        .await?;
+    Ok(limits::second_factor_locked_until(
+        seen.as_ref().map(|v| &v.counter),
+        now,
+        second_factor_policy(deps),
+    ))
+}
+
+/// Counts a second-factor answer before it is compared (SPEC §12). `Ok(attempt)` when it may
+/// be compared; `locked` (423) while the user's second factor is locked, even for a right
+/// answer.
+pub async fn reserve_second_factor(deps: &Deps, user: &UserId) -> Result<u32, ApiError> {
+    let now = deps.clock.now();
+    let policy = second_factor_policy(deps);
+    match update_counter(
+        deps.stores.counters.as_ref(),
+        CounterKey::SecondFactor(user),
+        now,
+        |c| limits::reserve_answer(c, now, policy),
+    )
+    .await?
+    {
+        Reservation::Reserved { attempt } => Ok(attempt),
+        Reservation::Locked { until } => Err(ApiError::SecondFactorLocked {
+            retry_after_secs: until.secs() - now.secs(),
+        }),
+    }
+}
+
+/// Whether a wrong answer that was the `attempt`-th of its run starts the lock.
+pub fn starts_second_factor_lock(deps: &Deps, attempt: u32) -> bool {
+    attempt >= deps.settings.mfa_failure_threshold
+}
+
+/// The retry time of a lock that starts now.
+pub fn second_factor_lock_secs(deps: &Deps) -> i64 {
+    deps.settings.mfa_lockout_secs
+}
+
+/// A completed second factor ends the run of wrong answers.
+pub async fn second_factor_succeeded(deps: &Deps, user: &UserId) -> Result<(), StoreError> {
+    clear(deps, CounterKey::SecondFactor(user)).await
+}
+
+/// The user's caps on texts and calls (SPEC §12: 10 per rolling hour, 20 per rolling day).
+fn send_caps(deps: &Deps) -> [RollingCap; 2] {
+    [
+        RollingCap {
+            limit: deps.settings.max_sends_per_hour,
+            window_secs: 3600,
+        },
+        RollingCap {
+            limit: deps.settings.max_sends_per_day,
+            window_secs: 86_400,
+        },
+    ]
+}
+
+/// Takes one text or call from the user's caps, across every challenge, step-up, enrolment
+/// and number change; `send_limit_reached` (429) when a cap is full.
+pub async fn take_send(deps: &Deps, user: &UserId) -> Result<UnixTime, ApiError> {
+    let now = deps.clock.now();
+    let caps = send_caps(deps);
+    match update_counter(
+        deps.stores.counters.as_ref(),
+        CounterKey::Sends(user),
+        now,
+        |c| limits::take_capped(c, now, &caps),
+    )
+    .await?
+    {
+        CapOutcome::Taken { at } => Ok(at),
+        CapOutcome::Refused { retry_after_secs } => {
+            tracing::warn!(
+                event = "send_cap_reached",
+                "user's hourly or daily send cap reached"
+            );
+            Err(ApiError::SendCapReached { retry_after_secs })
+        }
+    }
+}
+
+/// Gives back a send that the provider did not deliver.
+pub async fn give_back_send(deps: &Deps, user: &UserId, at: UnixTime) -> Result<(), StoreError> {
+    let now = deps.clock.now();
+    update_counter(
+        deps.stores.counters.as_ref(),
+        CounterKey::Sends(user),
+        now,
+        |c| limits::give_back(c, now, at),
+    )
+    .await
+}

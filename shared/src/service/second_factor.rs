@@ -1,0 +1,100 @@
+//! Every second-factor answer goes through [`guard`] (SPEC §12): a code by text, voice or
+//! email, a TOTP code, a recovery code — in a sign-in, enrolment or step-up challenge alike.
+//!
+//! 1. The answer is counted against the *user* before anything is compared (one conditional
+//!    write), so at most `MfaFailureThreshold` answers are ever compared per run, however many
+//!    challenges are opened and however many requests arrive at once.
+//! 2. While the user's second factor is locked, every answer is refused with `locked` (423,
+//!    `Retry-After`) without being compared — a right one too.
+//! 3. A success ends the run; a wrong answer is audited, and the one that reaches the threshold
+//!    starts the lock: audited and alerted.
+
+use std::future::Future;
+
+use crate::deps::Deps;
+use crate::error::ApiError;
+use crate::identity::UserId;
+use crate::service::alerts::{self, Alert};
+use crate::service::audit::{self, Actor};
+use crate::service::limits;
+
+/// What comparing one answer found.
+#[derive(Debug)]
+pub enum Answer<T> {
+    /// Right (and consumed: single use is the comparer's job).
+    Right(T),
+    /// Wrong; `challenge_ended` when it was the challenge's last allowed try.
+    Wrong { challenge_ended: bool },
+}
+
+/// Compares a second-factor answer under the per-user lock: the proof when it is right;
+/// otherwise `code_invalid`, `challenge_expired` (the challenge's last try) or `locked` (the
+/// answer that started the user's lock).
+pub async fn guard<T, F, Fut>(
+    deps: &Deps,
+    user: &UserId,
+    method: &str,
+    compare: F,
+) -> Result<T, ApiError>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<Answer<T>, ApiError>>,
+{
+    let attempt = match limits::reserve_second_factor(deps, user).await {
+        Ok(attempt) => attempt,
+        Err(refusal) => {
+            tracing::warn!(
+                event = "second_factor_refused",
+                method,
+                "second-factor answer refused: locked"
+            );
+            return Err(refusal);
+        }
+    };
+    let challenge_ended = match compare().await? {
+        Answer::Right(proof) => {
+            limits::second_factor_succeeded(deps, user).await?;
+            return Ok(proof);
+        }
+        Answer::Wrong { challenge_ended } => challenge_ended,
+    };
+    audit::record(
+        deps,
+        user,
+        "second_factor_failed",
+        Actor::User,
+        None,
+        "failure",
+        Some(format!("{method} (answer {attempt} of the run)")),
+    )
+    .await;
+    if limits::starts_second_factor_lock(deps, attempt) {
+        tracing::warn!(
+            event = "second_factor_locked",
+            method,
+            "second factor locked after repeated wrong answers"
+        );
+        audit::record(
+            deps,
+            user,
+            "second_factor_locked",
+            Actor::System,
+            None,
+            "flagged",
+            Some(format!("{attempt} wrong answers")),
+        )
+        .await;
+        alerts::alert(deps, user, Alert::SecondFactorLocked).await;
+        return Err(ApiError::SecondFactorLocked {
+            retry_after_secs: limits::second_factor_lock_secs(deps),
+        });
+    }
+    if challenge_ended {
+        tracing::warn!(
+            event = "challenge_ended",
+            "too many wrong answers for one challenge"
+        );
+        return Err(ApiError::ChallengeExpired);
+    }
+    Err(ApiError::CodeInvalid)
+}
