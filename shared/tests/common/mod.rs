@@ -155,3 +155,79 @@ pub fn last_code(outbox: &portcullis::notifier::RecordingNotifier) -> String {
     let message = outbox.sent().last().cloned().expect("a message was sent");
     message.code.expect("the message carries a code")
 }
+
+/// A completed password + SMS sign-in: the caller (as every protected route sees it) and the
+/// session's tokens.
+pub async fn sms_sign_in(
+    deps: &Deps,
+    user: &portcullis::identity::UserId,
+    outbox: &portcullis::notifier::RecordingNotifier,
+) -> (
+    portcullis::service::tokens::Caller,
+    portcullis::service::tokens::Tokens,
+) {
+    use portcullis::service::codes::{self, SendCodeRequest};
+    let c = codes::open_challenge(deps, &password_step(deps, user).await)
+        .await
+        .unwrap();
+    let request = SendCodeRequest {
+        method: "sms".into(),
+        factor_id: None,
+    };
+    codes::send_code(deps, &c, &request).await.unwrap();
+    let code = portcullis::crypto::SecretString::new(last_code(outbox));
+    let verified = codes::check_code(deps, &c, "sms", &code, None)
+        .await
+        .unwrap();
+    let tokens = portcullis::service::complete::complete_sign_in(
+        deps,
+        &verified,
+        None,
+        &portcullis::edge::RequestMeta::default(),
+    )
+    .await
+    .unwrap()
+    .tokens
+    .unwrap();
+    (bearer(deps, &tokens.access_token).await.unwrap(), tokens)
+}
+
+/// What every protected route does with an access token.
+pub async fn bearer(
+    deps: &Deps,
+    access_token: &str,
+) -> Result<portcullis::service::tokens::Caller, portcullis::ApiError> {
+    portcullis::service::tokens::authenticate(deps, Some(&format!("Bearer {access_token}"))).await
+}
+
+/// An admin with a phone, signed in with MFA just now (so elevated).
+pub async fn signed_in_admin(
+    deps: &Deps,
+    outbox: &portcullis::notifier::RecordingNotifier,
+    phone: &str,
+) -> (
+    portcullis::identity::UserId,
+    portcullis::service::tokens::Caller,
+) {
+    let id = create_user(deps, &unique("adm")).await;
+    deps.stores
+        .users
+        .set_roles(&id, &["admin".to_owned()])
+        .await
+        .unwrap();
+    add_phone(deps, &id, phone).await;
+    let (caller, _) = sms_sign_in(deps, &id, outbox).await;
+    (id, caller)
+}
+
+/// The kinds of the user's audit events, newest first.
+pub async fn event_kinds(deps: &Deps, user: &portcullis::identity::UserId) -> Vec<String> {
+    deps.stores
+        .audit
+        .list_events(user, deps.clock.now(), 500)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect()
+}
