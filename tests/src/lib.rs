@@ -171,7 +171,52 @@ pub fn create_user(user_id: &str, password: &str, roles: &[&str]) {
     );
 }
 
+/// A user (created with the CLI, with `roles`) who enrols a fresh phone in the first sign-in
+/// and so is signed in with MFA just now: the sign-in answer (tokens), and the phone.
+pub fn signed_in_with_phone(api: &Api, user: &str, password: &str, roles: &[&str]) -> Value {
+    signed_in_with_phone_number(api, user, password, roles).0
+}
+
+/// As [`signed_in_with_phone`], also returning the enrolled number.
+pub fn signed_in_with_phone_number(
+    api: &Api,
+    user: &str,
+    password: &str,
+    roles: &[&str],
+) -> (Value, String) {
+    create_user(user, password, roles);
+    let challenge = api.sign_in(user, password).json()["challenge_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let phone = fresh_phone();
+    let seen = sms_to(&phone).len();
+    let enrol = api.post_json(
+        &format!("/v1/sign-in/{challenge}/factors/phone"),
+        &serde_json::json!({"phone": phone, "delivery": "sms"}),
+    );
+    assert_eq!(enrol.status, 201, "{enrol:?}");
+    let factor = enrol.json()["factor_id"].as_str().unwrap().to_owned();
+    let code = next_sms_code(&phone, seen);
+    let done = api.post_json(
+        &format!("/v1/sign-in/{challenge}/factors/{factor}/verify"),
+        &serde_json::json!({"code": code}),
+    );
+    assert_eq!(done.status, 200, "{done:?}");
+    (done.json(), phone)
+}
+
 impl Api {
+    pub fn delete_auth(&self, path: &str, token: &str) -> Answer {
+        let auth = format!("Bearer {token}");
+        self.send(
+            "DELETE",
+            path,
+            &[("user-agent", UA), ("authorization", &auth)],
+            b"",
+        )
+    }
+
     pub fn post_auth(&self, path: &str, token: &str, body: &Value) -> Answer {
         let auth = format!("Bearer {token}");
         self.send(
@@ -267,12 +312,15 @@ pub fn next_sms_code(phone: &str, seen: usize) -> String {
     panic!("no new SMS to {phone}");
 }
 
-/// A distinct valid +1 202 555 01xx number per call (tests run in parallel; the 01xx block is
-/// reserved for fiction, and valid for libphonenumber).
+/// A distinct valid US number per call: +1 <area> 555 01xx, the block reserved for fiction and
+/// valid for libphonenumber, across several area codes (tests run in parallel and read codes
+/// back per number, so numbers should not repeat within a run).
 pub fn fresh_phone() -> String {
+    const AREAS: [u32; 8] = [202, 212, 305, 415, 617, 713, 312, 206];
     static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    format!("+120255501{:02}", (std::process::id() + n) % 100)
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + std::process::id() * 7;
+    let area = AREAS[(n / 100 % AREAS.len() as u32) as usize];
+    format!("+1{area}55501{:02}", n % 100)
 }
 
 /// RFC 6238 TOTP (SHA-1, 6 digits, 30 s), written here from the RFC with the `hmac` and `sha1`

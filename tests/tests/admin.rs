@@ -3,39 +3,15 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use portcullis_e2e::*;
-use serde_json::{Value, json};
+use serde_json::json;
 
 const PASSWORD: &str = "a perfectly good passphrase";
-
-/// A user (created with the CLI, with `roles`) who enrols a phone in the first sign-in.
-fn signed_in_with_phone(api: &Api, user: &str, roles: &[&str]) -> Value {
-    create_user(user, PASSWORD, roles);
-    let challenge = api.sign_in(user, PASSWORD).json()["challenge_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let phone = fresh_phone();
-    let seen = sms_to(&phone).len();
-    let enrol = api.post_json(
-        &format!("/v1/sign-in/{challenge}/factors/phone"),
-        &json!({"phone": phone, "delivery": "sms"}),
-    );
-    assert_eq!(enrol.status, 201, "{enrol:?}");
-    let factor = enrol.json()["factor_id"].as_str().unwrap().to_owned();
-    let code = next_sms_code(&phone, seen);
-    let done = api.post_json(
-        &format!("/v1/sign-in/{challenge}/factors/{factor}/verify"),
-        &json!({"code": code}),
-    );
-    assert_eq!(done.status, 200, "{done:?}");
-    done.json()
-}
 
 #[test]
 fn an_invited_user_on_boards_and_an_mfa_reset_needs_two_admins() {
     let Some(api) = api() else { return };
-    let alice = signed_in_with_phone(&api, &unique("alice-admin"), &["admin"]);
-    let bob = signed_in_with_phone(&api, &unique("bob-admin"), &["admin"]);
+    let alice = signed_in_with_phone(&api, &unique("alice-admin"), PASSWORD, &["admin"]);
+    let bob = signed_in_with_phone(&api, &unique("bob-admin"), PASSWORD, &["admin"]);
     let (alice_token, bob_token) = (
         alice["access_token"].as_str().unwrap(),
         bob["access_token"].as_str().unwrap(),
@@ -77,7 +53,7 @@ fn an_invited_user_on_boards_and_an_mfa_reset_needs_two_admins() {
     );
 
     // a user who is not an admin is refused
-    let plain = signed_in_with_phone(&api, &unique("plain"), &[]);
+    let plain = signed_in_with_phone(&api, &unique("plain"), PASSWORD, &[]);
     let plain_token = plain["access_token"].as_str().unwrap();
     api.post_auth(
         "/v1/admin/users",
@@ -88,7 +64,7 @@ fn an_invited_user_on_boards_and_an_mfa_reset_needs_two_admins() {
 
     // the MFA reset: Alice files, Alice cannot approve, Bob approves
     let victim = unique("victim");
-    signed_in_with_phone(&api, &victim, &[]);
+    signed_in_with_phone(&api, &victim, PASSWORD, &[]);
     let filed = api.post_auth(
         "/v1/admin/mfa-resets",
         alice_token,
@@ -180,7 +156,7 @@ fn an_invited_user_on_boards_and_an_mfa_reset_needs_two_admins() {
 fn admin_routes_refuse_bad_input_and_self_service() {
     let Some(api) = api() else { return };
     let admin_user = unique("carol-admin");
-    let carol = signed_in_with_phone(&api, &admin_user, &["admin"]);
+    let carol = signed_in_with_phone(&api, &admin_user, PASSWORD, &["admin"]);
     let token = carol["access_token"].as_str().unwrap();
     api.post_auth(
         "/v1/admin/users",
