@@ -8,7 +8,7 @@ the operator CLI and the tests source with `set -a; . FILE; set +a`.
 
 Why not deploy the template to the emulator's CloudFormation: moto's CloudFormation ignores
 TimeToLiveSpecification and KeySpec/KeyUsage (HMAC and ECC keys come out symmetric), fails
-DescribeKey when a KeyPolicy is a YAML mapping, and drops SAM functions (see EMULATOR.md).
+DescribeKey when a KeyPolicy is a YAML mapping, and drops SAM functions (measured with moto 5).
 
     python scripts/provision.py --template infra/template.yaml \\
         --endpoint http://127.0.0.1:4566 --region us-east-1 --stage local \\

@@ -13,7 +13,7 @@ use portcullis::storage::{
     AttemptSlot, ChallengePurpose, ChallengeRecord, ChallengeStatus, CounterKey, Delivery,
     DeliveryRecord, DeviceRecord, FactorKind, FactorRecord, FactorStatus, FailureOutcome,
     LockoutPolicy, PendingCode, RecoveryCodeRecord, SendSlot, SessionRecord, Stores, UserRecord,
-    UserStatus, update_counter,
+    UserStatus,
 };
 
 fn user(id: &UserId) -> UserRecord {
@@ -105,6 +105,31 @@ async fn password_hash_is_replaced_only_if_unchanged() {
             ),
             "{name}: no user is created by a replace"
         );
+    }
+}
+
+/// Read, apply a rule, write only on the version read, else read again: what the services do
+/// with a counter, over the store primitives under test.
+async fn update_counter<T>(
+    store: &dyn portcullis::storage::CounterStore,
+    key: CounterKey<'_>,
+    now: UnixTime,
+    rule: impl Fn(Option<&limits::Counter>) -> limits::Decision<T>,
+) -> Result<T, StoreError> {
+    loop {
+        let seen = store.read_counter(key, now).await?;
+        let decision = rule(seen.as_ref().map(|v| &v.counter));
+        let next = match &decision.write {
+            limits::Write::Keep => return Ok(decision.outcome),
+            limits::Write::Put(counter) => Some(counter),
+            limits::Write::Delete => None,
+        };
+        if store
+            .swap_counter(key, now, seen.map(|v| v.version), next)
+            .await?
+        {
+            return Ok(decision.outcome);
+        }
     }
 }
 

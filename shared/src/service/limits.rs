@@ -1,12 +1,46 @@
 //! The counted limits as services use them: each applies one pure rule of [`crate::limits`]
-//! to one counter through [`update_counter`] (read, decide, conditional write).
+//! to one counter (read, decide, conditional write).
 
 use crate::clock::UnixTime;
 use crate::deps::Deps;
 use crate::error::{ApiError, StoreError};
 use crate::identity::UserId;
-use crate::limits::{self, CapOutcome, FailureOutcome, LockoutPolicy, Reservation, RollingCap};
-use crate::storage::{CounterKey, update_counter};
+use crate::limits::{
+    self, CapOutcome, Counter, Decision, FailureOutcome, LockoutPolicy, Reservation, RollingCap,
+    Write,
+};
+use crate::storage::{CounterKey, MAX_COUNTER_ROUNDS};
+
+/// Applies `rule` to the counter at `key` and stores its decision, atomically with respect to
+/// every other update of that counter: read, decide, write only if nobody wrote in between,
+/// else read again.
+async fn update<T>(
+    deps: &Deps,
+    key: CounterKey<'_>,
+    now: UnixTime,
+    rule: impl Fn(Option<&Counter>) -> Decision<T> + Send,
+) -> Result<T, StoreError> {
+    for _ in 0..MAX_COUNTER_ROUNDS {
+        let seen = deps.stores.counters.read_counter(key, now).await?;
+        let decision = rule(seen.as_ref().map(|v| &v.counter));
+        let next = match &decision.write {
+            Write::Keep => return Ok(decision.outcome),
+            Write::Put(counter) => Some(counter),
+            Write::Delete if seen.is_none() => return Ok(decision.outcome),
+            Write::Delete => None,
+        };
+        let version = seen.as_ref().map(|v| v.version);
+        if deps
+            .stores
+            .counters
+            .swap_counter(key, now, version, next)
+            .await?
+        {
+            return Ok(decision.outcome);
+        }
+    }
+    Err(StoreError::Unavailable("counter too contended".into()))
+}
 
 /// The password lockout (SPEC §2: 5 failures, 30 minutes).
 pub fn password_policy(deps: &Deps) -> LockoutPolicy {
@@ -52,10 +86,7 @@ pub async fn count_failure(
     policy: LockoutPolicy,
 ) -> Result<FailureOutcome, StoreError> {
     let now = deps.clock.now();
-    update_counter(deps.stores.counters.as_ref(), key, now, |c| {
-        limits::count_failure(c, now, policy)
-    })
-    .await
+    update(deps, key, now, |c| limits::count_failure(c, now, policy)).await
 }
 
 /// Forgets the counter on `key`.
@@ -88,12 +119,9 @@ pub async fn second_factor_locked_until(
 pub async fn reserve_second_factor(deps: &Deps, user: &UserId) -> Result<u32, ApiError> {
     let now = deps.clock.now();
     let policy = second_factor_policy(deps);
-    match update_counter(
-        deps.stores.counters.as_ref(),
-        CounterKey::SecondFactor(user),
-        now,
-        |c| limits::reserve_answer(c, now, policy),
-    )
+    match update(deps, CounterKey::SecondFactor(user), now, |c| {
+        limits::reserve_answer(c, now, policy)
+    })
     .await?
     {
         Reservation::Reserved { attempt } => Ok(attempt),
@@ -137,12 +165,9 @@ fn send_caps(deps: &Deps) -> [RollingCap; 2] {
 pub async fn take_send(deps: &Deps, user: &UserId) -> Result<UnixTime, ApiError> {
     let now = deps.clock.now();
     let caps = send_caps(deps);
-    match update_counter(
-        deps.stores.counters.as_ref(),
-        CounterKey::Sends(user),
-        now,
-        |c| limits::take_capped(c, now, &caps),
-    )
+    match update(deps, CounterKey::Sends(user), now, |c| {
+        limits::take_capped(c, now, &caps)
+    })
     .await?
     {
         CapOutcome::Taken { at } => Ok(at),
@@ -159,11 +184,8 @@ pub async fn take_send(deps: &Deps, user: &UserId) -> Result<UnixTime, ApiError>
 /// Gives back a send that the provider did not deliver.
 pub async fn give_back_send(deps: &Deps, user: &UserId, at: UnixTime) -> Result<(), StoreError> {
     let now = deps.clock.now();
-    update_counter(
-        deps.stores.counters.as_ref(),
-        CounterKey::Sends(user),
-        now,
-        |c| limits::give_back(c, now, at),
-    )
+    update(deps, CounterKey::Sends(user), now, |c| {
+        limits::give_back(c, now, at)
+    })
     .await
 }

@@ -242,15 +242,14 @@ async fn count_failure(
     now: UnixTime,
     meta: &RequestMeta,
 ) -> ApiError {
-    if let Some(ip) = &meta.source_ip {
-        if let Ok(FailureOutcome::LockStarted { .. }) =
+    if let Some(ip) = &meta.source_ip
+        && let Ok(FailureOutcome::LockStarted { .. }) =
             limits::count_failure(deps, CounterKey::SourceIp(ip), limits::ip_policy(deps)).await
-        {
-            tracing::warn!(
-                event = "ip_throttled",
-                "source IP throttled after repeated failed sign-ins"
-            );
-        }
+    {
+        tracing::warn!(
+            event = "ip_throttled",
+            "source IP throttled after repeated failed sign-ins"
+        );
     }
     // Recorded for unknown IDs too (under the normalised ID that was tried): the same writes
     // either way, so a failure costs the same whether or not the user exists.

@@ -150,7 +150,7 @@ pub struct Versioned {
 }
 
 /// Counted limits: small records that change only by compare-and-swap. The rules that decide
-/// each next value are pure functions ([`crate::limits`]); [`update_counter`] reads, applies a
+/// each next value are pure functions ([`crate::limits`]); `service::limits` reads, applies a
 /// rule and writes conditionally, retrying when another request wrote first.
 #[async_trait]
 pub trait CounterStore: Send + Sync {
@@ -174,35 +174,7 @@ pub trait CounterStore: Send + Sync {
 }
 
 /// Rounds of read-then-conditional-write before a contended counter gives up.
-const MAX_COUNTER_ROUNDS: usize = 8;
-
-/// Applies `rule` to the counter at `key` and stores its decision, atomically with respect to
-/// every other update of that counter.
-pub async fn update_counter<T>(
-    store: &dyn CounterStore,
-    key: CounterKey<'_>,
-    now: UnixTime,
-    rule: impl Fn(Option<&Counter>) -> crate::limits::Decision<T> + Send,
-) -> Result<T, StoreError> {
-    use crate::limits::Write;
-    for _ in 0..MAX_COUNTER_ROUNDS {
-        let seen = store.read_counter(key, now).await?;
-        let decision = rule(seen.as_ref().map(|v| &v.counter));
-        let next = match &decision.write {
-            Write::Keep => return Ok(decision.outcome),
-            Write::Put(counter) => Some(counter),
-            Write::Delete if seen.is_none() => return Ok(decision.outcome),
-            Write::Delete => None,
-        };
-        if store
-            .swap_counter(key, now, seen.as_ref().map(|v| v.version), next)
-            .await?
-        {
-            return Ok(decision.outcome);
-        }
-    }
-    Err(StoreError::Unavailable("counter too contended".into()))
-}
+pub const MAX_COUNTER_ROUNDS: usize = 8;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Delivery {
