@@ -21,9 +21,14 @@ function seconds(value) {
 const MESSAGES = {
   invalid_credentials: () =>
     'The user ID or password is not correct. Check them and try again. After 5 failed attempts in a row the user ID is locked for 30 minutes.',
+  // Two locks share the code: the password's and the second factor's (too many wrong codes).
+  // The server's detail says which, with the time left.
   locked: (e) =>
+    e.detail ||
     `Too many failed sign-in attempts: this user ID is locked. Try again in ${minutes(e.retryAfter, '30 minutes')}.`,
-  send_limit_reached: () => SEND_LIMIT_MESSAGE,
+  // The challenge's 5 sends (the exact wording above), or the hourly or daily cap of texts
+  // and calls: the server's detail says which.
+  send_limit_reached: (e) => e.detail || SEND_LIMIT_MESSAGE,
   code_invalid: () =>
     'That code is not correct or has expired. Check it and try again. After 5 wrong codes you will have to start again.',
   challenge_expired: () =>
@@ -34,7 +39,9 @@ const MESSAGES = {
   unsupported_client: (e) =>
     `Your browser is not supported, please update it. ${e.detail || ''}`.trim(),
   voice_not_supported: () =>
-    'Voice calls are only available for US and Canada (+1) numbers. Please choose a text message instead.',
+    'Voice calls are only available for US and Canada numbers. Please choose a text message instead.',
+  country_not_supported: () =>
+    'We cannot send codes to numbers in this country. Please use another number or an authenticator app.',
   rate_limited: (e) =>
     `Too many attempts from your network. Please wait ${minutes(e.retryAfter, '10 minutes')} and try again.`,
   service_unavailable: (e) =>
