@@ -264,7 +264,10 @@ pub fn sms_to(phone: &str) -> Vec<String> {
             .unwrap_or_default(),
         Emulator::LocalStack => {
             let encoded = phone.replace('+', "%2B");
-            let state = emulator_get(&format!("/_aws/sns/sms-messages?phoneNumber={encoded}"), &[]);
+            let state = emulator_get(
+                &format!("/_aws/sns/sms-messages?phoneNumber={encoded}"),
+                &[],
+            );
             state["sms_messages"][phone]
                 .as_array()
                 .into_iter()
@@ -453,11 +456,13 @@ pub fn emails_to(address: &str) -> Vec<(String, String)> {
             .into_iter()
             .flatten()
             .filter(|m| {
-                ["ToAddresses", "CcAddresses", "BccAddresses"].iter().any(|field| {
-                    m["Destination"][field]
-                        .as_array()
-                        .is_some_and(|all| all.iter().any(|a| a == address))
-                })
+                ["ToAddresses", "CcAddresses", "BccAddresses"]
+                    .iter()
+                    .any(|field| {
+                        m["Destination"][field]
+                            .as_array()
+                            .is_some_and(|all| all.iter().any(|a| a == address))
+                    })
             })
             .map(|m| (text_of(&m["Subject"]), text_of(&m["Body"]["text_part"])))
             .collect(),

@@ -64,7 +64,10 @@ fn one_totp_code_sent_in_20_parallel_verifies_signs_in_exactly_once() {
                         &format!("/v1/sign-in/{challenge}/verify"),
                         &json!({"method": "totp", "code": code}),
                     );
-                    (answer.status, answer.json()["code"].as_str().unwrap_or("").to_owned())
+                    (
+                        answer.status,
+                        answer.json()["code"].as_str().unwrap_or("").to_owned(),
+                    )
                 })
             })
             .collect();
