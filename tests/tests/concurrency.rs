@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 const PASSWORD: &str = "a perfectly good passphrase";
 const PARALLEL: usize = 20;
+const USERS: usize = 4;
 
 fn now() -> u64 {
     // Wall-clock time is what an authenticator app uses; the stack runs on the real clock.
@@ -44,14 +45,14 @@ fn with_authenticator(api: &Api, user: &str, step: u64) -> Vec<u8> {
     secret
 }
 
-/// Sends `code` to each challenge's verify route at once (one request per challenge, all
-/// released together); returns (status, problem code) per request.
-fn verify_at_once(api: &Api, challenges: &[String], code: &str) -> Vec<(u16, String)> {
-    let barrier = std::sync::Barrier::new(challenges.len());
+/// Sends each (challenge, code) to the challenge's verify route, all requests released at
+/// once; returns (status, problem code) per request, in order.
+fn verify_at_once(api: &Api, requests: &[(String, String)]) -> Vec<(u16, String)> {
+    let barrier = std::sync::Barrier::new(requests.len());
     std::thread::scope(|s| {
-        let handles: Vec<_> = challenges
+        let handles: Vec<_> = requests
             .iter()
-            .map(|challenge| {
+            .map(|(challenge, code)| {
                 let barrier = &barrier;
                 s.spawn(move || {
                     barrier.wait();
@@ -68,40 +69,60 @@ fn verify_at_once(api: &Api, challenges: &[String], code: &str) -> Vec<(u16, Str
     })
 }
 
-/// A fresh code for a user who enrolled with the previous step's code: the current step's
-/// (±1 step is accepted), so it is not a replay of the enrolment's.
-fn enrolled_and_fresh_code(api: &Api, user: &str) -> String {
-    let step = now() / 30;
-    let secret = with_authenticator(api, user, step - 1);
-    independent_totp(&secret, step * 30)
+/// A user who enrolled with the previous step's code (±1 step is accepted), so that the
+/// current step's code, taken later with [`fresh_code`], is never a replay of the enrolment's.
+fn enrolled(api: &Api, user: &str) -> Vec<u8> {
+    with_authenticator(api, user, now() / 30 - 1)
+}
+
+/// The current step's code: taken just before it is used, as setting up takes a while.
+fn fresh_code(secret: &[u8]) -> String {
+    independent_totp(secret, now() / 30 * 30)
 }
 
 #[test]
 fn one_totp_code_sent_in_20_parallel_verifies_signs_in_exactly_once() {
     let Some(api) = api() else { return };
-    let user = unique("totp-race");
-    let code = enrolled_and_fresh_code(&api, &user);
-    // 20 sign-ins, then the same code to all 20 challenges at once: the code's time step is
-    // recorded with one conditional write, so exactly one request may use it.
-    let challenges: Vec<String> = (0..PARALLEL)
-        .map(|_| challenge_of(&api.sign_in(&user, PASSWORD).json()))
+    // USERS users at once, each with its own code sent to 20 of its challenges at once: the
+    // code's time step is recorded with one conditional write, so exactly one of each user's
+    // 20 requests may use it. (Several users make the race dense enough to catch an emulator
+    // whose conditional writes are check-then-write.)
+    let users: Vec<(String, Vec<u8>, Vec<String>)> = (0..USERS)
+        .map(|i| {
+            let user = unique(&format!("totp-race{i}"));
+            let secret = enrolled(&api, &user);
+            let challenges = (0..PARALLEL)
+                .map(|_| challenge_of(&api.sign_in(&user, PASSWORD).json()))
+                .collect();
+            (user, secret, challenges)
+        })
         .collect();
-    let answers = verify_at_once(&api, &challenges, &code);
-    let signed_in = answers.iter().filter(|(status, _)| *status == 200).count();
-    assert_eq!(signed_in, 1, "exactly one sign-in: {answers:?}");
-    assert!(
-        answers
-            .iter()
-            .all(|answer| answer.0 == 200 || *answer == (401, "code_invalid".to_owned())),
-        "the others are refused as a used code: {answers:?}"
-    );
-    // And the code stays used: a new challenge refuses it.
-    let again = challenge_of(&api.sign_in(&user, PASSWORD).json());
-    api.post_json(
-        &format!("/v1/sign-in/{again}/verify"),
-        &json!({"method": "totp", "code": code}),
-    )
-    .assert_problem(401, "code_invalid");
+    let users: Vec<(String, String, Vec<String>)> = users
+        .into_iter()
+        .map(|(user, secret, challenges)| (user, fresh_code(&secret), challenges))
+        .collect();
+    let all: Vec<(String, String)> = users
+        .iter()
+        .flat_map(|(_, code, challenges)| challenges.iter().map(|c| (c.clone(), code.clone())))
+        .collect();
+    let answers = verify_at_once(&api, &all);
+    for (i, (user, code, _)) in users.iter().enumerate() {
+        let mine = &answers[i * PARALLEL..(i + 1) * PARALLEL];
+        let signed_in = mine.iter().filter(|(status, _)| *status == 200).count();
+        assert_eq!(signed_in, 1, "exactly one sign-in for {user}: {mine:?}");
+        assert!(
+            mine.iter()
+                .all(|answer| answer.0 == 200 || *answer == (401, "code_invalid".to_owned())),
+            "the others are refused as a used code: {mine:?}"
+        );
+        // And the code stays used: a new challenge refuses it.
+        let again = challenge_of(&api.sign_in(user, PASSWORD).json());
+        api.post_json(
+            &format!("/v1/sign-in/{again}/verify"),
+            &json!({"method": "totp", "code": code}),
+        )
+        .assert_problem(401, "code_invalid");
+    }
 }
 
 /// Found by this test on LocalStack: of 20 verifies of one challenge, 5 reserve a try and the
@@ -114,9 +135,10 @@ fn one_totp_code_sent_in_20_parallel_verifies_signs_in_exactly_once() {
 fn one_totp_code_sent_20_times_at_once_to_one_challenge_signs_in_exactly_once() {
     let Some(api) = api() else { return };
     let user = unique("totp-race-one");
-    let code = enrolled_and_fresh_code(&api, &user);
+    let secret = enrolled(&api, &user);
     let challenge = challenge_of(&api.sign_in(&user, PASSWORD).json());
-    let answers = verify_at_once(&api, &vec![challenge; PARALLEL], &code);
+    let code = fresh_code(&secret);
+    let answers = verify_at_once(&api, &vec![(challenge, code); PARALLEL]);
     let signed_in = answers.iter().filter(|(status, _)| *status == 200).count();
     assert_eq!(signed_in, 1, "exactly one sign-in: {answers:?}");
     assert!(
