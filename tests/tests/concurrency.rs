@@ -69,15 +69,19 @@ fn verify_at_once(api: &Api, requests: &[(String, String)]) -> Vec<(u16, String)
     })
 }
 
-/// A user who enrolled with the previous step's code (±1 step is accepted), so that the
-/// current step's code, taken later with [`fresh_code`], is never a replay of the enrolment's.
-fn enrolled(api: &Api, user: &str) -> Vec<u8> {
-    with_authenticator(api, user, now() / 30 - 1)
+/// A user who enrolled an authenticator with the current step's code; returns the secret and
+/// that step.
+fn enrolled(api: &Api, user: &str) -> (Vec<u8>, u64) {
+    let step = now() / 30;
+    (with_authenticator(api, user, step), step)
 }
 
-/// The current step's code: taken just before it is used, as setting up takes a while.
-fn fresh_code(secret: &[u8]) -> String {
-    independent_totp(secret, now() / 30 * 30)
+/// A code the API has not seen for this secret: the current step's, or the next one's (±1 step
+/// is accepted) while the enrolment's step is still current. Taken just before it is used, as
+/// setting up takes a while.
+fn fresh_code((secret, enrolled_at): &(Vec<u8>, u64)) -> String {
+    let step = (now() / 30).max(enrolled_at + 1);
+    independent_totp(secret, step * 30)
 }
 
 #[test]
@@ -89,7 +93,7 @@ fn one_totp_code_sent_in_20_parallel_verifies_signs_in_exactly_once() {
     // whose conditional writes are check-then-write.)
     // Set up one user after another: enrolments in parallel were refused now and then on
     // LocalStack (401 at the first code), which is not what this test is about.
-    let users: Vec<(String, Vec<u8>, Vec<String>)> = (0..USERS)
+    let users: Vec<(String, (Vec<u8>, u64), Vec<String>)> = (0..USERS)
         .map(|i| {
             let user = unique(&format!("totp-race{i}"));
             let secret = enrolled(&api, &user);
