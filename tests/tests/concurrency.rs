@@ -11,6 +11,9 @@ const PASSWORD: &str = "a perfectly good passphrase";
 const PARALLEL: usize = 20;
 const USERS: usize = 4;
 
+/// An enrolled authenticator: its secret and the time step of the code that activated it.
+type Enrolled = (Vec<u8>, u64);
+
 fn now() -> u64 {
     // Wall-clock time is what an authenticator app uses; the stack runs on the real clock.
     #[allow(clippy::disallowed_methods)]
@@ -71,7 +74,7 @@ fn verify_at_once(api: &Api, requests: &[(String, String)]) -> Vec<(u16, String)
 
 /// A user who enrolled an authenticator with the current step's code; returns the secret and
 /// that step.
-fn enrolled(api: &Api, user: &str) -> (Vec<u8>, u64) {
+fn enrolled(api: &Api, user: &str) -> Enrolled {
     let step = now() / 30;
     (with_authenticator(api, user, step), step)
 }
@@ -79,7 +82,7 @@ fn enrolled(api: &Api, user: &str) -> (Vec<u8>, u64) {
 /// A code the API has not seen for this secret: the current step's, or the next one's (±1 step
 /// is accepted) while the enrolment's step is still current. Taken just before it is used, as
 /// setting up takes a while.
-fn fresh_code((secret, enrolled_at): &(Vec<u8>, u64)) -> String {
+fn fresh_code((secret, enrolled_at): &Enrolled) -> String {
     let step = (now() / 30).max(enrolled_at + 1);
     independent_totp(secret, step * 30)
 }
@@ -93,7 +96,7 @@ fn one_totp_code_sent_in_20_parallel_verifies_signs_in_exactly_once() {
     // whose conditional writes are check-then-write.)
     // Set up one user after another: enrolments in parallel were refused now and then on
     // LocalStack (401 at the first code), which is not what this test is about.
-    let users: Vec<(String, (Vec<u8>, u64), Vec<String>)> = (0..USERS)
+    let users: Vec<(String, Enrolled, Vec<String>)> = (0..USERS)
         .map(|i| {
             let user = unique(&format!("totp-race{i}"));
             let secret = enrolled(&api, &user);
