@@ -2,9 +2,9 @@
 //! requests arrive at once. They hold on AWS and on LocalStack (DynamoDB Local isolates each
 //! conditional write). moto's threaded server does not isolate them (check-then-write), which
 //! is why `scripts/moto_server.py` serves DynamoDB one request at a time; against a plain
-//! `moto_server` this test has failed with 503s (moto's TransactWriteItems racing concurrent
-//! writes) but not yet with a code accepted twice: the window between moto's check and its
-//! write is narrow.
+//! `moto_server` this test passed in 5 runs (the window between moto's check and its write is
+//! narrow; a variant that also enrolled the users in parallel got 503s there, from moto's
+//! TransactWriteItems racing concurrent writes). It does not yet catch plain moto reliably.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use portcullis_e2e::*;
