@@ -118,7 +118,7 @@ SDK_FILES = {
     "crypto/keyed.rs": "kms",
     "crypto/jwt.rs": "kms",
     "notifier/sns.rs": "sns",
-    "notifier/email.rs": "ses",  # SES v2 SendEmail is the IAM action ses:SendEmail
+    "notifier/email.rs": "ses",  # SES (v1) SendEmail is the IAM action ses:SendEmail
 }
 # Items of a TransactWriteItems/TransactGetItems call, by builder.
 TRANSACT_ITEMS = {"Put": "PutItem", "Delete": "DeleteItem", "Update": "UpdateItem",

@@ -40,13 +40,14 @@ free_port() {
   "$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
 }
 
-# Waits until URL answers any HTTP status (max ~30 s).
+# Waits until URL answers any HTTP status (max SECONDS, default 30).
 wait_for_http() {
-  local url="$1" name="$2"
-  "$VENV/bin/python" - "$url" "$name" <<'PY'
+  local url="$1" name="$2" seconds="${3:-30}"
+  "$VENV/bin/python" - "$url" "$name" "$seconds" <<'PY'
 import sys, time, urllib.request, urllib.error
-url, name = sys.argv[1], sys.argv[2]
-for _ in range(300):
+url, name, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
+deadline = time.monotonic() + seconds
+while time.monotonic() < deadline:
     try:
         urllib.request.urlopen(url, timeout=1)
         sys.exit(0)
@@ -54,7 +55,7 @@ for _ in range(300):
         sys.exit(0)
     except Exception:
         time.sleep(0.1)
-sys.exit(f"{name} did not answer at {url}")
+sys.exit(f"{name} did not answer at {url} within {seconds:.0f} s")
 PY
 }
 
@@ -68,24 +69,102 @@ start_moto() {
   wait_for_http "http://127.0.0.1:$port/moto-api/" "moto server"
 }
 
-# Starts LocalStack with docker compose (only where a Docker engine runs).
-start_localstack() {
-  if ! docker info > /dev/null 2>&1; then
-    echo "PORTCULLIS_EMULATOR=localstack needs a running Docker engine; none found. Use the default (moto)." >&2
-    exit 1
+# LocalStack in the host process (no Docker): install and start (see the file).
+# shellcheck source=scripts/localstack_host.sh
+. "$REPO_ROOT/scripts/localstack_host.sh"
+
+# Which emulator to run: PORTCULLIS_EMULATOR=localstack (default) or moto. LocalStack runs in
+# Docker (localstack/docker-compose.yml) where a Docker engine answers, else in the host process;
+# PORTCULLIS_LOCALSTACK_RUNTIME=docker|host forces one. Sets EMULATOR and EMULATOR_RUNTIME.
+choose_emulator() {
+  EMULATOR="${PORTCULLIS_EMULATOR:-localstack}"
+  case "$EMULATOR" in
+    moto) EMULATOR_RUNTIME=moto ;;
+    localstack)
+      case "${PORTCULLIS_LOCALSTACK_RUNTIME:-auto}" in
+        auto)
+          if command -v docker > /dev/null 2>&1 && timeout 15 docker info > /dev/null 2>&1 &&
+            docker compose version > /dev/null 2>&1; then
+            EMULATOR_RUNTIME=docker
+          else
+            EMULATOR_RUNTIME=host
+          fi
+          ;;
+        docker | host) EMULATOR_RUNTIME="$PORTCULLIS_LOCALSTACK_RUNTIME" ;;
+        *) echo "PORTCULLIS_LOCALSTACK_RUNTIME must be auto, docker or host" >&2; exit 1 ;;
+      esac
+      ;;
+    *) echo "PORTCULLIS_EMULATOR must be localstack or moto (got $EMULATOR)" >&2; exit 1 ;;
+  esac
+}
+
+# Starts LocalStack with docker compose on 127.0.0.1:PORT (only where a Docker engine runs). Its
+# init hook provisions inside the container and writes .local/ENV_NAME (default portcullis.env).
+start_localstack_docker() {
+  local port="$1" env_name="${2:-portcullis.env}"
+  LOCALSTACK_COMPOSE_PROJECT="portcullis-$port"
+  log "Starting LocalStack (docker compose, project $LOCALSTACK_COMPOSE_PROJECT) on 127.0.0.1:$port"
+  PORTCULLIS_EMULATOR_PORT="$port" PORTCULLIS_ENV_NAME="$env_name" \
+    docker compose -p "$LOCALSTACK_COMPOSE_PROJECT" -f "$REPO_ROOT/localstack/docker-compose.yml" up -d --wait
+  wait_for_http "http://127.0.0.1:$port/_localstack/health" "LocalStack" 60
+}
+
+stop_localstack_docker() {
+  [ -n "${LOCALSTACK_COMPOSE_PROJECT:-}" ] || return 0
+  docker compose -p "$LOCALSTACK_COMPOSE_PROJECT" -f "$REPO_ROOT/localstack/docker-compose.yml" down > /dev/null 2>&1 || true
+  LOCALSTACK_COMPOSE_PROJECT=
+}
+
+# Starts the chosen emulator (choose_emulator) on 127.0.0.1:PORT; sets ENDPOINT. ENV_NAME names
+# the env file that LocalStack's Docker init hook writes under .local/.
+start_emulator() {
+  local port="$1" env_name="${2:-portcullis.env}"
+  ENDPOINT="http://127.0.0.1:$port"
+  case "$EMULATOR_RUNTIME" in
+    moto) start_moto "$port" ;;
+    docker) start_localstack_docker "$port" "$env_name" ;;
+    host) start_localstack_host "$port" ;;
+  esac
+  if [ "$EMULATOR" = localstack ]; then
+    warm_up_dynamodb "$ENDPOINT"
   fi
-  log "Starting LocalStack (docker compose)"
-  docker compose -f "$REPO_ROOT/localstack/docker-compose.yml" up -d --wait
-  wait_for_http "http://127.0.0.1:4566/_localstack/health" "LocalStack"
+}
+
+stop_emulator() {
+  [ -n "${MOTO_PID:-}" ] && kill "$MOTO_PID" 2> /dev/null || true
+  MOTO_PID=
+  stop_localstack_host
+  stop_localstack_docker
+}
+
+# LocalStack's DynamoDB is DynamoDB Local, whose JVM starts at the first DynamoDB call (5-10 s,
+# more on a busy machine): make that call now, not inside a test's time budget.
+warm_up_dynamodb() {
+  local endpoint="$1"
+  log "Warming up LocalStack's DynamoDB (DynamoDB Local's JVM starts at the first call)"
+  "$VENV/bin/python" - "$endpoint" <<'PY'
+import sys, time
+import boto3, botocore.config
+started = time.monotonic()
+client = boto3.client("dynamodb", endpoint_url=sys.argv[1], region_name="us-east-1",
+                      aws_access_key_id="test", aws_secret_access_key="test",
+                      config=botocore.config.Config(read_timeout=120, retries={"max_attempts": 5}))
+client.list_tables()
+first = time.monotonic() - started
+samples = []
+for _ in range(5):
+    t = time.monotonic(); client.list_tables(); samples.append(time.monotonic() - t)
+print(f"DynamoDB answered in {first:.1f} s; then {sorted(samples)[2] * 1000:.0f} ms per call", file=sys.stderr)
+PY
 }
 
 # Creates the template's resources on the emulator at ENDPOINT and writes the functions'
 # environment to ENV_FILE (derived from infra/template.yaml: no second list of resources).
 provision() {
   local endpoint="$1" env_file="$2"
-  log "Provisioning the resources of infra/template.yaml on $endpoint"
+  log "Provisioning the resources of infra/template.yaml on $endpoint ($EMULATOR)"
   "$VENV/bin/python" "$REPO_ROOT/scripts/provision.py" \
-    --template "$REPO_ROOT/infra/template.yaml" \
+    --template "$REPO_ROOT/infra/template.yaml" --emulator "$EMULATOR" \
     --endpoint "$endpoint" --region us-east-1 --stage local \
     --env-out "$env_file"
 }

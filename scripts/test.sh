@@ -4,9 +4,13 @@
 # Formatting and lints; the reference web client in headless Chromium; unit tests, the storage
 # conformance suite and the service tests on both adapters (in-memory and DynamoDB on the
 # emulator), and the end-to-end tests through the local HTTP endpoint against the emulator;
-# schemathesis against infra/openapi.yaml; cargo fuzz, briefly. Starts and stops its own moto
-# server and endpoint on free loopback ports, so it runs beside scripts/local.sh. Every stage
+# schemathesis against infra/openapi.yaml; cargo fuzz, briefly. Starts and stops its own
+# emulator and endpoint on free loopback ports, so it runs beside scripts/local.sh. Every stage
 # runs even if an earlier one failed; the last line is `tests: N passed, N failed`.
+#
+# The emulator is LocalStack (what the users test against: Docker's where a Docker engine runs,
+# else in the host process, installed into .local/localstack/ by the first run), or the moto
+# server with PORTCULLIS_EMULATOR=moto (the faster inner loop).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$REPO_ROOT"
@@ -18,8 +22,8 @@ cargo fmt --all -- --check
 log "cargo clippy (all targets, warnings are errors)"
 cargo clippy --quiet --workspace --all-targets -- -D warnings
 
-log "Python unit tests (scripts/: the cost model's arithmetic)"
-"$VENV/bin/python" -m unittest scripts/test_cost_model.py 2>&1 | tee "$STATE/python-test.log"
+log "Python unit tests (scripts/: the cost model's arithmetic, provisioning on in-process moto)"
+"$VENV/bin/python" -m unittest scripts/test_cost_model.py scripts/test_provision.py 2>&1 | tee "$STATE/python-test.log"
 
 log "cfn-lint infra/template.yaml"
 "$VENV/bin/cfn-lint" infra/template.yaml
@@ -27,14 +31,18 @@ log "cfn-lint infra/template.yaml"
 cleanup() {
   [ -n "${ST_GATEWAY_PID:-}" ] && kill "$ST_GATEWAY_PID" 2> /dev/null || true
   [ -n "${GATEWAY_PID:-}" ] && kill "$GATEWAY_PID" 2> /dev/null || true
-  [ -n "${MOTO_PID:-}" ] && kill "$MOTO_PID" 2> /dev/null || true
+  stop_emulator
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 
+choose_emulator
 EMULATOR_PORT="$(free_port)"
-start_moto "$EMULATOR_PORT"
+emulator_started=$SECONDS
+start_emulator "$EMULATOR_PORT" test.env
 ENV_FILE="$STATE/test.env"
-provision "http://127.0.0.1:$EMULATOR_PORT" "$ENV_FILE"
+provision "$ENDPOINT" "$ENV_FILE"
+log "Emulator $EMULATOR ($EMULATOR_RUNTIME) ready in $((SECONDS - emulator_started)) s"
 load_env "$ENV_FILE"
 
 log "Building the local endpoint and the operator CLI"
@@ -43,9 +51,10 @@ API_PORT="$(free_port)"
 # Every end-to-end request comes from 127.0.0.1: raise the per-IP throttle (default 30 failures
 # in 10 minutes) so the suite's deliberate failures do not throttle each other. The throttle
 # itself is tested at its default in the service tests (shared/tests/admin.rs).
-# The emulator handles one DynamoDB request at a time (scripts/moto_server.py) and shares two
-# cores with argon2 bursts during the load test: give its calls 10 s per attempt and 30 s per
-# operation instead of AWS's 2 s / 5 s (the defaults, which the fault tests exercise).
+# The emulator is slower than AWS (moto handles one DynamoDB request at a time, LocalStack's
+# DynamoDB Local takes 15-30 ms a call) and shares two cores with argon2 bursts during the load
+# test: give its calls 10 s per attempt and 30 s per operation instead of AWS's 2 s / 5 s (the
+# defaults, which the fault tests exercise).
 PORTCULLIS_AWS_ATTEMPT_TIMEOUT_MS=10000 PORTCULLIS_AWS_OPERATION_TIMEOUT_MS=30000 \
   PORTCULLIS_IP_FAILURE_THRESHOLD=1000 PORTCULLIS_WEB_DIR="$REPO_ROOT/web" \
   PORTCULLIS_RESET_URL="http://127.0.0.1:$API_PORT/reset" \
@@ -63,7 +72,7 @@ failed_stages=()
 
 # The reference web client in headless Chromium (Debian's chromium, playwright-core from npm),
 # against the same local endpoint, with codes read back from the emulator. First, while the
-# emulator is fresh: its data.json (where sent messages are read back) slows as it fills.
+# emulator is fresh: moto's data.json (where sent messages are read back) slows as it fills.
 log "browser tests (web/ in headless Chromium)"
 scripts/browser-test.sh 2>&1 | tee "$STATE/browser-test.log" || failed_stages+=("browser tests")
 

@@ -184,8 +184,8 @@ impl Deps {
                     .interceptor(calls.clone())
                     .build(),
             ),
-            sesv2: aws_sdk_sesv2::Client::from_conf(
-                aws_sdk_sesv2::config::Builder::from(&sdk)
+            ses: aws_sdk_ses::Client::from_conf(
+                aws_sdk_ses::config::Builder::from(&sdk)
                     .interceptor(calls.clone())
                     .build(),
             ),

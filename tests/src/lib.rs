@@ -249,45 +249,142 @@ pub fn emulator() -> String {
         .to_owned()
 }
 
-fn emulator_state() -> Value {
-    let mut response = agent()
-        .get(&format!("{}/moto-api/data.json", emulator()))
-        .call()
-        .unwrap();
+/// The emulator the stack runs on, as provisioning wrote it to the env file
+/// (`PORTCULLIS_EMULATOR`: `localstack` or `moto`; moto when unset).
+pub fn emulator_kind() -> Emulator {
+    match std::env::var("PORTCULLIS_EMULATOR").as_deref() {
+        Ok("localstack") => Emulator::LocalStack,
+        _ => Emulator::Moto,
+    }
+}
+
+/// Where each emulator lets tests read back what was sent:
+/// - moto: everything in `GET /moto-api/data.json` (`sns.SMS`, `sns.Topic[].sent_notifications`,
+///   `ses.Message`), which dumps all of moto's state, so it slows as the emulator fills;
+/// - LocalStack: `GET /_aws/sns/sms-messages?phoneNumber=…` for texts, `GET /_aws/ses` for
+///   emails, and for topic publishes (which LocalStack does not record) the SQS "tap" queue that
+///   provisioning subscribes to each topic, read without consuming it through
+///   `GET /_aws/sqs/messages/<region>/<account>/<topic>-tap`. LocalStack delivers texts and
+///   topic messages on a worker thread, a moment after `Publish` returns: wait for them with
+///   [`next_sms_code`] and [`next_voice_call`] rather than reading once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Emulator {
+    LocalStack,
+    Moto,
+}
+
+fn emulator_get(path: &str, headers: &[(&str, &str)]) -> Value {
+    let url = format!("{}{}", emulator(), path);
+    let mut request = agent().get(&url);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let mut response = request.call().unwrap();
+    assert_eq!(response.status(), 200, "GET {url}");
     serde_json::from_str(&response.body_mut().read_to_string().unwrap()).unwrap()
 }
 
-/// Every SMS the emulator has sent to `phone`, oldest first (moto: `sns.SMS`).
+fn emulator_state() -> Value {
+    emulator_get("/moto-api/data.json", &[])
+}
+
+fn text_of(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Every SMS the emulator has sent to `phone` (E.164), oldest first.
 pub fn sms_to(phone: &str) -> Vec<String> {
-    emulator_state()["sns"]["SMS"]
-        .as_array()
-        .map(|all| {
-            all.iter()
-                .filter(|m| m["phone_number"] == phone)
-                .filter_map(|m| m["message"].as_str().map(str::to_owned))
+    match emulator_kind() {
+        Emulator::Moto => emulator_state()["sns"]["SMS"]
+            .as_array()
+            .map(|all| {
+                all.iter()
+                    .filter(|m| m["phone_number"] == phone)
+                    .filter_map(|m| m["message"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        Emulator::LocalStack => {
+            let encoded = phone.replace('+', "%2B");
+            let state = emulator_get(
+                &format!("/_aws/sns/sms-messages?phoneNumber={encoded}"),
+                &[],
+            );
+            state["sms_messages"][phone]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|m| m["Message"].as_str().map(str::to_owned))
                 .collect()
-        })
-        .unwrap_or_default()
+        }
+    }
+}
+
+/// Every message published to the topic `topic_arn`, oldest first.
+pub fn published_to(topic_arn: &str) -> Vec<String> {
+    match emulator_kind() {
+        Emulator::Moto => {
+            let state = emulator_state();
+            let mut out = Vec::new();
+            for t in state["sns"]["Topic"].as_array().into_iter().flatten() {
+                if t["arn"] != topic_arn {
+                    continue;
+                }
+                for n in t["sent_notifications"].as_array().into_iter().flatten() {
+                    if let Some(message) = n[1].as_str() {
+                        out.push(message.to_owned());
+                    }
+                }
+            }
+            out
+        }
+        Emulator::LocalStack => {
+            // arn:aws:sns:<region>:<account>:<name> → the tap queue <name>-tap (see provision.py)
+            let parts: Vec<&str> = topic_arn.split(':').collect();
+            assert_eq!(parts.len(), 6, "a topic ARN: {topic_arn}");
+            let (region, account, name) = (parts[3], parts[4], parts[5]);
+            let state = emulator_get(
+                &format!("/_aws/sqs/messages/{region}/{account}/{name}-tap"),
+                &[("content-type", "application/x-amz-json-1.0")],
+            );
+            let mut messages: Vec<(u64, String)> = state["Messages"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|m| {
+                    let sent = m["Attributes"]["SentTimestamp"].as_str()?.parse().ok()?;
+                    Some((sent, m["Body"].as_str()?.to_owned()))
+                })
+                .collect();
+            messages.sort_by_key(|(sent, _)| *sent); // the developer endpoint keeps no order
+            messages.into_iter().map(|(_, body)| body).collect()
+        }
+    }
 }
 
 /// Every voice message (the JSON contract of the `sns-voice` plugin) published for `phone`.
 pub fn voice_to(phone: &str) -> Vec<Value> {
     let topic = std::env::var("PORTCULLIS_VOICE_TOPIC_ARN").expect("PORTCULLIS_VOICE_TOPIC_ARN");
-    let state = emulator_state();
-    let mut out = Vec::new();
-    for t in state["sns"]["Topic"].as_array().into_iter().flatten() {
-        if t["arn"] != topic.as_str() {
-            continue;
+    published_to(&topic)
+        .iter()
+        .filter_map(|m| serde_json::from_str::<Value>(m).ok())
+        .filter(|message| message["to"] == phone)
+        .collect()
+}
+
+/// Waits (briefly) for a new voice message to `phone` beyond the `seen` first ones; returns them all.
+pub fn next_voice_call(phone: &str, seen: usize) -> Vec<Value> {
+    for _ in 0..50 {
+        let all = voice_to(phone);
+        if all.len() > seen {
+            return all;
         }
-        for n in t["sent_notifications"].as_array().into_iter().flatten() {
-            if let Some(Ok(message)) = n[1].as_str().map(serde_json::from_str::<Value>)
-                && message["to"] == phone
-            {
-                out.push(message);
-            }
-        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    out
+    panic!("no new voice message to {phone}");
 }
 
 /// The first run of 6 digits in a message.
@@ -388,21 +485,34 @@ pub fn verify_with_jwks(api: &Api, token: &str) -> Value {
     serde_json::from_slice(&B64.decode(parts[1]).unwrap()).unwrap()
 }
 
-/// Every email the emulator has sent to `address` (moto: `ses.Message`), as (subject, body).
+/// Every email the emulator has sent to `address`, as (subject, body), oldest first (moto:
+/// `ses.Message` in data.json; LocalStack: `GET /_aws/ses`, SES v1 `SendEmail`, recorded before
+/// the call returns).
 pub fn emails_to(address: &str) -> Vec<(String, String)> {
-    emulator_state()["ses"]["Message"]
-        .as_array()
-        .map(|all| {
-            all.iter()
-                .filter(|m| m["destinations"].to_string().contains(address))
-                .map(|m| {
-                    let text = |v: &Value| match v {
-                        Value::String(s) => s.clone(),
-                        other => other.to_string(),
-                    };
-                    (text(&m["subject"]), text(&m["body"]))
-                })
-                .collect()
-        })
-        .unwrap_or_default()
+    match emulator_kind() {
+        Emulator::Moto => emulator_state()["ses"]["Message"]
+            .as_array()
+            .map(|all| {
+                all.iter()
+                    .filter(|m| m["destinations"].to_string().contains(address))
+                    .map(|m| (text_of(&m["subject"]), text_of(&m["body"])))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        Emulator::LocalStack => emulator_get("/_aws/ses", &[])["messages"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|m| {
+                ["ToAddresses", "CcAddresses", "BccAddresses"]
+                    .iter()
+                    .any(|field| {
+                        m["Destination"][field]
+                            .as_array()
+                            .is_some_and(|all| all.iter().any(|a| a == address))
+                    })
+            })
+            .map(|m| (text_of(&m["Subject"]), text_of(&m["Body"]["text_part"])))
+            .collect(),
+    }
 }

@@ -34,7 +34,7 @@ fn enrolled_by_phone(api: &Api, user: &str, phone: &str, delivery: &str) -> Valu
     assert_eq!(enrol.status, 201, "{enrol:?}");
     let factor = enrol.json()["factor_id"].as_str().unwrap().to_owned();
     let code = if delivery == "voice" {
-        let calls = voice_to(phone);
+        let calls = next_voice_call(phone, seen_voice);
         assert_eq!(calls.len(), seen_voice + 1);
         calls.last().unwrap()["code"].as_str().unwrap().to_owned()
     } else {
@@ -146,7 +146,7 @@ fn voice_codes_go_to_the_voice_topic_and_complete_a_sign_in() {
         .status,
         202
     );
-    let calls = voice_to(&phone);
+    let calls = next_voice_call(&phone, seen);
     assert_eq!(calls.len(), seen + 1);
     let call = calls.last().unwrap();
     assert_eq!(call["version"], 1);
@@ -271,21 +271,25 @@ fn refresh_rotates_reuse_revokes_and_sign_out_ends_the_session() {
 fn enrolled_session(api: &Api, user: &str) -> Value {
     let answer = api.sign_in(user, PASSWORD).json();
     let challenge = answer["challenge_id"].as_str().unwrap();
-    let phone_factor = answer["methods"][0]["factor_id"].as_str().unwrap();
-    let _ = phone_factor;
-    // Find the number through the factor list is not possible (masked): read the SMS by last 4.
-    let sent = api.post_json(
-        &format!("/v1/sign-in/{challenge}/codes"),
-        &json!({"method": "sms"}),
-    );
-    assert_eq!(sent.status, 202);
-    let last4 = sent.json()["sent_to"]
+    // The number is masked everywhere (***-***-1234): the test numbers are +1 202 555 xxxx.
+    let last4 = answer["methods"][0]["phone"]
         .as_str()
         .unwrap()
         .trim_start_matches("***-***-")
         .to_owned();
     let state_phone = format!("+1202555{last4}");
-    let code = six_digits(sms_to(&state_phone).last().unwrap()).unwrap();
+    let seen = sms_to(&state_phone).len();
+    let sent = api.post_json(
+        &format!("/v1/sign-in/{challenge}/codes"),
+        &json!({"method": "sms"}),
+    );
+    assert_eq!(sent.status, 202);
+    assert_eq!(
+        sent.json()["sent_to"],
+        format!("***-***-{last4}"),
+        "the code goes to the enrolled number"
+    );
+    let code = next_sms_code(&state_phone, seen);
     let done = api.post_json(
         &format!("/v1/sign-in/{challenge}/verify"),
         &json!({"method": "sms", "code": code}),

@@ -2,8 +2,8 @@
 # LocalStack init hook (READY stage): runs inside the container once its services answer.
 # Creates the resources of infra/template.yaml with scripts/provision.py (the same script the
 # moto path uses: one definition of the resources) and writes the functions' environment to
-# /portcullis-state/portcullis.env, which docker-compose.yml maps to .local/portcullis.env on
-# the host. A non-zero exit marks the hook ERROR, and the container's healthcheck fails.
+# /portcullis-state/$PORTCULLIS_ENV_NAME, which docker-compose.yml maps to .local/ on the host
+# (.local/portcullis.env unless the scripts ask for another name). A non-zero exit marks the hook ERROR, and the container's healthcheck fails.
 set -euo pipefail
 
 # LocalStack's own virtualenv has boto3 and PyYAML.
@@ -15,5 +15,6 @@ PYTHON=/opt/code/localstack/.venv/bin/python
   --endpoint http://localhost:4566 \
   --region us-east-1 \
   --stage "${PORTCULLIS_STAGE:-local}" \
-  --env-out /portcullis-state/portcullis.env \
-  --env-endpoint http://127.0.0.1:4566   # the env file is read on the host (published port)
+  --emulator localstack \
+  --env-out "/portcullis-state/${PORTCULLIS_ENV_NAME:-portcullis.env}" \
+  --env-endpoint "http://127.0.0.1:${PORTCULLIS_EMULATOR_PORT:-4566}"   # read on the host (published port)

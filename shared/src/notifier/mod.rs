@@ -8,7 +8,7 @@
 //!
 //! Shipped plugins: `sns-sms` (SNS Publish to a phone number, transactional), `sns-voice` (SNS
 //! Publish to a topic whose subscriber places the call; see [`sns::VoiceMessage`] for the
-//! contract), `email` (SES v2), `log` (local development: prints the message) and, for tests,
+//! contract), `email` (SES `SendEmail`, the v1 API that every emulator serves), `log` (local development: prints the message) and, for tests,
 //! [`RecordingNotifier`].
 
 pub mod email;
@@ -137,7 +137,7 @@ pub enum RegistryError {
 #[derive(Debug, Clone)]
 pub struct Clients {
     pub sns: aws_sdk_sns::Client,
-    pub sesv2: aws_sdk_sesv2::Client,
+    pub ses: aws_sdk_ses::Client,
 }
 
 /// Channel → notifier, built once.
@@ -176,7 +176,7 @@ impl Registry {
                     Arc::new(sns::SnsVoice::new(clients.sns.clone(), topic_arn))
                 }
                 PluginConfig::Email { sender } => {
-                    Arc::new(email::SesEmail::new(clients.sesv2.clone(), sender))
+                    Arc::new(email::SesEmail::new(clients.ses.clone(), sender))
                 }
                 PluginConfig::Log { channel } => Arc::new(log::LogNotifier::new(*channel)),
             };

@@ -1,7 +1,8 @@
 // Shared helpers of the browser tests: Chromium (Debian's, through playwright-core), users from
 // the operator CLI, messages read back from the AWS emulator, RFC 6238 codes, QR decoding and
 // screenshots. Configuration comes from the environment that scripts/browser-test.sh exports:
-// PORTCULLIS_API_URL, PORTCULLIS_ADMIN_BIN, AWS_ENDPOINT_URL and the stack's PORTCULLIS_* file.
+// PORTCULLIS_API_URL, PORTCULLIS_ADMIN_BIN, AWS_ENDPOINT_URL and the stack's PORTCULLIS_* file
+// (PORTCULLIS_EMULATOR says where sent messages are read back).
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -75,18 +76,42 @@ export function freshPhone(areaCode) {
 
 // ---- The emulator ---------------------------------------------------------------------------
 
-async function emulatorState() {
-  const response = await fetch(`${EMULATOR}/moto-api/data.json`);
-  assert.equal(response.status, 200, 'the emulator answers /moto-api/data.json');
+/**
+ * Which emulator the stack runs on, as provisioning wrote it to the env file
+ * (PORTCULLIS_EMULATOR: localstack or moto; moto when unset). Sent messages are read back:
+ * - moto: from /moto-api/data.json (all of moto's state, so it slows as the emulator fills);
+ * - LocalStack: texts from /_aws/sns/sms-messages?phoneNumber=…, emails from /_aws/ses. Texts
+ *   arrive a moment after Publish returns (a worker thread delivers them): waitFor polls.
+ */
+export const EMULATOR_KIND = process.env.PORTCULLIS_EMULATOR === 'localstack' ? 'localstack' : 'moto';
+
+async function emulatorJson(pathAndQuery) {
+  const response = await fetch(`${EMULATOR}${pathAndQuery}`);
+  assert.equal(response.status, 200, `the emulator answers ${pathAndQuery}`);
   return response.json();
 }
 
+const emulatorState = () => emulatorJson('/moto-api/data.json');
+
 export async function smsTo(phone) {
+  if (EMULATOR_KIND === 'localstack') {
+    const state = await emulatorJson(`/_aws/sns/sms-messages?phoneNumber=${encodeURIComponent(phone)}`);
+    return ((state.sms_messages && state.sms_messages[phone]) || []).map((m) => m.Message);
+  }
   const state = await emulatorState();
   return ((state.sns && state.sns.SMS) || []).filter((m) => m.phone_number === phone).map((m) => m.message);
 }
 
+const asText = (value) => (typeof value === 'string' ? value : JSON.stringify(value ?? ''));
+
 export async function emailsTo(address) {
+  if (EMULATOR_KIND === 'localstack') {
+    const state = await emulatorJson('/_aws/ses');
+    return (state.messages || [])
+      .filter((m) => ['ToAddresses', 'CcAddresses', 'BccAddresses']
+        .some((field) => ((m.Destination && m.Destination[field]) || []).includes(address)))
+      .map((m) => ({ subject: asText(m.Subject), body: asText(m.Body && m.Body.text_part) }));
+  }
   const state = await emulatorState();
   return ((state.ses && state.ses.Message) || [])
     .filter((m) => JSON.stringify(m.destinations || '').includes(address))
