@@ -137,13 +137,11 @@ fn one_totp_code_sent_in_20_parallel_verifies_signs_in_exactly_once() {
     }
 }
 
-/// Found by this test on LocalStack: of 20 verifies of one challenge, 5 reserve a try and the
-/// other 15 find the tries used up and delete the challenge (`AttemptSlot::Exhausted` in
-/// `shared/src/service/codes.rs`); a delete that lands between the winner's TOTP-step write
-/// and its `complete_challenge` makes the right code fail too: 0 sign-ins, and the code's step
-/// is spent. It fails in some runs, not all. (moto serialised hides the interleaving.)
-#[test]
-#[ignore = "known bug: tries past the limit delete the challenge under the winning request (see the doc comment)"]
+/// Found by this test on LocalStack: of 20 verifies of one challenge, 5 reserved a try and the
+/// other 15 found the tries used up and deleted the challenge; a delete that landed between
+/// the winner's TOTP-step write and its `complete_challenge` made the right code fail too (0
+/// sign-ins, the code's step spent). Now a challenge out of tries is never deleted under a
+/// request that may still win (`codes::reserve_try`).
 fn one_totp_code_sent_20_times_at_once_to_one_challenge_signs_in_exactly_once() {
     let Some(api) = api() else { return };
     let user = unique("totp-race-one");

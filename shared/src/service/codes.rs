@@ -63,7 +63,8 @@ pub async fn open_challenge(deps: &Deps, challenge_id: &str) -> Result<Challenge
         .get_challenge(&token_digest(challenge_id), now)
         .await?
     {
-        Some(c) if c.completed_at.is_none() => c,
+        // Completed, or out of tries (the 5th wrong code ended it).
+        Some(c) if c.completed_at.is_none() && c.attempts < deps.settings.max_code_tries => c,
         _ => return Err(ApiError::ChallengeExpired),
     };
     if challenge.purpose == ChallengePurpose::SignIn {
@@ -441,7 +442,7 @@ pub async fn check_code(
         Ok(match outcome {
             Some(verified) => Answer::Right(verified),
             None => Answer::Wrong {
-                challenge_ended: end_if_last_try(deps, &current).await?,
+                challenge_ended: was_last_try(deps, &current),
             },
         })
     })
@@ -449,7 +450,12 @@ pub async fn check_code(
 }
 
 /// Counts one try against the challenge before anything is compared (SPEC §3: at most 5);
-/// `None` when the challenge is gone or out of tries (it is then removed).
+/// `None` when the challenge is gone or out of tries.
+///
+/// A challenge out of tries is never deleted here: requests already holding a try may still be
+/// comparing a right answer, and deleting the record under them would let none of them win
+/// (found with 20 concurrent right TOTP codes). Its tries are spent, so nothing more is ever
+/// compared, and [`open_challenge`] treats it as over; its TTL removes it.
 pub async fn reserve_try(
     deps: &Deps,
     challenge: &ChallengeRecord,
@@ -462,27 +468,14 @@ pub async fn reserve_try(
         .await?
     {
         AttemptSlot::Reserved(current) => Ok(Some(*current)),
-        AttemptSlot::Gone => Ok(None),
-        AttemptSlot::Exhausted => {
-            deps.stores
-                .challenges
-                .delete_challenge(&challenge.id_digest)
-                .await?;
-            Ok(None)
-        }
+        AttemptSlot::Gone | AttemptSlot::Exhausted => Ok(None),
     }
 }
 
-/// After a wrong answer: the last allowed try ends the challenge (SPEC §3). `true` if it did.
-pub async fn end_if_last_try(deps: &Deps, current: &ChallengeRecord) -> Result<bool, ApiError> {
-    if current.attempts < deps.settings.max_code_tries {
-        return Ok(false);
-    }
-    deps.stores
-        .challenges
-        .delete_challenge(&current.id_digest)
-        .await?;
-    Ok(true)
+/// After a wrong answer: whether it was the challenge's last allowed try (SPEC §3: the 5th
+/// wrong code ends the challenge).
+pub fn was_last_try(deps: &Deps, current: &ChallengeRecord) -> bool {
+    current.attempts >= deps.settings.max_code_tries
 }
 
 async fn check_sent_code(

@@ -175,7 +175,7 @@ pub async fn redeem(
             Answer::Right(current)
         } else {
             Answer::Wrong {
-                challenge_ended: codes::end_if_last_try(deps, &current).await?,
+                challenge_ended: codes::was_last_try(deps, &current),
             }
         })
     })

@@ -68,7 +68,13 @@ where
         Some(format!("{method} (answer {attempt} of the run)")),
     )
     .await;
-    if limits::starts_second_factor_lock(deps, attempt) {
+    // The threshold-th wrong answer starts the lock, unless a concurrent right answer has
+    // ended the run meanwhile (a double submit must not lock the user out).
+    if limits::starts_second_factor_lock(deps, attempt)
+        && limits::second_factor_locked_until(deps, user)
+            .await?
+            .is_some()
+    {
         tracing::warn!(
             event = "second_factor_locked",
             method,
