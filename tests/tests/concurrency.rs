@@ -142,6 +142,7 @@ fn one_totp_code_sent_in_20_parallel_verifies_signs_in_exactly_once() {
 /// the winner's TOTP-step write and its `complete_challenge` made the right code fail too (0
 /// sign-ins, the code's step spent). Now a challenge out of tries is never deleted under a
 /// request that may still win (`codes::reserve_try`).
+#[test]
 fn one_totp_code_sent_20_times_at_once_to_one_challenge_signs_in_exactly_once() {
     let Some(api) = api() else { return };
     let user = unique("totp-race-one");
