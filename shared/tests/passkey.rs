@@ -592,6 +592,16 @@ fn backup_eligibility_is_fixed_and_backup_state_is_reported() {
         PasskeyError::BackupFlagsInvalid
     );
 
+    // Nor may a credential registered as device-bound turn backup eligible later.
+    let mut bound = SoftAuthenticator::new(ORIGIN);
+    let bound_passkey = register(&mut bound, &handle);
+    bound.backup_eligible = true;
+    let allow = std::slice::from_ref(&bound_passkey);
+    assert_eq!(
+        try_authenticate(&mut bound, Some(allow), allow).unwrap_err(),
+        PasskeyError::BackupFlagsInvalid
+    );
+
     // Backed up without being eligible is refused at registration.
     let mut odd = SoftAuthenticator::new(ORIGIN);
     odd.backup_state = true;

@@ -73,12 +73,12 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use url::Url;
 use webauthn_rs_core::WebauthnCore;
+use webauthn_rs_core::internals::AuthenticatorData;
 use webauthn_rs_core::proto::{
-    AttestationConveyancePreference, AttestationFormat, Authentication, AuthenticatorData,
-    AuthenticatorTransport, COSEAlgorithm, COSEKey, CredProtect, Credential,
-    CredentialProtectionPolicy, ExtnState, ParsedAttestation, PublicKeyCredential,
-    RegisterPublicKeyCredential, RegisteredExtensions, Registration, RequestRegistrationExtensions,
-    UserVerificationPolicy,
+    AttestationConveyancePreference, AttestationFormat, Authentication, AuthenticatorTransport,
+    COSEAlgorithm, COSEKey, CredProtect, Credential, CredentialProtectionPolicy, ExtnState,
+    ParsedAttestation, PublicKeyCredential, RegisterPublicKeyCredential, RegisteredExtensions,
+    Registration, RequestRegistrationExtensions, UserVerificationPolicy,
 };
 
 pub use error::PasskeyError;
