@@ -694,3 +694,21 @@ fn malformed_responses_are_refused_without_panicking() {
         assert!(AssertionResponse::parse(case).is_err());
     }
 }
+
+#[test]
+fn an_rs256_passkey_registers_and_signs_in() {
+    let handle = UserHandle::random();
+    let mut authenticator = SoftAuthenticator::rs256(ORIGIN).unwrap();
+    let passkey = register(&mut authenticator, &handle);
+    assert_eq!(passkey.public_key.algorithm(), "RS256");
+    let stored: PasskeyCredential = serde_json::from_slice(&bytes(&passkey)).unwrap();
+    let allow = std::slice::from_ref(&stored);
+    let outcome = try_authenticate(&mut authenticator, Some(allow), allow).unwrap();
+    assert_eq!(outcome.sign_count, 2);
+
+    authenticator.tamper_signature = true;
+    assert_eq!(
+        try_authenticate(&mut authenticator, Some(allow), allow).unwrap_err(),
+        PasskeyError::BadSignature
+    );
+}

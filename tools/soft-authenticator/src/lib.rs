@@ -16,7 +16,8 @@
 //! data, the UV/UP/BE/BS flags, the signature counter, a tampered signature, a cross-origin
 //! call and the user handle returned.
 //!
-//! Keys: ES256 (P-256) generated per authenticator. Attestation: `none` only.
+//! Keys: ES256 (P-256) or RS256 (RSA-2048, PKCS#1 v1.5 with SHA-256) generated per
+//! authenticator. Attestation: `none` only.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -24,11 +25,32 @@ use p256::ecdsa::signature::Signer as _;
 use p256::ecdsa::{Signature, SigningKey};
 use p256::pkcs8::EncodePublicKey as _;
 use rand::RngCore as _;
+use rsa::pkcs1v15::SigningKey as RsaSigningKey;
+use rsa::signature::SignatureEncoding as _;
+use rsa::traits::PublicKeyParts as _;
+use rsa::{BigUint, RsaPrivateKey};
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 
 /// COSE algorithm identifier of ES256 (RFC 9053).
 pub const COSE_ES256: i64 = -7;
+/// COSE algorithm identifier of RS256 (RFC 8812).
+pub const COSE_RS256: i64 = -257;
+
+/// The credential's private key.
+enum Key {
+    Es256(SigningKey),
+    Rs256(Box<RsaPrivateKey>),
+}
+
+impl std::fmt::Debug for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Key::Es256(_) => "Key::Es256(<private>)",
+            Key::Rs256(_) => "Key::Rs256(<private>)",
+        })
+    }
+}
 
 /// Authenticator data flags (WebAuthn §6.1).
 pub mod flags {
@@ -81,7 +103,7 @@ pub struct SoftAuthenticator {
     pub aaguid: [u8; 16],
     /// Transports reported at registration.
     pub transports: Vec<String>,
-    key: SigningKey,
+    key: Key,
     credential_id: Vec<u8>,
     counter: u32,
     user_handle: Option<Vec<u8>>,
@@ -171,7 +193,7 @@ impl SoftAuthenticator {
             user_handle_reply: UserHandleReply::Stored,
             aaguid: [0x5a; 16],
             transports: vec!["internal".into(), "hybrid".into()],
-            key: random_signing_key(),
+            key: Key::Es256(random_signing_key()),
             credential_id,
             counter: 0,
             user_handle: None,
@@ -185,6 +207,25 @@ impl SoftAuthenticator {
             backup_state: true,
             counter_step: 0,
             ..SoftAuthenticator::new(origin)
+        }
+    }
+
+    /// An RS256 authenticator (RSA-2048), otherwise like [`SoftAuthenticator::new`]. Fails
+    /// only if the system's random source does.
+    pub fn rs256(origin: &str) -> Result<Self, String> {
+        let key = RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048)
+            .map_err(|e| format!("RSA key generation: {e}"))?;
+        Ok(SoftAuthenticator {
+            key: Key::Rs256(Box::new(key)),
+            ..SoftAuthenticator::new(origin)
+        })
+    }
+
+    /// The COSE algorithm of the credential: [`COSE_ES256`] or [`COSE_RS256`].
+    pub fn algorithm(&self) -> i64 {
+        match self.key {
+            Key::Es256(_) => COSE_ES256,
+            Key::Rs256(_) => COSE_RS256,
         }
     }
 
@@ -229,27 +270,72 @@ impl SoftAuthenticator {
         self.counter
     }
 
-    /// The credential public key as a COSE_Key (RFC 9053 §7.1.1, EC2): kty 2, alg -7,
-    /// crv 1 (P-256), x, y — in CTAP2 canonical key order.
+    /// The credential public key as a COSE_Key, in CTAP2 canonical key order: for ES256
+    /// (RFC 9053 §7.1.1, EC2) kty 2, alg -7, crv 1 (P-256), x, y; for RS256 (RFC 8230 §4)
+    /// kty 3, alg -257, n, e.
     pub fn cose_public_key(&self) -> Vec<u8> {
-        let point = self.key.verifying_key().to_encoded_point(false);
-        let (x, y) = (
-            point.x().map(|x| x.to_vec()).unwrap_or_default(),
-            point.y().map(|y| y.to_vec()).unwrap_or_default(),
-        );
         let mut out = Vec::new();
-        cbor_head(5, 5, &mut out);
-        cbor_int(1, &mut out); // kty
-        cbor_int(2, &mut out); // EC2
-        cbor_int(3, &mut out); // alg
-        cbor_int(COSE_ES256, &mut out);
-        cbor_int(-1, &mut out); // crv
-        cbor_int(1, &mut out); // P-256
-        cbor_int(-2, &mut out); // x
-        cbor_bytes(&x, &mut out);
-        cbor_int(-3, &mut out); // y
-        cbor_bytes(&y, &mut out);
+        match &self.key {
+            Key::Es256(key) => {
+                let point = key.verifying_key().to_encoded_point(false);
+                let (x, y) = (
+                    point.x().map(|x| x.to_vec()).unwrap_or_default(),
+                    point.y().map(|y| y.to_vec()).unwrap_or_default(),
+                );
+                cbor_head(5, 5, &mut out);
+                cbor_int(1, &mut out); // kty
+                cbor_int(2, &mut out); // EC2
+                cbor_int(3, &mut out); // alg
+                cbor_int(COSE_ES256, &mut out);
+                cbor_int(-1, &mut out); // crv
+                cbor_int(1, &mut out); // P-256
+                cbor_int(-2, &mut out); // x
+                cbor_bytes(&x, &mut out);
+                cbor_int(-3, &mut out); // y
+                cbor_bytes(&y, &mut out);
+            }
+            Key::Rs256(key) => {
+                let unsigned = |n: &BigUint| n.to_bytes_be();
+                cbor_head(5, 4, &mut out);
+                cbor_int(1, &mut out); // kty
+                cbor_int(3, &mut out); // RSA
+                cbor_int(3, &mut out); // alg
+                cbor_int(COSE_RS256, &mut out);
+                cbor_int(-1, &mut out); // n
+                cbor_bytes(&unsigned(key.n()), &mut out);
+                cbor_int(-2, &mut out); // e
+                cbor_bytes(&unsigned(key.e()), &mut out);
+            }
+        }
         out
+    }
+
+    /// The public key as DER SubjectPublicKeyInfo (the Level 3 `publicKey` convenience field).
+    fn spki_der(&self) -> Result<Vec<u8>, String> {
+        match &self.key {
+            Key::Es256(key) => key
+                .verifying_key()
+                .to_public_key_der()
+                .map(|d| d.as_bytes().to_vec())
+                .map_err(|e| format!("SPKI: {e}")),
+            Key::Rs256(key) => rsa::pkcs8::EncodePublicKey::to_public_key_der(&key.to_public_key())
+                .map(|d| d.as_bytes().to_vec())
+                .map_err(|e| format!("SPKI: {e}")),
+        }
+    }
+
+    /// The signature over `message`: ECDSA (DER) or RSASSA-PKCS1-v1_5, both with SHA-256.
+    fn sign(&self, message: &[u8]) -> Vec<u8> {
+        match &self.key {
+            Key::Es256(key) => {
+                let signature: Signature = key.sign(message);
+                signature.to_der().as_bytes().to_vec()
+            }
+            Key::Rs256(key) => {
+                let signer = RsaSigningKey::<Sha256>::new(key.as_ref().clone());
+                signer.sign(message).to_vec()
+            }
+        }
     }
 
     /// Authenticator data (§6.1): rpIdHash ‖ flags ‖ signCount (big-endian) ‖
@@ -294,11 +380,12 @@ impl SoftAuthenticator {
                 .ok_or("options have no rp.id")?
                 .to_owned(),
         };
-        let offers_es256 = options["pubKeyCredParams"]
+        let alg = self.algorithm();
+        let offered = options["pubKeyCredParams"]
             .as_array()
-            .is_some_and(|p| p.iter().any(|p| p["alg"] == COSE_ES256));
-        if !offers_es256 {
-            return Err("NotSupportedError: ES256 not offered".into());
+            .is_some_and(|p| p.iter().any(|p| p["alg"] == alg));
+        if !offered {
+            return Err(format!("NotSupportedError: algorithm {alg} not offered"));
         }
         if let Some(excluded) = options["excludeCredentials"].as_array() {
             for descriptor in excluded {
@@ -323,11 +410,7 @@ impl SoftAuthenticator {
         cbor_bytes(&auth_data, &mut attestation_object);
 
         let client_data = self.client_data("webauthn.create", challenge);
-        let spki = self
-            .key
-            .verifying_key()
-            .to_public_key_der()
-            .map_err(|e| format!("SPKI: {e}"))?;
+        let spki = self.spki_der()?;
         Ok(json!({
             "id": b64(&self.credential_id),
             "rawId": b64(&self.credential_id),
@@ -339,8 +422,8 @@ impl SoftAuthenticator {
                 "attestationObject": b64(&attestation_object),
                 "authenticatorData": b64(&auth_data),
                 "transports": self.transports,
-                "publicKeyAlgorithm": COSE_ES256,
-                "publicKey": b64(spki.as_bytes()),
+                "publicKeyAlgorithm": alg,
+                "publicKey": b64(&spki),
             },
         }))
     }
@@ -382,10 +465,9 @@ impl SoftAuthenticator {
     pub fn assertion_json(&self, auth_data: &[u8], client_data: &[u8]) -> Value {
         let mut signed = auth_data.to_vec();
         signed.extend(Sha256::digest(client_data));
-        let signature: Signature = self.key.sign(&signed);
-        let mut der = signature.to_der().as_bytes().to_vec();
+        let mut signature = self.sign(&signed);
         if self.tamper_signature
-            && let Some(last) = der.last_mut()
+            && let Some(last) = signature.last_mut()
         {
             *last ^= 0x01;
         }
@@ -397,7 +479,7 @@ impl SoftAuthenticator {
         let mut response = json!({
             "clientDataJSON": b64(client_data),
             "authenticatorData": b64(auth_data),
-            "signature": b64(&der),
+            "signature": b64(&signature),
         });
         if let Some(handle) = user_handle {
             response["userHandle"] = Value::from(handle);
@@ -462,7 +544,10 @@ mod tests {
         assert_eq!(&auth_data[33..37], &1u32.to_be_bytes());
         let mut signed = auth_data.clone();
         signed.extend(Sha256::digest(&client_data));
-        let key = VerifyingKey::from(&authenticator.key);
+        let Key::Es256(key) = &authenticator.key else {
+            panic!("ES256 by default")
+        };
+        let key = VerifyingKey::from(key);
         key.verify(&signed, &Signature::from_der(&signature).unwrap())
             .unwrap();
         let client: Value = serde_json::from_slice(&client_data).unwrap();
