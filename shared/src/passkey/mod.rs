@@ -523,6 +523,11 @@ fn json_error(what: &str, err: &serde_json::Error) -> PasskeyError {
     ))
 }
 
+/// A JSON value as compact text, to parse (and size-check) like a request body.
+fn compact_json(value: &serde_json::Value) -> Result<Vec<u8>, PasskeyError> {
+    serde_json::to_vec(value).map_err(|e| json_error("response", &e))
+}
+
 /// The checks every credential in JSON form gets: `type` is `public-key`, `rawId` is a
 /// credential ID of allowed length and `id` is the same bytes in base64url.
 fn check_envelope(type_: &str, id: &str, raw_id: &[u8]) -> Result<CredentialId, PasskeyError> {
@@ -561,8 +566,7 @@ impl RegistrationResponse {
     /// The same from an already parsed JSON value (e.g. the `credential` field of a request
     /// body); the size limit applies to its compact serialisation.
     pub fn from_json_value(value: &serde_json::Value) -> Result<Self, PasskeyError> {
-        let text = serde_json::to_vec(value).map_err(|e| json_error("response", &e))?;
-        Self::parse(&text)
+        Self::parse(&compact_json(value)?)
     }
 
     pub fn credential_id(&self) -> &CredentialId {
@@ -610,8 +614,7 @@ impl AssertionResponse {
     /// The same from an already parsed JSON value; the size limit applies to its compact
     /// serialisation.
     pub fn from_json_value(value: &serde_json::Value) -> Result<Self, PasskeyError> {
-        let text = serde_json::to_vec(value).map_err(|e| json_error("response", &e))?;
-        Self::parse(&text)
+        Self::parse(&compact_json(value)?)
     }
 
     /// The credential to look up (unverified until [`finish_authentication`]).
