@@ -15,6 +15,7 @@
 #   phone       phone numbers as typed (E.164 out, idempotent, voice only for +1)
 #   token       access tokens (only the signed text verifies) and TOTP codes
 #   user_agent  User-Agent minimums and user-ID normalisation
+#   passkey     WebAuthn registration/assertion responses (JSON, CBOR, authenticator data)
 #
 # Runs on the stable toolchain: `-s none` (no sanitizer: AddressSanitizer needs nightly, and the
 # code has no `unsafe`), `--dev` (debug assertions and overflow checks on; a few minutes less to

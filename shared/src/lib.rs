@@ -9,6 +9,7 @@
 //! - [`service`]: one module per use case, independent of HTTP.
 //! - [`edge`]: the thin HTTP edge shared by every function (parsing, problem answers).
 //! - [`deps`]: the dependency builder used by every function at cold start.
+//! - [`passkey`]: WebAuthn registration and authentication ceremonies (webauthn-rs-core).
 
 pub mod client;
 pub mod clock;
@@ -21,6 +22,7 @@ pub mod identity;
 pub mod limits;
 pub mod metrics;
 pub mod notifier;
+pub mod passkey;
 pub mod phone;
 pub mod policy;
 pub mod service;
