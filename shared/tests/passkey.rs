@@ -1,6 +1,7 @@
 //! Passkey ceremonies end to end against an independent software authenticator
 //! (`tools/soft-authenticator`, written from the WebAuthn specification): the round trips,
 //! and every refusal a relying party owes its users.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
 
@@ -133,7 +134,8 @@ fn a_registered_passkey_signs_in_and_its_counter_moves_on() {
     let stored: PasskeyCredential = serde_json::from_slice(&bytes(&passkey)).unwrap();
     assert_eq!(stored, passkey);
 
-    let (options, state) = start_authentication(&config(), Some(&[stored.clone()]), NOW).unwrap();
+    let (options, state) =
+        start_authentication(&config(), Some(std::slice::from_ref(&stored)), NOW).unwrap();
     assert_eq!(options["rpId"], "localhost");
     assert_eq!(options["userVerification"], "required");
     assert_eq!(options["timeout"], 300_000);
@@ -157,7 +159,11 @@ fn a_registered_passkey_signs_in_and_its_counter_moves_on() {
     // The next sign-in checks against the updated record.
     let updated = stored.updated(&outcome);
     assert_eq!(updated.sign_count, 2);
-    let again = try_authenticate(&mut authenticator, Some(&[updated.clone()]), &[updated]);
+    let again = try_authenticate(
+        &mut authenticator,
+        Some(std::slice::from_ref(&updated)),
+        std::slice::from_ref(&updated),
+    );
     assert_eq!(again.unwrap().sign_count, 3);
 }
 
