@@ -12,14 +12,21 @@ looking). Needs PyYAML (the project's .venv has it).
 What "needed" means, derived statically from the sources on every run (no per-function list to maintain):
 
 1. Roots: every function crate functions/<f>/ (all of src/*.rs: the handler serves every route of
-   the function) plus the cold start every function runs (`Deps::from_env` ->
+   the function, or every message of its event source: the sender's SQS batches) plus the cold
+   start every function runs (`Deps::from_env` ->
    `DynamoStore::warm_up`, one GetItem; a denied warm-up only logs a warning, but it is a call
    the function makes on every cold start).
 2. A call graph over functions/<f>/src/*.rs and shared/src/service/*.rs: `module::f(..)` paths
    (resolving `use` imports and aliases), bare calls to functions of the same module or imported
    ones, `Type::f(..)`, and method calls to methods defined in those files. Function-level, so
    a handler that only calls `tokens::authenticate` does not inherit what `tokens::refresh`
-   needs.
+   needs. Paths may be fully qualified (`crate::service::sender::enqueue(..)`).
+   One refinement, the outbox's fallback (OUTBOX_DISPATCH): `sender::enqueue(deps,
+   Outgoing::V {..})` queues the message and, when the queue refuses it, delivers it within
+   the request through `sender::deliver` -- but only through deliver's arm for V, so a call
+   naming its variant reaches the queue plus that arm (audit::record's `Outgoing::Audit` needs
+   the audit write again, not email and SMS); a call passing anything else reaches all of
+   deliver. The arms must be exactly the variants of `enum Outgoing` (shared/src/outbox.rs).
 3. The AWS primitives reached, each bound below (PRIMITIVES) to the production implementation
    whose SDK calls define its IAM actions, read from the sources too:
      deps.stores.<store>.<method>(..)  -> `impl <Trait> for DynamoStore` in
@@ -35,21 +42,39 @@ What "needed" means, derived statically from the sources on every run (no per-fu
      deps.notifiers / .dispatch(..)    -> every `impl Notifier` in shared/src/notifier/ (the
                                           channel -> plugin mapping is configuration, so any
                                           send may use any of them: sns:Publish, ses:SendEmail)
-   The resource of each action comes from the template: the tables and keys named by the
-   functions' environment (PORTCULLIS_TABLE, PORTCULLIS_AUDIT_TABLE, PORTCULLIS_CODE_KEY_ID, ...
-   -> alias -> key). A grant on "*" where the code needs one resource is an over-grant.
+     deps.outbox.enqueue(..)           -> `impl Outbox for SqsOutbox` in shared/src/outbox.rs
+                                          (sqs:SendMessage; InlineOutbox and MemoryOutbox make
+                                          no AWS call and are not production's queue)
+   SDK operations map to IAM actions by name (send_message -> SendMessage), except where
+   SDK_OP_ACTIONS says otherwise (SQS batch operations are authorised as the single action).
+   The resource of each action comes from the template: the tables, keys and queue named by
+   the functions' environment (PORTCULLIS_TABLE, PORTCULLIS_AUDIT_TABLE, PORTCULLIS_CODE_KEY_ID,
+   ... -> alias -> key; PORTCULLIS_OUTBOX_QUEUE_URL = `!Ref OutboxQueue`, the queue's URL ->
+   the queue, which a grant names by `!GetAtt OutboxQueue.Arn`; a grant on `!Ref` of a queue
+   covers nothing). A grant on "*" where the code needs one resource is an over-grant.
 4. Table encryption: the tables are encrypted with a customer managed key, and DynamoDB uses
    it on the caller's behalf, so a function that touches a table needs kms:Decrypt on its key.
    Grants on a table's key conditioned on kms:ViaService = dynamodb.<region>.amazonaws.com
    may also carry kms:GenerateDataKey / kms:Encrypt / kms:DescribeKey (DynamoDB asks for a new
    data key on writes): they are accepted as allowed extras, because the condition means the
    function itself can never use the key directly with them.
+5. Event sources: HttpApi/Api/Schedule/ScheduleV2 events add nothing to a function's role. An
+   SQS event (the sender on OutboxQueue) is an event source mapping whose poller -- Lambda,
+   not the code -- receives, deletes and reads the attributes of the queue's messages: SAM
+   attaches the AWS managed AWSLambdaSQSQueueExecutionRole (sqs:ReceiveMessage,
+   sqs:DeleteMessage, sqs:GetQueueAttributes and logs, on "*": SAM's choice, not scoped to the
+   queue) to the role itself, outside Policies. Those are neither needed from the code nor
+   checked, and must not be granted inline (they would show as `-`). Any other
+   event type is a guard (SAM_POLLER_EVENTS / PLAIN_EVENTS say which is which).
 
 Guards (exit 2, "cannot check"): a `deps.<field>` the table does not know, a store, mac,
-sealer, signer or notifier reached other than through `deps.` (an alias would hide calls), a
-file under shared/src or functions/ making SDK calls that is not modelled, a DynamoDB table
-other than the main and audit tables, a binding whose implementation has moved, a policy form other than inline statements,
-a function crate without a template function (or the reverse), and a service module imported
+sealer, signer, notifier or outbox reached other than through `deps.` (an alias would hide
+calls), a `deps.outbox` method other than enqueue, a file under shared/src or functions/ making
+SDK calls that is not modelled, a DynamoDB table other than the main and audit tables, a
+binding whose implementation has moved (including the outbox's enqueue/deliver shape, and a
+queue setting that is not `!Ref` of an AWS::SQS::Queue), a policy form other than inline
+statements, an event type not known to add nothing (or only SAM's poller policy) to the role, a
+function crate without a template function (or the reverse), and a service module imported
 by a file but never found called (a gap in the call-graph parser).
 """
 
@@ -88,6 +113,7 @@ DEPS_FIELDS = {
     "sealer": "sealer",
     "signer": "signer",
     "notifiers": "notify",
+    "outbox": "outbox",
 }
 
 # primitive -> (file under shared/src, impl header "Trait for Type" or "Type", fn, resource env)
@@ -97,6 +123,7 @@ PRIMITIVES = {
     "deps.sealer.open": ("crypto/keyed.rs", "SecretSealer for KmsSealer", "open", "PORTCULLIS_DATA_KEY_ID"),
     "deps.signer.get": ("crypto/jwt.rs", "KmsSigner", "connect", "PORTCULLIS_SIGNING_KEY_ID"),
     "jwt::issue": ("crypto/jwt.rs", "TokenSigner for KmsSigner", "sign", "PORTCULLIS_SIGNING_KEY_ID"),
+    "deps.outbox.enqueue": ("outbox.rs", "Outbox for SqsOutbox", "enqueue", "PORTCULLIS_OUTBOX_QUEUE_URL"),
     "cold start (Deps::from_env)": ("storage/dynamo.rs", "DynamoStore", "warm_up", "PORTCULLIS_TABLE"),
 }
 # How production wires each primitive (deps.rs), and which setting names its resource.
@@ -106,6 +133,7 @@ WIRING = [
     (r"KmsSigner::connect\(", "signing_key_id", "PORTCULLIS_SIGNING_KEY_ID"),
     (r"Stores::dynamo_with_audit\(", "table_name", "PORTCULLIS_TABLE"),
     (r"Stores::dynamo_with_audit\(", "audit_table_name", "PORTCULLIS_AUDIT_TABLE"),
+    (r"SqsOutbox::new\(", "outbox_queue_url", "PORTCULLIS_OUTBOX_QUEUE_URL"),
     (r"\.warm_up\(\)", None, None),
 ]
 TABLE_ENV = "PORTCULLIS_TABLE"
@@ -119,7 +147,32 @@ SDK_FILES = {
     "crypto/jwt.rs": "kms",
     "notifier/sns.rs": "sns",
     "notifier/email.rs": "ses",  # SES (v1) SendEmail is the IAM action ses:SendEmail
+    "outbox.rs": "sqs",
 }
+# SDK operations whose IAM action is not the operation's own name (the default: send_message ->
+# SendMessage). SQS has no separate actions for its batch operations: each is authorised as the
+# single-message action.
+SDK_OP_ACTIONS = {
+    ("sqs", "send_message_batch"): "SendMessage",
+    ("sqs", "delete_message_batch"): "DeleteMessage",
+    ("sqs", "change_message_visibility_batch"): "ChangeMessageVisibility",
+}
+# Settings naming an SQS queue by its URL (`!Ref <AWS::SQS::Queue>`): IAM names the queue by its
+# ARN, so the grant that covers the need is the one on `!GetAtt <queue>.Arn`.
+QUEUE_URL_ENVS = {"PORTCULLIS_OUTBOX_QUEUE_URL"}
+# The outbox's fallback (shared/src/service/sender.rs): `enqueue(deps, Outgoing::V {..})` queues
+# the message (deps.outbox.enqueue) and, when the queue refuses it, delivers it within the
+# request through the arm of `deliver` for V. A call naming its variant reaches only that arm;
+# any other argument (a variable) reaches all of `deliver`. The enum is read from enum_file.
+OUTBOX_DISPATCH = {"module": "sender", "queue_fn": "enqueue", "deliver_fn": "deliver",
+                   "enum_file": "outbox.rs", "enum": "Outgoing"}
+# Events that SAM turns into an event source mapping, adding the poller's permissions itself
+# (an AWS managed policy on the role, outside Policies): the code never makes those calls, so
+# they are neither needed nor checked. Any other event type that carries permissions is a guard.
+SAM_POLLER_EVENTS = {"SQS": "AWSLambdaSQSQueueExecutionRole"}
+# Event types that add nothing to the function's role (the invoking service's permission is a
+# resource policy on the function).
+PLAIN_EVENTS = {"Api", "HttpApi", "Schedule", "ScheduleV2"}
 # Items of a TransactWriteItems/TransactGetItems call, by builder.
 TRANSACT_ITEMS = {"Put": "PutItem", "Delete": "DeleteItem", "Update": "UpdateItem",
                   "ConditionCheck": "ConditionCheckItem", "Get": "GetItem"}
@@ -361,6 +414,93 @@ def snake_to_pascal(op: str) -> str:
     return "".join(part.capitalize() for part in op.split("_"))
 
 
+def depth0(text: str) -> list[bool]:
+    """For each character of text: whether it is outside every (), [] and {} opened in text."""
+    out, depth = [], 0
+    for c in text:
+        if c in ")]}":
+            depth -= 1
+        out.append(depth == 0 and c not in "([{)]}")
+        if c in "([{":
+            depth += 1
+    return out
+
+
+def call_args(text: str, pos: int) -> list[str] | None:
+    """The top-level arguments of the call whose `(` is the first non-space at or after pos."""
+    while pos < len(text) and text[pos].isspace():
+        pos += 1
+    if pos >= len(text) or text[pos] != "(":
+        return None
+    depth = 0
+    for j in range(pos, len(text)):
+        depth += text[j] in "([{"
+        depth -= text[j] in ")]}"
+        if depth == 0:
+            inner = text[pos + 1 : j]
+            top = depth0(inner)
+            args, start = [], 0
+            for k, c in enumerate(inner):
+                if c == "," and top[k]:
+                    args.append(inner[start:k].strip())
+                    start = k + 1
+            if inner[start:].strip():
+                args.append(inner[start:].strip())
+            return args
+    return None
+
+
+def enum_variants(text: str, name: str, where: str) -> list[str]:
+    m = re.search(rf"\benum\s+{name}\b[^{{;]*\{{", text)
+    if not m:
+        raise CannotCheck(f"{where}: no enum {name}")
+    body = text[m.end() : match_brace(text, m.end() - 1)]
+    flat = body
+    while True:  # drop fields, tuple types and attributes' brackets
+        new = re.sub(r"\{[^{}]*\}|\([^()]*\)|\[[^\[\]]*\]", "", flat)
+        if new == flat:
+            break
+        flat = new
+    variants = [v.replace("#", "").strip() for v in flat.split(",")]
+    variants = [v for v in variants if v]
+    if not variants or not all(re.fullmatch(IDENT, v) for v in variants):
+        raise CannotCheck(f"{where}: the variants of enum {name} are not readable ({flat.strip()[:80]})")
+    return variants
+
+
+def match_arms(body: str, enum: str, where: str) -> dict[str, str]:
+    """{variant: arm body} of the one `match` in body whose arms are `enum::Variant` patterns."""
+    found = []
+    for mm in re.finditer(r"\bmatch\b", body):
+        brace = body.find("{", mm.end())
+        if brace < 0:
+            continue
+        block = body[brace + 1 : match_brace(body, brace)]
+        top = depth0(block)
+        pats = [p for p in re.finditer(rf"(?<![\w:])(?:{IDENT}\s*::\s*)*{enum}\s*::\s*({IDENT})\b", block)
+                if top[p.start()]]
+        if pats:
+            found.append((block, top, pats))
+    if len(found) != 1:
+        raise CannotCheck(f"{where}: {len(found)} matches on {enum} (one expected)")
+    block, top, pats = found[0]
+    arrows = [a.start() for a in re.finditer(r"=>", block) if top[a.start()]]
+    arms, bounds = {}, [p.start() for p in pats] + [len(block)]
+    for i, p in enumerate(pats):
+        j = p.end()
+        while j < len(block) and block[j].isspace():
+            j += 1
+        if j < len(block) and block[j] in "({":
+            j = match_brace(block.replace("(", "{").replace(")", "}"), j) + 1
+        arrow = re.match(r"\s*=>", block[j:])
+        if not arrow or p.group(1) in arms:
+            raise CannotCheck(f"{where}: the arm {enum}::{p.group(1)} is not `{enum}::V {{..}} =>` (or is repeated)")
+        arms[p.group(1)] = block[j + arrow.end() : bounds[i + 1]]
+    if len(arrows) != len(pats):
+        raise CannotCheck(f"{where}: the match on {enum} has arms other than {enum}::V patterns")
+    return arms
+
+
 # ---- SDK-level analysis: what each implementation function calls ------------------------------
 
 
@@ -385,7 +525,8 @@ class SdkFile:
                 for item in items:
                     found.setdefault(f"{self.service}:{TRANSACT_ITEMS[item]}", f"{where} [{item}]")
             else:
-                found.setdefault(f"{self.service}:{snake_to_pascal(op)}", where)
+                action = SDK_OP_ACTIONS.get((self.service, op)) or snake_to_pascal(op)
+                found.setdefault(f"{self.service}:{action}", where)
         return found
 
     def callees(self, fn: RustFn) -> list[RustFn]:
@@ -438,6 +579,7 @@ class Analysis:
         for m in self.service_modules:
             self.files[m] = RustFile(self.shared / "service" / f"{m}.rs", m, f"shared/src/service/{m}.rs")
         self._check_outside_services()
+        self.enqueue_fn, self.variant_fns = self._outbox_dispatch()
         for rf in self.files.values():
             self.check_imports(rf)
 
@@ -529,7 +671,7 @@ class Analysis:
             if rel.startswith("service/"):
                 continue
             text = strip_rust(path.read_text(encoding="utf-8"))
-            m = re.search(r"\bdeps\s*\.\s*(stores|mac|sealer|signer|notifiers)\b", text)
+            m = re.search(r"\bdeps\s*\.\s*(stores|mac|sealer|signer|notifiers|outbox)\b", text)
             if m:
                 raise CannotCheck(f"shared/src/{rel} uses deps.{m.group(1)} outside the service modules: "
                                   "not modelled (extend check_iam.py)")
@@ -557,6 +699,47 @@ class Analysis:
                               f"({AUDIT_RECEIVER}) with the main table (self.{', self.'.join(plain) or 'client'}): "
                               "not modelled")
         return AUDIT_TABLE_ENV
+
+    def _outbox_dispatch(self):
+        """(the queueing fn, {variant: a copy of it whose fallback is the arm of the delivering
+        fn for that variant}); see OUTBOX_DISPATCH."""
+        d = OUTBOX_DISPATCH
+        where = f"shared/src/service/{d['module']}.rs"
+        rf = self.files.get(d["module"])
+        queue_fn = rf and rf.find(None, d["queue_fn"])
+        deliver_fn = rf and rf.find(None, d["deliver_fn"])
+        if not queue_fn or not deliver_fn:
+            raise CannotCheck(f"OUTBOX_DISPATCH: no fn {d['queue_fn']} and fn {d['deliver_fn']} in {where}")
+        fallback = list(re.finditer(rf"(?<![\w.:]){d['deliver_fn']}\s*\(", queue_fn.body))
+        if len(fallback) != 1 or not re.search(r"\bdeps\s*\.\s*outbox\s*\.\s*enqueue\s*\(", queue_fn.body):
+            raise CannotCheck(f"OUTBOX_DISPATCH: {where} {d['queue_fn']} no longer queues through "
+                              f"deps.outbox.enqueue with one {d['deliver_fn']}(..) fallback")
+        enum_text = strip_rust((self.shared / d["enum_file"]).read_text(encoding="utf-8"))
+        variants = enum_variants(enum_text, d["enum"], f"shared/src/{d['enum_file']}")
+        arms = match_arms(deliver_fn.body, d["enum"], f"{where} {d['deliver_fn']}")
+        if sorted(arms) != sorted(variants):
+            raise CannotCheck(f"OUTBOX_DISPATCH: the arms of {d['deliver_fn']} ({', '.join(sorted(arms))}) "
+                              f"are not the variants of {d['enum']} ({', '.join(sorted(variants))})")
+        out = {}
+        body = queue_fn.body
+        for variant, arm in arms.items():
+            # The fallback call becomes a call of nothing, followed by the arm's body.
+            text = (body[: fallback[0].start()] + "drop(" + body[fallback[0].end():].rstrip()[:-1]
+                    + "\n{\n" + arm + "\n}\n}")
+            out[variant] = RustFn(queue_fn.module, f"{queue_fn.name}[{d['enum']}::{variant}]", None, None,
+                                  False, text, queue_fn.line)
+        return queue_fn, out
+
+    def _dispatched(self, callee: RustFn, body: str, pos: int) -> RustFn:
+        """The callee, or for `enqueue(deps, Outgoing::V {..})` its copy for V."""
+        if callee is not self.enqueue_fn:
+            return callee
+        args = call_args(body, pos)
+        if args is None or len(args) != 2:
+            return callee
+        m = re.match(rf"(?:(?:crate|portcullis)\s*::\s*{re.escape(OUTBOX_DISPATCH['enum_file'][:-3])}\s*::\s*)?"
+                     rf"{OUTBOX_DISPATCH['enum']}\s*::\s*({IDENT})\b", args[1])
+        return self.variant_fns.get(m.group(1), callee) if m else callee
 
     # -- the call graph --
 
@@ -607,7 +790,7 @@ class Analysis:
             module = mods.get(head) or (head if head in modset else None)
             if module:
                 if len(rest) == 1:
-                    out += [(f, "call") for f in free(module, rest[0])]
+                    out += [(self._dispatched(f, body, m.end()), "call") for f in free(module, rest[0])]
                 elif len(rest) == 2:
                     out += [(f, "call") for f in methods(module, rest[0], rest[1])]
             elif head in items and len(rest) == 1:
@@ -622,9 +805,9 @@ class Analysis:
                 continue
             local = [f for f in rf.fns if f.name == name and f.impl_type is None]
             if local:
-                out += [(f, "call") for f in local]
+                out += [(self._dispatched(f, body, m.end() - 1), "call") for f in local]
             elif name in items:
-                out += [(f, "call") for f in free(*items[name])]
+                out += [(self._dispatched(f, body, m.end() - 1), "call") for f in free(*items[name])]
         for m in re.finditer(rf"\.\s*({IDENT})\s*(?:::\s*<[^()]*>\s*)?\(", body):
             name = m.group(1)
             for module in list(self.files):
@@ -649,7 +832,7 @@ class Analysis:
         for m in re.finditer(rf"\bdeps\s*\.\s*({IDENT})", body):
             if m.group(1) not in DEPS_FIELDS:
                 raise CannotCheck(f"{where}: deps.{m.group(1)} is not in check_iam.py's DEPS_FIELDS")
-        for m in re.finditer(rf"\b({IDENT})\s*\.\s*(stores|sealer|signer|notifiers)\s*\.", body):
+        for m in re.finditer(rf"\b({IDENT})\s*\.\s*(stores|sealer|signer|notifiers|outbox)\s*\.", body):
             if m.group(1) != "deps":
                 raise CannotCheck(f"{where}: {m.group(1)}.{m.group(2)} (only deps.{m.group(2)} is followed)")
         for m in re.finditer(rf"\b({IDENT})\s*\.\s*mac\s*\.\s*mac\s*\(", body):
@@ -681,6 +864,15 @@ class Analysis:
             raise CannotCheck(f"{where}: deps.sealer used other than as .seal(..)/.open(..)")
         for op in sealer_calls:
             add(*self.prim_actions[f"deps.sealer.{op}"])
+        outbox_uses = re.findall(r"\bdeps\s*\.\s*outbox\b", body)
+        outbox_calls = re.findall(rf"\bdeps\s*\.\s*outbox\s*\.\s*({IDENT})\s*\(", body)
+        if len(outbox_uses) != len(outbox_calls):
+            raise CannotCheck(f"{where}: deps.outbox used other than as deps.outbox.<method>(..)")
+        for op in outbox_calls:
+            if f"deps.outbox.{op}" not in self.prim_actions:
+                raise CannotCheck(f"{where}: deps.outbox.{op}(..) is not modelled (PRIMITIVES binds "
+                                  "only deps.outbox.enqueue)")
+            add(*self.prim_actions[f"deps.outbox.{op}"])
         if re.search(r"\bjwt\s*::\s*issue\s*\(", body) or re.search(r"\.\s*sign\s*\(", body):
             add(*self.prim_actions["jwt::issue"])
         if re.search(r"\bdeps\s*\.\s*notifiers\b", body) or re.search(r"\.\s*dispatch\s*\(", body):
@@ -693,6 +885,7 @@ class Analysis:
         files = [RustFile(p, f"fn:{name}/{p.stem}", p.relative_to(self.root).as_posix())
                  for p in sorted((crate_dir / "src").rglob("*.rs"))]
         file_of = {id(f): rf for rf in files + list(self.files.values()) for f in rf.fns}
+        file_of.update({id(f): self.files[f.module] for f in self.variant_fns.values()})
         main = "\n".join(f.text for f in files)
         if not re.search(r"\bedge\s*::\s*serve\s*\(|\bDeps\s*::\s*from_env\s*\(", main):
             raise CannotCheck(f"functions/{name}: main builds Deps neither by edge::serve nor Deps::from_env")
@@ -780,7 +973,42 @@ class Template:
         value = local.get(env, self.global_env.get(env))
         if value is None:
             raise CannotCheck(f"the template gives the functions no {env}")
+        if env in QUEUE_URL_ENVS:
+            # `!Ref` of a queue is its URL; the need is on the queue itself (its ARN, below).
+            queue = value.get("Ref") if isinstance(value, dict) and len(value) == 1 else None
+            if not self.is_queue(queue):
+                raise CannotCheck(f"{env} is {json.dumps(value)}, not !Ref of an AWS::SQS::Queue of the template")
+            return queue
         return self.key_of(resource_name(value))
+
+    def is_queue(self, logical) -> bool:
+        return isinstance(logical, str) and (self.resources.get(logical) or {}).get("Type") == "AWS::SQS::Queue"
+
+    def grant_resource(self, value) -> str:
+        """resource_name, except that a queue is only named by its ARN: a grant on `!Ref` of a
+        queue (its URL) or on another of its attributes covers nothing."""
+        name = resource_name(value)
+        if isinstance(value, dict) and self.is_queue(name):
+            attr = value["Fn::GetAtt"][1] if "Fn::GetAtt" in value else None
+            if attr != "Arn":
+                how = f"!GetAtt {name}.{attr}" if attr else f"!Ref {name}"
+                return f"{how} (not the queue's ARN)"
+        return name
+
+    def events(self, fn_name, fn_res):
+        """[(event name, type, note)]; a guard on event types that may add to the role."""
+        out = []
+        for ev_name, ev in ((fn_res.get("Properties") or {}).get("Events") or {}).items():
+            kind = (ev or {}).get("Type")
+            if kind in PLAIN_EVENTS:
+                continue
+            if kind not in SAM_POLLER_EVENTS:
+                raise CannotCheck(f"{fn_name}: event {ev_name} of type {kind} is not modelled (does SAM add "
+                                  "permissions to the role for it? add it to PLAIN_EVENTS or SAM_POLLER_EVENTS)")
+            source = resource_name(((ev.get("Properties") or {}).get("Queue")))
+            out.append((ev_name, kind, f"{kind} on {source}: the poller's permissions are SAM's "
+                        f"({SAM_POLLER_EVENTS[kind]}, outside Policies), not the code's; not checked"))
+        return out
 
     def table_key(self, table: str) -> str | None:
         sse = ((self.resources.get(table) or {}).get("Properties") or {}).get("SSESpecification") or {}
@@ -809,7 +1037,7 @@ class Template:
                         else "condition " + json.dumps(cond)
                 for a in actions:
                     for r in resources:
-                        out.append((a, resource_name(r), via))
+                        out.append((a, self.grant_resource(r), via))
         return out
 
 
@@ -899,7 +1127,9 @@ def main(argv=None) -> int:
             fn_res = tfns[fn_name][1]
             needs, modules = analysis.function_needs(crate)
             grants = template.grants(fn_name, fn_res)
-            results.append((fn_name, crate, binary, modules, compare(fn_name, needs, grants, template, fn_res)))
+            events = template.events(fn_name, fn_res)
+            results.append((fn_name, crate, binary, modules, events,
+                            compare(fn_name, needs, grants, template, fn_res)))
         if analysis.gaps:
             raise CannotCheck("\n  ".join(sorted(set(analysis.gaps))))
     except CannotCheck as err:
@@ -912,11 +1142,13 @@ def main(argv=None) -> int:
     print(f"IAM least privilege: {shown} against the Rust sources ({len(results)} functions)")
     print("  + used by the code, not granted     - granted, never used     ~ allowed extra\n")
     failed = 0
-    for fn_name, crate, binary, modules, (missing, extra, allowed, ok) in results:
+    for fn_name, crate, binary, modules, events, (missing, extra, allowed, ok) in results:
         status = "OK" if not missing and not extra else "MISMATCH"
         failed += status != "OK"
         print(f"{fn_name} (functions/{crate.name}, binary {binary}): {status}")
         print(f"  service modules reached: {', '.join(modules) or '-'}")
+        for ev_name, _kind, note in events:
+            print(f"  event {ev_name}: {note}")
         for a, r, v, why in missing:
             print(f"  + {fmt(a, r, v)}")
             print(f"      why: {why}")

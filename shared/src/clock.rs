@@ -5,7 +5,19 @@
 use std::sync::atomic::{AtomicI64, Ordering};
 
 /// Seconds since the Unix epoch. DynamoDB TTL attributes use the same unit.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 #[serde(transparent)]
 pub struct UnixTime(pub i64);
 

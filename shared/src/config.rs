@@ -1,4 +1,4 @@
-//! Typed settings, read once at cold start. Every number of SPEC.md is a setting with the SPEC
+//! Typed settings, read once at cold start. Every number of the specification (docs/SPEC.md) is a setting with the SPEC
 //! value as its default; the SAM template exposes each as a parameter and passes it to the
 //! functions as the environment variable named here. A bad value fails start-up with the
 //! variable's name. Secrets never live here: only resource names and KMS key ids.
@@ -91,6 +91,10 @@ pub struct Settings {
     /// The SNS topic of the `sns-voice` plugin and the SES sender of the `email` plugin.
     pub voice_topic_arn: Option<String>,
     pub email_sender: Option<String>,
+    /// `PORTCULLIS_OUTBOX_QUEUE_URL`: the SQS queue of alerts, reset links, invitations and
+    /// unwritten audit events (SPEC §15), drained by the sender function. Unset: every message
+    /// is delivered within its request (the in-process tools and tests).
+    pub outbox_queue_url: Option<String>,
     /// `PORTCULLIS_NOTIFIERS`: JSON plugin configuration (defaults: SNS text, voice, SES email).
     pub notifiers_json: Option<String>,
     /// Passwords older than this must be changed after MFA; `None` (0) = off (SPEC §7 default).
@@ -225,6 +229,7 @@ impl Settings {
             code_key_id: optional(&lookup, "PORTCULLIS_CODE_KEY_ID"),
             voice_topic_arn: optional(&lookup, "PORTCULLIS_VOICE_TOPIC_ARN"),
             email_sender: optional(&lookup, "PORTCULLIS_EMAIL_SENDER"),
+            outbox_queue_url: optional(&lookup, "PORTCULLIS_OUTBOX_QUEUE_URL"),
             notifiers_json: optional(&lookup, "PORTCULLIS_NOTIFIERS"),
             password_max_age_secs: {
                 let days: i64 = number(&lookup, "PORTCULLIS_PASSWORD_MAX_AGE_DAYS", 0)?;

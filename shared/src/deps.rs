@@ -17,6 +17,7 @@ use crate::crypto::password::HashError;
 use crate::error::StoreError;
 use crate::metrics::CallCounter;
 use crate::notifier::{self, Registry, RegistryError};
+use crate::outbox::{InlineOutbox, Outbox, SqsOutbox};
 use crate::storage::Stores;
 use crate::storage::dynamo::DynamoStore;
 
@@ -74,6 +75,8 @@ pub struct Deps {
     pub sealer: Arc<dyn SecretSealer>,
     pub signer: Arc<SignerSlot>,
     pub notifiers: Registry,
+    /// Where alerts, reset links, invitations and unwritten audit events are queued (SPEC §15).
+    pub outbox: Arc<dyn Outbox>,
     /// AWS calls made through this environment's clients (empty for in-memory stores).
     pub calls: CallCounter,
 }
@@ -219,8 +222,20 @@ impl Deps {
                 .clone()
                 .map(|key| (kms.clone(), key)),
         };
+        let outbox: Arc<dyn Outbox> = match &settings.outbox_queue_url {
+            Some(url) => Arc::new(SqsOutbox::new(
+                aws_sdk_sqs::Client::from_conf(
+                    aws_sdk_sqs::config::Builder::from(&sdk)
+                        .interceptor(calls.clone())
+                        .build(),
+                ),
+                url,
+            )),
+            None => Arc::new(InlineOutbox),
+        };
         let hasher = PasswordHasher::new(settings.argon2)?;
         Ok(Deps {
+            outbox,
             stores: Stores::dynamo_with_audit(
                 dynamo,
                 &settings.table_name,
@@ -251,6 +266,7 @@ impl Deps {
             sealer: Arc::new(MemorySealer::default()),
             signer: Arc::new(SignerSlot::ready(Arc::new(LocalSigner::random()))),
             notifiers: Registry::default(),
+            outbox: Arc::new(InlineOutbox),
             calls: CallCounter::default(),
         })
     }

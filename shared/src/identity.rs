@@ -49,6 +49,14 @@ impl UserId {
     }
 }
 
+/// Read back from a queued message: parsed (and so validated) again, never trusted as is.
+impl<'de> serde::Deserialize<'de> for UserId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(deserializer)?;
+        UserId::parse(&raw).map_err(|_| serde::de::Error::custom("not a valid user ID"))
+    }
+}
+
 impl std::fmt::Display for UserId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)

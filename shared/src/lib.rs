@@ -22,6 +22,7 @@ pub mod identity;
 pub mod limits;
 pub mod metrics;
 pub mod notifier;
+pub mod outbox;
 pub mod passkey;
 pub mod phone;
 pub mod policy;

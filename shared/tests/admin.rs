@@ -72,7 +72,7 @@ async fn kinds(deps: &Deps, user: &UserId) -> Vec<String> {
 
 #[tokio::test]
 async fn an_invited_user_sets_a_password_once_and_must_enrol_mfa() {
-    for (name, deps, clock, outbox) in all_deps_with_outbox().await {
+    for (name, deps, clock, outbox) in all_deps_with_notifier().await {
         let (_, admin_caller) = make_admin(&deps, &outbox, "+12025550143").await;
         let new_user = unique("invitee");
         let invited = admin::invite(
@@ -224,7 +224,7 @@ async fn an_invited_user_sets_a_password_once_and_must_enrol_mfa() {
 
 #[tokio::test]
 async fn an_mfa_reset_needs_two_different_admins_and_wipes_the_factors() {
-    for (name, deps, clock, outbox) in all_deps_with_outbox().await {
+    for (name, deps, clock, outbox) in all_deps_with_notifier().await {
         let (alice_id, alice) = make_admin(&deps, &outbox, "+12025550143").await;
         let (bob_id, bob) = make_admin(&deps, &outbox, "+12025550144").await;
         let user = create_user(&deps, &unique("victim")).await;
@@ -409,7 +409,7 @@ async fn an_mfa_reset_needs_two_different_admins_and_wipes_the_factors() {
 
 #[tokio::test]
 async fn many_failures_from_one_ip_are_throttled_without_locking_the_targets() {
-    for (name, deps, _clock, _outbox) in all_deps_with_outbox().await {
+    for (name, deps, _clock, _outbox) in all_deps_with_notifier().await {
         let ip = format!("203.0.113.{}", rand_octet());
         let known = create_user(&deps, &unique("target")).await;
         let attempt = |user: String| {
@@ -473,7 +473,7 @@ fn rand_octet() -> u8 {
 
 #[tokio::test]
 async fn a_sign_in_from_a_new_kind_of_device_is_flagged_and_alerted_once() {
-    for (name, deps, _clock, outbox) in all_deps_with_outbox().await {
+    for (name, deps, _clock, outbox) in all_deps_with_notifier().await {
         let user = create_user(&deps, &unique("traveller")).await;
         add_phone(&deps, &user, "+12025550143").await;
         for _ in 0..2 {
@@ -531,7 +531,7 @@ async fn a_sign_in_from_a_new_kind_of_device_is_flagged_and_alerted_once() {
 #[tokio::test]
 async fn admin_actions_work_are_audited_and_every_security_event_kind_is_recorded() {
     use portcullis::service::{devices, password, recovery};
-    for (name, deps, _clock, outbox) in all_deps_with_outbox().await {
+    for (name, deps, _clock, outbox) in all_deps_with_notifier().await {
         let (admin_id, admin_caller) = make_admin(&deps, &outbox, "+12025550143").await;
         let user = create_user(&deps, &unique("subject")).await;
         add_phone(&deps, &user, "+12025550147").await;

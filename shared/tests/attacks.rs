@@ -76,7 +76,7 @@ fn purposes(outbox: &RecordingNotifier) -> Vec<String> {
 
 #[tokio::test]
 async fn ten_wrong_codes_across_three_challenges_lock_the_second_factor_even_for_the_right_code() {
-    for (name, deps, clock, outbox) in all_deps_with_outbox().await {
+    for (name, deps, clock, outbox) in all_deps_with_notifier().await {
         let user = create_user(&deps, &unique("guess")).await;
         add_phone(&deps, &user, "+12025550143").await;
         let mut last = None;
@@ -149,7 +149,7 @@ async fn ten_wrong_codes_across_three_challenges_lock_the_second_factor_even_for
 
 #[tokio::test]
 async fn nine_wrong_codes_then_the_right_one_is_accepted_and_ends_the_run() {
-    for (name, deps, _clock, outbox) in all_deps_with_outbox().await {
+    for (name, deps, _clock, outbox) in all_deps_with_notifier().await {
         let user = create_user(&deps, &unique("nine")).await;
         add_phone(&deps, &user, "+12025550143").await;
         for _round in 0..2 {
@@ -176,7 +176,7 @@ async fn nine_wrong_codes_then_the_right_one_is_accepted_and_ends_the_run() {
 
 #[tokio::test]
 async fn recovery_codes_and_step_up_answers_count_in_the_same_run() {
-    for (name, deps, _clock, outbox) in all_deps_with_outbox().await {
+    for (name, deps, _clock, outbox) in all_deps_with_notifier().await {
         let user = create_user(&deps, &unique("mixed")).await;
         add_phone(&deps, &user, "+12025550143").await;
         recovery::issue(&deps, &user).await.unwrap();
@@ -219,7 +219,7 @@ async fn recovery_codes_and_step_up_answers_count_in_the_same_run() {
 
 #[tokio::test]
 async fn an_admin_unlock_ends_a_second_factor_lock() {
-    for (name, deps, _clock, outbox) in all_deps_with_outbox().await {
+    for (name, deps, _clock, outbox) in all_deps_with_notifier().await {
         let (_, admin_a) = signed_in_admin(&deps, &outbox, "+12025550101").await;
         let user = create_user(&deps, &unique("unlockme")).await;
         add_phone(&deps, &user, "+12025550143").await;
@@ -255,7 +255,7 @@ async fn an_admin_unlock_ends_a_second_factor_lock() {
 
 #[tokio::test]
 async fn parallel_guesses_in_many_challenges_compare_at_most_ten_answers() {
-    for (name, deps, _clock, outbox) in all_deps_with_outbox().await {
+    for (name, deps, _clock, outbox) in all_deps_with_notifier().await {
         let user = create_user(&deps, &unique("parallel")).await;
         add_phone(&deps, &user, "+12025550143").await;
         let mut challenges = Vec::new();
@@ -298,7 +298,7 @@ async fn parallel_guesses_in_many_challenges_compare_at_most_ten_answers() {
 
 #[tokio::test]
 async fn the_eleventh_text_in_an_hour_is_refused_across_challenges_and_enrolments() {
-    for (name, deps, clock, outbox) in all_deps_with_outbox().await {
+    for (name, deps, clock, outbox) in all_deps_with_notifier().await {
         let user = create_user(&deps, &unique("pump")).await;
         add_phone(&deps, &user, "+12025550143").await;
         let (caller, _) = sms_sign_in(&deps, &user, &outbox).await; // 1
@@ -344,7 +344,7 @@ async fn the_eleventh_text_in_an_hour_is_refused_across_challenges_and_enrolment
 
 #[tokio::test]
 async fn twenty_texts_a_day_and_a_failed_send_is_given_back() {
-    for (name, deps, clock, outbox) in all_deps_with_outbox().await {
+    for (name, deps, clock, outbox) in all_deps_with_notifier().await {
         let user = create_user(&deps, &unique("daily")).await;
         add_phone(&deps, &user, "+12025550143").await;
         // A failed send uses nothing.
@@ -376,7 +376,7 @@ async fn twenty_texts_a_day_and_a_failed_send_is_given_back() {
 
 #[tokio::test]
 async fn voice_goes_to_us_and_canada_by_region_and_text_only_to_allowed_countries() {
-    for (name, mut deps, _clock, outbox) in all_deps_with_outbox().await {
+    for (name, mut deps, _clock, outbox) in all_deps_with_notifier().await {
         let user = create_user(&deps, &unique("country")).await;
         add_phone(&deps, &user, "+12025550143").await;
         let (caller, _) = sms_sign_in(&deps, &user, &outbox).await;
@@ -450,7 +450,7 @@ async fn voice_goes_to_us_and_canada_by_region_and_text_only_to_allowed_countrie
 #[tokio::test]
 async fn old_access_tokens_are_refused_at_once_after_sign_out_change_reset_mfa_reset_and_deactivation()
  {
-    for (name, deps, _clock, outbox) in all_deps_with_outbox().await {
+    for (name, deps, _clock, outbox) in all_deps_with_notifier().await {
         let (_, admin_a) = signed_in_admin(&deps, &outbox, "+12025550101").await;
         let (_, admin_b) = signed_in_admin(&deps, &outbox, "+12025550102").await;
         let user = create_user(&deps, &unique("revoked")).await;
@@ -544,7 +544,7 @@ async fn old_access_tokens_are_refused_at_once_after_sign_out_change_reset_mfa_r
 
 #[tokio::test]
 async fn a_reset_ends_every_session_and_tokens_never_outlive_the_session() {
-    for (name, mut deps, clock, outbox) in all_deps_with_outbox().await {
+    for (name, mut deps, clock, outbox) in all_deps_with_notifier().await {
         with_settings(&mut deps, |s| s.session_max_secs = 600);
         let user = create_user(&deps, &unique("absolute")).await;
         add_phone(&deps, &user, "+12025550143").await;
@@ -648,7 +648,7 @@ async fn a_reset_ends_every_session_and_tokens_never_outlive_the_session() {
 
 #[tokio::test]
 async fn a_password_change_checks_the_lock_first_and_counts_a_wrong_current_password() {
-    for (name, deps, clock, outbox) in all_deps_with_outbox().await {
+    for (name, deps, clock, outbox) in all_deps_with_notifier().await {
         let user = create_user(&deps, &unique("changer")).await;
         add_phone(&deps, &user, "+12025550143").await;
         let (caller, _) = sms_sign_in(&deps, &user, &outbox).await;
@@ -700,7 +700,7 @@ async fn a_password_change_checks_the_lock_first_and_counts_a_wrong_current_pass
 
 #[tokio::test]
 async fn an_old_enrolment_challenge_cannot_add_a_factor_once_one_is_active() {
-    for (name, deps, _clock, outbox) in all_deps_with_outbox().await {
+    for (name, deps, _clock, outbox) in all_deps_with_notifier().await {
         let user = create_user(&deps, &unique("enrolstale")).await;
         let first = open(&deps, &user).await;
         let second = open(&deps, &user).await;
@@ -749,7 +749,7 @@ async fn an_old_enrolment_challenge_cannot_add_a_factor_once_one_is_active() {
 
 #[tokio::test]
 async fn a_password_change_reset_or_mfa_reset_ends_open_challenges_and_reset_links() {
-    for (name, deps, _clock, outbox) in all_deps_with_outbox().await {
+    for (name, deps, _clock, outbox) in all_deps_with_notifier().await {
         let (_, admin_a) = signed_in_admin(&deps, &outbox, "+12025550101").await;
         let (_, admin_b) = signed_in_admin(&deps, &outbox, "+12025550102").await;
         let user = create_user(&deps, &unique("stale")).await;
@@ -844,7 +844,7 @@ async fn a_password_change_reset_or_mfa_reset_ends_open_challenges_and_reset_lin
 
 #[tokio::test]
 async fn a_trusted_device_needs_an_active_factor_and_no_password_change_due() {
-    for (name, mut deps, clock, outbox) in all_deps_with_outbox().await {
+    for (name, mut deps, clock, outbox) in all_deps_with_notifier().await {
         with_settings(&mut deps, |s| s.password_max_age_secs = Some(30 * 86_400));
         let user = create_user(&deps, &unique("trusted")).await;
         let factor = add_phone(&deps, &user, "+12025550143").await;
@@ -918,7 +918,7 @@ async fn a_trusted_device_needs_an_active_factor_and_no_password_change_due() {
 
 #[tokio::test]
 async fn removing_the_last_factor_removes_the_trusted_devices() {
-    for (name, deps, _clock, outbox) in all_deps_with_outbox().await {
+    for (name, deps, _clock, outbox) in all_deps_with_notifier().await {
         let user = create_user(&deps, &unique("lastfactor")).await;
         let factor = add_phone(&deps, &user, "+12025550143").await;
         let (caller, _) = sms_sign_in(&deps, &user, &outbox).await;
@@ -944,7 +944,7 @@ async fn removing_the_last_factor_removes_the_trusted_devices() {
 
 #[tokio::test]
 async fn inviting_an_admin_waits_for_a_different_admin_and_only_then_sends_the_invitation() {
-    for (name, deps, _clock, outbox) in all_deps_with_outbox().await {
+    for (name, deps, _clock, outbox) in all_deps_with_notifier().await {
         let (a_id, admin_a) = signed_in_admin(&deps, &outbox, "+12025550101").await;
         let (_, admin_b) = signed_in_admin(&deps, &outbox, "+12025550102").await;
         let new_admin = UserId::parse(&unique("newadmin")).unwrap();
@@ -1046,7 +1046,7 @@ async fn inviting_an_admin_waits_for_a_different_admin_and_only_then_sends_the_i
 
 #[tokio::test]
 async fn granting_admin_and_deactivating_an_admin_need_a_second_admin_who_is_not_the_subject() {
-    for (name, deps, _clock, outbox) in all_deps_with_outbox().await {
+    for (name, deps, _clock, outbox) in all_deps_with_notifier().await {
         let (_, admin_a) = signed_in_admin(&deps, &outbox, "+12025550101").await;
         let (b_id, admin_b) = signed_in_admin(&deps, &outbox, "+12025550102").await;
         let (c_id, admin_c) = signed_in_admin(&deps, &outbox, "+12025550103").await;
@@ -1183,7 +1183,7 @@ async fn granting_admin_and_deactivating_an_admin_need_a_second_admin_who_is_not
 
 #[tokio::test]
 async fn the_audit_subject_is_the_parsed_user_id_and_every_event_kind_is_recorded() {
-    for (name, deps, _clock, outbox) in all_deps_with_outbox().await {
+    for (name, deps, _clock, outbox) in all_deps_with_notifier().await {
         let alice = create_user(&deps, &unique("alice")).await;
         let impostor = UserId::parse(&format!("user#{alice}")).unwrap();
         let _ = sign_in(

@@ -36,7 +36,7 @@ fn wrong(right: &str) -> String {
 
 #[tokio::test]
 async fn an_sms_code_completes_the_sign_in_with_tokens_that_verify() {
-    for (name, deps, _clock, outbox) in all_deps_with_outbox().await {
+    for (name, deps, _clock, outbox) in all_deps_with_notifier().await {
         let user = create_user(&deps, &unique("sms")).await;
         add_phone(&deps, &user, "+12025550143").await;
         let cid = password_step(&deps, &user).await;
@@ -103,7 +103,7 @@ async fn an_sms_code_completes_the_sign_in_with_tokens_that_verify() {
 
 #[tokio::test]
 async fn sixth_send_in_a_session_is_refused_and_the_user_is_barred_for_30_minutes() {
-    for (name, deps, clock, _outbox) in all_deps_with_outbox().await {
+    for (name, deps, clock, _outbox) in all_deps_with_notifier().await {
         let user = create_user(&deps, &unique("sender")).await;
         add_phone(&deps, &user, "+12025550143").await;
         let cid = password_step(&deps, &user).await;
@@ -149,7 +149,7 @@ async fn sixth_send_in_a_session_is_refused_and_the_user_is_barred_for_30_minute
 
 #[tokio::test]
 async fn concurrent_send_requests_cannot_pass_five() {
-    for (name, deps, _clock, outbox) in all_deps_with_outbox().await {
+    for (name, deps, _clock, outbox) in all_deps_with_notifier().await {
         let user = create_user(&deps, &unique("burst")).await;
         add_phone(&deps, &user, "+12025550143").await;
         let c = challenge(&deps, &password_step(&deps, &user).await).await;
@@ -177,7 +177,7 @@ async fn concurrent_send_requests_cannot_pass_five() {
 
 #[tokio::test]
 async fn the_fifth_wrong_code_ends_the_challenge_and_a_resend_does_not_reset_the_count() {
-    for (name, deps, _clock, outbox) in all_deps_with_outbox().await {
+    for (name, deps, _clock, outbox) in all_deps_with_notifier().await {
         let user = create_user(&deps, &unique("guesser")).await;
         add_phone(&deps, &user, "+12025550143").await;
         let cid = password_step(&deps, &user).await;
@@ -226,7 +226,7 @@ async fn the_fifth_wrong_code_ends_the_challenge_and_a_resend_does_not_reset_the
 
 #[tokio::test]
 async fn the_same_right_code_submitted_concurrently_succeeds_exactly_once() {
-    for (name, deps, _clock, outbox) in all_deps_with_outbox().await {
+    for (name, deps, _clock, outbox) in all_deps_with_notifier().await {
         let user = create_user(&deps, &unique("race")).await;
         add_phone(&deps, &user, "+12025550143").await;
         let c = challenge(&deps, &password_step(&deps, &user).await).await;
@@ -251,7 +251,7 @@ async fn the_same_right_code_submitted_concurrently_succeeds_exactly_once() {
 
 #[tokio::test]
 async fn codes_expire_after_five_minutes_and_are_bound_to_their_challenge() {
-    for (name, deps, clock, outbox) in all_deps_with_outbox().await {
+    for (name, deps, clock, outbox) in all_deps_with_notifier().await {
         let user = create_user(&deps, &unique("slow")).await;
         add_phone(&deps, &user, "+12025550143").await;
         let c1 = challenge(&deps, &password_step(&deps, &user).await).await;
@@ -278,7 +278,7 @@ async fn codes_expire_after_five_minutes_and_are_bound_to_their_challenge() {
 
 #[tokio::test]
 async fn voice_goes_only_to_plus_one_numbers() {
-    for (name, deps, _clock, outbox) in all_deps_with_outbox().await {
+    for (name, deps, _clock, outbox) in all_deps_with_notifier().await {
         let user = create_user(&deps, &unique("voice")).await;
         let uk = add_phone(&deps, &user, "+447911123456").await;
         let us = add_phone(&deps, &user, "+12025550143").await;
@@ -314,7 +314,7 @@ async fn voice_goes_only_to_plus_one_numbers() {
 
 #[tokio::test]
 async fn a_failed_send_gives_the_send_back_and_leaves_no_usable_code() {
-    for (name, deps, _clock, outbox) in all_deps_with_outbox().await {
+    for (name, deps, _clock, outbox) in all_deps_with_notifier().await {
         let user = create_user(&deps, &unique("outage")).await;
         add_phone(&deps, &user, "+12025550143").await;
         let c = challenge(&deps, &password_step(&deps, &user).await).await;
@@ -358,7 +358,7 @@ async fn a_failed_send_gives_the_send_back_and_leaves_no_usable_code() {
 
 #[tokio::test]
 async fn malformed_codes_and_methods_are_refused_without_using_a_try() {
-    for (name, deps, _clock, outbox) in all_deps_with_outbox().await {
+    for (name, deps, _clock, outbox) in all_deps_with_notifier().await {
         let user = create_user(&deps, &unique("typo")).await;
         add_phone(&deps, &user, "+12025550143").await;
         let c = challenge(&deps, &password_step(&deps, &user).await).await;
@@ -433,7 +433,7 @@ async fn malformed_codes_and_methods_are_refused_without_using_a_try() {
 
 #[tokio::test]
 async fn a_new_enrolment_supersedes_unfinished_ones_of_its_kind_so_they_never_fill_the_limit() {
-    for (name, deps, _clock, _outbox) in all_deps_with_outbox().await {
+    for (name, deps, _clock, _outbox) in all_deps_with_notifier().await {
         let user = create_user(&deps, &unique("abandon")).await;
         let c = challenge(&deps, &password_step(&deps, &user).await).await;
         // More abandoned authenticator set-ups than the per-user limit of factors.
@@ -469,7 +469,7 @@ async fn a_new_enrolment_supersedes_unfinished_ones_of_its_kind_so_they_never_fi
 
 #[tokio::test]
 async fn enrolment_inside_a_sign_in_needs_an_enrolment_challenge_and_totp_codes_work_once() {
-    for (name, deps, clock, _outbox) in all_deps_with_outbox().await {
+    for (name, deps, clock, _outbox) in all_deps_with_notifier().await {
         let user = create_user(&deps, &unique("enrol")).await;
         let cid = password_step(&deps, &user).await;
         let c = challenge(&deps, &cid).await;
@@ -574,7 +574,7 @@ fn base32_decode(s: &str) -> Vec<u8> {
 
 #[tokio::test]
 async fn refresh_rotates_reuse_revokes_and_idle_and_absolute_limits_hold() {
-    for (name, deps, clock, outbox) in all_deps_with_outbox().await {
+    for (name, deps, clock, outbox) in all_deps_with_notifier().await {
         let user = create_user(&deps, &unique("session")).await;
         add_phone(&deps, &user, "+12025550143").await;
         let sign_in = |deps: Deps, outbox: portcullis::notifier::RecordingNotifier| {
@@ -680,7 +680,7 @@ async fn refresh_rotates_reuse_revokes_and_idle_and_absolute_limits_hold() {
 
 #[tokio::test]
 async fn removing_factors_needs_step_up_and_the_last_one_means_enrolment_again() {
-    for (name, deps, clock, outbox) in all_deps_with_outbox().await {
+    for (name, deps, clock, outbox) in all_deps_with_notifier().await {
         let user = create_user(&deps, &unique("remover")).await;
         let factor = add_phone(&deps, &user, "+12025550143").await;
         let c = challenge(&deps, &password_step(&deps, &user).await).await;

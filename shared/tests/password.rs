@@ -73,7 +73,7 @@ async fn try_password(
 
 #[tokio::test]
 async fn changing_the_password_needs_step_up_the_policy_and_revokes_other_sessions() {
-    for (name, deps, clock, outbox) in all_deps_with_outbox().await {
+    for (name, deps, clock, outbox) in all_deps_with_notifier().await {
         let user = create_user(&deps, &unique("changer")).await;
         add_phone(&deps, &user, "+12025550143").await;
         let (other, other_refresh) = mfa_sign_in(&deps, &user, &outbox).await;
@@ -164,7 +164,7 @@ async fn changing_the_password_needs_step_up_the_policy_and_revokes_other_sessio
 
 #[tokio::test]
 async fn forgot_answers_the_same_and_the_reset_link_works_once_for_30_minutes() {
-    for (name, deps, clock, outbox) in all_deps_with_outbox().await {
+    for (name, deps, clock, outbox) in all_deps_with_notifier().await {
         let user = create_user(&deps, &unique("forgetful")).await;
         add_phone(&deps, &user, "+12025550143").await;
         let (_, refresh) = mfa_sign_in(&deps, &user, &outbox).await;
@@ -271,7 +271,7 @@ async fn forgot_answers_the_same_and_the_reset_link_works_once_for_30_minutes() 
 
 #[tokio::test]
 async fn reset_emails_are_rate_limited_per_user() {
-    for (name, deps, _clock, outbox) in all_deps_with_outbox().await {
+    for (name, deps, _clock, outbox) in all_deps_with_notifier().await {
         let user = create_user(&deps, &unique("spammed")).await;
         for _ in 0..6 {
             password::forgot(
@@ -297,7 +297,7 @@ async fn reset_emails_are_rate_limited_per_user() {
 
 #[tokio::test]
 async fn an_admin_flag_or_an_old_password_requires_a_change_after_mfa() {
-    for (name, mut deps, clock, outbox) in all_deps_with_outbox().await {
+    for (name, mut deps, clock, outbox) in all_deps_with_notifier().await {
         let user = create_user(&deps, &unique("aged")).await;
         add_phone(&deps, &user, "+12025550143").await;
         let mut settings = (*deps.settings).clone();
@@ -361,7 +361,7 @@ async fn an_admin_flag_or_an_old_password_requires_a_change_after_mfa() {
 async fn ids_unused_for_90_days_are_deactivated_and_alerted() {
     // Users of this test are created 100 days before T0 and the sweep runs at T0, so users of
     // other tests (created at T0, sharing the emulator's table) are never in its reach.
-    for (name, deps, clock, outbox) in all_deps_with_outbox().await {
+    for (name, deps, clock, outbox) in all_deps_with_notifier().await {
         let old = T0.plus_secs(-100 * 86_400);
         let make = |prefix: &str| {
             let id = UserId::parse(&unique(prefix)).unwrap();
@@ -447,7 +447,7 @@ async fn ids_unused_for_90_days_are_deactivated_and_alerted() {
 
 #[tokio::test]
 async fn outdated_browsers_are_refused_at_sign_in_naming_what_is_supported() {
-    for (name, deps, _clock, _outbox) in all_deps_with_outbox().await {
+    for (name, deps, _clock, _outbox) in all_deps_with_notifier().await {
         let user = create_user(&deps, &unique("retro")).await;
         let meta = RequestMeta {
             user_agent: Some(

@@ -81,7 +81,7 @@ async fn sign_in_with_device(
 
 #[tokio::test]
 async fn a_user_who_lost_their_phone_signs_in_with_a_recovery_code_once() {
-    for (name, deps, _clock, outbox) in all_deps_with_outbox().await {
+    for (name, deps, _clock, outbox) in all_deps_with_notifier().await {
         let user = create_user(&deps, &unique("lost")).await;
         add_phone(&deps, &user, "+12025550143").await;
         let set = recovery::issue(&deps, &user).await.unwrap();
@@ -171,7 +171,7 @@ async fn a_user_who_lost_their_phone_signs_in_with_a_recovery_code_once() {
 
 #[tokio::test]
 async fn concurrent_redemption_of_one_code_succeeds_once() {
-    for (name, deps, _clock, _outbox) in all_deps_with_outbox().await {
+    for (name, deps, _clock, _outbox) in all_deps_with_notifier().await {
         let user = create_user(&deps, &unique("twice")).await;
         add_phone(&deps, &user, "+12025550143").await;
         let set = recovery::issue(&deps, &user).await.unwrap();
@@ -207,7 +207,7 @@ async fn concurrent_redemption_of_one_code_succeeds_once() {
 
 #[tokio::test]
 async fn a_trusted_device_skips_mfa_until_removed_or_180_days_pass() {
-    for (name, deps, clock, outbox) in all_deps_with_outbox().await {
+    for (name, deps, clock, outbox) in all_deps_with_notifier().await {
         let user = create_user(&deps, &unique("trusting")).await;
         add_phone(&deps, &user, "+12025550143").await;
         let (_, token) = sms_sign_in(&deps, &user, &outbox, true).await;
@@ -292,7 +292,7 @@ async fn a_trusted_device_skips_mfa_until_removed_or_180_days_pass() {
 
 #[tokio::test]
 async fn admins_never_skip_mfa_on_a_trusted_device() {
-    for (name, deps, _clock, outbox) in all_deps_with_outbox().await {
+    for (name, deps, _clock, outbox) in all_deps_with_notifier().await {
         let user = create_user(&deps, &unique("admin")).await;
         let mut record = deps.stores.users.get_user(&user).await.unwrap().unwrap();
         record.roles = vec!["admin".into()];
@@ -323,7 +323,7 @@ async fn admins_never_skip_mfa_on_a_trusted_device() {
 
 #[tokio::test]
 async fn every_sensitive_action_needs_a_fresh_code_even_on_a_trusted_device() {
-    for (name, deps, clock, outbox) in all_deps_with_outbox().await {
+    for (name, deps, clock, outbox) in all_deps_with_notifier().await {
         let user = create_user(&deps, &unique("sensitive")).await;
         let factor = add_phone(&deps, &user, "+12025550143").await;
         let (_, token) = sms_sign_in(&deps, &user, &outbox, true).await;

@@ -516,3 +516,30 @@ pub fn emails_to(address: &str) -> Vec<(String, String)> {
             .collect(),
     }
 }
+
+/// The emails to `address` once there are at least `count` of them: alerts, reset links and
+/// invitations leave through the outbox, which the local endpoint drains within a second or
+/// two (SPEC §15), so an end-to-end test waits for them. Panics after 30 s.
+pub fn wait_for_emails(address: &str, count: usize) -> Vec<(String, String)> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let mails = emails_to(address);
+        if mails.len() >= count {
+            return mails;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{count} email(s) to {address} expected from the outbox within 30 s, {} arrived",
+            mails.len()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+/// The emails to `address` after the outbox has had time to deliver anything queued (5 s: the
+/// local endpoint polls every second and retries a failure after one), for tests that an email
+/// was *not* sent.
+pub fn settled_emails_to(address: &str) -> Vec<(String, String)> {
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    emails_to(address)
+}

@@ -25,7 +25,7 @@ fn an_invited_user_on_boards_and_an_mfa_reset_needs_two_admins() {
         &json!({"user_id": newcomer, "email": newcomer}),
     );
     assert_eq!(invited.status, 201, "{invited:?}");
-    let (_, body) = emails_to(&newcomer)
+    let (_, body) = wait_for_emails(&newcomer, 1)
         .last()
         .cloned()
         .expect("the invitation email");

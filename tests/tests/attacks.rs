@@ -172,7 +172,7 @@ fn one_admin_alone_cannot_make_an_admin_nor_deactivate_one() {
     assert_eq!(filed.json()["status"], "pending_approval");
     let request_id = filed.json()["request_id"].as_str().unwrap().to_owned();
     assert!(
-        emails_to(&newcomer).is_empty(),
+        settled_emails_to(&newcomer).is_empty(),
         "no invitation before approval"
     );
     let searched = api.get(&format!("/v1/admin/users?query={newcomer}"), Some(&alice));
@@ -207,7 +207,11 @@ fn one_admin_alone_cannot_make_an_admin_nor_deactivate_one() {
     );
     assert_eq!(approved.status, 200, "{approved:?}");
     assert_eq!(approved.json()["status"], "approved");
-    assert_eq!(emails_to(&newcomer).len(), 1, "the invitation goes out now");
+    assert_eq!(
+        wait_for_emails(&newcomer, 1).len(),
+        1,
+        "the invitation goes out now"
+    );
     let found = api.get(&format!("/v1/admin/users?query={newcomer}"), Some(&alice));
     assert_eq!(found.json()["users"][0]["roles"], json!(["admin"]));
 

@@ -50,7 +50,7 @@ fn forgot_answers_the_same_and_the_emailed_link_resets_without_signing_in() {
         (unknown.status, unknown.text.clone()),
         "no enumeration"
     );
-    let mails = emails_to(&user);
+    let mails = wait_for_emails(&user, 1);
     let (subject, body) = mails.last().expect("the reset email reached the emulator");
     assert!(subject.contains("Reset"), "{subject}");
     let token = body

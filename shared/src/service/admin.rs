@@ -15,12 +15,11 @@ use serde::{Deserialize, Serialize};
 use unicode_normalization::UnicodeNormalization as _;
 
 use crate::clock::UnixTime;
-use crate::crypto::{SecretString, random_id, random_token, token_digest};
+use crate::crypto::{SecretString, random_id, token_digest};
 use crate::deps::Deps;
 use crate::edge::RequestMeta;
 use crate::error::{ApiError, StoreError};
 use crate::identity::UserId;
-use crate::notifier::{Channel, Message};
 use crate::policy;
 use crate::service::alerts::{self, Alert};
 use crate::service::audit::{self, Actor};
@@ -28,9 +27,7 @@ use crate::service::limits;
 use crate::service::password::revoke_access;
 use crate::service::sign_in::mask_email;
 use crate::service::tokens::Caller;
-use crate::storage::{
-    AdminRequest, CounterKey, InvitationRecord, RequestKind, UserRecord, UserStatus,
-};
+use crate::storage::{AdminRequest, CounterKey, RequestKind, UserRecord, UserStatus};
 
 pub const ADMIN_ROLE: &str = "admin";
 /// Roles an admin may grant.
@@ -222,39 +219,18 @@ async fn create_invited(
         }
         Err(err) => return Err(err.into()),
     }
-    let token = random_token();
+    // The link is made and emailed by the sender (through the outbox): no token in the queue.
     let expires_at = now.plus_secs(deps.settings.invitation_ttl_secs);
-    deps.stores
-        .admin
-        .create_invitation(&InvitationRecord {
-            token_digest: token_digest(&token),
-            user_id: user_id.clone(),
+    crate::service::sender::enqueue(
+        deps,
+        crate::outbox::Outgoing::Invitation {
+            user_id: user_id.to_string(),
+            email: email.to_owned(),
             invited_by: invited_by.to_string(),
-            created_at: now,
-            expires_at,
-        })
-        .await?;
-    let hours = deps.settings.invitation_ttl_secs / 3600;
-    let message = Message {
-        channel: Channel::Email,
-        to: email.to_owned(),
-        subject: "Welcome to Portcullis: set your password".into(),
-        text: format!(
-            "You have been invited to Portcullis with the user ID {user_id}. Open this link within {hours} hours to choose your password (it works once):\n\n{}?token={token}\n\nAt your first sign-in you will set up a second factor. We will never ask you for your password or a code.",
-            deps.settings.invitation_url
-        ),
-        code: None,
-        purpose: "invitation".into(),
-    };
-    match deps.notifiers.get(Channel::Email) {
-        Some(n) => {
-            if let Err(err) = n.dispatch(&message).await {
-                tracing::error!(error = %err, "invitation email failed");
-                return Err(ApiError::ServiceUnavailable);
-            }
-        }
-        None => return Err(ApiError::ServiceUnavailable),
-    }
+            expires_at: expires_at.secs(),
+        },
+    )
+    .await;
     audit::record(
         deps,
         user_id,

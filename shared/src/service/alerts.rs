@@ -1,42 +1,20 @@
 //! Alerts to the user (SPEC §8): by email where the user has one, otherwise by text to their
-//! first active phone. Best effort: an alert that cannot be sent is logged (and recorded as a
-//! failed delivery), never turned into a failure of the action that caused it.
+//! first active phone. The action that causes an alert only queues it ([`alert`], through the
+//! outbox): it never waits for, nor fails because of, the provider; the sender function renders
+//! and sends it ([`send`]), and the queue retries it if the provider fails.
 
-use crate::crypto::random_id;
 use crate::deps::Deps;
+use crate::error::ApiError;
 use crate::identity::UserId;
 use crate::notifier::{Channel, Message};
-use crate::service::sign_in::{mask_email, mask_phone};
-use crate::storage::{DeliveryRecord, FactorKind, FactorStatus};
+use crate::outbox::Outgoing;
+use crate::service::sender;
+use crate::storage::{FactorKind, FactorStatus};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Alert {
-    LockStarted,
-    NewTrustedDevice {
-        name: String,
-    },
-    FactorAdded {
-        kind: String,
-    },
-    FactorRemoved,
-    PhoneChanged,
-    PasswordChanged,
-    RecoveryCodeUsed {
-        remaining: u32,
-    },
-    /// The inactive-ID sweep deactivated the account.
-    AccountDeactivated,
-    /// An admin deactivated the account.
-    DeactivatedByAdmin,
-    NewDeviceSignIn {
-        name: String,
-    },
-    /// Too many wrong second-factor answers (SPEC §12).
-    SecondFactorLocked,
-}
+pub use crate::outbox::Alert;
 
 impl Alert {
-    fn purpose(&self) -> &'static str {
+    pub fn purpose(&self) -> &'static str {
         match self {
             Alert::LockStarted => "alert_lock",
             Alert::NewTrustedDevice { .. } => "alert_new_device",
@@ -131,80 +109,59 @@ impl Alert {
     }
 }
 
-/// Sends an alert to the user; never fails the caller.
+/// Queues an alert for the user; never fails the caller.
 pub async fn alert(deps: &Deps, user_id: &UserId, alert: Alert) {
-    if let Err(err) = try_alert(deps, user_id, &alert).await {
-        tracing::warn!(error = %err, purpose = alert.purpose(), "alert not sent");
-    }
+    sender::enqueue(
+        deps,
+        Outgoing::Alert {
+            user_id: user_id.to_string(),
+            alert,
+        },
+    )
+    .await;
 }
 
-async fn try_alert(deps: &Deps, user_id: &UserId, alert: &Alert) -> Result<(), String> {
-    let user = deps
-        .stores
-        .users
-        .get_user(user_id)
-        .await
-        .map_err(|e| e.to_string())?
-        .ok_or("no such user")?;
-    let (channel, to) = match user.email.clone().filter(|e| e.contains('@')) {
-        Some(email) if deps.notifiers.get(Channel::Email).is_some() => (Channel::Email, email),
-        _ => {
-            let factors = deps
-                .stores
-                .factors
-                .list_factors(user_id)
-                .await
-                .map_err(|e| e.to_string())?;
+/// Renders and sends an alert (the sender function). A user who does not exist, or has no
+/// address to alert, is done (`Ok`); a provider failure is an error, so the queue retries.
+pub async fn send(deps: &Deps, user_id: &UserId, alert: &Alert) -> Result<(), ApiError> {
+    let Some(user) = deps.stores.users.get_user(user_id).await? else {
+        return Ok(());
+    };
+    let email = user
+        .email
+        .clone()
+        .filter(|e| e.contains('@') && deps.notifiers.get(Channel::Email).is_some());
+    let (channel, to) = match email {
+        Some(email) => (Channel::Email, email),
+        None => {
+            let factors = deps.stores.factors.list_factors(user_id).await?;
             let phone = factors.iter().find_map(|f| match &f.kind {
                 FactorKind::Phone { e164, .. } if f.status == FactorStatus::Active => {
                     Some(e164.clone())
                 }
                 _ => None,
             });
-            match (phone, user.phone.clone()) {
-                (Some(p), _) | (None, Some(p)) => (Channel::Sms, p),
-                (None, None) => return Err("no email or phone to alert".into()),
+            match phone.or(user.phone.clone()) {
+                Some(phone) => (Channel::Sms, phone),
+                None => {
+                    tracing::warn!(purpose = alert.purpose(), "no email or phone to alert");
+                    return Ok(());
+                }
             }
         }
     };
-    let notifier = deps
-        .notifiers
-        .get(channel)
-        .ok_or("no notifier for the alert channel")?
-        .clone();
     let (subject, text) = alert.text(&deps.settings);
     let message = Message {
         channel,
-        to: to.clone(),
+        to,
         subject,
         text,
         code: None,
         purpose: alert.purpose().into(),
     };
-    let result = notifier.dispatch(&message).await;
-    let now = deps.clock.now();
-    let record = DeliveryRecord {
-        user_id: user_id.clone(),
-        delivery_id: random_id("dl"),
-        at: now,
-        channel: channel.as_str().into(),
-        provider: notifier.id().into(),
-        provider_message_id: result.as_ref().ok().cloned(),
-        outcome: if result.is_ok() {
-            "sent".into()
-        } else {
-            "failed".into()
-        },
-        purpose: alert.purpose().into(),
-        to_masked: if channel == Channel::Email {
-            mask_email(&to)
-        } else {
-            mask_phone(&to)
-        },
-        expires_at: now.plus_secs(deps.settings.retention_secs),
-    };
-    if let Err(err) = deps.stores.deliveries.record_delivery(&record).await {
-        tracing::error!(error = %err, "recording an alert delivery failed");
-    }
-    result.map(|_| ()).map_err(|e| e.to_string())
+    sender::send(deps, user_id, &message).await.map_err(|err| {
+        tracing::warn!(error = %err, purpose = alert.purpose(), "alert not sent");
+        ApiError::ServiceUnavailable
+    })?;
+    Ok(())
 }

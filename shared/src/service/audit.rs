@@ -1,6 +1,7 @@
 //! The audit log (SPEC §8): every security event appended with time, actor, subject, source
-//! IP, User-Agent and outcome. Recording is best effort for the caller (an audit write that
-//! fails is logged as an error and alarmed on, but does not undo the action it describes).
+//! IP, User-Agent and outcome. A write that fails does not undo the action it describes: the
+//! event is logged as an error (alarmed on) and queued in the outbox, whose sender writes it
+//! again (SPEC §15), so an event is lost only if both DynamoDB and SQS refuse it.
 
 use crate::crypto::random_id;
 use crate::deps::Deps;
@@ -58,8 +59,11 @@ pub async fn record(
         // The event id is new, so a refused "only if absent" put means an earlier attempt of
         // this same write (retried by the SDK after a timeout) already stored it.
         Err(crate::error::StoreError::ConditionFailed) => {}
+        // Not lost: queued for the sender, which writes it again (same event id, so a write
+        // that did land is not doubled); alarmed on by its log line.
         Err(err) => {
-            tracing::error!(error = %err, event = "audit_write_failed", kind, "audit event not recorded");
+            tracing::error!(error = %err, event = "audit_write_failed", kind, "audit event queued for a second write");
+            crate::service::sender::enqueue(deps, crate::outbox::Outgoing::Audit { event }).await;
         }
     }
 }

@@ -17,18 +17,16 @@ use rand::Rng as _;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::UnixTime;
-use crate::crypto::{SecretString, constant_time_eq, random_id, token_digest};
+use crate::crypto::{SecretString, constant_time_eq, token_digest};
 use crate::deps::Deps;
 use crate::error::ApiError;
 use crate::notifier::{Channel, Message};
 use crate::phone::Phone;
 use crate::service::limits;
 use crate::service::second_factor::{self, Answer};
-use crate::service::sign_in::{mask_email, mask_phone};
 use crate::storage::{
     AttemptSlot, ChallengePurpose, ChallengeRecord, ChallengeStatus, CounterKey, Delivery,
-    DeliveryRecord, FactorKind, FactorRecord, FactorStatus, FailureOutcome, LockoutPolicy,
-    PendingCode, SendSlot,
+    FactorKind, FactorRecord, FactorStatus, FailureOutcome, LockoutPolicy, PendingCode, SendSlot,
 };
 
 #[derive(Debug, Deserialize)]
@@ -122,12 +120,7 @@ fn address(factor: &FactorRecord, channel: Channel) -> Option<String> {
     }
 }
 
-fn mask(channel: Channel, to: &str) -> String {
-    match channel {
-        Channel::Email => mask_email(to),
-        _ => mask_phone(to),
-    }
-}
+use crate::service::sender::mask;
 
 /// The MAC stored for a code: bound to the challenge and the factor it was sent to.
 async fn code_mac(
@@ -209,13 +202,12 @@ pub async fn send_code(
             &deps.settings.voice_countries,
         )?;
     }
-    let notifier = deps
-        .notifiers
-        .get(channel)
-        .ok_or_else(|| {
-            ApiError::validation(format!("Codes by {} are not available.", channel.as_str()))
-        })?
-        .clone();
+    if deps.notifiers.get(channel).is_none() {
+        return Err(ApiError::validation(format!(
+            "Codes by {} are not available.",
+            channel.as_str()
+        )));
+    }
 
     let code = format!("{:06}", rand::rng().random_range(0..1_000_000u32));
     let mac = code_mac(deps, &challenge.id_digest, &factor.factor_id, &code).await?;
@@ -276,24 +268,9 @@ pub async fn send_code(
         code: Some(code),
         purpose: purpose.to_owned(),
     };
-    let result = notifier.dispatch(&message).await;
-    let (outcome, provider_message_id) = match &result {
-        Ok(id) => ("sent", Some(id.clone())),
-        Err(_) => ("failed", None),
-    };
-    record_delivery(
-        deps,
-        challenge,
-        channel,
-        notifier.id(),
-        provider_message_id,
-        outcome,
-        purpose,
-        &to,
-        now,
-    )
-    .await;
-    if let Err(err) = result {
+    // Sent in the request (the user is waiting; a failed send gives the send back), through
+    // the same pipeline as every other message: a delivery is recorded either way.
+    if let Err(err) = crate::service::sender::send(deps, &challenge.user_id, &message).await {
         tracing::error!(error = %err, channel = channel.as_str(), event = "code_send_failed", "code delivery failed");
         give_back().await;
         deps.stores
@@ -343,35 +320,6 @@ async fn bar_sends(deps: &Deps, challenge: &ChallengeRecord, now: UnixTime) -> A
             retry_after_secs: deps.settings.send_lockout_secs,
         },
         Err(err) => ApiError::from(err),
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn record_delivery(
-    deps: &Deps,
-    challenge: &ChallengeRecord,
-    channel: Channel,
-    provider: &str,
-    provider_message_id: Option<String>,
-    outcome: &str,
-    purpose: &str,
-    to: &str,
-    now: UnixTime,
-) {
-    let record = DeliveryRecord {
-        user_id: challenge.user_id.clone(),
-        delivery_id: random_id("dl"),
-        at: now,
-        channel: channel.as_str().to_owned(),
-        provider: provider.to_owned(),
-        provider_message_id,
-        outcome: outcome.to_owned(),
-        purpose: purpose.to_owned(),
-        to_masked: mask(channel, to),
-        expires_at: now.plus_secs(deps.settings.retention_secs),
-    };
-    if let Err(err) = deps.stores.deliveries.record_delivery(&record).await {
-        tracing::error!(error = %err, "recording a delivery failed");
     }
 }
 

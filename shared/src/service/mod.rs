@@ -12,6 +12,7 @@ pub mod limits;
 pub mod password;
 pub mod recovery;
 pub mod second_factor;
+pub mod sender;
 pub mod sign_in;
 pub mod step_up;
 pub mod sweep;

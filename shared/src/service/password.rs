@@ -14,14 +14,12 @@ use crate::crypto::{PasswordCheck, SecretString, random_token, token_digest};
 use crate::deps::Deps;
 use crate::error::{ApiError, StoreError};
 use crate::identity::UserId;
-use crate::notifier::{Channel, Message};
 use crate::policy;
 use crate::service::alerts::{self, Alert};
 use crate::service::limits;
 use crate::service::tokens::{self, Caller, Proof};
 use crate::storage::{
-    ChallengeRecord, ChallengeStatus, CounterKey, FailureOutcome, LockoutPolicy, ResetRecord,
-    UserRecord, UserStatus,
+    ChallengeRecord, ChallengeStatus, CounterKey, FailureOutcome, LockoutPolicy, UserRecord,
 };
 
 #[derive(Debug, Deserialize)]
@@ -203,62 +201,32 @@ pub async fn change(
     Ok(())
 }
 
-/// `POST /v1/password/forgot`: always the same answer.
+/// `POST /v1/password/forgot`: always the same answer, and the same work, whether or not the
+/// user exists (SPEC §12): the request is counted per user ID and queued; the sender decides
+/// whether there is anyone to send a link to, makes it and emails it. No user is read here.
 pub async fn forgot(deps: &Deps, request: ForgotRequest) -> Result<ForgotAnswer, ApiError> {
     let user_id = UserId::parse(&request.user_id)?;
     let now = deps.clock.now();
-    let user = deps.stores.users.get_user(&user_id).await?;
-    // Count the request whether or not the user exists (same calls either way).
     let limit = LockoutPolicy {
         threshold: deps.settings.max_resets_per_hour + 1,
         lock_secs: 3600,
         window_secs: 3600,
     };
-    let outcome = limits::count_failure(deps, CounterKey::ResetEmails(&user_id), limit).await?;
-    let Some(user) = user else {
-        return Ok(FORGOT_ANSWER);
-    };
-    let (Some(email), UserStatus::Active, FailureOutcome::Counted { .. }) =
-        (user.email.clone(), user.status, outcome)
-    else {
-        tracing::info!(
-            event = "reset_not_sent",
-            "reset not sent (no email, inactive or rate limited)"
-        );
-        return Ok(FORGOT_ANSWER);
-    };
-    let token = random_token();
-    deps.stores
-        .resets
-        .create_reset(&ResetRecord {
-            token_digest: token_digest(&token),
-            user_id: user.user_id.clone(),
-            created_at: now,
-            expires_at: now.plus_secs(deps.settings.reset_ttl_secs),
-            user_stamp: user.security_stamp,
-        })
-        .await?;
-    let link = format!("{}?token={token}", deps.settings.reset_url);
-    let minutes = deps.settings.reset_ttl_secs / 60;
-    let message = Message {
-        channel: Channel::Email,
-        to: email,
-        subject: "Reset your Portcullis password".into(),
-        text: format!(
-            "Someone asked to reset the password of your user ID. To choose a new password, open this link within {minutes} minutes (it works once):\n\n{link}\n\nIf it was not you, ignore this email: your password has not changed. We will never ask you for your password or a code."
-        ),
-        code: None,
-        purpose: "password_reset".into(),
-    };
-    match deps.notifiers.get(Channel::Email) {
-        Some(notifier) => {
-            if let Err(err) = notifier.dispatch(&message).await {
-                tracing::error!(error = %err, event = "reset_email_failed", "reset email failed");
-            } else {
-                tracing::info!(event = "reset_link_sent", "reset link sent");
-            }
+    match limits::count_failure(deps, CounterKey::ResetEmails(&user_id), limit).await? {
+        FailureOutcome::Counted { .. } => {
+            crate::service::sender::enqueue(
+                deps,
+                crate::outbox::Outgoing::PasswordReset {
+                    user_id: user_id.to_string(),
+                    requested_at: now.secs(),
+                },
+            )
+            .await;
         }
-        None => tracing::error!("no email notifier: reset link not sent"),
+        _ => tracing::info!(
+            event = "reset_not_sent",
+            "reset requests over the hourly limit"
+        ),
     }
     Ok(FORGOT_ANSWER)
 }

@@ -272,24 +272,24 @@ async fn count_failure(
     {
         Ok(FailureOutcome::Counted { .. }) => ApiError::InvalidCredentials,
         Ok(FailureOutcome::LockStarted { until }) => {
-            if let Some(user) = user {
-                audit::record(
-                    deps,
-                    &user.user_id,
-                    "lock_started",
-                    Actor::System,
-                    Some(meta),
-                    "flagged",
-                    None,
-                )
-                .await;
-                crate::service::alerts::alert(
-                    deps,
-                    &user.user_id,
-                    crate::service::alerts::Alert::LockStarted,
-                )
-                .await;
-            }
+            // The same writes for an unknown ID (audited under the ID tried; the alert is
+            // queued and the sender drops it), so the fifth failure does not tell either.
+            audit::record(
+                deps,
+                user_id,
+                "lock_started",
+                Actor::System,
+                Some(meta),
+                "flagged",
+                None,
+            )
+            .await;
+            crate::service::alerts::alert(
+                deps,
+                user_id,
+                crate::service::alerts::Alert::LockStarted,
+            )
+            .await;
             tracing::warn!(
                 event = "lock_started",
                 known_user = user.is_some(),

@@ -555,7 +555,7 @@ pub trait ResetStore: Send + Sync {
 /// One security event (SPEC §8), append-only: written with a create-only condition, never
 /// updated or deleted by the functions (their IAM policies grant no such action on it); kept
 /// for the retention setting by TTL.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AuditEvent {
     #[serde(rename = "user_id")]
     pub subject: UserId,

@@ -71,7 +71,7 @@ pub async fn all_deps() -> Vec<(&'static str, Deps, Arc<ManualClock>)> {
 }
 
 /// Deps over each adapter with a recording notifier on every channel.
-pub async fn all_deps_with_outbox() -> Vec<(
+pub async fn all_deps_with_notifier() -> Vec<(
     &'static str,
     Deps,
     Arc<ManualClock>,

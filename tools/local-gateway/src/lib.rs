@@ -10,8 +10,11 @@
 //!   handler in process.
 //! - `GET /` and the other paths outside the API serve the reference web client from `web/`
 //!   ([`web`]), as a CDN or S3 bucket in front of the same origin would in production.
+//! - With `PORTCULLIS_OUTBOX_QUEUE_URL` set, it drains the outbox queue through the sender
+//!   function, as Lambda's SQS event source mapping would ([`outbox`]).
 
 pub mod event;
+pub mod outbox;
 pub mod registry;
 pub mod routes;
 pub mod server;

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use portcullis::Deps;
-use portcullis_local_gateway::{TEMPLATE, registry, routes, server};
+use portcullis_local_gateway::{TEMPLATE, outbox, registry, routes, server};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -24,6 +24,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let routes = routes::from_template(TEMPLATE)?;
     let deps = Deps::from_env().await?;
+    if let Some(queue_url) = deps.settings.outbox_queue_url.clone() {
+        let sqs = aws_sdk_sqs::Client::new(&Deps::sdk_config().await);
+        println!("  draining the outbox {queue_url} through the sender function");
+        tokio::spawn(outbox::drain(deps.clone(), sqs, queue_url));
+    }
     let mut gateway = server::Gateway::new(routes.clone(), registry::handlers(), deps)?;
     // The reference web client: `PORTCULLIS_WEB_DIR`, else `web/` in the working directory.
     let web_dir = std::path::PathBuf::from(
