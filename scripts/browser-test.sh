@@ -48,9 +48,9 @@ ensure_chromium() {
     sudo=(sudo -n)
   fi
   log "Installing Chromium (Debian package) for the browser tests"
-  "${sudo[@]}" apt-get update -qq ||
+  "${sudo[@]}" apt-get -o DPkg::Lock::Timeout=600 update -qq ||
     fail_setup "apt-get update failed; install Chromium yourself: apt-get install -y chromium"
-  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends chromium ||
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends chromium ||
     fail_setup "apt-get install chromium failed; install it yourself: apt-get install -y chromium"
   [ -x "$CHROMIUM" ] || fail_setup "chromium was installed but /usr/bin/chromium is missing"
 }

@@ -39,10 +39,10 @@ _apt_install() {
     sudo=(sudo -n)
   fi
   command -v apt-get > /dev/null 2>&1 || return 1
-  "${sudo[@]}" apt-get update -qq || return 1
+  "${sudo[@]}" apt-get -o DPkg::Lock::Timeout=600 update -qq || return 1
   # Slim Debian images lack the man directories that the JDK's post-install links into.
   "${sudo[@]}" mkdir -p /usr/share/man/man1
-  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "$@"
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "$@"
 }
 
 # A Python >= 3.13 (LocalStack 2026.3 imports warnings.deprecated, new in 3.13; 3.11 already

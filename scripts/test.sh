@@ -77,7 +77,7 @@ log "browser tests (web/ in headless Chromium)"
 scripts/browser-test.sh 2>&1 | tee "$STATE/browser-test.log" || failed_stages+=("browser tests")
 
 log "cargo test (unit, conformance on both adapters, end to end)"
-cargo test --workspace 2>&1 | tee "$STATE/cargo-test.log" || failed_stages+=("cargo test")
+cargo test --workspace --no-fail-fast 2>&1 | tee "$STATE/cargo-test.log" || failed_stages+=("cargo test")
 
 # Property-based API test: requests generated from infra/openapi.yaml; every answer must be a
 # non-5xx that matches the documented status codes, content types, headers and schemas.

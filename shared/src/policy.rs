@@ -225,3 +225,56 @@ mod tests {
         );
     }
 }
+
+/// An email address as Portcullis accepts it (invitations, email factors): trimmed, at most 254
+/// bytes (RFC 5321), exactly one `@` with a non-empty local part of at most 64 bytes and a
+/// domain with a dot, no whitespace or control characters; the domain is lower-cased (it is
+/// case-insensitive; the local part may not be, so it is kept as typed).
+pub fn email_address(raw: &str) -> Result<String, crate::error::ApiError> {
+    let refuse = || crate::error::ApiError::validation("email must be an email address.");
+    let email = raw.trim();
+    let (local, domain) = email.split_once('@').ok_or_else(refuse)?;
+    let domain_ok = domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !domain.contains("..");
+    if email.len() > 254
+        || local.is_empty()
+        || local.len() > 64
+        || !domain_ok
+        || domain.contains('@')
+        || email.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(refuse());
+    }
+    Ok(format!("{local}@{}", domain.to_lowercase()))
+}
+
+#[cfg(test)]
+mod email_tests {
+    use super::email_address;
+
+    #[test]
+    fn addresses_are_checked_and_their_domain_lower_cased() {
+        assert_eq!(
+            email_address(" Jo.Doe+mfa@Example.COM ").unwrap_or_default(),
+            "Jo.Doe+mfa@example.com"
+        );
+        for bad in [
+            "",
+            "@example.com",
+            "jo@",
+            "jo@example",
+            "jo@@example.com",
+            "jo@a@example.com",
+            "jo doe@example.com",
+            "jo@example..com",
+            "jo@.example.com",
+            "jo\u{0}@example.com",
+            &format!("{}@example.com", "a".repeat(65)),
+            &format!("jo@{}.com", "a".repeat(250)),
+        ] {
+            assert!(email_address(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -60,6 +60,7 @@ async function showSecurity({ notice } = {}) {
   ui.say(refs.notice, notice);
   refs.addPhone.addEventListener('click', () => showPhoneForm());
   ui.onClick(refs.addTotp, refs.error, addAuthenticator);
+  refs.addEmail.addEventListener('click', () => showEmailForm());
   ui.onClick(refs.regenerate, refs.error, regenerateCodes);
   const [factors, remaining] = await Promise.allSettled([api.factors(), api.recoveryCodesRemaining()]);
   if (factors.status === 'fulfilled') renderFactors(refs, factors.value);
@@ -137,6 +138,26 @@ function showPhoneForm(factor = null) {
       onSubmit: async ({ code }) => {
         await api.activateFactor(pending.factor_id, code);
         await backToSecurity(changing ? 'Your phone number has been changed.' : 'Your phone has been added.');
+      },
+      onBack: () => backToSecurity(),
+      backLabel: 'Cancel',
+    });
+  });
+}
+
+function showEmailForm() {
+  const refs = ui.render('t-add-email');
+  refs.back.addEventListener('click', () => backToSecurity());
+  ui.handleForm(refs.form, refs.error, async (values) => {
+    const pending = await withStepUp(() => api.addEmail(values.email.trim()));
+    codeScreen({
+      title: 'Confirm your email address',
+      lede: sentLede('email', pending.sent_to),
+      sent: pending,
+      submitLabel: 'Confirm',
+      onSubmit: async ({ code }) => {
+        await api.activateFactor(pending.factor_id, code);
+        await backToSecurity('Your email address has been added.');
       },
       onBack: () => backToSecurity(),
       backLabel: 'Cancel',

@@ -160,6 +160,10 @@ export async function enrolPhone(challengeId, phone, delivery) {
   return (await send('POST', `/v1/sign-in/${enc(challengeId)}/factors/phone`, { body: { phone, delivery } })).data;
 }
 
+export async function enrolEmail(challengeId, email) {
+  return (await send('POST', `/v1/sign-in/${enc(challengeId)}/factors/email`, { body: { email } })).data;
+}
+
 export async function enrolTotp(challengeId) {
   return (await send('POST', `/v1/sign-in/${enc(challengeId)}/factors/totp`, { body: {} })).data;
 }
@@ -197,6 +201,10 @@ export async function factors() {
 
 export async function addPhone(phone, delivery) {
   return (await authed('POST', '/v1/me/factors/phone', { body: { phone, delivery } })).data;
+}
+
+export async function addEmail(email) {
+  return (await authed('POST', '/v1/me/factors/email', { body: { email } })).data;
 }
 
 export async function addTotp() {

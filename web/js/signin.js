@@ -199,6 +199,10 @@ function showEnrol() {
     const pending = await api.enrolPhone(flow.challengeId, phone, values.delivery);
     showEnrolCode(pending, values.delivery);
   }, onExpired);
+  ui.handleForm(refs.emailForm, refs.error, async (values) => {
+    const pending = await api.enrolEmail(flow.challengeId, values.email.trim());
+    showEnrolCode(pending, 'email');
+  }, onExpired);
   ui.onClick(refs.totp, refs.error, async () => {
     try {
       const data = await api.enrolTotp(flow.challengeId);
@@ -217,7 +221,7 @@ function showEnrol() {
 
 function showEnrolCode(pending, delivery) {
   codeScreen({
-    title: 'Confirm your phone',
+    title: delivery === 'email' ? 'Confirm your email address' : 'Confirm your phone',
     lede: sentLede(delivery, pending.sent_to),
     sent: pending,
     submitLabel: 'Confirm and sign in',
@@ -226,7 +230,7 @@ function showEnrolCode(pending, delivery) {
     },
     onResend: () => api.sendCode(flow.challengeId, delivery, pending.factor_id),
     onBack: showEnrol,
-    backLabel: 'Use a different number or method',
+    backLabel: delivery === 'email' ? 'Use a different address or method' : 'Use a different number or method',
     onExpired: expired,
   });
 }

@@ -1,4 +1,4 @@
-//! The factor-enrolment function: phones and authenticator apps, enrolled inside an
+//! The factor-enrolment function: phones, email addresses and authenticator apps, enrolled inside an
 //! `mfa_enrolment_required` sign-in challenge or from a signed-in session; list and remove.
 
 use lambda_http::Request;
@@ -6,7 +6,7 @@ use portcullis::Deps;
 use portcullis::edge::{self, HandlerFuture, RequestMeta};
 use portcullis::error::ApiError;
 use portcullis::service::factors::{
-    self, ChangePhoneRequest, EnrolPhoneRequest, Enroller, VerifyFactorRequest,
+    self, ChangePhoneRequest, EnrolEmailRequest, EnrolPhoneRequest, Enroller, VerifyFactorRequest,
 };
 use portcullis::service::{codes, complete, tokens};
 use portcullis::storage::ChallengePurpose;
@@ -14,10 +14,12 @@ use portcullis::storage::ChallengePurpose;
 pub const ROUTES: &[&str] = &[
     "POST /v1/sign-in/{challenge_id}/factors/phone",
     "POST /v1/sign-in/{challenge_id}/factors/totp",
+    "POST /v1/sign-in/{challenge_id}/factors/email",
     "POST /v1/sign-in/{challenge_id}/factors/{factor_id}/verify",
     "GET /v1/me/factors",
     "POST /v1/me/factors/phone",
     "POST /v1/me/factors/totp",
+    "POST /v1/me/factors/email",
     "POST /v1/me/factors/{factor_id}/verify",
     "DELETE /v1/me/factors/{factor_id}",
     "PUT /v1/me/factors/{factor_id}/phone",
@@ -46,6 +48,13 @@ pub fn handle(deps: &Deps, req: Request) -> HandlerFuture<'_> {
                         Ok(edge::json_response(
                             201,
                             &factors::enrol_phone(deps, enroller, body).await?,
+                        ))
+                    }
+                    "email" => {
+                        let body: EnrolEmailRequest = edge::parse_json(&req, max)?;
+                        Ok(edge::json_response(
+                            201,
+                            &factors::enrol_email(deps, enroller, body).await?,
                         ))
                     }
                     "totp" => {
@@ -85,6 +94,13 @@ pub fn handle(deps: &Deps, req: Request) -> HandlerFuture<'_> {
                     Ok(edge::json_response(
                         201,
                         &factors::enrol_phone(deps, enroller, body).await?,
+                    ))
+                }
+                "POST /v1/me/factors/email" => {
+                    let body: EnrolEmailRequest = edge::parse_json(&req, max)?;
+                    Ok(edge::json_response(
+                        201,
+                        &factors::enrol_email(deps, enroller, body).await?,
                     ))
                 }
                 "POST /v1/me/factors/totp" => {

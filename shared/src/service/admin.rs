@@ -116,19 +116,6 @@ pub enum InviteOutcome {
     PendingApproval(PendingApproval),
 }
 
-fn parse_email(raw: &str) -> Result<String, ApiError> {
-    let email = raw.trim().to_owned();
-    if email.len() > 254
-        || !email.contains('@')
-        || email.starts_with('@')
-        || email.ends_with('@')
-        || email.chars().any(|c| c.is_whitespace() || c.is_control())
-    {
-        return Err(ApiError::validation("email must be an email address."));
-    }
-    Ok(email)
-}
-
 fn parse_roles(roles: Option<Vec<String>>) -> Result<Vec<String>, ApiError> {
     let mut roles = roles.unwrap_or_default();
     if let Some(bad) = roles.iter().find(|r| !ROLES.contains(&r.as_str())) {
@@ -155,7 +142,7 @@ pub async fn invite(
 ) -> Result<InviteOutcome, ApiError> {
     let admin = require_admin(deps, caller).await?;
     let user_id = UserId::parse(&request.user_id)?;
-    let email = parse_email(&request.email)?;
+    let email = policy::email_address(&request.email)?;
     let phone = match &request.phone {
         Some(p) => Some(crate::phone::Phone::parse(p)?.e164().to_owned()),
         None => None,

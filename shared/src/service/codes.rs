@@ -6,8 +6,9 @@
 //!   sends, even under concurrency); if the provider fails, the reservation is undone, so a
 //!   failed SMS neither consumes a send nor leaves a usable code. The request after the 5th
 //!   send bars the *user* from sends for 30 minutes (a TTL item): a new sign-in does not help.
-//! - Texts and calls also count against the user's rolling caps (10 per hour, 20 per day,
-//!   across every challenge: SPEC §12), and go only to the deployment's allowed countries.
+//! - Every code (text, call, email) also counts against the user's rolling caps (10 per hour,
+//!   20 per day, across every challenge: SPEC §12, §13); texts and calls go only to the
+//!   deployment's allowed countries.
 //! - Checking counts the answer against the user ([`second_factor::guard`]) and the attempt
 //!   against the challenge *before* comparing (so at most 5 codes are ever compared per
 //!   challenge and 10 per user run, whatever the concurrency), compares MACs in constant time,
@@ -220,16 +221,13 @@ pub async fn send_code(
         factor_id: factor.factor_id.clone(),
         channel: channel.as_str().to_owned(),
     };
-    // Texts and calls cost money per message: they also come out of the user's rolling caps,
-    // whichever challenge asks (SPEC §12). Taken first, given back if nothing is sent.
-    let capped = match by_phone {
-        Some(_) => Some(limits::take_send(deps, user).await?),
-        None => None,
-    };
+    // Every code comes out of the user's rolling caps, whichever challenge asks (SPEC §12):
+    // texts and calls cost money per message, and email codes follow the rules of texts
+    // (SPEC §13) — else enrolment after enrolment would mail codes to any address. Taken
+    // first, given back if nothing is sent.
+    let taken_at = limits::take_send(deps, user).await?;
     let give_back = || async {
-        if let Some(at) = capped
-            && let Err(err) = limits::give_back_send(deps, user, at).await
-        {
+        if let Err(err) = limits::give_back_send(deps, user, taken_at).await {
             tracing::error!(error = %err, "a send that did not happen was not given back");
         }
     };

@@ -1,5 +1,5 @@
-//! Factor enrolment and management (SPEC §4): phones (text or voice) and authenticator apps,
-//! pending until proven with a code; list and remove.
+//! Factor enrolment and management (SPEC §4, §13): phones (text or voice), email addresses
+//! and authenticator apps, pending until proven with a code; list and remove.
 //!
 //! Enrolment happens in two places with the same rules:
 //! - inside a sign-in challenge whose status is `mfa_enrolment_required` (never one that is
@@ -52,6 +52,13 @@ pub struct EnrolPhoneRequest {
     pub delivery: String,
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrolEmailRequest {
+    pub email: String,
+}
+
+/// A pending phone or email factor, with the code just sent to it.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct EnrolPhoneAnswer {
     pub factor_id: String,
@@ -274,6 +281,62 @@ pub async fn enrol_phone(
         event = "factor_enrolment_started",
         kind = "phone",
         "phone enrolment started"
+    );
+    Ok(EnrolPhoneAnswer {
+        factor_id,
+        status: "pending",
+        sent_to: sent.sent_to,
+        sends_remaining: sent.sends_remaining,
+        expires_in: sent.expires_in,
+    })
+}
+
+/// Enrols an email address (SPEC §13): pending until the code sent to it is verified, with the
+/// rules of text-message codes (5 sends per challenge, the user's rolling caps, the send bar).
+pub async fn enrol_email(
+    deps: &Deps,
+    enroller: Enroller<'_>,
+    request: EnrolEmailRequest,
+) -> Result<EnrolPhoneAnswer, ApiError> {
+    let email = crate::policy::email_address(&request.email)?;
+    if deps
+        .notifiers
+        .get(crate::notifier::Channel::Email)
+        .is_none()
+    {
+        return Err(ApiError::validation("Codes by email are not available."));
+    }
+    let existing = may_enrol(deps, enroller, "email").await?;
+    if existing.iter().any(|f| {
+        matches!(&f.kind, FactorKind::Email { address } if address.eq_ignore_ascii_case(&email))
+            && f.status == FactorStatus::Active
+    }) {
+        return Err(ApiError::Conflict(
+            "This email address is already enrolled.".into(),
+        ));
+    }
+    let factor_id = random_id("f");
+    create_pending(
+        deps,
+        enroller.user_id(),
+        &factor_id,
+        FactorKind::Email { address: email },
+    )
+    .await?;
+    let challenge = enrolment_challenge(deps, enroller, &factor_id).await?;
+    let sent = codes::send_code(
+        deps,
+        &challenge,
+        &SendCodeRequest {
+            method: "email".to_owned(),
+            factor_id: Some(factor_id.clone()),
+        },
+    )
+    .await?;
+    tracing::info!(
+        event = "factor_enrolment_started",
+        kind = "email",
+        "email enrolment started"
     );
     Ok(EnrolPhoneAnswer {
         factor_id,

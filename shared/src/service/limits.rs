@@ -20,7 +20,13 @@ async fn update<T>(
     now: UnixTime,
     rule: impl Fn(Option<&Counter>) -> Decision<T> + Send,
 ) -> Result<T, StoreError> {
-    for _ in 0..MAX_COUNTER_ROUNDS {
+    for round in 0..MAX_COUNTER_ROUNDS {
+        if round > 0 {
+            // Lost the race: let the winners' writes land before reading again.
+            let most = 2 + 3 * round as u64;
+            let pause = rand::Rng::random_range(&mut rand::rng(), 1..=most);
+            tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+        }
         let seen = deps.stores.counters.read_counter(key, now).await?;
         let decision = rule(seen.as_ref().map(|v| &v.counter));
         let next = match &decision.write {

@@ -125,11 +125,12 @@ export function sixDigits(text) {
 }
 
 /**
- * Reads until there are at least `count` messages or ~5 s have passed (at least one read).
+ * Reads until there are at least `count` messages or ~20 s have passed (at least one read):
+ * alerts, reset links and invitations leave through the outbox, a second or two later.
  * One read of the emulator's data.json is slow (it dumps every object moto ever made, so it
  * grows with the DynamoDB traffic of the whole test run): read as little as possible.
  */
-export async function waitFor(read, count, what, { within = 5_000 } = {}) {
+export async function waitFor(read, count, what, { within = 20_000 } = {}) {
   const deadline = Date.now() + within;
   for (;;) {
     const all = await read();

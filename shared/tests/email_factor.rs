@@ -1,0 +1,221 @@
+//! Email one-time codes (SPEC §13) on both adapters: enrolment inside a sign-in challenge and
+//! from a session, signing in with them, and the rules they share with text messages.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::*;
+use portcullis::crypto::SecretString;
+use portcullis::error::ApiError;
+use portcullis::notifier::Channel;
+use portcullis::service::codes::{self, SendCodeRequest};
+use portcullis::service::factors::{self, EnrolEmailRequest, Enroller, VerifyFactorRequest};
+use portcullis::service::sign_in::{SignInRequest, sign_in};
+use portcullis::storage::FactorStatus;
+
+fn email(address: &str) -> EnrolEmailRequest {
+    EnrolEmailRequest {
+        email: address.into(),
+    }
+}
+
+fn code(outbox: &portcullis::notifier::RecordingNotifier) -> VerifyFactorRequest {
+    VerifyFactorRequest {
+        code: SecretString::new(last_code(outbox)),
+    }
+}
+
+#[tokio::test]
+async fn an_email_enrolled_at_first_sign_in_completes_it_and_signs_in_later() {
+    for (name, deps, _clock, outbox) in all_deps_with_notifier().await {
+        let user = create_user(&deps, &unique("mailer")).await;
+        let challenge = codes::open_challenge(&deps, &password_step(&deps, &user).await)
+            .await
+            .unwrap();
+        let pending = factors::enrol_email(
+            &deps,
+            Enroller::SignIn(&challenge),
+            email(" Jo.Doe@Example.COM "),
+        )
+        .await
+        .unwrap();
+        assert_eq!(pending.status, "pending");
+        assert_eq!(pending.sent_to, "J***@e***.com", "{name}: masked");
+        let sent = outbox.sent().last().cloned().unwrap();
+        assert_eq!(sent.channel, Channel::Email);
+        assert_eq!(
+            sent.to, "Jo.Doe@example.com",
+            "{name}: the domain lower-cased"
+        );
+        // A wrong code does not activate it.
+        let right = last_code(&outbox);
+        let wrong: String = right
+            .chars()
+            .map(|c| char::from(b'0' + (c as u8 - b'0' + 1) % 10))
+            .collect();
+        let wrong = VerifyFactorRequest {
+            code: SecretString::new(wrong),
+        };
+        let refused = factors::verify_factor(
+            &deps,
+            Enroller::SignIn(&challenge),
+            &pending.factor_id,
+            &wrong,
+        )
+        .await;
+        assert_eq!(refused.unwrap_err(), ApiError::CodeInvalid, "{name}");
+        let proven = factors::verify_factor(
+            &deps,
+            Enroller::SignIn(&challenge),
+            &pending.factor_id,
+            &code(&outbox),
+        )
+        .await
+        .unwrap();
+        assert_eq!(proven.factor.status, FactorStatus::Active);
+        assert_eq!(proven.verified.method, "email");
+
+        // The next sign-in offers it (masked) and completes with it.
+        let answer = sign_in(
+            &deps,
+            SignInRequest {
+                user_id: user.to_string(),
+                password: SecretString::new(PASSWORD.into()),
+            },
+            &portcullis::edge::RequestMeta::default(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(answer.status, "mfa_required", "{name}");
+        let offered = serde_json::to_value(&answer.methods).unwrap();
+        assert_eq!(offered[0]["method"], "email", "{name}: {offered}");
+        assert_eq!(offered[0]["email"], "J***@e***.com", "{name}");
+        let next = codes::open_challenge(&deps, answer.challenge_id.as_deref().unwrap())
+            .await
+            .unwrap();
+        codes::send_code(
+            &deps,
+            &next,
+            &SendCodeRequest {
+                method: "email".into(),
+                factor_id: None,
+            },
+        )
+        .await
+        .unwrap();
+        let typed = SecretString::new(last_code(&outbox));
+        // An emailed code is not a text-message code.
+        assert!(
+            codes::check_code(&deps, &next, "sms", &typed, None)
+                .await
+                .is_err(),
+            "{name}"
+        );
+        let verified = codes::check_code(&deps, &next, "email", &typed, None)
+            .await
+            .unwrap();
+        assert_eq!(verified.method, "email", "{name}");
+    }
+}
+
+#[tokio::test]
+async fn bad_addresses_are_refused_and_store_nothing() {
+    for (name, deps, _clock, outbox) in all_deps_with_notifier().await {
+        let user = create_user(&deps, &unique("badmail")).await;
+        let challenge = codes::open_challenge(&deps, &password_step(&deps, &user).await)
+            .await
+            .unwrap();
+        for bad in ["", "jo", "jo@example", "jo@@example.com", "a b@example.com"] {
+            let err = factors::enrol_email(&deps, Enroller::SignIn(&challenge), email(bad))
+                .await
+                .unwrap_err();
+            assert_eq!(err.status(), 400, "{name}: {bad:?}");
+        }
+        assert!(
+            deps.stores
+                .factors
+                .list_factors(&user)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{name}"
+        );
+        assert!(outbox.sent().is_empty(), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn from_a_session_an_email_needs_step_up_and_is_not_enrolled_twice() {
+    for (name, deps, clock, outbox) in all_deps_with_notifier().await {
+        let user = create_user(&deps, &unique("twice")).await;
+        add_phone(&deps, &user, "+12025550143").await;
+        let (caller, _) = sms_sign_in(&deps, &user, &outbox).await;
+        let pending =
+            factors::enrol_email(&deps, Enroller::Session(&caller), email("me@example.com"))
+                .await
+                .unwrap();
+        factors::verify_factor(
+            &deps,
+            Enroller::Session(&caller),
+            &pending.factor_id,
+            &code(&outbox),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            factors::enrol_email(&deps, Enroller::Session(&caller), email("ME@EXAMPLE.com"))
+                .await
+                .unwrap_err()
+                .status(),
+            409,
+            "{name}: the same address again"
+        );
+        clock.advance_secs(deps.settings.step_up_secs + 1);
+        assert_eq!(
+            factors::enrol_email(
+                &deps,
+                Enroller::Session(&caller),
+                email("other@example.com")
+            )
+            .await
+            .unwrap_err(),
+            ApiError::StepUpRequired,
+            "{name}: an active factor exists, the step-up is over"
+        );
+    }
+}
+
+#[tokio::test]
+async fn email_codes_come_out_of_the_rolling_send_caps_like_texts() {
+    for (name, deps, _clock, outbox) in all_deps_with_notifier().await {
+        let user = create_user(&deps, &unique("pumped")).await;
+        add_phone(&deps, &user, "+12025550143").await;
+        let (caller, _) = sms_sign_in(&deps, &user, &outbox).await;
+        // One text went out to sign in; enrolment after enrolment mails a code to any
+        // address, so the hourly cap stops it.
+        let mut sent = 1;
+        let refused = loop {
+            match factors::enrol_email(
+                &deps,
+                Enroller::Session(&caller),
+                email(&format!("victim{sent}@example.com")),
+            )
+            .await
+            {
+                Ok(_) => sent += 1,
+                Err(err) => break err,
+            }
+            assert!(sent <= deps.settings.max_sends_per_hour, "{name}: no cap");
+        };
+        assert_eq!(sent, deps.settings.max_sends_per_hour, "{name}");
+        assert!(
+            matches!(refused, ApiError::SendCapReached { .. }),
+            "{name}: {refused:?}"
+        );
+        let codes_sent = outbox.sent().iter().filter(|m| m.code.is_some()).count();
+        assert_eq!(
+            codes_sent as u32, sent,
+            "{name}: codes only (alerts carry none)"
+        );
+    }
+}
