@@ -53,17 +53,15 @@ pub enum Outgoing {
     /// An alert for a user ID that may not exist (the 5th failed password of an unknown ID is
     /// queued too, so the request costs the same): the sender drops it then.
     Alert { user_id: String, alert: Alert },
-    /// A forgot-password request past the rate limit, for an ID that may not exist: the sender
-    /// makes the single-use link only for an active user with an email address, valid until
-    /// `requested_at` + the reset lifetime.
+    /// A forgot-password request within the rate limit, for an ID that may not exist: the
+    /// sender makes the single-use link only for an active user with an email address, valid
+    /// until `requested_at` + the reset lifetime (a `requested_at` in the future counts as now).
     PasswordReset { user_id: String, requested_at: i64 },
-    /// An invitation: the sender makes the single-use link, valid until `expires_at`.
-    Invitation {
-        user_id: String,
-        email: String,
-        invited_by: String,
-        expires_at: i64,
-    },
+    /// An invitation: the sender makes the single-use link and emails it to the address *stored*
+    /// with the invited user, valid until the user's creation + the invitation lifetime. The
+    /// message names only whom to invite and who invited them: a message written by anyone else
+    /// who can reach the queue cannot choose the address or stretch the lifetime.
+    Invitation { user_id: String, invited_by: String },
     /// An audit event whose write failed in the request: written again by the sender.
     Audit { event: AuditEvent },
 }

@@ -278,9 +278,7 @@ async fn the_sqs_adapter_queues_what_the_sender_reads_on_the_emulator() {
         },
         Outgoing::Invitation {
             user_id: "bob@example.com".into(),
-            email: "bob@example.com".into(),
             invited_by: "admin@example.com".into(),
-            expires_at: 1_800_000_000,
         },
     ];
     for item in &items {
@@ -309,4 +307,79 @@ async fn the_sqs_adapter_queues_what_the_sender_reads_on_the_emulator() {
     // A queue that is not there: an error the caller turns into an inline delivery.
     let gone = SqsOutbox::new(sqs, &url);
     assert!(gone.enqueue(&items[0]).await.is_err());
+}
+
+#[tokio::test]
+async fn an_invitation_goes_to_the_stored_address_only_while_it_is_due() {
+    use portcullis::storage::{UserRecord, UserStatus};
+    for (name, deps, clock, sent) in all_deps_with_notifier().await {
+        let invitee = |id: &UserId, created_at: UnixTime, password: Option<String>| UserRecord {
+            user_id: id.clone(),
+            email: Some("invitee@example.com".into()),
+            phone: None,
+            password_hash: password,
+            status: UserStatus::Active,
+            roles: vec![],
+            created_at,
+            password_changed_at: None,
+            last_sign_in_at: None,
+            must_change_password: false,
+            password_history: vec![],
+            security_stamp: 0,
+        };
+        let now = deps.clock.now();
+        let due = UserId::parse(&unique("invited")).unwrap();
+        let set_up = UserId::parse(&unique("already")).unwrap();
+        let stale = UserId::parse(&unique("stale")).unwrap();
+        let users = &deps.stores.users;
+        users.create_user(&invitee(&due, now, None)).await.unwrap();
+        let hash = deps.hasher.hash(PASSWORD.as_bytes()).unwrap();
+        users
+            .create_user(&invitee(&set_up, now, Some(hash)))
+            .await
+            .unwrap();
+        let long_ago = UnixTime(now.secs() - deps.settings.invitation_ttl_secs);
+        users
+            .create_user(&invitee(&stale, long_ago, None))
+            .await
+            .unwrap();
+        for id in [&due, &set_up, &stale] {
+            let item = Outgoing::Invitation {
+                user_id: id.to_string(),
+                invited_by: "admin@example.com".into(),
+            };
+            sender::deliver(&deps, &item).await.unwrap();
+        }
+        let mails = sent.sent();
+        assert_eq!(mails.len(), 1, "{name}: only the invitation still due");
+        assert_eq!(
+            mails[0].to, "invitee@example.com",
+            "{name}: the stored address"
+        );
+        assert!(mails[0].text.contains(due.as_str()), "{name}");
+        clock.advance_secs(1);
+    }
+    // A message cannot name the address (nor anything else the sender does not expect).
+    let forged = r#"{"kind":"invitation","user_id":"a@example.com","invited_by":"x@example.com","email":"attacker@evil.example"}"#;
+    assert!(Outgoing::from_json(forged).is_err());
+}
+
+#[tokio::test]
+async fn a_reset_request_from_the_future_does_not_buy_a_longer_link() {
+    for (name, deps, _clock, sent) in all_deps_with_notifier().await {
+        let user = create_user(&deps, &unique("future")).await;
+        let now = deps.clock.now();
+        let item = Outgoing::PasswordReset {
+            user_id: user.to_string(),
+            requested_at: now.secs() + 365 * 86_400,
+        };
+        sender::deliver(&deps, &item).await.unwrap();
+        let mails = sent.sent();
+        assert_eq!(mails.len(), 1, "{name}");
+        assert!(
+            mails[0].text.contains("within 30 minutes"),
+            "{name}: {}",
+            mails[0].text
+        );
+    }
 }

@@ -212,9 +212,7 @@ async fn create_invited(
         deps,
         crate::outbox::Outgoing::Invitation {
             user_id: user_id.to_string(),
-            email: email.to_owned(),
             invited_by: invited_by.to_string(),
-            expires_at: expires_at.secs(),
         },
     )
     .await;

@@ -96,10 +96,8 @@ pub async fn deliver(deps: &Deps, item: &Outgoing) -> Result<(), ApiError> {
         } => send_reset(deps, user_id, UnixTime(*requested_at)).await,
         Outgoing::Invitation {
             user_id,
-            email,
             invited_by,
-            expires_at,
-        } => send_invitation(deps, user_id, email, invited_by, UnixTime(*expires_at)).await,
+        } => send_invitation(deps, user_id, invited_by).await,
         Outgoing::Audit { event } => {
             let mut event = event.clone();
             event.expires_at = event.at.plus_secs(deps.settings.retention_secs);
@@ -117,8 +115,11 @@ async fn send_reset(deps: &Deps, user_id: &str, requested_at: UnixTime) -> Resul
     let Ok(user_id) = UserId::parse(user_id) else {
         return Ok(());
     };
-    let expires_at = requested_at.plus_secs(deps.settings.reset_ttl_secs);
     let now = deps.clock.now();
+    // Never later than now: a message cannot buy a link a longer life.
+    let expires_at = requested_at
+        .min(now)
+        .plus_secs(deps.settings.reset_ttl_secs);
     let user = deps.stores.users.get_user(&user_id).await?;
     let (Some(user), true) = (user, expires_at > now) else {
         tracing::info!(
@@ -165,22 +166,28 @@ async fn send_reset(deps: &Deps, user_id: &str, requested_at: UnixTime) -> Resul
     Ok(())
 }
 
-async fn send_invitation(
-    deps: &Deps,
-    user_id: &str,
-    email: &str,
-    invited_by: &str,
-    expires_at: UnixTime,
-) -> Result<(), ApiError> {
+async fn send_invitation(deps: &Deps, user_id: &str, invited_by: &str) -> Result<(), ApiError> {
     let Ok(user_id) = UserId::parse(user_id) else {
         return Ok(());
     };
     let now = deps.clock.now();
-    let invited = deps.stores.users.get_user(&user_id).await?;
-    if expires_at <= now || invited.is_none_or(|u| u.password_hash.is_some()) {
-        // Gone, too late, or the password is already set: nothing to invite to.
+    let Some(invited) = deps.stores.users.get_user(&user_id).await? else {
         return Ok(());
-    }
+    };
+    let expires_at = invited
+        .created_at
+        .plus_secs(deps.settings.invitation_ttl_secs);
+    let email = match (&invited.email, &invited.password_hash, invited.status) {
+        (Some(email), None, UserStatus::Active) if expires_at > now => email.clone(),
+        // Too late, the password is already set, deactivated, or no address: nothing to send.
+        _ => {
+            tracing::info!(
+                event = "invitation_not_sent",
+                "invitation not sent (too late, set up, inactive or no address)"
+            );
+            return Ok(());
+        }
+    };
     let token = random_token();
     deps.stores
         .admin
@@ -195,7 +202,7 @@ async fn send_invitation(
     let hours = ((expires_at.secs() - now.secs()) + 3599) / 3600;
     let message = Message {
         channel: Channel::Email,
-        to: email.to_owned(),
+        to: email,
         subject: "Welcome to Portcullis: set your password".into(),
         text: format!(
             "You have been invited to Portcullis with the user ID {user_id}. Open this link within {hours} hours to choose your password (it works once):\n\n{}?token={token}\n\nAt your first sign-in you will set up a second factor. We will never ask you for your password or a code.",
