@@ -227,9 +227,9 @@ mod tests {
 }
 
 /// An email address as Portcullis accepts it (invitations, email factors): trimmed, at most 254
-/// bytes (RFC 5321), exactly one `@` with a non-empty local part of at most 64 bytes and a
-/// domain with a dot, no whitespace or control characters; the domain is lower-cased (it is
-/// case-insensitive; the local part may not be, so it is kept as typed).
+/// bytes (RFC 5321), exactly one `@` with a non-empty ASCII dot-atom local part of at most 64
+/// bytes and an ASCII domain of letters, digits and hyphens with a dot; the domain is
+/// lower-cased (it is case-insensitive; the local part may not be, so it is kept as typed).
 pub fn email_address(raw: &str) -> Result<String, crate::error::ApiError> {
     let refuse = || crate::error::ApiError::validation("email must be an email address.");
     let email = raw.trim();
@@ -238,12 +238,29 @@ pub fn email_address(raw: &str) -> Result<String, crate::error::ApiError> {
         && !domain.starts_with('.')
         && !domain.ends_with('.')
         && !domain.contains("..");
+    // What SES delivers: ASCII only (no SMTPUTF8; an internationalised domain is entered in
+    // its xn-- form), a dot-atom local part, letters, digits, hyphens and dots in the domain.
+    // Nothing invisible or bidirectional (format characters) can slip in, and no look-alike
+    // Unicode domain.
+    const ATOM_SPECIALS: &str = "!#$%&'*+-/=?^_`{|}~.";
+    let local_ok = local
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || ATOM_SPECIALS.contains(c))
+        && !local.starts_with('.')
+        && !local.ends_with('.')
+        && !local.contains("..");
+    let domain_chars_ok = domain
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+        && domain
+            .split('.')
+            .all(|label| !label.is_empty() && !label.starts_with('-') && !label.ends_with('-'));
     if email.len() > 254
         || local.is_empty()
         || local.len() > 64
+        || !local_ok
         || !domain_ok
-        || domain.contains('@')
-        || email.chars().any(|c| c.is_whitespace() || c.is_control())
+        || !domain_chars_ok
     {
         return Err(refuse());
     }
@@ -271,6 +288,15 @@ mod email_tests {
             "jo@example..com",
             "jo@.example.com",
             "jo\u{0}@example.com",
+            "jo\u{200b}@example.com",
+            "jo@exa\u{202e}mple.com",
+            "jö@example.com",
+            "jo@exämple.com",
+            ".jo@example.com",
+            "j..o@example.com",
+            "\"jo\"@example.com",
+            "jo<x>@example.com",
+            "jo@-example.com",
             &format!("{}@example.com", "a".repeat(65)),
             &format!("jo@{}.com", "a".repeat(250)),
         ] {

@@ -219,3 +219,47 @@ async fn email_codes_come_out_of_the_rolling_send_caps_like_texts() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_password_alone_cannot_add_an_email_and_neither_can_the_reset_mailbox_or_staff() {
+    for (name, deps, _clock, outbox) in all_deps_with_notifier().await {
+        // A user with a factor: the password step opens an mfa_required challenge, which must
+        // never enrol anything.
+        let user = create_user(&deps, &unique("guarded")).await;
+        add_phone(&deps, &user, "+12025550143").await;
+        let challenge = codes::open_challenge(&deps, &password_step(&deps, &user).await)
+            .await
+            .unwrap();
+        assert_eq!(
+            factors::enrol_email(
+                &deps,
+                Enroller::SignIn(&challenge),
+                email("mine@example.com")
+            )
+            .await
+            .unwrap_err(),
+            ApiError::Forbidden,
+            "{name}"
+        );
+        // The address reset links go to (create_user: user@example.com), in any case.
+        let (caller, _) = sms_sign_in(&deps, &user, &outbox).await;
+        let err =
+            factors::enrol_email(&deps, Enroller::Session(&caller), email("USER@Example.com"))
+                .await
+                .unwrap_err();
+        assert_eq!(err.status(), 400, "{name}: {err:?}");
+        assert!(err.problem().detail.contains("password-reset"), "{name}");
+        // Staff approve other people's MFA resets: no email codes for them.
+        let (_, admin) = signed_in_admin(&deps, &outbox, "+12025550144").await;
+        let err = factors::enrol_email(&deps, Enroller::Session(&admin), email("ops@example.com"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.status(), 400, "{name}: {err:?}");
+        let emails = outbox
+            .sent()
+            .iter()
+            .filter(|m| m.channel == Channel::Email && m.code.is_some())
+            .count();
+        assert_eq!(emails, 0, "{name}: no code mailed");
+    }
+}

@@ -10,13 +10,21 @@
 //! Messages are delivered one after another: a batch is at most 10 (the template), and the
 //! providers' rate limits are per account, not per function.
 
+use std::time::{Duration, Instant};
+
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use portcullis::Deps;
 use portcullis::outbox::Outgoing;
 use portcullis::service::sender;
 
-/// Delivers every message of the batch; the answer lists those to try again.
-pub async fn handle(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
+/// Time one message may take at worst (a few AWS calls of at most 5 s each): the batch stops
+/// this long before the invocation's deadline and hands the rest back, so a timeout never
+/// returns (and so never repeats) messages already delivered.
+pub const RESERVE: Duration = Duration::from_secs(20);
+
+/// Delivers the messages of the batch until `stop_at` (the invocation's deadline less
+/// [`RESERVE`]); the answer lists those to try again, the ones not started included.
+pub async fn handle(deps: &Deps, event: SqsEvent, stop_at: Option<Instant>) -> SqsBatchResponse {
     let mut answer = SqsBatchResponse::default();
     for record in event.records {
         let Some(message_id) = record.message_id else {
@@ -27,6 +35,15 @@ pub async fn handle(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
             );
             continue;
         };
+        if stop_at.is_some_and(|at| Instant::now() >= at) {
+            tracing::warn!(
+                message_id,
+                event = "outbox_batch_cut",
+                "out of time: handed back"
+            );
+            answer.add_failure(message_id);
+            continue;
+        }
         let receives = record
             .attributes
             .get("ApproximateReceiveCount")
@@ -147,6 +164,7 @@ mod tests {
                 // Nobody to tell: done, not retried forever.
                 record("unknown", &alert_for("nobody@example.com")),
             ]),
+            None,
         )
         .await;
         assert_eq!(failed(&answer), ["poisoned", "empty"]);
@@ -163,6 +181,7 @@ mod tests {
         let first = handle(
             &deps,
             batch(vec![record("m1", &alert_for("alice@example.com"))]),
+            None,
         )
         .await;
         assert_eq!(failed(&first), ["m1"], "the queue keeps it for another try");
@@ -170,6 +189,7 @@ mod tests {
         let retry = handle(
             &deps,
             batch(vec![record("m1", &alert_for("alice@example.com"))]),
+            None,
         )
         .await;
         assert!(failed(&retry).is_empty());
@@ -190,5 +210,53 @@ mod tests {
             "a delivery record for every attempt: {outcomes:?}"
         );
         assert!(outcomes.contains(&"failed".to_owned()) && outcomes.contains(&"sent".to_owned()));
+    }
+}
+
+#[cfg(test)]
+mod deadline_tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::sync::Arc;
+
+    use aws_lambda_events::event::sqs::SqsMessage;
+    use portcullis::config::{Argon2Settings, Settings};
+    use portcullis::outbox::Alert;
+    use portcullis::{Clock, ManualClock, UnixTime};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn out_of_time_the_rest_of_the_batch_is_handed_back_untouched() {
+        let mut settings = Settings::defaults("unused");
+        settings.argon2 = Argon2Settings::danger_cheap();
+        let clock = Arc::new(ManualClock::new(UnixTime(1_800_000_000)));
+        let mut deps = Deps::in_memory(settings, clock as Arc<dyn Clock>).unwrap();
+        let (registry, sent) = portcullis::notifier::RecordingNotifier::registry();
+        deps.notifiers = registry;
+        let mut event = SqsEvent::default();
+        event.records = (0..3)
+            .map(|n| {
+                let mut record = SqsMessage::default();
+                record.message_id = Some(format!("m{n}"));
+                record.body = Some(
+                    Outgoing::Alert {
+                        user_id: "alice@example.com".into(),
+                        alert: Alert::PasswordChanged,
+                    }
+                    .to_json()
+                    .unwrap(),
+                );
+                record
+            })
+            .collect();
+        let answer = handle(&deps, event, Some(Instant::now())).await;
+        let failed: Vec<&str> = answer
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect();
+        assert_eq!(failed, ["m0", "m1", "m2"]);
+        assert!(sent.sent().is_empty());
     }
 }

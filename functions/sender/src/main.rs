@@ -2,7 +2,9 @@
 //! `ReportBatchItemFailures` (see the template).
 
 use aws_lambda_events::event::sqs::SqsEvent;
-use lambda_runtime::{Error, LambdaEvent, service_fn};
+use std::time::{Duration, Instant, SystemTime};
+
+use lambda_runtime::{Context, Error, LambdaEvent, service_fn};
 use portcullis::Deps;
 
 #[tokio::main]
@@ -11,7 +13,15 @@ async fn main() -> Result<(), Error> {
     let deps = Deps::from_env().await?;
     let deps = &deps;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        Ok::<_, Error>(portcullis_sender::handle(deps, event.payload).await)
+        let stop_at = time_left(&event.context)
+            .map(|left| Instant::now() + left.saturating_sub(portcullis_sender::RESERVE));
+        Ok::<_, Error>(portcullis_sender::handle(deps, event.payload, stop_at).await)
     }))
     .await
+}
+
+/// The time left before Lambda ends this invocation (its deadline is wall-clock time).
+#[allow(clippy::disallowed_methods)]
+fn time_left(context: &Context) -> Option<Duration> {
+    context.deadline().duration_since(SystemTime::now()).ok()
 }

@@ -42,6 +42,39 @@ impl Alert {
                 format!("{} minutes", (secs + 59) / 60)
             }
         };
+        // What the alert names comes from a queued message: rendered only as a known kind or a
+        // short, plain device name, so no message can put a link or a story in the bank's mail.
+        // A dot survives only between digits ("Mac OS X 10.15"), so no domain can be spelt.
+        let device = |name: &str| -> String {
+            let chars: Vec<char> = name.chars().take(200).collect();
+            let plain: String = chars
+                .iter()
+                .enumerate()
+                .filter(|&(i, &c)| {
+                    c.is_alphanumeric()
+                        || matches!(c, ' ' | '-' | '(' | ')')
+                        || (c == '.'
+                            && i > 0
+                            && chars[i - 1].is_ascii_digit()
+                            && chars.get(i + 1).is_some_and(char::is_ascii_digit))
+                })
+                .map(|(_, &c)| c)
+                .take(60)
+                .collect();
+            match plain.trim() {
+                "" => "a device".into(),
+                plain => plain.to_owned(),
+            }
+        };
+        let kind = |kind: &str| -> &'static str {
+            match kind {
+                "phone" => "a phone",
+                "email" => "an email address",
+                "totp" => "an authenticator app",
+                "passkey" => "a passkey",
+                _ => "a new method",
+            }
+        };
         match self {
             Alert::LockStarted => (
                 "Your sign-in is locked".into(),
@@ -60,13 +93,17 @@ impl Alert {
             Alert::NewTrustedDevice { name } => (
                 "A new trusted device".into(),
                 format!(
-                    "Portcullis: {name} is now trusted to sign in without a code for {}. {tail}",
+                    "Portcullis: {} is now trusted to sign in without a code for {}. {tail}",
+                    device(name),
                     span(settings.device_trust_secs)
                 ),
             ),
-            Alert::FactorAdded { kind } => (
+            Alert::FactorAdded { kind: kind_name } => (
                 "A sign-in method was added".into(),
-                format!("Portcullis: a {kind} sign-in method was added to your account. {tail}"),
+                format!(
+                    "Portcullis: {} was added to your account as a sign-in method. {tail}",
+                    kind(kind_name)
+                ),
             ),
             Alert::FactorRemoved => (
                 "A sign-in method was removed".into(),
@@ -89,7 +126,8 @@ impl Alert {
             Alert::NewDeviceSignIn { name } => (
                 "A sign-in from a new device".into(),
                 format!(
-                    "Portcullis: someone signed in to your account from {name}, a device not seen before. {tail}"
+                    "Portcullis: someone signed in to your account from {}, a device not seen before. {tail}",
+                    device(name)
                 ),
             ),
             Alert::AccountDeactivated => (
@@ -164,4 +202,42 @@ pub async fn send(deps: &Deps, user_id: &UserId, alert: &Alert) -> Result<(), Ap
         ApiError::ServiceUnavailable
     })?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queued_names_are_rendered_plain_and_short() {
+        let settings = crate::config::Settings::defaults("unused");
+        let (_, text) = Alert::NewDeviceSignIn {
+            name: "Firefox on Linux <a href=\"https://evil.example/login\">verify now</a>"
+                .repeat(5),
+        }
+        .text(&settings);
+        assert!(
+            !text.contains('<') && !text.contains('/') && !text.contains("evil.example"),
+            "{text}"
+        );
+        let (_, text) = Alert::NewDeviceSignIn {
+            name: "Safari 17.1 on Mac OS X 10.15".into(),
+        }
+        .text(&settings);
+        assert!(
+            text.contains("from Safari 17.1 on Mac OS X 10.15, a device"),
+            "{text}"
+        );
+        assert!(text.len() < 300, "{text}");
+        let (_, text) = Alert::FactorAdded {
+            kind: "totp; call +1 555 0100 to cancel".into(),
+        }
+        .text(&settings);
+        assert!(text.contains("a new method was added"), "{text}");
+        let (_, text) = Alert::FactorAdded {
+            kind: "totp".into(),
+        }
+        .text(&settings);
+        assert!(text.contains("an authenticator app was added"), "{text}");
+    }
 }

@@ -306,6 +306,30 @@ pub async fn enrol_email(
     {
         return Err(ApiError::validation("Codes by email are not available."));
     }
+    // The address password-reset links go to cannot also be the second factor: whoever reads
+    // that mailbox could reset the password and then receive the code, one factor in all.
+    // Nor can staff use email codes: their accounts approve other people's MFA resets.
+    let user = deps
+        .stores
+        .users
+        .get_user(enroller.user_id())
+        .await?
+        .ok_or(ApiError::ChallengeExpired)?;
+    if user
+        .email
+        .as_deref()
+        .and_then(|reset| crate::policy::email_address(reset).ok())
+        .is_some_and(|reset| reset.eq_ignore_ascii_case(&email))
+    {
+        return Err(ApiError::validation(
+            "Use an address other than the one password-reset emails go to: a second factor must not be reachable through the same mailbox.",
+        ));
+    }
+    if !user.roles.is_empty() {
+        return Err(ApiError::validation(
+            "Staff accounts cannot use email codes: use an authenticator app or a phone.",
+        ));
+    }
     let existing = may_enrol(deps, enroller, "email").await?;
     if existing.iter().any(|f| {
         matches!(&f.kind, FactorKind::Email { address } if address.eq_ignore_ascii_case(&email))

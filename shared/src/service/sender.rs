@@ -64,13 +64,21 @@ pub fn mask(channel: Channel, to: &str) -> String {
 
 /// Queues a message for the sender. Never fails the caller: when the queue cannot take it (or
 /// none is configured), it is delivered here and now instead, so nothing is lost.
+///
+/// Except a reset request while a queue is configured: delivering it here would read the user
+/// and email only real ones, so the answer's timing would tell who exists (SPEC §12). It is
+/// dropped instead (logged as an error); the user asks again.
 pub async fn enqueue(deps: &Deps, item: Outgoing) {
     match deps.outbox.enqueue(&item).await {
         Ok(()) => tracing::info!(event = "outbox_queued", kind = item.kind(), "queued"),
         Err(err) => {
-            if !matches!(&err, StoreError::Unavailable(reason) if reason.starts_with("no outbox queue"))
-            {
-                tracing::warn!(error = %err, kind = item.kind(), "outbox unavailable: delivering in the request");
+            let no_queue = matches!(&err, StoreError::Unavailable(reason) if reason.starts_with("no outbox queue"));
+            if !no_queue && matches!(item, Outgoing::PasswordReset { .. }) {
+                tracing::error!(error = %err, event = "outbox_unavailable", kind = item.kind(), "outbox unavailable: reset request dropped");
+                return;
+            }
+            if !no_queue {
+                tracing::warn!(error = %err, event = "outbox_unavailable", kind = item.kind(), "outbox unavailable: delivering in the request");
             }
             if let Err(err) = deliver(deps, &item).await {
                 tracing::error!(error = %err, kind = item.kind(), event = "outbox_delivery_failed", "message not delivered");
@@ -135,6 +143,18 @@ async fn send_reset(deps: &Deps, user_id: &str, requested_at: UnixTime) -> Resul
         );
         return Ok(());
     };
+    // A password set after the request (a change, or another reset) ends reset links (SPEC
+    // §8): a request still queued then is one of them.
+    if user
+        .password_changed_at
+        .is_some_and(|changed| changed > requested_at)
+    {
+        tracing::info!(
+            event = "reset_not_sent",
+            "reset not sent (password changed since)"
+        );
+        return Ok(());
+    }
     let token = random_token();
     deps.stores
         .resets

@@ -71,7 +71,7 @@ pub async fn drain_once(
             record
         })
         .collect();
-    let answer = portcullis_sender::handle(deps, event).await;
+    let answer = portcullis_sender::handle(deps, event, None).await;
     let failed: HashSet<String> = answer
         .batch_item_failures
         .into_iter()
