@@ -54,15 +54,18 @@ function badge(text, warn = false) {
 
 // ---- Find a user --------------------------------------------------------------------------------
 
-let lastQuery = '';
+// The last search, for "Back to the search"; kept for the admin who made it only (another
+// admin signing in on this page starts with an empty search).
+let last = { who: null, query: '' };
 
 async function showUsers({ notice } = {}) {
   const refs = consoleScreen('t-console-users', 'users');
   ui.say(refs.notice, notice);
   const input = refs.form.elements.query;
+  const lastQuery = last.who === me() ? last.query : '';
   input.value = lastQuery;
   const search = async (query) => {
-    lastQuery = query;
+    last = { who: me(), query };
     ui.say(refs.count, 'Searching…');
     try {
       renderUsers(refs, await admin(() => api.adminSearch(query)), query);
@@ -154,7 +157,7 @@ async function loadRequests(refs) {
     return;
   }
   refs.empty.hidden = requests.length > 0;
-  refs.empty.textContent = showApproved ? 'No requests in the last days.' : 'No requests are waiting.';
+  refs.empty.textContent = showApproved ? 'No requests that have not expired.' : 'No requests are waiting.';
   refs.list.replaceChildren(...requests.map((r) => requestItem(refs, r)));
 }
 

@@ -34,8 +34,9 @@ const MESSAGES = {
   challenge_expired: () =>
     'This attempt has expired or has ended (for example after 5 wrong codes). Please start again.',
   step_up_required: () => 'For your security, this change needs a fresh verification code.',
+  // An administrator's deactivation or the inactivity sweep: the API does not say which.
   account_inactive: () =>
-    'This user ID has been deactivated because it was not used for a long time. Please contact us to reactivate it.',
+    'This user ID has been deactivated, by us or because it was not used for a long time. Please contact us to reactivate it.',
   unsupported_client: (e) =>
     `Your browser is not supported, please update it. ${e.detail || ''}`.trim(),
   voice_not_supported: () =>

@@ -51,13 +51,14 @@ async function fact(page, term) {
 /** A user who sets up an authenticator in the browser (their first sign-in). */
 async function userWithAuthenticator(label) {
   const user = await createUser(uniqueUser(label));
+  let secret;
   await withPage(async (page) => {
     await open(page);
     await signIn(page, user);
-    await enrolAuthenticatorAtFirstSignIn(page);
+    ({ secret } = await enrolAuthenticatorAtFirstSignIn(page));
     await confirmSavedCodes(page);
   });
-  return user;
+  return { user, secret };
 }
 
 /** Presses Tab until `locator` has the focus (at most `max` times). */
@@ -135,7 +136,7 @@ test('admin A invites a user from the console, and the user is on-boarded from t
 });
 
 test('an MFA reset takes two admins: A requests it and cannot approve it, B approves it from the queue', { timeout: 300_000 }, async () => {
-  const user = await userWithAuthenticator('console-reset');
+  const { user } = await userWithAuthenticator('console-reset');
   const reason = 'Lost their phone; identity checked on a video call with the branch.';
   let adminA;
   let requestId;
@@ -328,6 +329,61 @@ test('the delivery list shows the code a user was just sent, never the code itse
     assert.ok(!(await admin.locator('main').textContent()).includes(code), 'the page does not show the code');
     await admin.locator('tbody[data-ref="events"]').getByText('One-time code sent').waitFor();
     await screenshot(admin, 'console-deliveries');
+  });
+});
+
+test('admin A deactivates, reactivates and requires a new password; deactivating an admin waits for a second admin', { timeout: 300_000 }, async () => {
+  const { user, secret } = await userWithAuthenticator('console-deactivate');
+  const otherAdmin = await createUser(uniqueUser('console-admin-c'), PASSWORD, ['admin']);
+  await withPage(async (page) => {
+    const admin = await signInNewAdmin(page, 'console-admin-a');
+    await openConsole(page);
+    await findAndOpen(page, user);
+    await page.getByRole('button', { name: 'Deactivate' }).click();
+    const dialog = page.locator('#confirm-dialog');
+    await dialog.getByText('They are signed out everywhere at once').waitFor();
+    await dialog.getByRole('button', { name: 'Deactivate' }).click();
+    await page.getByRole('status').filter({ hasText: `${user} is deactivated and signed out everywhere.` }).waitFor();
+    assert.equal(await fact(page, 'Status'), 'Deactivated');
+    assert.equal(await page.getByRole('button', { name: 'Deactivate' }).count(), 0, 'no Deactivate on a deactivated user');
+
+    // The user, meanwhile, cannot sign in even with the right password.
+    await withPage(async (other) => {
+      await open(other);
+      await signIn(other, user);
+      await other.getByRole('alert').filter({ hasText: 'This user ID has been deactivated' }).waitFor();
+    });
+
+    await page.getByRole('button', { name: 'Reactivate' }).click();
+    await page.getByRole('status').filter({ hasText: `${user} is active again and can sign in.` }).waitFor();
+    assert.equal(await fact(page, 'Status'), 'Active');
+    await page.getByRole('button', { name: 'Require a new password' }).click();
+    await dialog.getByRole('button', { name: 'Require a new password' }).click();
+    await page.getByRole('status').filter({ hasText: `${user} must choose a new password at their next sign-in.` }).waitFor();
+    assert.equal(await fact(page, 'New password required'), 'Yes, after the next sign-in');
+    const events = page.locator('tbody[data-ref="events"]');
+    for (const what of ['Deactivated by an administrator', 'Reactivated by an administrator', 'Password change required by an administrator']) {
+      await events.locator('tr', { hasText: what }).getByText(`${admin.adminId} (you)`).waitFor();
+    }
+
+    // After the code, the user must choose a new password.
+    await withPage(async (other) => {
+      await open(other);
+      await signIn(other, user);
+      await heading(other, 'Enter the code from your authenticator app').waitFor();
+      await other.getByLabel('6-digit code').fill(await freshTotp(secret));
+      await other.getByRole('button', { name: 'Continue' }).click();
+      await heading(other, 'Choose a new password').waitFor();
+    });
+
+    // Another admin is not deactivated by one admin: a request for a second one.
+    await findAndOpen(page, otherAdmin);
+    await page.getByRole('button', { name: 'Deactivate' }).click();
+    await dialog.getByRole('button', { name: 'Deactivate' }).click();
+    await page.getByRole('status').filter({ hasText: 'Waiting for a second admin: deactivating an administrator' }).waitFor();
+    assert.equal(await fact(page, 'Status'), 'Active');
+    await page.getByRole('button', { name: 'Approvals' }).click();
+    await requestItem(page, `Deactivate an administrator: ${otherAdmin}`).getByText('Waiting for a second admin').waitFor();
   });
 });
 
