@@ -297,6 +297,19 @@ export async function adminAct(userId, action) {
   return { status, data };
 }
 
+/** {status: 204} when granted, {status: 202, data: pending} for the admin role. */
+export async function adminGrantRole(userId, role, reason) {
+  const body = reason ? { role, reason } : { role };
+  const { status, data } = await authed('POST', `/v1/admin/users/${enc(userId)}/roles`, { body });
+  return { status, data };
+}
+
+/** {status: 204} when removed, {status: 202, data: pending} when taking admin from an admin. */
+export async function adminRevokeRole(userId, role) {
+  const { status, data } = await authed('DELETE', `/v1/admin/users/${enc(userId)}/roles/${enc(role)}`);
+  return { status, data };
+}
+
 export async function adminRequestMfaReset(userId, reason) {
   return (await authed('POST', '/v1/admin/mfa-resets', { body: { user_id: userId, reason } })).data;
 }

@@ -1,6 +1,6 @@
 // The admin and support console: find a user, their detail (status, both locks, masked
 // methods, devices, deliveries, events), invitations, unlock / deactivate / reactivate / a
-// required password change, MFA-reset requests, and the queue of two-admin requests.
+// required password change, roles, MFA-reset requests, and the queue of two-admin requests.
 //
 // Shown only when the access token carries the admin role (session.hasRole, for the eye only):
 // the API checks the role on the current user record, a fresh verification and that the
@@ -46,6 +46,8 @@ const me = () => session.subject();
 
 const STATUS = { active: 'Active', inactive: 'Deactivated' };
 const CHANNELS = { sms: 'Text message', voice: 'Voice call', email: 'Email' };
+/** The roles an admin may grant (shared/src/service/admin.rs ROLES), in words. */
+const ROLE_NAMES = { support: 'Support', admin: 'Administrator' };
 const FACTOR_KINDS = { phone: 'Phone', totp: 'Authenticator app', email: 'Email', passkey: 'Passkey' };
 
 function badge(text, warn = false) {
@@ -271,10 +273,29 @@ function renderUser(refs, user) {
   refs.self.hidden = !self;
   refs.actions.hidden = self;
   refs.resetBlock.hidden = self;
+  refs.rolesBlock.hidden = self;
   // Unlock stands out while a lock runs (it clears both, and is harmless otherwise).
   refs.unlock.classList.toggle('button--secondary', !(user.locked_until || user.second_factor_locked_until));
   refs.deactivate.hidden = user.status !== 'active';
   refs.reactivate.hidden = user.status === 'active';
+}
+
+function renderRoles(refs, user, removeRole) {
+  const roles = user.roles || [];
+  refs.roles.replaceChildren(...roles.map((role) => {
+    const remove = ui.el('button', { type: 'button', class: 'button button--secondary button--small button--danger-outline' },
+      'Remove', ui.el('span', { class: 'visually-hidden', text: ` the role ${ROLE_NAMES[role] || role}` }));
+    remove.addEventListener('click', () => removeRole(role, remove));
+    return ui.el('li', { class: 'item' },
+      ui.el('div', { class: 'item__main' }, ui.el('strong', { text: ROLE_NAMES[role] || role })),
+      ui.el('div', { class: 'item__actions' }, remove));
+  }));
+  if (!roles.length) refs.roles.append(ui.el('li', { class: 'item item--empty', text: 'No roles.' }));
+  const missing = Object.keys(ROLE_NAMES).filter((role) => !roles.includes(role));
+  refs.roleSelect.replaceChildren(...missing.map((role) => ui.el('option', {
+    value: role, text: role === 'admin' ? `${ROLE_NAMES[role]} (needs a second admin)` : ROLE_NAMES[role],
+  })));
+  refs.roleForm.hidden = missing.length === 0;
 }
 
 function renderDeliveries(refs, deliveries) {
@@ -363,6 +384,7 @@ function onAction(refs, button, { confirm, run, done }) {
 function wireActions(refs, user) {
   const id = user.user_id;
   const again = (notice) => showUser(id, { notice });
+  const waiting = (data, what) => `Waiting for a second admin: ${what} needs another administrator's approval in Approvals, before ${ui.formatDateTime(data.expires_at)}. Nothing changed yet.`;
   onAction(refs, refs.unlock, {
     run: () => admin(() => api.adminAct(id, 'unlock')),
     done: () => again(`${id} is unlocked: the password lock and the second-factor lock are cleared, and the failed attempts forgotten.`),
@@ -384,13 +406,38 @@ function wireActions(refs, user) {
     },
     run: () => admin(() => api.adminAct(id, 'deactivate')),
     done: ({ status, data }) => again(status === 202
-      ? `Waiting for a second admin: deactivating an administrator needs another administrator's approval in Approvals, before ${ui.formatDateTime(data.expires_at)}. Nothing changed yet.`
+      ? waiting(data, 'deactivating an administrator')
       : `${id} is deactivated and signed out everywhere.`),
   });
   onAction(refs, refs.reactivate, {
     run: () => admin(() => api.adminAct(id, 'reactivate')),
     done: () => again(`${id} is active again and can sign in.`),
   });
+  renderRoles(refs, user, async (role, button) => {
+    const name = ROLE_NAMES[role] || role;
+    const ok = await ui.confirmAction({
+      title: `Remove the role ${name} from ${id}?`,
+      text: role === 'admin'
+        ? 'Taking the administrator role from an administrator waits for a second administrator.'
+        : 'It is removed at once.',
+      confirmLabel: 'Remove the role',
+    });
+    if (!ok) return;
+    button.disabled = true;
+    ui.say(refs.error, '');
+    try {
+      const { status, data } = await admin(() => api.adminRevokeRole(id, role));
+      await again(status === 202 ? waiting(data, 'taking the administrator role from an administrator') : `${id} no longer has the role ${name}.`);
+    } catch (error) {
+      button.disabled = false;
+      ui.showError(refs.error, error, 'console');
+    }
+  });
+  ui.handleForm(refs.roleForm, refs.error, async (values) => {
+    const name = ROLE_NAMES[values.role] || values.role;
+    const { status, data } = await admin(() => api.adminGrantRole(id, values.role, values.reason.trim()));
+    await again(status === 202 ? waiting(data, 'granting the administrator role') : `${id} now has the role ${name}.`);
+  }, consoleError(refs.error));
   ui.handleForm(refs.resetForm, refs.error, async (values) => {
     ui.say(refs.notice, '');
     const pending = await admin(() => api.adminRequestMfaReset(id, values.reason.trim()));

@@ -145,7 +145,7 @@ test('an MFA reset takes two admins: A requests it and cannot approve it, B appr
     await openConsole(page);
     await findAndOpen(page, user);
     await page.locator('ul[data-ref="factors"] li', { hasText: 'Authenticator app' }).waitFor();
-    await page.getByLabel('Reason').fill(reason);
+    await page.getByLabel('Reason for the reset').fill(reason);
     await page.getByRole('button', { name: 'Request a reset' }).click();
     await page.getByRole('status').filter({ hasText: 'Reset requested. Waiting for a second admin' }).waitFor();
     // Nothing changed yet.
@@ -332,15 +332,34 @@ test('the delivery list shows the code a user was just sent, never the code itse
   });
 });
 
-test('admin A deactivates, reactivates and requires a new password; deactivating an admin waits for a second admin', { timeout: 300_000 }, async () => {
+test('admin A grants and removes roles, deactivates, reactivates and requires a new password; for an admin each waits for a second admin', { timeout: 300_000 }, async () => {
   const { user, secret } = await userWithAuthenticator('console-deactivate');
   const otherAdmin = await createUser(uniqueUser('console-admin-c'), PASSWORD, ['admin']);
   await withPage(async (page) => {
     const admin = await signInNewAdmin(page, 'console-admin-a');
     await openConsole(page);
     await findAndOpen(page, user);
-    await page.getByRole('button', { name: 'Deactivate' }).click();
     const dialog = page.locator('#confirm-dialog');
+
+    // Support is granted and removed at once; the administrator role waits for a second admin.
+    await page.getByLabel('Role to grant').selectOption('support');
+    await page.getByRole('button', { name: 'Grant the role' }).click();
+    await page.getByRole('status').filter({ hasText: `${user} now has the role Support.` }).waitFor();
+    assert.equal(await fact(page, 'Roles'), 'support');
+    await page.getByRole('button', { name: 'Remove the role Support' }).click();
+    await dialog.getByRole('button', { name: 'Remove the role' }).click();
+    await page.getByRole('status').filter({ hasText: `${user} no longer has the role Support.` }).waitFor();
+    assert.equal(await fact(page, 'Roles'), 'None');
+    await page.getByLabel('Role to grant').selectOption('admin');
+    await page.getByLabel('Reason for the role (optional)').fill('Joins the security operations team.');
+    await page.getByRole('button', { name: 'Grant the role' }).click();
+    await page.getByRole('status').filter({ hasText: 'Waiting for a second admin: granting the administrator role' }).waitFor();
+    assert.equal(await fact(page, 'Roles'), 'None', 'not granted by one admin');
+    const events = page.locator('tbody[data-ref="events"]');
+    await events.locator('tr', { hasText: 'Role granted' }).getByText(`${admin.adminId} (you)`).waitFor();
+    await events.locator('tr', { hasText: 'Role removed' }).getByText(`${admin.adminId} (you)`).waitFor();
+    await events.locator('tr', { hasText: 'Administrator role requested' }).getByText('Joins the security operations team.').waitFor();
+    await page.getByRole('button', { name: 'Deactivate' }).click();
     await dialog.getByText('They are signed out everywhere at once').waitFor();
     await dialog.getByRole('button', { name: 'Deactivate' }).click();
     await page.getByRole('status').filter({ hasText: `${user} is deactivated and signed out everywhere.` }).waitFor();
@@ -361,7 +380,6 @@ test('admin A deactivates, reactivates and requires a new password; deactivating
     await dialog.getByRole('button', { name: 'Require a new password' }).click();
     await page.getByRole('status').filter({ hasText: `${user} must choose a new password at their next sign-in.` }).waitFor();
     assert.equal(await fact(page, 'New password required'), 'Yes, after the next sign-in');
-    const events = page.locator('tbody[data-ref="events"]');
     for (const what of ['Deactivated by an administrator', 'Reactivated by an administrator', 'Password change required by an administrator']) {
       await events.locator('tr', { hasText: what }).getByText(`${admin.adminId} (you)`).waitFor();
     }
@@ -384,6 +402,7 @@ test('admin A deactivates, reactivates and requires a new password; deactivating
     assert.equal(await fact(page, 'Status'), 'Active');
     await page.getByRole('button', { name: 'Approvals' }).click();
     await requestItem(page, `Deactivate an administrator: ${otherAdmin}`).getByText('Waiting for a second admin').waitFor();
+    await requestItem(page, `Grant the administrator role: ${user}`).getByText('Reason: Joins the security operations team.').waitFor();
   });
 });
 
