@@ -75,7 +75,7 @@ const IN_CONTEXT = {
   console: {
     forbidden: () =>
       'You are not allowed to do this. The console is for administrators only, and an administrator cannot act on their own user ID.',
-    not_found: () => 'There is no user with this user ID.',
+    not_found: () => 'We could not find this user ID, or what you acted on has changed. Reload and try again.',
     conflict: (e) => e.detail || 'This cannot be done now because something changed. Reload and try again.',
     validation_failed: (e) => (e.detail ? `Please check what you entered: ${e.detail}` : 'Please check what you entered.'),
     step_up_cancelled: () => 'Nothing was shown or changed: the console needs a fresh verification, and it was cancelled.',
