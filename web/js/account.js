@@ -7,8 +7,9 @@ import * as ui from './ui.js';
 import { codeScreen, totpSetupScreen, recoveryCodesScreen, phoneFields, sentLede } from './screens.js';
 import { withStepUp } from './stepup.js';
 import { eventLabel, eventDetail } from './messages.js';
+import { showConsole } from './console.js';
 
-const SECTIONS = { security: showSecurity, devices: showDevices, activity: showActivity, password: showPassword };
+const SECTIONS = { security: showSecurity, devices: showDevices, activity: showActivity, password: showPassword, console: showConsole };
 
 /** Shows the signed-in chrome (user, sign-out, navigation) and one section. */
 export function showAccount({ section = 'security', notice = null } = {}) {
@@ -25,6 +26,8 @@ export function setChrome(signedIn) {
   document.getElementById('session-bar').hidden = !signedIn;
   document.getElementById('account-nav').hidden = !signedIn;
   document.getElementById('session-user').textContent = signedIn ? session.userId() : '';
+  // For the eye only: the API refuses every console call to anyone who is not an admin.
+  document.getElementById('console-nav').hidden = !(signedIn && session.hasRole('admin'));
 }
 
 export function wireNavigation() {

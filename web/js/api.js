@@ -272,3 +272,60 @@ export async function verifyStepUp(challengeId, method, code, factorId) {
 export async function stepUpWithRecoveryCode(challengeId, code) {
   return (await authed('POST', `/v1/me/step-up/${enc(challengeId)}/recovery-code`, { body: { code } })).data;
 }
+
+// ---- Admin console (every route: an admin with an elevated session, on someone else) -------
+// The API decides; the console only shows what it answers. Actions answer 204 when done and
+// 202 with {request_id, status: "pending_approval"} when a second admin must approve.
+
+export async function adminSearch(query) {
+  return (await authed('GET', `/v1/admin/users?query=${enc(query)}`)).data.users || [];
+}
+
+export async function adminUser(userId) {
+  return (await authed('GET', `/v1/admin/users/${enc(userId)}`)).data;
+}
+
+export async function adminEvents(userId) {
+  return (await authed('GET', `/v1/admin/users/${enc(userId)}/events`)).data.events || [];
+}
+
+export async function adminDeliveries(userId) {
+  return (await authed('GET', `/v1/admin/users/${enc(userId)}/deliveries`)).data.deliveries || [];
+}
+
+/** {user_id, email, phone?, roles?} → {status: 201, data: {user_id, invitation}} or {status: 202, data: pending}. */
+export async function adminInvite(invitation) {
+  const { status, data } = await authed('POST', '/v1/admin/users', { body: invitation });
+  return { status, data };
+}
+
+/** action: unlock | deactivate | reactivate | force-password-change → {status: 204} or {status: 202, data}. */
+export async function adminAct(userId, action) {
+  const { status, data } = await authed('POST', `/v1/admin/users/${enc(userId)}/${action}`);
+  return { status, data };
+}
+
+/** {status: 204} when granted, {status: 202, data: pending} for the admin role. */
+export async function adminGrantRole(userId, role, reason) {
+  const body = reason ? { role, reason } : { role };
+  const { status, data } = await authed('POST', `/v1/admin/users/${enc(userId)}/roles`, { body });
+  return { status, data };
+}
+
+/** {status: 204} when removed, {status: 202, data: pending} when taking admin from an admin. */
+export async function adminRevokeRole(userId, role) {
+  const { status, data } = await authed('DELETE', `/v1/admin/users/${enc(userId)}/roles/${enc(role)}`);
+  return { status, data };
+}
+
+export async function adminRequestMfaReset(userId, reason) {
+  return (await authed('POST', '/v1/admin/mfa-resets', { body: { user_id: userId, reason } })).data;
+}
+
+export async function adminRequests(status = 'pending') {
+  return (await authed('GET', `/v1/admin/requests?status=${enc(status)}`)).data.requests || [];
+}
+
+export async function adminApprove(requestId) {
+  return (await authed('POST', `/v1/admin/requests/${enc(requestId)}/approve`)).data;
+}

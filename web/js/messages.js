@@ -34,8 +34,9 @@ const MESSAGES = {
   challenge_expired: () =>
     'This attempt has expired or has ended (for example after 5 wrong codes). Please start again.',
   step_up_required: () => 'For your security, this change needs a fresh verification code.',
+  // An administrator's deactivation or the inactivity sweep: the API does not say which.
   account_inactive: () =>
-    'This user ID has been deactivated because it was not used for a long time. Please contact us to reactivate it.',
+    'This user ID has been deactivated, by us or because it was not used for a long time. Please contact us to reactivate it.',
   unsupported_client: (e) =>
     `Your browser is not supported, please update it. ${e.detail || ''}`.trim(),
   voice_not_supported: () =>
@@ -68,6 +69,23 @@ const IN_CONTEXT = {
   reset: {
     // The detail says which rule the password broke, or that the link is not valid any more.
     validation_failed: (e) => e.detail || 'The new password was not accepted.',
+  },
+  // The admin console: every route needs the admin role (checked on the current user record,
+  // not only the token), a fresh verification, and a subject other than the admin.
+  console: {
+    forbidden: () =>
+      'You are not allowed to do this. The console is for administrators only, and an administrator cannot act on their own user ID.',
+    not_found: () => 'We could not find this user ID, or what you acted on has changed. Reload and try again.',
+    conflict: (e) => e.detail || 'This cannot be done now because something changed. Reload and try again.',
+    validation_failed: (e) => (e.detail ? `Please check what you entered: ${e.detail}` : 'Please check what you entered.'),
+    step_up_cancelled: () => 'Nothing was shown or changed: the console needs a fresh verification, and it was cancelled.',
+  },
+  consoleApprove: {
+    forbidden: () =>
+      'You cannot approve this request: you filed it, or it is about you. A different administrator must approve it.',
+    not_found: () => 'This request no longer exists: it was approved by someone else, or it has expired.',
+    conflict: (e) => e.detail || 'This request was already approved or has expired.',
+    step_up_cancelled: () => 'Nothing was approved: the verification was cancelled.',
   },
 };
 
@@ -113,7 +131,61 @@ const EVENT_LABELS = {
   mfa_reset_requested: 'Reset of two-step verification requested',
   mfa_reset_approved: 'Two-step verification reset by support',
   mfa_reset_refused: 'Reset of two-step verification refused',
+  admin_unlock: 'Unlocked by an administrator',
+  admin_deactivate: 'Deactivated by an administrator',
+  admin_reactivate: 'Reactivated by an administrator',
+  admin_force_password_change: 'Password change required by an administrator',
+  role_granted: 'Role granted',
+  role_revoked: 'Role removed',
+  admin_invitation_requested: 'Invitation as an administrator requested',
+  admin_invitation_approved: 'Invitation as an administrator approved',
+  admin_invitation_refused: 'Invitation as an administrator: approval refused',
+  role_grant_requested: 'Administrator role requested',
+  role_grant_approved: 'Administrator role approved',
+  role_grant_refused: 'Administrator role: approval refused',
+  role_revocation_requested: 'Removal of the administrator role requested',
+  role_revocation_approved: 'Removal of the administrator role approved',
+  role_revocation_refused: 'Removal of the administrator role: approval refused',
+  admin_deactivation_requested: 'Deactivation of an administrator requested',
+  admin_deactivation_approved: 'Deactivation of an administrator approved',
+  admin_deactivation_refused: 'Deactivation of an administrator: approval refused',
 };
+
+/** What a two-admin request asks for, in words ("mfa_reset" → "Reset two-step verification"). */
+export const REQUEST_KINDS = {
+  mfa_reset: 'Reset two-step verification',
+  admin_invitation: 'Invite as an administrator',
+  role_grant: 'Grant the administrator role',
+  role_revocation: 'Take away the administrator role',
+  admin_deactivation: 'Deactivate an administrator',
+};
+
+const DELIVERY_PURPOSES = {
+  sign_in: 'Sign-in code',
+  step_up: 'Step-up code',
+  enrol: 'Set-up code',
+  invitation: 'Invitation',
+  password_reset: 'Password reset link',
+  alert_lock: 'Alert: user ID locked',
+  alert_new_device: 'Alert: new trusted device',
+  alert_factor_added: 'Alert: sign-in method added',
+  alert_factor_removed: 'Alert: sign-in method removed',
+  alert_phone_changed: 'Alert: phone number changed',
+  alert_password_changed: 'Alert: password changed',
+  alert_recovery_code_used: 'Alert: recovery code used',
+  alert_deactivated: 'Alert: deactivated (not used)',
+  alert_deactivated_by_admin: 'Alert: deactivated by an administrator',
+  alert_second_factor_locked: 'Alert: second factor locked',
+  alert_new_device_sign_in: 'Alert: sign-in from a new device',
+};
+
+/** "sign_in" → "Sign-in code"; alerts ("alert_lock") → "Alert: lock". */
+export function deliveryPurpose(purpose) {
+  if (DELIVERY_PURPOSES[purpose]) return DELIVERY_PURPOSES[purpose];
+  const text = String(purpose || '');
+  if (text.startsWith('alert_')) return `Alert: ${text.slice(6).replace(/_/g, ' ')}`;
+  return text.replace(/_/g, ' ') || '—';
+}
 
 /** A readable name for an audit event kind ("sign_in_failed" → "Failed sign-in attempt"). */
 export function eventLabel(kind) {

@@ -40,6 +40,37 @@ export function end() {
   current = null;
 }
 
+/**
+ * The access token's claims (its payload, base64url JSON), decoded without checking the
+ * signature: only to decide what to show (the console for an admin). The API checks the token
+ * and the role on every call; nothing here grants anything.
+ */
+export function claims() {
+  const token = accessToken();
+  const part = token ? token.split('.')[1] : null;
+  if (!part) return {};
+  try {
+    const base64 = part.replace(/-/g, '+').replace(/_/g, '/').padEnd(Math.ceil(part.length / 4) * 4, '=');
+    const bytes = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
+    const payload = JSON.parse(new TextDecoder().decode(bytes));
+    return payload && typeof payload === 'object' ? payload : {};
+  } catch {
+    return {};
+  }
+}
+
+/** Whether the access token carries `role` (for display only: see claims()). */
+export function hasRole(role) {
+  const roles = claims().roles;
+  return Array.isArray(roles) && roles.includes(role);
+}
+
+/** The signed-in user's ID as the API stores it (the token's `sub`). */
+export function subject() {
+  const sub = claims().sub;
+  return typeof sub === 'string' ? sub : normaliseUserId(userId());
+}
+
 // ---- Trusted-device token -------------------------------------------------------------------
 // localStorage, one entry per user ID (normalised as the API does: trimmed, NFKC, lower-case),
 // so two people who share a browser profile do not present each other's token. Removed when

@@ -16,15 +16,25 @@ export class StepUpCancelled extends Error {
   }
 }
 
-/** Runs `action`; on step_up_required, steps up and runs it once more. */
+/**
+ * Runs `action`; on step_up_required, steps up and runs it once more. Calls that ask at the
+ * same time (a screen that loads several things) share one dialog and one verification.
+ */
 export async function withStepUp(action) {
   try {
     return await action();
   } catch (error) {
     if (error.code !== 'step_up_required') throw error;
-    if (!(await stepUp())) throw new StepUpCancelled();
+    if (!(await sharedStepUp())) throw new StepUpCancelled();
     return action();
   }
+}
+
+let inFlight = null;
+
+function sharedStepUp() {
+  if (!inFlight) inFlight = stepUp().finally(() => { inFlight = null; });
+  return inFlight;
 }
 
 const $ = (id) => document.getElementById(id);

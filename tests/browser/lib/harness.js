@@ -102,6 +102,17 @@ export async function smsTo(phone) {
   return ((state.sns && state.sns.SMS) || []).filter((m) => m.phone_number === phone).map((m) => m.message);
 }
 
+/** The texts sent to `phone` with the provider's message id: [{ text, messageId }]. */
+export async function smsRecordsTo(phone) {
+  if (EMULATOR_KIND === 'localstack') {
+    const state = await emulatorJson(`/_aws/sns/sms-messages?phoneNumber=${encodeURIComponent(phone)}`);
+    return ((state.sms_messages && state.sms_messages[phone]) || []).map((m) => ({ text: m.Message, messageId: m.MessageId || null }));
+  }
+  const state = await emulatorState();
+  return ((state.sns && state.sns.SMS) || []).filter((m) => m.phone_number === phone)
+    .map((m) => ({ text: m.message, messageId: m.message_id || null }));
+}
+
 const asText = (value) => (typeof value === 'string' ? value : JSON.stringify(value ?? ''));
 
 export async function emailsTo(address) {
