@@ -61,8 +61,18 @@ fn refusal_is_clean(err: &PasskeyError, sent: &str) {
     assert!(!err.is_server_fault(), "{err:?}");
     assert_eq!(err.public_error(), ApiError::InvalidCredentials);
     let message = err.to_string();
+    // Words the refusals say themselves ("malformed response: registration response: …"):
+    // an input that happens to contain one is not echoed (found by the fuzzer, which learns
+    // its dictionary from the messages).
+    const OWN_WORDS: [&str; 5] = [
+        "registration",
+        "authentication",
+        "configuration",
+        "verification",
+        "authenticator",
+    ];
     for word in sent.split(|c: char| !c.is_ascii_alphanumeric() && c != '_' && c != '-') {
-        if word.len() >= 12 {
+        if word.len() >= 12 && !OWN_WORDS.contains(&word) {
             assert!(
                 !message.contains(word),
                 "the error repeats {word:?}: {message}"

@@ -291,11 +291,32 @@ async fn a_trusted_device_skips_mfa_until_removed_or_180_days_pass() {
 }
 
 #[tokio::test]
-async fn admins_never_skip_mfa_on_a_trusted_device() {
-    for (name, deps, _clock, outbox) in all_deps_with_notifier().await {
+async fn staff_never_skip_mfa_on_a_trusted_device() {
+    for ((name, deps, _clock, outbox), role) in all_deps_with_notifier()
+        .await
+        .into_iter()
+        .flat_map(|d| ["admin", "support"].map(move |r| (d.clone(), r)))
+    {
+        // A device trusted before the user became staff stops skipping MFA at once.
+        let before = create_user(&deps, &unique("promoted")).await;
+        add_phone(&deps, &before, "+12025550146").await;
+        let (_, trusted) = sms_sign_in(&deps, &before, &outbox, true).await;
+        assert!(trusted.is_some(), "{name}");
+        deps.stores
+            .users
+            .set_roles(&before, &[role.to_owned()])
+            .await
+            .unwrap();
+        assert_eq!(
+            sign_in_with_device(&deps, &before, trusted.as_deref())
+                .await
+                .status,
+            "mfa_required",
+            "{name}: {role}"
+        );
         let user = create_user(&deps, &unique("admin")).await;
         let mut record = deps.stores.users.get_user(&user).await.unwrap().unwrap();
-        record.roles = vec!["admin".into()];
+        record.roles = vec![role.into()];
         let admin = UserId::parse(&unique("admin2")).unwrap();
         record.user_id = admin.clone();
         deps.stores.users.create_user(&record).await.unwrap();

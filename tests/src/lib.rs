@@ -413,11 +413,43 @@ pub fn next_sms_code(phone: &str, seen: usize) -> String {
 /// valid for libphonenumber, across several area codes (tests run in parallel and read codes
 /// back per number, so numbers should not repeat within a run).
 pub fn fresh_phone() -> String {
-    const AREAS: [u32; 8] = [202, 212, 305, 415, 617, 713, 312, 206];
+    const AREAS: [u32; 32] = [
+        202, 212, 305, 415, 617, 713, 312, 206, 303, 404, 503, 602, 702, 808, 901, 214, 210, 215,
+        720, 313, 314, 412, 414, 512, 513, 614, 615, 704, 718, 801, 816, 919,
+    ];
+    use std::hash::{BuildHasher as _, Hasher as _};
+    static START: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
     static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + std::process::id() * 7;
-    let area = AREAS[(n / 100 % AREAS.len() as u32) as usize];
+    // A random start per process (test binaries run one after another against one emulator,
+    // and the load test alone takes 100 numbers), then one number after another.
+    let start = *START.get_or_init(|| {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u32(std::process::id());
+        (h.finish() % 3200) as u32
+    });
+    let n = (start + NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)) % 3200;
+    let area = AREAS[(n / 100) as usize];
     format!("+1{area}55501{:02}", n % 100)
+}
+
+/// The newest email to `address` whose subject contains `subject`, once it has arrived (the
+/// outbox delivers alerts and links a second or two after the request, in no fixed order).
+pub fn wait_for_email_about(address: &str, subject: &str) -> (String, String) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        if let Some(found) = emails_to(address)
+            .into_iter()
+            .rev()
+            .find(|(s, _)| s.contains(subject))
+        {
+            return found;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no email about {subject:?} to {address} within 30 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
 }
 
 /// RFC 6238 TOTP (SHA-1, 6 digits, 30 s), written here from the RFC with the `hmac` and `sha1`

@@ -122,18 +122,26 @@ fn one_totp_code_sent_in_20_parallel_verifies_signs_in_exactly_once() {
         let mine = &answers[i * PARALLEL..(i + 1) * PARALLEL];
         let signed_in = mine.iter().filter(|(status, _)| *status == 200).count();
         assert_eq!(signed_in, 1, "exactly one sign-in for {user}: {mine:?}");
+        // Every refused replay is a wrong second-factor answer for the user (SPEC §12): once
+        // ten have been counted, the rest are refused by the second-factor lock instead.
         assert!(
-            mine.iter()
-                .all(|answer| answer.0 == 200 || *answer == (401, "code_invalid".to_owned())),
-            "the others are refused as a used code: {mine:?}"
+            mine.iter().all(|answer| answer.0 == 200
+                || *answer == (401, "code_invalid".to_owned())
+                || *answer == (423, "locked".to_owned())),
+            "the others are refused as a used code, or by the lock: {mine:?}"
         );
-        // And the code stays used: a new challenge refuses it.
+        // And the code stays used: a new challenge refuses it (or the lock still does).
         let again = challenge_of(&api.sign_in(user, PASSWORD).json());
-        api.post_json(
+        let replay = api.post_json(
             &format!("/v1/sign-in/{again}/verify"),
             &json!({"method": "totp", "code": code}),
-        )
-        .assert_problem(401, "code_invalid");
+        );
+        let locked = mine.iter().any(|a| a.0 == 423);
+        if locked {
+            replay.assert_problem(423, "locked");
+        } else {
+            replay.assert_problem(401, "code_invalid");
+        }
     }
 }
 

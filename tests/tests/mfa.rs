@@ -242,7 +242,8 @@ fn an_authenticator_app_enrolled_from_the_session_signs_in_with_an_independent_c
 fn refresh_rotates_reuse_revokes_and_sign_out_ends_the_session() {
     let Some(api) = api() else { return };
     let user = unique("refresh");
-    let tokens = enrolled_by_phone(&api, &user, &fresh_phone(), "sms");
+    let phone = fresh_phone();
+    let tokens = enrolled_by_phone(&api, &user, &phone, "sms");
     let first = tokens["refresh_token"].as_str().unwrap();
     let second = api.post_json("/v1/tokens/refresh", &json!({"refresh_token": first}));
     assert_eq!(second.status, 200, "{second:?}");
@@ -256,7 +257,7 @@ fn refresh_rotates_reuse_revokes_and_sign_out_ends_the_session() {
     )
     .assert_problem(401, "unauthorized");
 
-    let again = enrolled_session(&api, &user);
+    let again = enrolled_session(&api, &user, &phone);
     let access = again["access_token"].as_str().unwrap();
     let out = api.post_auth("/v1/sign-out", access, &json!({}));
     assert_eq!(out.status, 204, "{out:?}");
@@ -267,17 +268,17 @@ fn refresh_rotates_reuse_revokes_and_sign_out_ends_the_session() {
     .assert_problem(401, "unauthorized");
 }
 
-/// Signs in again by SMS (the user has one phone).
-fn enrolled_session(api: &Api, user: &str) -> Value {
+/// Signs in again by SMS to `phone`, the user's one phone.
+fn enrolled_session(api: &Api, user: &str, phone: &str) -> Value {
     let answer = api.sign_in(user, PASSWORD).json();
     let challenge = answer["challenge_id"].as_str().unwrap();
-    // The number is masked everywhere (***-***-1234): the test numbers are +1 202 555 xxxx.
-    let last4 = answer["methods"][0]["phone"]
-        .as_str()
-        .unwrap()
-        .trim_start_matches("***-***-")
-        .to_owned();
-    let state_phone = format!("+1202555{last4}");
+    let last4 = &phone[phone.len() - 4..];
+    assert_eq!(
+        answer["methods"][0]["phone"],
+        format!("***-***-{last4}"),
+        "masked everywhere"
+    );
+    let state_phone = phone.to_owned();
     let seen = sms_to(&state_phone).len();
     let sent = api.post_json(
         &format!("/v1/sign-in/{challenge}/codes"),

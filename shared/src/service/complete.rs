@@ -103,11 +103,11 @@ pub async fn complete_sign_in(
     )
     .await;
     flag_new_device(deps, user_id, meta, now).await;
-    // Trusted devices never skip MFA for admins (sign_in.rs), so none is made for them: no
+    // Trusted devices never skip MFA for staff (sign_in.rs), so none is made for them: no
     // token that would never work, and no "new trusted device" alert.
-    let is_admin = user.roles.iter().any(|r| r == "admin");
+    let is_staff = !user.roles.is_empty();
     let device_token = match trust {
-        Some(t) if !is_admin => Some(
+        Some(t) if !is_staff => Some(
             devices::trust(
                 deps,
                 user_id,

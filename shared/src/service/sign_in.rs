@@ -123,7 +123,7 @@ pub async fn sign_in(
             (user, hash, needs_rehash)
         }
         (user, _, _) => {
-            return Err(count_failure(deps, &user_id, user.as_ref(), now, meta).await);
+            return Err(count_failure(deps, &user_id, user.as_ref(), meta).await);
         }
     };
 
@@ -157,7 +157,8 @@ async fn trusted_device_sign_in(
     let Some(token) = &meta.device_token else {
         return Ok(None);
     };
-    if user.roles.iter().any(|r| r == "admin") || password_change_due(deps, user, now) {
+    // Staff (any role: admins approve MFA resets, support sees users' data) always give a code.
+    if !user.roles.is_empty() || password_change_due(deps, user, now) {
         return Ok(None);
     }
     let has_active_factor = deps
@@ -239,7 +240,6 @@ async fn count_failure(
     deps: &Deps,
     user_id: &UserId,
     user: Option<&UserRecord>,
-    now: UnixTime,
     meta: &RequestMeta,
 ) -> ApiError {
     if let Some(ip) = &meta.source_ip
@@ -296,12 +296,14 @@ async fn count_failure(
                 source_ip = meta.source_ip.as_deref().unwrap_or("-"),
                 "user ID locked after repeated failed passwords"
             );
+            // From the time the lock was counted, not the request's start (argon2 and the
+            // writes lie between): Retry-After never exceeds the lock.
             ApiError::Locked {
-                retry_after_secs: until.secs() - now.secs(),
+                retry_after_secs: until.secs() - deps.clock.now().secs(),
             }
         }
         Ok(FailureOutcome::AlreadyLocked { until }) => ApiError::Locked {
-            retry_after_secs: until.secs() - now.secs(),
+            retry_after_secs: until.secs() - deps.clock.now().secs(),
         },
         Err(err) => ApiError::from(err),
     }

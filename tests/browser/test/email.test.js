@@ -58,7 +58,7 @@ test('a first sign-in enrols an email address with an emailed code, and later si
 test('an email address is added from the Security page with a code sent to it, within the step-up of the sign-in', { timeout: 300_000 }, async () => {
   const user = await createUser(uniqueUser('add-email'));
   const inbox = uniqueUser('inbox');
-  const second = uniqueUser('inbox2');
+  const second = uniqueUser('second'); // masked differently from inbox: s***@…
   await withPage(async (page) => {
     await open(page);
     await signIn(page, user);

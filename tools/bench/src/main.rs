@@ -8,7 +8,10 @@
 //!   the failure paths, by service and operation, counted by the SDK interceptor;
 //! - each request of the sign-in flows ([`flows`]) through its function's handler: in-process
 //!   cost, and with the emulator its latency beside the emulator's bare round trip and its AWS
-//!   calls. `BENCH_FLOWS_JSON=path` also writes these figures for `scripts/cost_model.py`.
+//!   calls. `BENCH_FLOWS_JSON=path` also writes these figures for `scripts/cost_model.py`;
+//! - with the emulator: whether timing tells who exists (SPEC §12): forgot-password and the
+//!   fifth (lock-starting) failed password, each 20 times for real users and for unknown IDs,
+//!   interleaved, as the ratio of the medians (the contract: within 0.8–1.25).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a measuring tool: failing loudly is right
 
 mod flows;
@@ -370,8 +373,102 @@ async fn emulator(n: u32) -> Option<(Measured, f64)> {
         deps.stores.users.get_user(&probe).await.unwrap();
     }
     let rtt = per_op(start.elapsed(), n);
+    timing(&deps, run_id).await;
     let measured = flows::measure(&deps, &clock, &format!("flows-{run_id}@example.com"), n).await;
     Some((measured, rtt))
+}
+
+fn median(mut samples: Vec<Duration>) -> f64 {
+    samples.sort();
+    samples[samples.len() / 2].as_secs_f64() * 1000.0
+}
+
+/// SPEC §12: the answers that used to send an email for real users only must take the same
+/// time for everyone. 20 tries of each, a real user and an unknown ID alternating, each on a
+/// fresh ID (no rate limit or lock of one try touches the next).
+async fn timing(deps: &Deps, run_id: u32) {
+    const TRIES: usize = 20;
+    let forgot = |id: String| async move {
+        let request = portcullis::service::password::ForgotRequest { user_id: id };
+        let t = Instant::now();
+        portcullis::service::password::forgot(deps, request)
+            .await
+            .unwrap();
+        t.elapsed()
+    };
+    let (mut forgot_known, mut forgot_unknown) = (Vec::new(), Vec::new());
+    let (mut fifth_known, mut fifth_unknown) = (Vec::new(), Vec::new());
+    for i in 0..TRIES {
+        let known = create_with_email(deps, &format!("tf-{run_id}-{i}@example.com")).await;
+        forgot_known.push(forgot(known.to_string()).await);
+        forgot_unknown.push(forgot(format!("tf-ghost-{run_id}-{i}@example.com")).await);
+        let known = create_with_email(deps, &format!("tl-{run_id}-{i}@example.com")).await;
+        let ghost = format!("tl-ghost-{run_id}-{i}@example.com");
+        for id in [known.as_str(), ghost.as_str()] {
+            for _ in 1..deps.settings.lockout_threshold {
+                let _ = attempt(deps, id, "wrong password here").await;
+            }
+            let t = Instant::now();
+            let answer = attempt(deps, id, "wrong password here").await;
+            let took = t.elapsed();
+            assert!(matches!(answer, Err(portcullis::ApiError::Locked { .. })));
+            if id == known.as_str() {
+                fifth_known.push(took);
+            } else {
+                fifth_unknown.push(took);
+            }
+        }
+    }
+    println!("## Timing does not tell who exists (against the emulator)\n");
+    println!(
+        "{TRIES} tries of each, a real user (with an email address) and an unknown ID alternating, each on a fresh ID; the alert and the reset email leave through the outbox (SQS), so neither answer waits for a provider. Contract (SPEC §12): the ratio of the medians within 0.8–1.25.\n"
+    );
+    println!(
+        "| answer | median, real user (ms) | median, unknown ID (ms) | ratio | within 0.8–1.25 |"
+    );
+    println!("|---|---:|---:|---:|---|");
+    for (name, known, unknown) in [
+        (
+            "`POST /v1/password/forgot` (202)",
+            forgot_known,
+            forgot_unknown,
+        ),
+        (
+            "5th failed password: the lock starts (423)",
+            fifth_known,
+            fifth_unknown,
+        ),
+    ] {
+        let (k, u) = (median(known), median(unknown));
+        let ratio = k / u;
+        let ok = if (0.8..=1.25).contains(&ratio) {
+            "yes"
+        } else {
+            "**no**"
+        };
+        println!("| {name} | {k:.2} | {u:.2} | {ratio:.3} | {ok} |");
+    }
+    println!();
+}
+
+async fn create_with_email(deps: &Deps, id: &str) -> UserId {
+    let user_id = UserId::parse(id).unwrap();
+    let record = UserRecord {
+        user_id: user_id.clone(),
+        email: Some(id.to_owned()),
+        phone: None,
+        password_hash: Some(deps.hasher.hash(PASSWORD.as_bytes()).unwrap()),
+        status: UserStatus::Active,
+        roles: vec![],
+        created_at: deps.clock.now(),
+        password_changed_at: None,
+        last_sign_in_at: None,
+        must_change_password: false,
+        password_history: vec![],
+        security_stamp: 0,
+    };
+    deps.stores.users.create_user(&record).await.unwrap();
+    user_id
 }
 
 fn report_calls(name: &str, deps: &Deps) {
