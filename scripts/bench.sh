@@ -38,6 +38,13 @@ OUT="$STATE/BENCHMARKS.md.new"
   echo
   "$VENV/bin/python" scripts/cost_model.py --flows "$STATE/bench-flows.json" \
     --lambda "$STATE/bench-lambda.json" --template infra/template.yaml
+  # Sections measured by other commands (the load test) are kept as they are: everything
+  # after the marker line of the current file.
+  MARKER='<!-- kept by scripts/bench.sh: measured by other commands, see each section -->'
+  if [ -f BENCHMARKS.md ] && grep -qF "$MARKER" BENCHMARKS.md; then
+    echo
+    awk -v m="$MARKER" 'kept || $0 == m { kept = 1; print }' BENCHMARKS.md
+  fi
 } > "$OUT"
 mv "$OUT" BENCHMARKS.md
 log "Wrote BENCHMARKS.md"
