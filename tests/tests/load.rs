@@ -36,6 +36,14 @@ fn users() -> usize {
         })
 }
 
+/// LocalStack answers a read-back of one number's texts; moto's read-back dumps its whole
+/// state (data.json) and stalls every other request meanwhile, so on moto every user takes the
+/// authenticator path (measured: with texts, 24 users on moto drew 503s from 30-second
+/// timeouts).
+fn texts_read_back_cheaply() -> bool {
+    matches!(emulator_kind(), Emulator::LocalStack)
+}
+
 /// What one user's flow saw: every answer's status and time, in order.
 #[derive(Default)]
 struct Seen {
@@ -194,7 +202,7 @@ fn concurrent_complete_sign_ins_have_no_5xx_no_double_use_and_the_state_reconcil
                 s.spawn(move || {
                     let mut seen = Seen::default();
                     barrier.wait();
-                    let refresh = if n % 2 == 0 {
+                    let refresh = if n % 2 == 0 || !texts_read_back_cheaply() {
                         totp_flow(api, user, &mut seen)
                     } else {
                         sms_flow(api, user, n, &mut seen)
@@ -223,6 +231,11 @@ fn concurrent_complete_sign_ins_have_no_5xx_no_double_use_and_the_state_reconcil
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
     let elapsed = started.elapsed();
+    let sms_users = if texts_read_back_cheaply() {
+        count / 2
+    } else {
+        0
+    };
     let steps: Vec<&(&str, u16, Duration)> = seen.iter().flat_map(|s| s.steps.iter()).collect();
     let errors: Vec<_> = steps
         .iter()
@@ -251,8 +264,8 @@ fn concurrent_complete_sign_ins_have_no_5xx_no_double_use_and_the_state_reconcil
     eprintln!(
         "load: {:?}, {count} concurrent users ({} TOTP, {} SMS), {} requests in {:.1} s: {:.1} requests/s, {:.2} complete users/s",
         emulator_kind(),
-        count.div_ceil(2),
-        count / 2,
+        count - sms_users,
+        sms_users,
         all.len(),
         elapsed.as_secs_f64(),
         all.len() as f64 / elapsed.as_secs_f64(),
