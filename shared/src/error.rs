@@ -175,7 +175,7 @@ impl ApiError {
                 "This action needs a fresh verification code: complete a step-up first.".to_owned()
             }
             ApiError::Forbidden => "You are not allowed to do this.".to_owned(),
-            ApiError::AccountInactive => "This user ID has been deactivated because it was not used. Contact support to reactivate it.".to_owned(),
+            ApiError::AccountInactive => "This user ID has been deactivated (by the bank, or because it was not used for a long time). Contact support to reactivate it.".to_owned(),
             ApiError::UnsupportedClient(detail) => detail.clone(),
             ApiError::VoiceNotSupported => "Voice calls are not available for this number's country (by default only US and Canada numbers); use a text message instead.".to_owned(),
             ApiError::CountryNotSupported => "One-time codes are not sent to numbers of this country: use another number or an authenticator app.".to_owned(),
