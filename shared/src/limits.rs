@@ -255,6 +255,89 @@ pub fn give_back(counter: Option<&Counter>, now: UnixTime, at: UnixTime) -> Deci
     Decision::put(next, ())
 }
 
+/// Counts a password attempt *before* the password is evaluated (SPEC §2, §12): at most
+/// `threshold` attempts of a run are ever evaluated, however many arrive at once — otherwise a
+/// burst of parallel guesses all passes the lock check and is evaluated before the fifth
+/// failure is counted. An attempt past the threshold while earlier ones are still being
+/// evaluated is refused as if the lock had started. A right password gives its attempt back
+/// ([`give_back_attempt`]); a wrong one keeps it, and the threshold-th starts the lock
+/// ([`conclude_wrong_attempt`]).
+pub fn reserve_attempt(
+    counter: Option<&Counter>,
+    now: UnixTime,
+    policy: LockoutPolicy,
+) -> Decision<Reservation> {
+    let live = counter.filter(|c| c.expires_at > now);
+    if let Some(until) = locked_until(live, now) {
+        return Decision::keep(Reservation::Locked { until });
+    }
+    let attempt = match live {
+        Some(c) if c.locked_until.is_none() => c.count.saturating_add(1),
+        _ => 1,
+    };
+    if attempt > policy.threshold {
+        return Decision::keep(Reservation::Locked {
+            until: now.plus_secs(policy.lock_secs),
+        });
+    }
+    Decision::put(
+        Counter {
+            count: attempt,
+            last_at: now,
+            locked_until: None,
+            recent: Vec::new(),
+            expires_at: now.plus_secs(policy.window_secs),
+        },
+        Reservation::Reserved { attempt },
+    )
+}
+
+/// After a wrong password that was the `attempt`-th of its run: the threshold-th starts the
+/// lock, unless a right password ended the run meanwhile (the counter is gone).
+pub fn conclude_wrong_attempt(
+    counter: Option<&Counter>,
+    now: UnixTime,
+    policy: LockoutPolicy,
+    attempt: u32,
+) -> Decision<FailureOutcome> {
+    let live = counter.filter(|c| c.expires_at > now);
+    if let Some(until) = locked_until(live, now) {
+        return Decision::keep(FailureOutcome::AlreadyLocked { until });
+    }
+    match live {
+        Some(c) if attempt >= policy.threshold => {
+            let until = now.plus_secs(policy.lock_secs);
+            Decision::put(
+                Counter {
+                    count: c.count.max(attempt),
+                    last_at: now,
+                    locked_until: Some(until),
+                    recent: Vec::new(),
+                    expires_at: until,
+                },
+                FailureOutcome::LockStarted { until },
+            )
+        }
+        _ => Decision::keep(FailureOutcome::Counted { failures: attempt }),
+    }
+}
+
+/// A right password gives back the attempt it reserved: right passwords never count.
+pub fn give_back_attempt(counter: Option<&Counter>, now: UnixTime) -> Decision<()> {
+    match counter.filter(|c| c.expires_at > now && c.locked_until.is_none()) {
+        Some(c) if c.count > 1 => {
+            let mut next = c.clone();
+            next.count -= 1;
+            Decision::put(next, ())
+        }
+        Some(_) => Decision {
+            write: Write::Delete,
+            outcome: (),
+        },
+        None => Decision::keep(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -447,5 +530,87 @@ mod tests {
             step(&mut record, |c| take_capped(c, T, &CAPS)),
             CapOutcome::Taken { at: T }
         );
+    }
+
+    #[test]
+    fn password_attempts_are_counted_before_evaluation_and_a_burst_gets_five() {
+        let mut record = None;
+        // Twenty attempts arrive at once: five are reserved, the rest refused before argon2.
+        let reserved: Vec<Reservation> = (0..20)
+            .map(|_| step(&mut record, |c| reserve_attempt(c, T, POLICY)))
+            .collect();
+        let evaluated: Vec<u32> = reserved
+            .iter()
+            .filter_map(|r| match r {
+                Reservation::Reserved { attempt } => Some(*attempt),
+                Reservation::Locked { .. } => None,
+            })
+            .collect();
+        assert_eq!(evaluated, [1, 2, 3, 4, 5]);
+        // All five were wrong: the fifth starts the lock, the others are plain failures.
+        for attempt in 1..5 {
+            assert_eq!(
+                step(&mut record, |c| conclude_wrong_attempt(
+                    c, T, POLICY, attempt
+                )),
+                FailureOutcome::Counted { failures: attempt }
+            );
+        }
+        assert_eq!(
+            step(&mut record, |c| conclude_wrong_attempt(c, T, POLICY, 5)),
+            FailureOutcome::LockStarted {
+                until: T.plus_secs(1800)
+            }
+        );
+        assert!(matches!(
+            step(&mut record, |c| reserve_attempt(
+                c,
+                T.plus_secs(1799),
+                POLICY
+            )),
+            Reservation::Locked { .. }
+        ));
+        // After the lock a new run starts.
+        assert_eq!(
+            step(&mut record, |c| reserve_attempt(
+                c,
+                T.plus_secs(1800),
+                POLICY
+            )),
+            Reservation::Reserved { attempt: 1 }
+        );
+    }
+
+    #[test]
+    fn a_right_password_gives_its_attempt_back_and_four_failures_then_the_right_one_works() {
+        let mut record = None;
+        for attempt in 1..5 {
+            step(&mut record, |c| reserve_attempt(c, T, POLICY));
+            step(&mut record, |c| {
+                conclude_wrong_attempt(c, T, POLICY, attempt)
+            });
+        }
+        assert_eq!(
+            step(&mut record, |c| reserve_attempt(c, T, POLICY)),
+            Reservation::Reserved { attempt: 5 }
+        );
+        step(&mut record, |c| give_back_attempt(c, T));
+        assert_eq!(
+            record.as_ref().map(|c| c.count),
+            Some(4),
+            "right passwords never count"
+        );
+        // A run the right password ended (counter cleared at sign-in) starts no lock.
+        let mut cleared: Option<Counter> = None;
+        assert_eq!(
+            step(&mut cleared, |c| conclude_wrong_attempt(c, T, POLICY, 5)),
+            FailureOutcome::Counted { failures: 5 }
+        );
+        assert!(cleared.is_none());
+        // The last attempt given back removes the counter.
+        let mut one = None;
+        step(&mut one, |c| reserve_attempt(c, T, POLICY));
+        step(&mut one, |c| give_back_attempt(c, T));
+        assert!(one.is_none());
     }
 }

@@ -1252,3 +1252,54 @@ async fn the_audit_subject_is_the_parsed_user_id_and_every_event_kind_is_recorde
         );
     }
 }
+
+/// A burst of parallel password guesses must not be worth more than guesses one after
+/// another: every attempt is counted before argon2 runs, so at most five of a run are ever
+/// evaluated. Here 19 wrong guesses go out at once and the right password a moment later,
+/// while they are still hashing (production argon2 parameters: each takes tens of
+/// milliseconds): it is refused, where before it would have signed in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_burst_of_parallel_guesses_gets_five_evaluations_not_one_per_guess() {
+    for (name, mut deps, _clock) in all_deps().await {
+        deps.hasher = portcullis::crypto::PasswordHasher::new(
+            portcullis::config::Settings::defaults("x").argon2,
+        )
+        .unwrap();
+        let user = create_user(&deps, &unique("burst")).await;
+        let attempt = |password: String| {
+            let (deps, user) = (deps.clone(), user.clone());
+            tokio::spawn(async move {
+                sign_in(
+                    &deps,
+                    SignInRequest {
+                        user_id: user.to_string(),
+                        password: secret(&password),
+                    },
+                    &RequestMeta::default(),
+                )
+                .await
+            })
+        };
+        let guesses: Vec<_> = (0..19)
+            .map(|i| attempt(format!("guess number {i}")))
+            .collect();
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        let right = attempt(PASSWORD.to_owned()).await.unwrap();
+        let mut refused_before_argon2 = 0;
+        for guess in guesses {
+            match guess.await.unwrap() {
+                Err(ApiError::InvalidCredentials) => {}
+                Err(ApiError::Locked { .. }) => refused_before_argon2 += 1,
+                other => panic!("{name}: {other:?}"),
+            }
+        }
+        assert!(
+            matches!(right, Err(ApiError::Locked { .. })),
+            "{name}: the right password after the burst: {right:?}"
+        );
+        assert!(
+            refused_before_argon2 >= 14,
+            "{name}: at most five evaluated: {refused_before_argon2} refused"
+        );
+    }
+}

@@ -95,6 +95,46 @@ pub async fn count_failure(
     update(deps, key, now, |c| limits::count_failure(c, now, policy)).await
 }
 
+/// Counts a password attempt for `user` before it is evaluated: `Ok(attempt)`, or `locked`
+/// (423) during a lock, or while the run's attempts are all being evaluated already.
+pub async fn reserve_password(deps: &Deps, user: &UserId) -> Result<u32, ApiError> {
+    let now = deps.clock.now();
+    let policy = password_policy(deps);
+    match update(deps, CounterKey::Password(user), now, |c| {
+        limits::reserve_attempt(c, now, policy)
+    })
+    .await?
+    {
+        Reservation::Reserved { attempt } => Ok(attempt),
+        Reservation::Locked { until } => Err(ApiError::Locked {
+            retry_after_secs: until.secs() - now.secs(),
+        }),
+    }
+}
+
+/// A wrong password that was the `attempt`-th of its run (the threshold-th starts the lock).
+pub async fn conclude_wrong_password(
+    deps: &Deps,
+    user: &UserId,
+    attempt: u32,
+) -> Result<FailureOutcome, StoreError> {
+    let now = deps.clock.now();
+    let policy = password_policy(deps);
+    update(deps, CounterKey::Password(user), now, |c| {
+        limits::conclude_wrong_attempt(c, now, policy, attempt)
+    })
+    .await
+}
+
+/// A right password: its reserved attempt is given back.
+pub async fn give_back_password(deps: &Deps, user: &UserId) -> Result<(), StoreError> {
+    let now = deps.clock.now();
+    update(deps, CounterKey::Password(user), now, |c| {
+        limits::give_back_attempt(c, now)
+    })
+    .await
+}
+
 /// Forgets the counter on `key`.
 pub async fn clear(deps: &Deps, key: CounterKey<'_>) -> Result<(), StoreError> {
     deps.stores.counters.clear_counter(key).await

@@ -108,11 +108,9 @@ pub async fn sign_in(
             retry_after_secs: until.secs() - now.secs(),
         });
     }
-    if let Some(until) = limits::locked_until(deps, CounterKey::Password(&user_id)).await? {
-        return Err(ApiError::Locked {
-            retry_after_secs: until.secs() - now.secs(),
-        });
-    }
+    // Counted before argon2 runs (a lock, or a run's attempts all in flight, refuse here), so
+    // a burst of parallel guesses gets the same five evaluations as one guess after another.
+    let attempt = limits::reserve_password(deps, &user_id).await?;
 
     let user = deps.stores.users.get_user(&user_id).await?;
     let stored_hash = user.as_ref().and_then(|u| u.password_hash.clone());
@@ -123,9 +121,10 @@ pub async fn sign_in(
             (user, hash, needs_rehash)
         }
         (user, _, _) => {
-            return Err(count_failure(deps, &user_id, user.as_ref(), meta).await);
+            return Err(count_failure(deps, &user_id, user.as_ref(), meta, attempt).await);
         }
     };
+    limits::give_back_password(deps, &user_id).await?;
 
     if user.status == UserStatus::Inactive {
         tracing::info!(
@@ -241,6 +240,7 @@ async fn count_failure(
     user_id: &UserId,
     user: Option<&UserRecord>,
     meta: &RequestMeta,
+    attempt: u32,
 ) -> ApiError {
     if let Some(ip) = &meta.source_ip
         && let Ok(FailureOutcome::LockStarted { .. }) =
@@ -263,13 +263,7 @@ async fn count_failure(
         None,
     )
     .await;
-    match limits::count_failure(
-        deps,
-        CounterKey::Password(user_id),
-        limits::password_policy(deps),
-    )
-    .await
-    {
+    match limits::conclude_wrong_password(deps, user_id, attempt).await {
         Ok(FailureOutcome::Counted { .. }) => ApiError::InvalidCredentials,
         Ok(FailureOutcome::LockStarted { until }) => {
             // The same writes for an unknown ID (audited under the ID tried; the alert is
