@@ -259,26 +259,24 @@ pub fn give_back(counter: Option<&Counter>, now: UnixTime, at: UnixTime) -> Deci
 /// `threshold` attempts of a run are ever evaluated, however many arrive at once — otherwise a
 /// burst of parallel guesses all passes the lock check and is evaluated before the fifth
 /// failure is counted. An attempt past the threshold while earlier ones are still being
-/// evaluated is refused as if the lock had started. A right password gives its attempt back
+/// evaluated is refused without being counted ([`PasswordSlot::Busy`]). A right password gives its attempt back
 /// ([`give_back_attempt`]); a wrong one keeps it, and the threshold-th starts the lock
 /// ([`conclude_wrong_attempt`]).
 pub fn reserve_attempt(
     counter: Option<&Counter>,
     now: UnixTime,
     policy: LockoutPolicy,
-) -> Decision<Reservation> {
+) -> Decision<PasswordSlot> {
     let live = counter.filter(|c| c.expires_at > now);
     if let Some(until) = locked_until(live, now) {
-        return Decision::keep(Reservation::Locked { until });
+        return Decision::keep(PasswordSlot::Locked { until });
     }
     let attempt = match live {
         Some(c) if c.locked_until.is_none() => c.count.saturating_add(1),
         _ => 1,
     };
     if attempt > policy.threshold {
-        return Decision::keep(Reservation::Locked {
-            until: now.plus_secs(policy.lock_secs),
-        });
+        return Decision::keep(PasswordSlot::Busy);
     }
     Decision::put(
         Counter {
@@ -288,8 +286,20 @@ pub fn reserve_attempt(
             recent: Vec::new(),
             expires_at: now.plus_secs(policy.window_secs),
         },
-        Reservation::Reserved { attempt },
+        PasswordSlot::Reserved { attempt },
     )
+}
+
+/// The answer to "may this password be evaluated?".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PasswordSlot {
+    /// Counted before the evaluation: the `attempt`-th of the run.
+    Reserved { attempt: u32 },
+    /// The user ID is locked.
+    Locked { until: UnixTime },
+    /// The run's attempts are all being evaluated right now (a burst): not evaluated, not
+    /// counted; the caller may try again in a moment.
+    Busy,
 }
 
 /// After a wrong password that was the `attempt`-th of its run: the threshold-th starts the
@@ -536,17 +546,18 @@ mod tests {
     fn password_attempts_are_counted_before_evaluation_and_a_burst_gets_five() {
         let mut record = None;
         // Twenty attempts arrive at once: five are reserved, the rest refused before argon2.
-        let reserved: Vec<Reservation> = (0..20)
+        let reserved: Vec<PasswordSlot> = (0..20)
             .map(|_| step(&mut record, |c| reserve_attempt(c, T, POLICY)))
             .collect();
         let evaluated: Vec<u32> = reserved
             .iter()
             .filter_map(|r| match r {
-                Reservation::Reserved { attempt } => Some(*attempt),
-                Reservation::Locked { .. } => None,
+                PasswordSlot::Reserved { attempt } => Some(*attempt),
+                _ => None,
             })
             .collect();
         assert_eq!(evaluated, [1, 2, 3, 4, 5]);
+        assert_eq!(reserved[5..], [PasswordSlot::Busy; 15]);
         // All five were wrong: the fifth starts the lock, the others are plain failures.
         for attempt in 1..5 {
             assert_eq!(
@@ -568,7 +579,7 @@ mod tests {
                 T.plus_secs(1799),
                 POLICY
             )),
-            Reservation::Locked { .. }
+            PasswordSlot::Locked { .. }
         ));
         // After the lock a new run starts.
         assert_eq!(
@@ -577,7 +588,7 @@ mod tests {
                 T.plus_secs(1800),
                 POLICY
             )),
-            Reservation::Reserved { attempt: 1 }
+            PasswordSlot::Reserved { attempt: 1 }
         );
     }
 
@@ -592,7 +603,7 @@ mod tests {
         }
         assert_eq!(
             step(&mut record, |c| reserve_attempt(c, T, POLICY)),
-            Reservation::Reserved { attempt: 5 }
+            PasswordSlot::Reserved { attempt: 5 }
         );
         step(&mut record, |c| give_back_attempt(c, T));
         assert_eq!(

@@ -6,8 +6,8 @@ use crate::deps::Deps;
 use crate::error::{ApiError, StoreError};
 use crate::identity::UserId;
 use crate::limits::{
-    self, CapOutcome, Counter, Decision, FailureOutcome, LockoutPolicy, Reservation, RollingCap,
-    Write,
+    self, CapOutcome, Counter, Decision, FailureOutcome, LockoutPolicy, PasswordSlot, Reservation,
+    RollingCap, Write,
 };
 use crate::storage::{CounterKey, MAX_COUNTER_ROUNDS};
 
@@ -95,8 +95,9 @@ pub async fn count_failure(
     update(deps, key, now, |c| limits::count_failure(c, now, policy)).await
 }
 
-/// Counts a password attempt for `user` before it is evaluated: `Ok(attempt)`, or `locked`
-/// (423) during a lock, or while the run's attempts are all being evaluated already.
+/// Counts a password attempt for `user` before it is evaluated: `Ok(attempt)`; `locked`
+/// (423) during a lock; `rate_limited` (429, `Retry-After: 1`) while the run's attempts are all
+/// being evaluated already (a burst: the extra attempts are neither evaluated nor counted).
 pub async fn reserve_password(deps: &Deps, user: &UserId) -> Result<u32, ApiError> {
     let now = deps.clock.now();
     let policy = password_policy(deps);
@@ -105,9 +106,12 @@ pub async fn reserve_password(deps: &Deps, user: &UserId) -> Result<u32, ApiErro
     })
     .await?
     {
-        Reservation::Reserved { attempt } => Ok(attempt),
-        Reservation::Locked { until } => Err(ApiError::Locked {
+        PasswordSlot::Reserved { attempt } => Ok(attempt),
+        PasswordSlot::Locked { until } => Err(ApiError::Locked {
             retry_after_secs: until.secs() - now.secs(),
+        }),
+        PasswordSlot::Busy => Err(ApiError::RateLimited {
+            retry_after_secs: 1,
         }),
     }
 }
