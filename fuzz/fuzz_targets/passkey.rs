@@ -60,10 +60,10 @@ fn fixture() -> &'static Fixture {
 fn refusal_is_clean(err: &PasskeyError, sent: &str) {
     assert!(!err.is_server_fault(), "{err:?}");
     assert_eq!(err.public_error(), ApiError::InvalidCredentials);
-    let message = err.to_string();
-    // Words the refusals say themselves ("malformed response: registration response: …"):
-    // an input that happens to contain one is not echoed (found by the fuzzer, which learns
-    // its dictionary from the messages).
+    // Words the refusals say themselves ("malformed response: registration response: …") are
+    // taken out of the message first: an input that contains one, or a piece of one
+    // ("authenticati"), is not being echoed (both found by the fuzzer, which learns its
+    // dictionary from the messages).
     const OWN_WORDS: [&str; 5] = [
         "registration",
         "authentication",
@@ -71,10 +71,14 @@ fn refusal_is_clean(err: &PasskeyError, sent: &str) {
         "verification",
         "authenticator",
     ];
+    let message = err.to_string();
+    let scrubbed = OWN_WORDS
+        .iter()
+        .fold(message.clone(), |text, own| text.replace(own, " "));
     for word in sent.split(|c: char| !c.is_ascii_alphanumeric() && c != '_' && c != '-') {
-        if word.len() >= 12 && !OWN_WORDS.contains(&word) {
+        if word.len() >= 12 {
             assert!(
-                !message.contains(word),
+                !scrubbed.contains(word),
                 "the error repeats {word:?}: {message}"
             );
         }
