@@ -267,28 +267,7 @@ pub async fn enrol_phone(
         delivery,
     };
     create_pending(deps, enroller.user_id(), &factor_id, kind).await?;
-    let challenge = enrolment_challenge(deps, enroller, &factor_id).await?;
-    let sent = codes::send_code(
-        deps,
-        &challenge,
-        &SendCodeRequest {
-            method: delivery.as_str().to_owned(),
-            factor_id: Some(factor_id.clone()),
-        },
-    )
-    .await?;
-    tracing::info!(
-        event = "factor_enrolment_started",
-        kind = "phone",
-        "phone enrolment started"
-    );
-    Ok(EnrolPhoneAnswer {
-        factor_id,
-        status: "pending",
-        sent_to: sent.sent_to,
-        sends_remaining: sent.sends_remaining,
-        expires_in: sent.expires_in,
-    })
+    send_first_code(deps, enroller, factor_id, delivery.as_str(), "phone").await
 }
 
 /// Enrols an email address (SPEC §13): pending until the code sent to it is verified, with the
@@ -347,20 +326,31 @@ pub async fn enrol_email(
         FactorKind::Email { address: email },
     )
     .await?;
+    send_first_code(deps, enroller, factor_id, "email", "email").await
+}
+
+/// The first code of a phone or email enrolment, sent through the enrolment's challenge.
+async fn send_first_code(
+    deps: &Deps,
+    enroller: Enroller<'_>,
+    factor_id: String,
+    method: &str,
+    kind: &'static str,
+) -> Result<EnrolPhoneAnswer, ApiError> {
     let challenge = enrolment_challenge(deps, enroller, &factor_id).await?;
     let sent = codes::send_code(
         deps,
         &challenge,
         &SendCodeRequest {
-            method: "email".to_owned(),
+            method: method.to_owned(),
             factor_id: Some(factor_id.clone()),
         },
     )
     .await?;
     tracing::info!(
         event = "factor_enrolment_started",
-        kind = "email",
-        "email enrolment started"
+        kind,
+        "enrolment started"
     );
     Ok(EnrolPhoneAnswer {
         factor_id,

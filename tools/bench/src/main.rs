@@ -49,10 +49,14 @@ fn per_op(total: Duration, n: u32) -> f64 {
 }
 
 async fn create(deps: &Deps, id: &str) -> UserId {
+    create_with(deps, id, None).await
+}
+
+async fn create_with(deps: &Deps, id: &str, email: Option<&str>) -> UserId {
     let user_id = UserId::parse(id).unwrap();
     let record = UserRecord {
         user_id: user_id.clone(),
-        email: None,
+        email: email.map(str::to_owned),
         phone: None,
         password_hash: Some(deps.hasher.hash(PASSWORD.as_bytes()).unwrap()),
         status: UserStatus::Active,
@@ -474,23 +478,7 @@ async fn timing(deps: &Deps, run_id: u32) {
 }
 
 async fn create_with_email(deps: &Deps, id: &str) -> UserId {
-    let user_id = UserId::parse(id).unwrap();
-    let record = UserRecord {
-        user_id: user_id.clone(),
-        email: Some(id.to_owned()),
-        phone: None,
-        password_hash: Some(deps.hasher.hash(PASSWORD.as_bytes()).unwrap()),
-        status: UserStatus::Active,
-        roles: vec![],
-        created_at: deps.clock.now(),
-        password_changed_at: None,
-        last_sign_in_at: None,
-        must_change_password: false,
-        password_history: vec![],
-        security_stamp: 0,
-    };
-    deps.stores.users.create_user(&record).await.unwrap();
-    user_id
+    create_with(deps, id, Some(id)).await
 }
 
 fn report_calls(name: &str, deps: &Deps) {
