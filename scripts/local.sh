@@ -37,6 +37,10 @@ load_env "$STATE/portcullis.env"
 # The emails' links open the reference web client served by the local endpoint.
 export PORTCULLIS_RESET_URL="http://127.0.0.1:$PORT/reset"
 export PORTCULLIS_INVITATION_URL="http://127.0.0.1:$PORT/welcome"
+# Passkeys: browsers refuse WebAuthn on IP-address origins, so the relying party is localhost
+# and the web client is opened at http://localhost:$PORT/.
+export PORTCULLIS_PASSKEY_RP_ID=localhost
+export PORTCULLIS_PASSKEY_ORIGINS="http://localhost:$PORT"
 export PORTCULLIS_WEB_DIR="$REPO_ROOT/web"
 
 ADMIN_ID="${PORTCULLIS_DEMO_ADMIN:-admin@portcullis.local}"
@@ -49,7 +53,8 @@ except Exception: print("")')"
 cat <<TXT
 
   Portcullis is running.
-    Web client     http://127.0.0.1:$PORT/   (sign in as the demo admin below)
+    Web client     http://localhost:$PORT/   (sign in as the demo admin below; passkeys need this
+                   localhost origin: browsers refuse WebAuthn on IP addresses)
     API endpoint   http://127.0.0.1:$PORT/v1/...
     AWS emulator   $ENDPOINT ($EMULATOR, $EMULATOR_RUNTIME), table $PORTCULLIS_TABLE
     Demo admin     $ADMIN_ID  password: ${ADMIN_PASSWORD:-<already existed: see the first run>}
