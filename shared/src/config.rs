@@ -137,6 +137,10 @@ pub struct Settings {
     /// Countries whose numbers take voice calls (SPEC §12: US and Canada, by region: +1 876
     /// is Jamaica and gets text only).
     pub voice_countries: Countries,
+    /// Passkeys (SPEC §13): the relying party ID (a registrable domain; `localhost` locally)
+    /// and the exact origins allowed to use it. The name authenticators show is `totp_issuer`.
+    pub passkey_rp_id: String,
+    pub passkey_origins: Vec<String>,
 }
 
 /// A deployment's allow-list of countries, by ISO 3166-1 region code (`US`, `CA`, `GB`…), or
@@ -266,9 +270,28 @@ impl Settings {
             max_sends_per_day: number(&lookup, "PORTCULLIS_MAX_SENDS_PER_DAY", 20)?,
             sms_countries: countries(&lookup, "PORTCULLIS_SMS_COUNTRIES", "all")?,
             voice_countries: countries(&lookup, "PORTCULLIS_VOICE_COUNTRIES", "US,CA")?,
+            passkey_rp_id: text(&lookup, "PORTCULLIS_PASSKEY_RP_ID", "localhost"),
+            passkey_origins: text(
+                &lookup,
+                "PORTCULLIS_PASSKEY_ORIGINS",
+                "http://localhost:3000",
+            )
+            .split(',')
+            .map(|o| o.trim().to_owned())
+            .filter(|o| !o.is_empty())
+            .collect(),
         };
         settings.check()?;
         Ok(settings)
+    }
+
+    /// The passkey relying party of this deployment.
+    pub fn passkey_config(&self) -> crate::passkey::PasskeyConfig {
+        crate::passkey::PasskeyConfig {
+            rp_id: self.passkey_rp_id.clone(),
+            rp_name: self.totp_issuer.clone(),
+            origins: self.passkey_origins.clone(),
+        }
     }
 
     /// The SPEC defaults with the given table name (tests, benchmarks, the operator CLI).
@@ -317,6 +340,9 @@ impl Settings {
                 "PORTCULLIS_MAX_CODE_TRIES",
                 "code tries and sends must be at least 1",
             );
+        }
+        if let Err(err) = self.passkey_config().validate() {
+            return invalid("PORTCULLIS_PASSKEY_ORIGINS", &err.to_string());
         }
         if let Err(reason) = crate::client::Minimums::parse(&self.min_clients) {
             return invalid("PORTCULLIS_MIN_CLIENTS", &reason);

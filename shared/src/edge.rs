@@ -155,6 +155,24 @@ pub fn no_body(req: &Request, max_bytes: usize) -> Result<(), ApiError> {
     }
 }
 
+/// A body whose fields are all optional: none at all (or `{}`) is the default.
+pub fn optional_json<T: DeserializeOwned + Default>(
+    req: &Request,
+    max_bytes: usize,
+) -> Result<T, ApiError> {
+    let empty = match req.body() {
+        Body::Empty => true,
+        Body::Text(t) => t.trim().is_empty(),
+        Body::Binary(b) => b.is_empty(),
+        _ => true,
+    };
+    if empty {
+        Ok(T::default())
+    } else {
+        parse_json(req, max_bytes)
+    }
+}
+
 /// A JSON answer. `no-store`: answers may carry tokens.
 pub fn json_response<T: Serialize>(status: u16, body: &T) -> Response<Body> {
     match serde_json::to_string(body) {

@@ -39,6 +39,12 @@ impl UserId {
         Ok(UserId(normalised))
     }
 
+    /// The user of a record opened before anyone is known (a passwordless challenge): a
+    /// name [`UserId::parse`] can never produce (it refuses spaces), so it is nobody's.
+    pub fn nobody() -> UserId {
+        UserId(" nobody".to_owned())
+    }
+
     /// Wraps an ID read back from storage (written normalised by [`UserId::parse`]).
     pub fn from_stored(stored: String) -> UserId {
         UserId(stored)

@@ -44,6 +44,8 @@ pub enum Alert {
     },
     /// Too many wrong second-factor answers (SPEC §12).
     SecondFactorLocked,
+    /// A passkey's signature counter went back (SPEC §13): possibly a cloned authenticator.
+    PasskeyCounterRegression,
 }
 
 /// One queued message.

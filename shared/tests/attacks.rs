@@ -716,9 +716,7 @@ async fn an_old_enrolment_challenge_cannot_add_a_factor_once_one_is_active() {
         let pending = factors::enrol_phone(&deps, Enroller::SignIn(&first), phone("+12025550143"))
             .await
             .unwrap();
-        let code = VerifyFactorRequest {
-            code: secret(&last_code(&outbox)),
-        };
+        let code = VerifyFactorRequest::with_code(secret(&last_code(&outbox)));
         factors::verify_factor(&deps, Enroller::SignIn(&first), &pending.factor_id, &code)
             .await
             .unwrap();
@@ -730,9 +728,7 @@ async fn an_old_enrolment_challenge_cannot_add_a_factor_once_one_is_active() {
             ApiError::ChallengeExpired,
             "{name}"
         );
-        let any = VerifyFactorRequest {
-            code: secret("123456"),
-        };
+        let any = VerifyFactorRequest::with_code(secret("123456"));
         assert_eq!(
             factors::verify_factor(&deps, Enroller::SignIn(&second), &totp.factor_id, &any)
                 .await

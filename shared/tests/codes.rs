@@ -492,9 +492,7 @@ async fn enrolment_inside_a_sign_in_needs_an_enrolment_challenge_and_totp_codes_
             &deps,
             Enroller::SignIn(&c),
             &enrolment.factor_id,
-            &VerifyFactorRequest {
-                code: code(&totp_code),
-            },
+            &VerifyFactorRequest::with_code(code(&totp_code)),
         )
         .await
         .unwrap();

@@ -12,8 +12,8 @@ use portcullis::limits;
 use portcullis::storage::{
     AttemptSlot, ChallengePurpose, ChallengeRecord, ChallengeStatus, CounterKey, Delivery,
     DeliveryRecord, DeviceRecord, FactorKind, FactorRecord, FactorStatus, FailureOutcome,
-    LockoutPolicy, PendingCode, RecoveryCodeRecord, SendSlot, SessionRecord, Stores, UserRecord,
-    UserStatus,
+    LockoutPolicy, PasskeyOwner, PasskeyUse, PendingCode, RecoveryCodeRecord, RegisteredPasskey,
+    SendSlot, SessionRecord, Stores, UserRecord, UserStatus,
 };
 
 fn user(id: &UserId) -> UserRecord {
@@ -491,6 +491,9 @@ async fn challenges_expire_on_read_and_are_created_once() {
             factor_id: Some("f_9".into()),
             session_id: Some("s_1".into()),
             user_stamp: 7,
+            ceremony: Some(portcullis::crypto::SecretString::new(
+                "{\"state\":1}".into(),
+            )),
         };
         stores.challenges.create_challenge(&record).await.unwrap();
         assert!(matches!(
@@ -532,6 +535,7 @@ fn fresh_challenge() -> ChallengeRecord {
         factor_id: None,
         session_id: None,
         user_stamp: 0,
+        ceremony: None,
     }
 }
 
@@ -1056,5 +1060,277 @@ async fn trusted_devices_expire_on_read_and_can_be_removed_one_or_all() {
             1,
             "{name}: other users untouched"
         );
+    }
+}
+
+fn registered<'a>(digest: &'a str, credential: &'a str) -> RegisteredPasskey<'a> {
+    RegisteredPasskey {
+        credential_digest: digest,
+        credential,
+        sign_count: 0,
+    }
+}
+
+fn pending_passkey(user: &UserId, factor_id: &str) -> FactorRecord {
+    FactorRecord {
+        user_id: user.clone(),
+        factor_id: factor_id.into(),
+        kind: FactorKind::Passkey {
+            name: "Laptop".into(),
+            credential: None,
+            sign_count: 0,
+            last_used_at: None,
+        },
+        status: FactorStatus::Pending,
+        created_at: T0,
+        replaces: None,
+    }
+}
+
+#[tokio::test]
+async fn a_passkey_is_activated_once_and_its_credential_id_is_unique_across_users() {
+    for (name, stores) in all_stores().await {
+        let f = &stores.factors;
+        let alice = UserId::parse(&unique("alice")).unwrap();
+        let bob = UserId::parse(&unique("bob")).unwrap();
+        let digest = unique("cred");
+        f.create_factor(&pending_passkey(&alice, "f_p"))
+            .await
+            .unwrap();
+        f.create_factor(&pending_passkey(&bob, "f_p"))
+            .await
+            .unwrap();
+        assert_eq!(f.find_passkey(&digest).await.unwrap(), None, "{name}");
+
+        f.activate_passkey(
+            &alice,
+            "f_p",
+            &RegisteredPasskey {
+                sign_count: 4,
+                ..registered(&digest, "{\"v\":1}")
+            },
+        )
+        .await
+        .unwrap();
+        let stored = f.get_factor(&alice, "f_p").await.unwrap().unwrap();
+        assert_eq!(stored.status, FactorStatus::Active, "{name}");
+        assert!(
+            matches!(&stored.kind, FactorKind::Passkey { credential: Some(c), sign_count: 4, .. } if c == "{\"v\":1}"),
+            "{name}: {stored:?}"
+        );
+        assert_eq!(
+            f.find_passkey(&digest).await.unwrap(),
+            Some(PasskeyOwner {
+                user_id: alice.clone(),
+                factor_id: "f_p".into()
+            }),
+            "{name}"
+        );
+        // Once: an active passkey is not activated again.
+        assert!(
+            matches!(
+                f.activate_passkey(&alice, "f_p", &registered(&unique("cred"), "{}"))
+                    .await,
+                Err(StoreError::ConditionFailed)
+            ),
+            "{name}"
+        );
+        // The same credential ID for another user is refused, and nothing of it is written.
+        assert!(
+            matches!(
+                f.activate_passkey(&bob, "f_p", &registered(&digest, "{}"))
+                    .await,
+                Err(StoreError::ConditionFailed)
+            ),
+            "{name}"
+        );
+        let bobs = f.get_factor(&bob, "f_p").await.unwrap().unwrap();
+        assert_eq!(bobs.status, FactorStatus::Pending, "{name}: all or nothing");
+        assert_eq!(
+            f.find_passkey(&digest).await.unwrap().unwrap().user_id,
+            alice,
+            "{name}"
+        );
+        // Only a pending passkey becomes one.
+        f.create_factor(&factor(&bob, "f_phone", 0)).await.unwrap();
+        assert!(
+            matches!(
+                f.activate_passkey(&bob, "f_phone", &registered(&unique("cred"), "{}"))
+                    .await,
+                Err(StoreError::ConditionFailed)
+            ),
+            "{name}"
+        );
+
+        // Removing the factor frees its credential ID.
+        assert!(f.delete_factor(&alice, "f_p").await.unwrap(), "{name}");
+        assert_eq!(f.find_passkey(&digest).await.unwrap(), None, "{name}");
+        f.activate_passkey(&bob, "f_p", &registered(&digest, "{}"))
+            .await
+            .unwrap();
+        assert_eq!(
+            f.find_passkey(&digest).await.unwrap().unwrap().user_id,
+            bob,
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_passkey_use_is_recorded_only_against_the_counter_it_was_checked_with() {
+    for (name, stores) in all_stores().await {
+        let f = &stores.factors;
+        let alice = UserId::parse(&unique("alice")).unwrap();
+        f.create_factor(&pending_passkey(&alice, "f_p"))
+            .await
+            .unwrap();
+        let used = |expected, new, at| PasskeyUse {
+            expected_count: expected,
+            new_count: new,
+            credential: "{\"v\":2}",
+            at: T0.plus_secs(at),
+        };
+        assert!(
+            !f.record_passkey_use(&alice, "f_p", &used(0, 1, 1))
+                .await
+                .unwrap(),
+            "{name}: not while pending"
+        );
+        f.activate_passkey(&alice, "f_p", &registered(&unique("cred"), "{}"))
+            .await
+            .unwrap();
+        assert!(
+            f.record_passkey_use(&alice, "f_p", &used(0, 5, 10))
+                .await
+                .unwrap()
+        );
+        // A concurrent assertion checked against the same old counter loses.
+        assert!(
+            !f.record_passkey_use(&alice, "f_p", &used(0, 5, 11))
+                .await
+                .unwrap(),
+            "{name}"
+        );
+        let stored = f.get_factor(&alice, "f_p").await.unwrap().unwrap();
+        assert_eq!(
+            stored.kind,
+            FactorKind::Passkey {
+                name: "Laptop".into(),
+                credential: Some("{\"v\":2}".into()),
+                sign_count: 5,
+                last_used_at: Some(T0.plus_secs(10)),
+            },
+            "{name}"
+        );
+        assert!(f.rename_passkey(&alice, "f_p", "Phone").await.unwrap());
+        assert!(matches!(
+            f.get_factor(&alice, "f_p").await.unwrap().unwrap().kind,
+            FactorKind::Passkey { name, .. } if name == "Phone"
+        ));
+        f.create_factor(&factor(&alice, "f_phone", 0))
+            .await
+            .unwrap();
+        assert!(
+            !f.rename_passkey(&alice, "f_phone", "x").await.unwrap(),
+            "{name}: only passkeys have names"
+        );
+        assert!(
+            !f.rename_passkey(&alice, "f_none", "x").await.unwrap(),
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_ceremony_is_taken_once_and_only_from_a_live_open_challenge() {
+    use portcullis::crypto::SecretString;
+    for (name, stores) in all_stores().await {
+        let c = &stores.challenges;
+        let record = fresh_challenge();
+        let id = &record.id_digest;
+        c.create_challenge(&record).await.unwrap();
+        assert_eq!(c.take_ceremony(id, T0).await.unwrap(), None, "{name}");
+        assert!(
+            c.put_ceremony(id, T0, &SecretString::new("one".into()))
+                .await
+                .unwrap()
+        );
+        assert!(
+            c.put_ceremony(id, T0, &SecretString::new("two".into()))
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            c.take_ceremony(id, T0)
+                .await
+                .unwrap()
+                .map(|s| s.expose().to_owned()),
+            Some("two".to_owned()),
+            "{name}: the latest replaces the earlier"
+        );
+        assert_eq!(
+            c.take_ceremony(id, T0).await.unwrap(),
+            None,
+            "{name}: single use"
+        );
+
+        // Not from an expired challenge, nor a completed one.
+        assert!(
+            c.put_ceremony(id, T0, &SecretString::new("three".into()))
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            c.take_ceremony(id, T0.plus_secs(600)).await.unwrap(),
+            None,
+            "{name}"
+        );
+        assert!(
+            !c.put_ceremony(id, T0.plus_secs(600), &SecretString::new("x".into()))
+                .await
+                .unwrap(),
+            "{name}"
+        );
+        assert!(c.complete_challenge(id, T0, None).await.unwrap());
+        assert_eq!(c.take_ceremony(id, T0).await.unwrap(), None, "{name}");
+        assert!(
+            !c.put_ceremony(id, T0, &SecretString::new("x".into()))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !c.put_ceremony("no-such-digest", T0, &SecretString::new("x".into()))
+                .await
+                .unwrap(),
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn of_concurrent_takers_exactly_one_gets_the_ceremony() {
+    use portcullis::crypto::SecretString;
+    for (name, stores) in all_stores().await {
+        let record = fresh_challenge();
+        stores.challenges.create_challenge(&record).await.unwrap();
+        assert!(
+            stores
+                .challenges
+                .put_ceremony(&record.id_digest, T0, &SecretString::new("s".into()))
+                .await
+                .unwrap()
+        );
+        let takers = (0..10).map(|_| {
+            let stores = stores.clone();
+            let id = record.id_digest.clone();
+            tokio::spawn(async move { stores.challenges.take_ceremony(&id, T0).await.unwrap() })
+        });
+        let mut got = 0;
+        for taker in takers {
+            if taker.await.unwrap().is_some() {
+                got += 1;
+            }
+        }
+        assert_eq!(got, 1, "{name}");
     }
 }

@@ -20,9 +20,7 @@ fn email(address: &str) -> EnrolEmailRequest {
 }
 
 fn code(outbox: &portcullis::notifier::RecordingNotifier) -> VerifyFactorRequest {
-    VerifyFactorRequest {
-        code: SecretString::new(last_code(outbox)),
-    }
+    VerifyFactorRequest::with_code(SecretString::new(last_code(outbox)))
 }
 
 #[tokio::test]
@@ -53,9 +51,7 @@ async fn an_email_enrolled_at_first_sign_in_completes_it_and_signs_in_later() {
             .chars()
             .map(|c| char::from(b'0' + (c as u8 - b'0' + 1) % 10))
             .collect();
-        let wrong = VerifyFactorRequest {
-            code: SecretString::new(wrong),
-        };
+        let wrong = VerifyFactorRequest::with_code(SecretString::new(wrong));
         let refused = factors::verify_factor(
             &deps,
             Enroller::SignIn(&challenge),

@@ -460,9 +460,7 @@ async fn every_sensitive_action_needs_a_fresh_code_even_on_a_trusted_device() {
             &deps,
             Enroller::Session(&elevated_caller),
             &pending.factor_id,
-            &VerifyFactorRequest {
-                code: SecretString::new(new_code),
-            },
+            &VerifyFactorRequest::with_code(SecretString::new(new_code)),
         )
         .await
         .unwrap();

@@ -1,13 +1,16 @@
-//! The factor-enrolment function: phones, email addresses and authenticator apps, enrolled inside an
-//! `mfa_enrolment_required` sign-in challenge or from a signed-in session; list and remove.
+//! The factor-enrolment function: phones, email addresses, authenticator apps and passkeys,
+//! enrolled inside an `mfa_enrolment_required` sign-in challenge or from a signed-in session;
+//! list, rename (passkeys) and remove.
 
 use lambda_http::Request;
 use portcullis::Deps;
 use portcullis::edge::{self, HandlerFuture, RequestMeta};
 use portcullis::error::ApiError;
 use portcullis::service::factors::{
-    self, ChangePhoneRequest, EnrolEmailRequest, EnrolPhoneRequest, Enroller, VerifyFactorRequest,
+    self, ChangePhoneRequest, EnrolEmailRequest, EnrolPhoneRequest, Enroller, RenameRequest,
+    VerifyFactorRequest,
 };
+use portcullis::service::passkeys::{self, EnrolPasskeyRequest};
 use portcullis::service::{codes, complete, tokens};
 use portcullis::storage::ChallengePurpose;
 
@@ -15,12 +18,15 @@ pub const ROUTES: &[&str] = &[
     "POST /v1/sign-in/{challenge_id}/factors/phone",
     "POST /v1/sign-in/{challenge_id}/factors/totp",
     "POST /v1/sign-in/{challenge_id}/factors/email",
+    "POST /v1/sign-in/{challenge_id}/factors/passkey",
     "POST /v1/sign-in/{challenge_id}/factors/{factor_id}/verify",
     "GET /v1/me/factors",
     "POST /v1/me/factors/phone",
     "POST /v1/me/factors/totp",
     "POST /v1/me/factors/email",
+    "POST /v1/me/factors/passkey",
     "POST /v1/me/factors/{factor_id}/verify",
+    "PATCH /v1/me/factors/{factor_id}",
     "DELETE /v1/me/factors/{factor_id}",
     "PUT /v1/me/factors/{factor_id}/phone",
 ];
@@ -64,6 +70,13 @@ pub fn handle(deps: &Deps, req: Request) -> HandlerFuture<'_> {
                             &factors::enrol_totp(deps, enroller).await?,
                         ))
                     }
+                    "passkey" => {
+                        let body: EnrolPasskeyRequest = edge::optional_json(&req, max)?;
+                        Ok(edge::json_response(
+                            201,
+                            &passkeys::enrol(deps, enroller, body).await?,
+                        ))
+                    }
                     "{factor_id}/verify" => {
                         let body: VerifyFactorRequest = edge::parse_json(&req, max)?;
                         let factor_id = edge::require_path_param(&req, "factor_id")?;
@@ -101,6 +114,21 @@ pub fn handle(deps: &Deps, req: Request) -> HandlerFuture<'_> {
                     Ok(edge::json_response(
                         201,
                         &factors::enrol_email(deps, enroller, body).await?,
+                    ))
+                }
+                "POST /v1/me/factors/passkey" => {
+                    let body: EnrolPasskeyRequest = edge::optional_json(&req, max)?;
+                    Ok(edge::json_response(
+                        201,
+                        &passkeys::enrol(deps, enroller, body).await?,
+                    ))
+                }
+                "PATCH /v1/me/factors/{factor_id}" => {
+                    let body: RenameRequest = edge::parse_json(&req, max)?;
+                    let factor_id = edge::require_path_param(&req, "factor_id")?;
+                    Ok(edge::json_response(
+                        200,
+                        &factors::rename(deps, &caller, &factor_id, body).await?,
                     ))
                 }
                 "POST /v1/me/factors/totp" => {

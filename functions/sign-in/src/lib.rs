@@ -1,26 +1,51 @@
-//! The sign-in function: `POST /v1/sign-in`. Parses, calls [`portcullis::service::sign_in`],
-//! answers. Every outcome is an HTTP answer; nothing here fails the invocation.
+//! The sign-in function: `POST /v1/sign-in` (user ID and password), and the passwordless
+//! passkey sign-in (`POST /v1/passkey/options`, `POST /v1/passkey/sign-in`). Parses, calls the
+//! services, answers. Every outcome is an HTTP answer; nothing here fails the invocation.
 
 use lambda_http::Request;
 use portcullis::Deps;
 use portcullis::edge::{self, HandlerFuture, RequestMeta};
-use portcullis::service::sign_in::{SignInRequest, sign_in};
+use portcullis::error::ApiError;
+use portcullis::service::passkeys::{self, PasswordlessRequest};
+use portcullis::service::sign_in::{SignInRequest, check_client, sign_in};
 
 /// The routes this function serves, as written in `infra/template.yaml`.
-pub const ROUTES: &[&str] = &["POST /v1/sign-in"];
+pub const ROUTES: &[&str] = &[
+    "POST /v1/sign-in",
+    "POST /v1/passkey/options",
+    "POST /v1/passkey/sign-in",
+];
 
 pub fn handle(deps: &Deps, req: Request) -> HandlerFuture<'_> {
-    Box::pin(edge::answer(
-        RequestMeta::from_request(&req),
-        "POST /v1/sign-in",
-        async move {
-            if req.method() != lambda_http::http::Method::POST {
-                return Err(portcullis::ApiError::MethodNotAllowed);
+    Box::pin(async move {
+        let route = edge::route_key(&req);
+        let meta = RequestMeta::from_request(&req);
+        edge::answer(meta.clone(), "sign-in", async {
+            let max = deps.settings.max_body_bytes;
+            match route.as_str() {
+                "POST /v1/sign-in" => {
+                    let body: SignInRequest = edge::parse_json(&req, max)?;
+                    Ok(edge::json_response(200, &sign_in(deps, body, &meta).await?))
+                }
+                "POST /v1/passkey/options" => {
+                    check_client(deps, &meta)?;
+                    edge::no_body(&req, max)?;
+                    Ok(edge::json_response(
+                        200,
+                        &passkeys::passwordless_options(deps, &meta).await?,
+                    ))
+                }
+                "POST /v1/passkey/sign-in" => {
+                    check_client(deps, &meta)?;
+                    let body: PasswordlessRequest = edge::parse_json(&req, max)?;
+                    Ok(edge::json_response(
+                        200,
+                        &passkeys::passwordless_sign_in(deps, body, &meta).await?,
+                    ))
+                }
+                _ => Err(ApiError::NotFound),
             }
-            let body: SignInRequest = edge::parse_json(&req, deps.settings.max_body_bytes)?;
-            let meta = RequestMeta::from_request(&req);
-            let answer = sign_in(deps, body, &meta).await?;
-            Ok(edge::json_response(200, &answer))
-        },
-    ))
+        })
+        .await
+    })
 }

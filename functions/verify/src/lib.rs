@@ -1,19 +1,23 @@
-//! The code-verification function: completes a sign-in challenge (`…/sign-in/{id}/verify`) or a
-//! step-up (`…/me/step-up/{id}/verify`) with a code sent by text, voice or email, or an
-//! authenticator code. "Trust this device" issues a device token with the sign-in.
+//! The verification function: completes a sign-in challenge (`…/sign-in/{id}/verify`) or a
+//! step-up (`…/me/step-up/{id}/verify`) with a code sent by text, voice or email, an
+//! authenticator code, or a passkey assertion (whose options `…/sign-in/{id}/passkey/options`
+//! gives). "Trust this device" issues a device token with the sign-in.
 
 use lambda_http::Request;
 use portcullis::Deps;
 use portcullis::crypto::SecretString;
 use portcullis::edge::{self, HandlerFuture, RequestMeta};
 use portcullis::error::ApiError;
+use portcullis::service::codes::Verified;
 use portcullis::service::complete::{self, TrustRequest};
-use portcullis::service::{codes, step_up, tokens};
+use portcullis::service::{codes, passkeys, step_up, tokens};
+use portcullis::storage::ChallengeRecord;
 use portcullis::storage::{ChallengePurpose, ChallengeStatus};
 use serde::Deserialize;
 
 pub const ROUTES: &[&str] = &[
     "POST /v1/sign-in/{challenge_id}/verify",
+    "POST /v1/sign-in/{challenge_id}/passkey/options",
     "POST /v1/me/step-up/{challenge_id}/verify",
 ];
 
@@ -21,7 +25,12 @@ pub const ROUTES: &[&str] = &[
 #[serde(deny_unknown_fields)]
 pub struct VerifyRequest {
     pub method: String,
-    pub code: SecretString,
+    /// Every method but `passkey`.
+    #[serde(default)]
+    pub code: Option<SecretString>,
+    /// `passkey`: the browser's `AuthenticationResponseJSON`.
+    #[serde(default)]
+    pub credential: Option<serde_json::Value>,
     #[serde(default)]
     pub factor_id: Option<String>,
     #[serde(default)]
@@ -50,6 +59,31 @@ pub fn trust_request(
     }))
 }
 
+/// Checks the answer of a verify request: a passkey assertion or a code.
+async fn check_answer(
+    deps: &Deps,
+    challenge: &ChallengeRecord,
+    body: &VerifyRequest,
+) -> Result<Verified, ApiError> {
+    match (body.method.as_str(), &body.code, &body.credential) {
+        ("passkey", None, Some(credential)) => {
+            if body.factor_id.is_some() {
+                return Err(ApiError::validation(
+                    "A passkey answer names no factor_id: the assertion names its passkey.",
+                ));
+            }
+            passkeys::check_assertion(deps, challenge, credential).await
+        }
+        ("passkey", _, _) => Err(ApiError::validation(
+            "method passkey takes credential (the authenticator's assertion), not code.",
+        )),
+        (method, Some(code), None) => {
+            codes::check_code(deps, challenge, method, code, body.factor_id.as_deref()).await
+        }
+        _ => Err(ApiError::validation("code is required.")),
+    }
+}
+
 pub fn handle(deps: &Deps, req: Request) -> HandlerFuture<'_> {
     Box::pin(async move {
         let route = edge::route_key(&req);
@@ -67,14 +101,7 @@ pub fn handle(deps: &Deps, req: Request) -> HandlerFuture<'_> {
                         // Enrolment challenges complete at …/factors/{factor_id}/verify.
                         return Err(ApiError::Forbidden);
                     }
-                    let verified = codes::check_code(
-                        deps,
-                        &challenge,
-                        &body.method,
-                        &body.code,
-                        body.factor_id.as_deref(),
-                    )
-                    .await?;
+                    let verified = check_answer(deps, &challenge, &body).await?;
                     let signed_in = complete::complete_sign_in(
                         deps,
                         &verified,
@@ -84,6 +111,21 @@ pub fn handle(deps: &Deps, req: Request) -> HandlerFuture<'_> {
                     .await?;
                     Ok(edge::json_response(200, &signed_in))
                 }
+                "POST /v1/sign-in/{challenge_id}/passkey/options" => {
+                    edge::no_body(&req, deps.settings.max_body_bytes)?;
+                    let challenge_id = edge::require_path_param(&req, "challenge_id")?;
+                    let challenge = codes::open_challenge(deps, &challenge_id).await?;
+                    if challenge.purpose != ChallengePurpose::SignIn {
+                        return Err(ApiError::ChallengeExpired);
+                    }
+                    if challenge.status != ChallengeStatus::MfaRequired {
+                        return Err(ApiError::Forbidden);
+                    }
+                    Ok(edge::json_response(
+                        200,
+                        &passkeys::sign_in_options(deps, &challenge).await?,
+                    ))
+                }
                 "POST /v1/me/step-up/{challenge_id}/verify" => {
                     let caller = tokens::authenticate(deps, edge::authorization(&req)).await?;
                     let body: VerifyRequest = edge::parse_json(&req, deps.settings.max_body_bytes)?;
@@ -92,14 +134,7 @@ pub fn handle(deps: &Deps, req: Request) -> HandlerFuture<'_> {
                     }
                     let challenge_id = edge::require_path_param(&req, "challenge_id")?;
                     let challenge = step_up::challenge_of(deps, &caller, &challenge_id).await?;
-                    let verified = codes::check_code(
-                        deps,
-                        &challenge,
-                        &body.method,
-                        &body.code,
-                        body.factor_id.as_deref(),
-                    )
-                    .await?;
+                    let verified = check_answer(deps, &challenge, &body).await?;
                     Ok(edge::json_response(
                         200,
                         &step_up::elevate(deps, &caller, &verified).await?,

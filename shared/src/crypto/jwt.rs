@@ -45,6 +45,9 @@ pub struct AccessClaims {
 }
 
 pub const ACR_MFA: &str = "urn:portcullis:acr:mfa";
+/// A passkey with user verification (SPEC §13): multi-factor and phishing-resistant (the
+/// signature covers the origin). It satisfies everything [`ACR_MFA`] does.
+pub const ACR_PHISHING_RESISTANT: &str = "urn:portcullis:acr:phishing-resistant";
 pub const ACR_TRUSTED_DEVICE: &str = "urn:portcullis:acr:trusted-device";
 
 #[async_trait]

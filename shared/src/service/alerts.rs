@@ -26,6 +26,7 @@ impl Alert {
             Alert::AccountDeactivated => "alert_deactivated",
             Alert::DeactivatedByAdmin => "alert_deactivated_by_admin",
             Alert::SecondFactorLocked => "alert_second_factor_locked",
+            Alert::PasskeyCounterRegression => "alert_passkey_counter_regression",
             Alert::NewDeviceSignIn { .. } => "alert_new_device_sign_in",
         }
     }
@@ -81,6 +82,12 @@ impl Alert {
                 format!(
                     "Portcullis: after several failed password attempts your user ID is locked for {}. {tail}",
                     span(settings.lockout_secs)
+                ),
+            ),
+            Alert::PasskeyCounterRegression => (
+                "A passkey may have been copied".into(),
+                format!(
+                    "Portcullis: a sign-in with one of your passkeys was refused because its security counter went back, which can mean the passkey was copied. Remove that passkey and add a new one. {tail}"
                 ),
             ),
             Alert::SecondFactorLocked => (

@@ -338,23 +338,55 @@ pub fn normalise_code(code: &SecretString) -> Result<SecretString, ApiError> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verified {
     pub factor_id: String,
-    /// `sms`, `voice`, `email` or `totp`.
+    /// `sms`, `voice`, `email`, `totp`, `recovery_code` or `passkey`.
     pub method: String,
     /// The challenge after the attempt (completed by this call).
     pub challenge: ChallengeRecord,
+    /// A passkey's key method for `amr`: `hwk` (bound to its device) or `swk` (synced).
+    pub passkey_key: Option<&'static str>,
 }
 
 impl Verified {
-    /// RFC 8176 authentication method references for this proof (the password came first).
+    /// A proof by code: no passkey involved.
+    pub fn by_code(factor_id: String, method: String, challenge: ChallengeRecord) -> Verified {
+        Verified {
+            factor_id,
+            method,
+            challenge,
+            passkey_key: None,
+        }
+    }
+
+    /// RFC 8176 authentication method references for this proof: `pwd` when the password came
+    /// first (every challenge but a passwordless one), then the factor's, then `mfa`.
     pub fn amr(&self) -> Vec<String> {
-        // RFC 8176 values; a recovery code gets the (unregistered, allowed) value "recovery".
-        let factor = match self.method.as_str() {
-            "sms" => "sms",
-            "voice" => "tel",
-            "recovery_code" => "recovery",
-            _ => "otp",
-        };
-        vec!["pwd".into(), factor.into(), "mfa".into()]
+        let mut amr: Vec<String> = Vec::new();
+        if self.challenge.purpose != ChallengePurpose::Passwordless {
+            amr.push("pwd".into());
+        }
+        match (self.method.as_str(), self.passkey_key) {
+            // A passkey with user verification: the key, and the user's PIN or biometric.
+            ("passkey", Some(key)) => {
+                amr.push(key.into());
+                amr.push("user".into());
+            }
+            ("sms", _) => amr.push("sms".into()),
+            ("voice", _) => amr.push("tel".into()),
+            // Unregistered in RFC 8176, allowed by it.
+            ("recovery_code", _) => amr.push("recovery".into()),
+            _ => amr.push("otp".into()),
+        }
+        amr.push("mfa".into());
+        amr
+    }
+
+    /// The session's `acr`: phishing-resistant after a passkey, MFA otherwise.
+    pub fn acr(&self) -> &'static str {
+        if self.passkey_key.is_some() {
+            crate::crypto::jwt::ACR_PHISHING_RESISTANT
+        } else {
+            crate::crypto::jwt::ACR_MFA
+        }
     }
 }
 
@@ -458,11 +490,11 @@ async fn check_sent_code(
         // Someone else completed it with the same code first: single use.
         return Ok(None);
     }
-    Ok(Some(Verified {
-        factor_id: pending.factor_id.clone(),
-        method: pending.channel.clone(),
-        challenge: challenge.clone(),
-    }))
+    Ok(Some(Verified::by_code(
+        pending.factor_id.clone(),
+        pending.channel.clone(),
+        challenge.clone(),
+    )))
 }
 
 async fn check_totp(
@@ -515,11 +547,11 @@ async fn check_totp(
     {
         return Ok(None);
     }
-    Ok(Some(Verified {
-        factor_id: factor.factor_id.clone(),
-        method: "totp".into(),
-        challenge: challenge.clone(),
-    }))
+    Ok(Some(Verified::by_code(
+        factor.factor_id.clone(),
+        "totp".into(),
+        challenge.clone(),
+    )))
 }
 
 /// The KMS encryption context of a TOTP seed: it decrypts only for its user and factor.

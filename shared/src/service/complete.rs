@@ -5,7 +5,6 @@
 
 use serde::Serialize;
 
-use crate::crypto::jwt::ACR_MFA;
 use crate::deps::Deps;
 use crate::edge::RequestMeta;
 use crate::error::ApiError;
@@ -88,7 +87,7 @@ pub async fn complete_sign_in(
         &user,
         Proof {
             amr: verified.amr(),
-            acr: ACR_MFA.into(),
+            acr: verified.acr().into(),
         },
     )
     .await?;

@@ -1,5 +1,7 @@
 //! Factor enrolment and management (SPEC §4, §13): phones (text or voice), email addresses
-//! and authenticator apps, pending until proven with a code; list and remove.
+//! and authenticator apps, pending until proven with a code, and passkeys, pending until the
+//! authenticator's registration response is verified ([`crate::service::passkeys`]); list,
+//! rename (passkeys) and remove.
 //!
 //! Enrolment happens in two places with the same rules:
 //! - inside a sign-in challenge whose status is `mfa_enrolment_required` (never one that is
@@ -37,7 +39,7 @@ pub enum Enroller<'a> {
 }
 
 impl Enroller<'_> {
-    fn user_id(&self) -> &UserId {
+    pub(crate) fn user_id(&self) -> &UserId {
         match self {
             Enroller::SignIn(c) => &c.user_id,
             Enroller::Session(caller) => &caller.user_id,
@@ -88,10 +90,31 @@ impl std::fmt::Debug for EnrolTotpAnswer {
     }
 }
 
+/// `{code}` proves a phone, an address or an app; `{credential}` (the browser's
+/// `RegistrationResponseJSON`) a passkey.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyFactorRequest {
-    pub code: SecretString,
+    #[serde(default)]
+    pub code: Option<SecretString>,
+    #[serde(default)]
+    pub credential: Option<serde_json::Value>,
+}
+
+impl VerifyFactorRequest {
+    /// `{code}`.
+    pub fn with_code(code: SecretString) -> Self {
+        VerifyFactorRequest {
+            code: Some(code),
+            credential: None,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RenameRequest {
+    pub name: String,
 }
 
 /// A factor as its owner sees it (phones and addresses masked).
@@ -107,32 +130,59 @@ pub struct FactorView {
     pub delivery: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
+    /// Passkeys: the name their owner gave them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     pub created_at: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_used_at: Option<i64>,
+    /// Passkeys: may be synced to the owner's other devices (WebAuthn BE flag).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backup_eligible: Option<bool>,
+    /// Passkeys: backed up now (BS flag, as of the last use).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backup_state: Option<bool>,
 }
 
 pub fn view(factor: &FactorRecord) -> FactorView {
-    let (phone, delivery, email) = match &factor.kind {
-        FactorKind::Phone { e164, delivery } => {
-            (Some(mask_phone(e164)), Some(delivery.as_str()), None)
-        }
-        FactorKind::Email { address } => (None, None, Some(mask_email(address))),
-        FactorKind::Totp { .. } => (None, None, None),
-    };
-    FactorView {
+    let mut view = FactorView {
         factor_id: factor.factor_id.clone(),
         kind: factor.kind.name(),
         status: factor.status.as_str(),
-        phone,
-        delivery,
-        email,
+        phone: None,
+        delivery: None,
+        email: None,
+        name: None,
         created_at: factor.created_at.secs(),
+        last_used_at: None,
+        backup_eligible: None,
+        backup_state: None,
+    };
+    match &factor.kind {
+        FactorKind::Phone { e164, delivery } => {
+            view.phone = Some(mask_phone(e164));
+            view.delivery = Some(delivery.as_str());
+        }
+        FactorKind::Email { address } => view.email = Some(mask_email(address)),
+        FactorKind::Totp { .. } => {}
+        FactorKind::Passkey {
+            name, last_used_at, ..
+        } => {
+            view.name = Some(name.clone());
+            view.last_used_at = last_used_at.map(crate::clock::UnixTime::secs);
+            if let Some(credential) = crate::service::passkeys::credential_of(factor) {
+                view.backup_eligible = Some(credential.backup_eligible);
+                view.backup_state = Some(credential.backup_state);
+            }
+        }
     }
+    view
 }
 
 /// Checks the enroller may add a factor of `kind` (`phone`, `totp`) now. A new enrolment
 /// supersedes the user's unfinished ones of the same kind (pending, not a phone change): they
 /// are deleted, so abandoned attempts neither pile up nor fill the per-user limit.
-async fn may_enrol(
+pub(crate) async fn may_enrol(
     deps: &Deps,
     enroller: Enroller<'_>,
     kind: &str,
@@ -181,13 +231,27 @@ fn enrolment_digest(user_id: &UserId, factor_id: &str) -> String {
     token_digest(&format!("enrol\u{0}{user_id}\u{0}{factor_id}"))
 }
 
-async fn enrolment_challenge(
+/// The challenge an enrolment is proven in: the sign-in challenge itself, or a new one for a
+/// session. `ceremony`: a passkey registration's state, kept in that challenge.
+pub(crate) async fn enrolment_challenge(
     deps: &Deps,
     enroller: Enroller<'_>,
     factor_id: &str,
+    ceremony: Option<SecretString>,
 ) -> Result<ChallengeRecord, ApiError> {
     match enroller {
-        Enroller::SignIn(challenge) => Ok(challenge.clone()),
+        Enroller::SignIn(challenge) => {
+            if let Some(ceremony) = &ceremony
+                && !deps
+                    .stores
+                    .challenges
+                    .put_ceremony(&challenge.id_digest, deps.clock.now(), ceremony)
+                    .await?
+            {
+                return Err(ApiError::ChallengeExpired);
+            }
+            Ok(challenge.clone())
+        }
         Enroller::Session(caller) => {
             let now = deps.clock.now();
             let record = ChallengeRecord {
@@ -206,6 +270,7 @@ async fn enrolment_challenge(
                 session_id: Some(caller.claims.sid.clone()),
                 // Bound to a session, which a password change or MFA reset revokes.
                 user_stamp: 0,
+                ceremony,
             };
             deps.stores.challenges.create_challenge(&record).await?;
             Ok(record)
@@ -213,7 +278,7 @@ async fn enrolment_challenge(
     }
 }
 
-async fn create_pending(
+pub(crate) async fn create_pending(
     deps: &Deps,
     user_id: &UserId,
     factor_id: &str,
@@ -337,7 +402,7 @@ async fn send_first_code(
     method: &str,
     kind: &'static str,
 ) -> Result<EnrolPhoneAnswer, ApiError> {
-    let challenge = enrolment_challenge(deps, enroller, &factor_id).await?;
+    let challenge = enrolment_challenge(deps, enroller, &factor_id, None).await?;
     let sent = codes::send_code(
         deps,
         &challenge,
@@ -388,7 +453,7 @@ pub async fn enrol_totp(deps: &Deps, enroller: Enroller<'_>) -> Result<EnrolTotp
         },
     )
     .await?;
-    enrolment_challenge(deps, enroller, &factor_id).await?;
+    enrolment_challenge(deps, enroller, &factor_id, None).await?;
     tracing::info!(
         event = "factor_enrolment_started",
         kind = "totp",
@@ -462,25 +527,40 @@ pub async fn verify_factor(
             }
         }
     };
-    let method = match factor.kind {
-        FactorKind::Totp { .. } => "totp",
-        FactorKind::Email { .. } => "email",
-        FactorKind::Phone { .. } => "sms",
-    };
-    let verified =
-        codes::check_code(deps, &challenge, method, &request.code, Some(factor_id)).await?;
-    match deps
-        .stores
-        .factors
-        .activate_factor(user_id, factor_id)
-        .await
-    {
-        Ok(()) => {}
-        Err(StoreError::ConditionFailed) => {
-            return Err(ApiError::Conflict("This factor is already active.".into()));
+    let verified = match (&factor.kind, &request.code, &request.credential) {
+        // The registration activates the passkey itself, with its credential-ID record.
+        (FactorKind::Passkey { .. }, None, Some(credential)) => {
+            crate::service::passkeys::register(deps, &challenge, &factor, credential).await?
         }
-        Err(err) => return Err(err.into()),
-    }
+        (FactorKind::Passkey { .. }, _, _) => {
+            return Err(ApiError::validation(
+                "A passkey is verified with credential (the authenticator's registration response).",
+            ));
+        }
+        (kind, Some(code), None) => {
+            let method = match kind {
+                FactorKind::Totp { .. } => "totp",
+                FactorKind::Email { .. } => "email",
+                _ => "sms",
+            };
+            let verified =
+                codes::check_code(deps, &challenge, method, code, Some(factor_id)).await?;
+            match deps
+                .stores
+                .factors
+                .activate_factor(user_id, factor_id)
+                .await
+            {
+                Ok(()) => {}
+                Err(StoreError::ConditionFailed) => {
+                    return Err(ApiError::Conflict("This factor is already active.".into()));
+                }
+                Err(err) => return Err(err.into()),
+            }
+            verified
+        }
+        _ => return Err(ApiError::validation("code is required.")),
+    };
     tracing::info!(
         event = "factor_added",
         kind = factor.kind.name(),
@@ -501,10 +581,22 @@ pub async fn verify_factor(
         Some(factor.kind.name().to_owned()),
     )
     .await;
-    let mut factor = factor;
-    factor.status = FactorStatus::Active;
+    // Re-read: a passkey's record now holds its credential.
+    let factor = deps
+        .stores
+        .factors
+        .get_factor(user_id, factor_id)
+        .await?
+        .unwrap_or(FactorRecord {
+            status: FactorStatus::Active,
+            ..factor
+        });
+    // An authenticator app or a passkey lives on one device: losing it must not lock the user
+    // out, so it comes with a new set of recovery codes.
     let recovery_codes = match factor.kind {
-        FactorKind::Totp { .. } => Some(crate::service::recovery::issue(deps, user_id).await?),
+        FactorKind::Totp { .. } | FactorKind::Passkey { .. } => {
+            Some(crate::service::recovery::issue(deps, user_id).await?)
+        }
         _ => None,
     };
     match &factor.replaces {
@@ -582,7 +674,7 @@ pub async fn change_phone(
         }
         Err(err) => return Err(err.into()),
     }
-    let challenge = enrolment_challenge(deps, enroller, &new_id).await?;
+    let challenge = enrolment_challenge(deps, enroller, &new_id, None).await?;
     let request = SendCodeRequest {
         method: delivery.as_str().to_owned(),
         factor_id: Some(new_id.clone()),
@@ -595,6 +687,40 @@ pub async fn change_phone(
         sends_remaining: sent.sends_remaining,
         expires_in: sent.expires_in,
     })
+}
+
+/// `PATCH /v1/me/factors/{id}`: renames a passkey (no step-up: a name protects nothing).
+pub async fn rename(
+    deps: &Deps,
+    caller: &Caller,
+    factor_id: &str,
+    request: RenameRequest,
+) -> Result<FactorView, ApiError> {
+    let name = crate::service::passkeys::passkey_name(Some(&request.name))?;
+    let factor = deps
+        .stores
+        .factors
+        .get_factor(&caller.user_id, factor_id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    if !matches!(factor.kind, FactorKind::Passkey { .. }) {
+        return Err(ApiError::Conflict("Only passkeys have names.".into()));
+    }
+    if !deps
+        .stores
+        .factors
+        .rename_passkey(&caller.user_id, factor_id, &name)
+        .await?
+    {
+        return Err(ApiError::NotFound);
+    }
+    let factor = deps
+        .stores
+        .factors
+        .get_factor(&caller.user_id, factor_id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    Ok(view(&factor))
 }
 
 pub async fn list(deps: &Deps, caller: &Caller) -> Result<Vec<FactorView>, ApiError> {

@@ -9,6 +9,7 @@ pub mod complete;
 pub mod devices;
 pub mod factors;
 pub mod limits;
+pub mod passkeys;
 pub mod password;
 pub mod recovery;
 pub mod second_factor;

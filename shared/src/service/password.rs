@@ -309,6 +309,8 @@ pub async fn require_change(
     let id = random_token();
     let record = ChallengeRecord {
         id_digest: token_digest(&id),
+        // After a passwordless sign-in too, the change is a step of a sign-in.
+        purpose: crate::storage::ChallengePurpose::SignIn,
         status: ChallengeStatus::PasswordChangeRequired,
         created_at: now,
         expires_at: now.plus_secs(deps.settings.challenge_ttl_secs),
@@ -316,6 +318,7 @@ pub async fn require_change(
         attempts: 0,
         code: None,
         completed_at: None,
+        ceremony: None,
         ..challenge.clone()
     };
     deps.stores.challenges.create_challenge(&record).await?;

@@ -202,11 +202,7 @@ pub async fn redeem(
     .await;
     alerts::alert(deps, user_id, Alert::RecoveryCodeUsed { remaining }).await;
     Ok((
-        Verified {
-            factor_id: "recovery_code".into(),
-            method: "recovery_code".into(),
-            challenge: current,
-        },
+        Verified::by_code("recovery_code".into(), "recovery_code".into(), current),
         remaining,
     ))
 }

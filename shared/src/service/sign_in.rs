@@ -376,6 +376,7 @@ async fn open_challenge(
         factor_id: None,
         session_id: None,
         user_stamp: user.security_stamp,
+        ceremony: None,
     };
     deps.stores.challenges.create_challenge(&record).await?;
     tracing::info!(
@@ -400,6 +401,7 @@ pub fn methods_of(
     voice: &crate::config::Countries,
 ) -> Vec<MfaMethod> {
     let mut methods = Vec::new();
+    let mut passkey_offered = false;
     for factor in factors.iter().filter(|f| f.status == FactorStatus::Active) {
         let id = Some(factor.factor_id.clone());
         match &factor.kind {
@@ -438,6 +440,17 @@ pub fn methods_of(
                 phone: None,
                 email: Some(mask_email(address)),
             }),
+            // One entry for all of them: the browser offers the user's passkeys itself.
+            FactorKind::Passkey { .. } if !passkey_offered => {
+                passkey_offered = true;
+                methods.push(MfaMethod {
+                    method: "passkey",
+                    factor_id: None,
+                    phone: None,
+                    email: None,
+                });
+            }
+            FactorKind::Passkey { .. } => {}
         }
     }
     methods

@@ -6,7 +6,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::crypto::jwt::ACR_MFA;
 use crate::crypto::random_token;
 use crate::deps::Deps;
 use crate::error::ApiError;
@@ -30,6 +29,9 @@ pub struct StepUpStarted {
     pub sent_to: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sends_remaining: Option<u32>,
+    /// `passkey`: the `PublicKeyCredentialRequestOptionsJSON` for the user's passkeys.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub options: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -42,7 +44,8 @@ pub struct Elevated {
     pub recovery_codes_remaining: Option<u32>,
 }
 
-/// Opens a step-up challenge for the caller's session; sends the code for text, voice, email.
+/// Opens a step-up challenge for the caller's session; sends the code for text, voice, email;
+/// for a passkey, answers the assertion options (the ceremony is kept in the challenge).
 pub async fn start(
     deps: &Deps,
     caller: &Caller,
@@ -50,12 +53,19 @@ pub async fn start(
 ) -> Result<StepUpStarted, ApiError> {
     if !matches!(
         request.method.as_str(),
-        "sms" | "voice" | "email" | "totp" | "recovery_code"
+        "sms" | "voice" | "email" | "totp" | "recovery_code" | "passkey"
     ) {
         return Err(ApiError::validation(
-            "method must be one of sms, voice, email, totp, recovery_code.",
+            "method must be one of sms, voice, email, totp, recovery_code, passkey.",
         ));
     }
+    let (options, ceremony) = if request.method == "passkey" {
+        let (options, ceremony) =
+            crate::service::passkeys::assertion_options(deps, &caller.user_id).await?;
+        (Some(options), Some(ceremony))
+    } else {
+        (None, None)
+    };
     let now = deps.clock.now();
     let challenge_id = random_token();
     let record = ChallengeRecord {
@@ -74,6 +84,7 @@ pub async fn start(
         session_id: Some(caller.claims.sid.clone()),
         // Bound to a session, which a password change or MFA reset revokes.
         user_stamp: 0,
+        ceremony,
     };
     deps.stores.challenges.create_challenge(&record).await?;
     let mut started = StepUpStarted {
@@ -81,6 +92,7 @@ pub async fn start(
         expires_in: deps.settings.challenge_ttl_secs,
         sent_to: None,
         sends_remaining: None,
+        options,
     };
     if matches!(request.method.as_str(), "sms" | "voice" | "email") {
         let sent = codes::send_code(
@@ -126,7 +138,13 @@ pub async fn elevate(
     amr.retain(|m| m != "pwd");
     deps.stores
         .sessions
-        .elevate_session(&caller.user_id, &caller.claims.sid, now, &amr, ACR_MFA)
+        .elevate_session(
+            &caller.user_id,
+            &caller.claims.sid,
+            now,
+            &amr,
+            verified.acr(),
+        )
         .await
         .map_err(|_| ApiError::Unauthorized)?;
     let session = deps

@@ -231,7 +231,8 @@ impl Caller {
     /// sign-in that skipped MFA on a trusted device does not count.
     pub fn is_elevated(&self, deps: &Deps) -> bool {
         let now = deps.clock.now().secs();
-        self.claims.acr == jwt::ACR_MFA && now - self.claims.auth_time < deps.settings.step_up_secs
+        (self.claims.acr == jwt::ACR_MFA || self.claims.acr == jwt::ACR_PHISHING_RESISTANT)
+            && now - self.claims.auth_time < deps.settings.step_up_secs
     }
 
     pub fn require_step_up(&self, deps: &Deps) -> Result<(), ApiError> {
@@ -316,7 +317,7 @@ pub fn openid_configuration(deps: &Deps) -> serde_json::Value {
         "id_token_signing_alg_values_supported": ["ES256"],
         "token_endpoint_auth_methods_supported": ["none"],
         "claims_supported": ["iss", "sub", "aud", "iat", "exp", "auth_time", "amr", "acr", "sid", "roles"],
-        "acr_values_supported": [jwt::ACR_MFA, jwt::ACR_TRUSTED_DEVICE],
+        "acr_values_supported": [jwt::ACR_MFA, jwt::ACR_PHISHING_RESISTANT, jwt::ACR_TRUSTED_DEVICE],
     })
 }
 

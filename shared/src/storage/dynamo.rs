@@ -13,9 +13,9 @@ use super::{
     AdminRequest, AdminStore, AttemptSlot, AuditEvent, AuditStore, ChallengePurpose,
     ChallengeRecord, ChallengeStatus, ChallengeStore, Counter, CounterKey, CounterStore, Delivery,
     DeliveryRecord, DeliveryStore, DeviceRecord, DeviceStore, FactorKind, FactorRecord,
-    FactorStatus, FactorStore, InvitationRecord, PendingCode, RecoveryCodeRecord, RecoveryStore,
-    RequestKind, ResetRecord, ResetStore, SendSlot, SessionRecord, SessionStore, UserRecord,
-    UserStatus, UserStore, Versioned,
+    FactorStatus, FactorStore, InvitationRecord, PasskeyOwner, PasskeyUse, PendingCode,
+    RecoveryCodeRecord, RecoveryStore, RegisteredPasskey, RequestKind, ResetRecord, ResetStore,
+    SendSlot, SessionRecord, SessionStore, UserRecord, UserStatus, UserStore, Versioned,
 };
 use crate::clock::UnixTime;
 use crate::error::StoreError;
@@ -824,6 +824,17 @@ fn factor_to_item(factor: &FactorRecord) -> Item {
         FactorKind::Email { address } => {
             item.insert("email".into(), s(address));
         }
+        FactorKind::Passkey {
+            name,
+            credential,
+            sign_count,
+            last_used_at,
+        } => {
+            item.insert("name".into(), s(name));
+            put_opt_s(&mut item, "passkey", credential.as_deref());
+            item.insert("sign_count".into(), n(i64::from(*sign_count)));
+            put_opt_n(&mut item, "last_used_at", last_used_at.map(UnixTime::secs));
+        }
     }
     item
 }
@@ -840,6 +851,12 @@ fn factor_from_item(item: &Item) -> Result<FactorRecord, StoreError> {
         },
         "email" => FactorKind::Email {
             address: get_s(item, "email")?,
+        },
+        "passkey" => FactorKind::Passkey {
+            name: get_s(item, "name")?,
+            credential: opt_s(item, "passkey")?,
+            sign_count: get_u32(item, "sign_count")?,
+            last_used_at: opt_n(item, "last_used_at")?.map(UnixTime),
         },
         other => {
             return Err(StoreError::Corrupt(format!(
@@ -919,8 +936,143 @@ impl FactorStore for DynamoStore {
         self.conditional(update).await
     }
 
+    /// A passkey's credential-ID record goes after the factor, only while it still points at
+    /// that factor. Were the second delete lost, the record would name a factor that no longer
+    /// exists: a passwordless sign-in with it fails as an unknown credential.
     async fn delete_factor(&self, user_id: &UserId, factor_id: &str) -> Result<bool, StoreError> {
-        self.delete(keys::factor(user_id, factor_id)).await
+        let (pk, sk) = keys::factor(user_id, factor_id);
+        let out = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key(PK, s(&pk))
+            .key(SK, s(&sk))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let Some(old) = out.attributes.filter(|a| !a.is_empty()) else {
+            return Ok(false);
+        };
+        if let Some(digest) = opt_s(&old, "credential_digest")? {
+            let (pk, sk) = keys::passkey(&digest);
+            let result = self
+                .client
+                .delete_item()
+                .table_name(&self.table)
+                .key(PK, s(&pk))
+                .key(SK, s(&sk))
+                .condition_expression("user_id = :user AND factor_id = :factor")
+                .expression_attribute_values(":user", s(user_id.as_str()))
+                .expression_attribute_values(":factor", s(factor_id))
+                .send()
+                .await
+                .map_err(condition_or_unavailable);
+            match result {
+                Ok(_) | Err(StoreError::ConditionFailed) => {}
+                Err(other) => return Err(other),
+            }
+        }
+        Ok(true)
+    }
+
+    /// One transaction: the factor (pending passkey → active, with its credential and digest)
+    /// and the credential-ID record (only if no one has it).
+    async fn activate_passkey(
+        &self,
+        user_id: &UserId,
+        factor_id: &str,
+        registered: &RegisteredPasskey<'_>,
+    ) -> Result<(), StoreError> {
+        let credential_digest = registered.credential_digest;
+        use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
+        let built = |e: aws_sdk_dynamodb::error::BuildError| StoreError::Unavailable(e.to_string());
+        let (pk, sk) = keys::factor(user_id, factor_id);
+        let update = Update::builder()
+            .table_name(&self.table)
+            .key(PK, s(&pk))
+            .key(SK, s(&sk))
+            .update_expression(
+                "SET #status = :active, passkey = :credential, credential_digest = :digest, sign_count = :count",
+            )
+            .condition_expression("#status = :pending AND kind = :passkey")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":active", s(FactorStatus::Active.as_str()))
+            .expression_attribute_values(":pending", s(FactorStatus::Pending.as_str()))
+            .expression_attribute_values(":passkey", s("passkey"))
+            .expression_attribute_values(":credential", s(registered.credential))
+            .expression_attribute_values(":count", n(i64::from(registered.sign_count)))
+            .expression_attribute_values(":digest", s(credential_digest))
+            .build()
+            .map_err(built)?;
+        let mut owner = key_item(keys::passkey(credential_digest));
+        owner.insert("entity".into(), s("passkey"));
+        owner.insert("user_id".into(), s(user_id.as_str()));
+        owner.insert("factor_id".into(), s(factor_id));
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(owner))
+            .condition_expression("attribute_not_exists(#pk)")
+            .expression_attribute_names("#pk", PK)
+            .build()
+            .map_err(built)?;
+        self.client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(update).build())
+            .transact_items(TransactWriteItem::builder().put(put).build())
+            .send()
+            .await
+            .map_err(transaction_error)?;
+        Ok(())
+    }
+
+    async fn find_passkey(
+        &self,
+        credential_digest: &str,
+    ) -> Result<Option<PasskeyOwner>, StoreError> {
+        match self.get(keys::passkey(credential_digest)).await? {
+            Some(item) => Ok(Some(PasskeyOwner {
+                user_id: UserId::from_stored(get_s(&item, "user_id")?),
+                factor_id: get_s(&item, "factor_id")?,
+            })),
+            None => Ok(None),
+        }
+    }
+
+    async fn record_passkey_use(
+        &self,
+        user_id: &UserId,
+        factor_id: &str,
+        used: &PasskeyUse<'_>,
+    ) -> Result<bool, StoreError> {
+        let update = self
+            .update(keys::factor(user_id, factor_id))
+            .update_expression("SET passkey = :credential, sign_count = :new, last_used_at = :at")
+            .condition_expression("kind = :passkey AND #status = :active AND sign_count = :old")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":passkey", s("passkey"))
+            .expression_attribute_values(":active", s(FactorStatus::Active.as_str()))
+            .expression_attribute_values(":old", n(i64::from(used.expected_count)))
+            .expression_attribute_values(":new", n(i64::from(used.new_count)))
+            .expression_attribute_values(":credential", s(used.credential))
+            .expression_attribute_values(":at", n(used.at.secs()));
+        self.conditional(update).await
+    }
+
+    async fn rename_passkey(
+        &self,
+        user_id: &UserId,
+        factor_id: &str,
+        name: &str,
+    ) -> Result<bool, StoreError> {
+        let update = self
+            .update(keys::factor(user_id, factor_id))
+            .update_expression("SET #name = :name")
+            .condition_expression("kind = :passkey")
+            .expression_attribute_names("#name", "name")
+            .expression_attribute_values(":passkey", s("passkey"))
+            .expression_attribute_values(":name", s(name));
+        self.conditional(update).await
     }
 }
 
@@ -955,6 +1107,11 @@ fn challenge_to_item(c: &ChallengeRecord) -> Item {
     );
     put_opt_s(&mut item, "factor_id", c.factor_id.as_deref());
     put_opt_s(&mut item, "session_id", c.session_id.as_deref());
+    put_opt_s(
+        &mut item,
+        "ceremony",
+        c.ceremony.as_ref().map(crate::crypto::SecretString::expose),
+    );
     item
 }
 
@@ -983,6 +1140,7 @@ fn challenge_from_item(item: &Item) -> Result<ChallengeRecord, StoreError> {
         completed_at: opt_n(item, "completed_at")?.map(UnixTime),
         factor_id: opt_s(item, "factor_id")?,
         session_id: opt_s(item, "session_id")?,
+        ceremony: opt_s(item, "ceremony")?.map(crate::crypto::SecretString::new),
     })
 }
 
@@ -1123,6 +1281,45 @@ impl ChallengeStore for DynamoStore {
 
     async fn delete_challenge(&self, id_digest: &str) -> Result<(), StoreError> {
         self.delete(keys::challenge(id_digest)).await.map(|_| ())
+    }
+
+    async fn put_ceremony(
+        &self,
+        id_digest: &str,
+        now: UnixTime,
+        ceremony: &crate::crypto::SecretString,
+    ) -> Result<bool, StoreError> {
+        let update = self
+            .update(keys::challenge(id_digest))
+            .update_expression("SET ceremony = :ceremony")
+            .condition_expression(LIVE_AND_OPEN)
+            .expression_attribute_names("#ttl", TTL)
+            .expression_attribute_values(":now", n(now.secs()))
+            .expression_attribute_values(":ceremony", s(ceremony.expose()));
+        self.conditional(update).await
+    }
+
+    async fn take_ceremony(
+        &self,
+        id_digest: &str,
+        now: UnixTime,
+    ) -> Result<Option<crate::crypto::SecretString>, StoreError> {
+        let result = self
+            .update(keys::challenge(id_digest))
+            .update_expression("REMOVE ceremony")
+            .condition_expression(format!("{LIVE_AND_OPEN} AND attribute_exists(ceremony)"))
+            .expression_attribute_names("#ttl", TTL)
+            .expression_attribute_values(":now", n(now.secs()))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedOld)
+            .send()
+            .await
+            .map_err(condition_or_unavailable);
+        match result {
+            Ok(out) => Ok(opt_s(&out.attributes.unwrap_or_default(), "ceremony")?
+                .map(crate::crypto::SecretString::new)),
+            Err(StoreError::ConditionFailed) => Ok(None),
+            Err(other) => Err(other),
+        }
     }
 }
 

@@ -38,6 +38,11 @@ pub fn factor_prefix() -> &'static str {
     "FACTOR#"
 }
 
+/// A registered passkey's credential ID (by its SHA-256: IDs run to 1,023 bytes) → its owner.
+pub fn passkey(credential_digest: &str) -> (String, String) {
+    (format!("PASSKEY#{credential_digest}"), "PASSKEY".to_owned())
+}
+
 /// A counted limit. The prefixes inside the partition key keep each kind of counter apart, so a
 /// user ID can never name another kind's counter (`user#x` and `ip#x` differ).
 pub fn counter(key: super::CounterKey<'_>) -> (String, String) {

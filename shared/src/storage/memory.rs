@@ -10,9 +10,10 @@ use super::keys;
 use super::{
     AdminRequest, AdminStore, AttemptSlot, AuditEvent, AuditStore, ChallengeRecord, ChallengeStore,
     Counter, CounterKey, CounterStore, DeliveryRecord, DeliveryStore, DeviceRecord, DeviceStore,
-    FactorKind, FactorRecord, FactorStatus, FactorStore, InvitationRecord, PendingCode,
-    RecoveryCodeRecord, RecoveryStore, ResetRecord, ResetStore, SendSlot, SessionRecord,
-    SessionStore, UserRecord, UserStatus, UserStore, Versioned,
+    FactorKind, FactorRecord, FactorStatus, FactorStore, InvitationRecord, PasskeyOwner,
+    PasskeyUse, PendingCode, RecoveryCodeRecord, RecoveryStore, RegisteredPasskey, ResetRecord,
+    ResetStore, SendSlot, SessionRecord, SessionStore, UserRecord, UserStatus, UserStore,
+    Versioned,
 };
 use crate::clock::UnixTime;
 use crate::error::StoreError;
@@ -33,6 +34,7 @@ struct State {
     seen: std::collections::HashSet<(UserId, String)>,
     invitations: HashMap<String, InvitationRecord>,
     requests: HashMap<String, AdminRequest>,
+    passkeys: HashMap<String, PasskeyOwner>,
 }
 
 #[derive(Debug, Default)]
@@ -350,7 +352,107 @@ impl FactorStore for MemoryStore {
         state
             .factors
             .retain(|f| !(&f.user_id == user_id && f.factor_id == factor_id));
+        state
+            .passkeys
+            .retain(|_, owner| !(&owner.user_id == user_id && owner.factor_id == factor_id));
         Ok(state.factors.len() != before)
+    }
+
+    async fn activate_passkey(
+        &self,
+        user_id: &UserId,
+        factor_id: &str,
+        registered: &RegisteredPasskey<'_>,
+    ) -> Result<(), StoreError> {
+        let mut state = self.state()?;
+        if state.passkeys.contains_key(registered.credential_digest) {
+            return Err(StoreError::ConditionFailed);
+        }
+        let Some(factor) = state
+            .factors
+            .iter_mut()
+            .find(|f| &f.user_id == user_id && f.factor_id == factor_id)
+        else {
+            return Err(StoreError::ConditionFailed);
+        };
+        let FactorKind::Passkey {
+            credential: stored,
+            sign_count,
+            ..
+        } = &mut factor.kind
+        else {
+            return Err(StoreError::ConditionFailed);
+        };
+        if factor.status != FactorStatus::Pending {
+            return Err(StoreError::ConditionFailed);
+        }
+        *stored = Some(registered.credential.to_owned());
+        *sign_count = registered.sign_count;
+        factor.status = FactorStatus::Active;
+        state.passkeys.insert(
+            registered.credential_digest.to_owned(),
+            PasskeyOwner {
+                user_id: user_id.clone(),
+                factor_id: factor_id.to_owned(),
+            },
+        );
+        Ok(())
+    }
+
+    async fn find_passkey(
+        &self,
+        credential_digest: &str,
+    ) -> Result<Option<PasskeyOwner>, StoreError> {
+        Ok(self.state()?.passkeys.get(credential_digest).cloned())
+    }
+
+    async fn record_passkey_use(
+        &self,
+        user_id: &UserId,
+        factor_id: &str,
+        used: &PasskeyUse<'_>,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.state()?;
+        let Some(factor) = state.factors.iter_mut().find(|f| {
+            &f.user_id == user_id && f.factor_id == factor_id && f.status == FactorStatus::Active
+        }) else {
+            return Ok(false);
+        };
+        match &mut factor.kind {
+            FactorKind::Passkey {
+                credential,
+                sign_count,
+                last_used_at,
+                ..
+            } if *sign_count == used.expected_count => {
+                *credential = Some(used.credential.to_owned());
+                *sign_count = used.new_count;
+                *last_used_at = Some(used.at);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn rename_passkey(
+        &self,
+        user_id: &UserId,
+        factor_id: &str,
+        new_name: &str,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.state()?;
+        match state
+            .factors
+            .iter_mut()
+            .find(|f| &f.user_id == user_id && f.factor_id == factor_id)
+            .map(|f| &mut f.kind)
+        {
+            Some(FactorKind::Passkey { name, .. }) => {
+                new_name.clone_into(name);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 }
 
@@ -462,6 +564,34 @@ impl ChallengeStore for MemoryStore {
     async fn delete_challenge(&self, id_digest: &str) -> Result<(), StoreError> {
         self.state()?.challenges.remove(id_digest);
         Ok(())
+    }
+
+    async fn put_ceremony(
+        &self,
+        id_digest: &str,
+        now: UnixTime,
+        ceremony: &crate::crypto::SecretString,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.state()?;
+        match state.challenges.get_mut(id_digest) {
+            Some(c) if c.expires_at > now && c.completed_at.is_none() => {
+                c.ceremony = Some(ceremony.clone());
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn take_ceremony(
+        &self,
+        id_digest: &str,
+        now: UnixTime,
+    ) -> Result<Option<crate::crypto::SecretString>, StoreError> {
+        let mut state = self.state()?;
+        Ok(match state.challenges.get_mut(id_digest) {
+            Some(c) if c.expires_at > now && c.completed_at.is_none() => c.ceremony.take(),
+            _ => None,
+        })
     }
 }
 

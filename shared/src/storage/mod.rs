@@ -218,6 +218,20 @@ pub enum FactorKind {
     Email {
         address: String,
     },
+    /// A WebAuthn passkey (SPEC §13). While pending, the registration ceremony lives in the
+    /// enrolment's challenge ([`ChallengeRecord::ceremony`]) and `credential` is `None`.
+    Passkey {
+        /// The name its owner gave it.
+        name: String,
+        /// The serialised [`crate::passkey::PasskeyCredential`] once registered (public key,
+        /// counter, flags: nothing secret).
+        credential: Option<String>,
+        /// The credential's signature counter, kept beside it so a write can be conditional
+        /// on it (0 for authenticators that do not count).
+        sign_count: u32,
+        /// The last successful assertion.
+        last_used_at: Option<UnixTime>,
+    },
 }
 
 impl FactorKind {
@@ -226,8 +240,37 @@ impl FactorKind {
             FactorKind::Phone { .. } => "phone",
             FactorKind::Totp { .. } => "totp",
             FactorKind::Email { .. } => "email",
+            FactorKind::Passkey { .. } => "passkey",
         }
     }
+}
+
+/// Where a registered passkey's credential ID points: its owner and factor. Credential IDs are
+/// unique across users (the record is created with a conditional write, with the activation).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PasskeyOwner {
+    pub user_id: UserId,
+    pub factor_id: String,
+}
+
+/// A passkey as registered: its credential ID (digest), the serialised credential and its
+/// counter at registration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegisteredPasskey<'a> {
+    pub credential_digest: &'a str,
+    pub credential: &'a str,
+    pub sign_count: u32,
+}
+
+/// A passkey's state after an accepted assertion, written only if the counter has not moved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PasskeyUse<'a> {
+    /// The counter the assertion was checked against.
+    pub expected_count: u32,
+    pub new_count: u32,
+    /// The serialised credential with its new counter and backup state.
+    pub credential: &'a str,
+    pub at: UnixTime,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -289,8 +332,37 @@ pub trait FactorStore: Send + Sync {
         factor_id: &str,
         step: i64,
     ) -> Result<bool, StoreError>;
-    /// Removes a factor; `false` if there was none.
+    /// Removes a factor (a passkey with its credential-ID record); `false` if there was none.
     async fn delete_factor(&self, user_id: &UserId, factor_id: &str) -> Result<bool, StoreError>;
+    /// A pending passkey becomes active with its credential, and its credential ID (digest)
+    /// is claimed for it, in one transaction: `ConditionFailed` if the factor is not a pending
+    /// passkey or the credential ID is registered already (to anyone).
+    async fn activate_passkey(
+        &self,
+        user_id: &UserId,
+        factor_id: &str,
+        registered: &RegisteredPasskey<'_>,
+    ) -> Result<(), StoreError>;
+    /// The owner of a registered credential ID (by its digest).
+    async fn find_passkey(
+        &self,
+        credential_digest: &str,
+    ) -> Result<Option<PasskeyOwner>, StoreError>;
+    /// Writes a passkey's new counter, flags and last use, only while its stored counter is
+    /// still `expected_count`: `false` if a concurrent assertion counted first.
+    async fn record_passkey_use(
+        &self,
+        user_id: &UserId,
+        factor_id: &str,
+        used: &PasskeyUse<'_>,
+    ) -> Result<bool, StoreError>;
+    /// Renames a passkey; `false` if there is no passkey with this id.
+    async fn rename_passkey(
+        &self,
+        user_id: &UserId,
+        factor_id: &str,
+        name: &str,
+    ) -> Result<bool, StoreError>;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -329,6 +401,9 @@ pub enum ChallengePurpose {
     StepUp,
     /// Proving a newly enrolled factor from a signed-in session.
     Enrolment,
+    /// A passwordless passkey sign-in (SPEC §13): opened before anyone is known, so its user
+    /// is [`UserId::nobody`].
+    Passwordless,
 }
 
 impl ChallengePurpose {
@@ -337,6 +412,7 @@ impl ChallengePurpose {
             ChallengePurpose::SignIn => "sign_in",
             ChallengePurpose::StepUp => "step_up",
             ChallengePurpose::Enrolment => "enrolment",
+            ChallengePurpose::Passwordless => "passwordless",
         }
     }
 
@@ -345,6 +421,7 @@ impl ChallengePurpose {
             "sign_in" => Ok(ChallengePurpose::SignIn),
             "step_up" => Ok(ChallengePurpose::StepUp),
             "enrolment" => Ok(ChallengePurpose::Enrolment),
+            "passwordless" => Ok(ChallengePurpose::Passwordless),
             other => Err(StoreError::Corrupt(format!(
                 "unknown challenge purpose {other:?}"
             ))),
@@ -390,6 +467,9 @@ pub struct ChallengeRecord {
     /// Sign-in: the user's security stamp when the challenge opened; a different stamp now
     /// means a password change, reset or MFA reset happened since, and the challenge is over.
     pub user_stamp: u64,
+    /// The server side of this challenge's passkey ceremony (serialised; **secret**: it holds
+    /// the WebAuthn challenge). Taken once by [`ChallengeStore::take_ceremony`].
+    pub ceremony: Option<crate::crypto::SecretString>,
 }
 
 /// The outcome of asking for a send slot.
@@ -451,6 +531,20 @@ pub trait ChallengeStore: Send + Sync {
         expected_mac: Option<&str>,
     ) -> Result<bool, StoreError>;
     async fn delete_challenge(&self, id_digest: &str) -> Result<(), StoreError>;
+    /// Sets (or replaces) the passkey ceremony of a live, open challenge; `false` if it is gone.
+    async fn put_ceremony(
+        &self,
+        id_digest: &str,
+        now: UnixTime,
+        ceremony: &crate::crypto::SecretString,
+    ) -> Result<bool, StoreError>;
+    /// Removes and returns the passkey ceremony of a live, open challenge: of concurrent
+    /// callers exactly one gets it (single use); `None` if there is none.
+    async fn take_ceremony(
+        &self,
+        id_digest: &str,
+        now: UnixTime,
+    ) -> Result<Option<crate::crypto::SecretString>, StoreError>;
 }
 
 /// A signed-in session. The refresh token is `<user>.<session>.<secret>`; only the SHA-256 of

@@ -38,6 +38,7 @@ pub const COSE_ES256: i64 = -7;
 pub const COSE_RS256: i64 = -257;
 
 /// The credential's private key.
+#[derive(Clone)]
 enum Key {
     Es256(SigningKey),
     Rs256(Box<RsaPrivateKey>),
@@ -74,8 +75,9 @@ pub enum UserHandleReply {
 }
 
 /// One credential on one authenticator, plus the browser's part (origin, client data). The
-/// public fields are the knobs; they apply to every following ceremony until changed.
-#[derive(Debug)]
+/// public fields are the knobs; they apply to every following ceremony until changed. A clone
+/// is a copy of the credential, private key and counter included (a cloned authenticator).
+#[derive(Debug, Clone)]
 pub struct SoftAuthenticator {
     /// The origin the browser writes into `clientDataJSON` (the page's origin).
     pub origin: String,

@@ -1,0 +1,657 @@
+//! Passkeys as a factor (SPEC §13): registration, the second step after a password, step-up
+//! and passwordless sign-in. The WebAuthn checks themselves are [`crate::passkey`]'s; this
+//! module binds them to challenges and storage.
+//!
+//! - **Ceremonies live in challenges.** The server side of each WebAuthn ceremony (it holds
+//!   the random challenge the authenticator signs) is stored in the challenge record it was
+//!   made for — the sign-in or enrolment challenge, the step-up challenge, or a passwordless
+//!   challenge — tagged with what it is for, and is *taken* (removed by a conditional write)
+//!   before a response is checked: every response is checked against a ceremony at most once,
+//!   and an old or replayed response finds nothing. The ceremony expires after 5 minutes
+//!   itself, whatever the challenge's lifetime.
+//! - **Credential IDs are unique across users**: activation claims the ID with a conditional
+//!   write in the same transaction, so the same authenticator credential can never be two
+//!   users' factor. A passwordless assertion is looked up by that ID; the user handle it
+//!   returns must be the one stored with the credential.
+//! - **User handles are random** (64 bytes, never the user ID or any personal data: an
+//!   authenticator shows and returns them). A user's passkeys share one handle, taken from the
+//!   first; once they are all removed the next passkey gets a new one.
+//! - **Counters.** A counter that does not increase (when it is not 0) refuses the assertion,
+//!   is audited (`passkey_counter_regression`) and alerts the user: the credential may have
+//!   been cloned. The new counter is written conditionally on the old, so two concurrent
+//!   assertions with the same counter cannot both count.
+//! - **Failures.** After a password (and in a step-up) a refused assertion is a wrong answer
+//!   under [`second_factor::guard`] — counted against the user's second-factor lock and the
+//!   challenge's tries, `code_invalid` (401). A refused passwordless assertion is
+//!   `invalid_credentials` (401) whatever the reason, counted against the caller's IP like a
+//!   wrong password. The reasons go to the log (never to the caller).
+//! - **Passwordless sign-in** is both factors (a passkey with user verification): it is not
+//!   stopped by a password lock or a second-factor lock that other people's guesses caused —
+//!   those locks answer guessing, and a passkey cannot be guessed. An inactive account, or a
+//!   password change that is due, are handled as after any sign-in.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::clock::UnixTime;
+use crate::crypto::{SecretString, random_id, random_token, token_digest};
+use crate::deps::Deps;
+use crate::edge::RequestMeta;
+use crate::error::{ApiError, StoreError};
+use crate::identity::UserId;
+use crate::passkey::{
+    self, AssertionResponse, AuthenticationState, CredentialId, PasskeyCredential, PasskeyError,
+    PasskeyUser, RegistrationResponse, RegistrationState, UserHandle,
+};
+use crate::service::alerts::{self, Alert};
+use crate::service::audit::{self, Actor};
+use crate::service::codes::{self, Verified};
+use crate::service::complete::{self, SignedIn};
+use crate::service::factors::{self, Enroller};
+use crate::service::limits;
+use crate::service::second_factor::{self, Answer};
+use crate::storage::{
+    ChallengePurpose, ChallengeRecord, ChallengeStatus, CounterKey, FactorKind, FactorRecord,
+    FactorStatus, FailureOutcome, PasskeyUse, RegisteredPasskey,
+};
+
+/// The name of a passkey its owner did not name.
+pub const DEFAULT_NAME: &str = "Passkey";
+
+/// The longest passkey name, in characters.
+pub const MAX_NAME_CHARS: usize = 64;
+
+/// What a challenge's ceremony is for. Serialised into the challenge record.
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "ceremony", rename_all = "snake_case")]
+enum Ceremony {
+    /// Registering this pending passkey factor.
+    Registration {
+        factor_id: String,
+        state: RegistrationState,
+    },
+    /// An assertion by one of the user's passkeys, or any (passwordless).
+    Authentication { state: AuthenticationState },
+}
+
+impl Ceremony {
+    fn seal(&self) -> Result<SecretString, ApiError> {
+        serde_json::to_string(self)
+            .map(SecretString::new)
+            .map_err(|_| internal("a ceremony did not serialise"))
+    }
+
+    fn open(sealed: &SecretString) -> Option<Ceremony> {
+        serde_json::from_str(sealed.expose()).ok()
+    }
+}
+
+fn internal(what: &'static str) -> ApiError {
+    tracing::error!(event = "passkey_internal", "{what}");
+    ApiError::ServiceUnavailable
+}
+
+/// A misconfigured relying party is a deployment fault (checked at start-up too).
+fn ceremony_error(err: PasskeyError) -> ApiError {
+    tracing::error!(event = "passkey_ceremony_failed", error = %err, "passkey ceremony could not start");
+    ApiError::ServiceUnavailable
+}
+
+/// The registered credential of an active passkey factor.
+pub fn credential_of(factor: &FactorRecord) -> Option<PasskeyCredential> {
+    match &factor.kind {
+        FactorKind::Passkey {
+            credential: Some(json),
+            ..
+        } if factor.status == FactorStatus::Active => serde_json::from_str(json).ok(),
+        _ => None,
+    }
+}
+
+fn active_passkeys(factors: &[FactorRecord]) -> Vec<(&FactorRecord, PasskeyCredential)> {
+    factors
+        .iter()
+        .filter_map(|f| credential_of(f).map(|c| (f, c)))
+        .collect()
+}
+
+/// A passkey's name as given: trimmed, 1–64 characters, no control characters.
+pub fn passkey_name(raw: Option<&str>) -> Result<String, ApiError> {
+    let name = raw.map(str::trim).unwrap_or(DEFAULT_NAME);
+    if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
+        return Err(ApiError::validation(format!(
+            "name must be 1 to {MAX_NAME_CHARS} characters."
+        )));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(ApiError::validation(
+            "name must not contain control characters.",
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrolPasskeyRequest {
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// A pending passkey and the options for `navigator.credentials.create()`.
+#[derive(Debug, Clone, Serialize)]
+pub struct EnrolPasskeyAnswer {
+    pub factor_id: String,
+    pub status: &'static str,
+    /// `PublicKeyCredentialCreationOptionsJSON`.
+    pub options: Value,
+}
+
+/// Starts registering a passkey: a pending factor, and its ceremony in the enrolment's
+/// challenge (single use, 5 minutes).
+pub async fn enrol(
+    deps: &Deps,
+    enroller: Enroller<'_>,
+    request: EnrolPasskeyRequest,
+) -> Result<EnrolPasskeyAnswer, ApiError> {
+    let name = passkey_name(request.name.as_deref())?;
+    let existing = factors::may_enrol(deps, enroller, "passkey").await?;
+    let user_id = enroller.user_id().clone();
+    let passkeys = active_passkeys(&existing);
+    let handle = passkeys
+        .first()
+        .map(|(_, c)| c.user_handle.clone())
+        .unwrap_or_else(UserHandle::random);
+    let excluded: Vec<CredentialId> = passkeys.iter().map(|(_, c)| c.id.clone()).collect();
+    let now = deps.clock.now();
+    let (options, state) = passkey::start_registration(
+        &deps.settings.passkey_config(),
+        &PasskeyUser {
+            handle: &handle,
+            name: user_id.as_str(),
+            display_name: user_id.as_str(),
+        },
+        &excluded,
+        now,
+    )
+    .map_err(ceremony_error)?;
+    let factor_id = random_id("f");
+    factors::create_pending(
+        deps,
+        &user_id,
+        &factor_id,
+        FactorKind::Passkey {
+            name,
+            credential: None,
+            sign_count: 0,
+            last_used_at: None,
+        },
+    )
+    .await?;
+    let ceremony = Ceremony::Registration {
+        factor_id: factor_id.clone(),
+        state,
+    }
+    .seal()?;
+    factors::enrolment_challenge(deps, enroller, &factor_id, Some(ceremony)).await?;
+    tracing::info!(
+        event = "factor_enrolment_started",
+        kind = "passkey",
+        "passkey registration started"
+    );
+    Ok(EnrolPasskeyAnswer {
+        factor_id,
+        status: "pending",
+        options,
+    })
+}
+
+fn registration_refused() -> ApiError {
+    ApiError::validation("The passkey could not be registered. Start again to get new options.")
+}
+
+/// Finishes a registration inside its challenge: the ceremony is taken (single use), the
+/// response verified, and the factor activated with its credential ID claimed. Completes the
+/// challenge, so a sign-in enrolment goes on to a session.
+pub(crate) async fn register(
+    deps: &Deps,
+    challenge: &ChallengeRecord,
+    factor: &FactorRecord,
+    credential: &Value,
+) -> Result<Verified, ApiError> {
+    let response = RegistrationResponse::from_json_value(credential).map_err(|err| {
+        tracing::info!(event = "passkey_registration_refused", reason = %err, "malformed registration response");
+        registration_refused()
+    })?;
+    let now = deps.clock.now();
+    let Some(sealed) = deps
+        .stores
+        .challenges
+        .take_ceremony(&challenge.id_digest, now)
+        .await?
+    else {
+        return Err(ApiError::ChallengeExpired);
+    };
+    let state = match Ceremony::open(&sealed) {
+        Some(Ceremony::Registration { factor_id, state }) if factor_id == factor.factor_id => state,
+        _ => return Err(ApiError::ChallengeExpired),
+    };
+    let registered =
+        passkey::finish_registration(&deps.settings.passkey_config(), state, &response, now)
+            .map_err(|err| {
+                tracing::info!(event = "passkey_registration_refused", reason = %err, "passkey registration refused");
+                match err {
+                    PasskeyError::StateExpired => ApiError::ChallengeExpired,
+                    _ => registration_refused(),
+                }
+            })?;
+    let json = serde_json::to_string(&registered)
+        .map_err(|_| internal("a credential did not serialise"))?;
+    match deps
+        .stores
+        .factors
+        .activate_passkey(
+            &challenge.user_id,
+            &factor.factor_id,
+            &RegisteredPasskey {
+                credential_digest: &token_digest(&registered.id.to_base64url()),
+                credential: &json,
+                sign_count: registered.sign_count,
+            },
+        )
+        .await
+    {
+        Ok(()) => {}
+        Err(StoreError::ConditionFailed) => {
+            return Err(ApiError::Conflict(
+                "This passkey is registered already.".into(),
+            ));
+        }
+        Err(err) => return Err(err.into()),
+    }
+    let completed = deps
+        .stores
+        .challenges
+        .complete_challenge(&challenge.id_digest, now, None)
+        .await?;
+    if !completed && challenge.purpose == ChallengePurpose::SignIn {
+        // The passkey is registered; this sign-in was finished by another request meanwhile.
+        return Err(ApiError::ChallengeExpired);
+    }
+    Ok(Verified {
+        factor_id: factor.factor_id.clone(),
+        method: "passkey".into(),
+        challenge: challenge.clone(),
+        passkey_key: Some(registered.amr_key_method()),
+    })
+}
+
+/// Options for an assertion by one of `user_id`'s passkeys, and the ceremony to keep.
+pub(crate) async fn assertion_options(
+    deps: &Deps,
+    user_id: &UserId,
+) -> Result<(Value, SecretString), ApiError> {
+    let factors = deps.stores.factors.list_factors(user_id).await?;
+    let passkeys: Vec<PasskeyCredential> = active_passkeys(&factors)
+        .into_iter()
+        .map(|(_, c)| c)
+        .collect();
+    if passkeys.is_empty() {
+        return Err(ApiError::validation("This account has no passkey."));
+    }
+    let (options, state) = passkey::start_authentication(
+        &deps.settings.passkey_config(),
+        Some(&passkeys),
+        deps.clock.now(),
+    )
+    .map_err(ceremony_error)?;
+    Ok((options, Ceremony::Authentication { state }.seal()?))
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AssertionOptions {
+    /// `PublicKeyCredentialRequestOptionsJSON`.
+    pub options: Value,
+}
+
+/// `POST /v1/sign-in/{id}/passkey/options`: a new assertion ceremony for an `mfa_required`
+/// sign-in challenge (it replaces an earlier one).
+pub async fn sign_in_options(
+    deps: &Deps,
+    challenge: &ChallengeRecord,
+) -> Result<AssertionOptions, ApiError> {
+    let (options, ceremony) = assertion_options(deps, &challenge.user_id).await?;
+    if !deps
+        .stores
+        .challenges
+        .put_ceremony(&challenge.id_digest, deps.clock.now(), &ceremony)
+        .await?
+    {
+        return Err(ApiError::ChallengeExpired);
+    }
+    Ok(AssertionOptions { options })
+}
+
+/// Checks a passkey assertion as the answer to a sign-in or step-up challenge, under the
+/// per-user second-factor lock: the proof, or `code_invalid` / `challenge_expired` / `locked`
+/// as for a wrong code.
+pub async fn check_assertion(
+    deps: &Deps,
+    challenge: &ChallengeRecord,
+    credential: &Value,
+) -> Result<Verified, ApiError> {
+    let response = AssertionResponse::from_json_value(credential).map_err(|err| {
+        tracing::info!(event = "passkey_assertion_refused", reason = %err, "malformed assertion");
+        ApiError::validation("credential is not a WebAuthn assertion response.")
+    })?;
+    second_factor::guard(deps, &challenge.user_id, "passkey", || async {
+        let Some(current) = codes::reserve_try(deps, challenge).await? else {
+            return Err(ApiError::ChallengeExpired);
+        };
+        Ok(match assert_for_user(deps, &current, &response).await? {
+            Some(verified) => Answer::Right(verified),
+            None => Answer::Wrong {
+                challenge_ended: codes::was_last_try(deps, &current),
+            },
+        })
+    })
+    .await
+}
+
+async fn assert_for_user(
+    deps: &Deps,
+    challenge: &ChallengeRecord,
+    response: &AssertionResponse,
+) -> Result<Option<Verified>, ApiError> {
+    let now = deps.clock.now();
+    let Some(sealed) = deps
+        .stores
+        .challenges
+        .take_ceremony(&challenge.id_digest, now)
+        .await?
+    else {
+        tracing::info!(
+            event = "passkey_assertion_refused",
+            reason = "no ceremony (options not asked for, used or replaced)",
+            "passkey assertion refused"
+        );
+        return Ok(None);
+    };
+    let Some(Ceremony::Authentication { state }) = Ceremony::open(&sealed) else {
+        return Ok(None);
+    };
+    let factors = deps.stores.factors.list_factors(&challenge.user_id).await?;
+    let found = active_passkeys(&factors)
+        .into_iter()
+        .find(|(_, c)| c.id == *response.credential_id());
+    let Some((factor, stored)) = found else {
+        tracing::info!(
+            event = "passkey_assertion_refused",
+            reason = "not one of the user's passkeys",
+            "passkey assertion refused"
+        );
+        return Ok(None);
+    };
+    if !verify_and_record(deps, state, response, factor, &stored, now).await? {
+        return Ok(None);
+    }
+    if !deps
+        .stores
+        .challenges
+        .complete_challenge(&challenge.id_digest, now, None)
+        .await?
+    {
+        return Ok(None);
+    }
+    Ok(Some(Verified {
+        factor_id: factor.factor_id.clone(),
+        method: "passkey".into(),
+        challenge: challenge.clone(),
+        passkey_key: Some(stored.amr_key_method()),
+    }))
+}
+
+/// Verifies an assertion against the stored credential and writes its new counter: `true`
+/// when it is accepted. A counter regression is audited and alerted here.
+async fn verify_and_record(
+    deps: &Deps,
+    state: AuthenticationState,
+    response: &AssertionResponse,
+    factor: &FactorRecord,
+    stored: &PasskeyCredential,
+    now: UnixTime,
+) -> Result<bool, ApiError> {
+    let outcome = match passkey::finish_authentication(
+        &deps.settings.passkey_config(),
+        state,
+        response,
+        Some(stored),
+        now,
+    ) {
+        Ok(outcome) => outcome,
+        Err(err @ PasskeyError::CounterRegression { .. }) => {
+            tracing::warn!(event = "passkey_counter_regression", error = %err, "passkey counter went back: possibly a cloned authenticator");
+            audit::record(
+                deps,
+                &factor.user_id,
+                "passkey_counter_regression",
+                Actor::System,
+                None,
+                "flagged",
+                Some(format!("{} ({err})", factor.factor_id)),
+            )
+            .await;
+            alerts::alert(deps, &factor.user_id, Alert::PasskeyCounterRegression).await;
+            return Ok(false);
+        }
+        Err(err) => {
+            tracing::info!(event = "passkey_assertion_refused", reason = %err, "passkey assertion refused");
+            return Ok(false);
+        }
+    };
+    let updated = stored.updated(&outcome);
+    let json =
+        serde_json::to_string(&updated).map_err(|_| internal("a credential did not serialise"))?;
+    let recorded = deps
+        .stores
+        .factors
+        .record_passkey_use(
+            &factor.user_id,
+            &factor.factor_id,
+            &PasskeyUse {
+                expected_count: stored.sign_count,
+                new_count: updated.sign_count,
+                credential: &json,
+                at: now,
+            },
+        )
+        .await?;
+    if !recorded {
+        tracing::info!(
+            event = "passkey_assertion_refused",
+            reason = "a concurrent assertion counted first",
+            "passkey assertion refused"
+        );
+    }
+    Ok(recorded)
+}
+
+/// `POST /v1/passkey/options`: a passwordless challenge with a discoverable ceremony.
+#[derive(Debug, Clone, Serialize)]
+pub struct PasswordlessOptions {
+    pub challenge_id: String,
+    pub expires_in: i64,
+    /// `PublicKeyCredentialRequestOptionsJSON` with an empty `allowCredentials`.
+    pub options: Value,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordlessRequest {
+    pub challenge_id: String,
+    pub credential: Value,
+}
+
+/// Refused while the caller's IP is throttled (as a password sign-in is).
+async fn check_ip(deps: &Deps, meta: &RequestMeta) -> Result<(), ApiError> {
+    if let Some(ip) = &meta.source_ip
+        && let Some(until) = limits::locked_until(deps, CounterKey::SourceIp(ip)).await?
+    {
+        return Err(ApiError::RateLimited {
+            retry_after_secs: (until.secs() - deps.clock.now().secs()).max(1),
+        });
+    }
+    Ok(())
+}
+
+pub async fn passwordless_options(
+    deps: &Deps,
+    meta: &RequestMeta,
+) -> Result<PasswordlessOptions, ApiError> {
+    check_ip(deps, meta).await?;
+    let now = deps.clock.now();
+    let (options, state) =
+        passkey::start_authentication(&deps.settings.passkey_config(), None, now)
+            .map_err(ceremony_error)?;
+    let challenge_id = random_token();
+    let record = ChallengeRecord {
+        id_digest: token_digest(&challenge_id),
+        user_id: UserId::nobody(),
+        purpose: ChallengePurpose::Passwordless,
+        status: ChallengeStatus::MfaRequired,
+        created_at: now,
+        expires_at: now.plus_secs(passkey::CEREMONY_TIMEOUT_SECS),
+        sends: 0,
+        attempts: 0,
+        password_change_required: false,
+        code: None,
+        completed_at: None,
+        factor_id: None,
+        session_id: None,
+        user_stamp: 0,
+        ceremony: Some(Ceremony::Authentication { state }.seal()?),
+    };
+    deps.stores.challenges.create_challenge(&record).await?;
+    Ok(PasswordlessOptions {
+        challenge_id,
+        expires_in: passkey::CEREMONY_TIMEOUT_SECS,
+        options,
+    })
+}
+
+/// `POST /v1/passkey/sign-in`: a discoverable passkey assertion signs the user in — no user
+/// ID, no password, no code. Every refusal is `invalid_credentials`, counted against the IP.
+pub async fn passwordless_sign_in(
+    deps: &Deps,
+    request: PasswordlessRequest,
+    meta: &RequestMeta,
+) -> Result<SignedIn, ApiError> {
+    check_ip(deps, meta).await?;
+    match passwordless_proof(deps, &request).await? {
+        Some(verified) => complete::complete_sign_in(deps, &verified, None, meta).await,
+        None => {
+            if let Some(ip) = &meta.source_ip
+                && let Ok(FailureOutcome::LockStarted { .. }) =
+                    limits::count_failure(deps, CounterKey::SourceIp(ip), limits::ip_policy(deps))
+                        .await
+            {
+                tracing::warn!(
+                    event = "ip_throttled",
+                    "source IP throttled after repeated failed sign-ins"
+                );
+            }
+            Err(ApiError::InvalidCredentials)
+        }
+    }
+}
+
+async fn passwordless_proof(
+    deps: &Deps,
+    request: &PasswordlessRequest,
+) -> Result<Option<Verified>, ApiError> {
+    let refused = |reason: &str| {
+        tracing::info!(
+            event = "passkey_sign_in_refused",
+            reason,
+            "passwordless sign-in refused"
+        );
+        Ok(None)
+    };
+    let Ok(response) = AssertionResponse::from_json_value(&request.credential) else {
+        return refused("malformed assertion");
+    };
+    if request.challenge_id.is_empty() || request.challenge_id.len() > 128 {
+        return refused("malformed challenge id");
+    }
+    let now = deps.clock.now();
+    let digest = token_digest(&request.challenge_id);
+    match deps.stores.challenges.get_challenge(&digest, now).await? {
+        Some(c) if c.purpose == ChallengePurpose::Passwordless && c.completed_at.is_none() => {}
+        _ => return refused("unknown, expired or used challenge"),
+    }
+    let Some(sealed) = deps.stores.challenges.take_ceremony(&digest, now).await? else {
+        return refused("ceremony used already");
+    };
+    let state = match Ceremony::open(&sealed) {
+        Some(Ceremony::Authentication { state }) if state.is_discoverable() => state,
+        _ => return refused("not a passwordless ceremony"),
+    };
+    let Some(owner) = deps
+        .stores
+        .factors
+        .find_passkey(&token_digest(&response.credential_id().to_base64url()))
+        .await?
+    else {
+        return refused("unknown credential");
+    };
+    let Some(factor) = deps
+        .stores
+        .factors
+        .get_factor(&owner.user_id, &owner.factor_id)
+        .await?
+    else {
+        return refused("credential of a removed factor");
+    };
+    let Some(stored) = credential_of(&factor) else {
+        return refused("credential of a removed factor");
+    };
+    if !verify_and_record(deps, state, &response, &factor, &stored, now).await? {
+        return Ok(None);
+    }
+    if !deps
+        .stores
+        .challenges
+        .complete_challenge(&digest, now, None)
+        .await?
+    {
+        return refused("challenge completed by a concurrent request");
+    }
+    let Some(user) = deps.stores.users.get_user(&owner.user_id).await? else {
+        return refused("no such user");
+    };
+    // The challenge the sign-in completes, now that the user is known.
+    let challenge = ChallengeRecord {
+        id_digest: digest,
+        user_id: user.user_id.clone(),
+        purpose: ChallengePurpose::Passwordless,
+        status: ChallengeStatus::MfaRequired,
+        created_at: now,
+        expires_at: now.plus_secs(deps.settings.challenge_ttl_secs),
+        sends: 0,
+        attempts: 0,
+        password_change_required: crate::service::sign_in::password_change_due(deps, &user, now),
+        code: None,
+        completed_at: Some(now),
+        factor_id: Some(factor.factor_id.clone()),
+        session_id: None,
+        user_stamp: user.security_stamp,
+        ceremony: None,
+    };
+    tracing::info!(event = "passkey_sign_in", "passwordless passkey accepted");
+    Ok(Some(Verified {
+        factor_id: factor.factor_id.clone(),
+        method: "passkey".into(),
+        challenge,
+        passkey_key: Some(stored.amr_key_method()),
+    }))
+}
