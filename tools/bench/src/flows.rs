@@ -1,4 +1,4 @@
-//! The seven requests of the sign-in flows, each sent through its function's real handler (the
+//! The eleven requests of the sign-in flows (the passkey ones included), each sent through its function's real handler (the
 //! same API Gateway event and parsing as the local endpoint and Lambda), timed and with its AWS
 //! calls counted. Set-up for each iteration (a fresh challenge, a code to verify) is not timed.
 
@@ -13,6 +13,7 @@ use portcullis::notifier::RecordingNotifier;
 use portcullis::service::recovery;
 use portcullis_local_gateway::routes::Route;
 use portcullis_local_gateway::{TEMPLATE, lambda_request, registry, routes};
+use portcullis_soft_authenticator::SoftAuthenticator;
 use serde_json::{Value, json};
 
 use crate::PASSWORD;
@@ -29,10 +30,14 @@ pub enum Req {
     VerifyTotp,
     RecoveryCode,
     Refresh,
+    PasskeyOptions,
+    VerifyPasskey,
+    PasswordlessOptions,
+    PasswordlessSignIn,
 }
 
 impl Req {
-    pub const ALL: [Req; 7] = [
+    pub const ALL: [Req; 11] = [
         Req::SignInTrusted,
         Req::SignInMfa,
         Req::SendSms,
@@ -40,6 +45,10 @@ impl Req {
         Req::VerifyTotp,
         Req::RecoveryCode,
         Req::Refresh,
+        Req::PasskeyOptions,
+        Req::VerifyPasskey,
+        Req::PasswordlessOptions,
+        Req::PasswordlessSignIn,
     ];
 
     pub fn key(self) -> &'static str {
@@ -51,6 +60,10 @@ impl Req {
             Req::VerifyTotp => "verify_totp",
             Req::RecoveryCode => "recovery_code",
             Req::Refresh => "refresh",
+            Req::PasskeyOptions => "passkey_options",
+            Req::VerifyPasskey => "verify_passkey",
+            Req::PasswordlessOptions => "passwordless_options",
+            Req::PasswordlessSignIn => "passwordless_sign_in",
         }
     }
 
@@ -63,6 +76,10 @@ impl Req {
             Req::VerifyTotp => "verify a TOTP code → tokens",
             Req::RecoveryCode => "redeem a recovery code → tokens",
             Req::Refresh => "refresh → new token pair",
+            Req::PasskeyOptions => "passkey options after the password",
+            Req::VerifyPasskey => "verify a passkey assertion → tokens",
+            Req::PasswordlessOptions => "passwordless options (no user ID)",
+            Req::PasswordlessSignIn => "passwordless passkey sign-in → tokens",
         }
     }
 }
@@ -91,6 +108,7 @@ pub struct Fixture {
     recovery_codes: Vec<String>,
     device_token: String,
     refresh_token: String,
+    authenticator: SoftAuthenticator,
 }
 
 impl Fixture {
@@ -99,6 +117,7 @@ impl Fixture {
         let (registry, outbox) = RecordingNotifier::registry();
         recorded.notifiers = registry;
         let (user, secret) = crate::user_with_factors(deps, id).await;
+        let authenticator = crate::add_passkey(deps, &user).await;
         let mut fixture = Fixture {
             routes: routes::from_template(TEMPLATE).expect("the template's routes"),
             handlers: registry::handlers(),
@@ -109,6 +128,7 @@ impl Fixture {
             recovery_codes: Vec::new(),
             device_token: String::new(),
             refresh_token: String::new(),
+            authenticator,
         };
         fixture.recovery_codes = recovery::issue(deps, &fixture.user).await.unwrap();
         // A trusted device and a session: one SMS sign-in with "trust this device".
@@ -169,6 +189,14 @@ impl Fixture {
             .await;
         assert_eq!(body["status"], "mfa_required", "{status} {body}");
         body["challenge_id"].as_str().unwrap().to_owned()
+    }
+
+    /// The options of `path` (untimed set-up), answered by the passkey.
+    async fn assertion(&mut self, deps: &Deps, path: &str) -> (Value, Value) {
+        let (status, body) = self.call(deps, path, json!({}), &[]).await;
+        assert_eq!(status, 200, "{body}");
+        let response = self.authenticator.authenticate(&body["options"]).unwrap();
+        (body, response)
     }
 
     async fn sms_code(&self, challenge: &str) -> String {
@@ -242,6 +270,30 @@ impl Fixture {
                 json!({"refresh_token": self.refresh_token}),
                 false,
             ),
+            Req::PasskeyOptions => {
+                let c = self.challenge(deps).await;
+                (format!("/v1/sign-in/{c}/passkey/options"), json!({}), false)
+            }
+            Req::VerifyPasskey => {
+                let c = self.challenge(deps).await;
+                let (_, credential) = self
+                    .assertion(deps, &format!("/v1/sign-in/{c}/passkey/options"))
+                    .await;
+                (
+                    format!("/v1/sign-in/{c}/verify"),
+                    json!({"method": "passkey", "credential": credential}),
+                    false,
+                )
+            }
+            Req::PasswordlessOptions => ("/v1/passkey/options".to_owned(), json!({}), false),
+            Req::PasswordlessSignIn => {
+                let (options, credential) = self.assertion(deps, "/v1/passkey/options").await;
+                (
+                    "/v1/passkey/sign-in".to_owned(),
+                    json!({"challenge_id": options["challenge_id"], "credential": credential}),
+                    false,
+                )
+            }
         };
         let device_token = self.device_token.clone();
         let extra: Vec<(&'static str, &str)> = if device {

@@ -317,6 +317,61 @@ async fn user_with_factors(deps: &Deps, id: &str) -> (UserId, TotpSecret) {
     (user, secret)
 }
 
+/// Registers a passkey for `user` (its first: the service's rules are tested elsewhere) with
+/// the software authenticator at the default origin; returns the authenticator.
+async fn add_passkey(
+    deps: &Deps,
+    user: &UserId,
+) -> portcullis_soft_authenticator::SoftAuthenticator {
+    use portcullis::passkey::{self, PasskeyUser, RegistrationResponse, UserHandle};
+    let config = deps.settings.passkey_config();
+    let mut authenticator =
+        portcullis_soft_authenticator::SoftAuthenticator::new(&config.origins[0]);
+    let handle = UserHandle::random();
+    let now = deps.clock.now();
+    let who = PasskeyUser {
+        handle: &handle,
+        name: user.as_str(),
+        display_name: user.as_str(),
+    };
+    let (options, state) = passkey::start_registration(&config, &who, &[], now).unwrap();
+    let response = authenticator.register(&options).unwrap();
+    let response = RegistrationResponse::from_json_value(&response).unwrap();
+    let credential = passkey::finish_registration(&config, state, &response, now).unwrap();
+    deps.stores
+        .factors
+        .create_factor(&FactorRecord {
+            user_id: user.clone(),
+            factor_id: "f_passkey".into(),
+            kind: FactorKind::Passkey {
+                name: "Bench".into(),
+                credential: None,
+                sign_count: 0,
+                last_used_at: None,
+            },
+            status: FactorStatus::Pending,
+            created_at: now,
+            replaces: None,
+        })
+        .await
+        .unwrap();
+    let json = serde_json::to_string(&credential).unwrap();
+    deps.stores
+        .factors
+        .activate_passkey(
+            user,
+            "f_passkey",
+            &portcullis::storage::RegisteredPasskey {
+                credential_digest: &portcullis::crypto::token_digest(&credential.id.to_base64url()),
+                credential: &json,
+                sign_count: credential.sign_count,
+            },
+        )
+        .await
+        .unwrap();
+    authenticator
+}
+
 /// Against the emulator: the failure paths' calls (printed), and the flows' latency and calls
 /// with the emulator's bare round trip (returned). `None` when no emulator is configured.
 async fn emulator(n: u32) -> Option<(Measured, f64)> {
