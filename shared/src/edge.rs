@@ -137,14 +137,17 @@ fn strip_backticked(message: &str) -> String {
 }
 
 /// For routes that take no fields: an empty body, or `{}` (a JSON client may always send one).
-pub fn no_body(req: &Request, max_bytes: usize) -> Result<(), ApiError> {
-    let empty = match req.body() {
+fn is_empty_body(req: &Request) -> bool {
+    match req.body() {
         Body::Empty => true,
         Body::Text(t) => t.trim().is_empty(),
         Body::Binary(b) => b.is_empty(),
         _ => true,
-    };
-    if empty {
+    }
+}
+
+pub fn no_body(req: &Request, max_bytes: usize) -> Result<(), ApiError> {
+    if is_empty_body(req) {
         return Ok(());
     }
     let fields: serde_json::Map<String, serde_json::Value> = parse_json(req, max_bytes)?;
@@ -160,13 +163,7 @@ pub fn optional_json<T: DeserializeOwned + Default>(
     req: &Request,
     max_bytes: usize,
 ) -> Result<T, ApiError> {
-    let empty = match req.body() {
-        Body::Empty => true,
-        Body::Text(t) => t.trim().is_empty(),
-        Body::Binary(b) => b.is_empty(),
-        _ => true,
-    };
-    if empty {
+    if is_empty_body(req) {
         Ok(T::default())
     } else {
         parse_json(req, max_bytes)

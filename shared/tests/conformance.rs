@@ -520,23 +520,14 @@ async fn challenges_expire_on_read_and_are_created_once() {
 }
 
 fn fresh_challenge() -> ChallengeRecord {
-    ChallengeRecord {
-        id_digest: unique("c"),
-        user_id: UserId::parse(&unique("u")).unwrap(),
-        purpose: ChallengePurpose::SignIn,
-        status: ChallengeStatus::MfaRequired,
-        created_at: T0,
-        expires_at: T0.plus_secs(600),
-        sends: 0,
-        attempts: 0,
-        password_change_required: false,
-        code: None,
-        completed_at: None,
-        factor_id: None,
-        session_id: None,
-        user_stamp: 0,
-        ceremony: None,
-    }
+    ChallengeRecord::opened(
+        unique("c"),
+        UserId::parse(&unique("u")).unwrap(),
+        ChallengePurpose::SignIn,
+        ChallengeStatus::MfaRequired,
+        T0,
+        600,
+    )
 }
 
 fn code(mac: &str) -> PendingCode {

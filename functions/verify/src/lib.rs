@@ -59,6 +59,20 @@ pub fn trust_request(
     }))
 }
 
+/// The `mfa_required` sign-in challenge named in the path (enrolment challenges complete at
+/// `…/factors/{factor_id}/verify`).
+async fn sign_in_challenge(deps: &Deps, req: &Request) -> Result<ChallengeRecord, ApiError> {
+    let challenge_id = edge::require_path_param(req, "challenge_id")?;
+    let challenge = codes::open_challenge(deps, &challenge_id).await?;
+    if challenge.purpose != ChallengePurpose::SignIn {
+        return Err(ApiError::ChallengeExpired);
+    }
+    if challenge.status != ChallengeStatus::MfaRequired {
+        return Err(ApiError::Forbidden);
+    }
+    Ok(challenge)
+}
+
 /// Checks the answer of a verify request: a passkey assertion or a code.
 async fn check_answer(
     deps: &Deps,
@@ -92,15 +106,7 @@ pub fn handle(deps: &Deps, req: Request) -> HandlerFuture<'_> {
                 "POST /v1/sign-in/{challenge_id}/verify" => {
                     let body: VerifyRequest = edge::parse_json(&req, deps.settings.max_body_bytes)?;
                     let trust = trust_request(body.trust_device, body.device_name.clone(), &req)?;
-                    let challenge_id = edge::require_path_param(&req, "challenge_id")?;
-                    let challenge = codes::open_challenge(deps, &challenge_id).await?;
-                    if challenge.purpose != ChallengePurpose::SignIn {
-                        return Err(ApiError::ChallengeExpired);
-                    }
-                    if challenge.status != ChallengeStatus::MfaRequired {
-                        // Enrolment challenges complete at …/factors/{factor_id}/verify.
-                        return Err(ApiError::Forbidden);
-                    }
+                    let challenge = sign_in_challenge(deps, &req).await?;
                     let verified = check_answer(deps, &challenge, &body).await?;
                     let signed_in = complete::complete_sign_in(
                         deps,
@@ -113,14 +119,7 @@ pub fn handle(deps: &Deps, req: Request) -> HandlerFuture<'_> {
                 }
                 "POST /v1/sign-in/{challenge_id}/passkey/options" => {
                     edge::no_body(&req, deps.settings.max_body_bytes)?;
-                    let challenge_id = edge::require_path_param(&req, "challenge_id")?;
-                    let challenge = codes::open_challenge(deps, &challenge_id).await?;
-                    if challenge.purpose != ChallengePurpose::SignIn {
-                        return Err(ApiError::ChallengeExpired);
-                    }
-                    if challenge.status != ChallengeStatus::MfaRequired {
-                        return Err(ApiError::Forbidden);
-                    }
+                    let challenge = sign_in_challenge(deps, &req).await?;
                     Ok(edge::json_response(
                         200,
                         &passkeys::sign_in_options(deps, &challenge).await?,

@@ -254,23 +254,19 @@ pub(crate) async fn enrolment_challenge(
         }
         Enroller::Session(caller) => {
             let now = deps.clock.now();
+            // Bound to a session, which a password change or MFA reset revokes: no stamp.
             let record = ChallengeRecord {
-                id_digest: enrolment_digest(&caller.user_id, factor_id),
-                user_id: caller.user_id.clone(),
-                purpose: ChallengePurpose::Enrolment,
-                status: ChallengeStatus::MfaRequired,
-                created_at: now,
-                expires_at: now.plus_secs(deps.settings.challenge_ttl_secs),
-                sends: 0,
-                attempts: 0,
-                password_change_required: false,
-                code: None,
-                completed_at: None,
                 factor_id: Some(factor_id.to_owned()),
                 session_id: Some(caller.claims.sid.clone()),
-                // Bound to a session, which a password change or MFA reset revokes.
-                user_stamp: 0,
                 ceremony,
+                ..ChallengeRecord::opened(
+                    enrolment_digest(&caller.user_id, factor_id),
+                    caller.user_id.clone(),
+                    ChallengePurpose::Enrolment,
+                    ChallengeStatus::MfaRequired,
+                    now,
+                    deps.settings.challenge_ttl_secs,
+                )
             };
             deps.stores.challenges.create_challenge(&record).await?;
             Ok(record)
@@ -633,12 +629,7 @@ pub async fn change_phone(
 ) -> Result<EnrolPhoneAnswer, ApiError> {
     caller.require_step_up(deps)?;
     let phone = Phone::parse(&request.phone)?;
-    let current = deps
-        .stores
-        .factors
-        .get_factor(&caller.user_id, factor_id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let current = own_factor(deps, caller, factor_id).await?;
     let delivery = match (&current.kind, current.status) {
         (FactorKind::Phone { delivery, .. }, FactorStatus::Active) => *delivery,
         _ => {
@@ -697,12 +688,7 @@ pub async fn rename(
     request: RenameRequest,
 ) -> Result<FactorView, ApiError> {
     let name = crate::service::passkeys::passkey_name(Some(&request.name))?;
-    let factor = deps
-        .stores
-        .factors
-        .get_factor(&caller.user_id, factor_id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let factor = own_factor(deps, caller, factor_id).await?;
     if !matches!(factor.kind, FactorKind::Passkey { .. }) {
         return Err(ApiError::Conflict("Only passkeys have names.".into()));
     }
@@ -714,13 +700,20 @@ pub async fn rename(
     {
         return Err(ApiError::NotFound);
     }
-    let factor = deps
-        .stores
+    Ok(view(&own_factor(deps, caller, factor_id).await?))
+}
+
+/// One of the caller's factors; `not_found` for anyone else's.
+async fn own_factor(
+    deps: &Deps,
+    caller: &Caller,
+    factor_id: &str,
+) -> Result<FactorRecord, ApiError> {
+    deps.stores
         .factors
         .get_factor(&caller.user_id, factor_id)
         .await?
-        .ok_or(ApiError::NotFound)?;
-    Ok(view(&factor))
+        .ok_or(ApiError::NotFound)
 }
 
 pub async fn list(deps: &Deps, caller: &Caller) -> Result<Vec<FactorView>, ApiError> {

@@ -81,8 +81,19 @@ impl Ceremony {
             .map_err(|_| internal("a ceremony did not serialise"))
     }
 
-    fn open(sealed: &SecretString) -> Option<Ceremony> {
-        serde_json::from_str(sealed.expose()).ok()
+    /// Takes the challenge's ceremony (single use); `None` if it has none (never asked for,
+    /// used, replaced by newer options) or it does not read back.
+    async fn take(
+        deps: &Deps,
+        id_digest: &str,
+        now: UnixTime,
+    ) -> Result<Option<Ceremony>, ApiError> {
+        Ok(deps
+            .stores
+            .challenges
+            .take_ceremony(id_digest, now)
+            .await?
+            .and_then(|sealed| serde_json::from_str(sealed.expose()).ok()))
     }
 }
 
@@ -224,15 +235,7 @@ pub(crate) async fn register(
         registration_refused()
     })?;
     let now = deps.clock.now();
-    let Some(sealed) = deps
-        .stores
-        .challenges
-        .take_ceremony(&challenge.id_digest, now)
-        .await?
-    else {
-        return Err(ApiError::ChallengeExpired);
-    };
-    let state = match Ceremony::open(&sealed) {
+    let state = match Ceremony::take(deps, &challenge.id_digest, now).await? {
         Some(Ceremony::Registration { factor_id, state }) if factor_id == factor.factor_id => state,
         _ => return Err(ApiError::ChallengeExpired),
     };
@@ -364,20 +367,14 @@ async fn assert_for_user(
     response: &AssertionResponse,
 ) -> Result<Option<Verified>, ApiError> {
     let now = deps.clock.now();
-    let Some(sealed) = deps
-        .stores
-        .challenges
-        .take_ceremony(&challenge.id_digest, now)
-        .await?
+    let Some(Ceremony::Authentication { state }) =
+        Ceremony::take(deps, &challenge.id_digest, now).await?
     else {
         tracing::info!(
             event = "passkey_assertion_refused",
-            reason = "no ceremony (options not asked for, used or replaced)",
+            reason = "no assertion ceremony (options not asked for, used or replaced)",
             "passkey assertion refused"
         );
-        return Ok(None);
-    };
-    let Some(Ceremony::Authentication { state }) = Ceremony::open(&sealed) else {
         return Ok(None);
     };
     let factors = deps.stores.factors.list_factors(&challenge.user_id).await?;
@@ -515,21 +512,15 @@ pub async fn passwordless_options(
             .map_err(ceremony_error)?;
     let challenge_id = random_token();
     let record = ChallengeRecord {
-        id_digest: token_digest(&challenge_id),
-        user_id: UserId::nobody(),
-        purpose: ChallengePurpose::Passwordless,
-        status: ChallengeStatus::MfaRequired,
-        created_at: now,
-        expires_at: now.plus_secs(passkey::CEREMONY_TIMEOUT_SECS),
-        sends: 0,
-        attempts: 0,
-        password_change_required: false,
-        code: None,
-        completed_at: None,
-        factor_id: None,
-        session_id: None,
-        user_stamp: 0,
         ceremony: Some(Ceremony::Authentication { state }.seal()?),
+        ..ChallengeRecord::opened(
+            token_digest(&challenge_id),
+            UserId::nobody(),
+            ChallengePurpose::Passwordless,
+            ChallengeStatus::MfaRequired,
+            now,
+            passkey::CEREMONY_TIMEOUT_SECS,
+        )
     };
     deps.stores.challenges.create_challenge(&record).await?;
     Ok(PasswordlessOptions {
@@ -589,12 +580,9 @@ async fn passwordless_proof(
         Some(c) if c.purpose == ChallengePurpose::Passwordless && c.completed_at.is_none() => {}
         _ => return refused("unknown, expired or used challenge"),
     }
-    let Some(sealed) = deps.stores.challenges.take_ceremony(&digest, now).await? else {
-        return refused("ceremony used already");
-    };
-    let state = match Ceremony::open(&sealed) {
+    let state = match Ceremony::take(deps, &digest, now).await? {
         Some(Ceremony::Authentication { state }) if state.is_discoverable() => state,
-        _ => return refused("not a passwordless ceremony"),
+        _ => return refused("ceremony used already"),
     };
     let Some(owner) = deps
         .stores
@@ -631,21 +619,18 @@ async fn passwordless_proof(
     };
     // The challenge the sign-in completes, now that the user is known.
     let challenge = ChallengeRecord {
-        id_digest: digest,
-        user_id: user.user_id.clone(),
-        purpose: ChallengePurpose::Passwordless,
-        status: ChallengeStatus::MfaRequired,
-        created_at: now,
-        expires_at: now.plus_secs(deps.settings.challenge_ttl_secs),
-        sends: 0,
-        attempts: 0,
         password_change_required: crate::service::sign_in::password_change_due(deps, &user, now),
-        code: None,
         completed_at: Some(now),
         factor_id: Some(factor.factor_id.clone()),
-        session_id: None,
         user_stamp: user.security_stamp,
-        ceremony: None,
+        ..ChallengeRecord::opened(
+            digest,
+            user.user_id.clone(),
+            ChallengePurpose::Passwordless,
+            ChallengeStatus::MfaRequired,
+            now,
+            deps.settings.challenge_ttl_secs,
+        )
     };
     tracing::info!(event = "passkey_sign_in", "passwordless passkey accepted");
     Ok(Some(Verified {

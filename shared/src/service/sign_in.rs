@@ -362,21 +362,16 @@ async fn open_challenge(
     let challenge_id = random_token();
     let ttl = deps.settings.challenge_ttl_secs;
     let record = ChallengeRecord {
-        id_digest: token_digest(&challenge_id),
-        user_id: user.user_id.clone(),
-        purpose: ChallengePurpose::SignIn,
-        status,
-        created_at: now,
-        expires_at: now.plus_secs(ttl),
-        sends: 0,
-        attempts: 0,
         password_change_required: password_change_due(deps, user, now),
-        code: None,
-        completed_at: None,
-        factor_id: None,
-        session_id: None,
         user_stamp: user.security_stamp,
-        ceremony: None,
+        ..ChallengeRecord::opened(
+            token_digest(&challenge_id),
+            user.user_id.clone(),
+            ChallengePurpose::SignIn,
+            status,
+            now,
+            ttl,
+        )
     };
     deps.stores.challenges.create_challenge(&record).await?;
     tracing::info!(

@@ -68,23 +68,18 @@ pub async fn start(
     };
     let now = deps.clock.now();
     let challenge_id = random_token();
+    // Bound to a session, which a password change or MFA reset revokes: no stamp.
     let record = ChallengeRecord {
-        id_digest: crate::crypto::token_digest(&challenge_id),
-        user_id: caller.user_id.clone(),
-        purpose: ChallengePurpose::StepUp,
-        status: ChallengeStatus::MfaRequired,
-        created_at: now,
-        expires_at: now.plus_secs(deps.settings.challenge_ttl_secs),
-        sends: 0,
-        attempts: 0,
-        password_change_required: false,
-        code: None,
-        completed_at: None,
-        factor_id: None,
         session_id: Some(caller.claims.sid.clone()),
-        // Bound to a session, which a password change or MFA reset revokes.
-        user_stamp: 0,
         ceremony,
+        ..ChallengeRecord::opened(
+            crate::crypto::token_digest(&challenge_id),
+            caller.user_id.clone(),
+            ChallengePurpose::StepUp,
+            ChallengeStatus::MfaRequired,
+            now,
+            deps.settings.challenge_ttl_secs,
+        )
     };
     deps.stores.challenges.create_challenge(&record).await?;
     let mut started = StepUpStarted {

@@ -83,6 +83,17 @@ impl DynamoStore {
             .key(SK, s(&sk))
     }
 
+    fn delete_item(
+        &self,
+        (pk, sk): (String, String),
+    ) -> aws_sdk_dynamodb::operation::delete_item::builders::DeleteItemFluentBuilder {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key(PK, s(&pk))
+            .key(SK, s(&sk))
+    }
+
     /// Runs a conditional update: `Ok(true)` if it applied, `Ok(false)` if the condition lost.
     async fn conditional(
         &self,
@@ -128,33 +139,30 @@ impl DynamoStore {
         }
     }
 
-    async fn delete(&self, (pk, sk): (String, String)) -> Result<bool, StoreError> {
+    async fn delete(&self, key: (String, String)) -> Result<bool, StoreError> {
+        Ok(self.delete_returning(key).await?.is_some())
+    }
+
+    /// Deletes an item; the item it was, if there was one.
+    async fn delete_returning(&self, key: (String, String)) -> Result<Option<Item>, StoreError> {
         let out = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .key(PK, s(&pk))
-            .key(SK, s(&sk))
+            .delete_item(key)
             .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
             .send()
             .await
             .map_err(unavailable)?;
-        Ok(out.attributes.is_some_and(|a| !a.is_empty()))
+        Ok(out.attributes.filter(|a| !a.is_empty()))
     }
 
     /// Deletes a live item and returns it, once: a conditional delete, so exactly one caller
     /// of many gets it (single-use links and invitations).
     async fn take_live(
         &self,
-        (pk, sk): (String, String),
+        key: (String, String),
         now: UnixTime,
     ) -> Result<Option<Item>, StoreError> {
         let result = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .key(PK, s(&pk))
-            .key(SK, s(&sk))
+            .delete_item(key)
             .condition_expression("attribute_exists(#pk) AND #ttl > :now")
             .expression_attribute_names("#pk", PK)
             .expression_attribute_names("#ttl", TTL)
@@ -940,28 +948,15 @@ impl FactorStore for DynamoStore {
     /// that factor. Were the second delete lost, the record would name a factor that no longer
     /// exists: a passwordless sign-in with it fails as an unknown credential.
     async fn delete_factor(&self, user_id: &UserId, factor_id: &str) -> Result<bool, StoreError> {
-        let (pk, sk) = keys::factor(user_id, factor_id);
-        let out = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .key(PK, s(&pk))
-            .key(SK, s(&sk))
-            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
-            .send()
-            .await
-            .map_err(unavailable)?;
-        let Some(old) = out.attributes.filter(|a| !a.is_empty()) else {
+        let Some(old) = self
+            .delete_returning(keys::factor(user_id, factor_id))
+            .await?
+        else {
             return Ok(false);
         };
         if let Some(digest) = opt_s(&old, "credential_digest")? {
-            let (pk, sk) = keys::passkey(&digest);
             let result = self
-                .client
-                .delete_item()
-                .table_name(&self.table)
-                .key(PK, s(&pk))
-                .key(SK, s(&sk))
+                .delete_item(keys::passkey(&digest))
                 .condition_expression("user_id = :user AND factor_id = :factor")
                 .expression_attribute_values(":user", s(user_id.as_str()))
                 .expression_attribute_values(":factor", s(factor_id))

@@ -472,6 +472,37 @@ pub struct ChallengeRecord {
     pub ceremony: Option<crate::crypto::SecretString>,
 }
 
+impl ChallengeRecord {
+    /// A challenge opened at `now` for `ttl_secs`: no send, try, code, ceremony or session yet,
+    /// not completed, no password change due, stamp 0 (set what differs with `..`).
+    pub fn opened(
+        id_digest: String,
+        user_id: UserId,
+        purpose: ChallengePurpose,
+        status: ChallengeStatus,
+        now: UnixTime,
+        ttl_secs: i64,
+    ) -> ChallengeRecord {
+        ChallengeRecord {
+            id_digest,
+            user_id,
+            purpose,
+            status,
+            created_at: now,
+            expires_at: now.plus_secs(ttl_secs),
+            sends: 0,
+            attempts: 0,
+            password_change_required: false,
+            code: None,
+            completed_at: None,
+            factor_id: None,
+            session_id: None,
+            user_stamp: 0,
+            ceremony: None,
+        }
+    }
+}
+
 /// The outcome of asking for a send slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SendSlot {
