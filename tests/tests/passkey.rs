@@ -31,7 +31,10 @@ fn registered(api: &Api, user: &str, authenticator: &mut SoftAuthenticator) -> V
     assert_eq!(body["status"], "pending");
     let options = &body["options"];
     assert_eq!(options["authenticatorSelection"]["residentKey"], "required");
-    assert_eq!(options["authenticatorSelection"]["userVerification"], "required");
+    assert_eq!(
+        options["authenticatorSelection"]["userVerification"],
+        "required"
+    );
     assert_eq!(options["attestation"], "none");
     let factor = body["factor_id"].as_str().unwrap();
     let response = authenticator.register(options).unwrap();
@@ -156,10 +159,16 @@ fn a_passkey_is_the_second_step_after_a_password_and_steps_up_a_session() {
         .collect();
     assert!(methods.contains(&"passkey"), "{answer}");
     let challenge = answer["challenge_id"].as_str().unwrap();
-    let options = api.post_json(&format!("/v1/sign-in/{challenge}/passkey/options"), &json!({}));
+    let options = api.post_json(
+        &format!("/v1/sign-in/{challenge}/passkey/options"),
+        &json!({}),
+    );
     assert_eq!(options.status, 200, "{options:?}");
     let options = options.json()["options"].clone();
-    assert_eq!(options["allowCredentials"].as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        options["allowCredentials"].as_array().map(Vec::len),
+        Some(1)
+    );
     // A wrong assertion is a wrong answer, like a wrong code.
     let mut spoilt = authenticator.clone();
     spoilt.tamper_signature = true;
@@ -171,7 +180,10 @@ fn a_passkey_is_the_second_step_after_a_password_and_steps_up_a_session() {
     .assert_problem(401, "code_invalid");
     // The options were used up by that answer: new ones, and the right passkey.
     let options = api
-        .post_json(&format!("/v1/sign-in/{challenge}/passkey/options"), &json!({}))
+        .post_json(
+            &format!("/v1/sign-in/{challenge}/passkey/options"),
+            &json!({}),
+        )
         .json()["options"]
         .clone();
     let right = authenticator.authenticate(&options).unwrap();
@@ -190,14 +202,20 @@ fn a_passkey_is_the_second_step_after_a_password_and_steps_up_a_session() {
     let started = started.json();
     let assertion = authenticator.authenticate(&started["options"]).unwrap();
     let elevated = api.post_auth(
-        &format!("/v1/me/step-up/{}/verify", started["challenge_id"].as_str().unwrap()),
+        &format!(
+            "/v1/me/step-up/{}/verify",
+            started["challenge_id"].as_str().unwrap()
+        ),
         &token,
         &json!({"method": "passkey", "credential": assertion}),
     );
     assert_eq!(elevated.status, 200, "{elevated:?}");
     let token = elevated.json()["access_token"].as_str().unwrap().to_owned();
     let factors = api.get("/v1/me/factors", Some(&token)).json();
-    let factor = factors["factors"][0]["factor_id"].as_str().unwrap().to_owned();
+    let factor = factors["factors"][0]["factor_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert_eq!(factors["factors"][0]["backup_state"], true, "{factors}");
     let renamed = api.send(
         "PATCH",
