@@ -86,14 +86,17 @@ impl Req {
 
 /// AWS calls by (service, operation).
 pub type Calls = BTreeMap<(String, String), u64>;
-/// Per request kind: the function, mean milliseconds, and the calls of one request.
-pub type Measured = BTreeMap<&'static str, (String, f64, Calls)>;
+/// Per request kind: the function, mean milliseconds, the calls of one request, and the
+/// longest chain of them made one after another.
+pub type Measured = BTreeMap<&'static str, (String, f64, Calls, usize)>;
 
 /// What one request cost.
 pub struct Sample {
     pub function: String,
     pub elapsed: Duration,
     pub calls: Calls,
+    /// The longest chain of calls the request waited for one after another.
+    pub chain: usize,
 }
 
 /// A user with an active phone, an authenticator, recovery codes and a trusted device.
@@ -309,6 +312,7 @@ impl Fixture {
         let (status, answer) = self.call(deps, &path, body, &extra).await;
         let elapsed = started.elapsed();
         let calls = deps.calls.snapshot();
+        let chain = deps.calls.longest_chain();
         let expected = if req == Req::SendSms { 202 } else { 200 };
         assert_eq!(status, expected, "{req:?}: {answer}");
         if req == Req::Refresh {
@@ -321,6 +325,7 @@ impl Fixture {
             function,
             elapsed,
             calls,
+            chain,
         }
     }
 }
@@ -342,7 +347,7 @@ pub async fn measure(deps: &Deps, clock: &portcullis::ManualClock, id: &str, n: 
     let mut fixture = Fixture::new(deps, id).await;
     let mut out = BTreeMap::new();
     // Interleaved, so that machine noise lands on every kind alike.
-    let mut totals: BTreeMap<&'static str, (String, Duration, Calls)> = BTreeMap::new();
+    let mut totals: BTreeMap<&'static str, (String, Duration, Calls, usize)> = BTreeMap::new();
     for _ in 0..n {
         for req in Req::ALL {
             let sample = fixture.once(deps, req, clock).await;
@@ -350,13 +355,78 @@ pub async fn measure(deps: &Deps, clock: &portcullis::ManualClock, id: &str, n: 
                 sample.function.clone(),
                 Duration::ZERO,
                 BTreeMap::new(),
+                0,
             ));
             entry.1 += sample.elapsed;
             entry.2 = sample.calls;
+            entry.3 = sample.chain;
         }
     }
-    for (key, (function, total, calls)) in totals {
-        out.insert(key, (function, crate::per_op(total, n), calls));
+    for (key, (function, total, calls, chain)) in totals {
+        out.insert(key, (function, crate::per_op(total, n), calls, chain));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    //! Round trips are budgeted (issue 17 lowers them): a change that makes any request of the
+    //! sign-in flows call AWS more often, or wait for more calls one after another, fails here
+    //! against the emulator. Lower a budget when a change lowers the figure (BENCHMARKS.md has
+    //! the same counts); never raise one without saying why in the commit.
+    use super::*;
+
+    /// (request, most AWS calls, longest chain of sequential calls) as measured 2026-12-02.
+    const BUDGETS: [(Req, u64, usize); 11] = [
+        (Req::SignInTrusted, 15, 15),
+        (Req::SignInMfa, 9, 9),
+        (Req::SendSms, 12, 12),
+        (Req::VerifySms, 15, 15),
+        (Req::VerifyTotp, 17, 17),
+        (Req::RecoveryCode, 20, 20),
+        (Req::Refresh, 4, 4),
+        (Req::PasskeyOptions, 4, 4),
+        (Req::VerifyPasskey, 17, 17),
+        (Req::PasswordlessOptions, 2, 2),
+        (Req::PasswordlessSignIn, 15, 15),
+    ];
+
+    #[tokio::test]
+    async fn no_request_makes_more_aws_calls_than_its_budget() {
+        if std::env::var("AWS_ENDPOINT_URL").is_err() || std::env::var("PORTCULLIS_TABLE").is_err()
+        {
+            assert!(
+                std::env::var("PORTCULLIS_REQUIRE_EMULATOR").as_deref() != Ok("1"),
+                "PORTCULLIS_REQUIRE_EMULATOR=1 but no emulator is configured"
+            );
+            eprintln!("note: no emulator configured; call budgets not checked");
+            return;
+        }
+        let mut settings = crate::uncapped(portcullis::Settings::from_env().unwrap());
+        settings.argon2 = portcullis::config::Argon2Settings::danger_cheap();
+        let mut deps = Deps::with_aws(settings).await.unwrap();
+        let clock = std::sync::Arc::new(portcullis::ManualClock::new(portcullis::Clock::now(
+            &portcullis::SystemClock,
+        )));
+        deps.clock = clock.clone();
+        let id = format!("budget-{}@example.com", portcullis::crypto::random_id("b"));
+        let mut fixture = Fixture::new(&deps, &id).await;
+        let mut over = Vec::new();
+        // Twice: the first request of a kind may take a path the later ones do not.
+        for _ in 0..2 {
+            for (req, calls, chain) in BUDGETS {
+                let sample = fixture.once(&deps, req, &clock).await;
+                let total: u64 = sample.calls.values().sum();
+                if total > calls || sample.chain > chain {
+                    over.push(format!(
+                        "{}: {total} calls (budget {calls}), chain {} (budget {chain}): {:?}",
+                        req.key(),
+                        sample.chain,
+                        sample.calls
+                    ));
+                }
+            }
+        }
+        assert!(over.is_empty(), "over budget:\n{}", over.join("\n"));
+    }
 }

@@ -215,18 +215,18 @@ fn report_flows(n: u32, in_process: &Measured, emulated: Option<&(Measured, f64)
         n.min(20)
     );
     println!(
-        "| request | function | AWS calls | by service and operation | in process, ms | against the emulator, ms | ÷ bare round trip |"
+        "| request | function | AWS calls | longest chain | by service and operation | in process, ms | against the emulator, ms | ÷ bare round trip |"
     );
-    println!("|---|---|---:|---|---:|---:|---:|");
+    println!("|---|---|---:|---:|---|---:|---:|---:|");
     let mut json_requests = serde_json::Map::new();
     for req in flows::Req::ALL {
         let key = req.key();
-        let Some((function, cpu, _)) = in_process.get(key) else {
+        let Some((function, cpu, _, _)) = in_process.get(key) else {
             continue;
         };
-        let (latency, calls) = match emulated.and_then(|(m, _)| m.get(key)) {
-            Some((_, ms, calls)) => (Some(*ms), calls.clone()),
-            None => (None, Calls::new()),
+        let (latency, calls, chain) = match emulated.and_then(|(m, _)| m.get(key)) {
+            Some((_, ms, calls, chain)) => (Some(*ms), calls.clone(), Some(*chain)),
+            None => (None, Calls::new(), None),
         };
         let total: u64 = calls.values().sum();
         let detail: Vec<String> = calls
@@ -237,8 +237,9 @@ fn report_flows(n: u32, in_process: &Measured, emulated: Option<&(Measured, f64)
             (Some(ms), Some((_, rtt))) => (format!("{ms:.2}"), format!("{:.1}", ms / rtt)),
             _ => ("–".into(), "–".into()),
         };
+        let chain = chain.map_or("–".to_owned(), |c| c.to_string());
         println!(
-            "| {} | {function} | {total} | {} | {cpu:.3} | {lat} | {ratio} |",
+            "| {} | {function} | {total} | {chain} | {} | {cpu:.3} | {lat} | {ratio} |",
             label(key),
             detail.join(", ")
         );
@@ -252,6 +253,7 @@ fn report_flows(n: u32, in_process: &Measured, emulated: Option<&(Measured, f64)
                 "function": function,
                 "label": label(key),
                 "calls": calls_json,
+                "longest_chain": chain,
                 "cpu_ms": cpu,
                 "latency_ms": latency,
             }),
@@ -259,7 +261,7 @@ fn report_flows(n: u32, in_process: &Measured, emulated: Option<&(Measured, f64)
     }
     if let Some((_, rtt)) = emulated {
         println!(
-            "| bare round trip of the emulator (DynamoDB GetItem of a missing key) | | 1 | | | {rtt:.2} | 1.0 |"
+            "| bare round trip of the emulator (DynamoDB GetItem of a missing key) | | 1 | 1 | | | {rtt:.2} | 1.0 |"
         );
     }
     println!("\nTOTP verification alone (3 steps compared, constant time): {totp:.4} ms.\n");
