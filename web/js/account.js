@@ -4,7 +4,8 @@
 import * as api from './api.js';
 import * as session from './session.js';
 import * as ui from './ui.js';
-import { codeScreen, totpSetupScreen, recoveryCodesScreen, phoneFields, sentLede } from './screens.js';
+import * as passkey from './passkey.js';
+import { codeScreen, totpSetupScreen, recoveryCodesScreen, phoneFields, sentLede, passkeyNote } from './screens.js';
 import { withStepUp } from './stepup.js';
 import { eventLabel, eventDetail } from './messages.js';
 import { showConsole } from './console.js';
@@ -48,7 +49,31 @@ function factorTitle(f) {
   if (f.type === 'phone') return `Mobile phone ${f.phone || ''}`.trim();
   if (f.type === 'totp') return 'Authenticator app';
   if (f.type === 'email') return `Email ${f.email || ''}`.trim();
+  if (f.type === 'passkey') return passkeyTitle(f.name);
   return f.type;
+}
+
+/** "Passkey: Work laptop" (the name as the user typed it, shown as text only), or "Passkey". */
+function passkeyTitle(name) {
+  const text = String(name || '').trim();
+  return !text || text.toLowerCase() === 'passkey' ? 'Passkey' : `Passkey: ${text}`;
+}
+
+/** Where a passkey lives (the WebAuthn backup flags): synced, syncable, or this device only. */
+function backupLabel(f) {
+  if (f.backup_state) return 'Synced';
+  if (f.backup_eligible) return 'Can be synced, not backed up yet';
+  return 'On one device only';
+}
+
+function factorMeta(f) {
+  const added = `added ${ui.formatDate(f.created_at)}`;
+  if (f.type === 'passkey') {
+    const used = Number.isFinite(f.last_used_at) ? `last used ${ui.formatDateTime(f.last_used_at)}` : 'not used yet';
+    return `Added ${ui.formatDate(f.created_at)} · ${used}`;
+  }
+  const meta = [f.type === 'phone' ? DELIVERY[f.delivery] : null, added].filter(Boolean).join(' · ');
+  return meta.charAt(0).toUpperCase() + meta.slice(1);
 }
 
 function actionButton(text, context, handler, extraClass = '') {
@@ -64,6 +89,11 @@ async function showSecurity({ notice } = {}) {
   refs.addPhone.addEventListener('click', () => showPhoneForm());
   ui.onClick(refs.addTotp, refs.error, addAuthenticator);
   refs.addEmail.addEventListener('click', () => showEmailForm());
+  const passkeys = passkey.availability();
+  refs.addPasskey.hidden = passkeys !== 'ok';
+  const note = passkeyNote(passkeys);
+  if (note) refs.passkeyNote.append(note);
+  refs.addPasskey.addEventListener('click', () => showPasskeyForm());
   ui.onClick(refs.regenerate, refs.error, regenerateCodes);
   const [factors, remaining] = await Promise.allSettled([api.factors(), api.recoveryCodesRemaining()]);
   if (factors.status === 'fulfilled') renderFactors(refs, factors.value);
@@ -82,11 +112,13 @@ async function showSecurity({ notice } = {}) {
 function renderFactors(refs, factors) {
   const active = factors.filter((f) => f.status === 'active');
   refs.factors.replaceChildren(...factors.map((f) => {
-    const meta = [f.type === 'phone' ? DELIVERY[f.delivery] : null, `added ${ui.formatDate(f.created_at)}`].filter(Boolean).join(' · ');
     const actions = ui.el('div', { class: 'item__actions' });
     const name = factorTitle(f);
     if (f.type === 'phone' && f.status === 'active') {
       actions.append(actionButton('Change number', name, () => showPhoneForm(f)));
+    }
+    if (f.type === 'passkey' && f.status === 'active') {
+      actions.append(actionButton('Rename', name, () => showRenamePasskey(f)));
     }
     const last = f.status === 'active' && active.length === 1;
     actions.append(actionButton('Remove', name, () => removeFactor(refs, f, last), 'button--danger-outline'));
@@ -94,7 +126,8 @@ function renderFactors(refs, factors) {
       ui.el('div', { class: 'item__main' },
         ui.el('strong', { text: name }),
         f.status === 'pending' ? ui.el('span', { class: 'badge badge--warn', text: 'Not confirmed' }) : null,
-        ui.el('span', { class: 'item__meta', text: meta.charAt(0).toUpperCase() + meta.slice(1) })),
+        f.type === 'passkey' && f.status === 'active' ? ui.el('span', { class: 'badge', text: backupLabel(f) }) : null,
+        ui.el('span', { class: 'item__meta', text: factorMeta(f) })),
       actions);
   }));
   if (!factors.length) refs.factors.append(ui.el('li', { class: 'item item--empty', text: 'You have no sign-in methods. The next time you sign in, you will be asked to set one up.' }));
@@ -106,7 +139,9 @@ async function removeFactor(refs, factor, last) {
     title: `Remove ${factorTitle(factor)}?`,
     text: last
       ? 'This is your only sign-in method. If you remove it, you will have to set up a new one the next time you sign in.'
-      : 'You will no longer be able to use it to confirm it is you.',
+      : factor.type === 'passkey'
+        ? 'You will no longer be able to use it to sign in or to confirm it is you. Your device or password manager keeps it until you delete it there too.'
+        : 'You will no longer be able to use it to confirm it is you.',
   });
   if (!ok) return;
   try {
@@ -182,6 +217,52 @@ async function addAuthenticator() {
       }
     },
     onBack: () => backToSecurity(),
+  });
+}
+
+// ---- Passkeys -------------------------------------------------------------------------------------
+
+/** Adds a passkey: a name, a step-up if the API asks, the browser's registration, recovery codes. */
+function showPasskeyForm() {
+  const refs = ui.render('t-add-passkey');
+  refs.back.addEventListener('click', () => backToSecurity());
+  ui.handleForm(refs.form, refs.error, async (values) => {
+    const name = values.name.trim();
+    const pending = await withStepUp(() => api.addPasskey(name));
+    const credential = await passkey.createPasskey(pending.options);
+    const activated = await api.activatePasskey(pending.factor_id, credential);
+    const label = activated.name || name;
+    const done = () => backToSecurity(passkeyTitle(label) === 'Passkey'
+      ? 'Your passkey is set up. You can use it to sign in.'
+      : `Your passkey "${label}" is set up. You can use it to sign in.`);
+    if (Array.isArray(activated.recovery_codes) && activated.recovery_codes.length) {
+      recoveryCodesScreen(activated.recovery_codes, done);
+    } else {
+      await done();
+    }
+  }, (error) => {
+    ui.showError(refs.error, error, 'passkeyRegister');
+    return true;
+  });
+}
+
+function showRenamePasskey(factor) {
+  const refs = ui.render('t-rename-passkey');
+  const input = refs.form.elements.name;
+  input.value = factor.name || '';
+  refs.back.addEventListener('click', () => backToSecurity());
+  ui.handleForm(refs.form, refs.error, async (values) => {
+    const name = values.name.trim();
+    if (!name) {
+      ui.showError(refs.error, { code: 'validation_failed' }, 'passkeyRename');
+      input.focus();
+      return;
+    }
+    await withStepUp(() => api.renameFactor(factor.factor_id, name));
+    await backToSecurity(`Your passkey is now called "${name}".`);
+  }, (error) => {
+    ui.showError(refs.error, error, 'passkeyRename');
+    return true;
   });
 }
 

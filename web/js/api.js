@@ -172,6 +172,36 @@ export async function verifyEnrolment(challengeId, factorId, code) {
   return (await send('POST', `/v1/sign-in/${enc(challengeId)}/factors/${enc(factorId)}/verify`, { body: { code } })).data;
 }
 
+export async function enrolPasskey(challengeId, name) {
+  const body = name ? { name } : {};
+  return (await send('POST', `/v1/sign-in/${enc(challengeId)}/factors/passkey`, { body })).data;
+}
+
+/** Finishes a passkey enrolment inside the sign-in: the RegistrationResponseJSON. */
+export async function verifyEnrolmentPasskey(challengeId, factorId, credential) {
+  return (await send('POST', `/v1/sign-in/${enc(challengeId)}/factors/${enc(factorId)}/verify`, { body: { credential } })).data;
+}
+
+/** Options for a passkey as the second factor of an mfa_required challenge. */
+export async function passkeyOptions(challengeId) {
+  return (await send('POST', `/v1/sign-in/${enc(challengeId)}/passkey/options`)).data;
+}
+
+export async function verifyPasskey(challengeId, credential, trustDevice) {
+  const body = { method: 'passkey', credential };
+  if (trustDevice) body.trust_device = true;
+  return (await send('POST', `/v1/sign-in/${enc(challengeId)}/verify`, { body })).data;
+}
+
+/** Passwordless: options for any discoverable passkey of this site → {challenge_id, expires_in, options}. */
+export async function passwordlessOptions() {
+  return (await send('POST', '/v1/passkey/options')).data;
+}
+
+export async function passwordlessSignIn(challengeId, credential) {
+  return (await send('POST', '/v1/passkey/sign-in', { body: { challenge_id: challengeId, credential } })).data;
+}
+
 export async function setRequiredPassword(challengeId, newPassword) {
   return (await send('POST', `/v1/sign-in/${enc(challengeId)}/password`, { body: { new_password: newPassword } })).data;
 }
@@ -209,6 +239,21 @@ export async function addEmail(email) {
 
 export async function addTotp() {
   return (await authed('POST', '/v1/me/factors/totp', { body: {} })).data;
+}
+
+/** → {factor_id, status: "pending", options}; finished by activatePasskey. */
+export async function addPasskey(name) {
+  const body = name ? { name } : {};
+  return (await authed('POST', '/v1/me/factors/passkey', { body })).data;
+}
+
+/** The RegistrationResponseJSON → the factor, with recovery_codes when a set was made. */
+export async function activatePasskey(factorId, credential) {
+  return (await authed('POST', `/v1/me/factors/${enc(factorId)}/verify`, { body: { credential } })).data;
+}
+
+export async function renameFactor(factorId, name) {
+  return (await authed('PATCH', `/v1/me/factors/${enc(factorId)}`, { body: { name } })).data;
 }
 
 export async function activateFactor(factorId, code) {
@@ -267,6 +312,10 @@ export async function resendStepUpCode(challengeId, method, factorId) {
 export async function verifyStepUp(challengeId, method, code, factorId) {
   const body = factorId ? { method, code, factor_id: factorId } : { method, code };
   return (await authed('POST', `/v1/me/step-up/${enc(challengeId)}/verify`, { body })).data;
+}
+
+export async function verifyStepUpPasskey(challengeId, credential) {
+  return (await authed('POST', `/v1/me/step-up/${enc(challengeId)}/verify`, { body: { method: 'passkey', credential } })).data;
 }
 
 export async function stepUpWithRecoveryCode(challengeId, code) {

@@ -1,6 +1,10 @@
 // The one place that turns an API error into words for people. Branch on the stable `code` of the
 // problem+json answer (never on its title); the server's `detail` is shown only where it is the
 // useful part (the rule a new password broke, the browsers that are supported).
+// The browser's own passkey exceptions arrive here as codes too (passkey_*, from passkey.js):
+// their text is never shown.
+
+import { localhostAddress, onIpAddress } from './passkey.js';
 
 /** The SPEC §3 wording for the sixth send request, verbatim. */
 export const SEND_LIMIT_MESSAGE =
@@ -59,6 +63,18 @@ const MESSAGES = {
   method_not_allowed: () => 'Something went wrong on our side. Please try again later.',
   network: () => 'We could not reach the service. Check your internet connection and try again.',
   step_up_cancelled: () => 'Nothing was changed: the verification was cancelled.',
+  // The browser's passkey call (passkey.js), not the API.
+  passkey_cancelled: () =>
+    'The passkey was not used: the request was cancelled or timed out. Try again when you are ready, or choose another way.',
+  passkey_aborted: () => 'The passkey request was stopped.',
+  passkey_exists: () =>
+    'This device or security key already has a passkey for your account. Use it to sign in, or add a passkey on another device.',
+  // SecurityError: the page's address is not one the passkeys were made for.
+  passkey_wrong_address: () => (onIpAddress()
+    ? `Passkeys need the page opened at ${localhostAddress()}`
+    : 'Passkeys cannot be used at this address of the site. Choose another way.'),
+  passkey_unsupported: () => 'This browser cannot use passkeys. Choose another way, or update your browser.',
+  passkey_failed: () => 'The passkey could not be used. Please try again, or choose another way.',
 };
 
 // Where the same code means something more precise.
@@ -69,6 +85,26 @@ const IN_CONTEXT = {
   reset: {
     // The detail says which rule the password broke, or that the link is not valid any more.
     validation_failed: (e) => e.detail || 'The new password was not accepted.',
+  },
+  // Passwordless sign-in: every refusal of the API is the same invalid_credentials.
+  passkeySignIn: {
+    invalid_credentials: () =>
+      'We could not sign you in with this passkey. It may have been removed from your account. Sign in with your user ID and password instead.',
+    passkey_cancelled: () => 'No passkey was used. Choose a passkey when your browser asks, or sign in with your user ID and password.',
+  },
+  // A passkey as the second factor (after the password, or in a step-up).
+  passkeyVerify: {
+    code_invalid: () =>
+      'This passkey was not accepted. Try again with a passkey saved for this account, or choose another method. After 5 failed attempts you will have to start again.',
+  },
+  // Creating a passkey: the options are single use and live 5 minutes.
+  passkeyRegister: {
+    validation_failed: (e) => e.detail || 'The passkey could not be registered. Please try again.',
+    challenge_expired: () => 'Setting up the passkey took too long, or was already tried. Please try again.',
+  },
+  passkeyRename: {
+    validation_failed: (e) => (e.detail ? `Please check the name: ${e.detail}` : 'Please choose a name of 1 to 64 characters.'),
+    conflict: () => 'Only passkeys can be renamed.',
   },
   // The admin console: every route needs the admin role (checked on the current user record,
   // not only the token), a fresh verification, and a subject other than the admin.
@@ -117,6 +153,7 @@ const EVENT_LABELS = {
   code_sent: 'One-time code sent',
   factor_added: 'Sign-in method added',
   factor_removed: 'Sign-in method removed',
+  passkey_counter_regression: 'A passkey was refused: it may have been copied',
   device_trusted: 'Device trusted',
   device_removed: 'Trusted device removed',
   password_changed: 'Password changed',
@@ -177,6 +214,7 @@ const DELIVERY_PURPOSES = {
   alert_deactivated_by_admin: 'Alert: deactivated by an administrator',
   alert_second_factor_locked: 'Alert: second factor locked',
   alert_new_device_sign_in: 'Alert: sign-in from a new device',
+  alert_passkey_counter_regression: 'Alert: a passkey may have been copied',
 };
 
 /** "sign_in" → "Sign-in code"; alerts ("alert_lock") → "Alert: lock". */
@@ -194,7 +232,7 @@ export function eventLabel(kind) {
   return words.charAt(0).toUpperCase() + words.slice(1);
 }
 
-const DETAIL_WORDS = { sms: 'text message', voice: 'voice call', totp: 'authenticator app', email: 'email', phone: 'phone', recovery: 'recovery code', enrol: 'set-up', trusted_device: 'trusted device' };
+const DETAIL_WORDS = { sms: 'text message', voice: 'voice call', totp: 'authenticator app', email: 'email', phone: 'phone', passkey: 'passkey', recovery: 'recovery code', enrol: 'set-up', trusted_device: 'trusted device' };
 
 /** Makes an event's detail readable ("sms (enrol)" → "text message (set-up)"). */
 export function eventDetail(detail) {

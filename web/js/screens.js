@@ -1,7 +1,9 @@
 // Screens used both while signing in and in the signed-in area: entering a code, setting up an
-// authenticator app, showing recovery codes once, and the phone-number fields.
+// authenticator app, showing recovery codes once, the phone-number fields, and the note shown
+// instead of passkey buttons on a page that cannot use passkeys.
 
 import * as ui from './ui.js';
+import { localhostAddress } from './passkey.js';
 
 const SEND_LEDE = {
   sms: (to) => `We sent a text message with a 6-digit code to ${to}.`,
@@ -150,4 +152,15 @@ export function recoveryCodesScreen(codes, onDone) {
 export function phoneFields(container, { delivery = true } = {}) {
   ui.insertPart(container, 't-phone-fields');
   if (!delivery) container.querySelector('[data-ref="deliveryFieldset"]').hidden = true;
+}
+
+/**
+ * Where a passkey button would be but passkeys cannot work on this page: the hint to open it at
+ * localhost (IP-address origins), or nothing (a browser without WebAuthn). Returns the element
+ * or null; the caller hides its passkey buttons whenever availability() is not 'ok'.
+ */
+export function passkeyNote(state) {
+  if (state !== 'ip') return null;
+  const address = localhostAddress();
+  return ui.el('p', { class: 'hint passkey-note' }, 'Passkeys need the page opened at ', ui.el('a', { href: address, text: address }));
 }

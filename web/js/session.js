@@ -4,8 +4,13 @@
 
 let current = null; // { userId, access, refresh }
 
+/** `userId` null: a passwordless (passkey) sign-in, where the token's `sub` says who it is. */
 export function start(userId, tokens) {
   current = { userId, access: tokens.access_token, refresh: tokens.refresh_token };
+  if (!userId) {
+    const sub = claims().sub;
+    current.userId = typeof sub === 'string' ? sub : '';
+  }
 }
 
 export function isSignedIn() {

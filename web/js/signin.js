@@ -1,11 +1,14 @@
-// Signing in: password, then whatever the API's challenge asks for — a code (text, voice, email,
-// authenticator app, recovery code), enrolment of a first method, or a new password.
+// Signing in: password, then whatever the API's challenge asks for — a passkey or a code (text,
+// voice, email, authenticator app, recovery code), enrolment of a first method, or a new
+// password. Or without a password: a passkey, from the "Sign in with a passkey" button or from
+// the user-ID field's autofill (conditional mediation).
 
 import * as api from './api.js';
 import * as session from './session.js';
 import * as ui from './ui.js';
 import { go } from './nav.js';
-import { codeScreen, totpSetupScreen, recoveryCodesScreen, phoneFields, sentLede } from './screens.js';
+import * as passkey from './passkey.js';
+import { codeScreen, totpSetupScreen, recoveryCodesScreen, phoneFields, sentLede, passkeyNote } from './screens.js';
 
 const SEND_METHODS = ['sms', 'voice', 'email'];
 
@@ -13,13 +16,19 @@ const SEND_METHODS = ['sms', 'voice', 'email'];
 let flow = null;
 
 export function showSignIn({ notice, error } = {}) {
+  stopAutofill();
   flow = null;
   const refs = ui.render('t-sign-in');
   ui.say(refs.notice, notice);
   if (error) ui.showError(refs.error, error);
-  refs.forgot.addEventListener('click', () => go.forgot());
+  refs.forgot.addEventListener('click', () => {
+    stopAutofill();
+    go.forgot();
+  });
   const password = refs.form.elements.password;
   ui.handleForm(refs.form, refs.error, async (values) => {
+    if (passwordless) return; // a passkey from the autofill is signing in already
+    await stopAutofill();
     const userId = values.user_id.trim();
     const deviceToken = session.deviceToken(userId);
     const answer = await api.signIn(userId, values.password, deviceToken);
@@ -32,8 +41,108 @@ export function showSignIn({ notice, error } = {}) {
       password.value = '';
       password.focus();
     }
+    if (refs.root.isConnected) startAutofill(refs);
     return false;
   });
+  offerPasswordless(refs);
+}
+
+// ---- Passwordless: a passkey instead of the user ID and password ------------------------------
+
+// The autofill request in progress: { controller, settled, timer }.
+let autofill = null;
+// Settles once the last autofill request that was stopped has let go of the browser (a new
+// WebAuthn request while one is pending would be refused).
+let stopping = Promise.resolve();
+// Counts stops, so an autofill that was still starting when it was stopped does not start.
+let stops = 0;
+// True while a passkey's assertion is being sent (the password form waits for it).
+let passwordless = false;
+
+/** Ends the autofill request (if any); resolves once the browser has let go of it. */
+function stopAutofill() {
+  stops += 1;
+  const current = autofill;
+  if (current) {
+    autofill = null;
+    clearTimeout(current.timer);
+    current.controller.abort();
+    stopping = current.settled;
+  }
+  return stopping;
+}
+
+/**
+ * Offers the user's passkeys in the user-ID field's autofill (`autocomplete="username webauthn"`)
+ * with a conditional-mediation request, renewed before its options expire. Quiet when the
+ * browser cannot, or the options cannot be had: the form works without it.
+ */
+async function startAutofill(refs) {
+  await stopAutofill();
+  const mine = stops;
+  if (!(await passkey.autofillAvailable()) || !refs.root.isConnected || stops !== mine) return;
+  const state = { controller: new AbortController(), settled: null, timer: null };
+  const { signal } = state.controller;
+  autofill = state;
+  state.settled = (async () => {
+    let sent = false;
+    try {
+      const started = await api.passwordlessOptions();
+      if (signal.aborted) return;
+      const life = Number.isInteger(started.expires_in) ? started.expires_in : 300;
+      state.timer = setTimeout(() => {
+        if (autofill === state) startAutofill(refs);
+      }, Math.max(30, life - 15) * 1000);
+      const credential = await passkey.getPasskey(started.options, { conditional: true, signal });
+      if (autofill !== state) return;
+      autofill = null;
+      clearTimeout(state.timer);
+      sent = true;
+      await signInWithPasskey(started.challenge_id, credential);
+    } catch (error) {
+      if (signal.aborted || error.code === 'passkey_aborted' || !refs.root.isConnected) return;
+      // The options could not be had or the browser refused: quiet, the form still works. A
+      // passkey the API refused is said, and not offered again by itself (the button still is).
+      if (sent) ui.showError(refs.error, error, 'passkeySignIn');
+    }
+  })();
+}
+
+/** The "Sign in with a passkey" button, its autofill, or the note that passkeys need localhost. */
+function offerPasswordless(refs) {
+  const state = passkey.availability();
+  refs.passkeyBlock.hidden = state === 'unsupported';
+  refs.passkey.hidden = state !== 'ok';
+  const note = passkeyNote(state);
+  if (note) refs.passkeyBlock.append(note);
+  if (state !== 'ok') return;
+  ui.onClick(refs.passkey, refs.error, async () => {
+    await stopAutofill();
+    try {
+      const started = await api.passwordlessOptions();
+      const credential = await passkey.getPasskey(started.options);
+      await signInWithPasskey(started.challenge_id, credential);
+    } catch (error) {
+      if (!refs.root.isConnected) return;
+      ui.showError(refs.error, error, 'passkeySignIn');
+      refs.passkey.focus();
+      // Cancelled in the browser: the autofill may still be wanted. Refused by the API: not again.
+      if (error instanceof passkey.PasskeyError) startAutofill(refs);
+    }
+  });
+  startAutofill(refs);
+}
+
+/** Sends the assertion: signed in (or a new password first); errors are the caller's to show. */
+async function signInWithPasskey(challengeId, credential) {
+  passwordless = true;
+  try {
+    const answer = await api.passwordlessSignIn(challengeId, credential);
+    flow = { userId: null, challengeId: answer.challenge_id, methods: [] };
+    await route(answer);
+  } finally {
+    passwordless = false;
+  }
 }
 
 function expired(error) {
@@ -88,7 +197,15 @@ function otherMethods() {
   return flow.methods.filter((m) => !SEND_METHODS.includes(m.method));
 }
 
+function hasPasskey() {
+  return flow.methods.some((m) => m.method === 'passkey');
+}
+
 function firstMethod() {
+  // A passkey first when the user has one (phishing-resistant); on a page that cannot use
+  // passkeys only when nothing else but recovery codes is left.
+  const others = flow.methods.filter((m) => !['passkey', 'recovery_code'].includes(m.method));
+  if (hasPasskey() && (passkey.availability() === 'ok' || !others.length)) return showPasskey();
   if (sendMethods().length) return showChoose();
   const totp = flow.methods.find((m) => m.method === 'totp');
   if (totp) return showTotpCode(totp);
@@ -113,12 +230,18 @@ function showChoose({ expanded = false } = {}) {
     showSentCode(method, sent);
   }, onExpired);
 
-  const labels = { totp: 'Use a code from your authenticator app', recovery_code: 'Use a recovery code' };
+  const labels = { passkey: 'Use a passkey', totp: 'Use a code from your authenticator app', recovery_code: 'Use a recovery code' };
+  const openers = { passkey: () => showPasskey(), totp: (m) => showTotpCode(m), recovery_code: () => showRecoveryCode() };
+  const passkeyState = passkey.availability();
   refs.otherList.replaceChildren(...others.filter((m) => labels[m.method]).map((m) => {
+    if (m.method === 'passkey' && passkeyState !== 'ok') {
+      const note = passkeyNote(passkeyState);
+      return note ? ui.el('li', {}, note) : null;
+    }
     const button = ui.el('button', { type: 'button', class: 'button button--secondary', text: labels[m.method] });
-    button.addEventListener('click', () => (m.method === 'totp' ? showTotpCode(m) : showRecoveryCode()));
+    button.addEventListener('click', () => openers[m.method](m));
     return ui.el('li', {}, button);
-  }));
+  }).filter(Boolean));
   if (!refs.otherList.children.length) refs.othersBlock.hidden = true;
   const setExpanded = (open) => {
     refs.others.hidden = !open;
@@ -159,6 +282,33 @@ function showSentCode(method, sent) {
     onOther: tryAnother,
     onExpired: expired,
   });
+}
+
+/** A passkey as the second factor: new options for this challenge, the browser, then verify. */
+function showPasskey() {
+  const refs = ui.render('t-passkey');
+  const state = passkey.availability();
+  const note = passkeyNote(state);
+  if (note) refs.note.append(note);
+  if (state !== 'ok') {
+    refs.form.hidden = true;
+    if (state === 'unsupported') ui.showError(refs.error, new passkey.PasskeyError('passkey_unsupported'));
+  }
+  ui.handleForm(refs.form, refs.error, async (values) => {
+    const { options } = await api.passkeyOptions(flow.challengeId);
+    const credential = await passkey.getPasskey(options);
+    await route(await api.verifyPasskey(flow.challengeId, credential, Boolean(values.trust_device)));
+  }, (error) => {
+    if (onExpired(error)) return true;
+    ui.showError(refs.error, error, 'passkeyVerify');
+    refs.submit.focus();
+    return true;
+  });
+  if (flow.methods.some((m) => m.method !== 'passkey')) {
+    refs.other.hidden = false;
+    refs.other.addEventListener('click', tryAnother);
+  }
+  refs.cancel.addEventListener('click', () => showSignIn());
 }
 
 function showTotpCode(method) {
@@ -203,6 +353,7 @@ function showEnrol() {
     const pending = await api.enrolEmail(flow.challengeId, values.email.trim());
     showEnrolCode(pending, 'email');
   }, onExpired);
+  enrolPasskeyPanel(refs);
   ui.onClick(refs.totp, refs.error, async () => {
     try {
       const data = await api.enrolTotp(flow.challengeId);
@@ -217,6 +368,33 @@ function showEnrol() {
     }
   });
   refs.cancel.addEventListener('click', () => showSignIn());
+}
+
+/** "Add a passkey" inside the first sign-in: registering it completes the sign-in. */
+function enrolPasskeyPanel(refs) {
+  const state = passkey.availability();
+  refs.passkeyPanel.hidden = state === 'unsupported';
+  refs.passkey.hidden = state !== 'ok';
+  const note = passkeyNote(state);
+  if (note) refs.passkeyNote.append(note);
+  if (state !== 'ok') return;
+  ui.onClick(refs.passkey, refs.error, async () => {
+    let pending;
+    try {
+      pending = await api.enrolPasskey(flow.challengeId);
+    } catch (error) {
+      if (!onExpired(error)) ui.showError(refs.error, error, 'passkeyRegister');
+      return;
+    }
+    try {
+      const credential = await passkey.createPasskey(pending.options);
+      await route(await api.verifyEnrolmentPasskey(flow.challengeId, pending.factor_id, credential));
+    } catch (error) {
+      // Used or expired registration options are challenge_expired too: the sign-in itself may
+      // still be open, and a new "Add a passkey" finds out (its own challenge_expired goes back).
+      if (refs.root.isConnected) ui.showError(refs.error, error, 'passkeyRegister');
+    }
+  });
 }
 
 function showEnrolCode(pending, delivery) {
@@ -240,7 +418,7 @@ function showEnrolCode(pending, delivery) {
 function showRequiredPassword() {
   const refs = ui.render('t-new-password');
   refs.lede.textContent = 'Your password has expired or must be changed. Choose a new one to finish signing in.';
-  refs.username.value = flow.userId;
+  refs.username.value = flow.userId || '';
   refs.back.hidden = false;
   refs.back.addEventListener('click', () => showSignIn());
   ui.handleForm(refs.form, refs.error, async (values) => {

@@ -1,11 +1,13 @@
-// Step-up: when a change answers 403 step_up_required, ask for a fresh code in a modal dialog
-// (POST /v1/me/step-up → code → verify), take the elevated access token, and retry the change
-// once. The form the user filled in stays where it was, under the dialog.
+// Step-up: when a change answers 403 step_up_required, ask for a fresh verification in a modal
+// dialog (POST /v1/me/step-up → a code, or the browser's passkey prompt → verify), take the
+// elevated access token, and retry the change once. The form the user filled in stays where it
+// was, under the dialog.
 
 import * as api from './api.js';
 import * as session from './session.js';
 import * as ui from './ui.js';
-import { sentLede } from './screens.js';
+import * as passkey from './passkey.js';
+import { sentLede, passkeyNote } from './screens.js';
 
 /** Raised when the user closes the step-up dialog: nothing was changed. */
 export class StepUpCancelled extends Error {
@@ -39,10 +41,20 @@ function sharedStepUp() {
 
 const $ = (id) => document.getElementById(id);
 
-/** The ways this user can step up, from their active factors. */
+/** The ways this user can step up, from their active factors (a passkey first: one for all). */
 async function stepUpMethods() {
   const factors = (await api.factors()).filter((f) => f.status === 'active');
   const methods = [];
+  const note = $('su-passkey-note');
+  note.replaceChildren();
+  if (factors.some((f) => f.type === 'passkey')) {
+    const state = passkey.availability();
+    if (state === 'ok') methods.push({ method: 'passkey', label: 'Your passkey (fingerprint, face, screen lock or security key)' });
+    else {
+      const hint = passkeyNote(state);
+      if (hint) note.append(hint);
+    }
+  }
   for (const f of factors) {
     if (f.type === 'phone') {
       methods.push({ method: 'sms', factor_id: f.factor_id, label: ui.channelLabel('sms', f.phone) });
@@ -118,7 +130,15 @@ export function stepUp() {
         chosen = methods[Number(new FormData(chooseForm).get('method'))];
         const started = await api.startStepUp(chosen.method, chosen.factor_id);
         challengeId = started.challenge_id;
-        showCodeStep(chosen, started);
+        if (chosen.method !== 'passkey') {
+          showCodeStep(chosen, started);
+          return;
+        }
+        // No code to type: the browser asks for the passkey, and its answer elevates.
+        const credential = await passkey.getPasskey(started.options);
+        const elevated = await api.verifyStepUpPasskey(challengeId, credential);
+        session.elevate(elevated.access_token);
+        close(true);
       });
     }, { signal });
     codeForm.addEventListener('submit', (event) => {
@@ -156,7 +176,7 @@ export function stepUp() {
         await work();
       } catch (err) {
         if (err instanceof api.SessionEnded) return close(false);
-        ui.showError(error, err);
+        ui.showError(error, err, chosen && chosen.method === 'passkey' ? 'passkeyVerify' : undefined);
         if (err.code === 'challenge_expired') showChooser(methods);
         if (err.code === 'code_invalid') $('su-code-input').select();
       } finally {
