@@ -1,6 +1,7 @@
 // Shared helpers of the browser tests: Chromium (Debian's, through playwright-core), users from
 // the operator CLI, messages read back from the AWS emulator, RFC 6238 codes, QR decoding and
-// screenshots. Configuration comes from the environment that scripts/browser-test.sh exports:
+// screenshots, and passkeys on Chromium's virtual authenticator (CDP). Configuration comes from
+// the environment that scripts/browser-test.sh exports:
 // PORTCULLIS_API_URL, PORTCULLIS_ADMIN_BIN, AWS_ENDPOINT_URL and the stack's PORTCULLIS_* file
 // (PORTCULLIS_EMULATOR says where sent messages are read back).
 
@@ -26,6 +27,18 @@ function required(name) {
 }
 
 export const API = required('PORTCULLIS_API_URL');
+
+/**
+ * The same endpoint at `localhost` instead of an IP address: browsers refuse WebAuthn on
+ * IP-address origins, and the local relying party is `localhost` (PORTCULLIS_PASSKEY_RP_ID) with
+ * the origin `http://localhost:<port>` (PORTCULLIS_PASSKEY_ORIGINS). The passkey tests open the
+ * client here; the others keep PORTCULLIS_API_URL (127.0.0.1), where the page says so.
+ */
+export const LOCALHOST = (() => {
+  const url = new URL(API);
+  url.hostname = 'localhost';
+  return url.origin;
+})();
 export const EMULATOR = required('AWS_ENDPOINT_URL');
 export const ADMIN_BIN = process.env.PORTCULLIS_ADMIN_BIN;
 export const CHROMIUM = process.env.PORTCULLIS_CHROMIUM || '/usr/bin/chromium';
@@ -338,8 +351,75 @@ export async function screenshot(page, name) {
 
 export const heading = (page, name) => page.getByRole('heading', { level: 1, name });
 
-export async function open(page, pathAndQuery = '/') {
-  await page.goto(`${API}${pathAndQuery}`);
+export async function open(page, pathAndQuery = '/', { origin = API } = {}) {
+  await page.goto(`${origin}${pathAndQuery}`);
+}
+
+/** Opens the client at localhost (passkeys work there, not on 127.0.0.1). */
+export async function openAtLocalhost(page, pathAndQuery = '/') {
+  await open(page, pathAndQuery, { origin: LOCALHOST });
+}
+
+// ---- Passkeys: Chromium's virtual authenticator ---------------------------------------------
+
+/**
+ * Adds a virtual authenticator to the page's browser tab (CDP WebAuthn domain): a platform
+ * authenticator (internal transport, CTAP2) with discoverable credentials and user verification
+ * that always succeeds, and automatic user presence, so every WebAuthn request is answered at
+ * once as if the person touched the sensor. It stays across navigations of the tab.
+ *
+ * Automatic presence also answers the sign-in page's autofill request (conditional mediation)
+ * as soon as it starts, which signs in at once when the authenticator holds a passkey for the
+ * site: `present(false)` before the sign-in page appears keeps that request waiting (it stays
+ * waiting after `present(true)`, which only concerns later requests), `present(true)` before a
+ * button press. `verified(false)` makes the next request fail as a cancelled one
+ * (NotAllowedError), because user verification is required.
+ */
+export async function addVirtualAuthenticator(page, options = {}) {
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send('WebAuthn.enable');
+  const { authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
+    options: {
+      protocol: 'ctap2',
+      transport: 'internal',
+      hasResidentKey: true,
+      hasUserVerification: true,
+      isUserVerified: true,
+      automaticPresenceSimulation: true,
+      ...options,
+    },
+  });
+  return {
+    cdp,
+    authenticatorId,
+    /** The credentials it holds (CDP Credential objects: credentialId, rpId, userHandle, …). */
+    credentials: async () => (await cdp.send('WebAuthn.getCredentials', { authenticatorId })).credentials,
+    present: (enabled) => cdp.send('WebAuthn.setAutomaticPresenceSimulation', { authenticatorId, enabled }),
+    verified: (isUserVerified) => cdp.send('WebAuthn.setUserVerified', { authenticatorId, isUserVerified }),
+    /** Puts a credential (as credentials() returned it, private key included) on this authenticator. */
+    addCredential: (credential) => cdp.send('WebAuthn.addCredential', { authenticatorId, credential }),
+    /** Takes the authenticator away, with its credentials (another device is another authenticator). */
+    remove: () => cdp.send('WebAuthn.removeVirtualAuthenticator', { authenticatorId }),
+  };
+}
+
+/** Records the API calls the page makes, as "METHOD /path" with the answer's status. */
+export function recordApiCalls(page) {
+  const calls = [];
+  page.on('response', (response) => {
+    const url = new URL(response.url());
+    if (url.pathname.startsWith('/v1/')) calls.push({ call: `${response.request().method()} ${url.pathname}`, status: response.status() });
+  });
+  return calls;
+}
+
+/** In the enrolment of the first sign-in: "Add a passkey" → recovery codes (returned). */
+export async function enrolPasskeyAtFirstSignIn(page, { shots = false } = {}) {
+  await heading(page, 'Set up two-step verification').waitFor();
+  if (shots) await screenshot(page, 'enrolment-passkey');
+  await page.getByRole('button', { name: 'Add a passkey' }).click();
+  await heading(page, 'Save your recovery codes').waitFor();
+  return (await page.locator('ol.codes li').allTextContents()).map((c) => c.trim());
 }
 
 export async function signIn(page, userId, password = PASSWORD) {
@@ -348,7 +428,7 @@ export async function signIn(page, userId, password = PASSWORD) {
   await page.getByLabel('Password', { exact: true }).fill(password);
   await Promise.all([
     page.waitForResponse((r) => r.request().method() === 'POST' && new URL(r.url()).pathname === '/v1/sign-in'),
-    page.getByRole('button', { name: 'Sign in' }).click(),
+    page.getByRole('button', { name: 'Sign in', exact: true }).click(),
   ]);
 }
 
