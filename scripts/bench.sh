@@ -22,7 +22,8 @@ load_env "$STATE/bench.env"
 FUNCTIONS=()
 for dir in functions/*/; do FUNCTIONS+=(-p "portcullis-$(basename "$dir")"); done
 log "Building the benchmark and the functions (release)"
-cargo build --quiet --release -p portcullis-bench "${FUNCTIONS[@]}"
+cargo build --quiet --release -p portcullis-bench -p portcullis-admin-cli "${FUNCTIONS[@]}"
+target/release/portcullis-admin rotate-signing-key --if-missing > /dev/null
 
 OUT="$STATE/BENCHMARKS.md.new"
 {

@@ -121,7 +121,15 @@ PRIMITIVES = {
     "deps.mac.mac": ("crypto/keyed.rs", "CodeMac for KmsCodeMac", "mac", "PORTCULLIS_CODE_KEY_ID"),
     "deps.sealer.seal": ("crypto/keyed.rs", "SecretSealer for KmsSealer", "seal", "PORTCULLIS_DATA_KEY_ID"),
     "deps.sealer.open": ("crypto/keyed.rs", "SecretSealer for KmsSealer", "open", "PORTCULLIS_DATA_KEY_ID"),
+    # The token signer (shared/src/signing.rs) in either mode: KMS (the public key once, then
+    # Sign per token) or envelope (the key record from the table, the private key opened once).
     "deps.signer.get": ("crypto/jwt.rs", "KmsSigner", "connect", "PORTCULLIS_SIGNING_KEY_ID"),
+    "signer (envelope): key record": ("storage/dynamo.rs", "KeyStore for DynamoStore", "get_signing_keys", "PORTCULLIS_TABLE"),
+    # Sealed with the encryption context purpose=token-signing: a grant conditioned on it covers
+    # this need (and no other Decrypt with that key). "|" separates the resource's setting from
+    # the context the need carries.
+    "signer (envelope): open the key": ("crypto/keyed.rs", "SecretSealer for KmsSealer", "open",
+                                        "PORTCULLIS_DATA_KEY_ID|purpose=token-signing"),
     "jwt::issue": ("crypto/jwt.rs", "TokenSigner for KmsSigner", "sign", "PORTCULLIS_SIGNING_KEY_ID"),
     "deps.outbox.enqueue": ("outbox.rs", "Outbox for SqsOutbox", "enqueue", "PORTCULLIS_OUTBOX_QUEUE_URL"),
     "cold start (Deps::from_env)": ("storage/dynamo.rs", "DynamoStore", "warm_up", "PORTCULLIS_TABLE"),
@@ -130,7 +138,8 @@ PRIMITIVES = {
 WIRING = [
     (r"KmsCodeMac::new\(", "code_key_id", "PORTCULLIS_CODE_KEY_ID"),
     (r"KmsSealer::new\(", "data_key_id", "PORTCULLIS_DATA_KEY_ID"),
-    (r"KmsSigner::connect\(", "signing_key_id", "PORTCULLIS_SIGNING_KEY_ID"),
+    (r"SignerSlot::kms\(", "signing_key_id", "PORTCULLIS_SIGNING_KEY_ID"),
+    (r"SignerSlot::envelope\(", "data_key_id", "PORTCULLIS_DATA_KEY_ID"),
     (r"Stores::dynamo_with_audit\(", "table_name", "PORTCULLIS_TABLE"),
     (r"Stores::dynamo_with_audit\(", "audit_table_name", "PORTCULLIS_AUDIT_TABLE"),
     (r"SqsOutbox::new\(", "outbox_queue_url", "PORTCULLIS_OUTBOX_QUEUE_URL"),
@@ -847,13 +856,18 @@ class Analysis:
         for m in calls:
             acts, env = self.dynamo_store_actions(m.group(1), m.group(2), where)
             add({a: f"deps.stores.{m.group(1)}.{m.group(2)} -> {w}" for a, w in acts.items()}, env)
+        # Signing (get) may open the envelope key; verifying (ring, ring_knowing) only reads keys.
+        verify_prims = ["deps.signer.get", "signer (envelope): key record"]
         for field, pattern, prims in (
             ("mac", r"\bdeps\s*\.\s*mac\s*\.\s*mac\s*\(", ["deps.mac.mac"]),
-            ("signer", r"\bdeps\s*\.\s*signer\s*\.\s*get\s*\(", ["deps.signer.get"]),
+            ("signer", r"\bdeps\s*\.\s*signer\s*\.\s*get\s*\(",
+             verify_prims + ["signer (envelope): open the key"]),
+            ("signer", r"\bdeps\s*\.\s*signer\s*\.\s*(?:ring|ring_knowing)\s*\(", verify_prims),
         ):
             uses = re.findall(rf"\bdeps\s*\.\s*{field}\b", body)
             good = re.findall(pattern, body)
-            if len(uses) != len(good):
+            modelled = re.findall(rf"\bdeps\s*\.\s*{field}\s*\.\s*(?:get|ring|ring_knowing|mac)\s*\(", body)
+            if len(uses) != len(modelled):
                 raise CannotCheck(f"{where}: deps.{field} used other than as modelled")
             if good:
                 for p in prims:
@@ -1031,10 +1045,16 @@ class Template:
                 via = None
                 cond = st.get("Condition")
                 if cond:
-                    vs = (cond.get("StringEquals") or {}).get("kms:ViaService") if len(cond) == 1 else None
+                    equals = (cond.get("StringEquals") or {}) if len(cond) == 1 else {}
+                    vs = equals.get("kms:ViaService")
                     vs = resource_name(vs) if vs is not None else ""
-                    via = "dynamodb" if re.fullmatch(r"dynamodb\.\$\{AWS::Region\}\.amazonaws\.com", vs) \
-                        else "condition " + json.dumps(cond)
+                    purpose = equals.get("kms:EncryptionContext:purpose") if len(equals) == 1 else None
+                    if re.fullmatch(r"dynamodb\.\$\{AWS::Region\}\.amazonaws\.com", vs):
+                        via = "dynamodb"
+                    elif isinstance(purpose, str):
+                        via = f"purpose={purpose}"
+                    else:
+                        via = "condition " + json.dumps(cond)
                 for a in actions:
                     for r in resources:
                         out.append((a, self.grant_resource(r), via))
@@ -1048,13 +1068,15 @@ def compare(fn_name, needs, grants, template, fn_res):
     """(missing, extra, allowed, ok) lists of (action, resource, via, note)."""
     needed = {}
     for (action, env), why in needs.items():
+        env, _, context = (env or "").partition("|")
+        env = env or None
         if action in NOTIFY_RESOURCES:
             res = NOTIFY_RESOURCES[action]
         elif action.startswith("ses:"):
             res = None  # the sender identity: any resource naming it is accepted
         else:
             res = template.env_resource(fn_res, env) if env else None
-        needed.setdefault((action, res, None), why)
+        needed.setdefault((action, res, context or None), why)
     table_keys = set()
     for table in sorted({r for a, r, _ in needed if a.startswith("dynamodb:")}):
         key = template.table_key(table)

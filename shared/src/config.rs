@@ -87,6 +87,9 @@ pub struct Settings {
     /// KMS keys (ids or aliases): symmetric data key, P-256 signing key, HMAC key for codes.
     pub data_key_id: Option<String>,
     pub signing_key_id: Option<String>,
+    /// How access tokens are signed: `envelope` (in process, the key sealed by the data key) or
+    /// `kms` (KMS `Sign` with `signing_key_id`): see [`crate::signing`].
+    pub token_signing: crate::signing::TokenSigning,
     pub code_key_id: Option<String>,
     /// The SNS topic of the `sns-voice` plugin and the SES sender of the `email` plugin.
     pub voice_topic_arn: Option<String>,
@@ -230,6 +233,15 @@ impl Settings {
             totp_issuer: text(&lookup, "PORTCULLIS_TOTP_ISSUER", "Portcullis"),
             data_key_id: optional(&lookup, "PORTCULLIS_DATA_KEY_ID"),
             signing_key_id: optional(&lookup, "PORTCULLIS_SIGNING_KEY_ID"),
+            token_signing: crate::signing::TokenSigning::parse(&text(
+                &lookup,
+                "PORTCULLIS_TOKEN_SIGNING",
+                "envelope",
+            ))
+            .map_err(|reason| ConfigError::Invalid {
+                name: "PORTCULLIS_TOKEN_SIGNING",
+                reason,
+            })?,
             code_key_id: optional(&lookup, "PORTCULLIS_CODE_KEY_ID"),
             voice_topic_arn: optional(&lookup, "PORTCULLIS_VOICE_TOPIC_ARN"),
             email_sender: optional(&lookup, "PORTCULLIS_EMAIL_SENDER"),

@@ -4,12 +4,10 @@
 
 use std::sync::Arc;
 
-use tokio::sync::OnceCell;
-
 use crate::clock::{Clock, SystemClock};
 use crate::config::{ConfigError, Settings};
 use crate::crypto::PasswordHasher;
-use crate::crypto::jwt::{KmsSigner, LocalSigner, TokenSigner};
+use crate::crypto::jwt::LocalSigner;
 use crate::crypto::keyed::{
     CodeMac, KmsCodeMac, KmsSealer, LocalCodeMac, MemorySealer, SecretSealer,
 };
@@ -18,6 +16,7 @@ use crate::error::StoreError;
 use crate::metrics::CallCounter;
 use crate::notifier::{self, Registry, RegistryError};
 use crate::outbox::{InlineOutbox, Outbox, SqsOutbox};
+use crate::signing::TokenSigning;
 use crate::storage::Stores;
 use crate::storage::dynamo::DynamoStore;
 
@@ -31,39 +30,7 @@ pub enum StartupError {
     Notifiers(#[from] RegistryError),
 }
 
-/// The access-token signer, fetched from KMS on first use (only the functions that sign or
-/// verify tokens pay for `GetPublicKey`, once per execution environment).
-#[derive(Debug)]
-pub struct SignerSlot {
-    cell: OnceCell<Arc<dyn TokenSigner>>,
-    kms: Option<(aws_sdk_kms::Client, String)>,
-}
-
-impl SignerSlot {
-    pub fn ready(signer: Arc<dyn TokenSigner>) -> Self {
-        SignerSlot {
-            cell: OnceCell::new_with(Some(signer)),
-            kms: None,
-        }
-    }
-
-    pub async fn get(&self) -> Result<Arc<dyn TokenSigner>, StoreError> {
-        self.cell
-            .get_or_try_init(|| async {
-                match &self.kms {
-                    Some((client, key_id)) => {
-                        let signer = KmsSigner::connect(client.clone(), key_id).await?;
-                        Ok(Arc::new(signer) as Arc<dyn TokenSigner>)
-                    }
-                    None => Err(StoreError::Unavailable(
-                        "PORTCULLIS_SIGNING_KEY_ID is not configured".into(),
-                    )),
-                }
-            })
-            .await
-            .cloned()
-    }
-}
+pub use crate::signing::SignerSlot;
 
 #[derive(Clone, Debug)]
 pub struct Deps {
@@ -215,12 +182,17 @@ impl Deps {
             Some(key) => Arc::new(KmsSealer::new(kms.clone(), key)),
             None => Arc::new(Unconfigured("PORTCULLIS_DATA_KEY_ID")),
         };
-        let signer = SignerSlot {
-            cell: OnceCell::new(),
-            kms: settings
-                .signing_key_id
-                .clone()
-                .map(|key| (kms.clone(), key)),
+        let stores =
+            Stores::dynamo_with_audit(dynamo, &settings.table_name, &settings.audit_table_name);
+        let signer = match (settings.token_signing, &settings.signing_key_id) {
+            (TokenSigning::Envelope, _) if settings.data_key_id.is_some() => SignerSlot::envelope(
+                stores.keys.clone(),
+                crate::storage::TOKEN_SIGNING_KEYS,
+                sealer.clone(),
+            ),
+            (TokenSigning::Envelope, _) => SignerSlot::unconfigured("PORTCULLIS_DATA_KEY_ID"),
+            (TokenSigning::Kms, Some(key)) => SignerSlot::kms(kms.clone(), key),
+            (TokenSigning::Kms, None) => SignerSlot::unconfigured("PORTCULLIS_SIGNING_KEY_ID"),
         };
         let outbox: Arc<dyn Outbox> = match &settings.outbox_queue_url {
             Some(url) => Arc::new(SqsOutbox::new(
@@ -236,11 +208,7 @@ impl Deps {
         let hasher = PasswordHasher::new(settings.argon2)?;
         Ok(Deps {
             outbox,
-            stores: Stores::dynamo_with_audit(
-                dynamo,
-                &settings.table_name,
-                &settings.audit_table_name,
-            ),
+            stores,
             settings: Arc::new(settings),
             clock: Arc::new(SystemClock),
             hasher,

@@ -27,6 +27,7 @@ pub mod passkey;
 pub mod phone;
 pub mod policy;
 pub mod service;
+pub mod signing;
 pub mod storage;
 
 pub use clock::{Clock, ManualClock, SystemClock, UnixTime};

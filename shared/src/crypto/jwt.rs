@@ -147,6 +147,16 @@ pub struct LocalSigner {
 }
 
 impl LocalSigner {
+    /// A signer with this key (envelope mode: the key just decrypted).
+    pub fn from_key(key: SigningKey) -> Self {
+        let public = *key.verifying_key();
+        LocalSigner {
+            kid: key_id_of(&public),
+            key,
+            public,
+        }
+    }
+
     pub fn random() -> Self {
         let key = SigningKey::random(&mut p256::elliptic_curve::rand_core::OsRng);
         let public = *key.verifying_key();
@@ -238,6 +248,17 @@ pub struct Expectations<'a> {
     pub issuer: &'a str,
     pub audience: &'a str,
     pub now: i64,
+}
+
+/// The `kid` a token's header names, unverified: which of the published keys to verify it with.
+pub fn kid_of(token: &str) -> Option<String> {
+    if token.len() > 8192 {
+        return None;
+    }
+    let header = token.split('.').next()?;
+    let bytes = URL_SAFE_NO_PAD.decode(header).ok()?;
+    let header: Header = serde_json::from_slice(&bytes).ok()?;
+    (header.kid.len() <= 64).then_some(header.kid)
 }
 
 /// Verifies a compact JWS access token: ES256 with the expected `kid`, valid signature, not

@@ -258,10 +258,14 @@ pub async fn authenticate(deps: &Deps, authorization: Option<&str>) -> Result<Ca
         })
         .map(str::trim)
         .ok_or(ApiError::Unauthorized)?;
-    let signer = deps.signer.get().await?;
+    // The key the token names, among the published ones (a key rotated in since this
+    // environment read them is looked up again, at most every 30 s).
+    let kid = jwt::kid_of(token).ok_or(ApiError::Unauthorized)?;
+    let ring = deps.signer.ring_knowing(&kid).await?;
+    let key = ring.key(&kid).ok_or(ApiError::Unauthorized)?;
     let expect = Expectations {
-        key: signer.verifying_key(),
-        kid: signer.key_id(),
+        key,
+        kid: &kid,
         issuer: &deps.settings.token_issuer,
         audience: &deps.settings.token_audience,
         now: deps.clock.now().secs(),
@@ -301,8 +305,13 @@ pub async fn sign_out(deps: &Deps, caller: &Caller) -> Result<(), ApiError> {
 
 /// `GET /.well-known/jwks.json`.
 pub async fn jwks(deps: &Deps) -> Result<serde_json::Value, ApiError> {
-    let signer = deps.signer.get().await?;
-    Ok(serde_json::json!({ "keys": [jwt::jwk(signer.verifying_key(), signer.key_id())] }))
+    // The current key and, during a rotation, the previous one (tokens it signed still live).
+    let ring = deps.signer.ring().await?;
+    let keys: Vec<serde_json::Value> = ring
+        .published()
+        .map(|(kid, key)| jwt::jwk(key, kid))
+        .collect();
+    Ok(serde_json::json!({ "keys": keys }))
 }
 
 /// `GET /.well-known/openid-configuration`: enough for JWT authorizers (issuer + JWKS).

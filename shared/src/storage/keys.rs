@@ -38,6 +38,11 @@ pub fn factor_prefix() -> &'static str {
     "FACTOR#"
 }
 
+/// A signing-key record of the envelope mode (`token-signing`: the access tokens').
+pub fn signing_keys(name: &str) -> (String, String) {
+    (format!("KEYS#{name}"), "KEYS".to_owned())
+}
+
 /// A registered passkey's credential ID (by its SHA-256: IDs run to 1,023 bytes) → its owner.
 pub fn passkey(credential_digest: &str) -> (String, String) {
     (format!("PASSKEY#{credential_digest}"), "PASSKEY".to_owned())

@@ -10,10 +10,10 @@ use super::keys;
 use super::{
     AdminRequest, AdminStore, AttemptSlot, AuditEvent, AuditStore, ChallengeRecord, ChallengeStore,
     Counter, CounterKey, CounterStore, DeliveryRecord, DeliveryStore, DeviceRecord, DeviceStore,
-    FactorKind, FactorRecord, FactorStatus, FactorStore, InvitationRecord, PasskeyOwner,
+    FactorKind, FactorRecord, FactorStatus, FactorStore, InvitationRecord, KeyStore, PasskeyOwner,
     PasskeyUse, PendingCode, RecoveryCodeRecord, RecoveryStore, RegisteredPasskey, ResetRecord,
-    ResetStore, SendSlot, SessionRecord, SessionStore, UserRecord, UserStatus, UserStore,
-    Versioned,
+    ResetStore, SendSlot, SessionRecord, SessionStore, SigningKeys, UserRecord, UserStatus,
+    UserStore, Versioned,
 };
 use crate::clock::UnixTime;
 use crate::error::StoreError;
@@ -35,6 +35,7 @@ struct State {
     invitations: HashMap<String, InvitationRecord>,
     requests: HashMap<String, AdminRequest>,
     passkeys: HashMap<String, PasskeyOwner>,
+    signing_keys: HashMap<String, SigningKeys>,
 }
 
 #[derive(Debug, Default)]
@@ -47,6 +48,27 @@ impl MemoryStore {
         self.state
             .lock()
             .map_err(|_| StoreError::Unavailable("memory store poisoned".into()))
+    }
+}
+
+#[async_trait]
+impl KeyStore for MemoryStore {
+    async fn get_signing_keys(&self, name: &str) -> Result<Option<SigningKeys>, StoreError> {
+        Ok(self.state()?.signing_keys.get(name).cloned())
+    }
+
+    async fn put_signing_keys(
+        &self,
+        name: &str,
+        keys: &SigningKeys,
+        expected_version: Option<u64>,
+    ) -> Result<(), StoreError> {
+        let mut state = self.state()?;
+        if state.signing_keys.get(name).map(|k| k.version) != expected_version {
+            return Err(StoreError::ConditionFailed);
+        }
+        state.signing_keys.insert(name.to_owned(), keys.clone());
+        Ok(())
     }
 }
 

@@ -578,6 +578,41 @@ pub trait ChallengeStore: Send + Sync {
     ) -> Result<Option<crate::crypto::SecretString>, StoreError>;
 }
 
+/// The name of the access-token signing keys' record.
+pub const TOKEN_SIGNING_KEYS: &str = "token-signing";
+
+/// The access-token signing keys of the envelope mode (SPEC §6): the current key, whose private
+/// part is stored only sealed under the KMS data key, and the previous one's public part, still
+/// published and accepted while tokens it signed may live. One record, replaced whole by a
+/// rotation, conditionally on the version it read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SigningKeys {
+    /// 1 for the first key, one more at each rotation.
+    pub version: u64,
+    pub current_kid: String,
+    /// The public key: base64url of the uncompressed SEC1 point.
+    pub current_public: String,
+    /// The private scalar, sealed by KMS (encryption context: purpose and kid).
+    pub current_sealed: String,
+    pub created_at: UnixTime,
+    pub previous_kid: Option<String>,
+    pub previous_public: Option<String>,
+}
+
+/// Key records are named: production uses [`TOKEN_SIGNING_KEYS`]; tests use names of their own.
+#[async_trait]
+pub trait KeyStore: Send + Sync {
+    async fn get_signing_keys(&self, name: &str) -> Result<Option<SigningKeys>, StoreError>;
+    /// Writes `keys` if the stored record is still at `expected_version` (`None`: no record
+    /// yet); `ConditionFailed` if another rotation came first.
+    async fn put_signing_keys(
+        &self,
+        name: &str,
+        keys: &SigningKeys,
+        expected_version: Option<u64>,
+    ) -> Result<(), StoreError>;
+}
+
 /// A signed-in session. The refresh token is `<user>.<session>.<secret>`; only the SHA-256 of
 /// the current secret is kept, with the digests of rotated ones to detect reuse.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -906,6 +941,7 @@ pub trait DeviceStore: Send + Sync {
 /// The stores a function is given. Each function uses only the ones its IAM policy allows.
 #[derive(Clone)]
 pub struct Stores {
+    pub keys: Arc<dyn KeyStore>,
     pub users: Arc<dyn UserStore>,
     pub counters: Arc<dyn CounterStore>,
     pub factors: Arc<dyn FactorStore>,
@@ -933,6 +969,7 @@ impl Stores {
     ) -> Self {
         let store = Arc::new(dynamo::DynamoStore::new(client, table).with_audit_table(audit_table));
         Stores {
+            keys: store.clone(),
             users: store.clone(),
             counters: store.clone(),
             factors: store.clone(),
@@ -951,6 +988,7 @@ impl Stores {
     pub fn memory() -> Self {
         let store = Arc::new(memory::MemoryStore::default());
         Stores {
+            keys: store.clone(),
             users: store.clone(),
             counters: store.clone(),
             factors: store.clone(),

@@ -6,7 +6,12 @@
 //! portcullis-admin create-user --user-id ID [--email ADDRESS] [--phone +E164] [--role ROLE]...
 //!                              (--password-stdin | --generate-password)
 //! portcullis-admin unlock --user-id ID
+//! portcullis-admin rotate-signing-key [--if-missing]
 //! ```
+//!
+//! `rotate-signing-key` makes a new access-token signing key for the envelope mode (SPEC §6,
+//! `portcullis::signing`), sealed by the KMS data key, and keeps the previous one published;
+//! `--if-missing` makes the first key and leaves an existing one alone (set-up scripts).
 //!
 //! Passwords are never taken from the command line (other users can read it in `ps`): either
 //! one line on standard input, or generated and printed once.
@@ -23,7 +28,8 @@ use portcullis::storage::{UserRecord, UserStatus};
 const USAGE: &str = "usage:
   portcullis-admin create-user --user-id ID [--email ADDRESS] [--phone +E164] [--role ROLE]...
                                (--password-stdin | --generate-password)
-  portcullis-admin unlock --user-id ID";
+  portcullis-admin unlock --user-id ID
+  portcullis-admin rotate-signing-key [--if-missing]";
 
 /// Shortest password the CLI accepts (the SPEC §7 minimum).
 const MIN_PASSWORD_CHARS: usize = 12;
@@ -38,6 +44,7 @@ struct Args {
     roles: Vec<String>,
     password_stdin: bool,
     generate_password: bool,
+    if_missing: bool,
 }
 
 fn parse_args(raw: impl Iterator<Item = String>) -> Result<Args, String> {
@@ -55,6 +62,7 @@ fn parse_args(raw: impl Iterator<Item = String>) -> Result<Args, String> {
             "--role" => args.roles.push(value()?),
             "--password-stdin" => args.password_stdin = true,
             "--generate-password" => args.generate_password = true,
+            "--if-missing" => args.if_missing = true,
             other => return Err(format!("unknown argument {other}\n{USAGE}")),
         }
     }
@@ -137,6 +145,28 @@ async fn run() -> Result<(), String> {
                 "{}",
                 serde_json::json!({ "user_id": user_id, "unlocked": true })
             );
+            Ok(())
+        }
+        "rotate-signing-key" => {
+            let deps = Deps::from_env().await.map_err(|e| e.to_string())?;
+            let rotated = portcullis::signing::rotate(
+                deps.stores.keys.as_ref(),
+                portcullis::storage::TOKEN_SIGNING_KEYS,
+                deps.sealer.as_ref(),
+                deps.clock.now(),
+                args.if_missing,
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            let out = match rotated {
+                Some(keys) => serde_json::json!({
+                    "kid": keys.current_kid,
+                    "version": keys.version,
+                    "previous_kid": keys.previous_kid,
+                }),
+                None => serde_json::json!({ "unchanged": "a signing key exists" }),
+            };
+            println!("{out}");
             Ok(())
         }
         "-h" | "--help" | "help" => {
