@@ -82,9 +82,17 @@ pub async fn start(
         )
     };
     deps.stores.challenges.create_challenge(&record).await?;
+    // A passkey's options live 5 minutes, whatever the challenge's lifetime.
+    let expires_in = if options.is_some() {
+        deps.settings
+            .challenge_ttl_secs
+            .min(crate::passkey::CEREMONY_TIMEOUT_SECS)
+    } else {
+        deps.settings.challenge_ttl_secs
+    };
     let mut started = StepUpStarted {
         challenge_id,
-        expires_in: deps.settings.challenge_ttl_secs,
+        expires_in,
         sent_to: None,
         sends_remaining: None,
         options,
