@@ -510,7 +510,7 @@ pub async fn verify_factor(
             }
             challenge.clone()
         }
-        Enroller::Session(_) => {
+        Enroller::Session(caller) => {
             let now = deps.clock.now();
             match deps
                 .stores
@@ -518,7 +518,13 @@ pub async fn verify_factor(
                 .get_challenge(&enrolment_digest(user_id, factor_id), now)
                 .await?
             {
-                Some(c) if c.completed_at.is_none() => c,
+                // Bound to the session that started it (SPEC §12), as a step-up is.
+                Some(c)
+                    if c.completed_at.is_none()
+                        && c.session_id.as_deref() == Some(caller.claims.sid.as_str()) =>
+                {
+                    c
+                }
                 _ => return Err(ApiError::ChallengeExpired),
             }
         }

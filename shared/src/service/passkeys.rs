@@ -126,7 +126,8 @@ fn active_passkeys(factors: &[FactorRecord]) -> Vec<(&FactorRecord, PasskeyCrede
         .collect()
 }
 
-/// A passkey's name as given: trimmed, 1–64 characters, no control characters.
+/// A passkey's name as given: trimmed, 1–64 characters, no control, invisible or
+/// text-direction characters.
 pub fn passkey_name(raw: Option<&str>) -> Result<String, ApiError> {
     let name = raw.map(str::trim).unwrap_or(DEFAULT_NAME);
     if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
@@ -139,7 +140,37 @@ pub fn passkey_name(raw: Option<&str>) -> Result<String, ApiError> {
             "name must not contain control characters.",
         ));
     }
+    // Names are shown to their owner and in the support console (and a stolen access token
+    // may rename, no step-up): nothing invisible, nothing that reorders the text around it.
+    if name.chars().any(invisible_or_bidirectional) {
+        return Err(ApiError::validation(
+            "name must not contain invisible or text-direction characters.",
+        ));
+    }
     Ok(name.to_owned())
+}
+
+/// Bidirectional controls, zero-width and other invisible format characters, line and
+/// paragraph separators, and tag characters. The zero-width (non-)joiner stays allowed:
+/// some scripts and emoji sequences need it.
+fn invisible_or_bidirectional(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{061C}'
+            | '\u{115F}'
+            | '\u{1160}'
+            | '\u{180E}'
+            | '\u{200B}'
+            | '\u{200E}'..='\u{200F}'
+            | '\u{2028}'..='\u{202E}'
+            | '\u{2060}'..='\u{206F}'
+            | '\u{3164}'
+            | '\u{FEFF}'
+            | '\u{FFA0}'
+            | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{E0000}'..='\u{E007F}'
+    )
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -271,6 +302,27 @@ pub(crate) async fn register(
             ));
         }
         Err(err) => return Err(err.into()),
+    }
+    // One user handle per user (SPEC §13). Registrations started side by side (a double
+    // submit) each carry a handle of their own when the user had no passkey yet; were two of
+    // them kept, the user's passkeys could never be offered together (the second step and
+    // step-up would fail). So a passkey that finds another one active with another handle is
+    // undone, after its activation (consistent reads: of two racing ones at most one stays).
+    let diverges = active_passkeys(&deps.stores.factors.list_factors(&challenge.user_id).await?)
+        .iter()
+        .any(|(f, c)| f.factor_id != factor.factor_id && c.user_handle != registered.user_handle);
+    if diverges {
+        deps.stores
+            .factors
+            .delete_factor(&challenge.user_id, &factor.factor_id)
+            .await?;
+        tracing::info!(
+            event = "passkey_registration_refused",
+            reason =
+                "another passkey of the user was registered meanwhile with another user handle",
+            "passkey registration refused"
+        );
+        return Err(ApiError::ChallengeExpired);
     }
     let completed = deps
         .stores
