@@ -370,7 +370,7 @@ pub async fn measure(deps: &Deps, clock: &portcullis::ManualClock, id: &str, n: 
 
 #[cfg(test)]
 mod tests {
-    //! Round trips are budgeted (issue 17 lowers them): a change that makes any request of the
+    //! Round trips are budgeted (the performance work lowers them): a change that makes any request of the
     //! sign-in flows call AWS more often, or wait for more calls one after another, fails here
     //! against the emulator. Lower a budget when a change lowers the figure (BENCHMARKS.md has
     //! the same counts); never raise one without saying why in the commit.
