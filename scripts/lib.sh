@@ -64,7 +64,14 @@ start_moto() {
   local port="$1"
   log "Starting the moto server on 127.0.0.1:$port"
   # scripts/moto_server.py: moto's own server, DynamoDB requests one at a time (see the file).
-  "$VENV/bin/python" "$REPO_ROOT/scripts/moto_server.py" -H 127.0.0.1 -p "$port" > "$STATE/moto-$port.log" 2>&1 &
+  # PORTCULLIS_MOTO_UNSERIALISED=1 runs plain moto_server instead, to watch the concurrency
+  # tests fail on it (shared/tests/conformance.rs, a_totp_step_raced_by_user_creations_…).
+  if [ "${PORTCULLIS_MOTO_UNSERIALISED:-}" = 1 ]; then
+    log "moto WITHOUT the serialising wrapper: its writes race; expect concurrency tests to fail"
+    "$VENV/bin/moto_server" -H 127.0.0.1 -p "$port" > "$STATE/moto-$port.log" 2>&1 &
+  else
+    "$VENV/bin/python" "$REPO_ROOT/scripts/moto_server.py" -H 127.0.0.1 -p "$port" > "$STATE/moto-$port.log" 2>&1 &
+  fi
   MOTO_PID=$!
   wait_for_http "http://127.0.0.1:$port/moto-api/" "moto server"
 }

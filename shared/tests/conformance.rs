@@ -1383,3 +1383,103 @@ async fn one_totp_step_written_twenty_times_at_once_is_accepted_once() {
         );
     }
 }
+
+/// The same guarantee under a realistic load: the 20 uses of one TOTP step race 20 user
+/// creations (each a `TransactWriteItems` of the user and its index entries) in a table that
+/// already holds 1,500 items. DynamoDB and DynamoDB Local isolate every write: one step accepted,
+/// every user created. moto's threaded server does not: its `TransactWriteItems` copies the
+/// table while the other threads write to it, and answers HTTP 500 ("dictionary changed size
+/// during iteration"). Measured on 2026-12-02 against a plain `moto_server` (moto 5.2.1, without
+/// the serialising wrapper `scripts/moto_server.py`): 145 of 200 such transactions failed in 10
+/// rounds, and this test failed in 2 of 2 runs (10 and 15 of 20 creations refused); it passes on
+/// LocalStack and on the serialised moto. To watch it fail: `PORTCULLIS_EMULATOR=moto
+/// PORTCULLIS_MOTO_UNSERIALISED=1 scripts/test.sh`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_totp_step_raced_by_user_creations_is_accepted_once_and_every_user_lands() {
+    const PARALLEL: usize = 20;
+    for (name, stores) in all_stores().await {
+        // Filler: the table a busy day leaves behind (moto's copy grows with it).
+        let filler = UserId::parse(&unique("filler")).unwrap();
+        for chunk in 0..30 {
+            let writes: Vec<_> = (0..50)
+                .map(|i| {
+                    let stores = stores.clone();
+                    let user = filler.clone();
+                    tokio::spawn(async move {
+                        stores
+                            .deliveries
+                            .record_delivery(&DeliveryRecord {
+                                user_id: user,
+                                delivery_id: format!("d_{chunk}_{i}"),
+                                at: T0,
+                                channel: "sms".into(),
+                                provider: "sns".into(),
+                                provider_message_id: None,
+                                outcome: "sent".into(),
+                                purpose: "sign_in".into(),
+                                to_masked: "***-***-0143".into(),
+                                expires_at: T0.plus_secs(86_400),
+                            })
+                            .await
+                    })
+                })
+                .collect();
+            for written in writes {
+                written.await.unwrap().unwrap();
+            }
+        }
+        let owner = UserId::parse(&unique("race")).unwrap();
+        stores
+            .factors
+            .create_factor(&FactorRecord {
+                user_id: owner.clone(),
+                factor_id: "f_t".into(),
+                kind: FactorKind::Totp {
+                    secret_ciphertext: "x".into(),
+                    last_used_step: Some(41),
+                },
+                status: FactorStatus::Active,
+                created_at: T0,
+                replaces: None,
+            })
+            .await
+            .unwrap();
+        let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(2 * PARALLEL));
+        let uses: Vec<_> = (0..PARALLEL)
+            .map(|_| {
+                let (stores, owner, barrier) = (stores.clone(), owner.clone(), barrier.clone());
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    stores.factors.use_totp_step(&owner, "f_t", 42).await
+                })
+            })
+            .collect();
+        let creations: Vec<_> = (0..PARALLEL)
+            .map(|_| {
+                let (stores, barrier) = (stores.clone(), barrier.clone());
+                tokio::spawn(async move {
+                    let id = UserId::parse(&unique("new")).unwrap();
+                    barrier.wait().await;
+                    stores.users.create_user(&user(&id)).await
+                })
+            })
+            .collect();
+        let mut accepted = 0;
+        for used in uses {
+            accepted += usize::from(used.await.unwrap().unwrap());
+        }
+        let mut failed = Vec::new();
+        for created in creations {
+            if let Err(err) = created.await.unwrap() {
+                failed.push(err.to_string());
+            }
+        }
+        assert_eq!(accepted, 1, "{name}: one step, accepted once");
+        assert!(
+            failed.is_empty(),
+            "{name}: {} of {PARALLEL} user creations failed: {:?}",
+            failed.len(),
+            failed.first()
+        );
+    }
+}
