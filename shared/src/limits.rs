@@ -5,9 +5,9 @@
 //! A limit lives in one small [`Counter`] record. A rule reads the record as it is (`None`:
 //! absent or expired) and returns a [`Decision`]: the record to write, and what the caller is
 //! told. The store only makes the write conditional on the version it read
-//! ([`crate::storage::CounterStore`], driven by [`crate::storage::update_counter`]), so
-//! concurrent requests can never count past a threshold, and the rules are tested here without
-//! any storage at all.
+//! ([`crate::storage::CounterStore`]); the loop that reads, applies a rule and retries a lost
+//! race is the private `update` in [`crate::service::limits`]. So concurrent requests can never
+//! count past a threshold, and the rules are tested here without any storage at all.
 
 use crate::clock::UnixTime;
 

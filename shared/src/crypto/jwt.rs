@@ -1,10 +1,13 @@
-//! Access tokens: JWTs (JWS compact, ES256) signed by a KMS-held P-256 key; the private key never
-//! leaves KMS. The public key is fetched once at cold start and published as a JWK, so API
-//! Gateway JWT authorizers — ours and other apps' — verify tokens without calling us.
+//! Access tokens: JWTs (JWS compact, ES256) signed with a P-256 key, in one of the two modes of
+//! [`crate::signing`] (SPEC §6): by default in process with a key stored only sealed by KMS
+//! ([`LocalSigner`] over the opened key), or by KMS `Sign` with a key that never leaves KMS
+//! ([`KmsSigner`]). The public keys are published as JWKs, so API Gateway JWT authorizers — ours
+//! and other apps' — verify tokens without calling us.
 //!
-//! The JWS encoding is written here (it is base64url and JSON); the signature itself is made by
-//! KMS (`Sign`, `ECDSA_SHA_256`, RAW message) or, in tests, by the `p256` crate, and verified by
-//! `p256`. Verification accepts exactly `alg: ES256` with our `kid`: no `none`, no HMAC confusion.
+//! The JWS encoding is written here (it is base64url and JSON); the signature is made by the
+//! `p256` crate or by KMS (`Sign`, `ECDSA_SHA_256`, RAW message), and verified by `p256`.
+//! Verification accepts exactly `alg: ES256` with the expected `kid`: no `none`, no HMAC
+//! confusion.
 
 use async_trait::async_trait;
 use aws_sdk_kms::Client;
@@ -139,7 +142,7 @@ impl TokenSigner for KmsSigner {
     }
 }
 
-/// A P-256 key in process (tests and in-process benchmarks).
+/// A P-256 key in process: the envelope mode's opened key, tests and in-process benchmarks.
 pub struct LocalSigner {
     key: SigningKey,
     public: VerifyingKey,

@@ -2,8 +2,10 @@
 //! (for unit tests; the KMS adapter runs against the emulator in CI):
 //!
 //! - [`CodeMac`]: HMAC-SHA-256 with a KMS HMAC key: one-time codes are stored only as this MAC.
-//! - [`SecretSealer`]: envelope for small secrets (TOTP seeds) with an encryption context, so a
-//!   ciphertext copied to another user's or factor's record does not decrypt.
+//! - [`SecretSealer`]: encryption of small secrets (TOTP seeds, the token-signing key of
+//!   [`crate::signing`]) with an encryption context, so a ciphertext copied to another user's or
+//!   factor's record does not decrypt. [`KmsSealer`] calls KMS `Encrypt` and `Decrypt` on the
+//!   data key directly (no data key of its own, so at most 4 KiB of plaintext).
 
 use std::collections::HashMap;
 use std::sync::Mutex;

@@ -1,5 +1,8 @@
 //! One module per use case. Services take [`crate::Deps`] and plain inputs, return plain
-//! outputs or an [`crate::ApiError`]; they know nothing of HTTP or Lambda.
+//! outputs or an [`crate::ApiError`]. They do not parse requests or build responses, but they
+//! are not free of the edge: `sign_in`, `complete`, `passkeys`, `admin` and `audit` take
+//! [`crate::edge::RequestMeta`] (source IP, User-Agent, trusted-device token, route), and
+//! [`audit::record`] reads the caller the edge put in scope ([`crate::edge::current_caller`]).
 
 pub mod admin;
 pub mod alerts;

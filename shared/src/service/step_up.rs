@@ -1,8 +1,10 @@
 //! Step-up (SPEC §5): a fresh code inside a signed-in session. The session's `auth_time`,
 //! `amr` and `acr` are updated and a new access token is issued; for 5 minutes it counts as
 //! elevated. Required, even on a trusted device, to change the password or phone number, add
-//! or remove a factor, and regenerate recovery codes. Other services demand it the same way:
-//! `acr == "urn:portcullis:acr:mfa" && now - auth_time < 300` on the verified access token.
+//! or remove a factor, and regenerate recovery codes. Other services demand it the same way
+//! ([`crate::service::tokens::Caller::is_elevated`]): `acr` is `urn:portcullis:acr:mfa` or
+//! `urn:portcullis:acr:phishing-resistant` (a passkey), and `now - auth_time < 300`, on the
+//! verified access token.
 
 use serde::{Deserialize, Serialize};
 
