@@ -307,13 +307,9 @@ async fn options_made_for_one_ceremony_never_verify_in_another() {
         );
 
         // Registration options answered with an assertion (and the other way round).
-        let pending = passkeys::enrol(
-            &deps,
-            Enroller::Session(&caller),
-            EnrolPasskeyRequest::default(),
-        )
-        .await
-        .unwrap();
+        let pending = passkeys::enrol(&deps, Enroller::Session(&caller), session_request())
+            .await
+            .unwrap();
         let mut other = SoftAuthenticator::new(ORIGIN);
         let as_assertion = other.authenticate(&pending.options).unwrap_or(Value::Null);
         assert!(
@@ -456,13 +452,9 @@ async fn a_removed_passkey_answers_nothing_even_with_options_taken_before() {
         let caller = bearer(&deps, &first.tokens.as_ref().unwrap().access_token)
             .await
             .unwrap();
-        let pending = passkeys::enrol(
-            &deps,
-            Enroller::Session(&caller),
-            EnrolPasskeyRequest::default(),
-        )
-        .await
-        .unwrap();
+        let pending = passkeys::enrol(&deps, Enroller::Session(&caller), session_request())
+            .await
+            .unwrap();
         let response = second.register(&pending.options).unwrap();
         factors::verify_factor(
             &deps,
@@ -574,13 +566,7 @@ async fn passkeys_registered_at_once_share_one_user_handle_and_keep_working() {
             )
             .await;
             let (caller, _) = sms_sign_in(&deps, &user, &outbox).await;
-            let enrol = || {
-                passkeys::enrol(
-                    &deps,
-                    Enroller::Session(&caller),
-                    EnrolPasskeyRequest::default(),
-                )
-            };
+            let enrol = || passkeys::enrol(&deps, Enroller::Session(&caller), session_request());
             // A double submit: four registrations started at once, while the user has no
             // passkey (so no handle to reuse); finished one after another, or all at once.
             let (a, b, c, d) = tokio::join!(enrol(), enrol(), enrol(), enrol());
@@ -642,13 +628,9 @@ async fn a_registration_started_in_one_session_does_not_finish_in_another() {
         let (first, _) = sms_sign_in(&deps, &user, &outbox).await;
         let (second, _) = sms_sign_in(&deps, &user, &outbox).await;
         assert_ne!(first.claims.sid, second.claims.sid);
-        let pending = passkeys::enrol(
-            &deps,
-            Enroller::Session(&first),
-            EnrolPasskeyRequest::default(),
-        )
-        .await
-        .unwrap();
+        let pending = passkeys::enrol(&deps, Enroller::Session(&first), session_request())
+            .await
+            .unwrap();
         let mut authenticator = SoftAuthenticator::new(ORIGIN);
         let response = authenticator.register(&pending.options).unwrap();
         assert_eq!(
@@ -726,13 +708,9 @@ async fn a_passkey_second_step_trusts_devices_for_users_only_and_a_device_never_
             assert_eq!(caller.claims.acr, "urn:portcullis:acr:trusted-device");
             assert!(!caller.is_elevated(&deps), "{name}");
             assert_eq!(
-                passkeys::enrol(
-                    &deps,
-                    Enroller::Session(&caller),
-                    EnrolPasskeyRequest::default()
-                )
-                .await
-                .unwrap_err(),
+                passkeys::enrol(&deps, Enroller::Session(&caller), session_request())
+                    .await
+                    .unwrap_err(),
                 ApiError::StepUpRequired,
                 "{name}: a device session adds no passkey"
             );
@@ -781,13 +759,9 @@ async fn malformed_credentials_are_refused_as_the_clients_fault() {
                 "{name}: {junk}: {err:?}"
             );
 
-            let pending = passkeys::enrol(
-                &deps,
-                Enroller::Session(&caller),
-                EnrolPasskeyRequest::default(),
-            )
-            .await
-            .unwrap();
+            let pending = passkeys::enrol(&deps, Enroller::Session(&caller), session_request())
+                .await
+                .unwrap();
             let err = factors::verify_factor(
                 &deps,
                 Enroller::Session(&caller),
@@ -844,5 +818,13 @@ async fn malformed_credentials_are_refused_as_the_clients_fault() {
                 "{name}"
             );
         }
+    }
+}
+
+/// A passkey registration from a session: the current password is asked again.
+fn session_request() -> EnrolPasskeyRequest {
+    EnrolPasskeyRequest {
+        name: None,
+        current_password: Some(portcullis::crypto::SecretString::new(PASSWORD.into())),
     }
 }

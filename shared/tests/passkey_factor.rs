@@ -53,6 +53,7 @@ async fn register_at_first_sign_in(
         Enroller::SignIn(&challenge),
         EnrolPasskeyRequest {
             name: Some("Laptop".into()),
+            current_password: None,
         },
     )
     .await
@@ -419,13 +420,9 @@ async fn a_passkey_steps_up_a_session_and_is_renamed_and_removed() {
         let (caller, session) = sms_sign_in(&deps, &user, &outbox).await;
         // From a session, with the step-up of the SMS sign-in.
         let mut authenticator = SoftAuthenticator::new(ORIGIN);
-        let pending = passkeys::enrol(
-            &deps,
-            Enroller::Session(&caller),
-            EnrolPasskeyRequest::default(),
-        )
-        .await
-        .unwrap();
+        let pending = passkeys::enrol(&deps, Enroller::Session(&caller), session_request())
+            .await
+            .unwrap();
         let response = authenticator.register(&pending.options).unwrap();
         let proven = factors::verify_factor(
             &deps,
@@ -543,6 +540,71 @@ async fn a_passkey_steps_up_a_session_and_is_renamed_and_removed() {
                 .await
                 .unwrap_err(),
             ApiError::InvalidCredentials,
+            "{name}"
+        );
+    }
+}
+
+/// A passkey registration from a session: the current password is asked again.
+fn session_request() -> EnrolPasskeyRequest {
+    EnrolPasskeyRequest {
+        name: None,
+        current_password: Some(portcullis::crypto::SecretString::new(PASSWORD.into())),
+    }
+}
+
+#[tokio::test]
+async fn a_fresh_access_token_alone_does_not_add_a_passkey_the_password_is_asked_again() {
+    for (name, deps, _clock, outbox) in all_deps_with_notifier().await {
+        let user = create_user(&deps, &unique("pkstolen")).await;
+        add_phone(&deps, &user, "+14155550101").await;
+        // The token of a sign-in a minute old: elevated (it counts as a step-up).
+        let (caller, _) = sms_sign_in(&deps, &user, &outbox).await;
+        assert!(caller.is_elevated(&deps));
+        let without = passkeys::enrol(
+            &deps,
+            Enroller::Session(&caller),
+            EnrolPasskeyRequest::default(),
+        )
+        .await;
+        assert!(
+            matches!(without, Err(ApiError::ValidationFailed(_))),
+            "{name}: {without:?}"
+        );
+        let wrong = || EnrolPasskeyRequest {
+            name: None,
+            current_password: Some(SecretString::new("not the password at all".into())),
+        };
+        assert_eq!(
+            passkeys::enrol(&deps, Enroller::Session(&caller), wrong())
+                .await
+                .unwrap_err(),
+            ApiError::InvalidCredentials,
+            "{name}"
+        );
+        // Wrong ones count against the password lock: guessing here locks like sign-in does.
+        let mut last = None;
+        for _ in 0..deps.settings.lockout_threshold {
+            last = Some(
+                passkeys::enrol(&deps, Enroller::Session(&caller), wrong())
+                    .await
+                    .unwrap_err(),
+            );
+        }
+        assert!(
+            matches!(last, Some(ApiError::Locked { .. })),
+            "{name}: {last:?}"
+        );
+        // Nothing was added.
+        assert!(
+            !deps
+                .stores
+                .factors
+                .list_factors(&user)
+                .await
+                .unwrap()
+                .iter()
+                .any(|f| matches!(f.kind, FactorKind::Passkey { .. })),
             "{name}"
         );
     }

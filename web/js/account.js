@@ -225,10 +225,11 @@ async function addAuthenticator() {
 /** Adds a passkey: a name, a step-up if the API asks, the browser's registration, recovery codes. */
 function showPasskeyForm() {
   const refs = ui.render('t-add-passkey');
+  refs.username.value = session.userId() || '';
   refs.back.addEventListener('click', () => backToSecurity());
   ui.handleForm(refs.form, refs.error, async (values) => {
     const name = values.name.trim();
-    const pending = await withStepUp(() => api.addPasskey(name));
+    const pending = await withStepUp(() => api.addPasskey(name, values.current_password));
     const credential = await passkey.createPasskey(pending.options);
     const activated = await api.activatePasskey(pending.factor_id, credential);
     const label = activated.name || name;

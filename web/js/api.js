@@ -241,9 +241,10 @@ export async function addTotp() {
   return (await authed('POST', '/v1/me/factors/totp', { body: {} })).data;
 }
 
-/** → {factor_id, status: "pending", options}; finished by activatePasskey. */
-export async function addPasskey(name) {
-  const body = name ? { name } : {};
+/** → {factor_id, status: "pending", options}; finished by activatePasskey. The current password
+ * is asked again: a passkey signs in without one. */
+export async function addPasskey(name, currentPassword) {
+  const body = name ? { name, current_password: currentPassword } : { current_password: currentPassword };
   return (await authed('POST', '/v1/me/factors/passkey', { body })).data;
 }
 

@@ -99,6 +99,7 @@ const IN_CONTEXT = {
   },
   // Creating a passkey: the options are single use and live 5 minutes.
   passkeyRegister: {
+    invalid_credentials: () => 'Your current password is not correct. No passkey was added.',
     validation_failed: (e) => e.detail || 'The passkey could not be registered. Please try again.',
     challenge_expired: () => 'Setting up the passkey took too long, or was already tried. Please try again.',
   },

@@ -178,6 +178,12 @@ fn invisible_or_bidirectional(c: char) -> bool {
 pub struct EnrolPasskeyRequest {
     #[serde(default)]
     pub name: Option<String>,
+    /// From a session: the current password. A passkey signs in with no password at all, so
+    /// a stolen access token (even one fresh enough to count as a step-up) must not be enough
+    /// to add one that would outlive a password change (found in review). Not asked inside a
+    /// sign-in, where the password has just been given.
+    #[serde(default)]
+    pub current_password: Option<SecretString>,
 }
 
 /// A pending passkey and the options for `navigator.credentials.create()`.
@@ -199,6 +205,28 @@ pub async fn enrol(
     let name = passkey_name(request.name.as_deref())?;
     let existing = factors::may_enrol(deps, enroller, "passkey").await?;
     let user_id = enroller.user_id().clone();
+    match (enroller, &request.current_password) {
+        (Enroller::Session(_), Some(password)) => {
+            crate::service::password::confirm_password(
+                deps,
+                &user_id,
+                password,
+                "passkey_add_failed",
+            )
+            .await?;
+        }
+        (Enroller::Session(_), None) => {
+            return Err(ApiError::validation(
+                "current_password is required to add a passkey from a session.",
+            ));
+        }
+        (Enroller::SignIn(_), Some(_)) => {
+            return Err(ApiError::validation(
+                "current_password is not asked inside a sign-in.",
+            ));
+        }
+        (Enroller::SignIn(_), None) => {}
+    }
     let passkeys = active_passkeys(&existing);
     let handle = passkeys
         .first()

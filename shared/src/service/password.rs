@@ -128,51 +128,14 @@ pub async fn change(
     request: ChangePasswordRequest,
 ) -> Result<(), ApiError> {
     too_long(&request.new_password, deps)?;
-    too_long(&request.current_password, deps)?;
     caller.require_step_up(deps)?;
-    // The password lock holds here too (SPEC §12): during a lock the current password is not
-    // evaluated, and a wrong one counts as a failed password.
-    if let Some(until) = limits::locked_until(deps, CounterKey::Password(&caller.user_id)).await? {
-        return Err(ApiError::Locked {
-            retry_after_secs: until.secs() - deps.clock.now().secs(),
-        });
-    }
-    let user = deps
-        .stores
-        .users
-        .get_user(&caller.user_id)
-        .await?
-        .ok_or(ApiError::Unauthorized)?;
-    let hasher = deps.hasher.clone();
-    let stored = user.password_hash.clone();
-    let current = request.current_password.clone();
-    let check = tokio::task::spawn_blocking(move || match stored {
-        Some(h) => hasher.verify(&h, current.expose().as_bytes()),
-        None => hasher.verify_dummy(current.expose().as_bytes()),
-    })
-    .await
-    .map_err(|_| ApiError::ServiceUnavailable)?;
-    if !matches!(check, PasswordCheck::Match { .. }) {
-        crate::service::audit::record(
-            deps,
-            &user.user_id,
-            "password_change_failed",
-            crate::service::audit::Actor::User,
-            None,
-            "failure",
-            Some("wrong current password".into()),
-        )
-        .await;
-        let policy = limits::password_policy(deps);
-        if let FailureOutcome::LockStarted { until } | FailureOutcome::AlreadyLocked { until } =
-            limits::count_failure(deps, CounterKey::Password(&user.user_id), policy).await?
-        {
-            return Err(ApiError::Locked {
-                retry_after_secs: until.secs() - deps.clock.now().secs(),
-            });
-        }
-        return Err(ApiError::InvalidCredentials);
-    }
+    let user = confirm_password(
+        deps,
+        &caller.user_id,
+        &request.current_password,
+        "password_change_failed",
+    )
+    .await?;
     policy::check(
         &deps.hasher,
         request.new_password.expose(),
@@ -199,6 +162,62 @@ pub async fn change(
     .await;
     alerts::alert(deps, &user.user_id, Alert::PasswordChanged).await;
     Ok(())
+}
+
+/// The signed-in user's current password, asked again before an action that a stolen access
+/// token alone must not take (a password change; adding a passkey from a session, which signs
+/// in with no password at all). Under the password lock (SPEC §12): during a lock it is not
+/// evaluated (`locked`), and a wrong one counts as a failed password (`invalid_credentials`,
+/// audited as `audit_kind`).
+pub async fn confirm_password(
+    deps: &Deps,
+    user_id: &UserId,
+    password: &SecretString,
+    audit_kind: &str,
+) -> Result<UserRecord, ApiError> {
+    too_long(password, deps)?;
+    if let Some(until) = limits::locked_until(deps, CounterKey::Password(user_id)).await? {
+        return Err(ApiError::Locked {
+            retry_after_secs: until.secs() - deps.clock.now().secs(),
+        });
+    }
+    let user = deps
+        .stores
+        .users
+        .get_user(user_id)
+        .await?
+        .ok_or(ApiError::Unauthorized)?;
+    let hasher = deps.hasher.clone();
+    let stored = user.password_hash.clone();
+    let current = password.clone();
+    let check = tokio::task::spawn_blocking(move || match stored {
+        Some(h) => hasher.verify(&h, current.expose().as_bytes()),
+        None => hasher.verify_dummy(current.expose().as_bytes()),
+    })
+    .await
+    .map_err(|_| ApiError::ServiceUnavailable)?;
+    if !matches!(check, PasswordCheck::Match { .. }) {
+        crate::service::audit::record(
+            deps,
+            &user.user_id,
+            audit_kind,
+            crate::service::audit::Actor::User,
+            None,
+            "failure",
+            Some("wrong current password".into()),
+        )
+        .await;
+        let policy = limits::password_policy(deps);
+        if let FailureOutcome::LockStarted { until } | FailureOutcome::AlreadyLocked { until } =
+            limits::count_failure(deps, CounterKey::Password(&user.user_id), policy).await?
+        {
+            return Err(ApiError::Locked {
+                retry_after_secs: until.secs() - deps.clock.now().secs(),
+            });
+        }
+        return Err(ApiError::InvalidCredentials);
+    }
+    Ok(user)
 }
 
 /// `POST /v1/password/forgot`: always the same answer, and the same work, whether or not the

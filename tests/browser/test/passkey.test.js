@@ -11,7 +11,7 @@ import { test } from 'node:test';
 
 import {
   API, LOCALHOST, createUser, uniqueUser, withPage, open, openAtLocalhost, signIn, signOut, heading, screenshot,
-  addVirtualAuthenticator, recordApiCalls, enrolPasskeyAtFirstSignIn, confirmSavedCodes,
+  addVirtualAuthenticator, recordApiCalls, enrolPasskeyAtFirstSignIn, confirmSavedCodes, PASSWORD,
 } from '../lib/harness.js';
 
 /**
@@ -170,6 +170,10 @@ test('a passkey steps up before a second passkey is added; passkeys are renamed 
     await page.getByRole('button', { name: 'Add a passkey' }).click();
     await heading(page, 'Add a passkey').waitFor();
     await page.getByLabel('Name (optional)').fill('Phone');
+    // The current password is asked again: a passkey signs in without one.
+    const current = page.getByLabel('Current password');
+    assert.equal(await current.getAttribute('autocomplete'), 'current-password');
+    await current.fill(PASSWORD);
     await page.getByRole('button', { name: 'Create a passkey' }).click();
     const dialog = page.getByRole('dialog', { name: "Confirm it's you" });
     await dialog.waitFor();
