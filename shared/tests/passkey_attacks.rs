@@ -4,84 +4,20 @@
 
 mod common;
 
+use common::passkeys::*;
 use common::*;
 use portcullis::Deps;
 use portcullis::crypto::token_digest;
 use portcullis::edge::RequestMeta;
 use portcullis::error::ApiError;
-use portcullis::identity::UserId;
 use portcullis::service::admin::{self, MfaResetFiling};
-use portcullis::service::complete::{self, SignedIn};
-use portcullis::service::factors::{self, Enroller, VerifyFactorRequest};
+use portcullis::service::complete;
+use portcullis::service::factors::{self, Enroller};
 use portcullis::service::passkeys::{self, EnrolPasskeyRequest, PasswordlessRequest};
-use portcullis::service::step_up::{self, StepUpRequest};
+use portcullis::service::step_up;
 use portcullis::service::{codes, tokens};
 use portcullis_soft_authenticator::{SoftAuthenticator, UserHandleReply};
 use serde_json::Value;
-
-const ORIGIN: &str = "http://localhost:3000";
-
-fn credential(value: Value) -> VerifyFactorRequest {
-    VerifyFactorRequest {
-        code: None,
-        credential: Some(value),
-    }
-}
-
-fn meta(ip: &str) -> RequestMeta {
-    RequestMeta {
-        source_ip: Some(ip.to_owned()),
-        ..RequestMeta::default()
-    }
-}
-
-/// A passkey registered inside the user's first sign-in; the completed sign-in.
-async fn register_first(
-    deps: &Deps,
-    user: &UserId,
-    authenticator: &mut SoftAuthenticator,
-) -> SignedIn {
-    let challenge = codes::open_challenge(deps, &password_step(deps, user).await)
-        .await
-        .unwrap();
-    let pending = passkeys::enrol(
-        deps,
-        Enroller::SignIn(&challenge),
-        EnrolPasskeyRequest::default(),
-    )
-    .await
-    .unwrap();
-    let response = authenticator.register(&pending.options).unwrap();
-    let proven = factors::verify_factor(
-        deps,
-        Enroller::SignIn(&challenge),
-        &pending.factor_id,
-        &credential(response),
-    )
-    .await
-    .unwrap();
-    complete::complete_sign_in(deps, &proven.verified, None, &RequestMeta::default())
-        .await
-        .unwrap()
-}
-
-async fn passwordless(
-    deps: &Deps,
-    authenticator: &mut SoftAuthenticator,
-    ip: &str,
-) -> Result<SignedIn, ApiError> {
-    let started = passkeys::passwordless_options(deps, &meta(ip)).await?;
-    let response = authenticator.authenticate(&started.options).unwrap();
-    passkeys::passwordless_sign_in(
-        deps,
-        PasswordlessRequest {
-            challenge_id: started.challenge_id,
-            credential: response,
-        },
-        &meta(ip),
-    )
-    .await
-}
 
 fn digest_of(authenticator: &SoftAuthenticator) -> String {
     use base64::Engine as _;
@@ -97,7 +33,7 @@ async fn an_mfa_reset_removes_passkeys_and_their_credential_ids_on_both_adapters
         let (_, bob) = signed_in_admin(&deps, &outbox, "+14155550182").await;
         let user = create_user(&deps, &unique("pkreset")).await;
         let mut authenticator = SoftAuthenticator::new(ORIGIN);
-        register_first(&deps, &user, &mut authenticator).await;
+        register_at_first_sign_in(&deps, &user, &mut authenticator).await;
         assert!(
             deps.stores
                 .factors
@@ -137,7 +73,7 @@ async fn an_mfa_reset_removes_passkeys_and_their_credential_ids_on_both_adapters
             "{name}: a reset passkey signs nobody in"
         );
         // The same authenticator can be registered again at the enrolment the reset requires.
-        let again = register_first(&deps, &user, &mut authenticator).await;
+        let again = register_at_first_sign_in(&deps, &user, &mut authenticator).await;
         assert_eq!(again.status, "signed_in", "{name}");
     }
 }
@@ -210,7 +146,7 @@ async fn options_made_for_one_ceremony_never_verify_in_another() {
     for (name, deps, _clock, _outbox) in all_deps_with_notifier().await {
         let user = create_user(&deps, &unique("pkcross")).await;
         let mut authenticator = SoftAuthenticator::new(ORIGIN);
-        let first = register_first(&deps, &user, &mut authenticator).await;
+        let first = register_at_first_sign_in(&deps, &user, &mut authenticator).await;
 
         // Sign-in options of challenge A, answered to challenge B (with its own options).
         let a = codes::open_challenge(&deps, &password_step(&deps, &user).await)
@@ -267,19 +203,8 @@ async fn options_made_for_one_ceremony_never_verify_in_another() {
         );
 
         // Step-up options answered to a sign-in challenge, and sign-in options to a step-up.
-        let caller = bearer(&deps, &first.tokens.as_ref().unwrap().access_token)
-            .await
-            .unwrap();
-        let started = step_up::start(
-            &deps,
-            &caller,
-            StepUpRequest {
-                method: "passkey".into(),
-                factor_id: None,
-            },
-        )
-        .await
-        .unwrap();
+        let caller = caller_of(&deps, &first).await;
+        let started = passkey_step_up(&deps, &caller).await;
         let for_step_up = authenticator
             .authenticate(started.options.as_ref().unwrap())
             .unwrap();
@@ -333,8 +258,8 @@ async fn one_users_passkey_never_signs_in_as_another() {
         let bob = create_user(&deps, &unique("pkb")).await;
         let mut alices = SoftAuthenticator::new(ORIGIN);
         let mut bobs = SoftAuthenticator::new(ORIGIN);
-        register_first(&deps, &alice, &mut alices).await;
-        register_first(&deps, &bob, &mut bobs).await;
+        register_at_first_sign_in(&deps, &alice, &mut alices).await;
+        register_at_first_sign_in(&deps, &bob, &mut bobs).await;
 
         // Bob's password, Alice's passkey: not one of Bob's.
         let challenge = codes::open_challenge(&deps, &password_step(&deps, &bob).await)
@@ -380,7 +305,7 @@ async fn a_counter_regression_as_a_second_factor_or_step_up_is_refused_and_alert
     for (name, deps, _clock, outbox) in all_deps_with_notifier().await {
         let user = create_user(&deps, &unique("pkclone2")).await;
         let mut authenticator = SoftAuthenticator::new(ORIGIN);
-        let first = register_first(&deps, &user, &mut authenticator).await;
+        let first = register_at_first_sign_in(&deps, &user, &mut authenticator).await;
         // Two uses: the stored counter is 3.
         passwordless(&deps, &mut authenticator, "192.0.2.60")
             .await
@@ -411,19 +336,8 @@ async fn a_counter_regression_as_a_second_factor_or_step_up_is_refused_and_alert
             "{name}"
         );
         // In a step-up too.
-        let caller = bearer(&deps, &first.tokens.as_ref().unwrap().access_token)
-            .await
-            .unwrap();
-        let started = step_up::start(
-            &deps,
-            &caller,
-            StepUpRequest {
-                method: "passkey".into(),
-                factor_id: None,
-            },
-        )
-        .await
-        .unwrap();
+        let caller = caller_of(&deps, &first).await;
+        let started = passkey_step_up(&deps, &caller).await;
         clone.set_counter(1);
         clone.counter_step = 1;
         let assertion = clone
@@ -447,11 +361,9 @@ async fn a_removed_passkey_answers_nothing_even_with_options_taken_before() {
     for (name, deps, _clock, _outbox) in all_deps_with_notifier().await {
         let user = create_user(&deps, &unique("pkrm")).await;
         let mut authenticator = SoftAuthenticator::new(ORIGIN);
-        let first = register_first(&deps, &user, &mut authenticator).await;
+        let first = register_at_first_sign_in(&deps, &user, &mut authenticator).await;
         let mut second = SoftAuthenticator::new(ORIGIN);
-        let caller = bearer(&deps, &first.tokens.as_ref().unwrap().access_token)
-            .await
-            .unwrap();
+        let caller = caller_of(&deps, &first).await;
         let pending = passkeys::enrol(&deps, Enroller::Session(&caller), session_request())
             .await
             .unwrap();
@@ -656,7 +568,7 @@ async fn a_passkey_second_step_trusts_devices_for_users_only_and_a_device_never_
         for staff in [false, true] {
             let user = create_user(&deps, &unique("pktrust")).await;
             let mut authenticator = SoftAuthenticator::new(ORIGIN);
-            register_first(&deps, &user, &mut authenticator).await;
+            register_at_first_sign_in(&deps, &user, &mut authenticator).await;
             if staff {
                 deps.stores
                     .users
@@ -742,10 +654,8 @@ async fn malformed_credentials_are_refused_as_the_clients_fault() {
     for (name, deps, _clock, _outbox) in all_deps_with_notifier().await {
         let user = create_user(&deps, &unique("pkjunk")).await;
         let mut authenticator = SoftAuthenticator::new(ORIGIN);
-        let first = register_first(&deps, &user, &mut authenticator).await;
-        let caller = bearer(&deps, &first.tokens.as_ref().unwrap().access_token)
-            .await
-            .unwrap();
+        let first = register_at_first_sign_in(&deps, &user, &mut authenticator).await;
+        let caller = caller_of(&deps, &first).await;
         for junk in &garbage {
             let challenge = codes::open_challenge(&deps, &password_step(&deps, &user).await)
                 .await
@@ -818,13 +728,5 @@ async fn malformed_credentials_are_refused_as_the_clients_fault() {
                 "{name}"
             );
         }
-    }
-}
-
-/// A passkey registration from a session: the current password is asked again.
-fn session_request() -> EnrolPasskeyRequest {
-    EnrolPasskeyRequest {
-        name: None,
-        current_password: Some(portcullis::crypto::SecretString::new(PASSWORD.into())),
     }
 }

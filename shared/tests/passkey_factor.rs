@@ -5,99 +5,26 @@
 
 mod common;
 
+use common::passkeys::*;
 use common::*;
 use portcullis::Deps;
 use portcullis::crypto::SecretString;
 use portcullis::edge::RequestMeta;
 use portcullis::error::ApiError;
-use portcullis::identity::UserId;
 use portcullis::service::complete::{self, SignedIn};
-use portcullis::service::factors::{self, Enroller, VerifyFactorRequest};
+use portcullis::service::factors::{self, Enroller};
 use portcullis::service::passkeys::{self, EnrolPasskeyRequest, PasswordlessRequest};
 use portcullis::service::sign_in::{SignInRequest, sign_in};
-use portcullis::service::step_up::{self, StepUpRequest};
+use portcullis::service::step_up;
 use portcullis::service::{codes, tokens};
 use portcullis::storage::{CounterKey, FactorKind, FactorStatus};
 use portcullis_soft_authenticator::SoftAuthenticator;
 use serde_json::Value;
 
-/// The origin the default settings allow.
-const ORIGIN: &str = "http://localhost:3000";
-
-fn credential(value: Value) -> VerifyFactorRequest {
-    VerifyFactorRequest {
-        code: None,
-        credential: Some(value),
-    }
-}
-
-fn meta(ip: &str) -> RequestMeta {
-    RequestMeta {
-        source_ip: Some(ip.to_owned()),
-        ..RequestMeta::default()
-    }
-}
-
-/// The user's first factor: a passkey registered inside the first sign-in. Returns the
-/// completed sign-in.
-async fn register_at_first_sign_in(
-    deps: &Deps,
-    user: &UserId,
-    authenticator: &mut SoftAuthenticator,
-) -> SignedIn {
-    let challenge = codes::open_challenge(deps, &password_step(deps, user).await)
-        .await
-        .unwrap();
-    let pending = passkeys::enrol(
-        deps,
-        Enroller::SignIn(&challenge),
-        EnrolPasskeyRequest {
-            name: Some("Laptop".into()),
-            current_password: None,
-        },
-    )
-    .await
-    .unwrap();
-    assert_eq!(pending.status, "pending");
-    let response = authenticator.register(&pending.options).unwrap();
-    let proven = factors::verify_factor(
-        deps,
-        Enroller::SignIn(&challenge),
-        &pending.factor_id,
-        &credential(response),
-    )
-    .await
-    .unwrap();
-    let mut signed_in =
-        complete::complete_sign_in(deps, &proven.verified, None, &RequestMeta::default())
-            .await
-            .unwrap();
-    signed_in.recovery_codes = proven.recovery_codes;
-    signed_in
-}
-
 async fn claims_of(deps: &Deps, signed_in: &SignedIn) -> tokens::Caller {
     bearer(deps, &signed_in.tokens.as_ref().unwrap().access_token)
         .await
         .unwrap()
-}
-
-async fn passwordless(
-    deps: &Deps,
-    authenticator: &mut SoftAuthenticator,
-    ip: &str,
-) -> Result<SignedIn, ApiError> {
-    let started = passkeys::passwordless_options(deps, &meta(ip)).await?;
-    let response = authenticator.authenticate(&started.options).unwrap();
-    passkeys::passwordless_sign_in(
-        deps,
-        PasswordlessRequest {
-            challenge_id: started.challenge_id,
-            credential: response,
-        },
-        &meta(ip),
-    )
-    .await
 }
 
 #[tokio::test]
@@ -485,16 +412,7 @@ async fn a_passkey_steps_up_a_session_and_is_renamed_and_removed() {
         .unwrap();
         let caller = bearer(&deps, &refreshed.access_token).await.unwrap();
         assert!(!caller.is_elevated(&deps));
-        let started = step_up::start(
-            &deps,
-            &caller,
-            StepUpRequest {
-                method: "passkey".into(),
-                factor_id: None,
-            },
-        )
-        .await
-        .unwrap();
+        let started = passkey_step_up(&deps, &caller).await;
         let options = started.options.clone().unwrap();
         let assertion = authenticator.authenticate(&options).unwrap();
         let challenge = step_up::challenge_of(&deps, &caller, &started.challenge_id)
@@ -542,14 +460,6 @@ async fn a_passkey_steps_up_a_session_and_is_renamed_and_removed() {
             ApiError::InvalidCredentials,
             "{name}"
         );
-    }
-}
-
-/// A passkey registration from a session: the current password is asked again.
-fn session_request() -> EnrolPasskeyRequest {
-    EnrolPasskeyRequest {
-        name: None,
-        current_password: Some(portcullis::crypto::SecretString::new(PASSWORD.into())),
     }
 }
 

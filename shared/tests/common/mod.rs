@@ -6,6 +6,8 @@
 //! failure, not a silent skip.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod passkeys;
+
 use std::sync::Arc;
 
 use portcullis::config::{Argon2Settings, Settings};
