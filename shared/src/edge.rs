@@ -110,7 +110,7 @@ fn describe_json_error(err: &serde_json::Error) -> String {
         || raw.starts_with("invalid value")
         || raw.starts_with("invalid length")
     {
-        strip_backticked(&raw)
+        strip_values(&raw)
     } else {
         raw
     };
@@ -120,17 +120,35 @@ fn describe_json_error(err: &serde_json::Error) -> String {
     }
 }
 
-fn strip_backticked(message: &str) -> String {
+/// Replaces what serde quotes from the input: `` `…` `` (numbers, characters, fields) and
+/// `"…"` (a string value, Debug-escaped: `\"` inside does not end it; found by the fuzzer,
+/// `invalid type: string "…", expected a sequence` repeated the string).
+fn strip_values(message: &str) -> String {
     let mut out = String::with_capacity(message.len());
-    let mut inside = false;
-    for c in message.chars() {
-        if c == '`' {
-            if !inside {
+    let mut chars = message.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '`' => {
                 out.push_str("(value hidden)");
+                for inner in chars.by_ref() {
+                    if inner == '`' {
+                        break;
+                    }
+                }
             }
-            inside = !inside;
-        } else if !inside {
-            out.push(c);
+            '"' => {
+                out.push_str("(value hidden)");
+                while let Some(inner) = chars.next() {
+                    match inner {
+                        '\\' => {
+                            chars.next();
+                        }
+                        '"' => break,
+                        _ => {}
+                    }
+                }
+            }
+            _ => out.push(c),
         }
     }
     out
@@ -332,6 +350,27 @@ mod tests {
         let detail = err.problem().detail;
         assert!(!detail.contains("123456789"), "{detail}");
         assert_eq!(err.status(), 400);
+    }
+
+    #[test]
+    fn a_string_where_a_list_is_expected_is_not_echoed_either() {
+        #[derive(serde::Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct Roles {
+            roles: Vec<String>,
+        }
+        for body in [
+            r#"{"roles":"secret-value-42"}"#,
+            r#"{"roles":"with \"quotes\" secret-value-42"}"#,
+        ] {
+            let req = request(Some("application/json"), Body::Text(body.into()));
+            let detail = parse_json::<Roles>(&req, 1024)
+                .unwrap_err()
+                .problem()
+                .detail;
+            assert!(!detail.contains("secret-value-42"), "{detail}");
+            assert!(detail.contains("expected a sequence"), "{detail}");
+        }
     }
 
     #[test]
