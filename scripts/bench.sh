@@ -15,6 +15,9 @@ ensure_venv
 cleanup() { [ -n "${MOTO_PID:-}" ] && kill "$MOTO_PID" 2> /dev/null || true; }
 trap cleanup EXIT INT TERM
 EMULATOR_PORT="$(free_port)"
+# Always the (serialised) moto server: the figures compare with earlier runs on it.
+EMULATOR=moto
+EMULATOR_RUNTIME=moto
 start_moto "$EMULATOR_PORT"
 provision "http://127.0.0.1:$EMULATOR_PORT" "$STATE/bench.env"
 load_env "$STATE/bench.env"
