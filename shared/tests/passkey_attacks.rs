@@ -116,11 +116,11 @@ async fn a_password_alone_never_adds_a_passkey_once_a_factor_is_active() {
         let mut attacker = SoftAuthenticator::new(ORIGIN);
         let response = attacker.register(&pending.options).unwrap();
         assert_eq!(
-            factors::verify_factor(
+            finish(
                 &deps,
                 Enroller::SignIn(&stale),
                 &pending.factor_id,
-                &credential(response),
+                response
             )
             .await
             .unwrap_err(),
@@ -238,11 +238,11 @@ async fn options_made_for_one_ceremony_never_verify_in_another() {
         let mut other = SoftAuthenticator::new(ORIGIN);
         let as_assertion = other.authenticate(&pending.options).unwrap_or(Value::Null);
         assert!(
-            factors::verify_factor(
+            finish(
                 &deps,
                 Enroller::Session(&caller),
                 &pending.factor_id,
-                &credential(as_assertion),
+                as_assertion
             )
             .await
             .is_err(),
@@ -368,11 +368,11 @@ async fn a_removed_passkey_answers_nothing_even_with_options_taken_before() {
             .await
             .unwrap();
         let response = second.register(&pending.options).unwrap();
-        factors::verify_factor(
+        finish(
             &deps,
             Enroller::Session(&caller),
             &pending.factor_id,
-            &credential(response),
+            response,
         )
         .await
         .unwrap();
@@ -546,11 +546,11 @@ async fn a_registration_started_in_one_session_does_not_finish_in_another() {
         let mut authenticator = SoftAuthenticator::new(ORIGIN);
         let response = authenticator.register(&pending.options).unwrap();
         assert_eq!(
-            factors::verify_factor(
+            finish(
                 &deps,
                 Enroller::Session(&second),
                 &pending.factor_id,
-                &credential(response),
+                response
             )
             .await
             .unwrap_err(),
@@ -672,11 +672,11 @@ async fn malformed_credentials_are_refused_as_the_clients_fault() {
             let pending = passkeys::enrol(&deps, Enroller::Session(&caller), session_request())
                 .await
                 .unwrap();
-            let err = factors::verify_factor(
+            let err = finish(
                 &deps,
                 Enroller::Session(&caller),
                 &pending.factor_id,
-                &credential(junk.clone()),
+                junk.clone(),
             )
             .await
             .unwrap_err();

@@ -351,22 +351,22 @@ async fn a_passkey_steps_up_a_session_and_is_renamed_and_removed() {
             .await
             .unwrap();
         let response = authenticator.register(&pending.options).unwrap();
-        let proven = factors::verify_factor(
+        let proven = finish(
             &deps,
             Enroller::Session(&caller),
             &pending.factor_id,
-            &credential(response.clone()),
+            response.clone(),
         )
         .await
         .unwrap();
         assert_eq!(proven.factor.status, FactorStatus::Active);
         // The registration options were single use.
         assert!(
-            factors::verify_factor(
+            finish(
                 &deps,
                 Enroller::Session(&caller),
                 &pending.factor_id,
-                &credential(response),
+                response
             )
             .await
             .is_err(),
@@ -388,11 +388,11 @@ async fn a_passkey_steps_up_a_session_and_is_renamed_and_removed() {
         let response = copy.register(&theirs.options).unwrap();
         assert!(
             matches!(
-                factors::verify_factor(
+                finish(
                     &deps,
                     Enroller::SignIn(&challenge),
                     &theirs.factor_id,
-                    &credential(response),
+                    response
                 )
                 .await,
                 Err(ApiError::Conflict(_))

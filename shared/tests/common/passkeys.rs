@@ -63,11 +63,11 @@ pub async fn register_at_first_sign_in(
     .unwrap();
     assert_eq!(pending.status, "pending");
     let response = authenticator.register(&pending.options).unwrap();
-    let proven = factors::verify_factor(
+    let proven = finish(
         deps,
         Enroller::SignIn(&challenge),
         &pending.factor_id,
-        &credential(response),
+        response,
     )
     .await
     .unwrap();
@@ -120,4 +120,14 @@ pub async fn passkey_step_up(
     )
     .await
     .unwrap()
+}
+
+/// Finishes a passkey registration with the authenticator's response.
+pub async fn finish(
+    deps: &Deps,
+    enroller: Enroller<'_>,
+    factor_id: &str,
+    response: Value,
+) -> Result<factors::FactorVerified, ApiError> {
+    factors::verify_factor(deps, enroller, factor_id, &credential(response)).await
 }
