@@ -13,7 +13,7 @@ use portcullis::storage::{
     AttemptSlot, ChallengePurpose, ChallengeRecord, ChallengeStatus, CounterKey, Delivery,
     DeliveryRecord, DeviceRecord, FactorKind, FactorRecord, FactorStatus, FailureOutcome,
     LockoutPolicy, PasskeyOwner, PasskeyUse, PendingCode, RecoveryCodeRecord, RegisteredPasskey,
-    SendSlot, SessionRecord, Stores, UserRecord, UserStatus,
+    SendSlot, SessionRecord, Stores, Swapped, UserRecord, UserStatus,
 };
 
 fn user(id: &UserId) -> UserRecord {
@@ -127,6 +127,7 @@ async fn update_counter<T>(
         if store
             .swap_counter(key, now, seen.map(|v| v.version), next)
             .await?
+            .won()
         {
             return Ok(decision.outcome);
         }
@@ -275,35 +276,46 @@ async fn a_counter_write_lands_only_on_the_version_it_read() {
             expires_at: T0.plus_secs(60),
             ..limits::Counter::default()
         };
+        let written = c.swap_counter(key, T0, None, Some(&first)).await.unwrap();
         assert!(
-            c.swap_counter(key, T0, None, Some(&first)).await.unwrap(),
-            "{name}"
-        );
-        assert!(
-            !c.swap_counter(key, T0, None, Some(&first)).await.unwrap(),
+            !c.swap_counter(key, T0, None, Some(&first))
+                .await
+                .unwrap()
+                .won(),
             "{name}: \"absent\" no longer holds"
         );
         let seen = c.read_counter(key, T0).await.unwrap().unwrap();
         assert_eq!(seen.counter, first, "{name}: read back unchanged");
+        // The swap told the version it wrote: a request can change the counter again
+        // without reading it back.
+        assert_eq!(
+            written,
+            Swapped::Won(Some(seen.clone())),
+            "{name}: the swap tells the stored counter"
+        );
         let second = limits::Counter {
             count: 2,
             recent: vec![T0, T0.plus_secs(1)],
             locked_until: Some(T0.plus_secs(30)),
             ..first.clone()
         };
-        assert!(
-            c.swap_counter(key, T0, Some(seen.version), Some(&second))
-                .await
-                .unwrap()
-        );
+        let Swapped::Won(Some(stored)) = c
+            .swap_counter(key, T0, Some(seen.version), Some(&second))
+            .await
+            .unwrap()
+        else {
+            panic!("{name}: the read version wins");
+        };
         assert!(
             !c.swap_counter(key, T0, Some(seen.version), Some(&first))
                 .await
-                .unwrap(),
+                .unwrap()
+                .won(),
             "{name}: a stale version loses"
         );
         let seen = c.read_counter(key, T0).await.unwrap().unwrap();
         assert_eq!(seen.counter, second, "{name}: lists and locks read back");
+        assert_eq!(stored, seen, "{name}: the told version is the stored one");
         // Expired counts as absent, for reads and for writes.
         let later = T0.plus_secs(60);
         assert_eq!(c.read_counter(key, later).await.unwrap(), None, "{name}");
@@ -311,13 +323,31 @@ async fn a_counter_write_lands_only_on_the_version_it_read() {
             c.swap_counter(key, later, None, Some(&first))
                 .await
                 .unwrap()
+                .won()
         );
         let seen = c.read_counter(key, T0).await.unwrap().unwrap();
-        assert!(
+        assert_eq!(
             c.swap_counter(key, T0, Some(seen.version), None)
                 .await
-                .unwrap()
+                .unwrap(),
+            Swapped::Won(None)
         );
+        // Created again after the delete: a request still holding the deleted counter's
+        // version cannot win (no ABA), though the counter looks the same.
+        assert!(
+            c.swap_counter(key, T0, None, Some(&first))
+                .await
+                .unwrap()
+                .won()
+        );
+        assert!(
+            !c.swap_counter(key, T0, Some(seen.version), Some(&second))
+                .await
+                .unwrap()
+                .won(),
+            "{name}: a deleted counter's version never matches its successor"
+        );
+        c.clear_counter(key).await.unwrap();
         assert_eq!(
             c.read_counter(key, T0).await.unwrap(),
             None,

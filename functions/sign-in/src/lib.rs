@@ -16,6 +16,9 @@ pub const ROUTES: &[&str] = &[
     "POST /v1/passkey/sign-in",
 ];
 
+/// The sign-in and passwordless futures are boxed: each joins several stores' calls at once,
+/// and their nested future types are deep enough to overflow the compiler's layout query when
+/// inlined into this one.
 pub fn handle(deps: &Deps, req: Request) -> HandlerFuture<'_> {
     Box::pin(async move {
         let route = edge::route_key(&req);
@@ -25,7 +28,10 @@ pub fn handle(deps: &Deps, req: Request) -> HandlerFuture<'_> {
             match route.as_str() {
                 "POST /v1/sign-in" => {
                     let body: SignInRequest = edge::parse_json(&req, max)?;
-                    Ok(edge::json_response(200, &sign_in(deps, body, &meta).await?))
+                    Ok(edge::json_response(
+                        200,
+                        &Box::pin(sign_in(deps, body, &meta)).await?,
+                    ))
                 }
                 "POST /v1/passkey/options" => {
                     check_client(deps, &meta)?;
@@ -40,7 +46,7 @@ pub fn handle(deps: &Deps, req: Request) -> HandlerFuture<'_> {
                     let body: PasswordlessRequest = edge::parse_json(&req, max)?;
                     Ok(edge::json_response(
                         200,
-                        &passkeys::passwordless_sign_in(deps, body, &meta).await?,
+                        &Box::pin(passkeys::passwordless_sign_in(deps, body, &meta)).await?,
                     ))
                 }
                 _ => Err(ApiError::NotFound),

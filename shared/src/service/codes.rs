@@ -407,23 +407,67 @@ pub async fn check_code(
         ));
     }
     let code = normalise_code(code)?;
-    second_factor::guard(deps, &challenge.user_id, method, || async {
-        let now = deps.clock.now();
-        let Some(current) = reserve_try(deps, challenge).await? else {
-            return Err(ApiError::ChallengeExpired);
-        };
-        let outcome = if method == "totp" {
-            check_totp(deps, &current, code.expose(), factor_id, now).await?
-        } else {
-            check_sent_code(deps, &current, method, code.expose(), factor_id, now).await?
-        };
-        Ok(match outcome {
-            Some(verified) => Answer::Right(verified),
-            None => Answer::Wrong {
-                challenge_ended: was_last_try(deps, &current),
-            },
+    // What the answer is compared with, made ready while the answer is counted: the MAC of
+    // the code for the factor the challenge's code went to, or the authenticator's seed.
+    let prepare = async {
+        tokio::try_join!(reserve_try(deps, challenge), async {
+            if method == "totp" {
+                totp_candidate(deps, challenge, factor_id)
+                    .await
+                    .map(Prepared::Totp)
+            } else {
+                match &challenge.code {
+                    Some(pending) => code_mac(
+                        deps,
+                        &challenge.id_digest,
+                        &pending.factor_id,
+                        code.expose(),
+                    )
+                    .await
+                    .map(|mac| Prepared::Mac {
+                        factor_id: pending.factor_id.clone(),
+                        mac,
+                    }),
+                    None => Ok(Prepared::Nothing),
+                }
+            }
         })
-    })
+    };
+    second_factor::guard(
+        deps,
+        &challenge.user_id,
+        method,
+        prepare,
+        |prepared| async {
+            let now = deps.clock.now();
+            let (Some(current), prepared) = prepared else {
+                return Err(ApiError::ChallengeExpired);
+            };
+            let outcome = match prepared {
+                Prepared::Totp(candidate) => {
+                    check_totp(deps, &current, candidate, code.expose(), now).await?
+                }
+                prepared => {
+                    check_sent_code(
+                        deps,
+                        &current,
+                        method,
+                        code.expose(),
+                        factor_id,
+                        prepared,
+                        now,
+                    )
+                    .await?
+                }
+            };
+            Ok(match outcome {
+                Some(verified) => Answer::Right(verified),
+                None => Answer::Wrong {
+                    challenge_ended: was_last_try(deps, &current),
+                },
+            })
+        },
+    )
     .await
 }
 
@@ -456,12 +500,23 @@ pub fn was_last_try(deps: &Deps, current: &ChallengeRecord) -> bool {
     current.attempts >= deps.settings.max_code_tries
 }
 
+/// What a code is compared with, computed while the answer is counted.
+enum Prepared {
+    /// A sent code's MAC as the answer would have it, for the factor the code went to.
+    Mac { factor_id: String, mac: String },
+    /// The authenticator a TOTP code is checked against.
+    Totp(Option<TotpCandidate>),
+    /// The challenge had no code pending.
+    Nothing,
+}
+
 async fn check_sent_code(
     deps: &Deps,
     challenge: &ChallengeRecord,
     method: &str,
     code: &str,
     factor_id: Option<&str>,
+    prepared: Prepared,
     now: UnixTime,
 ) -> Result<Option<Verified>, ApiError> {
     let Some(pending) = &challenge.code else {
@@ -477,7 +532,12 @@ async fn check_sent_code(
     {
         return Ok(None);
     }
-    let mac = code_mac(deps, &challenge.id_digest, &pending.factor_id, code).await?;
+    // Computed for the code pending when the challenge was read; a code sent since to another
+    // factor needs its own.
+    let mac = match prepared {
+        Prepared::Mac { factor_id, mac } if factor_id == pending.factor_id => mac,
+        _ => code_mac(deps, &challenge.id_digest, &pending.factor_id, code).await?,
+    };
     if !constant_time_eq(mac.as_bytes(), pending.mac.as_bytes()) {
         return Ok(None);
     }
@@ -497,15 +557,20 @@ async fn check_sent_code(
     )))
 }
 
-async fn check_totp(
+/// The authenticator a TOTP answer is checked against: its factor and decrypted seed.
+struct TotpCandidate {
+    factor: FactorRecord,
+    last_used_step: Option<i64>,
+    secret: crate::crypto::totp::TotpSecret,
+}
+
+async fn totp_candidate(
     deps: &Deps,
     challenge: &ChallengeRecord,
-    code: &str,
     factor_id: Option<&str>,
-    now: UnixTime,
-) -> Result<Option<Verified>, ApiError> {
+) -> Result<Option<TotpCandidate>, ApiError> {
     let factors = deps.stores.factors.list_factors(&challenge.user_id).await?;
-    let Some(factor) = factors.iter().find(|f| {
+    let Some(factor) = factors.into_iter().find(|f| {
         matches!(f.kind, FactorKind::Totp { .. })
             && eligible(challenge, f)
             && factor_id.is_none_or(|id| id == f.factor_id)
@@ -528,7 +593,30 @@ async fn check_totp(
         .await?;
     let secret = crate::crypto::totp::TotpSecret::from_bytes(seed.to_vec())
         .map_err(|_| ApiError::ServiceUnavailable)?;
-    let Some(step) = crate::crypto::totp::verify(&secret, code, now.secs(), *last_used_step) else {
+    let last_used_step = *last_used_step;
+    Ok(Some(TotpCandidate {
+        factor,
+        last_used_step,
+        secret,
+    }))
+}
+
+async fn check_totp(
+    deps: &Deps,
+    challenge: &ChallengeRecord,
+    candidate: Option<TotpCandidate>,
+    code: &str,
+    now: UnixTime,
+) -> Result<Option<Verified>, ApiError> {
+    let Some(TotpCandidate {
+        factor,
+        last_used_step,
+        secret,
+    }) = candidate
+    else {
+        return Ok(None);
+    };
+    let Some(step) = crate::crypto::totp::verify(&secret, code, now.secs(), last_used_step) else {
         return Ok(None);
     };
     if !deps
@@ -548,7 +636,7 @@ async fn check_totp(
         return Ok(None);
     }
     Ok(Some(Verified::by_code(
-        factor.factor_id.clone(),
+        factor.factor_id,
         "totp".into(),
         challenge.clone(),
     )))

@@ -62,8 +62,8 @@ pub async fn complete_sign_in(
         return Err(ApiError::AccountInactive);
     }
     let now = deps.clock.now();
-    limits::clear(deps, CounterKey::Password(user_id)).await?;
     if verified.challenge.password_change_required {
+        limits::clear(deps, CounterKey::Password(user_id)).await?;
         // MFA is done; no session before the new password (SPEC §2 item 4).
         let (challenge_id, expires_in) =
             crate::service::password::require_change(deps, &verified.challenge).await?;
@@ -81,42 +81,46 @@ pub async fn complete_sign_in(
             recovery_codes: None,
         });
     }
-    deps.stores.users.record_sign_in(user_id, now).await?;
-    let tokens = tokens::open_session(
-        deps,
-        &user,
-        Proof {
-            amr: verified.amr(),
-            acr: verified.acr().into(),
-        },
-    )
-    .await?;
-    audit::record(
-        deps,
-        user_id,
-        "sign_in_succeeded",
-        Actor::User,
-        Some(meta),
-        "success",
-        Some(verified.method.clone()),
-    )
-    .await;
-    flag_new_device(deps, user_id, meta, now).await;
     // Trusted devices never skip MFA for staff (sign_in.rs), so none is made for them: no
     // token that would never work, and no "new trusted device" alert.
-    let is_staff = !user.roles.is_empty();
-    let device_token = match trust {
-        Some(t) if !is_staff => Some(
-            devices::trust(
-                deps,
-                user_id,
-                t.device_name.as_deref(),
-                t.user_agent.as_deref(),
-            )
-            .await?,
-        ),
-        _ => None,
+    let trust = trust.filter(|_| user.roles.is_empty());
+    let proof = Proof {
+        amr: verified.amr(),
+        acr: verified.acr().into(),
     };
+    // Every write of a completed sign-in at once: none depends on another.
+    let (cleared, recorded, tokens, (), (), device_token) = tokio::join!(
+        limits::clear(deps, CounterKey::Password(user_id)),
+        deps.stores.users.record_sign_in(user_id, now),
+        tokens::open_session(deps, &user, proof),
+        audit::record(
+            deps,
+            user_id,
+            "sign_in_succeeded",
+            Actor::User,
+            Some(meta),
+            "success",
+            Some(verified.method.clone()),
+        ),
+        flag_new_device(deps, user_id, meta, now),
+        async {
+            match &trust {
+                Some(t) => devices::trust(
+                    deps,
+                    user_id,
+                    t.device_name.as_deref(),
+                    t.user_agent.as_deref(),
+                )
+                .await
+                .map(Some),
+                None => Ok(None),
+            }
+        },
+    );
+    cleared?;
+    recorded?;
+    let tokens = tokens?;
+    let device_token = device_token?;
     tracing::info!(
         event = "sign_in_completed",
         method = verified.method.as_str(),
@@ -155,17 +159,18 @@ pub async fn flag_new_device(
                 event = "new_device_sign_in",
                 "sign-in from a device never seen for this user"
             );
-            audit::record(
-                deps,
-                user_id,
-                "new_device",
-                Actor::System,
-                Some(meta),
-                "flagged",
-                Some(name.clone()),
-            )
-            .await;
-            alerts::alert(deps, user_id, Alert::NewDeviceSignIn { name }).await;
+            tokio::join!(
+                audit::record(
+                    deps,
+                    user_id,
+                    "new_device",
+                    Actor::System,
+                    Some(meta),
+                    "flagged",
+                    Some(name.clone()),
+                ),
+                alerts::alert(deps, user_id, Alert::NewDeviceSignIn { name: name.clone() }),
+            );
         }
         Ok(false) => {}
         Err(err) => tracing::error!(error = %err, "device sighting not recorded"),

@@ -38,22 +38,29 @@ pub async fn trust(
     };
     deps.stores.devices.create_device(&record).await?;
     tracing::info!(event = "device_trusted", "device trusted");
-    crate::service::audit::record(
-        deps,
-        user_id,
-        "device_trusted",
-        crate::service::audit::Actor::User,
-        None,
-        "success",
-        Some(name.clone()),
-    )
-    .await;
-    alerts::alert(deps, user_id, Alert::NewTrustedDevice { name }).await;
+    tokio::join!(
+        crate::service::audit::record(
+            deps,
+            user_id,
+            "device_trusted",
+            crate::service::audit::Actor::User,
+            None,
+            "success",
+            Some(name.clone()),
+        ),
+        alerts::alert(
+            deps,
+            user_id,
+            Alert::NewTrustedDevice { name: name.clone() }
+        ),
+    );
     Ok(format!("{device_id}.{secret}"))
 }
 
-/// The trusted device a token names, if the token is valid for this user now.
-pub async fn check(
+/// The trusted device a token names, if the token is valid for this user now: one read,
+/// nothing written (the sign-in reads it beside the user, before the password is checked,
+/// and marks it used with [`touch`] only once the device has skipped MFA).
+pub async fn recognise(
     deps: &Deps,
     user_id: &UserId,
     token: &SecretString,
@@ -73,14 +80,17 @@ pub async fn check(
     else {
         return Ok(None);
     };
-    if !names(&device, token) {
-        return Ok(None);
-    }
-    deps.stores
+    Ok(names(&device, token).then_some(device))
+}
+
+/// Records that a recognised device was just used (its last-used time).
+pub async fn touch(deps: &Deps, device: &DeviceRecord) -> Result<(), ApiError> {
+    let now = deps.clock.now();
+    Ok(deps
+        .stores
         .devices
-        .touch_device(user_id, device_id, now)
-        .await?;
-    Ok(Some(device))
+        .touch_device(&device.user_id, &device.device_id, now)
+        .await?)
 }
 
 /// Whether `token` is this device's token (its id, and its secret compared in constant time).

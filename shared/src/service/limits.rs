@@ -9,7 +9,7 @@ use crate::limits::{
     self, CapOutcome, Counter, Decision, FailureOutcome, LockoutPolicy, PasswordSlot, Reservation,
     RollingCap, Write,
 };
-use crate::storage::{CounterKey, MAX_COUNTER_ROUNDS};
+use crate::storage::{CounterKey, MAX_COUNTER_ROUNDS, Swapped, Versioned};
 
 /// Applies `rule` to the counter at `key` and stores its decision, atomically with respect to
 /// every other update of that counter: read, decide, write only if nobody wrote in between,
@@ -20,6 +20,28 @@ async fn update<T>(
     now: UnixTime,
     rule: impl Fn(Option<&Counter>) -> Decision<T> + Send,
 ) -> Result<T, StoreError> {
+    update_from(deps, key, now, None, rule)
+        .await
+        .map(|(outcome, _)| outcome)
+}
+
+/// A counter as this request last saw it: read by it, or written by it. Handed to the next
+/// update of the same counter in the same request, it saves that update its read (one round
+/// trip): the first write is conditional on this version, and a request that lost a race to
+/// another reads as usual. Never kept beyond one request.
+#[derive(Debug, Clone)]
+pub struct Seen(Option<Versioned>);
+
+/// [`update`], starting from `known` (a [`Seen`] of this request) instead of a read when
+/// given; returns the counter as stored afterwards too.
+async fn update_from<T>(
+    deps: &Deps,
+    key: CounterKey<'_>,
+    now: UnixTime,
+    known: Option<Seen>,
+    rule: impl Fn(Option<&Counter>) -> Decision<T> + Send,
+) -> Result<(T, Seen), StoreError> {
+    let mut known = known;
     for round in 0..MAX_COUNTER_ROUNDS {
         if round > 0 {
             // Lost the race: let the winners' writes land before reading again.
@@ -27,25 +49,35 @@ async fn update<T>(
             let pause = rand::Rng::random_range(&mut rand::rng(), 1..=most);
             tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
         }
-        let seen = deps.stores.counters.read_counter(key, now).await?;
+        let seen = match known.take() {
+            // Expired since: absent for the rule and for the write's condition alike.
+            Some(Seen(seen)) => seen.filter(|v| v.counter.expires_at > now),
+            None => deps.stores.counters.read_counter(key, now).await?,
+        };
         let decision = rule(seen.as_ref().map(|v| &v.counter));
         let next = match &decision.write {
-            Write::Keep => return Ok(decision.outcome),
+            Write::Keep => return Ok((decision.outcome, Seen(seen))),
             Write::Put(counter) => Some(counter),
-            Write::Delete if seen.is_none() => return Ok(decision.outcome),
+            Write::Delete if seen.is_none() => return Ok((decision.outcome, Seen(None))),
             Write::Delete => None,
         };
         let version = seen.as_ref().map(|v| v.version);
-        if deps
+        if let Swapped::Won(stored) = deps
             .stores
             .counters
             .swap_counter(key, now, version, next)
             .await?
         {
-            return Ok(decision.outcome);
+            return Ok((decision.outcome, Seen(stored)));
         }
     }
     Err(StoreError::Unavailable("counter too contended".into()))
+}
+
+/// Reads the counter at `key`, for a later update in this request.
+pub async fn read(deps: &Deps, key: CounterKey<'_>) -> Result<Seen, StoreError> {
+    let now = deps.clock.now();
+    Ok(Seen(deps.stores.counters.read_counter(key, now).await?))
 }
 
 /// The password lockout (SPEC §2: 5 failures, 30 minutes).
@@ -85,6 +117,12 @@ pub async fn locked_until(
     Ok(limits::locked_until(seen.as_ref().map(|v| &v.counter), now))
 }
 
+/// The lock in a counter this request read, if one runs.
+pub fn lock_in(deps: &Deps, seen: &Seen) -> Option<UnixTime> {
+    let now = deps.clock.now();
+    limits::locked_until(seen.0.as_ref().map(|v| &v.counter), now)
+}
+
 /// Counts one failure on `key` under `policy`.
 pub async fn count_failure(
     deps: &Deps,
@@ -95,48 +133,78 @@ pub async fn count_failure(
     update(deps, key, now, |c| limits::count_failure(c, now, policy)).await
 }
 
+/// Counts one failure on `key` under `policy`, starting from the counter as this request read
+/// it.
+pub async fn count_failure_after(
+    deps: &Deps,
+    key: CounterKey<'_>,
+    policy: LockoutPolicy,
+    seen: Seen,
+) -> Result<FailureOutcome, StoreError> {
+    let now = deps.clock.now();
+    update_from(deps, key, now, Some(seen), |c| {
+        limits::count_failure(c, now, policy)
+    })
+    .await
+    .map(|(outcome, _)| outcome)
+}
+
 /// Counts a password attempt for `user` before it is evaluated: `Ok(attempt)`; `locked`
 /// (423) during a lock; `rate_limited` (429, `Retry-After: 1`) while the run's attempts are all
 /// being evaluated already (a burst: the extra attempts are neither evaluated nor counted).
-pub async fn reserve_password(deps: &Deps, user: &UserId) -> Result<u32, ApiError> {
+/// `seen`: the counter as this request just read it.
+pub async fn reserve_password(
+    deps: &Deps,
+    user: &UserId,
+    seen: Seen,
+) -> Result<(u32, Seen), ApiError> {
     let now = deps.clock.now();
     let policy = password_policy(deps);
-    match update(deps, CounterKey::Password(user), now, |c| {
+    match update_from(deps, CounterKey::Password(user), now, Some(seen), |c| {
         limits::reserve_attempt(c, now, policy)
     })
     .await?
     {
-        PasswordSlot::Reserved { attempt } => Ok(attempt),
-        PasswordSlot::Locked { until } => Err(ApiError::Locked {
+        (PasswordSlot::Reserved { attempt }, stored) => Ok((attempt, stored)),
+        (PasswordSlot::Locked { until }, _) => Err(ApiError::Locked {
             retry_after_secs: until.secs() - now.secs(),
         }),
-        PasswordSlot::Busy => Err(ApiError::RateLimited {
+        (PasswordSlot::Busy, _) => Err(ApiError::RateLimited {
             retry_after_secs: 1,
         }),
     }
 }
 
 /// A wrong password that was the `attempt`-th of its run (the threshold-th starts the lock).
+/// `reserved`: the counter as the reservation left it.
 pub async fn conclude_wrong_password(
     deps: &Deps,
     user: &UserId,
     attempt: u32,
+    reserved: Seen,
 ) -> Result<FailureOutcome, StoreError> {
     let now = deps.clock.now();
     let policy = password_policy(deps);
-    update(deps, CounterKey::Password(user), now, |c| {
+    update_from(deps, CounterKey::Password(user), now, Some(reserved), |c| {
         limits::conclude_wrong_attempt(c, now, policy, attempt)
     })
     .await
+    .map(|(outcome, _)| outcome)
 }
 
-/// A right password: its reserved attempt is given back.
-pub async fn give_back_password(deps: &Deps, user: &UserId) -> Result<(), StoreError> {
+/// A right password: its reserved attempt is given back. `reserved`: the counter as the
+/// reservation left it.
+pub async fn give_back_password(
+    deps: &Deps,
+    user: &UserId,
+    reserved: Seen,
+) -> Result<(), StoreError> {
     let now = deps.clock.now();
-    update(deps, CounterKey::Password(user), now, |c| {
+    update_from(deps, CounterKey::Password(user), now, Some(reserved), |c| {
         limits::give_back_attempt(c, now)
     })
     .await
+    .map(|(outcome, _)| outcome)
 }
 
 /// Forgets the counter on `key`.

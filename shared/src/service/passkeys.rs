@@ -427,23 +427,37 @@ pub async fn check_assertion(
         tracing::info!(event = "passkey_assertion_refused", reason = %err, "malformed assertion");
         ApiError::validation("credential is not a WebAuthn assertion response.")
     })?;
-    second_factor::guard(deps, &challenge.user_id, "passkey", || async {
-        let Some(current) = codes::reserve_try(deps, challenge).await? else {
-            return Err(ApiError::ChallengeExpired);
-        };
-        Ok(match assert_for_user(deps, &current, &response).await? {
-            Some(verified) => Answer::Right(verified),
-            None => Answer::Wrong {
-                challenge_ended: codes::was_last_try(deps, &current),
-            },
-        })
-    })
+    let prepare = async {
+        tokio::try_join!(codes::reserve_try(deps, challenge), async {
+            Ok::<_, ApiError>(deps.stores.factors.list_factors(&challenge.user_id).await?)
+        },)
+    };
+    second_factor::guard(
+        deps,
+        &challenge.user_id,
+        "passkey",
+        prepare,
+        |prepared| async {
+            let (Some(current), factors) = prepared else {
+                return Err(ApiError::ChallengeExpired);
+            };
+            Ok(
+                match assert_for_user(deps, &current, &factors, &response).await? {
+                    Some(verified) => Answer::Right(verified),
+                    None => Answer::Wrong {
+                        challenge_ended: codes::was_last_try(deps, &current),
+                    },
+                },
+            )
+        },
+    )
     .await
 }
 
 async fn assert_for_user(
     deps: &Deps,
     challenge: &ChallengeRecord,
+    factors: &[FactorRecord],
     response: &AssertionResponse,
 ) -> Result<Option<Verified>, ApiError> {
     let now = deps.clock.now();
@@ -457,8 +471,7 @@ async fn assert_for_user(
         );
         return Ok(None);
     };
-    let factors = deps.stores.factors.list_factors(&challenge.user_id).await?;
-    let found = active_passkeys(&factors)
+    let found = active_passkeys(factors)
         .into_iter()
         .find(|(_, c)| c.id == *response.credential_id());
     let Some((factor, stored)) = found else {

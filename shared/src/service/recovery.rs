@@ -137,17 +137,24 @@ pub async fn redeem(
 ) -> Result<(Verified, u32), ApiError> {
     let code = normalise(code.expose())?;
     let user_id = &challenge.user_id;
-    let current = second_factor::guard(deps, user_id, "recovery_code", || async {
+    // The code's record is found by its keyed tag: computing it and reading the record compare
+    // nothing, so they go while the answer is counted.
+    let prepare = async {
+        tokio::try_join!(codes::reserve_try(deps, challenge), async {
+            let tag = tag(deps, user_id, &code).await?;
+            let record = deps
+                .stores
+                .recovery
+                .get_recovery_code(user_id, &tag)
+                .await?;
+            Ok::<_, ApiError>((tag, record))
+        })
+    };
+    let current = second_factor::guard(deps, user_id, "recovery_code", prepare, |prepared| async {
         let now = deps.clock.now();
-        let Some(current) = codes::reserve_try(deps, challenge).await? else {
+        let (Some(current), (tag, record)) = prepared else {
             return Err(ApiError::ChallengeExpired);
         };
-        let tag = tag(deps, user_id, &code).await?;
-        let record = deps
-            .stores
-            .recovery
-            .get_recovery_code(user_id, &tag)
-            .await?;
         let hasher = deps.hasher.clone();
         let stored = record
             .as_ref()
@@ -190,17 +197,18 @@ pub async fn redeem(
         remaining,
         "recovery code used"
     );
-    crate::service::audit::record(
-        deps,
-        user_id,
-        "recovery_code_used",
-        crate::service::audit::Actor::User,
-        None,
-        "success",
-        Some(format!("{remaining} remain")),
-    )
-    .await;
-    alerts::alert(deps, user_id, Alert::RecoveryCodeUsed { remaining }).await;
+    tokio::join!(
+        crate::service::audit::record(
+            deps,
+            user_id,
+            "recovery_code_used",
+            crate::service::audit::Actor::User,
+            None,
+            "success",
+            Some(format!("{remaining} remain")),
+        ),
+        alerts::alert(deps, user_id, Alert::RecoveryCodeUsed { remaining }),
+    );
     Ok((
         Verified::by_code("recovery_code".into(), "recovery_code".into(), current),
         remaining,

@@ -30,17 +30,27 @@ pub enum Answer<T> {
 /// Compares a second-factor answer under the per-user lock: the proof when it is right;
 /// otherwise `code_invalid`, `challenge_expired` (the challenge's last try) or `locked` (the
 /// answer that started the user's lock).
-pub async fn guard<T, F, Fut>(
+///
+/// `prepare` is the work before the comparison that compares nothing — counting the
+/// challenge's try, reading or computing what the answer will be compared with (a MAC, a
+/// decrypted seed) — and runs while the answer is counted against the user, so neither waits
+/// for the other; `compare` gets its result only once the answer has been counted. (So a
+/// refused answer may still have used one of its challenge's tries: the challenge is of no use
+/// to a locked user anyway.)
+pub async fn guard<T, P, Prep, F, Fut>(
     deps: &Deps,
     user: &UserId,
     method: &str,
+    prepare: Prep,
     compare: F,
 ) -> Result<T, ApiError>
 where
-    F: FnOnce() -> Fut,
+    Prep: Future<Output = Result<P, ApiError>>,
+    F: FnOnce(P) -> Fut,
     Fut: Future<Output = Result<Answer<T>, ApiError>>,
 {
-    let attempt = match limits::reserve_second_factor(deps, user).await {
+    let (reserved, prepared) = tokio::join!(limits::reserve_second_factor(deps, user), prepare);
+    let attempt = match reserved {
         Ok(attempt) => attempt,
         Err(refusal) => {
             tracing::warn!(
@@ -51,46 +61,52 @@ where
             return Err(refusal);
         }
     };
-    let challenge_ended = match compare().await? {
+    let challenge_ended = match compare(prepared?).await? {
         Answer::Right(proof) => {
             limits::second_factor_succeeded(deps, user).await?;
             return Ok(proof);
         }
         Answer::Wrong { challenge_ended } => challenge_ended,
     };
-    audit::record(
-        deps,
-        user,
-        "second_factor_failed",
-        Actor::User,
-        None,
-        "failure",
-        Some(format!("{method} (answer {attempt} of the run)")),
-    )
-    .await;
     // The threshold-th wrong answer starts the lock, unless a concurrent right answer has
     // ended the run meanwhile (a double submit must not lock the user out).
-    if limits::starts_second_factor_lock(deps, attempt)
-        && limits::second_factor_locked_until(deps, user)
-            .await?
-            .is_some()
-    {
+    let starts_lock = limits::starts_second_factor_lock(deps, attempt);
+    let ((), locked) = tokio::join!(
+        audit::record(
+            deps,
+            user,
+            "second_factor_failed",
+            Actor::User,
+            None,
+            "failure",
+            Some(format!("{method} (answer {attempt} of the run)")),
+        ),
+        async {
+            if starts_lock {
+                limits::second_factor_locked_until(deps, user).await
+            } else {
+                Ok(None)
+            }
+        },
+    );
+    if locked?.is_some() {
         tracing::warn!(
             event = "second_factor_locked",
             method,
             "second factor locked after repeated wrong answers"
         );
-        audit::record(
-            deps,
-            user,
-            "second_factor_locked",
-            Actor::System,
-            None,
-            "flagged",
-            Some(format!("{attempt} wrong answers")),
-        )
-        .await;
-        alerts::alert(deps, user, Alert::SecondFactorLocked).await;
+        tokio::join!(
+            audit::record(
+                deps,
+                user,
+                "second_factor_locked",
+                Actor::System,
+                None,
+                "flagged",
+                Some(format!("{attempt} wrong answers")),
+            ),
+            alerts::alert(deps, user, Alert::SecondFactorLocked),
+        );
         return Err(ApiError::SecondFactorLocked {
             retry_after_secs: limits::second_factor_lock_secs(deps),
         });

@@ -4,13 +4,23 @@
 //! an unknown user ID from a wrong password or a deactivated account:
 //!
 //! 1. normalise the user ID; refuse bad input (400) before touching any state;
-//! 2. read the lock for the normalised ID (kept whether or not the user exists); while locked,
-//!    answer `locked` without evaluating the password;
-//! 3. read the user; verify the password with argon2id — against a dummy hash when there is no
-//!    user or no password, so the cost is the same;
-//! 4. on failure count it (one conditional update), starting a lock at the threshold;
-//! 5. on success: `account_inactive` for a deactivated account (whoever knows the password
-//!    learns nothing new), otherwise rehash if the parameters changed and open a challenge.
+//! 2. read, all at once (one round trip, [`Reads`]): the source IP's throttle, the ID's
+//!    password counter (kept whether or not the user exists), the user, their factors, the
+//!    trusted device the request names and (without one) the count of recovery codes — the
+//!    same reads for an unknown ID. While the IP is throttled, `rate_limited` before anything
+//!    is written or evaluated;
+//! 3. reserve the attempt (one conditional write on the counter just read); during a lock,
+//!    `locked` without evaluating the password;
+//! 4. verify the password with argon2id — against a dummy hash when there is no user or no
+//!    password, so the cost is the same;
+//! 5. on failure count it on the IP and the ID and audit it, all at once (starting a lock at
+//!    the threshold);
+//! 6. on success: `account_inactive` for a deactivated account (whoever knows the password
+//!    learns nothing new), otherwise rehash if the parameters changed, and either sign in on
+//!    the trusted device or open a challenge, each in one round of writes.
+//!
+//! So no answer waits for more than three round trips one after another (a first sighting of
+//! a kind of device adds its audit event and alert, a rehash its write).
 
 use serde::{Deserialize, Serialize};
 
@@ -99,10 +109,15 @@ pub async fn sign_in(
     }
 
     let now = deps.clock.now();
-    // Per-source-IP throttle against credential stuffing (SPEC §8): refused before any user is
-    // looked at, so it never locks (or reveals) the targeted users.
-    if let Some(ip) = &meta.source_ip
-        && let Some(until) = limits::locked_until(deps, CounterKey::SourceIp(ip)).await?
+    // Boxed here and below: the joined futures nest deeply enough to exceed the compiler's
+    // type-layout depth in the function crate otherwise.
+    let reads = Box::pin(Reads::of(deps, &user_id, meta)).await?;
+    // Per-source-IP throttle against credential stuffing (SPEC §8): refused before anything
+    // is counted or evaluated, so it never locks (or reveals) the targeted users.
+    if let Some(until) = reads
+        .ip
+        .as_ref()
+        .and_then(|seen| limits::lock_in(deps, seen))
     {
         return Err(ApiError::RateLimited {
             retry_after_secs: until.secs() - now.secs(),
@@ -110,9 +125,9 @@ pub async fn sign_in(
     }
     // Counted before argon2 runs (a lock, or a run's attempts all in flight, refuse here), so
     // a burst of parallel guesses gets the same five evaluations as one guess after another.
-    let attempt = limits::reserve_password(deps, &user_id).await?;
+    let (attempt, reserved) = limits::reserve_password(deps, &user_id, reads.attempts).await?;
 
-    let user = deps.stores.users.get_user(&user_id).await?;
+    let user = reads.user;
     let stored_hash = user.as_ref().and_then(|u| u.password_hash.clone());
     let check = verify_off_thread(deps, stored_hash.clone(), password.clone()).await?;
 
@@ -121,12 +136,19 @@ pub async fn sign_in(
             (user, hash, needs_rehash)
         }
         (user, _, _) => {
-            return Err(count_failure(deps, &user_id, user.as_ref(), meta, attempt).await);
+            let failure = Failure {
+                user_id: &user_id,
+                known_user: user.is_some(),
+                attempt,
+                reserved,
+                ip: reads.ip,
+            };
+            return Err(Box::pin(count_failure(deps, failure, meta)).await);
         }
     };
-    limits::give_back_password(deps, &user_id).await?;
 
     if user.status == UserStatus::Inactive {
+        limits::give_back_password(deps, &user_id, reserved).await?;
         tracing::info!(
             event = "sign_in_inactive",
             "right password for a deactivated account"
@@ -136,84 +158,156 @@ pub async fn sign_in(
     if needs_rehash {
         rehash(deps, &user.user_id, &stored_hash, password).await;
     }
-    if let Some(answer) = trusted_device_sign_in(deps, &user, meta, now).await? {
-        return Ok(answer);
+    if let Some(device) = trusted_device(deps, &user, &reads.factors, reads.device, now) {
+        return Box::pin(trusted_device_sign_in(deps, &user, &device, meta, now)).await;
     }
-    open_challenge(deps, &user, now).await
+    let recovery_codes = match reads.recovery_codes {
+        Some(count) => count,
+        // A device token that did not skip MFA: the one read the round above left out.
+        None => {
+            deps.stores
+                .recovery
+                .remaining_recovery_codes(&user.user_id)
+                .await?
+        }
+    };
+    Box::pin(open_challenge(
+        deps,
+        &user,
+        &reads.factors,
+        recovery_codes,
+        reserved,
+        now,
+    ))
+    .await
+}
+
+/// Everything the password step reads, fetched at once before the password is checked (the
+/// same reads for every user ID, known or not).
+struct Reads {
+    /// The source IP's throttle counter, when the request has a source IP.
+    ip: Option<limits::Seen>,
+    /// The ID's password counter.
+    attempts: limits::Seen,
+    user: Option<UserRecord>,
+    factors: Vec<FactorRecord>,
+    /// Read when no device token came (a trusted device does not need it).
+    recovery_codes: Option<u32>,
+    /// The trusted device the request's token names, if it is valid for this ID.
+    device: Option<crate::storage::DeviceRecord>,
+}
+
+impl Reads {
+    async fn of(deps: &Deps, user_id: &UserId, meta: &RequestMeta) -> Result<Reads, ApiError> {
+        let stores = &deps.stores;
+        let (ip, attempts, user, factors, recovery_codes, device) = tokio::try_join!(
+            async {
+                match meta.source_ip.as_deref() {
+                    Some(ip) => Ok(Some(limits::read(deps, CounterKey::SourceIp(ip)).await?)),
+                    None => Ok::<_, ApiError>(None),
+                }
+            },
+            async { Ok::<_, ApiError>(limits::read(deps, CounterKey::Password(user_id)).await?) },
+            async { Ok::<_, ApiError>(stores.users.get_user(user_id).await?) },
+            async { Ok::<_, ApiError>(stores.factors.list_factors(user_id).await?) },
+            async {
+                match meta.device_token {
+                    Some(_) => Ok::<_, ApiError>(None),
+                    None => Ok(Some(
+                        stores.recovery.remaining_recovery_codes(user_id).await?,
+                    )),
+                }
+            },
+            async {
+                match &meta.device_token {
+                    Some(token) => crate::service::devices::recognise(deps, user_id, token).await,
+                    None => Ok(None),
+                }
+            },
+        )?;
+        Ok(Reads {
+            ip,
+            attempts,
+            user,
+            factors,
+            recovery_codes,
+            device,
+        })
+    }
 }
 
 /// A valid trusted-device token skips MFA (SPEC §2 item 4, §12) — only for a user who has at
 /// least one active factor (a device never stands in for a missing second factor) and no
-/// password change due (admin flag or maximum age), and never for admins (whose every sign-in
-/// needs MFA). The session is marked as not MFA (`acr` trusted-device), so it does not count
-/// as a step-up.
-async fn trusted_device_sign_in(
+/// password change due (admin flag or maximum age), and never for staff (admins approve MFA
+/// resets, support sees users' data: their every sign-in needs a code). The session is marked
+/// as not MFA (`acr` trusted-device), so it does not count as a step-up.
+fn trusted_device(
     deps: &Deps,
     user: &UserRecord,
-    meta: &RequestMeta,
+    factors: &[FactorRecord],
+    device: Option<crate::storage::DeviceRecord>,
     now: UnixTime,
-) -> Result<Option<SignInAnswer>, ApiError> {
-    let Some(token) = &meta.device_token else {
-        return Ok(None);
-    };
-    // Staff (any role: admins approve MFA resets, support sees users' data) always give a code.
+) -> Option<crate::storage::DeviceRecord> {
+    let device = device?;
     if !user.roles.is_empty() || password_change_due(deps, user, now) {
-        return Ok(None);
+        return None;
     }
-    let has_active_factor = deps
-        .stores
-        .factors
-        .list_factors(&user.user_id)
-        .await?
-        .iter()
-        .any(|f| f.status == FactorStatus::Active);
-    if !has_active_factor {
+    if !factors.iter().any(|f| f.status == FactorStatus::Active) {
         tracing::info!(
             event = "device_token_ignored",
             "trusted device ignored: the user has no active factor"
         );
-        return Ok(None);
+        return None;
     }
-    if crate::service::devices::check(deps, &user.user_id, token)
-        .await?
-        .is_none()
-    {
-        tracing::info!(
-            event = "device_token_refused",
-            "device token not valid for this user"
-        );
-        return Ok(None);
-    }
-    limits::clear(deps, CounterKey::Password(&user.user_id)).await?;
-    deps.stores.users.record_sign_in(&user.user_id, now).await?;
+    Some(device)
+}
+
+/// Signs in on a recognised trusted device: every write at once (the counter's run ends, the
+/// sign-in is recorded for the inactive-ID sweep, the session opens, the device is marked
+/// used, the event audited, the kind of device checked against the ones seen).
+async fn trusted_device_sign_in(
+    deps: &Deps,
+    user: &UserRecord,
+    device: &crate::storage::DeviceRecord,
+    meta: &RequestMeta,
+    now: UnixTime,
+) -> Result<SignInAnswer, ApiError> {
     let proof = crate::service::tokens::Proof {
         amr: vec!["pwd".into()],
         acr: crate::crypto::jwt::ACR_TRUSTED_DEVICE.into(),
     };
-    let tokens = crate::service::tokens::open_session(deps, user, proof).await?;
-    audit::record(
-        deps,
-        &user.user_id,
-        "sign_in_succeeded",
-        Actor::User,
-        Some(meta),
-        "success",
-        Some("trusted device".into()),
-    )
-    .await;
-    crate::service::complete::flag_new_device(deps, &user.user_id, meta, now).await;
+    let (cleared, recorded, tokens, touched, (), ()) = tokio::join!(
+        limits::clear(deps, CounterKey::Password(&user.user_id)),
+        deps.stores.users.record_sign_in(&user.user_id, now),
+        crate::service::tokens::open_session(deps, user, proof),
+        crate::service::devices::touch(deps, device),
+        audit::record(
+            deps,
+            &user.user_id,
+            "sign_in_succeeded",
+            Actor::User,
+            Some(meta),
+            "success",
+            Some("trusted device".into()),
+        ),
+        crate::service::complete::flag_new_device(deps, &user.user_id, meta, now),
+    );
+    cleared?;
+    recorded?;
+    touched?;
+    let tokens = tokens?;
     tracing::info!(
         event = "sign_in_completed",
         method = "trusted_device",
         "signed in on a trusted device"
     );
-    Ok(Some(SignInAnswer {
+    Ok(SignInAnswer {
         status: "signed_in",
         challenge_id: None,
         expires_in: None,
         methods: None,
         tokens: Some(tokens),
-    }))
+    })
 }
 
 async fn verify_off_thread(
@@ -233,60 +327,77 @@ async fn verify_off_thread(
     })
 }
 
-/// Counts a failed password and returns the answer: the generic `invalid_credentials`, or
-/// `locked` when this failure started (or met) a lock — the same for unknown user IDs.
-async fn count_failure(
-    deps: &Deps,
-    user_id: &UserId,
-    user: Option<&UserRecord>,
-    meta: &RequestMeta,
+/// A wrong password (or an unknown ID) to count.
+struct Failure<'a> {
+    user_id: &'a UserId,
+    known_user: bool,
     attempt: u32,
-) -> ApiError {
-    if let Some(ip) = &meta.source_ip
-        && let Ok(FailureOutcome::LockStarted { .. }) =
-            limits::count_failure(deps, CounterKey::SourceIp(ip), limits::ip_policy(deps)).await
-    {
-        tracing::warn!(
-            event = "ip_throttled",
-            "source IP throttled after repeated failed sign-ins"
-        );
-    }
+    /// The password counter as the reservation left it.
+    reserved: limits::Seen,
+    /// The source IP's counter as read at the start.
+    ip: Option<limits::Seen>,
+}
+
+/// Counts a failed password and returns the answer: the generic `invalid_credentials`, or
+/// `locked` when this failure started (or met) a lock — the same for unknown user IDs. The
+/// IP's count, the ID's count and the audit event are written at once.
+async fn count_failure(deps: &Deps, failure: Failure<'_>, meta: &RequestMeta) -> ApiError {
+    let user_id = failure.user_id;
+    let count_ip = async {
+        if let (Some(ip), Some(seen)) = (meta.source_ip.as_deref(), failure.ip)
+            && let Ok(FailureOutcome::LockStarted { .. }) = limits::count_failure_after(
+                deps,
+                CounterKey::SourceIp(ip),
+                limits::ip_policy(deps),
+                seen,
+            )
+            .await
+        {
+            tracing::warn!(
+                event = "ip_throttled",
+                "source IP throttled after repeated failed sign-ins"
+            );
+        }
+    };
     // Recorded for unknown IDs too (under the normalised ID that was tried): the same writes
     // either way, so a failure costs the same whether or not the user exists.
-    audit::record(
-        deps,
-        user_id,
-        "sign_in_failed",
-        Actor::User,
-        Some(meta),
-        "failure",
-        None,
-    )
-    .await;
-    match limits::conclude_wrong_password(deps, user_id, attempt).await {
+    let ((), (), concluded) = tokio::join!(
+        count_ip,
+        audit::record(
+            deps,
+            user_id,
+            "sign_in_failed",
+            Actor::User,
+            Some(meta),
+            "failure",
+            None,
+        ),
+        limits::conclude_wrong_password(deps, user_id, failure.attempt, failure.reserved),
+    );
+    match concluded {
         Ok(FailureOutcome::Counted { .. }) => ApiError::InvalidCredentials,
         Ok(FailureOutcome::LockStarted { until }) => {
             // The same writes for an unknown ID (audited under the ID tried; the alert is
             // queued and the sender drops it), so the fifth failure does not tell either.
-            audit::record(
-                deps,
-                user_id,
-                "lock_started",
-                Actor::System,
-                Some(meta),
-                "flagged",
-                None,
-            )
-            .await;
-            crate::service::alerts::alert(
-                deps,
-                user_id,
-                crate::service::alerts::Alert::LockStarted,
-            )
-            .await;
+            tokio::join!(
+                audit::record(
+                    deps,
+                    user_id,
+                    "lock_started",
+                    Actor::System,
+                    Some(meta),
+                    "flagged",
+                    None,
+                ),
+                crate::service::alerts::alert(
+                    deps,
+                    user_id,
+                    crate::service::alerts::Alert::LockStarted,
+                ),
+            );
             tracing::warn!(
                 event = "lock_started",
-                known_user = user.is_some(),
+                known_user = failure.known_user,
                 source_ip = meta.source_ip.as_deref().unwrap_or("-"),
                 "user ID locked after repeated failed passwords"
             );
@@ -328,25 +439,22 @@ async fn rehash(deps: &Deps, user_id: &UserId, old_hash: &str, password: SecretS
     }
 }
 
+/// Opens the sign-in challenge (from the factors and recovery codes read at the start) and
+/// gives back the password attempt, both at once.
 async fn open_challenge(
     deps: &Deps,
     user: &UserRecord,
+    factors: &[FactorRecord],
+    recovery_codes: u32,
+    reserved: limits::Seen,
     now: UnixTime,
 ) -> Result<SignInAnswer, ApiError> {
-    let factors = deps.stores.factors.list_factors(&user.user_id).await?;
     let mut methods = methods_of(
-        &factors,
+        factors,
         &deps.settings.sms_countries,
         &deps.settings.voice_countries,
     );
-    if !methods.is_empty()
-        && deps
-            .stores
-            .recovery
-            .remaining_recovery_codes(&user.user_id)
-            .await?
-            > 0
-    {
+    if !methods.is_empty() && recovery_codes > 0 {
         methods.push(MfaMethod {
             method: "recovery_code",
             factor_id: None,
@@ -373,7 +481,12 @@ async fn open_challenge(
             ttl,
         )
     };
-    deps.stores.challenges.create_challenge(&record).await?;
+    let (given_back, created) = tokio::join!(
+        limits::give_back_password(deps, &user.user_id, reserved),
+        deps.stores.challenges.create_challenge(&record),
+    );
+    given_back?;
+    created?;
     tracing::info!(
         event = "challenge_opened",
         status = status.as_str(),

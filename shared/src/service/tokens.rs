@@ -53,8 +53,14 @@ pub async fn open_session(
         idle_expires_at: now.plus_secs(deps.settings.session_idle_secs),
         revoked: false,
     };
-    deps.stores.sessions.create_session(&session).await?;
-    let access_token = access_token(deps, &session, &user.roles, now).await?;
+    // The token does not depend on the write (only on the record), so the two go at once;
+    // should the write fail, the token is dropped unseen.
+    let (created, access_token) = tokio::join!(
+        deps.stores.sessions.create_session(&session),
+        access_token(deps, &session, &user.roles, now),
+    );
+    created?;
+    let access_token = access_token?;
     Ok(Tokens {
         access_token,
         refresh_token: refresh_token(&user.user_id, &session_id, &secret),

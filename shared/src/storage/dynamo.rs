@@ -15,7 +15,7 @@ use super::{
     DeliveryRecord, DeliveryStore, DeviceRecord, DeviceStore, FactorKind, FactorRecord,
     FactorStatus, FactorStore, InvitationRecord, KeyStore, PasskeyOwner, PasskeyUse, PendingCode,
     RecoveryCodeRecord, RecoveryStore, RegisteredPasskey, RequestKind, ResetRecord, ResetStore,
-    SendSlot, SessionRecord, SessionStore, SigningKeys, UserRecord, UserStatus, UserStore,
+    SendSlot, SessionRecord, SessionStore, SigningKeys, Swapped, UserRecord, UserStatus, UserStore,
     Versioned,
 };
 use crate::clock::UnixTime;
@@ -784,7 +784,7 @@ impl CounterStore for DynamoStore {
         now: UnixTime,
         seen: Option<u64>,
         next: Option<&Counter>,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Swapped, StoreError> {
         let seen_condition =
             |names: &mut Vec<(&'static str, &'static str)>,
              values: &mut Vec<(&'static str, AttributeValue)>| {
@@ -807,7 +807,7 @@ impl CounterStore for DynamoStore {
         let result = match next {
             Some(counter) => {
                 // A new version number, whatever was there before (an expired record included).
-                let version = seen.map_or(now.secs().unsigned_abs() << 8, |v| v + 1);
+                let version = super::next_counter_version(seen);
                 let mut put = self
                     .client
                     .put_item()
@@ -822,7 +822,12 @@ impl CounterStore for DynamoStore {
                 }
                 put.send()
                     .await
-                    .map(|_| ())
+                    .map(|_| {
+                        Some(Versioned {
+                            counter: counter.clone(),
+                            version,
+                        })
+                    })
                     .map_err(condition_or_unavailable)
             }
             None => {
@@ -843,13 +848,13 @@ impl CounterStore for DynamoStore {
                 delete
                     .send()
                     .await
-                    .map(|_| ())
+                    .map(|_| None)
                     .map_err(condition_or_unavailable)
             }
         };
         match result {
-            Ok(()) => Ok(true),
-            Err(StoreError::ConditionFailed) => Ok(false),
+            Ok(stored) => Ok(Swapped::Won(stored)),
+            Err(StoreError::ConditionFailed) => Ok(Swapped::Lost),
             Err(other) => Err(other),
         }
     }

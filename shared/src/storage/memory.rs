@@ -12,8 +12,8 @@ use super::{
     Counter, CounterKey, CounterStore, DeliveryRecord, DeliveryStore, DeviceRecord, DeviceStore,
     FactorKind, FactorRecord, FactorStatus, FactorStore, InvitationRecord, KeyStore, PasskeyOwner,
     PasskeyUse, PendingCode, RecoveryCodeRecord, RecoveryStore, RegisteredPasskey, ResetRecord,
-    ResetStore, SendSlot, SessionRecord, SessionStore, SigningKeys, UserRecord, UserStatus,
-    UserStore, Versioned,
+    ResetStore, SendSlot, SessionRecord, SessionStore, SigningKeys, Swapped, UserRecord,
+    UserStatus, UserStore, Versioned,
 };
 use crate::clock::UnixTime;
 use crate::error::StoreError;
@@ -253,7 +253,7 @@ impl CounterStore for MemoryStore {
         now: UnixTime,
         seen: Option<u64>,
         next: Option<&Counter>,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Swapped, StoreError> {
         let mut state = self.state()?;
         let key = keys::counter(key);
         let current = state
@@ -262,24 +262,22 @@ impl CounterStore for MemoryStore {
             .filter(|v| v.counter.expires_at > now)
             .map(|v| v.version);
         if current != seen {
-            return Ok(false);
+            return Ok(Swapped::Lost);
         }
         match next {
             Some(counter) => {
-                let version = state.counters.get(&key).map_or(0, |v| v.version) + 1;
-                state.counters.insert(
-                    key,
-                    Versioned {
-                        counter: counter.clone(),
-                        version,
-                    },
-                );
+                let stored = Versioned {
+                    counter: counter.clone(),
+                    version: super::next_counter_version(seen),
+                };
+                state.counters.insert(key, stored.clone());
+                Ok(Swapped::Won(Some(stored)))
             }
             None => {
                 state.counters.remove(&key);
+                Ok(Swapped::Won(None))
             }
         }
-        Ok(true)
     }
 
     async fn clear_counter(&self, key: CounterKey<'_>) -> Result<(), StoreError> {

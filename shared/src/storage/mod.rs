@@ -161,16 +161,41 @@ pub trait CounterStore: Send + Sync {
         now: UnixTime,
     ) -> Result<Option<Versioned>, StoreError>;
     /// Writes `next` (or deletes the counter, for `None`) only if the stored counter is still
-    /// the one read: version `seen`, or absent/expired for `None`. `false` if another write won.
+    /// the one read: version `seen`, or absent/expired for `None`. [`Swapped::Lost`] if another
+    /// write won; else the counter as now stored, with its new version (so a request that goes
+    /// on to change the same counter again need not read it back).
     async fn swap_counter(
         &self,
         key: CounterKey<'_>,
         now: UnixTime,
         seen: Option<u64>,
         next: Option<&Counter>,
-    ) -> Result<bool, StoreError>;
+    ) -> Result<Swapped, StoreError>;
     /// Forgets the counter (a completed sign-in or second factor, an admin unlock).
     async fn clear_counter(&self, key: CounterKey<'_>) -> Result<(), StoreError>;
+}
+
+/// What a [`CounterStore::swap_counter`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Swapped {
+    /// Another write came first: nothing was written.
+    Lost,
+    /// Written: the counter as stored now (`None`: deleted).
+    Won(Option<Versioned>),
+}
+
+impl Swapped {
+    pub fn won(&self) -> bool {
+        matches!(self, Swapped::Won(_))
+    }
+}
+
+/// The version a swap gives the counter it writes: one more than the version it replaced, or,
+/// where there was none (absent, or expired and not yet deleted by the TTL sweep), a random one
+/// — never a number a deleted record had, so a request holding a stale read of a counter that
+/// was deleted and created again cannot win a swap (no ABA).
+pub fn next_counter_version(seen: Option<u64>) -> u64 {
+    seen.map_or_else(|| rand::random::<u64>() >> 2, |v| v.wrapping_add(1))
 }
 
 /// Rounds of read-then-conditional-write before a contended counter gives up (each lost
