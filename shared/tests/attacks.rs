@@ -294,6 +294,71 @@ async fn parallel_guesses_in_many_challenges_compare_at_most_ten_answers() {
     }
 }
 
+/// The code key, counting its uses (in production each is a KMS call, billed and rate-limited
+/// for the whole account).
+#[derive(Debug)]
+struct CountingMac {
+    inner: Arc<dyn portcullis::crypto::keyed::CodeMac>,
+    calls: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl portcullis::crypto::keyed::CodeMac for CountingMac {
+    async fn mac(&self, message: &[u8]) -> Result<Vec<u8>, portcullis::error::StoreError> {
+        self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.mac(message).await
+    }
+}
+
+#[tokio::test]
+async fn a_burst_of_answers_costs_at_most_one_key_call_per_try_even_when_locked() {
+    for (name, mut deps, _clock, outbox) in all_deps_with_notifier().await {
+        let user = create_user(&deps, &unique("kmsburst")).await;
+        add_phone(&deps, &user, "+12025550143").await;
+        let (c, right) = challenge_with_code(&deps, &user, &outbox).await;
+        // As each request of a burst reads it: with the code pending, before any try.
+        let c = deps
+            .stores
+            .challenges
+            .get_challenge(&c.id_digest, deps.clock.now())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(c.code.is_some());
+        let counting = Arc::new(CountingMac {
+            inner: deps.mac.clone(),
+            calls: std::sync::atomic::AtomicUsize::new(0),
+        });
+        deps.mac = counting.clone();
+        let answer = |deps: &Deps| {
+            let (deps, c, guess) = (deps.clone(), c.clone(), wrong(&right));
+            tokio::spawn(async move {
+                codes::check_code(&deps, &c, "sms", &SecretString::new(guess), None).await
+            })
+        };
+        let burst: Vec<_> = (0..40).map(|_| answer(&deps)).collect();
+        for task in burst {
+            assert!(task.await.unwrap().is_err(), "{name}");
+        }
+        let tries = deps.settings.max_code_tries as usize;
+        let used = counting.calls.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(
+            used <= tries,
+            "{name}: 40 answers at once made {used} key calls; at most {tries} (one per try)"
+        );
+        // And a locked user's answers cost none once the challenge's tries are spent.
+        counting.calls.store(0, std::sync::atomic::Ordering::SeqCst);
+        for _ in 0..10 {
+            assert!(answer(&deps).await.unwrap().is_err(), "{name}");
+        }
+        assert_eq!(
+            counting.calls.load(std::sync::atomic::Ordering::SeqCst),
+            0,
+            "{name}"
+        );
+    }
+}
+
 // ---- 4. SMS and voice pumping ----------------------------------------------------------------
 
 #[tokio::test]
@@ -1251,8 +1316,8 @@ async fn the_audit_subject_is_the_parsed_user_id_and_every_event_kind_is_recorde
 
 /// A burst of parallel password guesses must not be worth more than guesses one after
 /// another: every attempt is counted before argon2 runs, so at most five of a run are ever
-/// evaluated. Here 19 wrong guesses go out at once and the right password a moment later,
-/// while they are still hashing (production argon2 parameters: each takes tens of
+/// evaluated. Here 19 wrong guesses go out at once and the right password once they have
+/// reserved the run, while they are still hashing (production argon2 parameters: each takes tens of
 /// milliseconds): it is refused, where before it would have signed in.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_burst_of_parallel_guesses_gets_five_evaluations_not_one_per_guess() {
@@ -1279,17 +1344,50 @@ async fn a_burst_of_parallel_guesses_gets_five_evaluations_not_one_per_guess() {
         let guesses: Vec<_> = (0..19)
             .map(|i| attempt(format!("guess number {i}")))
             .collect();
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        // The right password as soon as the burst has reserved its run, while no guess has
+        // been judged yet (all five are hashing: count 5, no lock). Waiting for the counter,
+        // not a fixed pause, since each attempt's reads go out before its reservation and the
+        // emulator may queue them. Code that counted only after argon2 never shows that state
+        // (its count reaches 5 with the lock), and fails here.
+        let started = std::time::Instant::now();
+        loop {
+            let counter = deps
+                .stores
+                .counters
+                .read_counter(
+                    portcullis::storage::CounterKey::Password(&user),
+                    deps.clock.now(),
+                )
+                .await
+                .unwrap()
+                .map(|v| v.counter);
+            if let Some(c) = counter {
+                assert!(
+                    c.locked_until.is_none(),
+                    "{name}: the lock started before the run was seen reserved: {c:?}"
+                );
+                if c.count >= deps.settings.lockout_threshold {
+                    break;
+                }
+            }
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(10),
+                "{name}: the burst never reserved its run"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
         let right = attempt(PASSWORD.to_owned()).await.unwrap();
-        let mut refused_before_argon2 = 0;
         for guess in guesses {
             match guess.await.unwrap() {
-                // Evaluated: four plain failures, and the fifth starts the lock.
-                Err(ApiError::InvalidCredentials | ApiError::Locked { .. }) => {}
-                // Not evaluated, not counted: the run's five attempts were all in flight.
-                Err(ApiError::RateLimited {
-                    retry_after_secs: 1,
-                }) => refused_before_argon2 += 1,
+                // Evaluated (four plain failures, and the fifth starts the lock), or refused
+                // before argon2: locked already, or the run's five attempts all in flight.
+                Err(
+                    ApiError::InvalidCredentials
+                    | ApiError::Locked { .. }
+                    | ApiError::RateLimited {
+                        retry_after_secs: 1,
+                    },
+                ) => {}
                 other => panic!("{name}: {other:?}"),
             }
         }
@@ -1300,9 +1398,15 @@ async fn a_burst_of_parallel_guesses_gets_five_evaluations_not_one_per_guess() {
             ),
             "{name}: the right password after the burst: {right:?}"
         );
-        assert!(
-            refused_before_argon2 >= 14,
-            "{name}: at most five evaluated: {refused_before_argon2} refused"
+        // Every evaluated wrong password is audited; those refused before argon2 are not.
+        let evaluated = event_kinds(&deps, &user)
+            .await
+            .iter()
+            .filter(|k| *k == "sign_in_failed")
+            .count();
+        assert_eq!(
+            evaluated, deps.settings.lockout_threshold as usize,
+            "{name}: exactly five of the twenty evaluated"
         );
     }
 }

@@ -1063,7 +1063,31 @@ async fn trusted_devices_expire_on_read_and_can_be_removed_one_or_all() {
                 .is_none(),
             "{name}: expired not read"
         );
-        d.touch_device(&u, "d1", T0.plus_secs(9)).await.unwrap();
+        assert!(
+            d.touch_device(&u, "d1", "d-d1", T0.plus_secs(9))
+                .await
+                .unwrap(),
+            "{name}: a live device with its token is touched"
+        );
+        assert!(
+            !d.touch_device(&u, "d1", "d-other", T0.plus_secs(10))
+                .await
+                .unwrap(),
+            "{name}: another token's digest does not touch it"
+        );
+        assert!(
+            !d.touch_device(&u, "d2", "d-d2", T0.plus_secs(500))
+                .await
+                .unwrap(),
+            "{name}: an expired device is not touched"
+        );
+        assert!(
+            !d.touch_device(&u, "gone", "d-gone", T0.plus_secs(9))
+                .await
+                .unwrap(),
+            "{name}: a missing device is not touched (nor created)"
+        );
+        assert!(d.get_device(&u, "gone", T0).await.unwrap().is_none());
         assert_eq!(
             d.get_device(&u, "d1", T0)
                 .await

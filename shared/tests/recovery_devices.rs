@@ -528,3 +528,172 @@ async fn every_sensitive_action_needs_a_fresh_code_even_on_a_trusted_device() {
         );
     }
 }
+
+/// The device store, with every device removed the moment a sign-in has read it: a removal
+/// (or a password reset) landing while the sign-in checks the password.
+struct RemovedOnceRead(std::sync::Arc<dyn portcullis::storage::DeviceStore>);
+
+#[async_trait::async_trait]
+impl portcullis::storage::DeviceStore for RemovedOnceRead {
+    async fn create_device(
+        &self,
+        device: &portcullis::storage::DeviceRecord,
+    ) -> Result<(), portcullis::error::StoreError> {
+        self.0.create_device(device).await
+    }
+    async fn get_device(
+        &self,
+        user_id: &UserId,
+        device_id: &str,
+        now: portcullis::UnixTime,
+    ) -> Result<Option<portcullis::storage::DeviceRecord>, portcullis::error::StoreError> {
+        let device = self.0.get_device(user_id, device_id, now).await?;
+        self.0.delete_device(user_id, device_id).await?;
+        Ok(device)
+    }
+    async fn list_devices(
+        &self,
+        user_id: &UserId,
+        now: portcullis::UnixTime,
+    ) -> Result<Vec<portcullis::storage::DeviceRecord>, portcullis::error::StoreError> {
+        self.0.list_devices(user_id, now).await
+    }
+    async fn touch_device(
+        &self,
+        user_id: &UserId,
+        device_id: &str,
+        token_digest: &str,
+        now: portcullis::UnixTime,
+    ) -> Result<bool, portcullis::error::StoreError> {
+        self.0
+            .touch_device(user_id, device_id, token_digest, now)
+            .await
+    }
+    async fn delete_device(
+        &self,
+        user_id: &UserId,
+        device_id: &str,
+    ) -> Result<bool, portcullis::error::StoreError> {
+        self.0.delete_device(user_id, device_id).await
+    }
+    async fn delete_all_devices(
+        &self,
+        user_id: &UserId,
+    ) -> Result<u32, portcullis::error::StoreError> {
+        self.0.delete_all_devices(user_id).await
+    }
+}
+
+#[tokio::test]
+async fn a_device_removed_during_its_sign_in_issues_nothing_and_mfa_is_asked() {
+    for (name, mut deps, _clock, outbox) in all_deps_with_notifier().await {
+        let user = create_user(&deps, &unique("gone")).await;
+        add_phone(&deps, &user, "+12025550143").await;
+        let (_, token) = sms_sign_in(&deps, &user, &outbox, true).await;
+        let token = token.unwrap();
+        deps.stores.devices = std::sync::Arc::new(RemovedOnceRead(deps.stores.devices.clone()));
+        let answer = sign_in_with_device(&deps, &user, Some(&token)).await;
+        assert_eq!(
+            answer.status, "mfa_required",
+            "{name}: the device was read as trusted, but gone before it was used"
+        );
+        assert!(answer.tokens.is_none(), "{name}: no tokens");
+        let kinds = event_kinds(&deps, &user).await;
+        assert!(
+            kinds.iter().any(|k| k == "sign_in_aborted"),
+            "{name}: the aborted sign-in is audited: {kinds:?}"
+        );
+        // The challenge it opened works as any other: the password counter was not left busy.
+        assert_eq!(
+            sign_in_with_device(&deps, &user, Some(&token)).await.status,
+            "mfa_required",
+            "{name}"
+        );
+    }
+}
+
+/// The recovery store, failing every count while `failing` is set.
+struct FlakyRecoveryCount {
+    inner: std::sync::Arc<dyn portcullis::storage::RecoveryStore>,
+    failing: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl portcullis::storage::RecoveryStore for FlakyRecoveryCount {
+    async fn replace_recovery_codes(
+        &self,
+        user_id: &UserId,
+        codes: &[portcullis::storage::RecoveryCodeRecord],
+    ) -> Result<(), portcullis::error::StoreError> {
+        self.inner.replace_recovery_codes(user_id, codes).await
+    }
+    async fn get_recovery_code(
+        &self,
+        user_id: &UserId,
+        tag: &str,
+    ) -> Result<Option<portcullis::storage::RecoveryCodeRecord>, portcullis::error::StoreError>
+    {
+        self.inner.get_recovery_code(user_id, tag).await
+    }
+    async fn use_recovery_code(
+        &self,
+        user_id: &UserId,
+        tag: &str,
+        now: portcullis::UnixTime,
+    ) -> Result<bool, portcullis::error::StoreError> {
+        self.inner.use_recovery_code(user_id, tag, now).await
+    }
+    async fn remaining_recovery_codes(
+        &self,
+        user_id: &UserId,
+    ) -> Result<u32, portcullis::error::StoreError> {
+        if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(portcullis::error::StoreError::Unavailable(
+                "injected".into(),
+            ));
+        }
+        self.inner.remaining_recovery_codes(user_id).await
+    }
+}
+
+#[tokio::test]
+async fn a_store_error_after_the_password_attempt_is_counted_gives_the_attempt_back() {
+    for (name, mut deps, _clock, _outbox) in all_deps_with_notifier().await {
+        let user = create_user(&deps, &unique("hiccup")).await;
+        add_phone(&deps, &user, "+12025550143").await;
+        let flaky = std::sync::Arc::new(FlakyRecoveryCount {
+            inner: deps.stores.recovery.clone(),
+            failing: std::sync::atomic::AtomicBool::new(true),
+        });
+        deps.stores.recovery = flaky.clone();
+        // A device token that skips nothing (unknown device): the recovery count is read
+        // after the attempt is reserved, and fails.
+        let meta = RequestMeta {
+            device_token: Some(SecretString::new("dv_unknown.secret".into())),
+            ..RequestMeta::default()
+        };
+        for _ in 0..deps.settings.lockout_threshold + 2 {
+            let request = SignInRequest {
+                user_id: user.to_string(),
+                password: SecretString::new(PASSWORD.into()),
+            };
+            assert_eq!(
+                sign_in(&deps, request, &meta).await.unwrap_err(),
+                ApiError::ServiceUnavailable,
+                "{name}"
+            );
+        }
+        flaky
+            .failing
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        let request = SignInRequest {
+            user_id: user.to_string(),
+            password: SecretString::new(PASSWORD.into()),
+        };
+        assert_eq!(
+            sign_in(&deps, request, &meta).await.unwrap().status,
+            "mfa_required",
+            "{name}: no attempt was left reserved (else: rate_limited or locked)"
+        );
+    }
+}

@@ -150,6 +150,7 @@ export function fieldProblems(error) {
 const EVENT_LABELS = {
   sign_in_succeeded: 'Signed in',
   sign_in_failed: 'Failed sign-in attempt',
+  sign_in_aborted: 'Sign-in not completed: no session was opened',
   lock_started: 'User ID locked after failed attempts',
   code_sent: 'One-time code sent',
   factor_added: 'Sign-in method added',

@@ -9,7 +9,6 @@ use portcullis::error::ApiError;
 use portcullis::service::complete::{self, TrustRequest};
 use portcullis::service::recovery::{self, RecoveryCodes, RedeemRequest};
 use portcullis::service::{codes, step_up, tokens};
-use portcullis::storage::{ChallengePurpose, ChallengeStatus};
 
 pub const ROUTES: &[&str] = &[
     "POST /v1/sign-in/{challenge_id}/recovery-code",
@@ -36,22 +35,17 @@ pub fn handle(deps: &Deps, req: Request) -> HandlerFuture<'_> {
                         ));
                     }
                     let challenge_id = edge::require_path_param(&req, "challenge_id")?;
-                    let challenge = codes::open_challenge(deps, &challenge_id).await?;
-                    if challenge.purpose != ChallengePurpose::SignIn {
-                        return Err(ApiError::ChallengeExpired);
-                    }
-                    if challenge.status != ChallengeStatus::MfaRequired {
-                        return Err(ApiError::Forbidden);
-                    }
+                    let (challenge, user) = codes::open_mfa_sign_in(deps, &challenge_id).await?;
                     let (verified, remaining) =
                         recovery::redeem(deps, &challenge, &body.code).await?;
                     let trust = body.trust_device.unwrap_or(false).then(|| TrustRequest {
                         device_name: body.device_name.clone(),
                         user_agent: RequestMeta::from_request(&req).user_agent,
                     });
-                    let mut signed_in = complete::complete_sign_in(
+                    let mut signed_in = complete::complete_sign_in_as(
                         deps,
                         &verified,
+                        &user,
                         trust,
                         &portcullis::edge::RequestMeta::from_request(&req),
                     )

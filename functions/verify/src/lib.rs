@@ -12,7 +12,7 @@ use portcullis::service::codes::Verified;
 use portcullis::service::complete::{self, TrustRequest};
 use portcullis::service::{codes, passkeys, step_up, tokens};
 use portcullis::storage::ChallengeRecord;
-use portcullis::storage::{ChallengePurpose, ChallengeStatus};
+use portcullis::storage::UserRecord;
 use serde::Deserialize;
 
 pub const ROUTES: &[&str] = &[
@@ -59,18 +59,13 @@ pub fn trust_request(
     }))
 }
 
-/// The `mfa_required` sign-in challenge named in the path (enrolment challenges complete at
-/// `…/factors/{factor_id}/verify`).
-async fn sign_in_challenge(deps: &Deps, req: &Request) -> Result<ChallengeRecord, ApiError> {
+/// The `mfa_required` sign-in challenge named in the path, and its user.
+async fn sign_in_challenge(
+    deps: &Deps,
+    req: &Request,
+) -> Result<(ChallengeRecord, UserRecord), ApiError> {
     let challenge_id = edge::require_path_param(req, "challenge_id")?;
-    let challenge = codes::open_challenge(deps, &challenge_id).await?;
-    if challenge.purpose != ChallengePurpose::SignIn {
-        return Err(ApiError::ChallengeExpired);
-    }
-    if challenge.status != ChallengeStatus::MfaRequired {
-        return Err(ApiError::Forbidden);
-    }
-    Ok(challenge)
+    codes::open_mfa_sign_in(deps, &challenge_id).await
 }
 
 /// Checks the answer of a verify request: a passkey assertion or a code.
@@ -106,11 +101,12 @@ pub fn handle(deps: &Deps, req: Request) -> HandlerFuture<'_> {
                 "POST /v1/sign-in/{challenge_id}/verify" => {
                     let body: VerifyRequest = edge::parse_json(&req, deps.settings.max_body_bytes)?;
                     let trust = trust_request(body.trust_device, body.device_name.clone(), &req)?;
-                    let challenge = sign_in_challenge(deps, &req).await?;
+                    let (challenge, user) = sign_in_challenge(deps, &req).await?;
                     let verified = check_answer(deps, &challenge, &body).await?;
-                    let signed_in = complete::complete_sign_in(
+                    let signed_in = complete::complete_sign_in_as(
                         deps,
                         &verified,
+                        &user,
                         trust,
                         &portcullis::edge::RequestMeta::from_request(&req),
                     )
@@ -119,7 +115,7 @@ pub fn handle(deps: &Deps, req: Request) -> HandlerFuture<'_> {
                 }
                 "POST /v1/sign-in/{challenge_id}/passkey/options" => {
                     edge::no_body(&req, deps.settings.max_body_bytes)?;
-                    let challenge = sign_in_challenge(deps, &req).await?;
+                    let (challenge, _) = sign_in_challenge(deps, &req).await?;
                     Ok(edge::json_response(
                         200,
                         &passkeys::sign_in_options(deps, &challenge).await?,

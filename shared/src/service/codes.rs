@@ -28,6 +28,7 @@ use crate::service::second_factor::{self, Answer};
 use crate::storage::{
     AttemptSlot, ChallengePurpose, ChallengeRecord, ChallengeStatus, CounterKey, Delivery,
     FactorKind, FactorRecord, FactorStatus, FailureOutcome, LockoutPolicy, PendingCode, SendSlot,
+    UserRecord,
 };
 
 #[derive(Debug, Deserialize)]
@@ -52,6 +53,17 @@ pub struct SendCodeAnswer {
 /// reset: SPEC §12); step-up and enrolment challenges are bound to a session, which those
 /// revoke.
 pub async fn open_challenge(deps: &Deps, challenge_id: &str) -> Result<ChallengeRecord, ApiError> {
+    open_challenge_and_user(deps, challenge_id)
+        .await
+        .map(|(challenge, _)| challenge)
+}
+
+/// [`open_challenge`], with the user as its stamp check read them (sign-in challenges only;
+/// `None` for the others): completing the sign-in uses this read instead of making another.
+pub async fn open_challenge_and_user(
+    deps: &Deps,
+    challenge_id: &str,
+) -> Result<(ChallengeRecord, Option<UserRecord>), ApiError> {
     if challenge_id.is_empty() || challenge_id.len() > 128 {
         return Err(ApiError::ChallengeExpired);
     }
@@ -66,17 +78,37 @@ pub async fn open_challenge(deps: &Deps, challenge_id: &str) -> Result<Challenge
         Some(c) if c.completed_at.is_none() && c.attempts < deps.settings.max_code_tries => c,
         _ => return Err(ApiError::ChallengeExpired),
     };
-    if challenge.purpose == ChallengePurpose::SignIn {
-        let current = deps.stores.users.get_user(&challenge.user_id).await?;
-        if current.is_none_or(|u| u.security_stamp != challenge.user_stamp) {
+    if challenge.purpose != ChallengePurpose::SignIn {
+        return Ok((challenge, None));
+    }
+    match deps.stores.users.get_user(&challenge.user_id).await? {
+        Some(user) if user.security_stamp == challenge.user_stamp => Ok((challenge, Some(user))),
+        _ => {
             tracing::info!(
                 event = "challenge_stale",
                 "sign-in challenge ended by a credential change"
             );
-            return Err(ApiError::ChallengeExpired);
+            Err(ApiError::ChallengeExpired)
         }
     }
-    Ok(challenge)
+}
+
+/// A sign-in challenge waiting for its second factor (enrolment challenges complete at
+/// `…/factors/{factor_id}/verify`, password changes at `…/password`), and its user as read
+/// to check the challenge is current: `challenge_expired` for another kind of challenge,
+/// `forbidden` for a sign-in challenge at another step.
+pub async fn open_mfa_sign_in(
+    deps: &Deps,
+    challenge_id: &str,
+) -> Result<(ChallengeRecord, UserRecord), ApiError> {
+    let (challenge, user) = open_challenge_and_user(deps, challenge_id).await?;
+    let Some(user) = user.filter(|_| challenge.purpose == ChallengePurpose::SignIn) else {
+        return Err(ApiError::ChallengeExpired);
+    };
+    if challenge.status != ChallengeStatus::MfaRequired {
+        return Err(ApiError::Forbidden);
+    }
+    Ok((challenge, user))
 }
 
 fn parse_send_channel(method: &str) -> Result<Channel, ApiError> {
@@ -153,20 +185,27 @@ pub async fn send_code(
     let channel = parse_send_channel(&request.method)?;
     let now = deps.clock.now();
     let user = &challenge.user_id;
-    if let Some(until) = limits::locked_until(deps, CounterKey::SendBar(user)).await? {
+    // Everything the decision needs, read at once (one round trip): the send bar, the
+    // second-factor lock, the factors, and the caps counter (kept for the take below).
+    let (bar, second_factor, factors, sends) = tokio::try_join!(
+        limits::read(deps, CounterKey::SendBar(user)),
+        limits::read(deps, CounterKey::SecondFactor(user)),
+        deps.stores.factors.list_factors(user),
+        limits::read(deps, CounterKey::Sends(user)),
+    )?;
+    if let Some(until) = limits::lock_in(deps, &bar) {
         return Err(ApiError::SendLimitReached {
             retry_after_secs: until.secs() - now.secs(),
         });
     }
     // A code the user could not use while their second factor is locked is not sent: it would
     // only cost money (and help a pumping script).
-    if let Some(until) = limits::second_factor_locked_until(deps, user).await? {
+    if let Some(until) = limits::second_factor_lock_in(deps, &second_factor) {
         return Err(ApiError::SecondFactorLocked {
             retry_after_secs: until.secs() - now.secs(),
         });
     }
 
-    let factors = deps.stores.factors.list_factors(user).await?;
     if enrols_first_factor(challenge) && factors.iter().any(|f| f.status == FactorStatus::Active) {
         return Err(ApiError::ChallengeExpired);
     }
@@ -211,7 +250,27 @@ pub async fn send_code(
     }
 
     let code = format!("{:06}", rand::rng().random_range(0..1_000_000u32));
-    let mac = code_mac(deps, &challenge.id_digest, &factor.factor_id, &code).await?;
+    // Every code comes out of the user's rolling caps, whichever challenge asks (SPEC §12):
+    // texts and calls cost money per message, and email codes follow the rules of texts
+    // (SPEC §13) — else enrolment after enrolment would mail codes to any address. Taken
+    // before the code is stored (while its MAC is computed), given back if nothing is sent.
+    let (mac, taken) = tokio::join!(
+        code_mac(deps, &challenge.id_digest, &factor.factor_id, &code),
+        limits::take_send(deps, user, sends)
+    );
+    let taken_at = taken?;
+    let give_back = || async {
+        if let Err(err) = limits::give_back_send(deps, user, taken_at).await {
+            tracing::error!(error = %err, "a send that did not happen was not given back");
+        }
+    };
+    let mac = match mac {
+        Ok(mac) => mac,
+        Err(err) => {
+            give_back().await;
+            return Err(err);
+        }
+    };
     let expires_at = now
         .plus_secs(deps.settings.code_ttl_secs)
         .min(challenge.expires_at);
@@ -220,16 +279,6 @@ pub async fn send_code(
         expires_at,
         factor_id: factor.factor_id.clone(),
         channel: channel.as_str().to_owned(),
-    };
-    // Every code comes out of the user's rolling caps, whichever challenge asks (SPEC §12):
-    // texts and calls cost money per message, and email codes follow the rules of texts
-    // (SPEC §13) — else enrolment after enrolment would mail codes to any address. Taken
-    // first, given back if nothing is sent.
-    let taken_at = limits::take_send(deps, user).await?;
-    let give_back = || async {
-        if let Err(err) = limits::give_back_send(deps, user, taken_at).await {
-            tracing::error!(error = %err, "a send that did not happen was not given back");
-        }
     };
     let max = deps.settings.max_sends_per_challenge;
     let slot = deps
@@ -266,15 +315,38 @@ pub async fn send_code(
         code: Some(code),
         purpose: purpose.to_owned(),
     };
-    // Sent in the request (the user is waiting; a failed send gives the send back), through
-    // the same pipeline as every other message: a delivery is recorded either way.
-    if let Err(err) = crate::service::sender::send(deps, &challenge.user_id, &message).await {
+    // Sent in the request (the user is waiting; a failed send gives the send back and releases
+    // the code), through the same pipeline as every other message: a delivery is recorded
+    // either way, at the same time as the audit event or the give-back.
+    let mac = &mac;
+    let (sent, released) =
+        crate::service::sender::send_then(deps, user, &message, |sent| async move {
+            if sent {
+                crate::service::audit::record(
+                    deps,
+                    user,
+                    "code_sent",
+                    crate::service::audit::Actor::User,
+                    None,
+                    "success",
+                    Some(format!("{} ({purpose})", channel.as_str())),
+                )
+                .await;
+                Ok(())
+            } else {
+                let ((), released) = tokio::join!(
+                    give_back(),
+                    deps.stores
+                        .challenges
+                        .release_code(&challenge.id_digest, mac)
+                );
+                released
+            }
+        })
+        .await;
+    if let Err(err) = sent {
         tracing::error!(error = %err, channel = channel.as_str(), event = "code_send_failed", "code delivery failed");
-        give_back().await;
-        deps.stores
-            .challenges
-            .release_code(&challenge.id_digest, &mac)
-            .await?;
+        released?;
         return Err(ApiError::ServiceUnavailable);
     }
     tracing::info!(
@@ -283,16 +355,6 @@ pub async fn send_code(
         purpose,
         "code sent"
     );
-    crate::service::audit::record(
-        deps,
-        &challenge.user_id,
-        "code_sent",
-        crate::service::audit::Actor::User,
-        None,
-        "success",
-        Some(format!("{} ({purpose})", channel.as_str())),
-    )
-    .await;
     Ok(SendCodeAnswer {
         sent_to: mask(channel, &to),
         sends_remaining: max.saturating_sub(sends),
@@ -408,30 +470,36 @@ pub async fn check_code(
     }
     let code = normalise_code(code)?;
     // What the answer is compared with, made ready while the answer is counted: the MAC of
-    // the code for the factor the challenge's code went to, or the authenticator's seed.
+    // the code pending in the challenge, or the authenticator's seed. The KMS call comes only
+    // after the challenge's try is won, so a burst of answers costs at most one per try (five
+    // per challenge), whatever the concurrency and whether or not the user is locked.
     let prepare = async {
-        tokio::try_join!(reserve_try(deps, challenge), async {
-            if method == "totp" {
-                totp_candidate(deps, challenge, factor_id)
-                    .await
-                    .map(Prepared::Totp)
-            } else {
-                match &challenge.code {
-                    Some(pending) => code_mac(
-                        deps,
-                        &challenge.id_digest,
-                        &pending.factor_id,
-                        code.expose(),
-                    )
-                    .await
-                    .map(|mac| Prepared::Mac {
-                        factor_id: pending.factor_id.clone(),
-                        mac,
-                    }),
-                    None => Ok(Prepared::Nothing),
-                }
-            }
-        })
+        if method == "totp" {
+            let (current, factor) = tokio::try_join!(
+                reserve_try(deps, challenge),
+                totp_factor(deps, challenge, factor_id)
+            )?;
+            let candidate = match (&current, factor) {
+                (Some(_), Some(factor)) => open_totp(deps, challenge, factor).await?,
+                _ => None,
+            };
+            return Ok((current, Prepared::Totp(candidate)));
+        }
+        let current = reserve_try(deps, challenge).await?;
+        let prepared = match current.as_ref().and_then(|c| c.code.as_ref()) {
+            Some(pending) => Prepared::Mac {
+                factor_id: pending.factor_id.clone(),
+                mac: code_mac(
+                    deps,
+                    &challenge.id_digest,
+                    &pending.factor_id,
+                    code.expose(),
+                )
+                .await?,
+            },
+            None => Prepared::Nothing,
+        };
+        Ok((current, prepared))
     };
     second_factor::guard(
         deps,
@@ -532,8 +600,8 @@ async fn check_sent_code(
     {
         return Ok(None);
     }
-    // Computed for the code pending when the challenge was read; a code sent since to another
-    // factor needs its own.
+    // Computed for the code pending in this very record (the one the try was reserved on);
+    // recomputed should it ever be for another factor.
     let mac = match prepared {
         Prepared::Mac { factor_id, mac } if factor_id == pending.factor_id => mac,
         _ => code_mac(deps, &challenge.id_digest, &pending.factor_id, code).await?,
@@ -564,19 +632,26 @@ struct TotpCandidate {
     secret: crate::crypto::totp::TotpSecret,
 }
 
-async fn totp_candidate(
+/// The authenticator a TOTP answer is for: the eligible TOTP factor (`factor_id` narrows it).
+async fn totp_factor(
     deps: &Deps,
     challenge: &ChallengeRecord,
     factor_id: Option<&str>,
-) -> Result<Option<TotpCandidate>, ApiError> {
+) -> Result<Option<FactorRecord>, ApiError> {
     let factors = deps.stores.factors.list_factors(&challenge.user_id).await?;
-    let Some(factor) = factors.into_iter().find(|f| {
+    Ok(factors.into_iter().find(|f| {
         matches!(f.kind, FactorKind::Totp { .. })
             && eligible(challenge, f)
             && factor_id.is_none_or(|id| id == f.factor_id)
-    }) else {
-        return Ok(None);
-    };
+    }))
+}
+
+/// The factor's seed, decrypted (one KMS call).
+async fn open_totp(
+    deps: &Deps,
+    challenge: &ChallengeRecord,
+    factor: FactorRecord,
+) -> Result<Option<TotpCandidate>, ApiError> {
     let FactorKind::Totp {
         secret_ciphertext,
         last_used_step,

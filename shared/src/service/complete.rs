@@ -15,7 +15,7 @@ use crate::service::devices;
 use crate::service::limits;
 use crate::service::tokens::{self, Proof, Tokens};
 use crate::storage::CounterKey;
-use crate::storage::UserStatus;
+use crate::storage::{UserRecord, UserStatus};
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct SignedIn {
@@ -51,13 +51,32 @@ pub async fn complete_sign_in(
     trust: Option<TrustRequest>,
     meta: &RequestMeta,
 ) -> Result<SignedIn, ApiError> {
-    let user_id = &verified.challenge.user_id;
     let user = deps
         .stores
         .users
-        .get_user(user_id)
+        .get_user(&verified.challenge.user_id)
         .await?
         .ok_or(ApiError::ChallengeExpired)?;
+    complete_sign_in_as(deps, verified, &user, trust, meta).await
+}
+
+/// [`complete_sign_in`] with the user as this request read them when it opened the challenge
+/// ([`crate::service::codes::open_challenge_and_user`], a few round trips earlier): saves a
+/// read. The status is checked here either way. An admin disabling the user in the instant
+/// between that read and the new session races this sign-in exactly as a fresh read here
+/// would (the read never happened at the same time as the write): the session then lives
+/// until its access token expires, since a refresh reads the user's status again.
+pub async fn complete_sign_in_as(
+    deps: &Deps,
+    verified: &Verified,
+    user: &UserRecord,
+    trust: Option<TrustRequest>,
+    meta: &RequestMeta,
+) -> Result<SignedIn, ApiError> {
+    let user_id = &verified.challenge.user_id;
+    if user.user_id != *user_id {
+        return Err(ApiError::ChallengeExpired);
+    }
     if user.status != UserStatus::Active {
         return Err(ApiError::AccountInactive);
     }
@@ -92,7 +111,7 @@ pub async fn complete_sign_in(
     let (cleared, recorded, tokens, (), (), device_token) = tokio::join!(
         limits::clear(deps, CounterKey::Password(user_id)),
         deps.stores.users.record_sign_in(user_id, now),
-        tokens::open_session(deps, &user, proof),
+        tokens::open_session(deps, user, proof),
         audit::record(
             deps,
             user_id,
@@ -117,10 +136,18 @@ pub async fn complete_sign_in(
             }
         },
     );
-    cleared?;
-    recorded?;
-    let tokens = tokens?;
-    let device_token = device_token?;
+    let outcome = (|| {
+        cleared?;
+        recorded?;
+        Ok::<_, ApiError>((tokens?, device_token?))
+    })();
+    let (tokens, device_token) = match outcome {
+        Ok(issued) => issued,
+        Err(err) => {
+            abort_sign_in(deps, user_id, meta, "a write failed: no tokens issued").await;
+            return Err(err);
+        }
+    };
     tracing::info!(
         event = "sign_in_completed",
         method = verified.method.as_str(),
@@ -135,6 +162,33 @@ pub async fn complete_sign_in(
         recovery_codes_remaining: None,
         recovery_codes: None,
     })
+}
+
+/// A sign-in whose writes went out at once (the success audited among them) but which then
+/// issued nothing: the audit log says so, since `sign_in_succeeded` is already in it. The
+/// session or device record written meanwhile is never handed out (its secret is dropped; it
+/// expires unused).
+pub async fn abort_sign_in(
+    deps: &Deps,
+    user_id: &crate::identity::UserId,
+    meta: &RequestMeta,
+    reason: &str,
+) {
+    tracing::warn!(
+        event = "sign_in_aborted",
+        reason,
+        "sign-in aborted after its writes"
+    );
+    audit::record(
+        deps,
+        user_id,
+        "sign_in_aborted",
+        Actor::System,
+        Some(meta),
+        "failure",
+        Some(reason.to_owned()),
+    )
+    .await;
 }
 
 /// Anomaly signal (SPEC §8): a sign-in from a kind of device this user never used (browser and

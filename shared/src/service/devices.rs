@@ -83,13 +83,19 @@ pub async fn recognise(
     Ok(names(&device, token).then_some(device))
 }
 
-/// Records that a recognised device was just used (its last-used time).
-pub async fn touch(deps: &Deps, device: &DeviceRecord) -> Result<(), ApiError> {
+/// Records that a recognised device was just used (its last-used time): `false` when the
+/// device has been removed (or replaced, or has expired) since [`recognise`] read it.
+pub async fn touch(deps: &Deps, device: &DeviceRecord) -> Result<bool, ApiError> {
     let now = deps.clock.now();
     Ok(deps
         .stores
         .devices
-        .touch_device(&device.user_id, &device.device_id, now)
+        .touch_device(
+            &device.user_id,
+            &device.device_id,
+            &device.token_digest,
+            now,
+        )
         .await?)
 }
 

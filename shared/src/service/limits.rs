@@ -218,17 +218,18 @@ pub async fn second_factor_locked_until(
     deps: &Deps,
     user: &UserId,
 ) -> Result<Option<UnixTime>, StoreError> {
+    let seen = read(deps, CounterKey::SecondFactor(user)).await?;
+    Ok(second_factor_lock_in(deps, &seen))
+}
+
+/// The second-factor lock in the user's `SecondFactor` counter as this request read it.
+pub fn second_factor_lock_in(deps: &Deps, seen: &Seen) -> Option<UnixTime> {
     let now = deps.clock.now();
-    let seen = deps
-        .stores
-        .counters
-        .read_counter(CounterKey::SecondFactor(user), now)
-        .await?;
-    Ok(limits::second_factor_locked_until(
-        seen.as_ref().map(|v| &v.counter),
+    limits::second_factor_locked_until(
+        seen.0.as_ref().map(|v| &v.counter),
         now,
         second_factor_policy(deps),
-    ))
+    )
 }
 
 /// Counts a second-factor answer before it is compared (SPEC §12). `Ok(attempt)` when it may
@@ -279,17 +280,18 @@ fn send_caps(deps: &Deps) -> [RollingCap; 2] {
 }
 
 /// Takes one text or call from the user's caps, across every challenge, step-up, enrolment
-/// and number change; `send_limit_reached` (429) when a cap is full.
-pub async fn take_send(deps: &Deps, user: &UserId) -> Result<UnixTime, ApiError> {
+/// and number change; `send_limit_reached` (429) when a cap is full. `seen`: the user's
+/// `Sends` counter as this request read it.
+pub async fn take_send(deps: &Deps, user: &UserId, seen: Seen) -> Result<UnixTime, ApiError> {
     let now = deps.clock.now();
     let caps = send_caps(deps);
-    match update(deps, CounterKey::Sends(user), now, |c| {
+    match update_from(deps, CounterKey::Sends(user), now, Some(seen), |c| {
         limits::take_capped(c, now, &caps)
     })
     .await?
     {
-        CapOutcome::Taken { at } => Ok(at),
-        CapOutcome::Refused { retry_after_secs } => {
+        (CapOutcome::Taken { at }, _) => Ok(at),
+        (CapOutcome::Refused { retry_after_secs }, _) => {
             tracing::warn!(
                 event = "send_cap_reached",
                 "user's hourly or daily send cap reached"

@@ -630,9 +630,10 @@ pub async fn passwordless_sign_in(
     request: PasswordlessRequest,
     meta: &RequestMeta,
 ) -> Result<SignedIn, ApiError> {
-    check_ip(deps, meta).await?;
-    match passwordless_proof(deps, &request).await? {
-        Some(verified) => complete::complete_sign_in(deps, &verified, None, meta).await,
+    match passwordless_proof(deps, &request, meta).await? {
+        Some((verified, user)) => {
+            complete::complete_sign_in_as(deps, &verified, &user, None, meta).await
+        }
         None => {
             if let Some(ip) = &meta.source_ip
                 && let Ok(FailureOutcome::LockStarted { .. }) =
@@ -649,10 +650,14 @@ pub async fn passwordless_sign_in(
     }
 }
 
+/// The proof of a passwordless assertion, and its user as read beside the factor; `None` for
+/// every refusal. The IP throttle is read beside the challenge (a throttled caller is refused
+/// before anything is taken or compared).
 async fn passwordless_proof(
     deps: &Deps,
     request: &PasswordlessRequest,
-) -> Result<Option<Verified>, ApiError> {
+    meta: &RequestMeta,
+) -> Result<Option<(Verified, crate::storage::UserRecord)>, ApiError> {
     let refused = |reason: &str| {
         tracing::info!(
             event = "passkey_sign_in_refused",
@@ -661,15 +666,22 @@ async fn passwordless_proof(
         );
         Ok(None)
     };
+    let now = deps.clock.now();
+    let digest = token_digest(&request.challenge_id);
+    let well_formed = !request.challenge_id.is_empty() && request.challenge_id.len() <= 128;
+    let ((), challenge) = tokio::try_join!(check_ip(deps, meta), async {
+        match well_formed {
+            true => Ok::<_, ApiError>(deps.stores.challenges.get_challenge(&digest, now).await?),
+            false => Ok(None),
+        }
+    })?;
     let Ok(response) = AssertionResponse::from_json_value(&request.credential) else {
         return refused("malformed assertion");
     };
-    if request.challenge_id.is_empty() || request.challenge_id.len() > 128 {
+    if !well_formed {
         return refused("malformed challenge id");
     }
-    let now = deps.clock.now();
-    let digest = token_digest(&request.challenge_id);
-    match deps.stores.challenges.get_challenge(&digest, now).await? {
+    match challenge {
         Some(c) if c.purpose == ChallengePurpose::Passwordless && c.completed_at.is_none() => {}
         _ => return refused("unknown, expired or used challenge"),
     }
@@ -685,12 +697,13 @@ async fn passwordless_proof(
     else {
         return refused("unknown credential");
     };
-    let Some(factor) = deps
-        .stores
-        .factors
-        .get_factor(&owner.user_id, &owner.factor_id)
-        .await?
-    else {
+    let (factor, user) = tokio::try_join!(
+        deps.stores
+            .factors
+            .get_factor(&owner.user_id, &owner.factor_id),
+        deps.stores.users.get_user(&owner.user_id),
+    )?;
+    let Some(factor) = factor else {
         return refused("credential of a removed factor");
     };
     let Some(stored) = credential_of(&factor) else {
@@ -707,7 +720,7 @@ async fn passwordless_proof(
     {
         return refused("challenge completed by a concurrent request");
     }
-    let Some(user) = deps.stores.users.get_user(&owner.user_id).await? else {
+    let Some(user) = user else {
         return refused("no such user");
     };
     // The challenge the sign-in completes, now that the user is known.
@@ -726,10 +739,13 @@ async fn passwordless_proof(
         )
     };
     tracing::info!(event = "passkey_sign_in", "passwordless passkey accepted");
-    Ok(Some(Verified {
-        factor_id: factor.factor_id.clone(),
-        method: "passkey".into(),
-        challenge,
-        passkey_key: Some(stored.amr_key_method()),
-    }))
+    Ok(Some((
+        Verified {
+            factor_id: factor.factor_id.clone(),
+            method: "passkey".into(),
+            challenge,
+            passkey_key: Some(stored.amr_key_method()),
+        },
+        user,
+    )))
 }

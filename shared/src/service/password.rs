@@ -103,12 +103,20 @@ async fn store_new_password(
     }
 }
 
-/// Revokes every session of the user except `keep`, and removes every trusted device.
+/// Removes every trusted device of the user, then revokes every session except `keep`.
+///
+/// Devices first: a trusted-device sign-in in flight marks its device used at the same time as
+/// it writes its session, and issues nothing if the device is gone, so one that loses to the
+/// deletion gets nothing, and one that won its device before it has sent its session write
+/// too, which the listing after the deletion then finds. (A session write still in flight
+/// after both the deletion and the listing finished escapes, exactly as any sign-in completing
+/// in the same instant as a revocation does.)
 pub async fn revoke_access(
     deps: &Deps,
     user_id: &UserId,
     keep: Option<&str>,
 ) -> Result<(), ApiError> {
+    deps.stores.devices.delete_all_devices(user_id).await?;
     for session in deps.stores.sessions.list_sessions(user_id).await? {
         if !session.revoked && Some(session.session_id.as_str()) != keep {
             deps.stores
@@ -117,7 +125,6 @@ pub async fn revoke_access(
                 .await?;
         }
     }
-    deps.stores.devices.delete_all_devices(user_id).await?;
     Ok(())
 }
 

@@ -139,20 +139,23 @@ pub async fn redeem(
     let user_id = &challenge.user_id;
     // The code's record is found by its keyed tag: computing it and reading the record compare
     // nothing, so they go while the answer is counted.
+    // The code's tag (a KMS call) only once the challenge's try is won: at most one per try,
+    // five per challenge, however many answers arrive at once or while the user is locked.
     let prepare = async {
-        tokio::try_join!(codes::reserve_try(deps, challenge), async {
-            let tag = tag(deps, user_id, &code).await?;
-            let record = deps
-                .stores
-                .recovery
-                .get_recovery_code(user_id, &tag)
-                .await?;
-            Ok::<_, ApiError>((tag, record))
-        })
+        let Some(current) = codes::reserve_try(deps, challenge).await? else {
+            return Ok::<_, ApiError>(None);
+        };
+        let tag = tag(deps, user_id, &code).await?;
+        let record = deps
+            .stores
+            .recovery
+            .get_recovery_code(user_id, &tag)
+            .await?;
+        Ok(Some((current, tag, record)))
     };
     let current = second_factor::guard(deps, user_id, "recovery_code", prepare, |prepared| async {
         let now = deps.clock.now();
-        let (Some(current), (tag, record)) = prepared else {
+        let Some((current, tag, record)) = prepared else {
             return Err(ApiError::ChallengeExpired);
         };
         let hasher = deps.hasher.clone();

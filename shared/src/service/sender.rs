@@ -29,11 +29,25 @@ pub enum SendError {
 /// Dispatches one message to `user_id` and records the delivery, whatever the outcome. Returns
 /// the provider's message id.
 pub async fn send(deps: &Deps, user_id: &UserId, message: &Message) -> Result<String, SendError> {
-    let notifier = deps
-        .notifiers
-        .get(message.channel)
-        .ok_or(SendError::NoChannel(message.channel.as_str()))?
-        .clone();
+    send_then(deps, user_id, message, |_| async {}).await.0
+}
+
+/// [`send`], and `then(sent)` once the provider has answered, at the same time as the delivery
+/// is recorded (a caller's own bookkeeping of the outcome costs no extra round trip).
+pub async fn send_then<F, Fut>(
+    deps: &Deps,
+    user_id: &UserId,
+    message: &Message,
+    then: F,
+) -> (Result<String, SendError>, Fut::Output)
+where
+    F: FnOnce(bool) -> Fut,
+    Fut: std::future::Future,
+{
+    let Some(notifier) = deps.notifiers.get(message.channel).cloned() else {
+        let after = then(false).await;
+        return (Err(SendError::NoChannel(message.channel.as_str())), after);
+    };
     let result = notifier.dispatch(message).await;
     let now = deps.clock.now();
     let record = DeliveryRecord {
@@ -48,10 +62,17 @@ pub async fn send(deps: &Deps, user_id: &UserId, message: &Message) -> Result<St
         to_masked: mask(message.channel, &message.to),
         expires_at: now.plus_secs(deps.settings.retention_secs),
     };
-    if let Err(err) = deps.stores.deliveries.record_delivery(&record).await {
+    let (recorded, after) = tokio::join!(
+        deps.stores.deliveries.record_delivery(&record),
+        then(result.is_ok())
+    );
+    if let Err(err) = recorded {
         tracing::error!(error = %err, purpose = message.purpose.as_str(), "recording a delivery failed");
     }
-    result.map_err(|e| SendError::Provider(e.to_string()))
+    (
+        result.map_err(|e| SendError::Provider(e.to_string())),
+        after,
+    )
 }
 
 /// Where a message went, masked (`***-***-0143`, `j***@e***.com`).

@@ -129,7 +129,13 @@ pub async fn sign_in(
 
     let user = reads.user;
     let stored_hash = user.as_ref().and_then(|u| u.password_hash.clone());
-    let check = verify_off_thread(deps, stored_hash.clone(), password.clone()).await?;
+    // From here until the attempt is judged, an error gives the attempt back: a store hiccup
+    // must never leave it reserved (five of those would refuse every attempt).
+    let check = verify_off_thread(deps, stored_hash.clone(), password.clone()).await;
+    let check = match check {
+        Ok(check) => check,
+        Err(err) => return Err(give_back_then(deps, &user_id, reserved, err).await),
+    };
 
     let (user, stored_hash, needs_rehash) = match (user, stored_hash, check) {
         (Some(user), Some(hash), PasswordCheck::Match { needs_rehash }) => {
@@ -159,17 +165,28 @@ pub async fn sign_in(
         rehash(deps, &user.user_id, &stored_hash, password).await;
     }
     if let Some(device) = trusted_device(deps, &user, &reads.factors, reads.device, now) {
-        return Box::pin(trusted_device_sign_in(deps, &user, &device, meta, now)).await;
+        let signed_in = Box::pin(trusted_device_sign_in(deps, &user, &device, meta, now)).await;
+        match signed_in {
+            // The device was removed while this request was in flight: MFA, as for any
+            // device not trusted.
+            Ok(None) => {}
+            Ok(Some(answer)) => return Ok(answer),
+            Err(err) => return Err(give_back_then(deps, &user_id, reserved, err).await),
+        }
     }
     let recovery_codes = match reads.recovery_codes {
         Some(count) => count,
-        // A device token that did not skip MFA: the one read the round above left out.
-        None => {
-            deps.stores
-                .recovery
-                .remaining_recovery_codes(&user.user_id)
-                .await?
-        }
+        // A device token that did not skip MFA: the one read the round above left out (a
+        // trusted device does not need it).
+        None => match deps
+            .stores
+            .recovery
+            .remaining_recovery_codes(&user_id)
+            .await
+        {
+            Ok(count) => count,
+            Err(err) => return Err(give_back_then(deps, &user_id, reserved, err.into()).await),
+        },
     };
     Box::pin(open_challenge(
         deps,
@@ -265,13 +282,18 @@ fn trusted_device(
 /// Signs in on a recognised trusted device: every write at once (the counter's run ends, the
 /// sign-in is recorded for the inactive-ID sweep, the session opens, the device is marked
 /// used, the event audited, the kind of device checked against the ones seen).
+///
+/// `Ok(None)` when the device is gone by the time it is marked used (removed, or every device
+/// dropped by a password reset, since the first read): nothing is issued, and the caller asks
+/// for MFA. The session already written then is never handed out (its secret is dropped), and
+/// the audit log says the sign-in was aborted, as it does when a write fails.
 async fn trusted_device_sign_in(
     deps: &Deps,
     user: &UserRecord,
     device: &crate::storage::DeviceRecord,
     meta: &RequestMeta,
     now: UnixTime,
-) -> Result<SignInAnswer, ApiError> {
+) -> Result<Option<SignInAnswer>, ApiError> {
     let proof = crate::service::tokens::Proof {
         amr: vec!["pwd".into()],
         acr: crate::crypto::jwt::ACR_TRUSTED_DEVICE.into(),
@@ -292,22 +314,66 @@ async fn trusted_device_sign_in(
         ),
         crate::service::complete::flag_new_device(deps, &user.user_id, meta, now),
     );
-    cleared?;
-    recorded?;
-    touched?;
-    let tokens = tokens?;
+    let outcome = (|| {
+        cleared?;
+        recorded?;
+        let still_trusted = touched?;
+        let tokens = tokens?;
+        Ok::<_, ApiError>(still_trusted.then_some(tokens))
+    })();
+    let tokens = match outcome {
+        Ok(Some(tokens)) => tokens,
+        Ok(None) => {
+            tracing::warn!(
+                event = "trusted_device_gone",
+                "trusted device removed during the sign-in: MFA required"
+            );
+            crate::service::complete::abort_sign_in(
+                deps,
+                &user.user_id,
+                meta,
+                "the trusted device was removed meanwhile: MFA asked",
+            )
+            .await;
+            return Ok(None);
+        }
+        Err(err) => {
+            crate::service::complete::abort_sign_in(
+                deps,
+                &user.user_id,
+                meta,
+                "a write failed: no tokens issued",
+            )
+            .await;
+            return Err(err);
+        }
+    };
     tracing::info!(
         event = "sign_in_completed",
         method = "trusted_device",
         "signed in on a trusted device"
     );
-    Ok(SignInAnswer {
+    Ok(Some(SignInAnswer {
         status: "signed_in",
         challenge_id: None,
         expires_in: None,
         methods: None,
         tokens: Some(tokens),
-    })
+    }))
+}
+
+/// An error after the password attempt was reserved and before it was judged: the attempt is
+/// given back (it was right, or never evaluated), then the error answers.
+async fn give_back_then(
+    deps: &Deps,
+    user_id: &UserId,
+    reserved: limits::Seen,
+    err: ApiError,
+) -> ApiError {
+    if let Err(store) = limits::give_back_password(deps, user_id, reserved).await {
+        tracing::error!(error = %store, "a reserved password attempt was not given back");
+    }
+    err
 }
 
 async fn verify_off_thread(

@@ -1734,15 +1734,20 @@ impl DeviceStore for DynamoStore {
         &self,
         user_id: &UserId,
         device_id: &str,
+        token_digest: &str,
         now: UnixTime,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let update = self
             .update(keys::device(user_id, device_id))
             .update_expression("SET last_used_at = :now")
-            .condition_expression("attribute_exists(#pk)")
+            .condition_expression(
+                "attribute_exists(#pk) AND token_digest = :digest AND #ttl > :now",
+            )
             .expression_attribute_names("#pk", PK)
-            .expression_attribute_values(":now", n(now.secs()));
-        self.conditional(update).await.map(|_| ())
+            .expression_attribute_names("#ttl", TTL)
+            .expression_attribute_values(":now", n(now.secs()))
+            .expression_attribute_values(":digest", s(token_digest));
+        self.conditional(update).await
     }
 
     async fn delete_device(&self, user_id: &UserId, device_id: &str) -> Result<bool, StoreError> {

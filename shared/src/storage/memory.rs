@@ -848,17 +848,21 @@ impl DeviceStore for MemoryStore {
         &self,
         user_id: &UserId,
         device_id: &str,
+        token_digest: &str,
         now: UnixTime,
-    ) -> Result<(), StoreError> {
-        if let Some(d) = self
-            .state()?
-            .devices
-            .iter_mut()
-            .find(|d| &d.user_id == user_id && d.device_id == device_id)
-        {
-            d.last_used_at = now;
+    ) -> Result<bool, StoreError> {
+        match self.state()?.devices.iter_mut().find(|d| {
+            &d.user_id == user_id
+                && d.device_id == device_id
+                && d.token_digest == token_digest
+                && d.expires_at > now
+        }) {
+            Some(d) => {
+                d.last_used_at = now;
+                Ok(true)
+            }
+            None => Ok(false),
         }
-        Ok(())
     }
 
     async fn delete_device(&self, user_id: &UserId, device_id: &str) -> Result<bool, StoreError> {

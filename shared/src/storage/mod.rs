@@ -951,12 +951,16 @@ pub trait DeviceStore: Send + Sync {
         user_id: &UserId,
         now: UnixTime,
     ) -> Result<Vec<DeviceRecord>, StoreError>;
+    /// Marks the device used now, if it still exists, unexpired, with this token digest:
+    /// `false` otherwise (removed or replaced since it was read). A trusted-device sign-in
+    /// issues nothing unless this wins.
     async fn touch_device(
         &self,
         user_id: &UserId,
         device_id: &str,
+        token_digest: &str,
         now: UnixTime,
-    ) -> Result<(), StoreError>;
+    ) -> Result<bool, StoreError>;
     /// `false` if there was none.
     async fn delete_device(&self, user_id: &UserId, device_id: &str) -> Result<bool, StoreError>;
     /// Removes every trusted device of the user; returns how many there were.
