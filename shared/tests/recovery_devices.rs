@@ -697,3 +697,199 @@ async fn a_store_error_after_the_password_attempt_is_counted_gives_the_attempt_b
         );
     }
 }
+
+/// The session store, with the user deactivated or their security stamp raised the moment a
+/// session is written, once armed: a revocation landing between a sign-in's writes and its
+/// last check.
+struct OvertakenAtSession {
+    inner: std::sync::Arc<dyn portcullis::storage::SessionStore>,
+    users: std::sync::Arc<dyn portcullis::storage::UserStore>,
+    deactivate: bool,
+    armed: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl portcullis::storage::SessionStore for OvertakenAtSession {
+    async fn create_session(
+        &self,
+        session: &portcullis::storage::SessionRecord,
+    ) -> Result<(), portcullis::error::StoreError> {
+        self.inner.create_session(session).await?;
+        if self.armed.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            if self.deactivate {
+                self.users
+                    .set_status(&session.user_id, portcullis::storage::UserStatus::Inactive)
+                    .await?;
+            } else {
+                self.users.raise_security_stamp(&session.user_id).await?;
+            }
+        }
+        Ok(())
+    }
+    async fn get_session(
+        &self,
+        user_id: &UserId,
+        session_id: &str,
+    ) -> Result<Option<portcullis::storage::SessionRecord>, portcullis::error::StoreError> {
+        self.inner.get_session(user_id, session_id).await
+    }
+    async fn rotate_refresh(
+        &self,
+        user_id: &UserId,
+        session_id: &str,
+        old_digest: &str,
+        new_digest: &str,
+        now: portcullis::UnixTime,
+        idle_expires_at: portcullis::UnixTime,
+    ) -> Result<bool, portcullis::error::StoreError> {
+        self.inner
+            .rotate_refresh(
+                user_id,
+                session_id,
+                old_digest,
+                new_digest,
+                now,
+                idle_expires_at,
+            )
+            .await
+    }
+    async fn revoke_session(
+        &self,
+        user_id: &UserId,
+        session_id: &str,
+    ) -> Result<(), portcullis::error::StoreError> {
+        self.inner.revoke_session(user_id, session_id).await
+    }
+    async fn list_sessions(
+        &self,
+        user_id: &UserId,
+    ) -> Result<Vec<portcullis::storage::SessionRecord>, portcullis::error::StoreError> {
+        self.inner.list_sessions(user_id).await
+    }
+    async fn elevate_session(
+        &self,
+        user_id: &UserId,
+        session_id: &str,
+        auth_time: portcullis::UnixTime,
+        amr: &[String],
+        acr: &str,
+    ) -> Result<(), portcullis::error::StoreError> {
+        self.inner
+            .elevate_session(user_id, session_id, auth_time, amr, acr)
+            .await
+    }
+}
+
+fn overtaken(deps: &mut Deps, deactivate: bool) -> std::sync::Arc<OvertakenAtSession> {
+    let store = std::sync::Arc::new(OvertakenAtSession {
+        inner: deps.stores.sessions.clone(),
+        users: deps.stores.users.clone(),
+        deactivate,
+        armed: std::sync::atomic::AtomicBool::new(false),
+    });
+    deps.stores.sessions = store.clone();
+    store
+}
+
+fn no_live_session(sessions: &[portcullis::storage::SessionRecord]) -> bool {
+    sessions.iter().all(|s| s.revoked)
+}
+
+#[tokio::test]
+async fn a_deactivation_landing_during_a_sign_in_issues_nothing() {
+    for (name, mut deps, _clock, outbox) in all_deps_with_notifier().await {
+        let user = create_user(&deps, &unique("overtaken")).await;
+        add_phone(&deps, &user, "+12025550143").await;
+        let store = overtaken(&mut deps, true);
+        let c = codes::open_challenge(&deps, &password_step(&deps, &user).await)
+            .await
+            .unwrap();
+        codes::send_code(&deps, &c, &sms()).await.unwrap();
+        let judged = deps.stores.users.get_user(&user).await.unwrap();
+        let v = codes::check_code(
+            &deps,
+            &c,
+            "sms",
+            &SecretString::new(last_code(&outbox)),
+            None,
+        )
+        .await
+        .unwrap();
+        store.armed.store(true, std::sync::atomic::Ordering::SeqCst);
+        let trust = Some(TrustRequest {
+            device_name: None,
+            user_agent: Some(portcullis_ua()),
+        });
+        let result = portcullis::service::complete::complete_sign_in_as(
+            &deps,
+            &v,
+            &judged.unwrap(),
+            trust,
+            &RequestMeta::default(),
+        )
+        .await;
+        assert_eq!(result.unwrap_err(), ApiError::AccountInactive, "{name}");
+        let sessions = deps.stores.sessions.list_sessions(&user).await.unwrap();
+        assert!(no_live_session(&sessions), "{name}: {sessions:?}");
+        assert!(
+            deps.stores
+                .devices
+                .list_devices(&user, deps.clock.now())
+                .await
+                .unwrap()
+                .is_empty(),
+            "{name}: the device trusted in that sign-in is removed"
+        );
+        assert!(
+            event_kinds(&deps, &user)
+                .await
+                .iter()
+                .any(|k| k == "sign_in_aborted"),
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_password_reset_landing_during_a_trusted_device_sign_in_issues_nothing() {
+    for (name, mut deps, _clock, outbox) in all_deps_with_notifier().await {
+        let user = create_user(&deps, &unique("overreset")).await;
+        add_phone(&deps, &user, "+12025550143").await;
+        let (_, token) = sms_sign_in(&deps, &user, &outbox, true).await;
+        let store = overtaken(&mut deps, false);
+        let before: Vec<String> = deps
+            .stores
+            .sessions
+            .list_sessions(&user)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| s.session_id)
+            .collect();
+        store.armed.store(true, std::sync::atomic::Ordering::SeqCst);
+        let request = SignInRequest {
+            user_id: user.to_string(),
+            password: SecretString::new(PASSWORD.into()),
+        };
+        let meta = RequestMeta {
+            device_token: token.map(SecretString::new),
+            ..RequestMeta::default()
+        };
+        assert_eq!(
+            sign_in(&deps, request, &meta).await.unwrap_err(),
+            ApiError::ChallengeExpired,
+            "{name}: the stamp moved after the user was read"
+        );
+        let new: Vec<_> = deps
+            .stores
+            .sessions
+            .list_sessions(&user)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|s| !before.contains(&s.session_id))
+            .collect();
+        assert_eq!(new.len(), 1, "{name}: the sign-in wrote its session");
+        assert!(new[0].revoked, "{name}: and it is revoked: {new:?}");
+    }
+}

@@ -249,6 +249,7 @@ pub async fn send_code(
         )));
     }
 
+    limits::check_send_caps(deps, &sends)?;
     let code = format!("{:06}", rand::rng().random_range(0..1_000_000u32));
     // Every code comes out of the user's rolling caps, whichever challenge asks (SPEC §12):
     // texts and calls cost money per message, and email codes follow the rules of texts

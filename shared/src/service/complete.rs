@@ -62,10 +62,8 @@ pub async fn complete_sign_in(
 
 /// [`complete_sign_in`] with the user as this request read them when it opened the challenge
 /// ([`crate::service::codes::open_challenge_and_user`], a few round trips earlier): saves a
-/// read. The status is checked here either way. An admin disabling the user in the instant
-/// between that read and the new session races this sign-in exactly as a fresh read here
-/// would (the read never happened at the same time as the write): the session then lives
-/// until its access token expires, since a refresh reads the user's status again.
+/// read. Whichever read it judged, the sign-in hands out nothing until [`confirm_current`]
+/// has read the user again after its writes.
 pub async fn complete_sign_in_as(
     deps: &Deps,
     verified: &Verified,
@@ -148,6 +146,14 @@ pub async fn complete_sign_in_as(
             return Err(err);
         }
     };
+    confirm_current(
+        deps,
+        user,
+        &tokens.session_id,
+        device_token.as_deref(),
+        meta,
+    )
+    .await?;
     tracing::info!(
         event = "sign_in_completed",
         method = verified.method.as_str(),
@@ -162,6 +168,71 @@ pub async fn complete_sign_in_as(
         recovery_codes_remaining: None,
         recovery_codes: None,
     })
+}
+
+/// The last step of every sign-in that issues tokens, after its writes (session, device): the
+/// user as stored *now* must still be the one the sign-in judged — active, with the same
+/// security stamp. Else nothing is handed out (`account_inactive`, or `challenge_expired` for
+/// a password or MFA reset), the session and device just written are removed, and the abort is
+/// audited.
+///
+/// This closes the race with a revocation (deactivation, password reset, MFA reset): those
+/// change the user first and then list the sessions and devices to revoke. A sign-in whose
+/// re-read comes before that change wrote its session and device before it too, so the
+/// revocation finds and revokes them; one whose re-read comes after sees the change here. One
+/// consistent read (one round trip) is the price; a transaction conditioning the session on the
+/// user would cost no round trip but four write units instead of one.
+pub async fn confirm_current(
+    deps: &Deps,
+    judged: &UserRecord,
+    session_id: &str,
+    device_token: Option<&str>,
+    meta: &RequestMeta,
+) -> Result<(), ApiError> {
+    let user_id = &judged.user_id;
+    let refusal = match deps.stores.users.get_user(user_id).await {
+        Ok(Some(now))
+            if now.status == UserStatus::Active && now.security_stamp == judged.security_stamp =>
+        {
+            return Ok(());
+        }
+        Ok(Some(now)) if now.status != UserStatus::Active => ApiError::AccountInactive,
+        Ok(_) => ApiError::ChallengeExpired,
+        Err(err) => ApiError::from(err),
+    };
+    tracing::warn!(
+        event = "sign_in_overtaken",
+        "the account changed during the sign-in: nothing issued"
+    );
+    let device_id = device_token
+        .and_then(|t| t.split_once('.'))
+        .map(|(id, _)| id);
+    let (revoked, removed) = tokio::join!(
+        deps.stores.sessions.revoke_session(user_id, session_id),
+        async {
+            match device_id {
+                Some(id) => deps
+                    .stores
+                    .devices
+                    .delete_device(user_id, id)
+                    .await
+                    .map(|_| ()),
+                None => Ok(()),
+            }
+        },
+    );
+    // Tidiness only: the tokens and the device token are never handed out.
+    if revoked.is_err() || removed.is_err() {
+        tracing::error!("a session or device of a refused sign-in was not removed");
+    }
+    abort_sign_in(
+        deps,
+        user_id,
+        meta,
+        "the account changed during the sign-in (deactivated, or its password or MFA reset)",
+    )
+    .await;
+    Err(refusal)
 }
 
 /// A sign-in whose writes went out at once (the success audited among them) but which then

@@ -279,6 +279,26 @@ fn send_caps(deps: &Deps) -> [RollingCap; 2] {
     ]
 }
 
+/// `send_cap_reached` (429) if the caps, as this request read them, are full: checked before
+/// a code's MAC is made (a KMS call), so a user at the cap costs no key call. The take after
+/// it still decides, atomically.
+pub fn check_send_caps(deps: &Deps, seen: &Seen) -> Result<(), ApiError> {
+    let now = deps.clock.now();
+    let live = seen.0.as_ref().filter(|v| v.counter.expires_at > now);
+    match limits::take_capped(live.map(|v| &v.counter), now, &send_caps(deps)).outcome {
+        CapOutcome::Taken { .. } => Ok(()),
+        CapOutcome::Refused { retry_after_secs } => Err(cap_reached(retry_after_secs)),
+    }
+}
+
+fn cap_reached(retry_after_secs: i64) -> ApiError {
+    tracing::warn!(
+        event = "send_cap_reached",
+        "user's hourly or daily send cap reached"
+    );
+    ApiError::SendCapReached { retry_after_secs }
+}
+
 /// Takes one text or call from the user's caps, across every challenge, step-up, enrolment
 /// and number change; `send_limit_reached` (429) when a cap is full. `seen`: the user's
 /// `Sends` counter as this request read it.
@@ -291,13 +311,7 @@ pub async fn take_send(deps: &Deps, user: &UserId, seen: Seen) -> Result<UnixTim
     .await?
     {
         (CapOutcome::Taken { at }, _) => Ok(at),
-        (CapOutcome::Refused { retry_after_secs }, _) => {
-            tracing::warn!(
-                event = "send_cap_reached",
-                "user's hourly or daily send cap reached"
-            );
-            Err(ApiError::SendCapReached { retry_after_secs })
-        }
+        (CapOutcome::Refused { retry_after_secs }, _) => Err(cap_reached(retry_after_secs)),
     }
 }
 

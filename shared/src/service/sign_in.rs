@@ -284,9 +284,11 @@ fn trusted_device(
 /// used, the event audited, the kind of device checked against the ones seen).
 ///
 /// `Ok(None)` when the device is gone by the time it is marked used (removed, or every device
-/// dropped by a password reset, since the first read): nothing is issued, and the caller asks
-/// for MFA. The session already written then is never handed out (its secret is dropped), and
-/// the audit log says the sign-in was aborted, as it does when a write fails.
+/// dropped by a password reset, since the first read): nothing is issued, the session just
+/// written is revoked, and the caller asks for MFA; the audit log says the sign-in was
+/// aborted, as it does when a write fails. Then, as every sign-in,
+/// [`crate::service::complete::confirm_current`] re-reads the user before anything is handed
+/// out.
 async fn trusted_device_sign_in(
     deps: &Deps,
     user: &UserRecord,
@@ -318,16 +320,23 @@ async fn trusted_device_sign_in(
         cleared?;
         recorded?;
         let still_trusted = touched?;
-        let tokens = tokens?;
-        Ok::<_, ApiError>(still_trusted.then_some(tokens))
+        Ok::<_, ApiError>((still_trusted, tokens?))
     })();
     let tokens = match outcome {
-        Ok(Some(tokens)) => tokens,
-        Ok(None) => {
+        Ok((true, tokens)) => tokens,
+        Ok((false, tokens)) => {
             tracing::warn!(
                 event = "trusted_device_gone",
                 "trusted device removed during the sign-in: MFA required"
             );
+            if let Err(err) = deps
+                .stores
+                .sessions
+                .revoke_session(&user.user_id, &tokens.session_id)
+                .await
+            {
+                tracing::error!(error = %err, "the session of an aborted sign-in was not revoked");
+            }
             crate::service::complete::abort_sign_in(
                 deps,
                 &user.user_id,
@@ -348,6 +357,7 @@ async fn trusted_device_sign_in(
             return Err(err);
         }
     };
+    crate::service::complete::confirm_current(deps, user, &tokens.session_id, None, meta).await?;
     tracing::info!(
         event = "sign_in_completed",
         method = "trusted_device",

@@ -21,6 +21,10 @@ pub struct Tokens {
     pub token_type: &'static str,
     /// Seconds the access token is valid.
     pub expires_in: i64,
+    /// The session the tokens belong to (not part of the answer: for revoking a session
+    /// just opened whose sign-in is then refused).
+    #[serde(skip)]
+    pub session_id: String,
 }
 
 /// How the user proved themselves in this sign-in.
@@ -66,6 +70,7 @@ pub async fn open_session(
         refresh_token: refresh_token(&user.user_id, &session_id, &secret),
         token_type: "Bearer",
         expires_in: access_token_expiry(deps, &session, now).secs() - now.secs(),
+        session_id,
     })
 }
 
@@ -222,6 +227,7 @@ pub async fn refresh(deps: &Deps, request: RefreshRequest) -> Result<Tokens, Api
         refresh_token: refresh_token(&user_id, &session_id, &new_secret),
         token_type: "Bearer",
         expires_in: access_token_expiry(deps, &session, now).secs() - now.secs(),
+        session_id: session_id.to_string(),
     })
 }
 
