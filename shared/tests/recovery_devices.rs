@@ -330,12 +330,7 @@ async fn staff_never_skip_mfa_on_a_trusted_device() {
         let (_, token) = sms_sign_in(&deps, &admin, &outbox, true).await;
         assert!(token.is_none(), "{name}: no device token for an admin");
         assert!(
-            deps.stores
-                .devices
-                .list_devices(&admin, deps.clock.now())
-                .await
-                .unwrap()
-                .is_empty(),
+            no_devices(&deps, &admin).await,
             "{name}: no trusted device stored for an admin"
         );
         assert_eq!(
@@ -791,6 +786,15 @@ fn overtaken(deps: &mut Deps, deactivate: bool) -> std::sync::Arc<OvertakenAtSes
     store
 }
 
+async fn no_devices(deps: &Deps, user: &UserId) -> bool {
+    deps.stores
+        .devices
+        .list_devices(user, deps.clock.now())
+        .await
+        .unwrap()
+        .is_empty()
+}
+
 fn no_live_session(sessions: &[portcullis::storage::SessionRecord]) -> bool {
     sessions.iter().all(|s| s.revoked)
 }
@@ -832,12 +836,7 @@ async fn a_deactivation_landing_during_a_sign_in_issues_nothing() {
         let sessions = deps.stores.sessions.list_sessions(&user).await.unwrap();
         assert!(no_live_session(&sessions), "{name}: {sessions:?}");
         assert!(
-            deps.stores
-                .devices
-                .list_devices(&user, deps.clock.now())
-                .await
-                .unwrap()
-                .is_empty(),
+            no_devices(&deps, &user).await,
             "{name}: the device trusted in that sign-in is removed"
         );
         assert!(
