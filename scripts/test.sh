@@ -56,9 +56,11 @@ API_PORT="$(free_port)"
 # The emulator is slower than AWS (moto handles one DynamoDB request at a time, LocalStack's
 # DynamoDB Local takes 15-30 ms a call) and shares two cores with argon2 bursts during the load
 # test: give its calls 10 s per attempt and 30 s per operation instead of AWS's 2 s / 5 s (the
-# defaults, which the fault tests exercise).
-PORTCULLIS_AWS_ATTEMPT_TIMEOUT_MS=10000 PORTCULLIS_AWS_OPERATION_TIMEOUT_MS=30000 \
-  PORTCULLIS_IP_FAILURE_THRESHOLD=1000 PORTCULLIS_WEB_DIR="$REPO_ROOT/web" \
+# defaults, which the fault tests exercise), and 10 s to connect: the load test's 200 users
+# make up to six calls each at once through this one process, more new connections at once
+# than the emulator's accept queue holds (see Deps::sdk_loader).
+PORTCULLIS_AWS_CONNECT_TIMEOUT_MS=10000 PORTCULLIS_AWS_ATTEMPT_TIMEOUT_MS=10000 \
+  PORTCULLIS_AWS_OPERATION_TIMEOUT_MS=30000 PORTCULLIS_IP_FAILURE_THRESHOLD=1000 PORTCULLIS_WEB_DIR="$REPO_ROOT/web" \
   PORTCULLIS_RESET_URL="http://127.0.0.1:$API_PORT/reset" \
   PORTCULLIS_INVITATION_URL="http://127.0.0.1:$API_PORT/welcome" \
   PORTCULLIS_PASSKEY_RP_ID=localhost PORTCULLIS_PASSKEY_ORIGINS="http://localhost:$API_PORT" \
@@ -93,8 +95,8 @@ cargo test --workspace --no-fail-fast 2>&1 | tee "$STATE/cargo-test.log" || fail
 ensure_schemathesis
 ST_PORT="$(free_port)"
 PORTCULLIS_ACCESS_TOKEN_MINUTES=120 PORTCULLIS_STEP_UP_MINUTES=120 PORTCULLIS_SESSION_IDLE_MINUTES=120 \
-  PORTCULLIS_AWS_ATTEMPT_TIMEOUT_MS=10000 PORTCULLIS_AWS_OPERATION_TIMEOUT_MS=30000 \
-  PORTCULLIS_IP_FAILURE_THRESHOLD=100000 PORTCULLIS_LISTEN="127.0.0.1:$ST_PORT" \
+  PORTCULLIS_AWS_CONNECT_TIMEOUT_MS=10000 PORTCULLIS_AWS_ATTEMPT_TIMEOUT_MS=10000 \
+  PORTCULLIS_AWS_OPERATION_TIMEOUT_MS=30000 PORTCULLIS_IP_FAILURE_THRESHOLD=100000 PORTCULLIS_LISTEN="127.0.0.1:$ST_PORT" \
   target/debug/portcullis-local > "$STATE/gateway-schemathesis.log" 2>&1 &
 ST_GATEWAY_PID=$!
 wait_for_http "http://127.0.0.1:$ST_PORT/.well-known/jwks.json" "schemathesis endpoint"

@@ -108,9 +108,13 @@ impl Deps {
 
     /// The loader behind [`Deps::sdk_config`] (tests add an endpoint to it): 3 attempts, 1 s to
     /// connect, 2 s per attempt and 5 s per operation — in AWS a call takes milliseconds, so a
-    /// stuck dependency becomes a prompt 503. The last two can be raised for a slower endpoint
-    /// (an emulator on a busy machine): `PORTCULLIS_AWS_ATTEMPT_TIMEOUT_MS`,
-    /// `PORTCULLIS_AWS_OPERATION_TIMEOUT_MS` (an unreadable value keeps the default).
+    /// stuck dependency becomes a prompt 503. All three can be raised for a slower endpoint
+    /// (an emulator on a busy machine): `PORTCULLIS_AWS_CONNECT_TIMEOUT_MS`,
+    /// `PORTCULLIS_AWS_ATTEMPT_TIMEOUT_MS`, `PORTCULLIS_AWS_OPERATION_TIMEOUT_MS` (an
+    /// unreadable value keeps the default). The connect timeout matters to the local endpoint
+    /// under load: one process stands in for every Lambda, so 200 users' sign-ins, each making
+    /// up to six calls at once, open more connections to the emulator at once than its accept
+    /// queue holds (a Lambda environment serves one request, so it opens six at most).
     pub fn sdk_loader() -> aws_config::ConfigLoader {
         let millis = |name: &str, default: u64| {
             std::env::var(name)
@@ -125,7 +129,7 @@ impl Deps {
             .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(3))
             .timeout_config(
                 aws_config::timeout::TimeoutConfig::builder()
-                    .connect_timeout(std::time::Duration::from_secs(1))
+                    .connect_timeout(millis("PORTCULLIS_AWS_CONNECT_TIMEOUT_MS", 1_000))
                     .operation_attempt_timeout(millis("PORTCULLIS_AWS_ATTEMPT_TIMEOUT_MS", 2_000))
                     .operation_timeout(millis("PORTCULLIS_AWS_OPERATION_TIMEOUT_MS", 5_000))
                     .build(),

@@ -1410,3 +1410,35 @@ async fn a_burst_of_parallel_guesses_gets_five_evaluations_not_one_per_guess() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_role_taken_away_is_never_minted_again_by_a_step_up() {
+    for (name, deps, _clock, outbox) in all_deps_with_notifier().await {
+        let (admin, caller) = signed_in_admin(&deps, &outbox, "+12025550150").await;
+        assert_eq!(caller.claims.roles, vec!["admin".to_owned()], "{name}");
+        deps.stores.users.set_roles(&admin, &[]).await.unwrap();
+        let started = step_up::start(
+            &deps,
+            &caller,
+            StepUpRequest {
+                method: "sms".into(),
+                factor_id: None,
+            },
+        )
+        .await
+        .unwrap();
+        let su = step_up::challenge_of(&deps, &caller, &started.challenge_id)
+            .await
+            .unwrap();
+        let v = codes::check_code(&deps, &su, "sms", &secret(&last_code(&outbox)), None)
+            .await
+            .unwrap();
+        let elevated = step_up::elevate(&deps, &caller, &v).await.unwrap();
+        let after = bearer(&deps, &elevated.access_token).await.unwrap();
+        assert!(
+            after.claims.roles.is_empty(),
+            "{name}: the token from the step-up has the roles as they are now: {:?}",
+            after.claims.roles
+        );
+    }
+}

@@ -470,3 +470,56 @@ async fn outdated_browsers_are_refused_at_sign_in_naming_what_is_supported() {
         assert!(err.problem().detail.contains("Chrome 109 or later"));
     }
 }
+
+#[tokio::test]
+async fn a_user_deactivated_before_the_required_change_gets_no_session() {
+    for (name, deps, _clock, outbox) in all_deps_with_notifier().await {
+        let user = create_user(&deps, &unique("deact-change")).await;
+        add_phone(&deps, &user, "+12025550143").await;
+        deps.stores
+            .users
+            .set_must_change_password(&user)
+            .await
+            .unwrap();
+        let c = codes::open_challenge(&deps, &password_step(&deps, &user).await)
+            .await
+            .unwrap();
+        codes::send_code(
+            &deps,
+            &c,
+            &SendCodeRequest {
+                method: "sms".into(),
+                factor_id: None,
+            },
+        )
+        .await
+        .unwrap();
+        let v = codes::check_code(&deps, &c, "sms", &secret(&last_code(&outbox)), None)
+            .await
+            .unwrap();
+        let step = complete_sign_in(&deps, &v, None, &RequestMeta::default())
+            .await
+            .unwrap();
+        assert_eq!(step.status, "password_change_required", "{name}");
+        let change = codes::open_challenge(&deps, step.challenge_id.as_ref().unwrap())
+            .await
+            .unwrap();
+        // Deactivated (the status alone: the stamp is left as it was) while the user types.
+        deps.stores
+            .users
+            .set_status(&user, UserStatus::Inactive)
+            .await
+            .unwrap();
+        let refused = password::complete_required_change(
+            &deps,
+            &change,
+            NewPasswordRequest {
+                new_password: secret("the new required passphrase"),
+            },
+        )
+        .await;
+        assert_eq!(refused.unwrap_err(), ApiError::AccountInactive, "{name}");
+        let sessions = deps.stores.sessions.list_sessions(&user).await.unwrap();
+        assert!(sessions.iter().all(|s| s.revoked), "{name}: {sessions:?}");
+    }
+}

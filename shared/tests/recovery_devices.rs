@@ -892,3 +892,43 @@ async fn a_password_reset_landing_during_a_trusted_device_sign_in_issues_nothing
         assert!(new[0].revoked, "{name}: and it is revoked: {new:?}");
     }
 }
+
+#[tokio::test]
+async fn a_reset_after_the_challenge_opened_ends_the_sign_in_even_when_the_user_is_read_again() {
+    for (name, deps, _clock, outbox) in all_deps_with_notifier().await {
+        let user = create_user(&deps, &unique("stale")).await;
+        add_phone(&deps, &user, "+12025550143").await;
+        let c = codes::open_challenge(&deps, &password_step(&deps, &user).await)
+            .await
+            .unwrap();
+        codes::send_code(&deps, &c, &sms()).await.unwrap();
+        let v = codes::check_code(
+            &deps,
+            &c,
+            "sms",
+            &SecretString::new(last_code(&outbox)),
+            None,
+        )
+        .await
+        .unwrap();
+        // A password or MFA reset lands after the code was checked: complete_sign_in reads
+        // the user afresh (new stamp), and must still refuse.
+        deps.stores.users.raise_security_stamp(&user).await.unwrap();
+        assert_eq!(
+            complete_sign_in(&deps, &v, None, &RequestMeta::default())
+                .await
+                .unwrap_err(),
+            ApiError::ChallengeExpired,
+            "{name}"
+        );
+        assert!(
+            deps.stores
+                .sessions
+                .list_sessions(&user)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{name}: no session written"
+        );
+    }
+}

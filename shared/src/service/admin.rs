@@ -411,7 +411,12 @@ pub async fn act(
 }
 
 /// Deactivates the user, ends every session and trusted device at once, and alerts them.
+///
+/// The security stamp moves too (before anything is revoked), so open challenges and reset
+/// links end, and a sign-in in flight is refused by its last check even if the user is
+/// reactivated at once.
 async fn deactivate(deps: &Deps, user_id: &UserId) -> Result<(), ApiError> {
+    deps.stores.users.raise_security_stamp(user_id).await?;
     deps.stores
         .users
         .set_status(user_id, UserStatus::Inactive)
@@ -538,10 +543,16 @@ async fn change_roles(
         roles.sort();
     }
     match deps.stores.users.set_roles(user_id, &roles).await {
-        Ok(()) => Ok(()),
-        Err(StoreError::ConditionFailed) => Err(ApiError::NotFound),
-        Err(err) => Err(err.into()),
+        Ok(()) => {}
+        Err(StoreError::ConditionFailed) => return Err(ApiError::NotFound),
+        Err(err) => return Err(err.into()),
     }
+    // A role taken away also ends the sign-ins in flight (they would mint it into a token);
+    // sessions get the new roles at their next refresh or step-up (both read the user).
+    if !add {
+        deps.stores.users.raise_security_stamp(user_id).await?;
+    }
+    Ok(())
 }
 
 fn optional_reason(reason: Option<String>) -> Result<Option<String>, ApiError> {
@@ -869,7 +880,11 @@ pub async fn approve_mfa_reset(
 
 /// The user's factors, recovery codes and trusted devices are removed and every session
 /// revoked, so the next sign-in requires enrolment; open sign-in challenges and reset links end.
+///
+/// The stamp moves first: a sign-in or enrolment in flight is refused from then on, so no
+/// factor it activates or session it opens outlives the reset.
 async fn reset_mfa(deps: &Deps, user_id: &UserId) -> Result<(), ApiError> {
+    deps.stores.users.raise_security_stamp(user_id).await?;
     for factor in deps.stores.factors.list_factors(user_id).await? {
         deps.stores
             .factors
@@ -880,7 +895,6 @@ async fn reset_mfa(deps: &Deps, user_id: &UserId) -> Result<(), ApiError> {
         .recovery
         .replace_recovery_codes(user_id, &[])
         .await?;
-    deps.stores.users.raise_security_stamp(user_id).await?;
     revoke_access(deps, user_id, None).await?;
     limits::clear(deps, CounterKey::SecondFactor(user_id)).await?;
     alerts::alert(deps, user_id, Alert::FactorRemoved).await;

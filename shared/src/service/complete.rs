@@ -72,7 +72,10 @@ pub async fn complete_sign_in_as(
     meta: &RequestMeta,
 ) -> Result<SignedIn, ApiError> {
     let user_id = &verified.challenge.user_id;
-    if user.user_id != *user_id {
+    // The user as judged must be the one the challenge was opened for: the same ID, and the
+    // same security stamp (a password or MFA reset since, even one a fresh read would see,
+    // ends the sign-in; `confirm_current` then holds the stamp to this value).
+    if user.user_id != *user_id || user.security_stamp != verified.challenge.user_stamp {
         return Err(ApiError::ChallengeExpired);
     }
     if user.status != UserStatus::Active {
@@ -142,7 +145,13 @@ pub async fn complete_sign_in_as(
     let (tokens, device_token) = match outcome {
         Ok(issued) => issued,
         Err(err) => {
-            abort_sign_in(deps, user_id, meta, "a write failed: no tokens issued").await;
+            abort_sign_in(
+                deps,
+                user_id,
+                Some(meta),
+                "a write failed: no tokens issued",
+            )
+            .await;
             return Err(err);
         }
     };
@@ -151,7 +160,7 @@ pub async fn complete_sign_in_as(
         user,
         &tokens.session_id,
         device_token.as_deref(),
-        meta,
+        Some(meta),
     )
     .await?;
     tracing::info!(
@@ -187,7 +196,7 @@ pub async fn confirm_current(
     judged: &UserRecord,
     session_id: &str,
     device_token: Option<&str>,
-    meta: &RequestMeta,
+    meta: Option<&RequestMeta>,
 ) -> Result<(), ApiError> {
     let user_id = &judged.user_id;
     let refusal = match deps.stores.users.get_user(user_id).await {
@@ -242,7 +251,7 @@ pub async fn confirm_current(
 pub async fn abort_sign_in(
     deps: &Deps,
     user_id: &crate::identity::UserId,
-    meta: &RequestMeta,
+    meta: Option<&RequestMeta>,
     reason: &str,
 ) {
     tracing::warn!(
@@ -255,7 +264,7 @@ pub async fn abort_sign_in(
         user_id,
         "sign_in_aborted",
         Actor::System,
-        Some(meta),
+        meta,
         "failure",
         Some(reason.to_owned()),
     )

@@ -20,6 +20,7 @@ use crate::service::limits;
 use crate::service::tokens::{self, Caller, Proof};
 use crate::storage::{
     ChallengeRecord, ChallengeStatus, CounterKey, FailureOutcome, LockoutPolicy, UserRecord,
+    UserStatus,
 };
 
 #[derive(Debug, Deserialize)]
@@ -403,7 +404,10 @@ pub async fn complete_required_change(
         .get_user(&challenge.user_id)
         .await?
         .ok_or(ApiError::ChallengeExpired)?;
-    tokens::open_session(
+    if user.status != UserStatus::Active {
+        return Err(ApiError::AccountInactive);
+    }
+    let tokens = tokens::open_session(
         deps,
         &user,
         Proof {
@@ -411,5 +415,8 @@ pub async fn complete_required_change(
             acr: ACR_MFA.into(),
         },
     )
-    .await
+    .await?;
+    // As every sign-in: nothing handed out unless the user is still the one judged.
+    crate::service::complete::confirm_current(deps, &user, &tokens.session_id, None, None).await?;
+    Ok(tokens)
 }

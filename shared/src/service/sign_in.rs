@@ -340,7 +340,7 @@ async fn trusted_device_sign_in(
             crate::service::complete::abort_sign_in(
                 deps,
                 &user.user_id,
-                meta,
+                Some(meta),
                 "the trusted device was removed meanwhile: MFA asked",
             )
             .await;
@@ -350,14 +350,15 @@ async fn trusted_device_sign_in(
             crate::service::complete::abort_sign_in(
                 deps,
                 &user.user_id,
-                meta,
+                Some(meta),
                 "a write failed: no tokens issued",
             )
             .await;
             return Err(err);
         }
     };
-    crate::service::complete::confirm_current(deps, user, &tokens.session_id, None, meta).await?;
+    crate::service::complete::confirm_current(deps, user, &tokens.session_id, None, Some(meta))
+        .await?;
     tracing::info!(
         event = "sign_in_completed",
         method = "trusted_device",

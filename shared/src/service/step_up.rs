@@ -152,14 +152,21 @@ pub async fn elevate(
         )
         .await
         .map_err(|_| ApiError::Unauthorized)?;
-    let session = deps
-        .stores
-        .sessions
-        .get_session(&caller.user_id, &caller.claims.sid)
-        .await?
+    // The roles as they are now, not as the caller's token has them: a role taken away is
+    // never minted again by stepping up.
+    let (session, user) = tokio::try_join!(
+        deps.stores
+            .sessions
+            .get_session(&caller.user_id, &caller.claims.sid),
+        deps.stores.users.get_user(&caller.user_id),
+    )?;
+    let session = session
         .filter(|s| !s.revoked)
         .ok_or(ApiError::Unauthorized)?;
-    let access_token = tokens::access_token(deps, &session, &caller.claims.roles, now).await?;
+    let user = user
+        .filter(|u| u.status == crate::storage::UserStatus::Active)
+        .ok_or(ApiError::Unauthorized)?;
+    let access_token = tokens::access_token(deps, &session, &user.roles, now).await?;
     tracing::info!(
         event = "step_up_completed",
         method = verified.method.as_str(),
