@@ -68,6 +68,31 @@ fn with_settings(deps: &mut Deps, change: impl FnOnce(&mut portcullis::Settings)
     deps.settings = Arc::new(settings);
 }
 
+/// A step-up of `caller`'s session with a code by text.
+async fn sms_step_up(
+    deps: &Deps,
+    caller: &tokens::Caller,
+    outbox: &RecordingNotifier,
+) -> step_up::Elevated {
+    let started = step_up::start(
+        deps,
+        caller,
+        StepUpRequest {
+            method: "sms".into(),
+            factor_id: None,
+        },
+    )
+    .await
+    .unwrap();
+    let su = step_up::challenge_of(deps, caller, &started.challenge_id)
+        .await
+        .unwrap();
+    let v = codes::check_code(deps, &su, "sms", &secret(&last_code(outbox)), None)
+        .await
+        .unwrap();
+    step_up::elevate(deps, caller, &v).await.unwrap()
+}
+
 fn purposes(outbox: &RecordingNotifier) -> Vec<String> {
     outbox.sent().into_iter().map(|m| m.purpose).collect()
 }
@@ -629,23 +654,7 @@ async fn a_reset_ends_every_session_and_tokens_never_outlive_the_session() {
         let caller = bearer(&deps, &refreshed.access_token).await.unwrap();
         assert_eq!(caller.claims.exp, T0.plus_secs(600).secs(), "{name}");
         // A step-up elevates, never extends.
-        let started = step_up::start(
-            &deps,
-            &caller,
-            StepUpRequest {
-                method: "sms".into(),
-                factor_id: None,
-            },
-        )
-        .await
-        .unwrap();
-        let su = step_up::challenge_of(&deps, &caller, &started.challenge_id)
-            .await
-            .unwrap();
-        let v = codes::check_code(&deps, &su, "sms", &secret(&last_code(&outbox)), None)
-            .await
-            .unwrap();
-        let elevated = step_up::elevate(&deps, &caller, &v).await.unwrap();
+        let elevated = sms_step_up(&deps, &caller, &outbox).await;
         assert!(
             elevated.expires_in <= 120,
             "{name}: {}",
@@ -1417,23 +1426,7 @@ async fn a_role_taken_away_is_never_minted_again_by_a_step_up() {
         let (admin, caller) = signed_in_admin(&deps, &outbox, "+12025550150").await;
         assert_eq!(caller.claims.roles, vec!["admin".to_owned()], "{name}");
         deps.stores.users.set_roles(&admin, &[]).await.unwrap();
-        let started = step_up::start(
-            &deps,
-            &caller,
-            StepUpRequest {
-                method: "sms".into(),
-                factor_id: None,
-            },
-        )
-        .await
-        .unwrap();
-        let su = step_up::challenge_of(&deps, &caller, &started.challenge_id)
-            .await
-            .unwrap();
-        let v = codes::check_code(&deps, &su, "sms", &secret(&last_code(&outbox)), None)
-            .await
-            .unwrap();
-        let elevated = step_up::elevate(&deps, &caller, &v).await.unwrap();
+        let elevated = sms_step_up(&deps, &caller, &outbox).await;
         let after = bearer(&deps, &elevated.access_token).await.unwrap();
         assert!(
             after.claims.roles.is_empty(),

@@ -109,34 +109,39 @@ pub async fn complete_sign_in_as(
         acr: verified.acr().into(),
     };
     // Every write of a completed sign-in at once: none depends on another.
-    let (cleared, recorded, tokens, (), (), device_token) = tokio::join!(
-        limits::clear(deps, CounterKey::Password(user_id)),
-        deps.stores.users.record_sign_in(user_id, now),
-        tokens::open_session(deps, user, proof),
-        audit::record(
-            deps,
-            user_id,
-            "sign_in_succeeded",
-            Actor::User,
-            Some(meta),
-            "success",
-            Some(verified.method.clone()),
-        ),
-        flag_new_device(deps, user_id, meta, now),
-        async {
-            match &trust {
-                Some(t) => devices::trust(
-                    deps,
-                    user_id,
-                    t.device_name.as_deref(),
-                    t.user_agent.as_deref(),
-                )
-                .await
-                .map(Some),
-                None => Ok(None),
-            }
-        },
-    );
+    // Boxed: six joined futures nest deeply enough to overflow the compiler's type-layout
+    // depth in the function crates that await this.
+    let (cleared, recorded, tokens, (), (), device_token) = Box::pin(async {
+        tokio::join!(
+            limits::clear(deps, CounterKey::Password(user_id)),
+            deps.stores.users.record_sign_in(user_id, now),
+            tokens::open_session(deps, user, proof),
+            audit::record(
+                deps,
+                user_id,
+                "sign_in_succeeded",
+                Actor::User,
+                Some(meta),
+                "success",
+                Some(verified.method.clone()),
+            ),
+            flag_new_device(deps, user_id, meta, now),
+            async {
+                match &trust {
+                    Some(t) => devices::trust(
+                        deps,
+                        user_id,
+                        t.device_name.as_deref(),
+                        t.user_agent.as_deref(),
+                    )
+                    .await
+                    .map(Some),
+                    None => Ok(None),
+                }
+            },
+        )
+    })
+    .await;
     let outcome = (|| {
         cleared?;
         recorded?;

@@ -37,6 +37,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if web_dir.join("index.html").is_file() {
         gateway.web_root = Some(web_dir.clone());
     }
+    if let Some(limit) = std::env::var("PORTCULLIS_LOCAL_CONCURRENCY")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|n| *n > 0)
+    {
+        println!("  at most {limit} requests handled at once (PORTCULLIS_LOCAL_CONCURRENCY)");
+        gateway.concurrency = Some(Arc::new(tokio::sync::Semaphore::new(limit)));
+    }
     let gateway = Arc::new(gateway);
     let listener = tokio::net::TcpListener::bind(&listen).await?;
     let addr = listener.local_addr()?;

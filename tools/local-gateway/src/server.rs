@@ -30,6 +30,13 @@ pub struct Gateway {
     pub deps: Deps,
     /// Where the reference web client's files are (`None`: the API only).
     pub web_root: Option<PathBuf>,
+    /// At most this many handler invocations at once (`PORTCULLIS_LOCAL_CONCURRENCY`), the
+    /// others wait here, as requests beyond a function's reserved concurrency would. In AWS
+    /// each Lambda environment serves one request; here one process serves them all, and a
+    /// sign-in makes up to six AWS calls at once, so hundreds of simultaneous requests would
+    /// put more calls in flight at the emulator than it answers within a call's timeout.
+    /// `None`: no limit.
+    pub concurrency: Option<Arc<tokio::sync::Semaphore>>,
     requests: AtomicU64,
 }
 
@@ -56,6 +63,7 @@ impl Gateway {
             handlers,
             deps,
             web_root: None,
+            concurrency: None,
             requests: AtomicU64::new(0),
         })
     }
@@ -197,6 +205,13 @@ async fn route_request(
     };
     let Some((handler, _)) = gateway.handlers.get(route.function.as_str()).copied() else {
         return problem(&ApiError::NotFound);
+    };
+    let _permit = match &gateway.concurrency {
+        Some(limit) => match limit.clone().acquire_owned().await {
+            Ok(permit) => Some(permit),
+            Err(_) => return problem(&ApiError::ServiceUnavailable),
+        },
+        None => None,
     };
     // Run in its own task so that a panic becomes a 503 here (Lambda would report an error).
     let task_gateway = gateway.clone();
