@@ -76,20 +76,27 @@ fn totp_flow(api: &Api, user: &str, seen: &mut Seen) -> String {
     });
     let body = enrol.json();
     let secret = base32_decode(body["secret"].as_str().unwrap());
-    let t = now();
+    // Codes one step ahead: the server accepts a step either side of its own, so a code for
+    // the next step stays good for 60 to 90 seconds from now, the longest any code can. Under
+    // this load a request may wait tens of seconds in the endpoint's queue before it is
+    // handled (the current step's code, good for 30 to 60 s, was refused for some users).
+    let enrol_step = now() / 30 + 1;
     let factor = body["factor_id"].as_str().unwrap().to_owned();
     seen.call("verify enrolment", || {
         api.post_json(
             &format!("/v1/sign-in/{challenge}/factors/{factor}/verify"),
-            &json!({"code": independent_totp(&secret, t)}),
+            &json!({"code": independent_totp(&secret, enrol_step * 30)}),
         )
     });
     let second = seen.call("sign-in", || api.sign_in(user, PASSWORD));
     let challenge = field(&second, "challenge_id");
-    // A step after the enrolment's (a used step is refused): the next one while still in the
-    // same 30 seconds (the server accepts one step ahead), else the current one.
-    let later = now();
-    let code = independent_totp(&secret, if later / 30 == t / 30 { t + 30 } else { later });
+    // A step after the enrolment's (a used step is refused), and again one ahead of now: if
+    // the enrolment's step has not begun yet, wait until it has (else the next code would be
+    // two ahead of the server's step).
+    while now() / 30 < enrol_step {
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let code = independent_totp(&secret, (now() / 30 + 1) * 30);
     let verified = seen.call("verify totp", || {
         api.post_json(
             &format!("/v1/sign-in/{challenge}/verify"),

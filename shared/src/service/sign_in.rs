@@ -216,7 +216,6 @@ struct Reads {
 
 impl Reads {
     async fn of(deps: &Deps, user_id: &UserId, meta: &RequestMeta) -> Result<Reads, ApiError> {
-        let stores = &deps.stores;
         let (ip, attempts, user, factors, recovery_codes, device) = tokio::try_join!(
             async {
                 match meta.source_ip.as_deref() {
@@ -225,13 +224,16 @@ impl Reads {
                 }
             },
             async { Ok::<_, ApiError>(limits::read(deps, CounterKey::Password(user_id)).await?) },
-            async { Ok::<_, ApiError>(stores.users.get_user(user_id).await?) },
-            async { Ok::<_, ApiError>(stores.factors.list_factors(user_id).await?) },
+            async { Ok::<_, ApiError>(deps.stores.users.get_user(user_id).await?) },
+            async { Ok::<_, ApiError>(deps.stores.factors.list_factors(user_id).await?) },
             async {
                 match meta.device_token {
                     Some(_) => Ok::<_, ApiError>(None),
                     None => Ok(Some(
-                        stores.recovery.remaining_recovery_codes(user_id).await?,
+                        deps.stores
+                            .recovery
+                            .remaining_recovery_codes(user_id)
+                            .await?,
                     )),
                 }
             },
