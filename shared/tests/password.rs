@@ -481,22 +481,7 @@ async fn a_user_deactivated_before_the_required_change_gets_no_session() {
             .set_must_change_password(&user)
             .await
             .unwrap();
-        let c = codes::open_challenge(&deps, &password_step(&deps, &user).await)
-            .await
-            .unwrap();
-        codes::send_code(
-            &deps,
-            &c,
-            &SendCodeRequest {
-                method: "sms".into(),
-                factor_id: None,
-            },
-        )
-        .await
-        .unwrap();
-        let v = codes::check_code(&deps, &c, "sms", &secret(&last_code(&outbox)), None)
-            .await
-            .unwrap();
+        let v = sms_verified(&deps, &user, &outbox).await;
         let step = complete_sign_in(&deps, &v, None, &RequestMeta::default())
             .await
             .unwrap();

@@ -19,13 +19,6 @@ use portcullis::service::tokens::{self, Caller};
 use portcullis::service::{devices, recovery};
 use portcullis::{Clock, Deps};
 
-fn sms() -> SendCodeRequest {
-    SendCodeRequest {
-        method: "sms".into(),
-        factor_id: None,
-    }
-}
-
 /// Password + SMS sign-in; optionally trusting the device. Returns (caller, device token).
 async fn sms_sign_in(
     deps: &Deps,
@@ -33,13 +26,7 @@ async fn sms_sign_in(
     outbox: &RecordingNotifier,
     trust: bool,
 ) -> (Caller, Option<String>) {
-    let c = codes::open_challenge(deps, &password_step(deps, user).await)
-        .await
-        .unwrap();
-    codes::send_code(deps, &c, &sms()).await.unwrap();
-    let v = codes::check_code(deps, &c, "sms", &SecretString::new(last_code(outbox)), None)
-        .await
-        .unwrap();
+    let v = sms_verified(deps, user, outbox).await;
     let trust = trust.then(|| TrustRequest {
         device_name: None,
         user_agent: Some(portcullis_ua()),
@@ -805,20 +792,8 @@ async fn a_deactivation_landing_during_a_sign_in_issues_nothing() {
         let user = create_user(&deps, &unique("overtaken")).await;
         add_phone(&deps, &user, "+12025550143").await;
         let store = overtaken(&mut deps, true);
-        let c = codes::open_challenge(&deps, &password_step(&deps, &user).await)
-            .await
-            .unwrap();
-        codes::send_code(&deps, &c, &sms()).await.unwrap();
         let judged = deps.stores.users.get_user(&user).await.unwrap();
-        let v = codes::check_code(
-            &deps,
-            &c,
-            "sms",
-            &SecretString::new(last_code(&outbox)),
-            None,
-        )
-        .await
-        .unwrap();
+        let v = sms_verified(&deps, &user, &outbox).await;
         store.armed.store(true, std::sync::atomic::Ordering::SeqCst);
         let trust = Some(TrustRequest {
             device_name: None,
@@ -898,19 +873,7 @@ async fn a_reset_after_the_challenge_opened_ends_the_sign_in_even_when_the_user_
     for (name, deps, _clock, outbox) in all_deps_with_notifier().await {
         let user = create_user(&deps, &unique("stale")).await;
         add_phone(&deps, &user, "+12025550143").await;
-        let c = codes::open_challenge(&deps, &password_step(&deps, &user).await)
-            .await
-            .unwrap();
-        codes::send_code(&deps, &c, &sms()).await.unwrap();
-        let v = codes::check_code(
-            &deps,
-            &c,
-            "sms",
-            &SecretString::new(last_code(&outbox)),
-            None,
-        )
-        .await
-        .unwrap();
+        let v = sms_verified(&deps, &user, &outbox).await;
         // A password or MFA reset lands after the code was checked: complete_sign_in reads
         // the user afresh (new stamp), and must still refuse.
         deps.stores.users.raise_security_stamp(&user).await.unwrap();

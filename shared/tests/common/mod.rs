@@ -158,16 +158,12 @@ pub fn last_code(outbox: &portcullis::notifier::RecordingNotifier) -> String {
     message.code.expect("the message carries a code")
 }
 
-/// A completed password + SMS sign-in: the caller (as every protected route sees it) and the
-/// session's tokens.
-pub async fn sms_sign_in(
+/// The password step and a right code by text: the proof `complete_sign_in` takes.
+pub async fn sms_verified(
     deps: &Deps,
     user: &portcullis::identity::UserId,
     outbox: &portcullis::notifier::RecordingNotifier,
-) -> (
-    portcullis::service::tokens::Caller,
-    portcullis::service::tokens::Tokens,
-) {
+) -> portcullis::service::codes::Verified {
     use portcullis::service::codes::{self, SendCodeRequest};
     let c = codes::open_challenge(deps, &password_step(deps, user).await)
         .await
@@ -178,9 +174,22 @@ pub async fn sms_sign_in(
     };
     codes::send_code(deps, &c, &request).await.unwrap();
     let code = portcullis::crypto::SecretString::new(last_code(outbox));
-    let verified = codes::check_code(deps, &c, "sms", &code, None)
+    codes::check_code(deps, &c, "sms", &code, None)
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// A completed password + SMS sign-in: the caller (as every protected route sees it) and the
+/// session's tokens.
+pub async fn sms_sign_in(
+    deps: &Deps,
+    user: &portcullis::identity::UserId,
+    outbox: &portcullis::notifier::RecordingNotifier,
+) -> (
+    portcullis::service::tokens::Caller,
+    portcullis::service::tokens::Tokens,
+) {
+    let verified = sms_verified(deps, user, outbox).await;
     let tokens = portcullis::service::complete::complete_sign_in(
         deps,
         &verified,
