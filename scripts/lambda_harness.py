@@ -13,7 +13,10 @@ representative event at a time:
     POST /2018-06-01/runtime/init/error                 an init error (fails the run)
 
 Measured per function:
-  * binary size;
+  * binary size, and the size of the zip Lambda is given (the binary as `bootstrap`, deflated
+    at zlib's default level, as `cargo lambda build --output-format zip` packs it);
+  * init: from spawning the process to its first request for an event (the runtime asks only
+    once the function's start-up is done), median of --cold process starts;
   * cold start: from spawning the process to receiving the answer to the first event (queued
     before the spawn), median of --cold process starts;
   * warm invocations: --warm further events on the first process, each timed from the moment
@@ -40,6 +43,7 @@ import datetime as dt
 import hashlib
 import hmac
 import http.server
+import io
 import json
 import math
 import os
@@ -56,6 +60,7 @@ import time
 import urllib.parse
 import urllib.request
 import uuid
+import zipfile
 from dataclasses import dataclass, field
 
 import cfn_yaml
@@ -766,7 +771,7 @@ def p90(values):
 
 def measure(spec, binary_path, func_env, scenario, warm, cold, log_dir):
     name = spec.binary
-    cold_ms, warm_ms = [], []
+    cold_ms, init_ms, warm_ms = [], [], []
     peak_kib = None
     status = None
     first_answer = None
@@ -777,6 +782,7 @@ def measure(spec, binary_path, func_env, scenario, warm, cold, log_dir):
         try:
             wait_answer(name, process, inv)
             cold_ms.append((inv.answered - t_spawn) * 1000)
+            init_ms.append((inv.handed_out - t_spawn) * 1000)
             st, answer = answer_status(name, scenario, inv.payload)
             if round_ == 0:
                 status, first_answer = st, answer
@@ -792,9 +798,14 @@ def measure(spec, binary_path, func_env, scenario, warm, cold, log_dir):
         finally:
             stop(process)
     size = os.path.getsize(binary_path)
+    zipped = zip_size(binary_path)
     result = {
         "binary_bytes": size,
         "binary_mib": round(size / MIB, 2),
+        "zip_bytes": zipped,
+        "zip_mib": round(zipped / MIB, 2),
+        "init_ms": round(statistics.median(init_ms), 2),
+        "init_ms_all": [round(v, 2) for v in init_ms],
         "cold_start_ms": round(statistics.median(cold_ms), 2),
         "cold_start_ms_all": [round(v, 2) for v in cold_ms],
         "warm_ms_median": round(statistics.median(warm_ms), 2) if warm_ms else None,
@@ -811,6 +822,18 @@ def measure(spec, binary_path, func_env, scenario, warm, cold, log_dir):
     return result
 
 
+def zip_size(binary_path):
+    """Bytes of the deployment zip: the binary as `bootstrap`, deflated (zlib's default level)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        info = zipfile.ZipInfo("bootstrap")
+        info.external_attr = 0o755 << 16
+        info.compress_type = zipfile.ZIP_DEFLATED
+        with open(binary_path, "rb") as f:
+            archive.writestr(info, f.read())
+    return buffer.getbuffer().nbytes
+
+
 # ---- report ------------------------------------------------------------------------------------
 
 
@@ -824,24 +847,28 @@ def markdown(results, warm, cold, machine):
         "",
         f"Each release binary is run as Lambda runs it, against a Runtime API emulator "
         f"(`scripts/lambda_harness.py`) on loopback, its AWS calls going to the moto server: "
-        f"cold start = process spawn until the answer to the first event (queued before the "
-        f"spawn), median of {cold} starts; then {warm} warm invocations on the first process, "
+        f"zip = the deployment package (the binary as `bootstrap`, deflated); init = process "
+        f"spawn until its first request for an event (start-up done), and cold start = process "
+        f"spawn until the answer to the first event (queued before the spawn, so it includes "
+        f"that event's AWS calls to the emulator on fresh connections), medians of {cold} "
+        f"starts; then {warm} warm invocations on the first process, "
         f"each timed from hand-out to answer; peak memory = VmHWM after the last one. "
         f"These are {machine} release builds run on this machine, not arm64 on Lambda "
         f"(whose cold start adds the sandbox and code download, and whose CPU share follows "
         f"the configured memory).",
         "",
-        "| function | binary (MiB) | cold start, median of "
-        f"{cold} (ms) | warm invocation, median / p90 (ms) | peak memory (MiB) "
+        "| function | binary (MiB) | zip (MiB) | init (ms) | cold start (ms) "
+        "| warm invocation, median / p90 (ms) | peak memory (MiB) "
         "| memory configured (MiB) | request answered |",
-        "|---|---:|---:|---:|---:|---:|---|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for name, r in results.items():
         status = r["status"] if r["status"] is not None else "ok"
         if r["status"] is None and isinstance(r.get("answer"), dict):
             status = "ok " + json.dumps(r["answer"], separators=(",", ":"))
         lines.append(
-            f"| {name} | {r['binary_mib']:.1f} | {fmt(r['cold_start_ms'])} "
+            f"| {name} | {r['binary_mib']:.1f} | {r['zip_mib']:.1f} | {fmt(r['init_ms'])} "
+            f"| {fmt(r['cold_start_ms'])} "
             f"| {fmt(r['warm_ms_median'])} / {fmt(r['warm_ms_p90'])} "
             f"| {fmt(r['peak_rss_mib'])} | {r['memory_mb']} | {status}: {r['request']} |"
         )
@@ -892,7 +919,9 @@ def main(argv=None):
                 t = time.monotonic()
                 results[name] = measure(specs[name], path, func_env, scenarios[name],
                                         args.warm, args.cold, log_dir)
-                print(f"lambda_harness: {name}: cold {results[name]['cold_start_ms']:.1f} ms, "
+                print(f"lambda_harness: {name}: zip {results[name]['zip_mib']:.1f} MiB, "
+                      f"init {results[name]['init_ms']:.1f} ms, "
+                      f"cold {results[name]['cold_start_ms']:.1f} ms, "
                       f"warm {fmt(results[name]['warm_ms_median'])} ms, "
                       f"{fmt(results[name]['peak_rss_mib'])} MiB "
                       f"({time.monotonic() - t:.1f} s)", file=sys.stderr)

@@ -1,6 +1,7 @@
 //! `scripts/bench.sh` runs this (release build) and writes its report to `BENCHMARKS.md`.
 //!
-//! Everything is measured in one run on one thread, so the ratios hold on a noisy machine:
+//! Everything is measured in one run, on one thread but for the last section, so the ratios
+//! hold on a noisy machine:
 //! - argon2id verification alone (production parameters);
 //! - the sign-in service on the in-memory adapter (wrong password, unknown user, success);
 //! - their ratio, and sign-ins per second per core vs argon2 hashes per second per core;
@@ -11,10 +12,12 @@
 //!   calls. `BENCH_FLOWS_JSON=path` also writes these figures for `scripts/cost_model.py`;
 //! - with the emulator: whether timing tells who exists (SPEC §12): forgot-password and the
 //!   fifth (lock-starting) failed password, each 20 times for real users and for unknown IDs,
-//!   interleaved, as the ratio of the medians (the contract: within 0.8–1.25).
+//!   interleaved, as the ratio of the medians (the contract: within 0.8–1.25);
+//! - last, [`throughput`]: password steps per second through the local endpoint on every core.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a measuring tool: failing loudly is right
 
 mod flows;
+mod throughput;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -53,12 +56,22 @@ async fn create(deps: &Deps, id: &str) -> UserId {
 }
 
 async fn create_with(deps: &Deps, id: &str, email: Option<&str>) -> UserId {
+    let phc = deps.hasher.hash(PASSWORD.as_bytes()).unwrap();
+    create_user(deps, id, email, &phc).await
+}
+
+/// A user whose password is [`PASSWORD`], hashed once by the caller (`phc`).
+async fn create_with_hash(deps: &Deps, id: &str, phc: &str) -> UserId {
+    create_user(deps, id, None, phc).await
+}
+
+async fn create_user(deps: &Deps, id: &str, email: Option<&str>, phc: &str) -> UserId {
     let user_id = UserId::parse(id).unwrap();
     let record = UserRecord {
         user_id: user_id.clone(),
         email: email.map(str::to_owned),
         phone: None,
-        password_hash: Some(deps.hasher.hash(PASSWORD.as_bytes()).unwrap()),
+        password_hash: Some(phc.to_owned()),
         status: UserStatus::Active,
         roles: vec![],
         created_at: deps.clock.now(),
@@ -88,10 +101,14 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    rt.block_on(run());
+    let argon_ms = rt.block_on(run());
+    // Last, on a runtime of its own with a worker per core.
+    drop(rt);
+    throughput::report(argon_ms);
 }
 
-async fn run() {
+/// Every section but the throughput; returns argon2id's ms per verification on one thread.
+async fn run() -> f64 {
     let n: u32 = std::env::var("BENCH_ITERATIONS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -192,6 +209,7 @@ async fn run() {
     let totp_alone = per_op(t.elapsed(), n);
     let emulated = emulator(n.min(20)).await;
     report_flows(n, &in_process, emulated.as_ref(), totp_alone);
+    argon
 }
 
 /// The per-request table, and `BENCH_FLOWS_JSON` (the cost model's input) when set.
