@@ -181,7 +181,11 @@ def request_cost(request, memory_mb, architecture, *, key="", aws_call_ms=AWS_CA
             raise ModelError(f"no price rule for {name!r}")
     gb = memory_mb / 1024
     gb_s_price = prices["lambda_gb_second"][architecture]
-    ms = billed_ms(float(request.get("cpu_ms", 0.0)), per_request_calls, memory_mb, aws_call_ms)
+    # The request waits for its longest chain of sequential calls (concurrent ones overlap);
+    # without that measurement, for every call one after another.
+    chain = request.get("longest_chain")
+    round_trips = float(chain) if isinstance(chain, (int, float)) else per_request_calls
+    ms = billed_ms(float(request.get("cpu_ms", 0.0)), round_trips, memory_mb, aws_call_ms)
     cost["apigw"] = prices["apigw_http_per_million"] / 1e6
     cost["lambda_requests"] = prices["lambda_per_million_requests"] / 1e6
     cost["lambda_duration"] = ms / 1000 * gb * gb_s_price
@@ -193,9 +197,14 @@ def request_cost(request, memory_mb, architecture, *, key="", aws_call_ms=AWS_CA
 
 
 def init_ms_of(lambda_results, function):
-    """The init part of a measured cold start: cold start minus a warm invocation."""
+    """The init phase: as the harness measured it (spawn to the first request for an event),
+    else the cold start minus a warm invocation."""
     r = (lambda_results or {}).get(function)
-    if not r or r.get("cold_start_ms") is None:
+    if not r:
+        return 0.0
+    if r.get("init_ms") is not None:
+        return max(0.0, r["init_ms"])
+    if r.get("cold_start_ms") is None:
         return 0.0
     return max(0.0, r["cold_start_ms"] - (r.get("warm_ms_median") or 0.0))
 
@@ -317,7 +326,8 @@ def markdown(flows, functions, lambda_results, template, sign_ins_per_user, *, a
                  f"in-process CPU time (on this machine's x86_64 core), cold starts (the Lambda "
                  f"harness). Assumed: {aws_call_ms:g} ms per in-region AWS call, and an arm64 "
                  f"core as fast as this one; CPU time is stretched by {FULL_VCPU_MB} MB / memory "
-                 f"(one vCPU at {FULL_VCPU_MB} MB).")
+                 f"(one vCPU at {FULL_VCPU_MB} MB). The billed duration counts the request's "
+                 f"longest chain of sequential calls (those made at once overlap).")
     lines.append("- DynamoDB: 1 RRU per read call (items < 4 KB, strongly consistent: an upper "
                  "bound), 1 WRU per write call (items < 1 KB), audit-table writes included; "
                  "KMS GetPublicKey and the init phase are paid once per execution environment, "

@@ -22,8 +22,8 @@ cargo fmt --all -- --check
 log "cargo clippy (all targets, warnings are errors)"
 cargo clippy --quiet --workspace --all-targets -- -D warnings
 
-log "Python unit tests (scripts/: the cost model's arithmetic, provisioning on in-process moto)"
-"$VENV/bin/python" -m unittest scripts/test_cost_model.py scripts/test_provision.py 2>&1 | tee "$STATE/python-test.log"
+log "Python unit tests (scripts/: the cost model's arithmetic, the goals table, provisioning on in-process moto)"
+"$VENV/bin/python" -m unittest scripts/test_cost_model.py scripts/test_goals.py scripts/test_provision.py 2>&1 | tee "$STATE/python-test.log"
 
 log "cfn-lint infra/template.yaml"
 "$VENV/bin/cfn-lint" infra/template.yaml

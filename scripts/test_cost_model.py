@@ -67,6 +67,12 @@ class RequestCost(unittest.TestCase):
             self.assertAlmostEqual(cost[key] * 1e6, value * 1e6, places=9, msg=key)
         self.assertAlmostEqual(sum(cost.values()) * 1e6, 20.975002, places=9)
 
+    def test_the_longest_chain_of_calls_is_what_the_request_waits_for(self):
+        # 5 calls of which at most 2 one after another: ceil(34.5508 + 2 × 5) = 45
+        chained = {**REQUEST, "longest_chain": 2}
+        _, ms = cm.request_cost(chained, 512, "arm64", key="example", aws_call_ms=5.0)
+        self.assertEqual(ms, 45)
+
     def test_x86_64_duration_price(self):
         cost, _ = cm.request_cost(REQUEST, 512, "x86_64", aws_call_ms=5.0)
         # 0.060 s × 0.5 GB × 0.0000166667
@@ -150,6 +156,13 @@ class Flows(unittest.TestCase):
         trusted = costs["password only (trusted device)"]["total"]
         # ceil(40 × 1769 / 512) = 139 ms at 0.5 GB, every invocation (1 per environment)
         self.assertAlmostEqual(trusted["lambda_init"], 0.139 * 0.5 * 0.0000133334, places=15)
+
+    def test_init_as_the_harness_measured_it_comes_first(self):
+        lam = {"a": {"init_ms": 20.0, "cold_start_ms": 50.0, "warm_ms_median": 10.0}}
+        costs = cm.flow_costs(self.flows(), self.FUNCTIONS, lam, invocations_per_env=1)
+        trusted = costs["password only (trusted device)"]["total"]
+        # ceil(20 × 1769 / 512) = 70 ms at 0.5 GB
+        self.assertAlmostEqual(trusted["lambda_init"], 0.070 * 0.5 * 0.0000133334, places=15)
 
     def test_missing_request_or_function_is_an_error(self):
         flows = self.flows()

@@ -8,6 +8,8 @@
 //! factor, the challenge opened). The baselines come from the same run, just before:
 //! - the goal's: the cores × argon2id verifications per second on one thread;
 //! - what the cores give at once: one thread per core verifying, nothing else running.
+//!
+//! `BENCH_THROUGHPUT_JSON=path` also writes the figures (for `scripts/goals.py`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -120,6 +122,20 @@ pub fn report(argon_ms: f64) {
         p(0.5),
         p(0.99)
     );
+    if let Ok(path) = std::env::var("BENCH_THROUGHPUT_JSON") {
+        let doc = serde_json::json!({
+            "cores": cores,
+            "clients": clients,
+            "rate": rate,
+            "rounds": rates,
+            "goal_base": goal_base,
+            "argon_parallel": parallel_argon,
+            "ratio": rate / goal_base,
+            "p50_ms": p(0.5),
+            "p99_ms": p(0.99),
+        });
+        std::fs::write(&path, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
+    }
 }
 
 /// argon2id verifications per second with one thread per core, all at once.
