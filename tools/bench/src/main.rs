@@ -392,10 +392,15 @@ async fn add_passkey(
     authenticator
 }
 
+/// Whether an AWS emulator is configured (`scripts/bench.sh` sets both).
+fn emulator_configured() -> bool {
+    std::env::var("AWS_ENDPOINT_URL").is_ok() && std::env::var("PORTCULLIS_TABLE").is_ok()
+}
+
 /// Against the emulator: the failure paths' calls (printed), and the flows' latency and calls
 /// with the emulator's bare round trip (returned). `None` when no emulator is configured.
 async fn emulator(n: u32) -> Option<(Measured, f64)> {
-    if std::env::var("AWS_ENDPOINT_URL").is_err() || std::env::var("PORTCULLIS_TABLE").is_err() {
+    if !emulator_configured() {
         println!("_No emulator configured: AWS call counts skipped (run scripts/bench.sh)._\n");
         return None;
     }
