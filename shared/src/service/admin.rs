@@ -22,7 +22,7 @@ use crate::error::{ApiError, StoreError};
 use crate::identity::UserId;
 use crate::policy;
 use crate::service::alerts::{self, Alert};
-use crate::service::audit::{self, Actor};
+use crate::service::audit::{self, Event};
 use crate::service::limits;
 use crate::service::password::revoke_access;
 use crate::service::sign_in::mask_email;
@@ -219,11 +219,8 @@ async fn create_invited(
     audit::record(
         deps,
         user_id,
-        "user_invited",
-        Actor::Admin(invited_by),
+        Event::UserInvited { by: invited_by },
         Some(meta),
-        "success",
-        None,
     )
     .await;
     Ok(Invited {
@@ -302,16 +299,7 @@ pub async fn accept(
         Err(StoreError::ConditionFailed) => return Err(invalid()),
         Err(err) => return Err(err.into()),
     }
-    audit::record(
-        deps,
-        &user.user_id,
-        "invitation_accepted",
-        Actor::User,
-        Some(meta),
-        "success",
-        None,
-    )
-    .await;
+    audit::record(deps, &user.user_id, Event::InvitationAccepted, Some(meta)).await;
     Ok(())
 }
 
@@ -400,11 +388,11 @@ pub async fn act(
     audit::record(
         deps,
         &user.user_id,
-        action.kind(),
-        Actor::Admin(&admin.user_id),
+        Event::AdminAction {
+            kind: action.kind(),
+            by: &admin.user_id,
+        },
         Some(meta),
-        "success",
-        None,
     )
     .await;
     Ok(ActOutcome::Done)
@@ -470,11 +458,11 @@ pub async fn grant_role(
     audit::record(
         deps,
         &user.user_id,
-        "role_granted",
-        Actor::Admin(&admin.user_id),
+        Event::RoleGranted {
+            role: &role,
+            by: &admin.user_id,
+        },
         Some(meta),
-        "success",
-        Some(role),
     )
     .await;
     Ok(ActOutcome::Done)
@@ -515,11 +503,11 @@ pub async fn revoke_role(
     audit::record(
         deps,
         &user.user_id,
-        "role_revoked",
-        Actor::Admin(&admin.user_id),
+        Event::RoleRevoked {
+            role: &role,
+            by: &admin.user_id,
+        },
         Some(meta),
-        "success",
-        Some(role),
     )
     .await;
     Ok(ActOutcome::Done)
@@ -602,11 +590,12 @@ async fn file_request(
     audit::record(
         deps,
         subject,
-        &format!("{}_requested", kind.as_str()),
-        Actor::Admin(&admin.user_id),
+        Event::TwoAdminRequested {
+            action: kind.as_str(),
+            reason: &request.reason,
+            by: &admin.user_id,
+        },
         Some(meta),
-        "success",
-        Some(request.reason.clone()),
     )
     .await;
     Ok(PendingApproval {
@@ -768,15 +757,16 @@ async fn approve_kind(
         audit::record(
             deps,
             &request.user_id,
-            &format!("{}_refused", request.kind.as_str()),
-            Actor::Admin(&admin.user_id),
+            Event::TwoAdminRefused {
+                action: request.kind.as_str(),
+                reason: if request.requested_by == me {
+                    "the requester cannot approve"
+                } else {
+                    "the subject cannot approve"
+                },
+                by: &admin.user_id,
+            },
             Some(meta),
-            "failure",
-            Some(if request.requested_by == me {
-                "the requester cannot approve".into()
-            } else {
-                "the subject cannot approve".into()
-            }),
         )
         .await;
         return Err(ApiError::Forbidden);
@@ -807,11 +797,12 @@ async fn approve_kind(
     audit::record(
         deps,
         &request.user_id,
-        &format!("{}_approved", request.kind.as_str()),
-        Actor::Admin(&admin.user_id),
+        Event::TwoAdminApproved {
+            action: request.kind.as_str(),
+            requested_by: &request.requested_by,
+            by: &admin.user_id,
+        },
         Some(meta),
-        "success",
-        Some(format!("requested by {}", request.requested_by)),
     )
     .await;
     Ok(Approved {

@@ -326,11 +326,11 @@ pub async fn send_code(
                 crate::service::audit::record(
                     deps,
                     user,
-                    "code_sent",
-                    crate::service::audit::Actor::User,
+                    crate::service::audit::Event::CodeSent {
+                        channel: channel.as_str(),
+                        purpose,
+                    },
                     None,
-                    "success",
-                    Some(format!("{} ({purpose})", channel.as_str())),
                 )
                 .await;
                 Ok(())

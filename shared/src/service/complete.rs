@@ -9,7 +9,7 @@ use crate::deps::Deps;
 use crate::edge::RequestMeta;
 use crate::error::ApiError;
 use crate::service::alerts::{self, Alert};
-use crate::service::audit::{self, Actor};
+use crate::service::audit::{self, Event};
 use crate::service::codes::Verified;
 use crate::service::devices;
 use crate::service::limits;
@@ -119,11 +119,10 @@ pub async fn complete_sign_in_as(
             audit::record(
                 deps,
                 user_id,
-                "sign_in_succeeded",
-                Actor::User,
+                Event::SignInSucceeded {
+                    method: &verified.method,
+                },
                 Some(meta),
-                "success",
-                Some(verified.method.clone()),
             ),
             flag_new_device(deps, user_id, meta, now),
             async {
@@ -264,16 +263,7 @@ pub async fn abort_sign_in(
         reason,
         "sign-in aborted after its writes"
     );
-    audit::record(
-        deps,
-        user_id,
-        "sign_in_aborted",
-        Actor::System,
-        meta,
-        "failure",
-        Some(reason.to_owned()),
-    )
-    .await;
+    audit::record(deps, user_id, Event::SignInAborted { reason }, meta).await;
 }
 
 /// Anomaly signal (SPEC §8): a sign-in from a kind of device this user never used (browser and
@@ -299,15 +289,7 @@ pub async fn flag_new_device(
                 "sign-in from a device never seen for this user"
             );
             tokio::join!(
-                audit::record(
-                    deps,
-                    user_id,
-                    "new_device",
-                    Actor::System,
-                    Some(meta),
-                    "flagged",
-                    Some(name.clone()),
-                ),
+                audit::record(deps, user_id, Event::NewDevice { name: &name }, Some(meta)),
                 alerts::alert(deps, user_id, Alert::NewDeviceSignIn { name: name.clone() }),
             );
         }

@@ -42,11 +42,8 @@ pub async fn trust(
         crate::service::audit::record(
             deps,
             user_id,
-            "device_trusted",
-            crate::service::audit::Actor::User,
+            crate::service::audit::Event::DeviceTrusted { name: &name },
             None,
-            "success",
-            Some(name.clone()),
         ),
         alerts::alert(
             deps,
@@ -160,10 +157,7 @@ pub async fn remove(deps: &Deps, user_id: &UserId, device_id: &str) -> Result<()
     crate::service::audit::record(
         deps,
         user_id,
-        "device_removed",
-        crate::service::audit::Actor::User,
-        None,
-        "success",
+        crate::service::audit::Event::DeviceRemoved,
         None,
     )
     .await;
@@ -180,11 +174,8 @@ pub async fn remove_all(deps: &Deps, user_id: &UserId) -> Result<u32, ApiError> 
     crate::service::audit::record(
         deps,
         user_id,
-        "devices_removed",
-        crate::service::audit::Actor::User,
+        crate::service::audit::Event::DevicesRemoved { count: removed },
         None,
-        "success",
-        Some(format!("{removed} trusted devices")),
     )
     .await;
     Ok(removed)

@@ -573,14 +573,15 @@ pub async fn verify_factor(
         deps,
         user_id,
         if factor.replaces.is_some() {
-            "phone_changed"
+            crate::service::audit::Event::PhoneChanged {
+                kind: factor.kind.name(),
+            }
         } else {
-            "factor_added"
+            crate::service::audit::Event::FactorAdded {
+                kind: factor.kind.name(),
+            }
         },
-        crate::service::audit::Actor::User,
         None,
-        "success",
-        Some(factor.kind.name().to_owned()),
     )
     .await;
     // Re-read: a passkey's record now holds its credential.
@@ -749,10 +750,7 @@ pub async fn remove(deps: &Deps, caller: &Caller, factor_id: &str) -> Result<(),
     crate::service::audit::record(
         deps,
         &caller.user_id,
-        "factor_removed",
-        crate::service::audit::Actor::User,
-        None,
-        "success",
+        crate::service::audit::Event::FactorRemoved,
         None,
     )
     .await;
@@ -773,13 +771,8 @@ pub async fn remove(deps: &Deps, caller: &Caller, factor_id: &str) -> Result<(),
             crate::service::audit::record(
                 deps,
                 &caller.user_id,
-                "devices_removed",
-                crate::service::audit::Actor::System,
+                crate::service::audit::Event::DevicesRemovedWithLastFactor { count: removed },
                 None,
-                "success",
-                Some(format!(
-                    "{removed} trusted devices: the last factor was removed"
-                )),
             )
             .await;
         }

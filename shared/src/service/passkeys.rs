@@ -44,7 +44,7 @@ use crate::passkey::{
     PasskeyUser, RegistrationResponse, RegistrationState, UserHandle,
 };
 use crate::service::alerts::{self, Alert};
-use crate::service::audit::{self, Actor};
+use crate::service::audit::{self, Event};
 use crate::service::codes::{self, Verified};
 use crate::service::complete::{self, SignedIn};
 use crate::service::factors::{self, Enroller};
@@ -211,7 +211,7 @@ pub async fn enrol(
                 deps,
                 &user_id,
                 password,
-                "passkey_add_failed",
+                Event::PasskeyAddFailed,
             )
             .await?;
         }
@@ -524,11 +524,11 @@ async fn verify_and_record(
             audit::record(
                 deps,
                 &factor.user_id,
-                "passkey_counter_regression",
-                Actor::System,
+                Event::PasskeyCounterRegression {
+                    factor_id: &factor.factor_id,
+                    error: err.to_string(),
+                },
                 None,
-                "flagged",
-                Some(format!("{} ({err})", factor.factor_id)),
             )
             .await;
             alerts::alert(deps, &factor.user_id, Alert::PasskeyCounterRegression).await;

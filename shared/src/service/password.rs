@@ -141,7 +141,7 @@ pub async fn change(
         deps,
         &caller.user_id,
         &request.current_password,
-        "password_change_failed",
+        crate::service::audit::Event::PasswordChangeFailed,
     )
     .await?;
     policy::check(
@@ -161,10 +161,7 @@ pub async fn change(
     crate::service::audit::record(
         deps,
         &user.user_id,
-        "password_changed",
-        crate::service::audit::Actor::User,
-        None,
-        "success",
+        crate::service::audit::Event::PasswordChanged,
         None,
     )
     .await;
@@ -176,12 +173,12 @@ pub async fn change(
 /// token alone must not take (a password change; adding a passkey from a session, which signs
 /// in with no password at all). Under the password lock (SPEC §12): during a lock it is not
 /// evaluated (`locked`), and a wrong one counts as a failed password (`invalid_credentials`,
-/// audited as `audit_kind`).
+/// audited as `refused`).
 pub async fn confirm_password(
     deps: &Deps,
     user_id: &UserId,
     password: &SecretString,
-    audit_kind: &str,
+    refused: crate::service::audit::Event<'static>,
 ) -> Result<UserRecord, ApiError> {
     too_long(password, deps)?;
     if let Some(until) = limits::locked_until(deps, CounterKey::Password(user_id)).await? {
@@ -205,16 +202,7 @@ pub async fn confirm_password(
     .await
     .map_err(|_| ApiError::ServiceUnavailable)?;
     if !matches!(check, PasswordCheck::Match { .. }) {
-        crate::service::audit::record(
-            deps,
-            &user.user_id,
-            audit_kind,
-            crate::service::audit::Actor::User,
-            None,
-            "failure",
-            Some("wrong current password".into()),
-        )
-        .await;
+        crate::service::audit::record(deps, &user.user_id, refused, None).await;
         let policy = limits::password_policy(deps);
         if let FailureOutcome::LockStarted { until } | FailureOutcome::AlreadyLocked { until } =
             limits::count_failure(deps, CounterKey::Password(&user.user_id), policy).await?
@@ -316,10 +304,7 @@ pub async fn reset(deps: &Deps, request: ResetRequest) -> Result<(), ApiError> {
     crate::service::audit::record(
         deps,
         &user.user_id,
-        "password_reset",
-        crate::service::audit::Actor::User,
-        None,
-        "success",
+        crate::service::audit::Event::PasswordReset,
         None,
     )
     .await;
@@ -390,11 +375,8 @@ pub async fn complete_required_change(
     crate::service::audit::record(
         deps,
         &user.user_id,
-        "password_changed",
-        crate::service::audit::Actor::User,
+        crate::service::audit::Event::PasswordChangedAsRequired,
         None,
-        "success",
-        Some("required change after MFA".into()),
     )
     .await;
     alerts::alert(deps, &user.user_id, Alert::PasswordChanged).await;

@@ -103,11 +103,8 @@ pub async fn issue(deps: &Deps, user_id: &UserId) -> Result<Vec<String>, ApiErro
     crate::service::audit::record(
         deps,
         user_id,
-        "recovery_codes_issued",
-        crate::service::audit::Actor::User,
+        crate::service::audit::Event::RecoveryCodesIssued { count },
         None,
-        "success",
-        Some(format!("{count} codes; the earlier set revoked")),
     )
     .await;
     Ok(codes.iter().map(|c| display(c)).collect())
@@ -204,11 +201,8 @@ pub async fn redeem(
         crate::service::audit::record(
             deps,
             user_id,
-            "recovery_code_used",
-            crate::service::audit::Actor::User,
+            crate::service::audit::Event::RecoveryCodeUsed { remaining },
             None,
-            "success",
-            Some(format!("{remaining} remain")),
         ),
         alerts::alert(deps, user_id, Alert::RecoveryCodeUsed { remaining }),
     );

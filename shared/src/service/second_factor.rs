@@ -15,7 +15,7 @@ use crate::deps::Deps;
 use crate::error::ApiError;
 use crate::identity::UserId;
 use crate::service::alerts::{self, Alert};
-use crate::service::audit::{self, Actor};
+use crate::service::audit::{self, Event};
 use crate::service::limits;
 
 /// What comparing one answer found.
@@ -75,11 +75,8 @@ where
         audit::record(
             deps,
             user,
-            "second_factor_failed",
-            Actor::User,
+            Event::SecondFactorFailed { method, attempt },
             None,
-            "failure",
-            Some(format!("{method} (answer {attempt} of the run)")),
         ),
         async {
             if starts_lock {
@@ -99,11 +96,8 @@ where
             audit::record(
                 deps,
                 user,
-                "second_factor_locked",
-                Actor::System,
+                Event::SecondFactorLocked { attempts: attempt },
                 None,
-                "flagged",
-                Some(format!("{attempt} wrong answers")),
             ),
             alerts::alert(deps, user, Alert::SecondFactorLocked),
         );

@@ -30,7 +30,7 @@ use crate::deps::Deps;
 use crate::edge::RequestMeta;
 use crate::error::{ApiError, StoreError};
 use crate::identity::UserId;
-use crate::service::audit::{self, Actor};
+use crate::service::audit::{self, Event};
 use crate::service::limits;
 use crate::storage::{
     ChallengePurpose, ChallengeRecord, ChallengeStatus, CounterKey, Delivery, FactorKind,
@@ -310,11 +310,10 @@ async fn trusted_device_sign_in(
         audit::record(
             deps,
             &user.user_id,
-            "sign_in_succeeded",
-            Actor::User,
+            Event::SignInSucceeded {
+                method: "trusted device",
+            },
             Some(meta),
-            "success",
-            Some("trusted device".into()),
         ),
         crate::service::complete::flag_new_device(deps, &user.user_id, meta, now),
     );
@@ -442,15 +441,7 @@ async fn count_failure(deps: &Deps, failure: Failure<'_>, meta: &RequestMeta) ->
     // either way, so a failure costs the same whether or not the user exists.
     let ((), (), concluded) = tokio::join!(
         count_ip,
-        audit::record(
-            deps,
-            user_id,
-            "sign_in_failed",
-            Actor::User,
-            Some(meta),
-            "failure",
-            None,
-        ),
+        audit::record(deps, user_id, Event::SignInFailed, Some(meta)),
         limits::conclude_wrong_password(deps, user_id, failure.attempt, failure.reserved),
     );
     match concluded {
@@ -459,15 +450,7 @@ async fn count_failure(deps: &Deps, failure: Failure<'_>, meta: &RequestMeta) ->
             // The same writes for an unknown ID (audited under the ID tried; the alert is
             // queued and the sender drops it), so the fifth failure does not tell either.
             tokio::join!(
-                audit::record(
-                    deps,
-                    user_id,
-                    "lock_started",
-                    Actor::System,
-                    Some(meta),
-                    "flagged",
-                    None,
-                ),
+                audit::record(deps, user_id, Event::LockStarted, Some(meta)),
                 crate::service::alerts::alert(
                     deps,
                     user_id,

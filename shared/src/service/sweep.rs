@@ -43,11 +43,8 @@ pub async fn sweep(deps: &Deps) -> Result<SweepReport, ApiError> {
                 crate::service::audit::record(
                     deps,
                     &user.user_id,
-                    "account_deactivated",
-                    crate::service::audit::Actor::System,
+                    crate::service::audit::Event::InactiveDeactivated,
                     None,
-                    "success",
-                    Some("no sign-in for the inactivity period".into()),
                 )
                 .await;
                 alerts::alert(deps, &user.user_id, Alert::AccountDeactivated).await;
