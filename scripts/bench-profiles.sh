@@ -12,8 +12,10 @@
 #   s-lto    opt-level "s", fat LTO, 1 codegen unit
 #   z-lto    opt-level "z", fat LTO, 1 codegen unit
 # The release profile in Cargo.toml is the one chosen from this comparison; BENCHMARKS.md
-# keeps the table this prints. Takes 40-60 minutes on 2 cores (four builds of the AWS SDK);
-# run it on an otherwise idle machine.
+# keeps the table this prints (also written to .local/profiles.md after each candidate). Takes
+# 60-90 minutes on 2 cores (four release builds of the AWS SDK, three of them linking with fat
+# LTO on one core); run it on an otherwise idle machine. A build time is cold only when its
+# target directory was empty.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$REPO_ROOT"
@@ -29,49 +31,57 @@ declare -A LTO=([before]=false [o3-lto]=fat [s-lto]=fat [z-lto]=fat)
 declare -A CGU=([before]=16 [o3-lto]=1 [s-lto]=1 [z-lto]=1)
 CANDIDATES=(before o3-lto s-lto z-lto)
 
-declare -A BUILD_S
+# The emulator first: each candidate is measured as soon as it is built, so a run cut short
+# still reports the candidates it finished.
+cleanup() { [ -n "${MOTO_PID:-}" ] && kill "$MOTO_PID" 2> /dev/null || true; }
+trap cleanup EXIT INT TERM
+EMULATOR_PORT="$(free_port)"
+EMULATOR=moto
+EMULATOR_RUNTIME=moto
+start_moto "$EMULATOR_PORT"
+provision "http://127.0.0.1:$EMULATOR_PORT" "$STATE/profiles.env"
+load_env "$STATE/profiles.env"
+# The signing key record the functions read (any build of the CLI makes the same record).
+cargo build --quiet -p portcullis-admin-cli
+target/debug/portcullis-admin rotate-signing-key --if-missing > /dev/null
+
+report() {
+  "$VENV/bin/python" - "$STATE" "$@" <<'PY'
+import json, os, sys
+state, done = sys.argv[1], sys.argv[2:]
+runs, builds = {}, {}
+for entry in done:
+    c, secs = entry.split("=")
+    runs[c] = json.load(open(f"{state}/profiles-{c}.json"))["functions"]
+    builds[c] = secs
+base = runs[done[0].split("=")[0]]
+print(f"| profile | build (s) | function | binary (MiB) | zip (MiB) | init (ms) | cold start (ms) "
+      f"| warm, median (ms) | peak memory (MiB) | zip ÷ {done[0].split('=')[0]} | init ÷ | warm ÷ |")
+print("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+for c in runs:
+    for name, r in runs[c].items():
+        b = base[name]
+        print(f"| {c} | {builds[c]} | {name} | {r['binary_mib']:.1f} | {r['zip_mib']:.2f} "
+              f"| {r['init_ms']:.1f} | {r['cold_start_ms']:.1f} | {r['warm_ms_median']:.2f} "
+              f"| {r['peak_rss_mib']:.1f} | {r['zip_mib'] / b['zip_mib']:.2f} "
+              f"| {r['init_ms'] / b['init_ms']:.2f} | {r['warm_ms_median'] / b['warm_ms_median']:.2f} |")
+PY
+}
+
+DONE=()
 for c in "${CANDIDATES[@]}"; do
   log "Building ${BINARIES[*]} as '$c' (opt-level ${OPT[$c]}, LTO ${LTO[$c]}, ${CGU[$c]} codegen units)"
   started=$SECONDS
   CARGO_PROFILE_RELEASE_OPT_LEVEL="${OPT[$c]}" CARGO_PROFILE_RELEASE_LTO="${LTO[$c]}" \
     CARGO_PROFILE_RELEASE_CODEGEN_UNITS="${CGU[$c]}" CARGO_PROFILE_RELEASE_STRIP=true \
     cargo build --quiet --release --target-dir "target/profiles/$c" "${PACKAGES[@]}"
-  BUILD_S[$c]=$((SECONDS - started))
-done
-# The signing key record the functions read (any build of the CLI makes the same record).
-cargo build --quiet -p portcullis-admin-cli
-
-cleanup() { [ -n "${MOTO_PID:-}" ] && kill "$MOTO_PID" 2> /dev/null || true; }
-trap cleanup EXIT INT TERM
-EMULATOR_PORT="$(free_port)"
-start_moto "$EMULATOR_PORT"
-provision "http://127.0.0.1:$EMULATOR_PORT" "$STATE/profiles.env"
-load_env "$STATE/profiles.env"
-target/debug/portcullis-admin rotate-signing-key --if-missing > /dev/null
-
-for c in "${CANDIDATES[@]}"; do
-  log "Lambda harness: '$c'"
+  secs=$((SECONDS - started))
+  log "Lambda harness: '$c' (built in $secs s)"
   "$VENV/bin/python" scripts/lambda_harness.py --bin-dir "target/profiles/$c/release" \
     --env-file "$STATE/profiles.env" --template infra/template.yaml --cold 5 \
     --json-out "$STATE/profiles-$c.json" "${BINARIES[@]}" > /dev/null
+  DONE+=("$c=$secs")
+  report "${DONE[@]}" > "$STATE/profiles.md"
+  log "Table so far: .local/profiles.md"
 done
-
-CANDIDATE_LIST="${CANDIDATES[*]}"
-BUILD_TIMES="$(for c in "${CANDIDATES[@]}"; do printf '%s=%s ' "$c" "${BUILD_S[$c]}"; done)"
-"$VENV/bin/python" - "$STATE" "$CANDIDATE_LIST" "$BUILD_TIMES" <<'PY'
-import json, sys
-state, candidates, builds = sys.argv[1], sys.argv[2].split(), dict(
-    kv.split("=") for kv in sys.argv[3].split())
-runs = {c: json.load(open(f"{state}/profiles-{c}.json"))["functions"] for c in candidates}
-names = list(runs[candidates[0]])
-print("| profile | build (s) | function | binary (MiB) | zip (MiB) | init (ms) | cold start (ms) "
-      "| warm, median (ms) | peak memory (MiB) | zip ÷ before | init ÷ before | warm ÷ before |")
-print("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-for c in candidates:
-    for name in names:
-        r, b = runs[c][name], runs["before"][name]
-        print(f"| {c} | {builds[c]} | {name} | {r['binary_mib']:.1f} | {r['zip_mib']:.2f} "
-              f"| {r['init_ms']:.1f} | {r['cold_start_ms']:.1f} | {r['warm_ms_median']:.2f} "
-              f"| {r['peak_rss_mib']:.1f} | {r['zip_mib'] / b['zip_mib']:.2f} "
-              f"| {r['init_ms'] / b['init_ms']:.2f} | {r['warm_ms_median'] / b['warm_ms_median']:.2f} |")
-PY
+cat "$STATE/profiles.md"
