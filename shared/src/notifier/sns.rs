@@ -76,7 +76,10 @@ impl Notifier for SnsSms {
 /// - `kind` is `one_time_code` or `alert` (then `code`/`spoken_code` are absent);
 /// - the message is published with the attribute `kind` so subscriptions can filter;
 /// - subscribers must not log the message body: it carries a live code.
-#[derive(Debug, Serialize)]
+///
+/// `Debug` shows the kind, language, purpose and repeat count only: the number, the text
+/// and the code are the secret and the personal data.
+#[derive(Serialize)]
 pub struct VoiceMessage<'a> {
     pub version: u32,
     pub kind: &'static str,
@@ -89,6 +92,18 @@ pub struct VoiceMessage<'a> {
     pub spoken_code: Option<String>,
     pub repeat: u32,
     pub purpose: &'a str,
+}
+
+impl std::fmt::Debug for VoiceMessage<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VoiceMessage")
+            .field("version", &self.version)
+            .field("kind", &self.kind)
+            .field("language", &self.language)
+            .field("purpose", &self.purpose)
+            .field("repeat", &self.repeat)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<'a> VoiceMessage<'a> {

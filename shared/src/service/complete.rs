@@ -17,7 +17,9 @@ use crate::service::tokens::{self, Proof, Tokens};
 use crate::storage::CounterKey;
 use crate::storage::{UserRecord, UserStatus};
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+/// `Debug` leaves out the trusted-device token, the challenge ID and the recovery codes (and
+/// [`Tokens`] its tokens): each is a secret.
+#[derive(Clone, Serialize, PartialEq, Eq)]
 pub struct SignedIn {
     pub status: &'static str,
     /// `password_change_required`: the challenge that accepts the new password.
@@ -36,6 +38,32 @@ pub struct SignedIn {
     /// After enrolling an authenticator: the new recovery codes, shown once.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recovery_codes: Option<Vec<String>>,
+}
+
+impl std::fmt::Debug for SignedIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignedIn")
+            .field("status", &self.status)
+            .field(
+                "challenge_id",
+                &self.challenge_id.as_ref().map(|_| "<redacted>"),
+            )
+            .field("expires_in", &self.expires_in)
+            .field("tokens", &self.tokens)
+            .field(
+                "device_token",
+                &self.device_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("recovery_codes_remaining", &self.recovery_codes_remaining)
+            .field(
+                "recovery_codes",
+                &self
+                    .recovery_codes
+                    .as_ref()
+                    .map(|c| format!("{} codes, redacted", c.len())),
+            )
+            .finish()
+    }
 }
 
 /// "Trust this device": the name the user gave, else one derived from the User-Agent.

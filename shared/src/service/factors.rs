@@ -465,13 +465,29 @@ pub async fn enrol_totp(deps: &Deps, enroller: Enroller<'_>) -> Result<EnrolTotp
     })
 }
 
-/// What proving a factor produced.
-#[derive(Debug, Clone)]
+/// What proving a factor produced. `Debug` shows how many recovery codes, never the codes.
+#[derive(Clone)]
 pub struct FactorVerified {
     pub factor: FactorRecord,
     pub verified: Verified,
     /// A new authenticator comes with a new set of recovery codes, shown once.
     pub recovery_codes: Option<Vec<String>>,
+}
+
+impl std::fmt::Debug for FactorVerified {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FactorVerified")
+            .field("factor", &self.factor)
+            .field("verified", &self.verified)
+            .field(
+                "recovery_codes",
+                &self
+                    .recovery_codes
+                    .as_ref()
+                    .map(|c| format!("{} codes, redacted", c.len())),
+            )
+            .finish()
+    }
 }
 
 /// Proves a pending factor with a code and activates it. Returns the verification, so a

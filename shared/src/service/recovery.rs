@@ -120,9 +120,20 @@ pub struct RedeemRequest {
     pub device_name: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+/// The codes as shown once. `Debug` shows how many, never the codes.
+#[derive(Clone, Serialize, PartialEq, Eq)]
 pub struct RecoveryCodes {
     pub recovery_codes: Vec<String>,
+}
+
+impl std::fmt::Debug for RecoveryCodes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "RecoveryCodes({} codes, redacted)",
+            self.recovery_codes.len()
+        )
+    }
 }
 
 /// Redeems a recovery code for a challenge: counted as a try (like any code), verified, used

@@ -36,7 +36,8 @@ pub struct StepUpStarted {
     pub options: Option<serde_json::Value>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+/// `Debug` leaves out the access token.
+#[derive(Clone, Serialize, PartialEq, Eq)]
 pub struct Elevated {
     pub status: &'static str,
     pub access_token: String,
@@ -44,6 +45,18 @@ pub struct Elevated {
     pub expires_in: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recovery_codes_remaining: Option<u32>,
+}
+
+impl std::fmt::Debug for Elevated {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Elevated")
+            .field("status", &self.status)
+            .field("access_token", &"<redacted>")
+            .field("token_type", &self.token_type)
+            .field("expires_in", &self.expires_in)
+            .field("recovery_codes_remaining", &self.recovery_codes_remaining)
+            .finish()
+    }
 }
 
 /// Opens a step-up challenge for the caller's session; sends the code for text, voice, email;

@@ -14,7 +14,9 @@ use crate::error::ApiError;
 use crate::identity::UserId;
 use crate::storage::{SessionRecord, UserRecord};
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+/// The token pair of a sign-in or refresh. `Debug` shows neither token (both are bearer
+/// credentials): a `{:?}` of an answer that holds them cannot leak them to a log.
+#[derive(Clone, Serialize, PartialEq, Eq)]
 pub struct Tokens {
     pub access_token: String,
     pub refresh_token: String,
@@ -25,6 +27,18 @@ pub struct Tokens {
     /// just opened whose sign-in is then refused).
     #[serde(skip)]
     pub session_id: String,
+}
+
+impl std::fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tokens")
+            .field("access_token", &"<redacted>")
+            .field("refresh_token", &"<redacted>")
+            .field("token_type", &self.token_type)
+            .field("expires_in", &self.expires_in)
+            .field("session_id", &self.session_id)
+            .finish()
+    }
 }
 
 /// How the user proved themselves in this sign-in.
@@ -361,5 +375,87 @@ mod tests {
         ] {
             assert!(parse_refresh_token(bad).is_none(), "{bad}");
         }
+    }
+
+    #[test]
+    fn debug_shows_neither_token() {
+        let tokens = Tokens {
+            access_token: "eyJhbGciOiJFUzI1NiJ9.access.secret-signature".into(),
+            refresh_token: "alice.s_abc.refresh-secret-part".into(),
+            token_type: "Bearer",
+            expires_in: 300,
+            session_id: "s_abc".into(),
+        };
+        let shown = format!("{tokens:?} {tokens:#?}");
+        assert!(!shown.contains("secret-signature"), "{shown}");
+        assert!(!shown.contains("refresh-secret-part"), "{shown}");
+        assert!(shown.contains("s_abc") && shown.contains("300"), "{shown}");
+    }
+
+    /// Every answer or record that carries a secret prints without it.
+    #[test]
+    fn no_debug_of_an_answer_or_record_shows_its_secret() {
+        let tokens = Tokens {
+            access_token: "SECRET-access".into(),
+            refresh_token: "SECRET-refresh".into(),
+            token_type: "Bearer",
+            expires_in: 300,
+            session_id: "s_abc".into(),
+        };
+        let signed_in = crate::service::complete::SignedIn {
+            status: "signed_in",
+            challenge_id: Some("SECRET-challenge".into()),
+            expires_in: Some(300),
+            tokens: Some(tokens),
+            device_token: Some("SECRET-device".into()),
+            recovery_codes_remaining: None,
+            recovery_codes: Some(vec!["SECRET-code-0".into()]),
+        };
+        let elevated = crate::service::step_up::Elevated {
+            status: "elevated",
+            access_token: "SECRET-elevated".into(),
+            token_type: "Bearer",
+            expires_in: 300,
+            recovery_codes_remaining: None,
+        };
+        let codes = crate::service::recovery::RecoveryCodes {
+            recovery_codes: vec!["SECRET-code-1".into(), "SECRET-code-2".into()],
+        };
+        let user = UserRecord {
+            user_id: UserId::parse("alice@example.com").unwrap(),
+            email: None,
+            phone: None,
+            password_hash: Some("$argon2id$SECRET-hash".into()),
+            status: crate::storage::UserStatus::Active,
+            roles: vec![],
+            created_at: UnixTime(0),
+            password_changed_at: None,
+            last_sign_in_at: None,
+            must_change_password: false,
+            password_history: vec!["$argon2id$SECRET-old".into()],
+            security_stamp: 0,
+        };
+        let voice = crate::notifier::sns::VoiceMessage {
+            version: 1,
+            kind: "one_time_code",
+            to: "+12025550143",
+            language: "en",
+            text: "Your code is SECRET-123456",
+            code: Some("SECRET-123456"),
+            spoken_code: Some("SECRET 1 2 3".into()),
+            repeat: 2,
+            purpose: "sign_in",
+        };
+        for shown in [
+            format!("{signed_in:?}"),
+            format!("{elevated:#?}"),
+            format!("{codes:?}"),
+            format!("{user:?}"),
+            format!("{voice:?}"),
+        ] {
+            assert!(!shown.contains("SECRET"), "{shown}");
+            assert!(!shown.contains("+12025550143"), "{shown}");
+        }
+        assert!(format!("{user:?}").contains("alice@example.com"));
     }
 }

@@ -46,8 +46,9 @@ impl UserStatus {
     }
 }
 
-/// A user account.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A user account. `Debug` shows whether a password hash is set and how many old ones are
+/// kept, never the hashes (offline guessing needs only those).
+#[derive(Clone, PartialEq, Eq)]
 pub struct UserRecord {
     pub user_id: UserId,
     pub email: Option<String>,
@@ -67,6 +68,31 @@ pub struct UserRecord {
     /// reset links remember the value they were made under and are ended when it has moved
     /// (SPEC §12: stale challenges).
     pub security_stamp: u64,
+}
+
+impl std::fmt::Debug for UserRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserRecord")
+            .field("user_id", &self.user_id)
+            .field("email", &self.email)
+            .field("phone", &self.phone)
+            .field(
+                "password_hash",
+                &self.password_hash.as_ref().map(|_| "<redacted>"),
+            )
+            .field("status", &self.status)
+            .field("roles", &self.roles)
+            .field("created_at", &self.created_at)
+            .field("password_changed_at", &self.password_changed_at)
+            .field("last_sign_in_at", &self.last_sign_in_at)
+            .field("must_change_password", &self.must_change_password)
+            .field(
+                "password_history",
+                &format!("{} hashes, redacted", self.password_history.len()),
+            )
+            .field("security_stamp", &self.security_stamp)
+            .finish()
+    }
 }
 
 #[async_trait]
