@@ -646,9 +646,28 @@ async fn admin_actions_work_are_audited_and_every_security_event_kind_is_recorde
             .unwrap_err(),
             ApiError::AccountInactive
         );
+        // A device trusted while inactive (an earlier sweep that could not finish, a record
+        // restored from a backup) does not survive the reactivation.
+        deps.stores
+            .devices
+            .create_device(&portcullis::storage::DeviceRecord {
+                user_id: user.clone(),
+                device_id: "d_left".into(),
+                token_digest: unique("left-digest"),
+                name: "Firefox on Linux".into(),
+                created_at: deps.clock.now(),
+                last_used_at: deps.clock.now(),
+                expires_at: deps.clock.now().plus_secs(86_400),
+            })
+            .await
+            .unwrap();
         admin::act(&deps, &admin_caller, user.as_str(), Action::Reactivate, &m)
             .await
             .unwrap();
+        assert!(
+            devices::list(&deps, &user, None).await.unwrap().is_empty(),
+            "{name}: a reactivated user starts with no trusted device"
+        );
         assert!(
             sign_in(
                 &deps,

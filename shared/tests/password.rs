@@ -385,9 +385,72 @@ async fn ids_unused_for_90_days_are_deactivated_and_alerted() {
         busy.last_sign_in_at = Some(T0.plus_secs(-89 * 86_400));
         deps.stores.users.create_user(&idle).await.unwrap();
         deps.stores.users.create_user(&busy).await.unwrap();
+        // The idle user still has a trusted device (180-day trust outlives 90 idle days) and a
+        // session record: neither may survive the deactivation.
+        deps.stores
+            .devices
+            .create_device(&portcullis::storage::DeviceRecord {
+                user_id: idle.user_id.clone(),
+                device_id: "d_old".into(),
+                token_digest: unique("device-digest"),
+                name: "Firefox on Linux".into(),
+                created_at: old,
+                last_used_at: old,
+                expires_at: T0.plus_secs(80 * 86_400),
+            })
+            .await
+            .unwrap();
+        deps.stores
+            .sessions
+            .create_session(&portcullis::storage::SessionRecord {
+                user_id: idle.user_id.clone(),
+                session_id: unique("s"),
+                created_at: old,
+                auth_time: old,
+                amr: vec!["pwd".into(), "otp".into()],
+                acr: "urn:portcullis:acr:mfa".into(),
+                refresh_digest: "d0".into(),
+                rotated: vec![],
+                last_refresh_at: old,
+                expires_at: T0.plus_secs(43_200),
+                idle_expires_at: T0.plus_secs(900),
+                revoked: false,
+            })
+            .await
+            .unwrap();
         clock.set(T0);
         let report = sweep::sweep(&deps).await.unwrap();
         assert!(report.deactivated >= 1, "{name}: {report:?}");
+        let swept = deps
+            .stores
+            .users
+            .get_user(&idle.user_id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            swept.security_stamp != idle.security_stamp,
+            "{name}: the deactivation moves the stamp"
+        );
+        assert!(
+            deps.stores
+                .devices
+                .list_devices(&idle.user_id, T0)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{name}: trusted devices removed with the deactivation"
+        );
+        assert!(
+            deps.stores
+                .sessions
+                .list_sessions(&idle.user_id)
+                .await
+                .unwrap()
+                .iter()
+                .all(|s| s.revoked),
+            "{name}: sessions revoked with the deactivation"
+        );
         assert_eq!(
             deps.stores
                 .users

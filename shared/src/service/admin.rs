@@ -372,7 +372,10 @@ pub async fn act(
             return Ok(ActOutcome::PendingApproval(filed));
         }
         Action::Deactivate => deactivate(deps, &user.user_id).await?,
+        // Whatever deactivated the user, nothing of before survives: no trusted device or
+        // session (the inactivity sweep removes them too; this covers one it could not).
         Action::Reactivate => {
+            revoke_access(deps, &user.user_id, None).await?;
             deps.stores
                 .users
                 .set_status(&user.user_id, UserStatus::Active)

@@ -1,6 +1,7 @@
 //! The inactive-ID sweep (SPEC §7): a scheduled function deactivates user IDs with no sign-in
 //! for 90 days (or never signed in, 90 days after creation) and alerts them. Each
-//! deactivation is a conditional write, so a sign-in racing the sweep wins.
+//! deactivation is a conditional write, so a sign-in racing the sweep wins; it raises the
+//! security stamp, and the user's trusted devices and sessions are removed after it.
 
 use serde::Serialize;
 
@@ -40,6 +41,9 @@ pub async fn sweep(deps: &Deps) -> Result<SweepReport, ApiError> {
                     event = "account_deactivated",
                     "user ID deactivated after 90 days without sign-in"
                 );
+                // As an admin's deactivation does: no trusted device or session survives it,
+                // so a later reactivation starts from a full sign-in with MFA.
+                crate::service::password::revoke_access(deps, &user.user_id, None).await?;
                 crate::service::audit::record(
                     deps,
                     &user.user_id,

@@ -625,13 +625,14 @@ impl UserStore for DynamoStore {
     ) -> Result<bool, StoreError> {
         let update = self
             .update(keys::user(user_id))
-            .update_expression("SET #status = :inactive")
+            .update_expression("SET #status = :inactive ADD security_stamp :one")
             .condition_expression(
                 "#status = :active AND created_at <= :cutoff AND (attribute_not_exists(last_sign_in_at) OR last_sign_in_at <= :cutoff)",
             )
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":inactive", s(UserStatus::Inactive.as_str()))
             .expression_attribute_values(":active", s(UserStatus::Active.as_str()))
+            .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":cutoff", n(cutoff.secs()));
         self.conditional(update).await
     }

@@ -183,6 +183,7 @@ impl UserStore for MemoryStore {
                     && user.created_at <= cutoff =>
             {
                 user.status = UserStatus::Inactive;
+                user.security_stamp = user.security_stamp.wrapping_add(1);
                 Ok(true)
             }
             _ => Ok(false),

@@ -123,7 +123,8 @@ pub trait UserStore: Send + Sync {
     /// Replaces the user's roles; `ConditionFailed` if the user does not exist.
     async fn set_roles(&self, user_id: &UserId, roles: &[String]) -> Result<(), StoreError>;
     /// Deactivates the user only if they have not signed in since `cutoff` (nor been created
-    /// since): `true` if this call deactivated them.
+    /// since), raising the security stamp with it (open challenges and reset links end):
+    /// `true` if this call deactivated them.
     async fn deactivate_if_idle(
         &self,
         user_id: &UserId,
