@@ -86,6 +86,72 @@ impl SecretSealer for Unconfigured {
     }
 }
 
+/// The certificate authorities the AWS SDK's TLS accepts (`PORTCULLIS_AWS_TLS_ROOTS`).
+///
+/// - **`amazon`** (the default): only the five roots of Amazon Trust Services, compiled in
+///   (`shared/data/amazon-trust-services-roots.pem`: Amazon Root CA 1–4 and Starfield Services
+///   Root Certificate Authority – G2, the roots every AWS service endpoint of the `aws`
+///   partition chains to). A certificate for an AWS host from any other authority — mis-issued,
+///   or from an intercepting proxy — is refused, and no start reads the system's store (on
+///   Debian, 146 files: about a third of a function's start on this machine).
+/// - **`system`**: the operating system's roots, as the SDK does by default. For endpoints
+///   that chain elsewhere (the `aws-cn` partition, an emulator served over HTTPS with its own
+///   certificate, a TLS-inspecting egress proxy; `HTTPS_PROXY` is honoured only in this mode).
+///
+/// An unreadable value is `amazon`, the stricter. Plain-HTTP endpoints (the emulators
+/// locally) use no TLS in either mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AwsTlsRoots {
+    Amazon,
+    System,
+}
+
+/// Amazon Trust Services' roots (PEM), as the `amazon` mode trusts them.
+pub const AMAZON_TRUST_SERVICES_ROOTS: &str =
+    include_str!("../data/amazon-trust-services-roots.pem");
+
+impl AwsTlsRoots {
+    pub fn parse(text: &str) -> AwsTlsRoots {
+        match text.trim() {
+            "system" => AwsTlsRoots::System,
+            _ => AwsTlsRoots::Amazon,
+        }
+    }
+
+    fn from_env() -> AwsTlsRoots {
+        match std::env::var("PORTCULLIS_AWS_TLS_ROOTS") {
+            Ok(text) => {
+                let roots = AwsTlsRoots::parse(&text);
+                if roots == AwsTlsRoots::Amazon && text.trim() != "amazon" {
+                    tracing::warn!(
+                        value = %text,
+                        "PORTCULLIS_AWS_TLS_ROOTS is neither amazon nor system: using amazon"
+                    );
+                }
+                roots
+            }
+            Err(_) => AwsTlsRoots::Amazon,
+        }
+    }
+}
+
+/// The SDK's HTTPS client (rustls with aws-lc, as its default) trusting only
+/// [`AMAZON_TRUST_SERVICES_ROOTS`].
+fn amazon_roots_https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    use aws_smithy_http_client::tls;
+    let trust = tls::TrustStore::empty()
+        .with_native_roots(false)
+        .with_pem_certificate(AMAZON_TRUST_SERVICES_ROOTS.as_bytes());
+    let builder = aws_smithy_http_client::Builder::new().tls_provider(tls::Provider::Rustls(
+        tls::rustls_provider::CryptoMode::AwsLc,
+    ));
+    match tls::TlsContext::builder().with_trust_store(trust).build() {
+        Ok(context) => builder.tls_context(context).build_https(),
+        // Building a context cannot fail today; should it, the SDK's own defaults.
+        Err(_) => builder.build_https(),
+    }
+}
+
 impl Deps {
     /// Production wiring: settings from the environment, AWS through the standard
     /// configuration chain (`AWS_ENDPOINT_URL` points it at LocalStack or moto locally).
@@ -125,7 +191,12 @@ impl Deps {
                     std::time::Duration::from_millis(ms)
                 })
         };
-        aws_config::defaults(aws_config::BehaviorVersion::latest())
+        let loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        let loader = match AwsTlsRoots::from_env() {
+            AwsTlsRoots::Amazon => loader.http_client(amazon_roots_https_client()),
+            AwsTlsRoots::System => loader,
+        };
+        loader
             .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(3))
             .timeout_config(
                 aws_config::timeout::TimeoutConfig::builder()
@@ -241,5 +312,57 @@ impl Deps {
             outbox: Arc::new(InlineOutbox),
             calls: CallCounter::default(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustls_pki_types::pem::PemObject as _;
+    use sha2::{Digest as _, Sha256};
+
+    /// The roots `amazon` mode trusts, parsed as the SDK parses them (it panics on a PEM it
+    /// cannot read, at every start): exactly Amazon Trust Services' five, by SHA-256
+    /// fingerprint as Amazon publishes them (https://www.amazontrust.com/repository/).
+    #[test]
+    fn the_compiled_in_roots_are_amazon_trust_services_five() {
+        let ders = rustls_pki_types::CertificateDer::pem_slice_iter(
+            AMAZON_TRUST_SERVICES_ROOTS.as_bytes(),
+        )
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+        let fingerprints: Vec<String> = ders
+            .iter()
+            .map(|der| {
+                Sha256::digest(der.as_ref())
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect()
+            })
+            .collect();
+        assert_eq!(
+            fingerprints,
+            [
+                // Amazon Root CA 1 (RSA 2048), until 2038
+                "8ecde6884f3d87b1125ba31ac3fcb13d7016de7f57cc904fe1cb97c6ae98196e",
+                // Amazon Root CA 2 (RSA 4096), until 2040
+                "1ba5b2aa8c65401a82960118f80bec4f62304d83cec4713a19c39c011ea46db4",
+                // Amazon Root CA 3 (ECDSA P-256), until 2040
+                "18ce6cfe7bf14e60b2e347b8dfe868cb31d02ebb3ada271569f50343b46db3a4",
+                // Amazon Root CA 4 (ECDSA P-384), until 2040
+                "e35d28419ed02025cfa69038cd623962458da5c695fbdea3c22b0bfb25897092",
+                // Starfield Services Root Certificate Authority - G2, until 2037
+                "568d6905a2c88708a4b3025190edcfedb1974a606a13c6e5290fcb2ae63edab5",
+            ]
+        );
+    }
+
+    #[test]
+    fn tls_roots_are_amazon_unless_system_is_asked_for() {
+        assert_eq!(AwsTlsRoots::parse("system"), AwsTlsRoots::System);
+        assert_eq!(AwsTlsRoots::parse(" system\n"), AwsTlsRoots::System);
+        for text in ["amazon", "", "System", "none", "native"] {
+            assert_eq!(AwsTlsRoots::parse(text), AwsTlsRoots::Amazon, "{text:?}");
+        }
     }
 }
