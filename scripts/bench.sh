@@ -25,19 +25,22 @@ start_moto "$EMULATOR_PORT"
 provision "http://127.0.0.1:$EMULATOR_PORT" "$STATE/bench.env"
 load_env "$STATE/bench.env"
 
+# CARGO_TARGET_DIR is honoured (a directory that already holds a release build of the same
+# profile, such as scripts/bench-profiles.sh's, saves rebuilding the AWS SDK).
+RELEASE="${CARGO_TARGET_DIR:-$REPO_ROOT/target}/release"
 FUNCTIONS=()
 for dir in functions/*/; do FUNCTIONS+=(-p "portcullis-$(basename "$dir")"); done
 log "Building the benchmark and the functions (release)"
 cargo build --quiet --release -p portcullis-bench -p portcullis-admin-cli "${FUNCTIONS[@]}"
-target/release/portcullis-admin rotate-signing-key --if-missing > /dev/null
+"$RELEASE/portcullis-admin" rotate-signing-key --if-missing > /dev/null
 
 OUT="$STATE/BENCHMARKS.md.new"
 BODY="$STATE/BENCHMARKS.body.md"
 {
   BENCH_FLOWS_JSON="$STATE/bench-flows.json" BENCH_THROUGHPUT_JSON="$STATE/bench-throughput.json" \
-    target/release/portcullis-bench
+    "$RELEASE/portcullis-bench"
   log "Lambda functions under the Runtime API emulator"
-  "$VENV/bin/python" scripts/lambda_harness.py --bin-dir target/release --env-file "$STATE/bench.env" \
+  "$VENV/bin/python" scripts/lambda_harness.py --bin-dir "$RELEASE" --env-file "$STATE/bench.env" \
     --template infra/template.yaml --json-out "$STATE/bench-lambda.json"
   echo
   "$VENV/bin/python" scripts/cost_model.py --flows "$STATE/bench-flows.json" \
