@@ -147,8 +147,12 @@ fn amazon_roots_https_client() -> aws_smithy_runtime_api::client::http::SharedHt
     ));
     match tls::TlsContext::builder().with_trust_store(trust).build() {
         Ok(context) => builder.tls_context(context).build_https(),
-        // Building a context cannot fail today; should it, the SDK's own defaults.
-        Err(_) => builder.build_https(),
+        // Building a context cannot fail today. Should it, fail closed: a client without TLS,
+        // so no call to an HTTPS endpoint goes out under other roots (every one fails, 503).
+        Err(err) => {
+            tracing::error!(error = %err, "TLS context with Amazon's roots not built: AWS calls over HTTPS will fail");
+            aws_smithy_http_client::Builder::new().build_http()
+        }
     }
 }
 
@@ -355,6 +359,19 @@ mod tests {
                 "568d6905a2c88708a4b3025190edcfedb1974a606a13c6e5290fcb2ae63edab5",
             ]
         );
+    }
+
+    /// And they load into a root store as the SDK's client loads them at its first connection
+    /// (an `expect` there: a root it cannot add would panic inside a request).
+    #[test]
+    fn the_compiled_in_roots_load_as_trust_anchors() {
+        let mut roots = rustls::RootCertStore::empty();
+        for der in
+            rustls_pki_types::CertificateDer::pem_slice_iter(AMAZON_TRUST_SERVICES_ROOTS.as_bytes())
+        {
+            roots.add(der.unwrap()).unwrap();
+        }
+        assert_eq!(roots.len(), 5);
     }
 
     #[test]

@@ -11,6 +11,22 @@
 //! - [`deps`]: the dependency builder used by every function at cold start.
 //! - [`passkey`]: WebAuthn registration and authentication ceremonies (webauthn-rs-core).
 
+/// `Debug` for a struct that holds secrets or personal data: the fields before `;` are shown,
+/// the ones after it print as `<redacted>` (whatever their value, `None` included), so a
+/// `{:?}` of the value, in a log line or a failed assertion, cannot leak them.
+macro_rules! debug_redacting {
+    ($ty:ident { $($shown:ident),* ; $($hidden:ident),* $(,)? }) => {
+        impl std::fmt::Debug for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($ty))
+                    $(.field(stringify!($shown), &self.$shown))*
+                    $(.field(stringify!($hidden), &"<redacted>"))*
+                    .finish()
+            }
+        }
+    };
+}
+
 pub mod client;
 pub mod clock;
 pub mod config;

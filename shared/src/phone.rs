@@ -14,13 +14,15 @@ use crate::storage::Delivery;
 /// for spaces and punctuation a person may type.
 const MAX_INPUT_CHARS: usize = 32;
 
-/// A valid phone number in E.164 form (`+15551234567`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A valid phone number in E.164 form (`+15551234567`). `Debug` shows the region only.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Phone {
     e164: String,
     /// ISO 3166-1 region, when libphonenumber knows it (`US`, `CA`, `JM`, `GB`…).
     region: Option<String>,
 }
+
+debug_redacting!(Phone { region; e164 });
 
 impl Phone {
     /// Parses a number typed in international form. Refuses anything that is not a valid,

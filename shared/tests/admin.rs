@@ -681,6 +681,28 @@ async fn admin_actions_work_are_audited_and_every_security_event_kind_is_recorde
             .is_ok(),
             "{name}"
         );
+        // Reactivating a user who is active changes nothing: their devices stay.
+        deps.stores
+            .devices
+            .create_device(&portcullis::storage::DeviceRecord {
+                user_id: user.clone(),
+                device_id: "d_kept".into(),
+                token_digest: unique("kept-digest"),
+                name: "Firefox on Linux".into(),
+                created_at: deps.clock.now(),
+                last_used_at: deps.clock.now(),
+                expires_at: deps.clock.now().plus_secs(86_400),
+            })
+            .await
+            .unwrap();
+        admin::act(&deps, &admin_caller, user.as_str(), Action::Reactivate, &m)
+            .await
+            .unwrap();
+        assert_eq!(
+            devices::list(&deps, &user, None).await.unwrap().len(),
+            1,
+            "{name}: reactivating an active user keeps their devices"
+        );
         let recorded = kinds(&deps, &user).await;
         for kind in [
             "sign_in_failed",

@@ -55,12 +55,20 @@ fn phc(p: &Params, salt: &[u8], out: &[u8]) -> String {
     )
 }
 
-#[derive(Debug, Clone)]
+/// `Debug` shows the parameters only: the pool holds working memory of earlier hashes.
+#[derive(Clone)]
 pub struct PasswordHasher {
     inner: Arc<Inner>,
 }
 
-#[derive(Debug)]
+impl std::fmt::Debug for PasswordHasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PasswordHasher")
+            .field("params", &self.inner.params)
+            .finish_non_exhaustive()
+    }
+}
+
 struct Inner {
     params: Params,
     dummy_phc: String,

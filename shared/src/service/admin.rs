@@ -77,7 +77,7 @@ async fn existing(deps: &Deps, user_id: &str) -> Result<UserRecord, ApiError> {
         .ok_or(ApiError::NotFound)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InviteRequest {
     pub user_id: String,
@@ -87,6 +87,8 @@ pub struct InviteRequest {
     #[serde(default)]
     pub roles: Option<Vec<String>>,
 }
+
+debug_redacting!(InviteRequest { user_id, roles; email, phone });
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Invited {
@@ -373,7 +375,9 @@ pub async fn act(
         }
         Action::Deactivate => deactivate(deps, &user.user_id).await?,
         // Whatever deactivated the user, nothing of before survives: no trusted device or
-        // session (the inactivity sweep removes them too; this covers one it could not).
+        // session (the inactivity sweep removes them too; this covers one it could not). An
+        // active user is left as they are: reactivating them changes nothing.
+        Action::Reactivate if user.status == UserStatus::Active => {}
         Action::Reactivate => {
             revoke_access(deps, &user.user_id, None).await?;
             deps.stores

@@ -40,31 +40,7 @@ pub struct SignedIn {
     pub recovery_codes: Option<Vec<String>>,
 }
 
-impl std::fmt::Debug for SignedIn {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SignedIn")
-            .field("status", &self.status)
-            .field(
-                "challenge_id",
-                &self.challenge_id.as_ref().map(|_| "<redacted>"),
-            )
-            .field("expires_in", &self.expires_in)
-            .field("tokens", &self.tokens)
-            .field(
-                "device_token",
-                &self.device_token.as_ref().map(|_| "<redacted>"),
-            )
-            .field("recovery_codes_remaining", &self.recovery_codes_remaining)
-            .field(
-                "recovery_codes",
-                &self
-                    .recovery_codes
-                    .as_ref()
-                    .map(|c| format!("{} codes, redacted", c.len())),
-            )
-            .finish()
-    }
-}
+debug_redacting!(SignedIn { status, expires_in, tokens, recovery_codes_remaining; challenge_id, device_token, recovery_codes });
 
 /// "Trust this device": the name the user gave, else one derived from the User-Agent.
 #[derive(Debug, Clone, Default)]

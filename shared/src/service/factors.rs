@@ -47,12 +47,14 @@ impl Enroller<'_> {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EnrolPhoneRequest {
     pub phone: String,
     pub delivery: String,
 }
+
+debug_redacting!(EnrolPhoneRequest { delivery; phone });
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -474,21 +476,7 @@ pub struct FactorVerified {
     pub recovery_codes: Option<Vec<String>>,
 }
 
-impl std::fmt::Debug for FactorVerified {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FactorVerified")
-            .field("factor", &self.factor)
-            .field("verified", &self.verified)
-            .field(
-                "recovery_codes",
-                &self
-                    .recovery_codes
-                    .as_ref()
-                    .map(|c| format!("{} codes, redacted", c.len())),
-            )
-            .finish()
-    }
-}
+debug_redacting!(FactorVerified { factor, verified; recovery_codes });
 
 /// Proves a pending factor with a code and activates it. Returns the verification, so a
 /// sign-in enrolment can complete the sign-in. A pending phone that replaces another (a phone
@@ -636,11 +624,13 @@ pub async fn verify_factor(
     })
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChangePhoneRequest {
     pub phone: String,
 }
+
+debug_redacting!(ChangePhoneRequest { ; phone });
 
 /// `PUT /v1/me/factors/{id}/phone` (step-up): a pending phone that replaces the factor once
 /// its code is verified; the old number keeps working until then.

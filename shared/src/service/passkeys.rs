@@ -567,7 +567,8 @@ async fn verify_and_record(
 }
 
 /// `POST /v1/passkey/options`: a passwordless challenge with a discoverable ceremony.
-#[derive(Debug, Clone, Serialize)]
+/// `Debug` leaves out the challenge ID (a bearer secret).
+#[derive(Clone, Serialize)]
 pub struct PasswordlessOptions {
     pub challenge_id: String,
     pub expires_in: i64,
@@ -575,12 +576,16 @@ pub struct PasswordlessOptions {
     pub options: Value,
 }
 
-#[derive(Debug, Deserialize)]
+debug_redacting!(PasswordlessOptions { expires_in, options; challenge_id });
+
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PasswordlessRequest {
     pub challenge_id: String,
     pub credential: Value,
 }
+
+debug_redacting!(PasswordlessRequest { credential; challenge_id });
 
 /// Refused while the caller's IP is throttled (as a password sign-in is).
 async fn check_ip(deps: &Deps, meta: &RequestMeta) -> Result<(), ApiError> {

@@ -120,21 +120,13 @@ pub struct RedeemRequest {
     pub device_name: Option<String>,
 }
 
-/// The codes as shown once. `Debug` shows how many, never the codes.
+/// The codes as shown once. `Debug` never shows them.
 #[derive(Clone, Serialize, PartialEq, Eq)]
 pub struct RecoveryCodes {
     pub recovery_codes: Vec<String>,
 }
 
-impl std::fmt::Debug for RecoveryCodes {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "RecoveryCodes({} codes, redacted)",
-            self.recovery_codes.len()
-        )
-    }
-}
+debug_redacting!(RecoveryCodes { ; recovery_codes });
 
 /// Redeems a recovery code for a challenge: counted as a try (like any code), verified, used
 /// once, the challenge completed. Returns the proof and how many codes remain; alerts the user.

@@ -56,7 +56,9 @@ pub struct MfaMethod {
     pub email: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// `Debug` leaves out the challenge ID (a bearer secret; [`Tokens`](crate::service::tokens::Tokens)
+/// hides its own).
+#[derive(Clone, PartialEq, Eq, Serialize)]
 pub struct SignInAnswer {
     pub status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -70,6 +72,8 @@ pub struct SignInAnswer {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tokens: Option<crate::service::tokens::Tokens>,
 }
+
+debug_redacting!(SignInAnswer { status, expires_in, methods, tokens; challenge_id });
 
 /// Refuses browsers and systems below the configured minimums (SPEC §2 item 5).
 pub fn check_client(deps: &Deps, meta: &RequestMeta) -> Result<(), ApiError> {

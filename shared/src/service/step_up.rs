@@ -23,7 +23,8 @@ pub struct StepUpRequest {
     pub factor_id: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+/// `Debug` leaves out the challenge ID (a bearer secret).
+#[derive(Clone, Serialize, PartialEq, Eq)]
 pub struct StepUpStarted {
     pub challenge_id: String,
     pub expires_in: i64,
@@ -36,6 +37,8 @@ pub struct StepUpStarted {
     pub options: Option<serde_json::Value>,
 }
 
+debug_redacting!(StepUpStarted { expires_in, sent_to, sends_remaining, options; challenge_id });
+
 /// `Debug` leaves out the access token.
 #[derive(Clone, Serialize, PartialEq, Eq)]
 pub struct Elevated {
@@ -47,17 +50,7 @@ pub struct Elevated {
     pub recovery_codes_remaining: Option<u32>,
 }
 
-impl std::fmt::Debug for Elevated {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Elevated")
-            .field("status", &self.status)
-            .field("access_token", &"<redacted>")
-            .field("token_type", &self.token_type)
-            .field("expires_in", &self.expires_in)
-            .field("recovery_codes_remaining", &self.recovery_codes_remaining)
-            .finish()
-    }
-}
+debug_redacting!(Elevated { status, token_type, expires_in, recovery_codes_remaining; access_token });
 
 /// Opens a step-up challenge for the caller's session; sends the code for text, voice, email;
 /// for a passkey, answers the assertion options (the ceremony is kept in the challenge).

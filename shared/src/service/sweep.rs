@@ -14,6 +14,13 @@ use crate::storage::UserStatus;
 pub struct SweepReport {
     pub scanned: u32,
     pub deactivated: u32,
+    /// Deactivated users whose trusted devices and sessions could not all be removed.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub revoke_failed: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 pub async fn sweep(deps: &Deps) -> Result<SweepReport, ApiError> {
@@ -41,9 +48,7 @@ pub async fn sweep(deps: &Deps) -> Result<SweepReport, ApiError> {
                     event = "account_deactivated",
                     "user ID deactivated after 90 days without sign-in"
                 );
-                // As an admin's deactivation does: no trusted device or session survives it,
-                // so a later reactivation starts from a full sign-in with MFA.
-                crate::service::password::revoke_access(deps, &user.user_id, None).await?;
+                // Recorded and alerted first: the deactivation has happened whatever follows.
                 crate::service::audit::record(
                     deps,
                     &user.user_id,
@@ -52,6 +57,22 @@ pub async fn sweep(deps: &Deps) -> Result<SweepReport, ApiError> {
                 )
                 .await;
                 alerts::alert(deps, &user.user_id, Alert::AccountDeactivated).await;
+                // As an admin's deactivation does: no trusted device or session survives it,
+                // so a later reactivation starts from a full sign-in with MFA. A failure here
+                // does not stop the sweep (the next user is as due); it is logged for the
+                // alarm and counted, and harmless meanwhile: an inactive user's trusted device
+                // or session opens nothing (sign-in and refresh check the status), and a
+                // reactivation removes them again.
+                if let Err(err) =
+                    crate::service::password::revoke_access(deps, &user.user_id, None).await
+                {
+                    report.revoke_failed += 1;
+                    tracing::error!(
+                        error = %err,
+                        event = "sweep_revoke_failed",
+                        "deactivated, but its devices and sessions were not all removed"
+                    );
+                }
             }
         }
         match next {

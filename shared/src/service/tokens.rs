@@ -29,17 +29,7 @@ pub struct Tokens {
     pub session_id: String,
 }
 
-impl std::fmt::Debug for Tokens {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Tokens")
-            .field("access_token", &"<redacted>")
-            .field("refresh_token", &"<redacted>")
-            .field("token_type", &self.token_type)
-            .field("expires_in", &self.expires_in)
-            .field("session_id", &self.session_id)
-            .finish()
-    }
-}
+debug_redacting!(Tokens { token_type, expires_in, session_id; access_token, refresh_token });
 
 /// How the user proved themselves in this sign-in.
 #[derive(Debug, Clone)]
@@ -423,8 +413,8 @@ mod tests {
         };
         let user = UserRecord {
             user_id: UserId::parse("alice@example.com").unwrap(),
-            email: None,
-            phone: None,
+            email: Some("SECRET-mail@example.org".into()),
+            phone: Some("+12025550143".into()),
             password_hash: Some("$argon2id$SECRET-hash".into()),
             status: crate::storage::UserStatus::Active,
             roles: vec![],
@@ -446,7 +436,39 @@ mod tests {
             repeat: 2,
             purpose: "sign_in",
         };
+        let factor = crate::storage::FactorKind::Phone {
+            e164: "+12025550143".into(),
+            delivery: crate::storage::Delivery::Sms,
+        };
+        let email = crate::storage::FactorKind::Email {
+            address: "SECRET-mail@example.org".into(),
+        };
+        let seed = crate::storage::FactorKind::Totp {
+            secret_ciphertext: "SECRET-sealed".into(),
+            last_used_step: None,
+        };
+        let recovery = crate::storage::RecoveryCodeRecord {
+            user_id: UserId::parse("alice@example.com").unwrap(),
+            tag: "SECRET-tag".into(),
+            hash: "$argon2id$SECRET-code-hash".into(),
+            created_at: UnixTime(0),
+            used_at: None,
+        };
+        let answer = crate::service::sign_in::SignInAnswer {
+            status: "mfa_required",
+            challenge_id: Some("SECRET-challenge".into()),
+            expires_in: Some(300),
+            methods: None,
+            tokens: None,
+        };
+        let phone = crate::phone::Phone::parse("+12025550143").unwrap();
         for shown in [
+            format!("{factor:?}"),
+            format!("{email:?}"),
+            format!("{seed:?}"),
+            format!("{recovery:?}"),
+            format!("{answer:?}"),
+            format!("{phone:?}"),
             format!("{signed_in:?}"),
             format!("{elevated:#?}"),
             format!("{codes:?}"),

@@ -46,8 +46,8 @@ impl UserStatus {
     }
 }
 
-/// A user account. `Debug` shows whether a password hash is set and how many old ones are
-/// kept, never the hashes (offline guessing needs only those).
+/// A user account. `Debug` never shows the hashes (offline guessing needs only those) nor
+/// the address and number.
 #[derive(Clone, PartialEq, Eq)]
 pub struct UserRecord {
     pub user_id: UserId,
@@ -70,30 +70,11 @@ pub struct UserRecord {
     pub security_stamp: u64,
 }
 
-impl std::fmt::Debug for UserRecord {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UserRecord")
-            .field("user_id", &self.user_id)
-            .field("email", &self.email)
-            .field("phone", &self.phone)
-            .field(
-                "password_hash",
-                &self.password_hash.as_ref().map(|_| "<redacted>"),
-            )
-            .field("status", &self.status)
-            .field("roles", &self.roles)
-            .field("created_at", &self.created_at)
-            .field("password_changed_at", &self.password_changed_at)
-            .field("last_sign_in_at", &self.last_sign_in_at)
-            .field("must_change_password", &self.must_change_password)
-            .field(
-                "password_history",
-                &format!("{} hashes, redacted", self.password_history.len()),
-            )
-            .field("security_stamp", &self.security_stamp)
-            .finish()
-    }
-}
+debug_redacting!(UserRecord {
+    user_id, status, roles, created_at, password_changed_at, last_sign_in_at,
+    must_change_password, security_stamp;
+    email, phone, password_hash, password_history
+});
 
 #[async_trait]
 pub trait UserStore: Send + Sync {
@@ -255,7 +236,8 @@ impl Delivery {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `Debug` leaves out the number, the address and the sealed seed.
+#[derive(Clone, PartialEq, Eq)]
 pub enum FactorKind {
     /// A phone number in E.164, with the delivery the user chose at enrolment.
     Phone {
@@ -284,6 +266,39 @@ pub enum FactorKind {
         /// The last successful assertion.
         last_used_at: Option<UnixTime>,
     },
+}
+
+impl std::fmt::Debug for FactorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FactorKind::Phone { delivery, .. } => f
+                .debug_struct("Phone")
+                .field("e164", &"<redacted>")
+                .field("delivery", delivery)
+                .finish(),
+            FactorKind::Totp { last_used_step, .. } => f
+                .debug_struct("Totp")
+                .field("secret_ciphertext", &"<redacted>")
+                .field("last_used_step", last_used_step)
+                .finish(),
+            FactorKind::Email { .. } => f
+                .debug_struct("Email")
+                .field("address", &"<redacted>")
+                .finish(),
+            FactorKind::Passkey {
+                name,
+                credential,
+                sign_count,
+                last_used_at,
+            } => f
+                .debug_struct("Passkey")
+                .field("name", name)
+                .field("credential", &credential.as_ref().map(|_| "<registered>"))
+                .field("sign_count", sign_count)
+                .field("last_used_at", last_used_at)
+                .finish(),
+        }
+    }
 }
 
 impl FactorKind {
@@ -917,7 +932,8 @@ pub trait AdminStore: Send + Sync {
 /// One recovery code: found by a keyed tag (HMAC under the KMS code key, so a table dump does
 /// not give an offline oracle), verified against a salted argon2id hash (ASVS 6.5.2: codes
 /// under 112 bits of entropy get a slow salted hash), used once.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `Debug` leaves out the tag and the hash (an offline-guessing target, as a password's).
+#[derive(Clone, PartialEq, Eq)]
 pub struct RecoveryCodeRecord {
     pub user_id: UserId,
     pub tag: String,
@@ -925,6 +941,8 @@ pub struct RecoveryCodeRecord {
     pub created_at: UnixTime,
     pub used_at: Option<UnixTime>,
 }
+
+debug_redacting!(RecoveryCodeRecord { user_id, created_at, used_at; tag, hash });
 
 #[async_trait]
 pub trait RecoveryStore: Send + Sync {
