@@ -648,19 +648,7 @@ async fn admin_actions_work_are_audited_and_every_security_event_kind_is_recorde
         );
         // A device trusted while inactive (an earlier sweep that could not finish, a record
         // restored from a backup) does not survive the reactivation.
-        deps.stores
-            .devices
-            .create_device(&portcullis::storage::DeviceRecord {
-                user_id: user.clone(),
-                device_id: "d_left".into(),
-                token_digest: unique("left-digest"),
-                name: "Firefox on Linux".into(),
-                created_at: deps.clock.now(),
-                last_used_at: deps.clock.now(),
-                expires_at: deps.clock.now().plus_secs(86_400),
-            })
-            .await
-            .unwrap();
+        trust_a_device(&deps, &user, "d_left").await;
         admin::act(&deps, &admin_caller, user.as_str(), Action::Reactivate, &m)
             .await
             .unwrap();
@@ -682,19 +670,7 @@ async fn admin_actions_work_are_audited_and_every_security_event_kind_is_recorde
             "{name}"
         );
         // Reactivating a user who is active changes nothing: their devices stay.
-        deps.stores
-            .devices
-            .create_device(&portcullis::storage::DeviceRecord {
-                user_id: user.clone(),
-                device_id: "d_kept".into(),
-                token_digest: unique("kept-digest"),
-                name: "Firefox on Linux".into(),
-                created_at: deps.clock.now(),
-                last_used_at: deps.clock.now(),
-                expires_at: deps.clock.now().plus_secs(86_400),
-            })
-            .await
-            .unwrap();
+        trust_a_device(&deps, &user, "d_kept").await;
         admin::act(&deps, &admin_caller, user.as_str(), Action::Reactivate, &m)
             .await
             .unwrap();
@@ -749,4 +725,21 @@ async fn admin_actions_work_are_audited_and_every_security_event_kind_is_recorde
             "{name}"
         );
     }
+}
+
+/// A trusted device for `user`, written directly (its token is never used).
+async fn trust_a_device(deps: &Deps, user: &UserId, device_id: &str) {
+    deps.stores
+        .devices
+        .create_device(&portcullis::storage::DeviceRecord {
+            user_id: user.clone(),
+            device_id: device_id.into(),
+            token_digest: unique("device-digest"),
+            name: "Firefox on Linux".into(),
+            created_at: deps.clock.now(),
+            last_used_at: deps.clock.now(),
+            expires_at: deps.clock.now().plus_secs(86_400),
+        })
+        .await
+        .unwrap();
 }
