@@ -27,9 +27,10 @@ MAX_ZIP_BYTES = 5_000_000  # 5 MB, decimal: the stricter reading
 MAX_COLD_MS = 25.0
 MIN_THROUGHPUT_RATIO = 0.9
 COST_GOALS = {"password only (trusted device)": 3.0, "password + TOTP": 6.0}
-# The functions whose measured request runs argon2id (a password hash): the cold-start goal is
-# for the others.
-HASHING = {"sign-in"}
+# The cold-start goal is for the functions that answer requests without a password hash: not
+# the ones whose measured invocation runs argon2id, nor the daily batch job (its first
+# invocation scans the whole table).
+NOT_HELD_TO_COLD_GOAL = {"sign-in": "argon2id", "inactive-sweep": "a table scan"}
 
 WHY = {
     "chain": "each of these requests checks, then writes what must happen once (conditional "
@@ -123,12 +124,14 @@ def rows(flows, lambda_results, throughput, functions, template_costs, profile):
             f"largest: {biggest}, {zb / 1e6:.2f} MB",
             zb <= MAX_ZIP_BYTES, WHY["zip"],
         ))
-        cold = {n: r for n, r in lambda_results.items() if n not in HASHING}
+        cold = {n: r for n, r in lambda_results.items() if n not in NOT_HELD_TO_COLD_GOAL}
         slowest = max(cold, key=lambda n: cold[n]["cold_start_ms"])
         slow_init = max(cold, key=lambda n: cold[n].get("init_ms") or 0.0)
         over = [n for n, r in cold.items() if r["cold_start_ms"] > MAX_COLD_MS]
         out.append((
-            f"cold start of the non-hashing functions ≤ {MAX_COLD_MS:g} ms (this machine, x86_64)",
+            f"cold start of the request functions that do not hash ≤ {MAX_COLD_MS:g} ms (this "
+            f"machine, x86_64; not " + ", ".join(f"{n}: {why}" for n, why in
+                                                 NOT_HELD_TO_COLD_GOAL.items()) + ")",
             f"{len(cold) - len(over)} of {len(cold)} within; slowest: {slowest}, "
             f"{cold[slowest]['cold_start_ms']:.1f} ms; init alone at most "
             f"{cold[slow_init].get('init_ms') or 0.0:.1f} ms ({slow_init})",
