@@ -292,9 +292,8 @@ fn report_flows(n: u32, in_process: &Measured, emulated: Option<&(Measured, f64)
     }
 }
 
-/// A user with an active phone and an active authenticator, directly in the stores.
-async fn user_with_factors(deps: &Deps, id: &str) -> (UserId, TotpSecret) {
-    let user = create(deps, id).await;
+/// An active phone factor (`f_phone`, texts) for `user`, directly in the stores.
+async fn add_phone(deps: &Deps, user: &UserId) {
     deps.stores
         .factors
         .create_factor(&FactorRecord {
@@ -310,6 +309,12 @@ async fn user_with_factors(deps: &Deps, id: &str) -> (UserId, TotpSecret) {
         })
         .await
         .unwrap();
+}
+
+/// A user with an active phone and an active authenticator, directly in the stores.
+async fn user_with_factors(deps: &Deps, id: &str) -> (UserId, TotpSecret) {
+    let user = create(deps, id).await;
+    add_phone(deps, &user).await;
     let secret = TotpSecret::generate();
     let sealed = deps
         .sealer

@@ -17,7 +17,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use portcullis::config::Settings;
-use portcullis::storage::{Delivery, FactorKind, FactorRecord, FactorStatus};
 use portcullis::{Clock, Deps, SystemClock};
 use portcullis_local_gateway::{TEMPLATE, registry, routes, server};
 
@@ -165,22 +164,8 @@ fn through(
         .collect();
     let base = runtime.block_on(async {
         for id in &users {
-            crate::create_with_hash(&deps, id, phc).await;
-            deps.stores
-                .factors
-                .create_factor(&FactorRecord {
-                    user_id: portcullis::identity::UserId::parse(id).unwrap(),
-                    factor_id: "f_phone".into(),
-                    kind: FactorKind::Phone {
-                        e164: "+12025550143".into(),
-                        delivery: Delivery::Sms,
-                    },
-                    status: FactorStatus::Active,
-                    created_at: deps.clock.now(),
-                    replaces: None,
-                })
-                .await
-                .unwrap();
+            let user = crate::create_with_hash(&deps, id, phc).await;
+            crate::add_phone(&deps, &user).await;
         }
         let routes = routes::from_template(TEMPLATE).unwrap();
         let gateway = server::Gateway::new(routes, registry::handlers(), deps.clone()).unwrap();
