@@ -44,6 +44,7 @@ load_env "$STATE/profiles.env"
 # The signing key record the functions read (any build of the CLI makes the same record).
 cargo build --quiet -p portcullis-admin-cli
 target/debug/portcullis-admin rotate-signing-key --if-missing > /dev/null
+target/debug/portcullis-admin rotate-code-key --if-missing > /dev/null
 
 report() {
   "$VENV/bin/python" - "$STATE" "$@" <<'PY'

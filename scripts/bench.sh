@@ -33,6 +33,7 @@ for dir in functions/*/; do FUNCTIONS+=(-p "portcullis-$(basename "$dir")"); don
 log "Building the benchmark and the functions (release)"
 cargo build --quiet --release -p portcullis-bench -p portcullis-admin-cli "${FUNCTIONS[@]}"
 "$RELEASE/portcullis-admin" rotate-signing-key --if-missing > /dev/null
+"$RELEASE/portcullis-admin" rotate-code-key --if-missing > /dev/null
 
 OUT="$STATE/BENCHMARKS.md.new"
 BODY="$STATE/BENCHMARKS.body.md"

@@ -110,6 +110,7 @@ DEPS_FIELDS = {
     "calls": None,
     "stores": "dynamodb",
     "mac": "mac",
+    "code_keys": "code_keys",
     "sealer": "sealer",
     "signer": "signer",
     "notifiers": "notify",
@@ -130,6 +131,12 @@ PRIMITIVES = {
     # the context the need carries.
     "signer (envelope): open the key": ("crypto/keyed.rs", "SecretSealer for KmsSealer", "open",
                                         "PORTCULLIS_DATA_KEY_ID|purpose=token-signing"),
+    # The one-time-code MAC key (shared/src/code_keys.rs), envelope mode: the key record from the
+    # table and the sealed key opened (context purpose=code-mac); KMS GenerateMac in kms mode,
+    # before the first key, and for a MAC stored without a key ID.
+    "code keys (envelope): key record": ("storage/dynamo.rs", "KeyStore for DynamoStore", "get_mac_keys", "PORTCULLIS_TABLE"),
+    "code keys (envelope): open the key": ("crypto/keyed.rs", "SecretSealer for KmsSealer", "open",
+                                           "PORTCULLIS_DATA_KEY_ID|purpose=code-mac"),
     "jwt::issue": ("crypto/jwt.rs", "TokenSigner for KmsSigner", "sign", "PORTCULLIS_SIGNING_KEY_ID"),
     "deps.outbox.enqueue": ("outbox.rs", "Outbox for SqsOutbox", "enqueue", "PORTCULLIS_OUTBOX_QUEUE_URL"),
     "cold start (Deps::from_env)": ("storage/dynamo.rs", "DynamoStore", "warm_up", "PORTCULLIS_TABLE"),
@@ -140,6 +147,7 @@ WIRING = [
     (r"KmsSealer::new\(", "data_key_id", "PORTCULLIS_DATA_KEY_ID"),
     (r"SignerSlot::kms\(", "signing_key_id", "PORTCULLIS_SIGNING_KEY_ID"),
     (r"SignerSlot::envelope\(", "data_key_id", "PORTCULLIS_DATA_KEY_ID"),
+    (r"CodeKeys::envelope\(", "data_key_id", "PORTCULLIS_DATA_KEY_ID"),
     (r"Stores::dynamo_with_audit\(", "table_name", "PORTCULLIS_TABLE"),
     (r"Stores::dynamo_with_audit\(", "audit_table_name", "PORTCULLIS_AUDIT_TABLE"),
     (r"SqsOutbox::new\(", "outbox_queue_url", "PORTCULLIS_OUTBOX_QUEUE_URL"),
@@ -863,10 +871,12 @@ class Analysis:
             ("signer", r"\bdeps\s*\.\s*signer\s*\.\s*get\s*\(",
              verify_prims + ["signer (envelope): open the key"]),
             ("signer", r"\bdeps\s*\.\s*signer\s*\.\s*(?:ring|ring_knowing)\s*\(", verify_prims),
+            ("code_keys", r"\bdeps\s*\.\s*code_keys\s*\.\s*(?:mac|mac_as)\s*\(",
+             ["deps.mac.mac", "code keys (envelope): key record", "code keys (envelope): open the key"]),
         ):
             uses = re.findall(rf"\bdeps\s*\.\s*{field}\b", body)
             good = re.findall(pattern, body)
-            modelled = re.findall(rf"\bdeps\s*\.\s*{field}\s*\.\s*(?:get|ring|ring_knowing|mac)\s*\(", body)
+            modelled = re.findall(rf"\bdeps\s*\.\s*{field}\s*\.\s*(?:get|ring|ring_knowing|mac|mac_as)\s*\(", body)
             if len(uses) != len(modelled):
                 raise CannotCheck(f"{where}: deps.{field} used other than as modelled")
             if good:

@@ -42,8 +42,9 @@ export PORTCULLIS_INVITATION_URL="http://127.0.0.1:$PORT/welcome"
 export PORTCULLIS_PASSKEY_RP_ID=localhost
 export PORTCULLIS_PASSKEY_ORIGINS="http://localhost:$PORT"
 export PORTCULLIS_WEB_DIR="$REPO_ROOT/web"
-log "Making the access-token signing key (envelope mode), unless the table has one"
+log "Making the access-token signing key and the code MAC key (envelope mode), unless the table has them"
 target/debug/portcullis-admin rotate-signing-key --if-missing > /dev/null
+target/debug/portcullis-admin rotate-code-key --if-missing > /dev/null
 
 ADMIN_ID="${PORTCULLIS_DEMO_ADMIN:-admin@portcullis.local}"
 log "Creating the demo admin user $ADMIN_ID with the operator CLI"

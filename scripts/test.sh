@@ -47,8 +47,9 @@ load_env "$ENV_FILE"
 
 log "Building the local endpoint and the operator CLI"
 cargo build --quiet -p portcullis-local-gateway -p portcullis-admin-cli
-log "Making the access-token signing key (envelope mode) with the operator CLI"
+log "Making the access-token signing key and the code MAC key (envelope mode) with the operator CLI"
 target/debug/portcullis-admin rotate-signing-key --if-missing > /dev/null
+target/debug/portcullis-admin rotate-code-key --if-missing > /dev/null
 API_PORT="$(free_port)"
 # Every end-to-end request comes from 127.0.0.1: raise the per-IP throttle (default 30 failures
 # in 10 minutes) so the suite's deliberate failures do not throttle each other. The throttle

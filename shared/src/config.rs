@@ -90,7 +90,11 @@ pub struct Settings {
     /// How access tokens are signed: `envelope` (in process, the key sealed by the data key) or
     /// `kms` (KMS `Sign` with `signing_key_id`): see [`crate::signing`].
     pub token_signing: crate::signing::TokenSigning,
+    /// The KMS HMAC key: recovery-code tags always, one-time codes in `kms` mode.
     pub code_key_id: Option<String>,
+    /// How one-time codes are MACed: `envelope` (in process, the key sealed by the data key) or
+    /// `kms` (KMS `GenerateMac` with `code_key_id`): see [`crate::code_keys`].
+    pub code_mac: crate::code_keys::CodeMacMode,
     /// The SNS topic of the `sns-voice` plugin and the SES sender of the `email` plugin.
     pub voice_topic_arn: Option<String>,
     pub email_sender: Option<String>,
@@ -243,6 +247,15 @@ impl Settings {
                 reason,
             })?,
             code_key_id: optional(&lookup, "PORTCULLIS_CODE_KEY_ID"),
+            code_mac: crate::code_keys::CodeMacMode::parse(&text(
+                &lookup,
+                "PORTCULLIS_CODE_MAC",
+                "envelope",
+            ))
+            .map_err(|reason| ConfigError::Invalid {
+                name: "PORTCULLIS_CODE_MAC",
+                reason,
+            })?,
             voice_topic_arn: optional(&lookup, "PORTCULLIS_VOICE_TOPIC_ARN"),
             email_sender: optional(&lookup, "PORTCULLIS_EMAIL_SENDER"),
             outbox_queue_url: optional(&lookup, "PORTCULLIS_OUTBOX_QUEUE_URL"),
@@ -444,6 +457,27 @@ mod tests {
     }
 
     #[test]
+    fn the_code_mac_mode_is_one_of_two() {
+        let with = |mode: &str| {
+            Settings::from_lookup(lookup(&[
+                ("PORTCULLIS_TABLE", "t"),
+                ("PORTCULLIS_CODE_MAC", mode),
+            ]))
+        };
+        assert_eq!(
+            with("kms").unwrap().code_mac,
+            crate::code_keys::CodeMacMode::Kms
+        );
+        assert!(matches!(
+            with("none"),
+            Err(ConfigError::Invalid {
+                name: "PORTCULLIS_CODE_MAC",
+                ..
+            })
+        ));
+    }
+
+    #[test]
     fn defaults_are_the_spec_numbers() {
         let s = Settings::from_lookup(lookup(&[("PORTCULLIS_TABLE", "t")])).unwrap();
         assert_eq!(s.lockout_threshold, 5);
@@ -458,6 +492,7 @@ mod tests {
             }
         );
         assert_eq!(s.code_ttl_secs, 300);
+        assert_eq!(s.code_mac, crate::code_keys::CodeMacMode::Envelope);
         assert_eq!(s.max_code_tries, 5);
         assert_eq!(s.max_sends_per_challenge, 5);
         assert_eq!(s.send_lockout_secs, 1800);

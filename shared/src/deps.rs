@@ -30,6 +30,7 @@ pub enum StartupError {
     Notifiers(#[from] RegistryError),
 }
 
+use crate::code_keys::{CodeKeys, CodeMacMode};
 pub use crate::signing::SignerSlot;
 
 #[derive(Clone, Debug)]
@@ -38,7 +39,11 @@ pub struct Deps {
     pub clock: Arc<dyn Clock>,
     pub stores: Stores,
     pub hasher: PasswordHasher,
+    /// KMS `GenerateMac`: recovery-code tags (and one-time codes in `kms` mode, through
+    /// `code_keys`).
     pub mac: Arc<dyn CodeMac>,
+    /// The key one-time codes are MACed under (SPEC §3): see [`crate::code_keys`].
+    pub code_keys: Arc<CodeKeys>,
     pub sealer: Arc<dyn SecretSealer>,
     pub signer: Arc<SignerSlot>,
     pub notifiers: Registry,
@@ -273,6 +278,16 @@ impl Deps {
             (TokenSigning::Kms, Some(key)) => SignerSlot::kms(kms.clone(), key),
             (TokenSigning::Kms, None) => SignerSlot::unconfigured("PORTCULLIS_SIGNING_KEY_ID"),
         };
+        let code_keys = match settings.code_mac {
+            CodeMacMode::Envelope if settings.data_key_id.is_some() => CodeKeys::envelope(
+                stores.keys.clone(),
+                crate::storage::CODE_MAC_KEYS,
+                sealer.clone(),
+                mac.clone(),
+            ),
+            // Without a data key nothing can be sealed: every code goes to KMS.
+            CodeMacMode::Envelope | CodeMacMode::Kms => CodeKeys::kms(mac.clone()),
+        };
         let outbox: Arc<dyn Outbox> = match &settings.outbox_queue_url {
             Some(url) => Arc::new(SqsOutbox::new(
                 aws_sdk_sqs::Client::from_conf(
@@ -292,6 +307,7 @@ impl Deps {
             clock: Arc::new(SystemClock),
             hasher,
             mac,
+            code_keys: Arc::new(code_keys),
             sealer,
             signer: Arc::new(signer),
             notifiers,
@@ -304,12 +320,14 @@ impl Deps {
     /// a [`crate::notifier::RecordingNotifier`]).
     pub fn in_memory(settings: Settings, clock: Arc<dyn Clock>) -> Result<Self, StartupError> {
         let hasher = PasswordHasher::new(settings.argon2)?;
+        let mac: Arc<dyn CodeMac> = Arc::new(LocalCodeMac::random());
         Ok(Deps {
             settings: Arc::new(settings),
             clock,
             stores: Stores::memory(),
             hasher,
-            mac: Arc::new(LocalCodeMac::random()),
+            mac: mac.clone(),
+            code_keys: Arc::new(CodeKeys::kms(mac)),
             sealer: Arc::new(MemorySealer::default()),
             signer: Arc::new(SignerSlot::ready(Arc::new(LocalSigner::random()))),
             notifiers: Registry::default(),

@@ -29,6 +29,7 @@ macro_rules! debug_redacting {
 
 pub mod client;
 pub mod clock;
+pub mod code_keys;
 pub mod config;
 pub mod crypto;
 pub mod deps;

@@ -48,22 +48,25 @@ pub const RELOAD_AT_MOST_EVERY: Duration = Duration::from_secs(30);
 /// every 5, so 15 minutes leaves every token of the previous key time to expire.
 pub const MIN_ROTATION_SECS: i64 = 900;
 
-/// How access tokens are signed.
+/// Where a key is used: in process, stored sealed by the data key (`envelope`), or in KMS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TokenSigning {
+pub enum KeyMode {
     Envelope,
     Kms,
 }
 
-impl TokenSigning {
+impl KeyMode {
     pub fn parse(text: &str) -> Result<Self, String> {
         match text {
-            "envelope" => Ok(TokenSigning::Envelope),
-            "kms" => Ok(TokenSigning::Kms),
+            "envelope" => Ok(KeyMode::Envelope),
+            "kms" => Ok(KeyMode::Kms),
             other => Err(format!("must be envelope or kms, not {other:?}")),
         }
     }
 }
+
+/// How access tokens are signed.
+pub type TokenSigning = KeyMode;
 
 /// The encryption context of a sealed signing key.
 fn context(kid: &str) -> [(&'static str, &str); 2] {
@@ -332,13 +335,8 @@ pub async fn rotate(
     only_if_missing: bool,
 ) -> Result<Option<SigningKeys>, RotationError> {
     let old = keys.get_signing_keys(name).await?;
-    if let Some(old) = &old {
-        if only_if_missing {
-            return Ok(None);
-        }
-        if now.secs() - old.created_at.secs() < MIN_ROTATION_SECS {
-            return Err(RotationError::TooSoon);
-        }
+    if !rotation_due(old.as_ref().map(|o| o.created_at), now, only_if_missing)? {
+        return Ok(None);
     }
     let key = SigningKey::random(&mut p256::elliptic_curve::rand_core::OsRng);
     let public = *key.verifying_key();
@@ -354,11 +352,33 @@ pub async fn rotate(
         previous_kid: old.as_ref().map(|o| o.current_kid.clone()),
         previous_public: old.as_ref().map(|o| o.current_public.clone()),
     };
-    match keys
+    let written = keys
         .put_signing_keys(name, &record, old.as_ref().map(|o| o.version))
-        .await
-    {
-        Ok(()) => Ok(Some(record)),
+        .await;
+    rotation_written(written).map(|()| Some(record))
+}
+
+/// Whether a key record made at `created_at` (`None`: no record) is to be replaced now: `false`
+/// when one exists and `only_if_missing` (first set-up), an error when the last rotation is too
+/// recent. Shared by every key record's rotation ([`crate::code_keys::rotate`] too).
+pub(crate) fn rotation_due(
+    created_at: Option<UnixTime>,
+    now: UnixTime,
+    only_if_missing: bool,
+) -> Result<bool, RotationError> {
+    match created_at {
+        None => Ok(true),
+        Some(_) if only_if_missing => Ok(false),
+        Some(at) if now.secs() - at.secs() < MIN_ROTATION_SECS => Err(RotationError::TooSoon),
+        Some(_) => Ok(true),
+    }
+}
+
+/// A rotation's conditional write, as the rotation's outcome: another rotation came first when
+/// the record's version had moved.
+pub(crate) fn rotation_written(written: Result<(), StoreError>) -> Result<(), RotationError> {
+    match written {
+        Ok(()) => Ok(()),
         Err(StoreError::ConditionFailed) => Err(RotationError::Concurrent),
         Err(err) => Err(err.into()),
     }

@@ -340,7 +340,18 @@ async fn a_burst_of_answers_costs_at_most_one_key_call_per_try_even_when_locked(
     for (name, mut deps, _clock, outbox) in all_deps_with_notifier().await {
         let user = create_user(&deps, &unique("kmsburst")).await;
         add_phone(&deps, &user, "+12025550143").await;
+        // `kms` mode, where every MAC is a KMS call (the envelope mode makes none per code).
+        let counting = Arc::new(CountingMac {
+            inner: deps.mac.clone(),
+            calls: std::sync::atomic::AtomicUsize::new(0),
+        });
+        deps.code_keys = Arc::new(portcullis::code_keys::CodeKeys::kms(counting.clone()));
         let (c, right) = challenge_with_code(&deps, &user, &outbox).await;
+        assert_eq!(
+            counting.calls.swap(0, std::sync::atomic::Ordering::SeqCst),
+            1,
+            "{name}: the send made one MAC"
+        );
         // As each request of a burst reads it: with the code pending, before any try.
         let c = deps
             .stores
@@ -350,11 +361,6 @@ async fn a_burst_of_answers_costs_at_most_one_key_call_per_try_even_when_locked(
             .unwrap()
             .unwrap();
         assert!(c.code.is_some());
-        let counting = Arc::new(CountingMac {
-            inner: deps.mac.clone(),
-            calls: std::sync::atomic::AtomicUsize::new(0),
-        });
-        deps.mac = counting.clone();
         let answer = |deps: &Deps| {
             let (deps, c, guess) = (deps.clone(), c.clone(), wrong(&right));
             tokio::spawn(async move {

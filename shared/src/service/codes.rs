@@ -1,7 +1,8 @@
 //! One-time codes (SPEC §3): sending and checking, for every kind of challenge.
 //!
 //! - A code is 6 digits from the CSPRNG, valid 5 minutes, bound to its challenge: only
-//!   `HMAC(KMS key, "portcullis-code-v1" ‖ challenge digest ‖ factor ‖ code)` is stored.
+//!   `HMAC(code key, "portcullis-code-v1" ‖ challenge digest ‖ factor ‖ code)` is stored, the
+//!   key named beside it ([`crate::code_keys`]: sealed by KMS and opened in process, or KMS's).
 //! - Sending reserves the send and stores the code in one conditional write (never past 5
 //!   sends, even under concurrency); if the provider fails, the reservation is undone, so a
 //!   failed SMS neither consumes a send nor leaves a usable code. The request after the 5th
@@ -16,8 +17,10 @@
 
 use rand::Rng as _;
 use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
 
 use crate::clock::UnixTime;
+use crate::code_keys::Tagged;
 use crate::crypto::{SecretString, constant_time_eq, token_digest};
 use crate::deps::Deps;
 use crate::error::ApiError;
@@ -155,16 +158,43 @@ fn address(factor: &FactorRecord, channel: Channel) -> Option<String> {
 
 use crate::service::sender::mask;
 
-/// The MAC stored for a code: bound to the challenge and the factor it was sent to.
+/// What a code's MAC is bound to: the challenge and the factor it was sent to.
+fn code_message(challenge_digest: &str, factor_id: &str, code: &str) -> Zeroizing<String> {
+    Zeroizing::new(format!(
+        "portcullis-code-v1\u{0}{challenge_digest}\u{0}{factor_id}\u{0}{code}"
+    ))
+}
+
+/// The MAC to store for a new code, under the current code key.
 async fn code_mac(
     deps: &Deps,
     challenge_digest: &str,
     factor_id: &str,
     code: &str,
 ) -> Result<String, ApiError> {
-    let message = format!("portcullis-code-v1\u{0}{challenge_digest}\u{0}{factor_id}\u{0}{code}");
-    let mac = deps.mac.mac(message.as_bytes()).await?;
-    Ok(mac.iter().map(|b| format!("{b:02x}")).collect())
+    let message = code_message(challenge_digest, factor_id, code);
+    Ok(deps.code_keys.mac(message.as_bytes()).await?)
+}
+
+/// The MAC an answer has under the key the pending code's MAC names, to compare with it;
+/// `None` if that key is gone (nothing can match).
+async fn answer_mac(
+    deps: &Deps,
+    challenge_digest: &str,
+    pending: &PendingCode,
+    code: &str,
+) -> Result<Option<String>, ApiError> {
+    let message = code_message(challenge_digest, &pending.factor_id, code);
+    Ok(
+        match deps
+            .code_keys
+            .mac_as(&pending.mac, message.as_bytes())
+            .await?
+        {
+            Tagged::Mac(mac) => Some(mac),
+            Tagged::UnknownKey => None,
+        },
+    )
 }
 
 fn purpose_text(challenge: &ChallengeRecord) -> (&'static str, &'static str) {
@@ -471,9 +501,10 @@ pub async fn check_code(
     }
     let code = normalise_code(code)?;
     // What the answer is compared with, made ready while the answer is counted: the MAC of
-    // the code pending in the challenge, or the authenticator's seed. The KMS call comes only
-    // after the challenge's try is won, so a burst of answers costs at most one per try (five
-    // per challenge), whatever the concurrency and whether or not the user is locked.
+    // the code pending in the challenge, or the authenticator's seed. The key work (a KMS call
+    // for a seed, or for a MAC in `kms` mode) comes only after the challenge's try is won, so a
+    // burst of answers costs at most one per try (five per challenge), whatever the concurrency
+    // and whether or not the user is locked.
     let prepare = async {
         if method == "totp" {
             let (current, factor) = tokio::try_join!(
@@ -490,13 +521,7 @@ pub async fn check_code(
         let prepared = match current.as_ref().and_then(|c| c.code.as_ref()) {
             Some(pending) => Prepared::Mac {
                 factor_id: pending.factor_id.clone(),
-                mac: code_mac(
-                    deps,
-                    &challenge.id_digest,
-                    &pending.factor_id,
-                    code.expose(),
-                )
-                .await?,
+                mac: answer_mac(deps, &challenge.id_digest, pending, code.expose()).await?,
             },
             None => Prepared::Nothing,
         };
@@ -571,8 +596,12 @@ pub fn was_last_try(deps: &Deps, current: &ChallengeRecord) -> bool {
 
 /// What a code is compared with, computed while the answer is counted.
 enum Prepared {
-    /// A sent code's MAC as the answer would have it, for the factor the code went to.
-    Mac { factor_id: String, mac: String },
+    /// A sent code's MAC as the answer would have it, for the factor the code went to (`None`:
+    /// the key it was MACed under is gone).
+    Mac {
+        factor_id: String,
+        mac: Option<String>,
+    },
     /// The authenticator a TOTP code is checked against.
     Totp(Option<TotpCandidate>),
     /// The challenge had no code pending.
@@ -605,7 +634,10 @@ async fn check_sent_code(
     // recomputed should it ever be for another factor.
     let mac = match prepared {
         Prepared::Mac { factor_id, mac } if factor_id == pending.factor_id => mac,
-        _ => code_mac(deps, &challenge.id_digest, &pending.factor_id, code).await?,
+        _ => answer_mac(deps, &challenge.id_digest, pending, code).await?,
+    };
+    let Some(mac) = mac else {
+        return Ok(None);
     };
     if !constant_time_eq(mac.as_bytes(), pending.mac.as_bytes()) {
         return Ok(None);

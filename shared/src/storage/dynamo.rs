@@ -13,10 +13,10 @@ use super::{
     AdminRequest, AdminStore, AttemptSlot, AuditEvent, AuditStore, ChallengePurpose,
     ChallengeRecord, ChallengeStatus, ChallengeStore, Counter, CounterKey, CounterStore, Delivery,
     DeliveryRecord, DeliveryStore, DeviceRecord, DeviceStore, FactorKind, FactorRecord,
-    FactorStatus, FactorStore, InvitationRecord, KeyStore, PasskeyOwner, PasskeyUse, PendingCode,
-    RecoveryCodeRecord, RecoveryStore, RegisteredPasskey, RequestKind, ResetRecord, ResetStore,
-    SendSlot, SessionRecord, SessionStore, SigningKeys, Swapped, UserRecord, UserStatus, UserStore,
-    Versioned,
+    FactorStatus, FactorStore, InvitationRecord, KeyStore, MacKeys, PasskeyOwner, PasskeyUse,
+    PendingCode, RecoveryCodeRecord, RecoveryStore, RegisteredPasskey, RequestKind, ResetRecord,
+    ResetStore, SendSlot, SessionRecord, SessionStore, SigningKeys, Swapped, UserRecord,
+    UserStatus, UserStore, Versioned,
 };
 use crate::clock::UnixTime;
 use crate::error::StoreError;
@@ -367,6 +367,49 @@ impl KeyStore for DynamoStore {
         item.insert("created_at".into(), n(k.created_at.secs()));
         put_opt_s(&mut item, "previous_kid", k.previous_kid.as_deref());
         put_opt_s(&mut item, "previous_public", k.previous_public.as_deref());
+        self.put_key_record(item, expected_version).await
+    }
+
+    async fn get_mac_keys(&self, name: &str) -> Result<Option<MacKeys>, StoreError> {
+        let Some(item) = self.get(keys::mac_keys(name)).await? else {
+            return Ok(None);
+        };
+        Ok(Some(MacKeys {
+            version: get_stamp(&item, "version")?,
+            current_kid: get_s(&item, "current_kid")?,
+            current_sealed: get_s(&item, "current_sealed")?,
+            created_at: UnixTime(get_n(&item, "created_at")?),
+            previous_kid: opt_s(&item, "previous_kid")?,
+            previous_sealed: opt_s(&item, "previous_sealed")?,
+        }))
+    }
+
+    async fn put_mac_keys(
+        &self,
+        name: &str,
+        k: &MacKeys,
+        expected_version: Option<u64>,
+    ) -> Result<(), StoreError> {
+        let mut item = key_item(keys::mac_keys(name));
+        item.insert("entity".into(), s("mac_keys"));
+        item.insert("version".into(), n(stamp(k.version)));
+        item.insert("current_kid".into(), s(&k.current_kid));
+        item.insert("current_sealed".into(), s(&k.current_sealed));
+        item.insert("created_at".into(), n(k.created_at.secs()));
+        put_opt_s(&mut item, "previous_kid", k.previous_kid.as_deref());
+        put_opt_s(&mut item, "previous_sealed", k.previous_sealed.as_deref());
+        self.put_key_record(item, expected_version).await
+    }
+}
+
+impl DynamoStore {
+    /// Writes a key record whole, if the stored one is still at `expected_version` (`None`: no
+    /// record yet).
+    async fn put_key_record(
+        &self,
+        item: Item,
+        expected_version: Option<u64>,
+    ) -> Result<(), StoreError> {
         let put = self
             .client
             .put_item()

@@ -43,6 +43,12 @@ pub fn signing_keys(name: &str) -> (String, String) {
     (format!("KEYS#{name}"), "KEYS".to_owned())
 }
 
+/// A one-time-code MAC key record of the envelope mode (`code-mac`). Its own sort key, so a
+/// MAC record can never be read as a signing record of the same name.
+pub fn mac_keys(name: &str) -> (String, String) {
+    (format!("KEYS#{name}"), "MAC".to_owned())
+}
+
 /// A registered passkey's credential ID (by its SHA-256: IDs run to 1,023 bytes) → its owner.
 pub fn passkey(credential_digest: &str) -> (String, String) {
     (format!("PASSKEY#{credential_digest}"), "PASSKEY".to_owned())

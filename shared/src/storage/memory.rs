@@ -10,10 +10,10 @@ use super::keys;
 use super::{
     AdminRequest, AdminStore, AttemptSlot, AuditEvent, AuditStore, ChallengeRecord, ChallengeStore,
     Counter, CounterKey, CounterStore, DeliveryRecord, DeliveryStore, DeviceRecord, DeviceStore,
-    FactorKind, FactorRecord, FactorStatus, FactorStore, InvitationRecord, KeyStore, PasskeyOwner,
-    PasskeyUse, PendingCode, RecoveryCodeRecord, RecoveryStore, RegisteredPasskey, ResetRecord,
-    ResetStore, SendSlot, SessionRecord, SessionStore, SigningKeys, Swapped, UserRecord,
-    UserStatus, UserStore, Versioned,
+    FactorKind, FactorRecord, FactorStatus, FactorStore, InvitationRecord, KeyStore, MacKeys,
+    PasskeyOwner, PasskeyUse, PendingCode, RecoveryCodeRecord, RecoveryStore, RegisteredPasskey,
+    ResetRecord, ResetStore, SendSlot, SessionRecord, SessionStore, SigningKeys, Swapped,
+    UserRecord, UserStatus, UserStore, Versioned,
 };
 use crate::clock::UnixTime;
 use crate::error::StoreError;
@@ -36,6 +36,7 @@ struct State {
     requests: HashMap<String, AdminRequest>,
     passkeys: HashMap<String, PasskeyOwner>,
     signing_keys: HashMap<String, SigningKeys>,
+    mac_keys: HashMap<String, MacKeys>,
 }
 
 #[derive(Debug, Default)]
@@ -68,6 +69,24 @@ impl KeyStore for MemoryStore {
             return Err(StoreError::ConditionFailed);
         }
         state.signing_keys.insert(name.to_owned(), keys.clone());
+        Ok(())
+    }
+
+    async fn get_mac_keys(&self, name: &str) -> Result<Option<MacKeys>, StoreError> {
+        Ok(self.state()?.mac_keys.get(name).cloned())
+    }
+
+    async fn put_mac_keys(
+        &self,
+        name: &str,
+        keys: &MacKeys,
+        expected_version: Option<u64>,
+    ) -> Result<(), StoreError> {
+        let mut state = self.state()?;
+        if state.mac_keys.get(name).map(|k| k.version) != expected_version {
+            return Err(StoreError::ConditionFailed);
+        }
+        state.mac_keys.insert(name.to_owned(), keys.clone());
         Ok(())
     }
 }

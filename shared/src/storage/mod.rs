@@ -666,7 +666,27 @@ pub struct SigningKeys {
     pub previous_public: Option<String>,
 }
 
-/// Key records are named: production uses [`TOKEN_SIGNING_KEYS`]; tests use names of their own.
+/// The name of the one-time-code MAC keys' record.
+pub const CODE_MAC_KEYS: &str = "code-mac";
+
+/// The one-time-code MAC keys of the envelope mode ([`crate::code_keys`]): the current HMAC key
+/// and the previous one, each stored only sealed under the KMS data key (encryption context
+/// `purpose=code-mac, kid`). The previous key stays until the next rotation so codes sent
+/// before a rotation still verify. One record, replaced whole by a rotation, conditionally on
+/// the version it read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MacKeys {
+    /// 1 for the first key, one more at each rotation.
+    pub version: u64,
+    pub current_kid: String,
+    pub current_sealed: String,
+    pub created_at: UnixTime,
+    pub previous_kid: Option<String>,
+    pub previous_sealed: Option<String>,
+}
+
+/// Key records are named: production uses [`TOKEN_SIGNING_KEYS`] and [`CODE_MAC_KEYS`]; tests
+/// use names of their own.
 #[async_trait]
 pub trait KeyStore: Send + Sync {
     async fn get_signing_keys(&self, name: &str) -> Result<Option<SigningKeys>, StoreError>;
@@ -676,6 +696,14 @@ pub trait KeyStore: Send + Sync {
         &self,
         name: &str,
         keys: &SigningKeys,
+        expected_version: Option<u64>,
+    ) -> Result<(), StoreError>;
+    async fn get_mac_keys(&self, name: &str) -> Result<Option<MacKeys>, StoreError>;
+    /// As [`KeyStore::put_signing_keys`], for a MAC key record.
+    async fn put_mac_keys(
+        &self,
+        name: &str,
+        keys: &MacKeys,
         expected_version: Option<u64>,
     ) -> Result<(), StoreError>;
 }

@@ -66,6 +66,24 @@ pub async fn all_deps() -> Vec<(&'static str, Deps, Arc<ManualClock>)> {
         let mut settings = Settings::defaults("unused");
         settings.argon2 = Argon2Settings::danger_cheap();
         let mut deps = Deps::in_memory(settings, clock.clone() as Arc<dyn Clock>).unwrap();
+        // Codes are MACed as production's default mode does: under a key sealed in a record of
+        // this adapter (`portcullis::code_keys`), opened in process.
+        let record = unique("code-mac");
+        portcullis::code_keys::rotate(
+            stores.keys.as_ref(),
+            &record,
+            deps.sealer.as_ref(),
+            T0,
+            false,
+        )
+        .await
+        .unwrap();
+        deps.code_keys = Arc::new(portcullis::code_keys::CodeKeys::envelope(
+            stores.keys.clone(),
+            &record,
+            deps.sealer.clone(),
+            deps.mac.clone(),
+        ));
         deps.stores = stores;
         out.push((name, deps, clock));
     }

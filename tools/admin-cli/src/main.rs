@@ -7,10 +7,13 @@
 //!                              (--password-stdin | --generate-password)
 //! portcullis-admin unlock --user-id ID
 //! portcullis-admin rotate-signing-key [--if-missing]
+//! portcullis-admin rotate-code-key [--if-missing]
 //! ```
 //!
 //! `rotate-signing-key` makes a new access-token signing key for the envelope mode (SPEC §6,
 //! `portcullis::signing`), sealed by the KMS data key, and keeps the previous one published;
+//! `rotate-code-key` does the same for the key one-time codes are MACed under
+//! (`portcullis::code_keys`), keeping the previous key so codes in flight still verify.
 //! `--if-missing` makes the first key and leaves an existing one alone (set-up scripts).
 //!
 //! Passwords are never taken from the command line (other users can read it in `ps`): either
@@ -22,14 +25,15 @@ use std::process::ExitCode;
 use portcullis::Deps;
 use portcullis::crypto::random_token;
 use portcullis::identity::UserId;
-use portcullis::storage::CounterKey;
+use portcullis::storage::{CODE_MAC_KEYS, CounterKey, TOKEN_SIGNING_KEYS};
 use portcullis::storage::{UserRecord, UserStatus};
 
 const USAGE: &str = "usage:
   portcullis-admin create-user --user-id ID [--email ADDRESS] [--phone +E164] [--role ROLE]...
                                (--password-stdin | --generate-password)
   portcullis-admin unlock --user-id ID
-  portcullis-admin rotate-signing-key [--if-missing]";
+  portcullis-admin rotate-signing-key [--if-missing]
+  portcullis-admin rotate-code-key [--if-missing]";
 
 /// Shortest password the CLI accepts (the SPEC §7 minimum).
 const MIN_PASSWORD_CHARS: usize = 12;
@@ -147,24 +151,29 @@ async fn run() -> Result<(), String> {
             );
             Ok(())
         }
-        "rotate-signing-key" => {
+        "rotate-signing-key" | "rotate-code-key" => {
             let deps = Deps::from_env().await.map_err(|e| e.to_string())?;
-            let rotated = portcullis::signing::rotate(
+            let (keys, sealer, now) = (
                 deps.stores.keys.as_ref(),
-                portcullis::storage::TOKEN_SIGNING_KEYS,
                 deps.sealer.as_ref(),
                 deps.clock.now(),
-                args.if_missing,
-            )
-            .await
-            .map_err(|e| e.to_string())?;
-            let out = match rotated {
-                Some(keys) => serde_json::json!({
-                    "kid": keys.current_kid,
-                    "version": keys.version,
-                    "previous_kid": keys.previous_kid,
+            );
+            let made = if args.command == "rotate-signing-key" {
+                portcullis::signing::rotate(keys, TOKEN_SIGNING_KEYS, sealer, now, args.if_missing)
+                    .await
+                    .map(|r| r.map(|k| (k.current_kid, k.version, k.previous_kid)))
+            } else {
+                portcullis::code_keys::rotate(keys, CODE_MAC_KEYS, sealer, now, args.if_missing)
+                    .await
+                    .map(|r| r.map(|k| (k.current_kid, k.version, k.previous_kid)))
+            };
+            let out = match made.map_err(|e| e.to_string())? {
+                Some((kid, version, previous_kid)) => serde_json::json!({
+                    "kid": kid,
+                    "version": version,
+                    "previous_kid": previous_kid,
                 }),
-                None => serde_json::json!({ "unchanged": "a signing key exists" }),
+                None => serde_json::json!({ "unchanged": "a key exists" }),
             };
             println!("{out}");
             Ok(())
