@@ -15,15 +15,17 @@ import goals  # noqa: E402
 TEMPLATE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "infra", "template.yaml")
 
 
-def flows(chain=3, kms=0):
-    calls = {"DynamoDB GetItem": 1}
-    if kms:
-        calls["KMS GenerateMac"] = kms
-    request = {"function": "sign-in", "label": "a request", "calls": calls,
-               "longest_chain": chain, "cpu_ms": 1.0}
-    return {"requests": {k: dict(request) for k in
-                         ("sign_in_trusted", "sign_in_mfa", "verify_totp", "send_sms",
-                          "verify_sms")}}
+def flows(chain=3, kms=0, recovery_kms=0):
+    def request(label, kms):
+        calls = {"DynamoDB GetItem": 1}
+        if kms:
+            calls["KMS GenerateMac"] = kms
+        return {"function": "sign-in", "label": label, "calls": calls,
+                "longest_chain": chain, "cpu_ms": 1.0}
+    out = {k: request(k, kms) for k in
+           ("sign_in_trusted", "sign_in_mfa", "verify_totp", "send_sms", "verify_sms")}
+    out["recovery_code"] = request("recovery_code", recovery_kms)
+    return {"requests": out}
 
 
 def lambdas(zip_bytes=5_000_000, cold=25.0):
@@ -58,6 +60,9 @@ class Goals(unittest.TestCase):
     def test_any_kms_call_fails_the_code_key_goal(self):
         self.assertTrue(met(self.table(flows(kms=0)), "the same envelope"))
         self.assertFalse(met(self.table(flows(kms=1)), "the same envelope"))
+
+    def test_the_recovery_code_tag_on_the_kms_key_does_not_fail_it(self):
+        self.assertTrue(met(self.table(flows(recovery_kms=1)), "the same envelope"))
 
     def test_zip_up_to_five_decimal_megabytes(self):
         self.assertTrue(met(self.table(lam=lambdas(zip_bytes=5_000_000)), "each function's zip"))

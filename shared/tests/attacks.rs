@@ -918,6 +918,55 @@ async fn a_password_change_reset_or_mfa_reset_ends_open_challenges_and_reset_lin
     }
 }
 
+/// The send route makes the stamp check beside its own reads (no round trip of its own): a
+/// challenge whose stamp moved after it was read must still send nothing, take nothing from the
+/// caps and store no code.
+#[tokio::test]
+async fn a_sign_in_challenge_whose_stamp_moved_sends_no_code_and_takes_no_send() {
+    use portcullis::storage::CounterKey;
+    for (name, deps, _clock, outbox) in all_deps_with_notifier().await {
+        let user = create_user(&deps, &unique("stalesend")).await;
+        add_phone(&deps, &user, "+12025550143").await;
+        let id = password_step(&deps, &user).await;
+        // Read while the stamp was right; the password changes before the send is made.
+        let opening = codes::Opening::read(&deps, &id).await.unwrap();
+        deps.stores.users.raise_security_stamp(&user).await.unwrap();
+        let sent_before = outbox.sent().len();
+        assert_eq!(
+            codes::send_code_for(&deps, &opening, &sms())
+                .await
+                .unwrap_err(),
+            ApiError::ChallengeExpired,
+            "{name}"
+        );
+        assert_eq!(outbox.sent().len(), sent_before, "{name}: no SMS went out");
+        let now = deps.clock.now();
+        assert!(
+            deps.stores
+                .counters
+                .read_counter(CounterKey::Sends(&user), now)
+                .await
+                .unwrap()
+                .is_none(),
+            "{name}: the caps counter is untouched"
+        );
+        let stored = deps
+            .stores
+            .challenges
+            .get_challenge(&opening.record().id_digest, now)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((stored.sends, stored.code.is_none()), (0, true), "{name}");
+        // The same steps with the stamp left alone send the code (the refusal above is the
+        // stamp's, not the harness's).
+        let id = password_step(&deps, &user).await;
+        let opening = codes::Opening::read(&deps, &id).await.unwrap();
+        codes::send_code_for(&deps, &opening, &sms()).await.unwrap();
+        assert_eq!(outbox.sent().len(), sent_before + 1, "{name}");
+    }
+}
+
 #[tokio::test]
 async fn a_trusted_device_needs_an_active_factor_and_no_password_change_due() {
     for (name, mut deps, clock, outbox) in all_deps_with_notifier().await {

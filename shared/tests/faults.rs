@@ -187,21 +187,45 @@ async fn dynamodb_throttling_is_retried_a_bounded_number_of_times_then_503() {
 
 #[tokio::test]
 async fn a_kms_failure_while_sending_a_code_is_a_503_that_uses_no_send_and_leaves_no_code() {
-    let Some(mut s) = emulator_settings() else {
+    use portcullis::code_keys::{CodeMacMode, rotate};
+    let Some(base) = emulator_settings() else {
         return;
     };
-    // The real table on the emulator, but a code key that does not exist: KMS refuses.
-    s.code_key_id = Some("alias/portcullis-no-such-key".into());
-    let mut deps = Deps::with_sdk_config(s, Deps::sdk_config().await)
+    // Both code-MAC modes, each with the one KMS key it uses on a send missing: KMS refuses.
+    // `kms`: the MAC key itself (GenerateMac on every send).
+    let mut kms_mode = base.clone();
+    kms_mode.code_mac = CodeMacMode::Kms;
+    kms_mode.code_key_id = Some("alias/portcullis-no-such-key".into());
+    // `envelope`: the data key that opens the code-MAC key sealed in the real table. The key is
+    // made (if missing) with the real data key first, so only the opening can fail.
+    let sealing = Deps::with_sdk_config(base.clone(), Deps::sdk_config().await)
         .await
         .unwrap();
-    let (registry, outbox) = portcullis::notifier::RecordingNotifier::registry();
-    deps.notifiers = registry;
-    assert_eq!(
-        failing_send(&deps, "kmsfault").await,
-        ApiError::ServiceUnavailable
-    );
-    assert!(outbox.sent().is_empty(), "nothing was sent");
+    rotate(
+        sealing.stores.keys.as_ref(),
+        portcullis::storage::CODE_MAC_KEYS,
+        sealing.sealer.as_ref(),
+        sealing.clock.now(),
+        true,
+    )
+    .await
+    .unwrap();
+    let mut envelope_mode = base.clone();
+    envelope_mode.code_mac = CodeMacMode::Envelope;
+    envelope_mode.data_key_id = Some("alias/portcullis-no-such-key".into());
+    for (mode, s) in [("kms", kms_mode), ("envelope", envelope_mode)] {
+        let mut deps = Deps::with_sdk_config(s, Deps::sdk_config().await)
+            .await
+            .unwrap();
+        let (registry, outbox) = portcullis::notifier::RecordingNotifier::registry();
+        deps.notifiers = registry;
+        assert_eq!(
+            failing_send(&deps, "kmsfault").await,
+            ApiError::ServiceUnavailable,
+            "{mode}"
+        );
+        assert!(outbox.sent().is_empty(), "{mode}: nothing was sent");
+    }
 }
 
 #[tokio::test]

@@ -141,6 +141,46 @@ async fn a_password_alone_never_adds_a_passkey_once_a_factor_is_active() {
     }
 }
 
+/// Passkey sign-in options make the stamp check beside the factor read: a challenge whose stamp
+/// moved after it was read starts no ceremony.
+#[tokio::test]
+async fn a_sign_in_challenge_whose_stamp_moved_starts_no_passkey_ceremony() {
+    async fn ceremony_stored(deps: &Deps, opening: &codes::Opening) -> bool {
+        let digest = &opening.record().id_digest;
+        let stored = deps
+            .stores
+            .challenges
+            .get_challenge(digest, deps.clock.now());
+        stored.await.unwrap().unwrap().ceremony.is_some()
+    }
+    for (name, deps, _clock, _outbox) in all_deps_with_notifier().await {
+        let user = create_user(&deps, &unique("pkstale")).await;
+        let mut authenticator = SoftAuthenticator::new(ORIGIN);
+        register_at_first_sign_in(&deps, &user, &mut authenticator).await;
+        let id = password_step(&deps, &user).await;
+        let opening = codes::Opening::read(&deps, &id).await.unwrap();
+        deps.stores.users.raise_security_stamp(&user).await.unwrap();
+        assert_eq!(
+            passkeys::sign_in_options_for(&deps, &opening)
+                .await
+                .unwrap_err(),
+            ApiError::ChallengeExpired,
+            "{name}"
+        );
+        assert!(
+            !ceremony_stored(&deps, &opening).await,
+            "{name}: no ceremony"
+        );
+        // With the stamp left alone the same steps start one.
+        let id = password_step(&deps, &user).await;
+        let opening = codes::Opening::read(&deps, &id).await.unwrap();
+        passkeys::sign_in_options_for(&deps, &opening)
+            .await
+            .unwrap();
+        assert!(ceremony_stored(&deps, &opening).await, "{name}");
+    }
+}
+
 #[tokio::test]
 async fn options_made_for_one_ceremony_never_verify_in_another() {
     for (name, deps, _clock, _outbox) in all_deps_with_notifier().await {

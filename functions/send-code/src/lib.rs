@@ -25,13 +25,14 @@ pub fn handle(deps: &Deps, req: Request) -> HandlerFuture<'_> {
                 "POST /v1/sign-in/{challenge_id}/codes" => {
                     let body: SendCodeRequest = edge::parse_json(&req, max)?;
                     let challenge_id = edge::require_path_param(&req, "challenge_id")?;
-                    let challenge = codes::open_challenge(deps, &challenge_id).await?;
-                    if challenge.purpose != ChallengePurpose::SignIn {
+                    // The stamp check goes beside the send's reads (no round trip of its own).
+                    let opening = codes::Opening::read(deps, &challenge_id).await?;
+                    if opening.record().purpose != ChallengePurpose::SignIn {
                         return Err(ApiError::ChallengeExpired);
                     }
                     Ok(edge::json_response(
                         202,
-                        &codes::send_code(deps, &challenge, &body).await?,
+                        &codes::send_code_for(deps, &opening, &body).await?,
                     ))
                 }
                 "POST /v1/me/step-up" => {

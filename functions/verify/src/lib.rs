@@ -115,10 +115,11 @@ pub fn handle(deps: &Deps, req: Request) -> HandlerFuture<'_> {
                 }
                 "POST /v1/sign-in/{challenge_id}/passkey/options" => {
                     edge::no_body(&req, deps.settings.max_body_bytes)?;
-                    let (challenge, _) = sign_in_challenge(deps, &req).await?;
+                    let challenge_id = edge::require_path_param(&req, "challenge_id")?;
+                    let opening = codes::Opening::read(deps, &challenge_id).await?;
                     Ok(edge::json_response(
                         200,
-                        &passkeys::sign_in_options(deps, &challenge).await?,
+                        &passkeys::sign_in_options_for(deps, &opening).await?,
                     ))
                 }
                 "POST /v1/me/step-up/{challenge_id}/verify" => {

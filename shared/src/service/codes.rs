@@ -67,32 +67,86 @@ pub async fn open_challenge_and_user(
     deps: &Deps,
     challenge_id: &str,
 ) -> Result<(ChallengeRecord, Option<UserRecord>), ApiError> {
-    if challenge_id.is_empty() || challenge_id.len() > 128 {
-        return Err(ApiError::ChallengeExpired);
-    }
-    let now = deps.clock.now();
-    let challenge = match deps
-        .stores
-        .challenges
-        .get_challenge(&token_digest(challenge_id), now)
-        .await?
-    {
-        // Completed, or out of tries (the 5th wrong code ended it).
-        Some(c) if c.completed_at.is_none() && c.attempts < deps.settings.max_code_tries => c,
-        _ => return Err(ApiError::ChallengeExpired),
-    };
-    if challenge.purpose != ChallengePurpose::SignIn {
-        return Ok((challenge, None));
-    }
-    match deps.stores.users.get_user(&challenge.user_id).await? {
-        Some(user) if user.security_stamp == challenge.user_stamp => Ok((challenge, Some(user))),
-        _ => {
-            tracing::info!(
-                event = "challenge_stale",
-                "sign-in challenge ended by a credential change"
-            );
-            Err(ApiError::ChallengeExpired)
+    let opening = Opening::read(deps, challenge_id).await?;
+    let (challenge, user, ()) = opening.check_beside(deps, async { Ok(()) }).await?;
+    Ok((challenge, user))
+}
+
+/// A live, open challenge whose stamp check is still to come: [`Opening::check_beside`] makes
+/// it at the same time as a route's own reads, so the check costs no round trip of its own.
+/// Only a checked challenge comes out, so nothing is written for a stale one.
+pub struct Opening {
+    challenge: ChallengeRecord,
+    /// Already checked (a challenge a route opened before): the check is not made again.
+    checked: bool,
+}
+
+impl Opening {
+    /// The challenge the client names, if it is live and open (not completed, tries left).
+    pub async fn read(deps: &Deps, challenge_id: &str) -> Result<Opening, ApiError> {
+        if challenge_id.is_empty() || challenge_id.len() > 128 {
+            return Err(ApiError::ChallengeExpired);
         }
+        let now = deps.clock.now();
+        match deps
+            .stores
+            .challenges
+            .get_challenge(&token_digest(challenge_id), now)
+            .await?
+        {
+            // Completed, or out of tries (the 5th wrong code ended it).
+            Some(c) if c.completed_at.is_none() && c.attempts < deps.settings.max_code_tries => {
+                Ok(Opening {
+                    challenge: c,
+                    checked: false,
+                })
+            }
+            _ => Err(ApiError::ChallengeExpired),
+        }
+    }
+
+    /// A challenge already opened and checked.
+    pub fn checked(challenge: &ChallengeRecord) -> Opening {
+        Opening {
+            challenge: challenge.clone(),
+            checked: true,
+        }
+    }
+
+    /// The record, for reads that go beside the check (never for a write).
+    pub fn record(&self) -> &ChallengeRecord {
+        &self.challenge
+    }
+
+    /// Checks a sign-in challenge against its user's stamp while `reads` run: the challenge, the
+    /// user as the check read them (`None` for other challenges, whose session binds them, and
+    /// for a challenge checked before) and what `reads` found. `reads` must only read: the
+    /// check's refusal (`challenge_expired`) wins over anything they return.
+    pub async fn check_beside<T>(
+        &self,
+        deps: &Deps,
+        reads: impl Future<Output = Result<T, ApiError>>,
+    ) -> Result<(ChallengeRecord, Option<UserRecord>, T), ApiError> {
+        let challenge = &self.challenge;
+        let user = async {
+            if self.checked || challenge.purpose != ChallengePurpose::SignIn {
+                return Ok(None);
+            }
+            Ok::<_, ApiError>(Some(deps.stores.users.get_user(&challenge.user_id).await?))
+        };
+        let (user, found) = tokio::join!(user, reads);
+        let user = match user? {
+            None => None,
+            Some(Some(user)) if user.security_stamp == challenge.user_stamp => Some(user),
+            Some(_) => {
+                tracing::info!(
+                    event = "challenge_stale",
+                    "sign-in challenge ended by a credential change"
+                );
+                return Err(ApiError::ChallengeExpired);
+            }
+        };
+        Ok((challenge.clone(), user, found?))
     }
 }
 
@@ -108,10 +162,20 @@ pub async fn open_mfa_sign_in(
     let Some(user) = user.filter(|_| challenge.purpose == ChallengePurpose::SignIn) else {
         return Err(ApiError::ChallengeExpired);
     };
+    expect_mfa_sign_in(&challenge)?;
+    Ok((challenge, user))
+}
+
+/// A sign-in challenge waiting for its second factor: `challenge_expired` for another kind of
+/// challenge, `forbidden` for a sign-in challenge at another step.
+pub fn expect_mfa_sign_in(challenge: &ChallengeRecord) -> Result<(), ApiError> {
+    if challenge.purpose != ChallengePurpose::SignIn {
+        return Err(ApiError::ChallengeExpired);
+    }
     if challenge.status != ChallengeStatus::MfaRequired {
         return Err(ApiError::Forbidden);
     }
-    Ok((challenge, user))
+    Ok(())
 }
 
 fn parse_send_channel(method: &str) -> Result<Channel, ApiError> {
@@ -206,23 +270,39 @@ fn purpose_text(challenge: &ChallengeRecord) -> (&'static str, &'static str) {
     }
 }
 
-/// Sends a new code for a challenge (sign-in, step-up or enrolment).
+/// Sends a new code for a challenge already opened and checked (step-up, enrolment).
 pub async fn send_code(
     deps: &Deps,
     challenge: &ChallengeRecord,
     request: &SendCodeRequest,
 ) -> Result<SendCodeAnswer, ApiError> {
+    send_code_for(deps, &Opening::checked(challenge), request).await
+}
+
+/// Sends a new code for a challenge (sign-in, step-up or enrolment); a sign-in challenge's
+/// stamp is checked beside the send's reads.
+pub async fn send_code_for(
+    deps: &Deps,
+    opening: &Opening,
+    request: &SendCodeRequest,
+) -> Result<SendCodeAnswer, ApiError> {
     let channel = parse_send_channel(&request.method)?;
     let now = deps.clock.now();
-    let user = &challenge.user_id;
-    // Everything the decision needs, read at once (one round trip): the send bar, the
-    // second-factor lock, the factors, and the caps counter (kept for the take below).
-    let (bar, second_factor, factors, sends) = tokio::try_join!(
-        limits::read(deps, CounterKey::SendBar(user)),
-        limits::read(deps, CounterKey::SecondFactor(user)),
-        deps.stores.factors.list_factors(user),
-        limits::read(deps, CounterKey::Sends(user)),
-    )?;
+    let user = &opening.record().user_id;
+    // Everything the decision needs, read at once (one round trip) with the challenge's stamp
+    // check: the send bar, the second-factor lock, the factors, and the caps counter (kept for
+    // the take below).
+    let reads = async {
+        Ok(tokio::try_join!(
+            limits::read(deps, CounterKey::SendBar(user)),
+            limits::read(deps, CounterKey::SecondFactor(user)),
+            deps.stores.factors.list_factors(user),
+            limits::read(deps, CounterKey::Sends(user)),
+        )?)
+    };
+    let (challenge, _, (bar, second_factor, factors, sends)) =
+        opening.check_beside(deps, reads).await?;
+    let challenge = &challenge;
     if let Some(until) = limits::lock_in(deps, &bar) {
         return Err(ApiError::SendLimitReached {
             retry_after_secs: until.secs() - now.secs(),

@@ -375,7 +375,15 @@ pub(crate) async fn assertion_options(
     user_id: &UserId,
 ) -> Result<(Value, SecretString), ApiError> {
     let factors = deps.stores.factors.list_factors(user_id).await?;
-    let passkeys: Vec<PasskeyCredential> = active_passkeys(&factors)
+    assertion_options_of(deps, &factors)
+}
+
+/// [`assertion_options`] for the factors already read.
+fn assertion_options_of(
+    deps: &Deps,
+    factors: &[FactorRecord],
+) -> Result<(Value, SecretString), ApiError> {
+    let passkeys: Vec<PasskeyCredential> = active_passkeys(factors)
         .into_iter()
         .map(|(_, c)| c)
         .collect();
@@ -398,12 +406,30 @@ pub struct AssertionOptions {
 }
 
 /// `POST /v1/sign-in/{id}/passkey/options`: a new assertion ceremony for an `mfa_required`
-/// sign-in challenge (it replaces an earlier one).
+/// sign-in challenge already opened and checked (it replaces an earlier one).
 pub async fn sign_in_options(
     deps: &Deps,
     challenge: &ChallengeRecord,
 ) -> Result<AssertionOptions, ApiError> {
-    let (options, ceremony) = assertion_options(deps, &challenge.user_id).await?;
+    sign_in_options_for(deps, &codes::Opening::checked(challenge)).await
+}
+
+/// [`sign_in_options`] for a challenge being opened: the user's factors are read beside its
+/// stamp check.
+pub async fn sign_in_options_for(
+    deps: &Deps,
+    opening: &codes::Opening,
+) -> Result<AssertionOptions, ApiError> {
+    let factors = async {
+        Ok(deps
+            .stores
+            .factors
+            .list_factors(&opening.record().user_id)
+            .await?)
+    };
+    let (challenge, _, factors) = opening.check_beside(deps, factors).await?;
+    codes::expect_mfa_sign_in(&challenge)?;
+    let (options, ceremony) = assertion_options_of(deps, &factors)?;
     if !deps
         .stores
         .challenges
