@@ -129,6 +129,13 @@ kill "$ST_GATEWAY_PID" 2> /dev/null || true
 # 6,000 inputs per target from a fixed seed: PORTCULLIS_FUZZ_RUNS; 0 skips).
 scripts/fuzz.sh 2>&1 | tee "$STATE/fuzz.log" || failed_stages+=("fuzz")
 
+# A failed browser test's message again, near the end where a CI excerpt shows it (the spec
+# reporter prints the failures last; the whole log is .local/browser-test.log).
+if grep -q '^✖ failing tests:' "$STATE/browser-test.log" 2> /dev/null; then
+  log "browser test failures (from .local/browser-test.log)"
+  sed -n '/^✖ failing tests:/,$p' "$STATE/browser-test.log" | head -n 80 >&2
+fi
+
 # One closing line for the whole run: every cargo test and browser test, schemathesis as one
 # test, each fuzz target as one test.
 if [ "${#failed_stages[@]}" -gt 0 ]; then
