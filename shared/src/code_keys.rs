@@ -134,6 +134,8 @@ pub struct CodeKeys {
     kms: Arc<dyn CodeMac>,
     cache: tokio::sync::Mutex<Option<(Arc<Ring>, Instant)>>,
     last_forced: Mutex<Option<Instant>>,
+    /// How long the keys read are used before the record is read again ([`REFRESH`]).
+    refresh: std::time::Duration,
 }
 
 impl std::fmt::Debug for CodeKeys {
@@ -161,7 +163,14 @@ impl CodeKeys {
             kms,
             cache: tokio::sync::Mutex::new(None),
             last_forced: Mutex::new(None),
+            refresh: REFRESH,
         }
+    }
+
+    /// Reads the key record again after `every` instead of [`REFRESH`].
+    pub fn refreshing_every(mut self, every: std::time::Duration) -> Self {
+        self.refresh = every;
+        self
     }
 
     /// `kms` mode: every MAC by `kms` (tests and in-process benchmarks pass a local key).
@@ -218,7 +227,17 @@ impl CodeKeys {
         }
         match ring.key(kid) {
             Some(key) => Ok(Tagged::Mac(key.mac(sealer.as_ref(), message).await?)),
-            None => Ok(Tagged::UnknownKey),
+            None => {
+                // Not an attacker's doing (the server stored the MAC): a code older than the
+                // rotation before last, or a reload refused by the 30-second bound. The
+                // answer counts as wrong; this event says why.
+                tracing::warn!(
+                    event = "code_key_unknown",
+                    kid,
+                    "a pending code's MAC names a code key this environment does not have"
+                );
+                Ok(Tagged::UnknownKey)
+            }
         }
     }
 
@@ -242,13 +261,28 @@ impl CodeKeys {
         };
         let mut cache = self.cache.lock().await;
         if let Some((ring, at)) = cache.as_ref()
-            && at.elapsed() < REFRESH
+            && at.elapsed() < self.refresh
             && !force
         {
             return Ok(ring.clone());
         }
-        let record = keys.get_mac_keys(name).await?;
         let cached = cache.as_ref().map(|(ring, _)| ring.clone());
+        let record = match (keys.get_mac_keys(name).await, &cached) {
+            (Ok(record), _) => record,
+            // A periodic refresh that fails keeps the keys read before (the next call reads
+            // again): a blip in the key store must not fail a send, or a check whose try is
+            // already taken, that the key in memory can make.
+            // A forced reload (a key ID this environment lacks) reports the failure.
+            (Err(err), Some(ring)) if !force => {
+                tracing::warn!(
+                    error = %err,
+                    event = "code_key_refresh_failed",
+                    "code key record not read: the keys already in memory are used"
+                );
+                return Ok(ring.clone());
+            }
+            (Err(err), _) => return Err(err),
+        };
         // A key already opened stays open (no second `Decrypt`) while the record still holds it.
         let keep = |kid: &str, sealed: &str| {
             let key = SealedKey::new(kid, sealed);

@@ -271,3 +271,93 @@ async fn kms_mode_macs_with_kms_and_never_matches_an_envelope_mac() {
         Tagged::UnknownKey
     ));
 }
+
+/// A key store whose reads fail while `down` is set (a blip in DynamoDB).
+struct Flaky {
+    inner: Arc<dyn portcullis::storage::KeyStore>,
+    down: std::sync::atomic::AtomicBool,
+}
+
+impl Flaky {
+    fn check(&self) -> Result<(), StoreError> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(StoreError::Unavailable("key store down".into()));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl portcullis::storage::KeyStore for Flaky {
+    async fn get_signing_keys(
+        &self,
+        name: &str,
+    ) -> Result<Option<portcullis::storage::SigningKeys>, StoreError> {
+        self.check()?;
+        self.inner.get_signing_keys(name).await
+    }
+
+    async fn put_signing_keys(
+        &self,
+        name: &str,
+        keys: &portcullis::storage::SigningKeys,
+        expected_version: Option<u64>,
+    ) -> Result<(), StoreError> {
+        self.inner
+            .put_signing_keys(name, keys, expected_version)
+            .await
+    }
+
+    async fn get_mac_keys(
+        &self,
+        name: &str,
+    ) -> Result<Option<portcullis::storage::MacKeys>, StoreError> {
+        self.check()?;
+        self.inner.get_mac_keys(name).await
+    }
+
+    async fn put_mac_keys(
+        &self,
+        name: &str,
+        keys: &portcullis::storage::MacKeys,
+        expected_version: Option<u64>,
+    ) -> Result<(), StoreError> {
+        self.inner.put_mac_keys(name, keys, expected_version).await
+    }
+}
+
+#[tokio::test]
+async fn a_refresh_that_fails_keeps_the_keys_in_memory_but_a_first_read_or_forced_reload_fails() {
+    for (name, stores) in all_stores().await {
+        let record = unique("code-mac");
+        let sealer = Arc::new(Counting::default());
+        let kms: Arc<dyn CodeMac> = Arc::new(LocalCodeMac::random());
+        code_keys::rotate(stores.keys.as_ref(), &record, sealer.as_ref(), T0, false)
+            .await
+            .unwrap();
+        let flaky = Arc::new(Flaky {
+            inner: stores.keys.clone(),
+            down: Default::default(),
+        });
+        // Every call is a refresh (no caching): each one reads the record.
+        let env = CodeKeys::envelope(flaky.clone(), &record, sealer.clone(), kms.clone())
+            .refreshing_every(std::time::Duration::ZERO);
+        let before = env.mac(CODE).await.unwrap();
+        flaky.down.store(true, Ordering::SeqCst);
+        // The store is down: the keys read before still make and check MACs.
+        let during = env.mac(CODE).await.unwrap();
+        assert_eq!(during, before, "{name}");
+        assert_eq!(
+            stored(env.mac_as(&before, CODE).await.unwrap()),
+            Some(before.clone())
+        );
+        // A key ID this environment lacks forces a reload, whose failure is reported.
+        let unknown = format!("abcdef0123456789.{}", "0".repeat(64));
+        assert!(env.mac_as(&unknown, CODE).await.is_err(), "{name}");
+        // An environment that never read the record has nothing to fall back on.
+        let fresh = CodeKeys::envelope(flaky.clone(), &record, sealer.clone(), kms);
+        assert!(fresh.mac(CODE).await.is_err(), "{name}");
+        flaky.down.store(false, Ordering::SeqCst);
+        assert_eq!(fresh.mac(CODE).await.unwrap(), before, "{name}");
+    }
+}
