@@ -105,8 +105,9 @@ impl Opening {
         }
     }
 
-    /// A challenge already opened and checked.
-    pub fn checked(challenge: &ChallengeRecord) -> Opening {
+    /// A challenge already opened and checked, or just made by this request (crate-private: a
+    /// caller outside the services cannot skip the check by wrapping a record it read).
+    pub(crate) fn checked(challenge: &ChallengeRecord) -> Opening {
         Opening {
             challenge: challenge.clone(),
             checked: true,
