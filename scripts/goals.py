@@ -62,7 +62,9 @@ def rows(flows, lambda_results, throughput, functions, template_costs, profile):
     out = []
     requests = flows.get("requests") or {}
     chains = {k: r.get("longest_chain") for k, r in requests.items()}
-    measured = {k: c for k, c in chains.items() if isinstance(c, int)}
+    # A number; runs before 2026-12-03 wrote it as a string of digits (then this row was lost).
+    measured = {k: int(c) for k, c in chains.items()
+                if isinstance(c, int) or (isinstance(c, str) and c.isdigit())}
     if measured:
         within = [k for k, c in measured.items() if c <= MAX_CHAIN]
         worst = max(measured, key=measured.get)

@@ -57,6 +57,11 @@ class Goals(unittest.TestCase):
         self.assertTrue(met(self.table(flows(chain=3)), "≤ 3 sequential"))
         self.assertFalse(met(self.table(flows(chain=4)), "≤ 3 sequential"))
 
+    def test_a_chain_written_as_digits_still_counts(self):
+        # the benchmark wrote its chains as strings until 2026-12-03: the row must not vanish
+        self.assertFalse(met(self.table(flows(chain="4")), "≤ 3 sequential"))
+        self.assertTrue(met(self.table(flows(chain="3")), "≤ 3 sequential"))
+
     def test_any_kms_call_fails_the_code_key_goal(self):
         self.assertTrue(met(self.table(flows(kms=0)), "the same envelope"))
         self.assertFalse(met(self.table(flows(kms=1)), "the same envelope"))
