@@ -68,13 +68,13 @@ pub async fn open_challenge_and_user(
     challenge_id: &str,
 ) -> Result<(ChallengeRecord, Option<UserRecord>), ApiError> {
     let opening = Opening::read(deps, challenge_id).await?;
-    let (challenge, user, ()) = opening.check_beside(deps, async { Ok(()) }).await?;
-    Ok((challenge, user))
+    let (user, ()) = opening.check_beside(deps, async { Ok(()) }).await?;
+    Ok((opening.challenge, user))
 }
 
 /// A live, open challenge whose stamp check is still to come: [`Opening::check_beside`] makes
 /// it at the same time as a route's own reads, so the check costs no round trip of its own.
-/// Only a checked challenge comes out, so nothing is written for a stale one.
+/// A route writes only after that check has passed, so nothing is written for a stale one.
 pub struct Opening {
     challenge: ChallengeRecord,
     /// Already checked (a challenge a route opened before): the check is not made again.
@@ -114,20 +114,21 @@ impl Opening {
         }
     }
 
-    /// The record, for reads that go beside the check (never for a write).
+    /// The record: for reads beside the check, and for everything after it has passed.
     pub fn record(&self) -> &ChallengeRecord {
         &self.challenge
     }
 
-    /// Checks a sign-in challenge against its user's stamp while `reads` run: the challenge, the
-    /// user as the check read them (`None` for other challenges, whose session binds them, and
-    /// for a challenge checked before) and what `reads` found. `reads` must only read: the
-    /// check's refusal (`challenge_expired`) wins over anything they return.
+    /// Checks a sign-in challenge against its user's stamp while `reads` run: the user as the
+    /// check read them (`None` for other challenges, whose session binds them, and for a
+    /// challenge checked before) and what `reads` found. `reads` must only read: the check's
+    /// refusal (`challenge_expired`) wins over anything they return. Once it has passed,
+    /// [`Opening::record`] is the checked challenge.
     pub async fn check_beside<T>(
         &self,
         deps: &Deps,
         reads: impl Future<Output = Result<T, ApiError>>,
-    ) -> Result<(ChallengeRecord, Option<UserRecord>, T), ApiError> {
+    ) -> Result<(Option<UserRecord>, T), ApiError> {
         let challenge = &self.challenge;
         let user = async {
             if self.checked || challenge.purpose != ChallengePurpose::SignIn {
@@ -147,7 +148,7 @@ impl Opening {
                 return Err(ApiError::ChallengeExpired);
             }
         };
-        Ok((challenge.clone(), user, found?))
+        Ok((user, found?))
     }
 }
 
@@ -301,9 +302,8 @@ pub async fn send_code_for(
             limits::read(deps, CounterKey::Sends(user)),
         )?)
     };
-    let (challenge, _, (bar, second_factor, factors, sends)) =
-        opening.check_beside(deps, reads).await?;
-    let challenge = &challenge;
+    let (_, (bar, second_factor, factors, sends)) = opening.check_beside(deps, reads).await?;
+    let challenge = opening.record();
     if let Some(until) = limits::lock_in(deps, &bar) {
         return Err(ApiError::SendLimitReached {
             retry_after_secs: until.secs() - now.secs(),

@@ -427,8 +427,9 @@ pub async fn sign_in_options_for(
             .list_factors(&opening.record().user_id)
             .await?)
     };
-    let (challenge, _, factors) = opening.check_beside(deps, factors).await?;
-    codes::expect_mfa_sign_in(&challenge)?;
+    let (_, factors) = opening.check_beside(deps, factors).await?;
+    let challenge = opening.record();
+    codes::expect_mfa_sign_in(challenge)?;
     let (options, ceremony) = assertion_options_of(deps, &factors)?;
     if !deps
         .stores
