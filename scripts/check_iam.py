@@ -922,6 +922,24 @@ class Analysis:
         for rf in files:
             for fn in rf.fns:
                 queue.append((rf, fn, fn.label))
+        # The edge's access checks (shared/src/edge/route.rs `dispatch`) run before the
+        # handlers: a session or elevated route is authenticated, a `checking_client()` one has
+        # its browser checked. The edge is not a service module, so its calls are added here.
+        edge_calls = []
+        if re.search(r"\bRoute\s*::\s*(session|elevated)\s*\(", main):
+            edge_calls.append(("tokens", "authenticate"))
+        if re.search(r"\.\s*checking_client\s*\(", main):
+            edge_calls.append(("sign_in", "check_client"))
+        edge_text = (self.shared / "edge" / "route.rs").read_text()
+        for module, name in (("tokens", "authenticate"), ("sign_in", "check_client")):
+            if not re.search(rf"\b{module}\s*::\s*{name}\s*\(", edge_text):
+                raise CannotCheck(f"shared/src/edge/route.rs no longer calls {module}::{name}: "
+                                  "update the edge's access checks in check_iam.py")
+        for module, name in edge_calls:
+            callee = self.files[module].find(None, name)
+            if callee is None:
+                raise CannotCheck(f"the edge calls {module}::{name}, which check_iam.py cannot find")
+            queue.append((self.files[module], callee, f"edge::dispatch -> {callee.label}"))
         reached_modules: set[str] = set()
         while queue:
             rf, fn, chain = queue.popleft()

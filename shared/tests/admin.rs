@@ -53,9 +53,13 @@ async fn make_admin(deps: &Deps, outbox: &RecordingNotifier, phone: &str) -> (Us
         .unwrap()
         .tokens
         .unwrap();
-    let caller = tokens::authenticate(deps, Some(&format!("Bearer {}", t.access_token)))
-        .await
-        .unwrap();
+    let caller = tokens::authenticate(
+        deps,
+        Some(&format!("Bearer {}", t.access_token)),
+        &Default::default(),
+    )
+    .await
+    .unwrap();
     (admin_id, caller)
 }
 
@@ -259,9 +263,13 @@ async fn an_mfa_reset_needs_two_different_admins_and_wipes_the_factors() {
                 .tokens
                 .unwrap();
             (
-                tokens::authenticate(&deps, Some(&format!("Bearer {}", t.access_token)))
-                    .await
-                    .unwrap(),
+                tokens::authenticate(
+                    &deps,
+                    Some(&format!("Bearer {}", t.access_token)),
+                    &Default::default(),
+                )
+                .await
+                .unwrap(),
                 (),
             )
         };
@@ -585,6 +593,7 @@ async fn admin_actions_work_are_audited_and_every_security_event_kind_is_recorde
         let caller = tokens::authenticate(
             &deps,
             Some(&format!("Bearer {}", signed.tokens.unwrap().access_token)),
+            &Default::default(),
         )
         .await
         .unwrap();

@@ -656,9 +656,13 @@ async fn refresh_rotates_reuse_revokes_and_idle_and_absolute_limits_hold() {
 
         // sign-out revokes
         let s = sign_in(deps.clone(), outbox.clone()).await;
-        let caller = tokens::authenticate(&deps, Some(&format!("Bearer {}", s.access_token)))
-            .await
-            .unwrap();
+        let caller = tokens::authenticate(
+            &deps,
+            Some(&format!("Bearer {}", s.access_token)),
+            &Default::default(),
+        )
+        .await
+        .unwrap();
         tokens::sign_out(&deps, &caller).await.unwrap();
         assert_eq!(
             tokens::refresh(&deps, refresh(&s.refresh_token))
@@ -691,9 +695,13 @@ async fn removing_factors_needs_step_up_and_the_last_one_means_enrolment_again()
             .unwrap()
             .tokens
             .unwrap();
-        let caller = tokens::authenticate(&deps, Some(&format!("Bearer {}", t.access_token)))
-            .await
-            .unwrap();
+        let caller = tokens::authenticate(
+            &deps,
+            Some(&format!("Bearer {}", t.access_token)),
+            &Default::default(),
+        )
+        .await
+        .unwrap();
         let listed = factors::list(&deps, &caller).await.unwrap();
         assert_eq!(listed.len(), 1);
         assert_eq!(listed[0].phone.as_deref(), Some("***-***-0143"));

@@ -48,9 +48,13 @@ async fn mfa_sign_in(deps: &Deps, user: &UserId, outbox: &RecordingNotifier) -> 
         .tokens
         .unwrap();
     (
-        tokens::authenticate(deps, Some(&format!("Bearer {}", t.access_token)))
-            .await
-            .unwrap(),
+        tokens::authenticate(
+            deps,
+            Some(&format!("Bearer {}", t.access_token)),
+            &Default::default(),
+        )
+        .await
+        .unwrap(),
         t.refresh_token,
     )
 }

@@ -40,6 +40,7 @@ async fn sms_sign_in(
             "Bearer {}",
             signed.tokens.as_ref().unwrap().access_token
         )),
+        &Default::default(),
     )
     .await
     .unwrap();
@@ -235,9 +236,13 @@ async fn a_trusted_device_skips_mfa_until_removed_or_180_days_pass() {
         let skipped = sign_in_with_device(&deps, &user, Some(&token)).await;
         assert_eq!(skipped.status, "signed_in", "{name}");
         let tokens = skipped.tokens.unwrap();
-        let caller = tokens::authenticate(&deps, Some(&format!("Bearer {}", tokens.access_token)))
-            .await
-            .unwrap();
+        let caller = tokens::authenticate(
+            &deps,
+            Some(&format!("Bearer {}", tokens.access_token)),
+            &Default::default(),
+        )
+        .await
+        .unwrap();
         assert_eq!(caller.claims.acr, ACR_TRUSTED_DEVICE);
         assert!(
             !caller.is_elevated(&deps),
@@ -340,9 +345,13 @@ async fn every_sensitive_action_needs_a_fresh_code_even_on_a_trusted_device() {
             .await
             .tokens
             .unwrap();
-        let caller = tokens::authenticate(&deps, Some(&format!("Bearer {}", skipped.access_token)))
-            .await
-            .unwrap();
+        let caller = tokens::authenticate(
+            &deps,
+            Some(&format!("Bearer {}", skipped.access_token)),
+            &Default::default(),
+        )
+        .await
+        .unwrap();
         let phone = || ChangePhoneRequest {
             phone: "+12125551234".into(),
         };
@@ -403,10 +412,13 @@ async fn every_sensitive_action_needs_a_fresh_code_even_on_a_trusted_device() {
         .await
         .unwrap();
         let elevated = step_up::elevate(&deps, &caller, &v).await.unwrap();
-        let elevated_caller =
-            tokens::authenticate(&deps, Some(&format!("Bearer {}", elevated.access_token)))
-                .await
-                .unwrap();
+        let elevated_caller = tokens::authenticate(
+            &deps,
+            Some(&format!("Bearer {}", elevated.access_token)),
+            &Default::default(),
+        )
+        .await
+        .unwrap();
         assert_eq!(elevated_caller.claims.acr, ACR_MFA);
         assert_eq!(elevated_caller.claims.auth_time, clock.now().secs());
         assert_eq!(

@@ -1,52 +1,55 @@
-//! The device-trust function (and the caller's own security events): the caller's trusted devices (name from the User-Agent, created,
-//! last used, expiry); remove one or all. Removal takes effect on the next sign-in.
+//! The device-trust function (and the caller's own security events): the caller's trusted
+//! devices (name from the User-Agent, created, last used, expiry); remove one or all. Removal
+//! takes effect on the next sign-in.
 
-use lambda_http::Request;
 use portcullis::Deps;
-use portcullis::edge::{self, HandlerFuture, RequestMeta};
-use portcullis::error::ApiError;
-use portcullis::service::{devices, tokens};
+use portcullis::edge::{self, Answer, Call, Function, Route};
+use portcullis::service::tokens::Caller;
+use portcullis::service::{admin, devices};
 
-pub const ROUTES: &[&str] = &[
-    "GET /v1/me/devices",
-    "DELETE /v1/me/devices",
-    "DELETE /v1/me/devices/{device_id}",
-    "GET /v1/me/events",
-];
+pub static FUNCTION: Function = Function {
+    name: "devices",
+    routes: &[
+        Route::session("GET /v1/me/devices", list),
+        Route::session("DELETE /v1/me/devices", remove_all),
+        Route::session("DELETE /v1/me/devices/{device_id}", remove),
+        Route::session("GET /v1/me/events", events),
+    ],
+};
 
-pub fn handle(deps: &Deps, req: Request) -> HandlerFuture<'_> {
+fn list(deps: &Deps, call: Call, caller: Caller) -> Answer<'_> {
     Box::pin(async move {
-        let route = edge::route_key(&req);
-        edge::answer(RequestMeta::from_request(&req), "devices", async {
-            let caller = tokens::authenticate(deps, edge::authorization(&req)).await?;
-            match route.as_str() {
-                "GET /v1/me/devices" => {
-                    let presented = RequestMeta::from_request(&req).device_token;
-                    let list = devices::list(deps, &caller.user_id, presented.as_ref()).await?;
-                    Ok(edge::json_response(
-                        200,
-                        &serde_json::json!({ "devices": list }),
-                    ))
-                }
-                "DELETE /v1/me/devices" => {
-                    let removed = devices::remove_all(deps, &caller.user_id).await?;
-                    Ok(edge::json_response(
-                        200,
-                        &serde_json::json!({ "removed": removed }),
-                    ))
-                }
-                "DELETE /v1/me/devices/{device_id}" => {
-                    let device_id = edge::require_path_param(&req, "device_id")?;
-                    devices::remove(deps, &caller.user_id, &device_id).await?;
-                    Ok(edge::empty_response(204))
-                }
-                "GET /v1/me/events" => Ok(edge::json_response(
-                    200,
-                    &portcullis::service::admin::events(deps, &caller.user_id).await?,
-                )),
-                _ => Err(ApiError::NotFound),
-            }
-        })
-        .await
+        let presented = call.meta.device_token.as_ref();
+        let list = devices::list(deps, &caller.user_id, presented).await?;
+        Ok(edge::json_response(
+            200,
+            &serde_json::json!({ "devices": list }),
+        ))
+    })
+}
+
+fn remove_all(deps: &Deps, _call: Call, caller: Caller) -> Answer<'_> {
+    Box::pin(async move {
+        let removed = devices::remove_all(deps, &caller.user_id).await?;
+        Ok(edge::json_response(
+            200,
+            &serde_json::json!({ "removed": removed }),
+        ))
+    })
+}
+
+fn remove(deps: &Deps, call: Call, caller: Caller) -> Answer<'_> {
+    Box::pin(async move {
+        devices::remove(deps, &caller.user_id, &call.path("device_id")?).await?;
+        Ok(edge::empty_response(204))
+    })
+}
+
+fn events(deps: &Deps, _call: Call, caller: Caller) -> Answer<'_> {
+    Box::pin(async move {
+        Ok(edge::json_response(
+            200,
+            &admin::events(deps, &caller.user_id).await?,
+        ))
     })
 }

@@ -1,172 +1,197 @@
 //! The factor-enrolment function: phones, email addresses, authenticator apps and passkeys,
 //! enrolled inside an `mfa_enrolment_required` sign-in challenge or from a signed-in session;
 //! list, rename (passkeys) and remove.
+//!
+//! The enrolment routes refuse outdated browsers, like sign-in (SPEC §2 item 5); the verify
+//! routes do not (the enrolment they finish was already checked).
 
-use lambda_http::Request;
 use portcullis::Deps;
-use portcullis::edge::{self, HandlerFuture, RequestMeta};
+use portcullis::edge::{self, Answer, Call, Function, Route};
 use portcullis::error::ApiError;
 use portcullis::service::factors::{
     self, ChangePhoneRequest, EnrolEmailRequest, EnrolPhoneRequest, Enroller, RenameRequest,
     VerifyFactorRequest,
 };
 use portcullis::service::passkeys::{self, EnrolPasskeyRequest};
-use portcullis::service::{codes, complete, tokens};
-use portcullis::storage::ChallengePurpose;
+use portcullis::service::tokens::Caller;
+use portcullis::service::{codes, complete};
+use portcullis::storage::{ChallengePurpose, ChallengeRecord};
 
-pub const ROUTES: &[&str] = &[
-    "POST /v1/sign-in/{challenge_id}/factors/phone",
-    "POST /v1/sign-in/{challenge_id}/factors/totp",
-    "POST /v1/sign-in/{challenge_id}/factors/email",
-    "POST /v1/sign-in/{challenge_id}/factors/passkey",
-    "POST /v1/sign-in/{challenge_id}/factors/{factor_id}/verify",
-    "GET /v1/me/factors",
-    "POST /v1/me/factors/phone",
-    "POST /v1/me/factors/totp",
-    "POST /v1/me/factors/email",
-    "POST /v1/me/factors/passkey",
-    "POST /v1/me/factors/{factor_id}/verify",
-    "PATCH /v1/me/factors/{factor_id}",
-    "DELETE /v1/me/factors/{factor_id}",
-    "PUT /v1/me/factors/{factor_id}/phone",
-];
-
-pub fn handle(deps: &Deps, req: Request) -> HandlerFuture<'_> {
-    Box::pin(async move {
-        let route = edge::route_key(&req);
-        edge::answer(RequestMeta::from_request(&req), "factors", async {
-            let max = deps.settings.max_body_bytes;
-            if route.starts_with("POST ") && !route.ends_with("/verify") {
-                // Enrolment routes refuse outdated browsers, like sign-in (SPEC §2 item 5).
-                let meta = portcullis::edge::RequestMeta::from_request(&req);
-                portcullis::service::sign_in::check_client(deps, &meta)?;
-            }
-            if let Some(rest) = route.strip_prefix("POST /v1/sign-in/{challenge_id}/factors/") {
-                let challenge_id = edge::require_path_param(&req, "challenge_id")?;
-                let challenge = codes::open_challenge(deps, &challenge_id).await?;
-                if challenge.purpose != ChallengePurpose::SignIn {
-                    return Err(ApiError::ChallengeExpired);
-                }
-                let enroller = Enroller::SignIn(&challenge);
-                return match rest {
-                    "phone" => {
-                        let body: EnrolPhoneRequest = edge::parse_json(&req, max)?;
-                        Ok(edge::json_response(
-                            201,
-                            &factors::enrol_phone(deps, enroller, body).await?,
-                        ))
-                    }
-                    "email" => {
-                        let body: EnrolEmailRequest = edge::parse_json(&req, max)?;
-                        Ok(edge::json_response(
-                            201,
-                            &factors::enrol_email(deps, enroller, body).await?,
-                        ))
-                    }
-                    "totp" => {
-                        edge::no_body(&req, deps.settings.max_body_bytes)?;
-                        Ok(edge::json_response(
-                            201,
-                            &factors::enrol_totp(deps, enroller).await?,
-                        ))
-                    }
-                    "passkey" => {
-                        let body: EnrolPasskeyRequest = edge::optional_json(&req, max)?;
-                        Ok(edge::json_response(
-                            201,
-                            &passkeys::enrol(deps, enroller, body).await?,
-                        ))
-                    }
-                    "{factor_id}/verify" => {
-                        let body: VerifyFactorRequest = edge::parse_json(&req, max)?;
-                        let factor_id = edge::require_path_param(&req, "factor_id")?;
-                        let proven =
-                            factors::verify_factor(deps, enroller, &factor_id, &body).await?;
-                        let mut signed_in = complete::complete_sign_in(
-                            deps,
-                            &proven.verified,
-                            None,
-                            &portcullis::edge::RequestMeta::from_request(&req),
-                        )
-                        .await?;
-                        signed_in.recovery_codes = proven.recovery_codes;
-                        Ok(edge::json_response(200, &signed_in))
-                    }
-                    _ => Err(ApiError::NotFound),
-                };
-            }
-            let caller = tokens::authenticate(deps, edge::authorization(&req)).await?;
-            let enroller = Enroller::Session(&caller);
-            match route.as_str() {
-                "GET /v1/me/factors" => Ok(edge::json_response(
-                    200,
-                    &serde_json::json!({ "factors": factors::list(deps, &caller).await? }),
-                )),
-                "POST /v1/me/factors/phone" => {
-                    let body: EnrolPhoneRequest = edge::parse_json(&req, max)?;
-                    Ok(edge::json_response(
-                        201,
-                        &factors::enrol_phone(deps, enroller, body).await?,
-                    ))
-                }
-                "POST /v1/me/factors/email" => {
-                    let body: EnrolEmailRequest = edge::parse_json(&req, max)?;
-                    Ok(edge::json_response(
-                        201,
-                        &factors::enrol_email(deps, enroller, body).await?,
-                    ))
-                }
-                "POST /v1/me/factors/passkey" => {
-                    let body: EnrolPasskeyRequest = edge::optional_json(&req, max)?;
-                    Ok(edge::json_response(
-                        201,
-                        &passkeys::enrol(deps, enroller, body).await?,
-                    ))
-                }
-                "PATCH /v1/me/factors/{factor_id}" => {
-                    let body: RenameRequest = edge::parse_json(&req, max)?;
-                    let factor_id = edge::require_path_param(&req, "factor_id")?;
-                    Ok(edge::json_response(
-                        200,
-                        &factors::rename(deps, &caller, &factor_id, body).await?,
-                    ))
-                }
-                "POST /v1/me/factors/totp" => {
-                    edge::no_body(&req, deps.settings.max_body_bytes)?;
-                    Ok(edge::json_response(
-                        201,
-                        &factors::enrol_totp(deps, enroller).await?,
-                    ))
-                }
-                "POST /v1/me/factors/{factor_id}/verify" => {
-                    let body: VerifyFactorRequest = edge::parse_json(&req, max)?;
-                    let factor_id = edge::require_path_param(&req, "factor_id")?;
-                    let proven = factors::verify_factor(deps, enroller, &factor_id, &body).await?;
-                    let mut answer =
-                        serde_json::to_value(factors::view(&proven.factor)).unwrap_or_default();
-                    if let (Some(codes), Some(obj)) =
-                        (proven.recovery_codes, answer.as_object_mut())
-                    {
-                        obj.insert("recovery_codes".into(), serde_json::json!(codes));
-                    }
-                    Ok(edge::json_response(200, &answer))
-                }
-                "PUT /v1/me/factors/{factor_id}/phone" => {
-                    let body: ChangePhoneRequest = edge::parse_json(&req, max)?;
-                    let factor_id = edge::require_path_param(&req, "factor_id")?;
-                    Ok(edge::json_response(
-                        202,
-                        &factors::change_phone(deps, &caller, &factor_id, body).await?,
-                    ))
-                }
-                "DELETE /v1/me/factors/{factor_id}" => {
-                    let factor_id = edge::require_path_param(&req, "factor_id")?;
-                    factors::remove(deps, &caller, &factor_id).await?;
-                    Ok(edge::empty_response(204))
-                }
-                _ => Err(ApiError::NotFound),
-            }
+pub static FUNCTION: Function = Function {
+    name: "factors",
+    routes: &[
+        Route::public("POST /v1/sign-in/{challenge_id}/factors/phone", |d, c| {
+            Box::pin(in_sign_in(d, c, Kind::Phone))
         })
-        .await
+        .checking_client(),
+        Route::public("POST /v1/sign-in/{challenge_id}/factors/totp", |d, c| {
+            Box::pin(in_sign_in(d, c, Kind::Totp))
+        })
+        .checking_client(),
+        Route::public("POST /v1/sign-in/{challenge_id}/factors/email", |d, c| {
+            Box::pin(in_sign_in(d, c, Kind::Email))
+        })
+        .checking_client(),
+        Route::public("POST /v1/sign-in/{challenge_id}/factors/passkey", |d, c| {
+            Box::pin(in_sign_in(d, c, Kind::Passkey))
+        })
+        .checking_client(),
+        Route::public(
+            "POST /v1/sign-in/{challenge_id}/factors/{factor_id}/verify",
+            verify_in_sign_in,
+        ),
+        Route::session("GET /v1/me/factors", list),
+        Route::session("POST /v1/me/factors/phone", |d, c, who| {
+            Box::pin(in_session(d, c, who, Kind::Phone))
+        })
+        .checking_client(),
+        Route::session("POST /v1/me/factors/totp", |d, c, who| {
+            Box::pin(in_session(d, c, who, Kind::Totp))
+        })
+        .checking_client(),
+        Route::session("POST /v1/me/factors/email", |d, c, who| {
+            Box::pin(in_session(d, c, who, Kind::Email))
+        })
+        .checking_client(),
+        Route::session("POST /v1/me/factors/passkey", |d, c, who| {
+            Box::pin(in_session(d, c, who, Kind::Passkey))
+        })
+        .checking_client(),
+        Route::session("POST /v1/me/factors/{factor_id}/verify", verify_in_session),
+        Route::session("PATCH /v1/me/factors/{factor_id}", rename),
+        Route::session("DELETE /v1/me/factors/{factor_id}", remove),
+        Route::session("PUT /v1/me/factors/{factor_id}/phone", change_phone),
+    ],
+};
+
+/// The factor kind an enrolment route names.
+#[derive(Clone, Copy)]
+enum Kind {
+    Phone,
+    Totp,
+    Email,
+    Passkey,
+}
+
+/// The sign-in challenge in the path, which must be a sign-in (not a step-up) one.
+async fn sign_in_challenge(deps: &Deps, call: &Call) -> Result<ChallengeRecord, ApiError> {
+    let challenge = codes::open_challenge(deps, &call.path("challenge_id")?).await?;
+    if challenge.purpose != ChallengePurpose::SignIn {
+        return Err(ApiError::ChallengeExpired);
+    }
+    Ok(challenge)
+}
+
+/// Starts an enrolment of `kind` for `enroller`: 201 with what the client shows next.
+async fn enrol(
+    deps: &Deps,
+    call: &Call,
+    enroller: Enroller<'_>,
+    kind: Kind,
+) -> Result<lambda_http::Response<lambda_http::Body>, ApiError> {
+    let answer = match kind {
+        Kind::Phone => {
+            let body: EnrolPhoneRequest = call.body()?;
+            edge::json_response(201, &factors::enrol_phone(deps, enroller, body).await?)
+        }
+        Kind::Email => {
+            let body: EnrolEmailRequest = call.body()?;
+            edge::json_response(201, &factors::enrol_email(deps, enroller, body).await?)
+        }
+        Kind::Totp => {
+            call.no_body()?;
+            edge::json_response(201, &factors::enrol_totp(deps, enroller).await?)
+        }
+        Kind::Passkey => {
+            let body: EnrolPasskeyRequest = call.optional_body()?;
+            edge::json_response(201, &passkeys::enrol(deps, enroller, body).await?)
+        }
+    };
+    Ok(answer)
+}
+
+async fn in_sign_in(
+    deps: &Deps,
+    call: Call,
+    kind: Kind,
+) -> Result<lambda_http::Response<lambda_http::Body>, ApiError> {
+    let challenge = sign_in_challenge(deps, &call).await?;
+    enrol(deps, &call, Enroller::SignIn(&challenge), kind).await
+}
+
+async fn in_session(
+    deps: &Deps,
+    call: Call,
+    caller: Caller,
+    kind: Kind,
+) -> Result<lambda_http::Response<lambda_http::Body>, ApiError> {
+    enrol(deps, &call, Enroller::Session(&caller), kind).await
+}
+
+/// The first factor's code proves it and completes the sign-in (with the first recovery codes).
+fn verify_in_sign_in(deps: &Deps, call: Call) -> Answer<'_> {
+    Box::pin(async move {
+        let body: VerifyFactorRequest = call.body()?;
+        let factor_id = call.path("factor_id")?;
+        let challenge = sign_in_challenge(deps, &call).await?;
+        let proven =
+            factors::verify_factor(deps, Enroller::SignIn(&challenge), &factor_id, &body).await?;
+        let mut signed_in =
+            complete::complete_sign_in(deps, &proven.verified, None, &call.meta).await?;
+        signed_in.recovery_codes = proven.recovery_codes;
+        Ok(edge::json_response(200, &signed_in))
+    })
+}
+
+fn verify_in_session(deps: &Deps, call: Call, caller: Caller) -> Answer<'_> {
+    Box::pin(async move {
+        let body: VerifyFactorRequest = call.body()?;
+        let factor_id = call.path("factor_id")?;
+        let proven =
+            factors::verify_factor(deps, Enroller::Session(&caller), &factor_id, &body).await?;
+        let mut answer = serde_json::to_value(factors::view(&proven.factor)).unwrap_or_default();
+        if let (Some(codes), Some(obj)) = (proven.recovery_codes, answer.as_object_mut()) {
+            obj.insert("recovery_codes".into(), serde_json::json!(codes));
+        }
+        Ok(edge::json_response(200, &answer))
+    })
+}
+
+fn list(deps: &Deps, _call: Call, caller: Caller) -> Answer<'_> {
+    Box::pin(async move {
+        let factors = factors::list(deps, &caller).await?;
+        Ok(edge::json_response(
+            200,
+            &serde_json::json!({ "factors": factors }),
+        ))
+    })
+}
+
+fn rename(deps: &Deps, call: Call, caller: Caller) -> Answer<'_> {
+    Box::pin(async move {
+        let body: RenameRequest = call.body()?;
+        let factor_id = call.path("factor_id")?;
+        Ok(edge::json_response(
+            200,
+            &factors::rename(deps, &caller, &factor_id, body).await?,
+        ))
+    })
+}
+
+fn change_phone(deps: &Deps, call: Call, caller: Caller) -> Answer<'_> {
+    Box::pin(async move {
+        let body: ChangePhoneRequest = call.body()?;
+        let factor_id = call.path("factor_id")?;
+        Ok(edge::json_response(
+            202,
+            &factors::change_phone(deps, &caller, &factor_id, body).await?,
+        ))
+    })
+}
+
+fn remove(deps: &Deps, call: Call, caller: Caller) -> Answer<'_> {
+    Box::pin(async move {
+        factors::remove(deps, &caller, &call.path("factor_id")?).await?;
+        Ok(edge::empty_response(204))
     })
 }

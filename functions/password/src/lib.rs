@@ -1,87 +1,83 @@
 //! The password function: change (step-up), forgot (always 202), reset by link (204, no
-//! sign-in), and the change required after MFA inside a sign-in challenge.
+//! sign-in), the change required after MFA inside a sign-in challenge, and accepting an
+//! invitation (the invitee's first password).
 
-use lambda_http::Request;
 use portcullis::Deps;
-use portcullis::edge::{self, HandlerFuture, RequestMeta};
+use portcullis::edge::{self, Answer, Call, Function, Route};
 use portcullis::error::ApiError;
+use portcullis::service::admin::{self, AcceptRequest};
+use portcullis::service::codes;
 use portcullis::service::password::{
     self, ChangePasswordRequest, ForgotRequest, NewPasswordRequest, ResetRequest,
 };
-use portcullis::service::{codes, tokens};
+use portcullis::service::tokens::Caller;
 use portcullis::storage::ChallengePurpose;
 
-pub const ROUTES: &[&str] = &[
-    "POST /v1/me/password",
-    "POST /v1/password/forgot",
-    "POST /v1/password/reset",
-    "POST /v1/sign-in/{challenge_id}/password",
-    "POST /v1/invitations/{token}/accept",
-];
+pub static FUNCTION: Function = Function {
+    name: "password",
+    routes: &[
+        // A session route, not an elevated one: the service checks the new password's
+        // length before elevation, and elevation before the current password.
+        Route::session("POST /v1/me/password", change),
+        Route::public("POST /v1/password/forgot", forgot),
+        Route::public("POST /v1/password/reset", reset),
+        Route::public("POST /v1/sign-in/{challenge_id}/password", required_change)
+            .checking_client(),
+        Route::public("POST /v1/invitations/{token}/accept", accept),
+    ],
+};
 
-pub fn handle(deps: &Deps, req: Request) -> HandlerFuture<'_> {
+fn change(deps: &Deps, call: Call, caller: Caller) -> Answer<'_> {
     Box::pin(async move {
-        let route = edge::route_key(&req);
-        edge::answer(RequestMeta::from_request(&req), "password", async {
-            let max = deps.settings.max_body_bytes;
-            match route.as_str() {
-                "POST /v1/me/password" => {
-                    let caller = tokens::authenticate(deps, edge::authorization(&req)).await?;
-                    let body: ChangePasswordRequest = edge::parse_json(&req, max)?;
-                    password::change(deps, &caller, body).await?;
-                    Ok(edge::empty_response(204))
-                }
-                "POST /v1/password/forgot" => {
-                    let body: ForgotRequest = edge::parse_json(&req, max)?;
-                    Ok(edge::json_response(
-                        202,
-                        &password::forgot(deps, body).await?,
-                    ))
-                }
-                "POST /v1/password/reset" => {
-                    let body: ResetRequest = edge::parse_json(&req, max)?;
-                    password::reset(deps, body).await?;
-                    Ok(edge::empty_response(204))
-                }
-                "POST /v1/sign-in/{challenge_id}/password" => {
-                    portcullis::service::sign_in::check_client(
-                        deps,
-                        &RequestMeta::from_request(&req),
-                    )?;
-                    let body: NewPasswordRequest = edge::parse_json(&req, max)?;
-                    let challenge_id = edge::require_path_param(&req, "challenge_id")?;
-                    let challenge = codes::open_challenge(deps, &challenge_id).await?;
-                    if challenge.purpose != ChallengePurpose::SignIn {
-                        return Err(ApiError::ChallengeExpired);
-                    }
-                    let tokens = password::complete_required_change(deps, &challenge, body).await?;
-                    Ok(edge::json_response(
-                        200,
-                        &serde_json::json!({
-                            "status": "signed_in",
-                            "access_token": tokens.access_token,
-                            "refresh_token": tokens.refresh_token,
-                            "token_type": tokens.token_type,
-                            "expires_in": tokens.expires_in,
-                        }),
-                    ))
-                }
-                "POST /v1/invitations/{token}/accept" => {
-                    let body: portcullis::service::admin::AcceptRequest =
-                        edge::parse_json(&req, max)?;
-                    let token = edge::require_path_param(&req, "token")?;
-                    portcullis::service::admin::accept(
-                        deps,
-                        &token,
-                        body,
-                        &RequestMeta::from_request(&req),
-                    )
-                    .await?;
-                    Ok(edge::empty_response(204))
-                }
-                _ => Err(ApiError::NotFound),
-            }
-        })
-        .await
+        let body: ChangePasswordRequest = call.body()?;
+        password::change(deps, &caller, body).await?;
+        Ok(edge::empty_response(204))
+    })
+}
+
+fn forgot(deps: &Deps, call: Call) -> Answer<'_> {
+    Box::pin(async move {
+        let body: ForgotRequest = call.body()?;
+        Ok(edge::json_response(
+            202,
+            &password::forgot(deps, body).await?,
+        ))
+    })
+}
+
+fn reset(deps: &Deps, call: Call) -> Answer<'_> {
+    Box::pin(async move {
+        let body: ResetRequest = call.body()?;
+        password::reset(deps, body).await?;
+        Ok(edge::empty_response(204))
+    })
+}
+
+fn required_change(deps: &Deps, call: Call) -> Answer<'_> {
+    Box::pin(async move {
+        let body: NewPasswordRequest = call.body()?;
+        let challenge = codes::open_challenge(deps, &call.path("challenge_id")?).await?;
+        if challenge.purpose != ChallengePurpose::SignIn {
+            return Err(ApiError::ChallengeExpired);
+        }
+        let tokens = password::complete_required_change(deps, &challenge, body).await?;
+        Ok(edge::json_response(
+            200,
+            &serde_json::json!({
+                "status": "signed_in",
+                "access_token": tokens.access_token,
+                "refresh_token": tokens.refresh_token,
+                "token_type": tokens.token_type,
+                "expires_in": tokens.expires_in,
+            }),
+        ))
+    })
+}
+
+fn accept(deps: &Deps, call: Call) -> Answer<'_> {
+    Box::pin(async move {
+        let body: AcceptRequest = call.body()?;
+        admin::accept(deps, &call.path("token")?, body, &call.meta).await?;
+        Ok(edge::empty_response(204))
     })
 }

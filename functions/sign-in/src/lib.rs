@@ -1,57 +1,49 @@
 //! The sign-in function: `POST /v1/sign-in` (user ID and password), and the passwordless
 //! passkey sign-in (`POST /v1/passkey/options`, `POST /v1/passkey/sign-in`). Parses, calls the
 //! services, answers. Every outcome is an HTTP answer; nothing here fails the invocation.
+//!
+//! `POST /v1/sign-in` checks the browser inside the service (after the user's lockout state
+//! is read beside it); the passwordless routes check it at the edge.
 
-use lambda_http::Request;
 use portcullis::Deps;
-use portcullis::edge::{self, HandlerFuture, RequestMeta};
-use portcullis::error::ApiError;
+use portcullis::edge::{self, Answer, Call, Function, Route};
 use portcullis::service::passkeys::{self, PasswordlessRequest};
-use portcullis::service::sign_in::{SignInRequest, check_client, sign_in};
+use portcullis::service::sign_in::{SignInRequest, sign_in};
 
-/// The routes this function serves, as written in `infra/template.yaml`.
-pub const ROUTES: &[&str] = &[
-    "POST /v1/sign-in",
-    "POST /v1/passkey/options",
-    "POST /v1/passkey/sign-in",
-];
+pub static FUNCTION: Function = Function {
+    name: "sign-in",
+    routes: &[
+        Route::public("POST /v1/sign-in", password),
+        Route::public("POST /v1/passkey/options", passwordless_options).checking_client(),
+        Route::public("POST /v1/passkey/sign-in", passwordless).checking_client(),
+    ],
+};
 
 /// The sign-in and passwordless futures are boxed: each joins several stores' calls at once,
 /// and their nested future types are deep enough to overflow the compiler's layout query when
-/// inlined into this one.
-pub fn handle(deps: &Deps, req: Request) -> HandlerFuture<'_> {
+/// inlined into the handler's.
+fn password(deps: &Deps, call: Call) -> Answer<'_> {
     Box::pin(async move {
-        let route = edge::route_key(&req);
-        let meta = RequestMeta::from_request(&req);
-        edge::answer(meta.clone(), "sign-in", async {
-            let max = deps.settings.max_body_bytes;
-            match route.as_str() {
-                "POST /v1/sign-in" => {
-                    let body: SignInRequest = edge::parse_json(&req, max)?;
-                    Ok(edge::json_response(
-                        200,
-                        &Box::pin(sign_in(deps, body, &meta)).await?,
-                    ))
-                }
-                "POST /v1/passkey/options" => {
-                    check_client(deps, &meta)?;
-                    edge::no_body(&req, max)?;
-                    Ok(edge::json_response(
-                        200,
-                        &passkeys::passwordless_options(deps, &meta).await?,
-                    ))
-                }
-                "POST /v1/passkey/sign-in" => {
-                    check_client(deps, &meta)?;
-                    let body: PasswordlessRequest = edge::parse_json(&req, max)?;
-                    Ok(edge::json_response(
-                        200,
-                        &Box::pin(passkeys::passwordless_sign_in(deps, body, &meta)).await?,
-                    ))
-                }
-                _ => Err(ApiError::NotFound),
-            }
-        })
-        .await
+        let body: SignInRequest = call.body()?;
+        let answer = Box::pin(sign_in(deps, body, &call.meta)).await?;
+        Ok(edge::json_response(200, &answer))
+    })
+}
+
+fn passwordless_options(deps: &Deps, call: Call) -> Answer<'_> {
+    Box::pin(async move {
+        call.no_body()?;
+        Ok(edge::json_response(
+            200,
+            &passkeys::passwordless_options(deps, &call.meta).await?,
+        ))
+    })
+}
+
+fn passwordless(deps: &Deps, call: Call) -> Answer<'_> {
+    Box::pin(async move {
+        let body: PasswordlessRequest = call.body()?;
+        let answer = Box::pin(passkeys::passwordless_sign_in(deps, body, &call.meta)).await?;
+        Ok(edge::json_response(200, &answer))
     })
 }

@@ -315,16 +315,6 @@ pub enum Action {
 }
 
 impl Action {
-    pub fn parse(segment: &str) -> Option<Action> {
-        match segment {
-            "unlock" => Some(Action::Unlock),
-            "deactivate" => Some(Action::Deactivate),
-            "reactivate" => Some(Action::Reactivate),
-            "force-password-change" => Some(Action::ForcePasswordChange),
-            _ => None,
-        }
-    }
-
     fn kind(self) -> &'static str {
         match self {
             Action::Unlock => "admin_unlock",

@@ -49,6 +49,35 @@ pub struct TrustRequest {
     pub user_agent: Option<String>,
 }
 
+/// The device-trust part of a verify or recovery-code request: `None` unless the user asked
+/// to trust this device; a name over 100 characters is refused (before anything is checked).
+pub fn trust_request(
+    trust: Option<bool>,
+    device_name: Option<String>,
+    from: &RequestMeta,
+) -> Result<Option<TrustRequest>, ApiError> {
+    if device_name
+        .as_ref()
+        .is_some_and(|n| n.chars().count() > 100)
+    {
+        return Err(ApiError::validation(
+            "device_name must be at most 100 characters.",
+        ));
+    }
+    Ok(trust.unwrap_or(false).then(|| TrustRequest {
+        device_name,
+        user_agent: from.user_agent.clone(),
+    }))
+}
+
+/// A step-up proves the user again; it does not trust the device (either field present: 400).
+pub fn no_trust_in_step_up(trust: Option<bool>, device_name: Option<&str>) -> Result<(), ApiError> {
+    if trust.is_some() || device_name.is_some() {
+        return Err(ApiError::validation("A step-up does not trust devices."));
+    }
+    Ok(())
+}
+
 pub async fn complete_sign_in(
     deps: &Deps,
     verified: &Verified,

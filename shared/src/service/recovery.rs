@@ -63,6 +63,15 @@ async fn tag(deps: &Deps, user_id: &UserId, code: &str) -> Result<String, ApiErr
 }
 
 /// Issues a new set (revoking the old one) and returns the codes, to be shown once.
+/// How many of the user's recovery codes are still unused.
+pub async fn remaining(deps: &Deps, user_id: &UserId) -> Result<u32, ApiError> {
+    Ok(deps
+        .stores
+        .recovery
+        .remaining_recovery_codes(user_id)
+        .await?)
+}
+
 pub async fn issue(deps: &Deps, user_id: &UserId) -> Result<Vec<String>, ApiError> {
     let count = deps.settings.recovery_code_count as usize;
     let codes: Vec<String> = (0..count).map(|_| generate_code()).collect();

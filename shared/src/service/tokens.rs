@@ -10,6 +10,7 @@ use crate::clock::UnixTime;
 use crate::crypto::jwt::{self, AccessClaims, Expectations};
 use crate::crypto::{SecretString, constant_time_eq, random_id, random_token, token_digest};
 use crate::deps::Deps;
+use crate::edge::RequestMeta;
 use crate::error::ApiError;
 use crate::identity::UserId;
 use crate::storage::{SessionRecord, UserRecord};
@@ -235,11 +236,25 @@ pub async fn refresh(deps: &Deps, request: RefreshRequest) -> Result<Tokens, Api
     })
 }
 
-/// The caller, from a verified access token.
+/// The caller, from a verified access token, and where the request came from (the audit
+/// records of what the caller does carry it).
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub user_id: UserId,
     pub claims: AccessClaims,
+    pub from: RequestMeta,
+}
+
+/// A [`Caller`] whose session is elevated (an MFA-backed proof within `step_up_secs`, SPEC §5).
+/// Only [`Caller::elevated`] makes one, so a handler that takes it cannot skip the check.
+#[derive(Debug, Clone)]
+pub struct Elevated(Caller);
+
+impl std::ops::Deref for Elevated {
+    type Target = Caller;
+    fn deref(&self) -> &Caller {
+        &self.0
+    }
 }
 
 impl Caller {
@@ -258,6 +273,12 @@ impl Caller {
             Err(ApiError::StepUpRequired)
         }
     }
+
+    /// The caller as an [`Elevated`] one, or `StepUpRequired`.
+    pub fn elevated(self, deps: &Deps) -> Result<Elevated, ApiError> {
+        self.require_step_up(deps)?;
+        Ok(Elevated(self))
+    }
 }
 
 /// Verifies a bearer access token (signature, expiry, issuer, audience) and that its session
@@ -266,7 +287,12 @@ impl Caller {
 /// expire. One consistent read of the session; API Gateway's JWT authorizer checks only the
 /// signature, so every protected Portcullis route comes through here. Other services that
 /// verify the JWT alone accept it until its `exp` (at most 5 minutes: `docs/step-up.md`).
-pub async fn authenticate(deps: &Deps, authorization: Option<&str>) -> Result<Caller, ApiError> {
+/// `from`: where the request came from, as the edge read it.
+pub async fn authenticate(
+    deps: &Deps,
+    authorization: Option<&str>,
+    from: &RequestMeta,
+) -> Result<Caller, ApiError> {
     let token = authorization
         .and_then(|h| {
             h.strip_prefix("Bearer ")
@@ -305,7 +331,11 @@ pub async fn authenticate(deps: &Deps, authorization: Option<&str>) -> Result<Ca
         );
         return Err(ApiError::Unauthorized);
     }
-    Ok(Caller { user_id, claims })
+    Ok(Caller {
+        user_id,
+        claims,
+        from: from.clone(),
+    })
 }
 
 /// `POST /v1/sign-out`: revokes the caller's session: its refresh token and, at once, its

@@ -226,7 +226,12 @@ pub async fn bearer(
     deps: &Deps,
     access_token: &str,
 ) -> Result<portcullis::service::tokens::Caller, portcullis::ApiError> {
-    portcullis::service::tokens::authenticate(deps, Some(&format!("Bearer {access_token}"))).await
+    portcullis::service::tokens::authenticate(
+        deps,
+        Some(&format!("Bearer {access_token}")),
+        &Default::default(),
+    )
+    .await
 }
 
 /// An admin with a phone, signed in with MFA just now (so elevated).

@@ -102,7 +102,7 @@ pub struct Sample {
 /// A user with an active phone, an authenticator, recovery codes and a trusted device.
 pub struct Fixture {
     routes: Vec<Route>,
-    handlers: BTreeMap<&'static str, (registry::Handler, &'static [&'static str])>,
+    handlers: BTreeMap<&'static str, &'static registry::Function>,
     /// Sends through this one are read back from `outbox` (set-up of a verify).
     recorded: Deps,
     outbox: RecordingNotifier,
@@ -171,8 +171,8 @@ impl Fixture {
         let bytes = body.to_string().into_bytes();
         let (function, request) =
             lambda_request(&self.routes, "POST", path, &headers, &bytes).expect("a route");
-        let (handler, _) = self.handlers[function.as_str()];
-        let response = handler(deps, request).await;
+        let response =
+            portcullis::edge::dispatch(deps, request, self.handlers[function.as_str()]).await;
         let status = response.status().as_u16();
         let text = match response.body() {
             lambda_http::Body::Text(t) => t.clone(),

@@ -1,76 +1,25 @@
-//! Which handler serves each function of the template. Adding a function crate means adding
-//! one line here; the consistency test fails until the template, the OpenAPI document and this
-//! table agree.
+//! Which function crate serves each function of the template. Adding a function crate means
+//! adding one line here; the consistency test fails until the template, the OpenAPI document
+//! and the crates' route tables agree.
 
 use std::collections::BTreeMap;
 
-pub use portcullis::edge::{Handler, HandlerFuture};
+pub use portcullis::edge::Function;
 
-/// Function logical ID in the template → (handler, routes the function crate declares).
-pub fn handlers() -> BTreeMap<&'static str, (Handler, &'static [&'static str])> {
+/// Function logical ID in the template → the function (its name and route table).
+pub fn handlers() -> BTreeMap<&'static str, &'static Function> {
     BTreeMap::from([
-        (
-            "SignInFunction",
-            (
-                portcullis_sign_in::handle as Handler,
-                portcullis_sign_in::ROUTES,
-            ),
-        ),
-        (
-            "SendCodeFunction",
-            (
-                portcullis_send_code::handle as Handler,
-                portcullis_send_code::ROUTES,
-            ),
-        ),
-        (
-            "VerifyFunction",
-            (
-                portcullis_verify::handle as Handler,
-                portcullis_verify::ROUTES,
-            ),
-        ),
-        (
-            "FactorsFunction",
-            (
-                portcullis_factors::handle as Handler,
-                portcullis_factors::ROUTES,
-            ),
-        ),
-        (
-            "TokensFunction",
-            (
-                portcullis_tokens::handle as Handler,
-                portcullis_tokens::ROUTES,
-            ),
-        ),
+        ("SignInFunction", &portcullis_sign_in::FUNCTION),
+        ("SendCodeFunction", &portcullis_send_code::FUNCTION),
+        ("VerifyFunction", &portcullis_verify::FUNCTION),
+        ("FactorsFunction", &portcullis_factors::FUNCTION),
+        ("TokensFunction", &portcullis_tokens::FUNCTION),
         (
             "RecoveryCodesFunction",
-            (
-                portcullis_recovery_codes::handle as Handler,
-                portcullis_recovery_codes::ROUTES,
-            ),
+            &portcullis_recovery_codes::FUNCTION,
         ),
-        (
-            "AdminFunction",
-            (
-                portcullis_admin::handle as Handler,
-                portcullis_admin::ROUTES,
-            ),
-        ),
-        (
-            "PasswordFunction",
-            (
-                portcullis_password::handle as Handler,
-                portcullis_password::ROUTES,
-            ),
-        ),
-        (
-            "DevicesFunction",
-            (
-                portcullis_devices::handle as Handler,
-                portcullis_devices::ROUTES,
-            ),
-        ),
+        ("AdminFunction", &portcullis_admin::FUNCTION),
+        ("PasswordFunction", &portcullis_password::FUNCTION),
+        ("DevicesFunction", &portcullis_devices::FUNCTION),
     ])
 }

@@ -18,7 +18,7 @@ use portcullis::error::ApiError;
 use tokio::net::TcpListener;
 
 use crate::event::{self, Incoming};
-use crate::registry::Handler;
+use crate::registry::Function;
 use crate::routes::Route;
 
 /// API Gateway's own payload limit (10 MB); functions apply their much smaller limits.
@@ -26,7 +26,7 @@ pub const GATEWAY_MAX_BODY: usize = 10 * 1024 * 1024;
 
 pub struct Gateway {
     pub routes: Vec<Route>,
-    pub handlers: BTreeMap<&'static str, (Handler, &'static [&'static str])>,
+    pub handlers: BTreeMap<&'static str, &'static Function>,
     pub deps: Deps,
     /// Where the reference web client's files are (`None`: the API only).
     pub web_root: Option<PathBuf>,
@@ -49,7 +49,7 @@ pub enum GatewayError {
 impl Gateway {
     pub fn new(
         routes: Vec<Route>,
-        handlers: BTreeMap<&'static str, (Handler, &'static [&'static str])>,
+        handlers: BTreeMap<&'static str, &'static Function>,
         deps: Deps,
     ) -> Result<Self, GatewayError> {
         if let Some(route) = routes
@@ -156,7 +156,13 @@ async fn route_request(
     } else {
         // The JWT authorizer: verify before the function runs; refuse with API Gateway's body.
         let authorization = headers.get("authorization").and_then(|v| v.to_str().ok());
-        match portcullis::service::tokens::authenticate(&gateway.deps, authorization).await {
+        match portcullis::service::tokens::authenticate(
+            &gateway.deps,
+            authorization,
+            &Default::default(),
+        )
+        .await
+        {
             Ok(caller) => Some(authorizer_claims(&caller.claims)),
             Err(ApiError::ServiceUnavailable) => return problem(&ApiError::ServiceUnavailable),
             Err(_) => {
@@ -203,7 +209,7 @@ async fn route_request(
             return problem(&ApiError::ServiceUnavailable);
         }
     };
-    let Some((handler, _)) = gateway.handlers.get(route.function.as_str()).copied() else {
+    let Some(function) = gateway.handlers.get(route.function.as_str()).copied() else {
         return problem(&ApiError::NotFound);
     };
     let _permit = match &gateway.concurrency {
@@ -215,7 +221,10 @@ async fn route_request(
     };
     // Run in its own task so that a panic becomes a 503 here (Lambda would report an error).
     let task_gateway = gateway.clone();
-    let response = tokio::spawn(async move { handler(&task_gateway.deps, request).await }).await;
+    let response = tokio::spawn(async move {
+        portcullis::edge::dispatch(&task_gateway.deps, request, function).await
+    })
+    .await;
     match response {
         Ok(response) => to_hyper(response),
         Err(err) => {

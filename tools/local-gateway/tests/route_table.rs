@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use portcullis::edge::Access;
 use portcullis_local_gateway::{OPENAPI, TEMPLATE, registry, routes};
 use serde_yaml::Value;
 
@@ -36,8 +37,8 @@ fn template_openapi_and_handlers_list_the_same_routes() {
         registered, templated,
         "the local endpoint's handlers and the template's functions differ"
     );
-    for (function, (_, declared)) in &handlers {
-        let declared: BTreeSet<String> = declared.iter().map(|s| s.to_string()).collect();
+    for (function, served) in &handlers {
+        let declared: BTreeSet<String> = served.route_keys().map(str::to_owned).collect();
         assert_eq!(
             &declared, &by_function[*function],
             "{function}: the routes its crate declares differ from the template's"
@@ -86,6 +87,61 @@ fn protected_routes_are_exactly_those_without_authorizer_none() {
             route.method, route.path
         );
     }
+}
+
+#[test]
+fn a_route_behind_the_jwt_authorizer_is_a_session_route_in_its_crate_and_vice_versa() {
+    // The authorizer checks the token's signature only; the function's edge checks that the
+    // session is live. A route the template protects but whose crate serves it as public
+    // would skip that check, and a session route the template left public would let API
+    // Gateway pass requests with no token at all to the function.
+    let template = routes::from_template(TEMPLATE).unwrap();
+    let handlers = registry::handlers();
+    let mut checked = 0;
+    for route in &template {
+        let served = handlers[route.function.as_str()]
+            .routes
+            .iter()
+            .find(|r| r.key == route.key())
+            .unwrap();
+        assert_eq!(
+            served.access() != Access::Public,
+            !route.public,
+            "{}: the template's authorizer and the crate's access differ",
+            route.key()
+        );
+        checked += 1;
+    }
+    assert_eq!(checked, template.len());
+}
+
+#[test]
+fn routes_that_start_a_sign_in_or_an_enrolment_check_the_browser() {
+    // SPEC §2 item 5: outdated browsers are refused where a sign-in starts or a factor is
+    // enrolled; `POST /v1/sign-in` checks inside its service, after the lockout read.
+    let handlers = registry::handlers();
+    let checking: BTreeSet<&str> = handlers
+        .values()
+        .flat_map(|f| f.routes.iter())
+        .filter(|r| r.checks_client())
+        .map(|r| r.key)
+        .collect();
+    let expected: BTreeSet<&str> = [
+        "POST /v1/passkey/options",
+        "POST /v1/passkey/sign-in",
+        "POST /v1/sign-in/{challenge_id}/password",
+        "POST /v1/sign-in/{challenge_id}/factors/phone",
+        "POST /v1/sign-in/{challenge_id}/factors/totp",
+        "POST /v1/sign-in/{challenge_id}/factors/email",
+        "POST /v1/sign-in/{challenge_id}/factors/passkey",
+        "POST /v1/me/factors/phone",
+        "POST /v1/me/factors/totp",
+        "POST /v1/me/factors/email",
+        "POST /v1/me/factors/passkey",
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(checking, expected);
 }
 
 #[test]

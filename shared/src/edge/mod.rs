@@ -15,6 +15,9 @@ use serde::de::DeserializeOwned;
 use crate::crypto::SecretString;
 use crate::error::ApiError;
 
+mod route;
+pub use route::{Access, Answer, Call, Function, Route, dispatch};
+
 /// Header carrying the trusted-device token (SPEC §11).
 pub const DEVICE_TOKEN_HEADER: &str = "x-device-token";
 
@@ -265,12 +268,6 @@ where
     }
 }
 
-/// The future a function's handler returns (boxed so handlers are plain `fn` pointers the
-/// local gateway can register).
-pub type HandlerFuture<'a> = std::pin::Pin<Box<dyn Future<Output = Response<Body>> + Send + 'a>>;
-/// A function's entry point: `fn(&Deps, Request) -> HandlerFuture`.
-pub type Handler = for<'a> fn(&'a crate::Deps, Request) -> HandlerFuture<'a>;
-
 /// `METHOD /route/{param}` as API Gateway matched it (the function dispatches on it).
 pub fn route_key(req: &Request) -> String {
     match req.request_context_ref() {
@@ -308,13 +305,14 @@ pub fn authorization(req: &Request) -> Option<&str> {
         .and_then(|v| v.to_str().ok())
 }
 
-/// Runs a function in Lambda: tracing, dependencies built once, then every request answered.
-pub async fn serve(handler: Handler) -> Result<(), lambda_http::Error> {
+/// Runs a function in Lambda: tracing, dependencies built once, then every request answered
+/// by [`dispatch`] over the function's route table.
+pub async fn serve(function: &'static Function) -> Result<(), lambda_http::Error> {
     lambda_http::tracing::init_default_subscriber();
     let deps = crate::Deps::from_env().await?;
     let deps = &deps;
     lambda_http::run(lambda_http::service_fn(move |req| async move {
-        Ok::<_, std::convert::Infallible>(handler(deps, req).await)
+        Ok::<_, std::convert::Infallible>(dispatch(deps, req, function).await)
     }))
     .await
 }

@@ -1,0 +1,159 @@
+//! The edge's route tables: the access a route declares is checked before its handler runs.
+//! Each handler here records that it ran, so a check that let a request through would show.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use lambda_http::Request;
+use portcullis::config::{Argon2Settings, Settings};
+use portcullis::edge::{self, Access, Answer, Call, Function, Route};
+use portcullis::service::tokens::{Caller, Elevated};
+use portcullis::{Clock, Deps, ManualClock, UnixTime};
+use serde_json::{Value, json};
+
+static RAN: AtomicUsize = AtomicUsize::new(0);
+
+fn ran(_: &Deps, _: Call) -> Answer<'static> {
+    RAN.fetch_add(1, Ordering::SeqCst);
+    Box::pin(async { Ok(edge::empty_response(204)) })
+}
+fn ran_session(_: &Deps, _: Call, _: Caller) -> Answer<'static> {
+    RAN.fetch_add(1, Ordering::SeqCst);
+    Box::pin(async { Ok(edge::empty_response(204)) })
+}
+fn ran_elevated(_: &Deps, _: Call, _: Elevated) -> Answer<'static> {
+    RAN.fetch_add(1, Ordering::SeqCst);
+    Box::pin(async { Ok(edge::empty_response(204)) })
+}
+
+static TABLE: Function = Function {
+    name: "test",
+    routes: &[
+        Route::public("POST /public", ran),
+        Route::public("POST /browser", ran).checking_client(),
+        Route::session("POST /session", ran_session),
+        Route::elevated("POST /elevated", ran_elevated),
+    ],
+};
+
+fn deps() -> Deps {
+    let mut settings = Settings::defaults("t");
+    settings.argon2 = Argon2Settings::danger_cheap();
+    Deps::in_memory(
+        settings,
+        Arc::new(ManualClock::new(UnixTime(1_800_000_000))) as Arc<dyn Clock>,
+    )
+    .unwrap()
+}
+
+const MODERN: &str = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Safari/605.1.15";
+const OUTDATED: &str = "Mozilla/5.0 (Windows NT 6.1; Trident/7.0; rv:11.0) like Gecko";
+
+fn request(route: &str, user_agent: &str, authorization: Option<&str>) -> Request {
+    let path = route.split_once(' ').unwrap().1;
+    let mut headers = json!({ "user-agent": user_agent });
+    if let Some(a) = authorization {
+        headers["authorization"] = Value::String(a.into());
+    }
+    let event = json!({
+        "version": "2.0",
+        "routeKey": route,
+        "rawPath": path,
+        "rawQueryString": "",
+        "headers": headers,
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "abc123",
+            "domainName": "abc123.execute-api.us-east-1.amazonaws.com",
+            "domainPrefix": "abc123",
+            "http": {
+                "method": "POST",
+                "path": path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": "203.0.113.7",
+                "userAgent": user_agent
+            },
+            "requestId": "r1",
+            "routeKey": route,
+            "stage": "$default",
+            "time": "22/Nov/2026:10:15:02 +0000",
+            "timeEpoch": 1795342502000u64
+        },
+        "isBase64Encoded": false
+    });
+    lambda_http::request::from_str(&event.to_string()).unwrap()
+}
+
+/// (status, whether the handler ran)
+async fn call(deps: &Deps, route: &str, user_agent: &str, auth: Option<&str>) -> (u16, bool) {
+    let before = RAN.load(Ordering::SeqCst);
+    let response = TABLE.handle(deps, request(route, user_agent, auth)).await;
+    (
+        response.status().as_u16(),
+        RAN.load(Ordering::SeqCst) != before,
+    )
+}
+
+// One test for all the requests: the handlers share one counter.
+#[tokio::test]
+async fn each_access_check_runs_before_the_handler() {
+    let deps = deps();
+    // No live session: a session or elevated handler never runs.
+    assert_eq!(call(&deps, "POST /public", MODERN, None).await, (204, true));
+    for route in ["POST /session", "POST /elevated"] {
+        for auth in [
+            None,
+            Some("Bearer "),
+            Some("Basic YWxpY2U6cGFzcw=="),
+            Some("Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiJhbGljZSJ9."),
+        ] {
+            assert_eq!(
+                call(&deps, route, MODERN, auth).await,
+                (401, false),
+                "{route} with {auth:?}"
+            );
+        }
+    }
+    // A route checking the browser refuses an outdated one before its handler.
+    let (status, ran) = call(&deps, "POST /browser", OUTDATED, None).await;
+    assert!((400..500).contains(&status), "{status}");
+    assert!(!ran);
+    assert_eq!(
+        call(&deps, "POST /browser", MODERN, None).await,
+        (204, true)
+    );
+    // The same browser passes a route that does not check.
+    assert_eq!(
+        call(&deps, "POST /public", OUTDATED, None).await,
+        (204, true)
+    );
+    // A route key outside the table is a 404.
+    assert_eq!(
+        call(&deps, "POST /elsewhere", MODERN, None).await,
+        (404, false)
+    );
+}
+
+#[test]
+fn the_access_of_a_route_follows_from_its_constructor() {
+    let access: Vec<Access> = TABLE.routes.iter().map(|r| r.access()).collect();
+    assert_eq!(
+        access,
+        [
+            Access::Public,
+            Access::Public,
+            Access::Session,
+            Access::Elevated
+        ]
+    );
+    assert_eq!(
+        TABLE.route_keys().collect::<Vec<_>>(),
+        [
+            "POST /public",
+            "POST /browser",
+            "POST /session",
+            "POST /elevated"
+        ]
+    );
+}
