@@ -2,14 +2,14 @@
 //! Each handler here records that it ran, so a check that let a request through would show.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::Arc;
+mod common;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use lambda_http::Request;
-use portcullis::config::{Argon2Settings, Settings};
+use portcullis::Deps;
 use portcullis::edge::{self, Access, Answer, Call, Function, Route};
 use portcullis::service::tokens::{Caller, Elevated};
-use portcullis::{Clock, Deps, ManualClock, UnixTime};
 use serde_json::{Value, json};
 
 static RAN: AtomicUsize = AtomicUsize::new(0);
@@ -36,16 +36,6 @@ static TABLE: Function = Function {
         Route::elevated("POST /elevated", ran_elevated),
     ],
 };
-
-fn deps() -> Deps {
-    let mut settings = Settings::defaults("t");
-    settings.argon2 = Argon2Settings::danger_cheap();
-    Deps::in_memory(
-        settings,
-        Arc::new(ManualClock::new(UnixTime(1_800_000_000))) as Arc<dyn Clock>,
-    )
-    .unwrap()
-}
 
 const MODERN: &str = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Safari/605.1.15";
 const OUTDATED: &str = "Mozilla/5.0 (Windows NT 6.1; Trident/7.0; rv:11.0) like Gecko";
@@ -98,9 +88,14 @@ async fn call(deps: &Deps, route: &str, user_agent: &str, auth: Option<&str>) ->
 // One test for all the requests: the handlers share one counter.
 #[tokio::test]
 async fn each_access_check_runs_before_the_handler() {
-    let deps = deps();
+    for (_adapter, deps, _clock) in common::all_deps().await {
+        each_check_on(&deps).await;
+    }
+}
+
+async fn each_check_on(deps: &Deps) {
     // No live session: a session or elevated handler never runs.
-    assert_eq!(call(&deps, "POST /public", MODERN, None).await, (204, true));
+    assert_eq!(call(deps, "POST /public", MODERN, None).await, (204, true));
     for route in ["POST /session", "POST /elevated"] {
         for auth in [
             None,
@@ -109,28 +104,25 @@ async fn each_access_check_runs_before_the_handler() {
             Some("Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiJhbGljZSJ9."),
         ] {
             assert_eq!(
-                call(&deps, route, MODERN, auth).await,
+                call(deps, route, MODERN, auth).await,
                 (401, false),
                 "{route} with {auth:?}"
             );
         }
     }
     // A route checking the browser refuses an outdated one before its handler.
-    let (status, ran) = call(&deps, "POST /browser", OUTDATED, None).await;
+    let (status, ran) = call(deps, "POST /browser", OUTDATED, None).await;
     assert!((400..500).contains(&status), "{status}");
     assert!(!ran);
-    assert_eq!(
-        call(&deps, "POST /browser", MODERN, None).await,
-        (204, true)
-    );
+    assert_eq!(call(deps, "POST /browser", MODERN, None).await, (204, true));
     // The same browser passes a route that does not check.
     assert_eq!(
-        call(&deps, "POST /public", OUTDATED, None).await,
+        call(deps, "POST /public", OUTDATED, None).await,
         (204, true)
     );
     // A route key outside the table is a 404.
     assert_eq!(
-        call(&deps, "POST /elsewhere", MODERN, None).await,
+        call(deps, "POST /elsewhere", MODERN, None).await,
         (404, false)
     );
 }

@@ -170,7 +170,6 @@ impl Call {
 pub async fn dispatch(deps: &Deps, req: Request, function: &Function) -> Response<Body> {
     let key = route_key(&req);
     let meta = RequestMeta::from_request(&req);
-    let authorization = authorization(&req).map(str::to_owned);
     let call = Call {
         req,
         meta: meta.clone(),
@@ -189,12 +188,12 @@ pub async fn dispatch(deps: &Deps, req: Request, function: &Function) -> Respons
             Serve::Public(handler) => handler(deps, call).await,
             Serve::Session(handler) => {
                 let caller =
-                    tokens::authenticate(deps, authorization.as_deref(), &call.meta).await?;
+                    tokens::authenticate(deps, authorization(&call.req), &call.meta).await?;
                 handler(deps, call, caller).await
             }
             Serve::Elevated(handler) => {
                 let caller =
-                    tokens::authenticate(deps, authorization.as_deref(), &call.meta).await?;
+                    tokens::authenticate(deps, authorization(&call.req), &call.meta).await?;
                 let elevated = caller.elevated(deps)?;
                 handler(deps, call, elevated).await
             }
