@@ -6,7 +6,13 @@ VENV="$REPO_ROOT/.venv"
 STATE="$REPO_ROOT/.local"
 mkdir -p "$STATE"
 
-log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+# Every step's line says how long the run has taken so far ([+mm:ss], from the first script
+# of the run: the scripts a script calls inherit its start), so a slow step shows in the log.
+export PORTCULLIS_RUN_STARTED="${PORTCULLIS_RUN_STARTED:-$(date +%s)}"
+log() {
+  local took=$(($(date +%s) - PORTCULLIS_RUN_STARTED))
+  printf '\033[1m==> [+%02d:%02d] %s\033[0m\n' $((took / 60)) $((took % 60)) "$*" >&2
+}
 
 # The project-local virtualenv with the moto server, boto3, PyYAML and cfn-lint.
 # Reinstalls only when scripts/requirements.txt changes.

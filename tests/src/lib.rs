@@ -273,15 +273,28 @@ pub enum Emulator {
     Moto,
 }
 
+/// A read-back from the emulator's own endpoints. A 5xx is asked again, up to 10 times:
+/// LocalStack's `GET /_aws/ses` iterates its dict of sent emails unlocked, so an email sent
+/// meanwhile (the outbox's drain sends them on its own task) fails it with "dictionary changed
+/// size during iteration", a 500 (seen in CI). What the test then reads is still what the
+/// emulator holds; anything but a 200 after the retries fails the test.
 fn emulator_get(path: &str, headers: &[(&str, &str)]) -> Value {
     let url = format!("{}{}", emulator(), path);
-    let mut request = agent().get(&url);
-    for (name, value) in headers {
-        request = request.header(*name, *value);
+    let mut tries = 0;
+    loop {
+        let mut request = agent().get(&url);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let mut response = request.call().unwrap();
+        tries += 1;
+        if response.status().is_server_error() && tries < 10 {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            continue;
+        }
+        assert_eq!(response.status(), 200, "GET {url} ({tries} tries)");
+        return serde_json::from_str(&response.body_mut().read_to_string().unwrap()).unwrap();
     }
-    let mut response = request.call().unwrap();
-    assert_eq!(response.status(), 200, "GET {url}");
-    serde_json::from_str(&response.body_mut().read_to_string().unwrap()).unwrap()
 }
 
 fn emulator_state() -> Value {

@@ -100,7 +100,11 @@ fn totp_flow(api: &Api, user: &str, seen: &mut Seen) -> String {
             &json!({"method": "totp", "code": code}),
         )
     });
-    assert_eq!(replayed.status, 401, "{user}: a TOTP code works once");
+    assert_eq!(
+        replayed.status, 401,
+        "{user}: a TOTP code works once (the answer: {replayed:?}; the user's steps: {:?})",
+        seen.steps
+    );
     field(&verified, "refresh_token")
 }
 
@@ -183,7 +187,11 @@ fn sms_flow(api: &Api, user: &str, n: usize, seen: &mut Seen) -> String {
             &json!({"method": "sms", "code": code}),
         )
     });
-    assert_eq!(replayed.status, 410, "{user}: a texted code works once");
+    assert_eq!(
+        replayed.status, 410,
+        "{user}: a texted code works once (the answer: {replayed:?}; the user's steps: {:?})",
+        seen.steps
+    );
     if n % 5 == 1 {
         let third = seen.call("sign-in", || api.sign_in(user, PASSWORD));
         let challenge = field(&third, "challenge_id");
