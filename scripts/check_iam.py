@@ -923,15 +923,19 @@ class Analysis:
             for fn in rf.fns:
                 queue.append((rf, fn, fn.label))
         # The edge's access checks (shared/src/edge/route.rs `dispatch`) run before the
-        # handlers: a session or elevated route is authenticated, a `checking_client()` one has
-        # its browser checked. The edge is not a service module, so its calls are added here.
+        # handlers: a session, elevated or admin route is authenticated, an admin route's caller
+        # is checked as an admin, a `checking_client()` one has its browser checked. The edge is
+        # not a service module, so its calls are added here.
         edge_calls = []
-        if re.search(r"\bRoute\s*::\s*(session|elevated)\s*\(", main):
+        if re.search(r"\bRoute\s*::\s*(session|elevated|admin)\s*\(", main):
             edge_calls.append(("tokens", "authenticate"))
+        if re.search(r"\bRoute\s*::\s*admin\s*\(", main):
+            edge_calls.append(("admin", "require_admin"))
         if re.search(r"\.\s*checking_client\s*\(", main):
             edge_calls.append(("sign_in", "check_client"))
         edge_text = (self.shared / "edge" / "route.rs").read_text()
-        for module, name in (("tokens", "authenticate"), ("sign_in", "check_client")):
+        for module, name in (("tokens", "authenticate"), ("admin", "require_admin"),
+                             ("sign_in", "check_client")):
             if not re.search(rf"\b{module}\s*::\s*{name}\s*\(", edge_text):
                 raise CannotCheck(f"shared/src/edge/route.rs no longer calls {module}::{name}: "
                                   "update the edge's access checks in check_iam.py")

@@ -42,10 +42,11 @@ async fn make_admin(deps: &Deps, outbox: &RecordingNotifier, phone: &str) -> (Us
             method: "sms".into(),
             factor_id: None,
         },
+        &RequestMeta::default(),
     )
     .await
     .unwrap();
-    let v = codes::check_code(deps, &c, "sms", &SecretString::new(last_code(outbox)), None)
+    let v = answer_code(deps, &c, "sms", &SecretString::new(last_code(outbox)))
         .await
         .unwrap();
     let t = complete_sign_in(deps, &v, None, &meta("10.0.0.1"))
@@ -79,7 +80,8 @@ async fn an_invited_user_sets_a_password_once_and_must_enrol_mfa() {
     for (name, deps, clock, outbox) in all_deps_with_notifier().await {
         let (_, admin_caller) = make_admin(&deps, &outbox, "+12025550143").await;
         let new_user = unique("invitee");
-        let invited = admin::invite(
+        let invited = as_admin!(
+            admin::invite,
             &deps,
             &admin_caller,
             InviteRequest {
@@ -88,9 +90,8 @@ async fn an_invited_user_sets_a_password_once_and_must_enrol_mfa() {
                 phone: None,
                 roles: None,
             },
-            &meta("10.0.0.1"),
+            &meta("10.0.0.1")
         )
-        .await
         .unwrap();
         let admin::InviteOutcome::Invited(invited) = invited else {
             panic!("{name}: a user without roles is invited at once");
@@ -108,7 +109,8 @@ async fn an_invited_user_sets_a_password_once_and_must_enrol_mfa() {
             .unwrap()
             .to_owned();
         assert_eq!(
-            admin::invite(
+            as_admin!(
+                admin::invite,
                 &deps,
                 &admin_caller,
                 InviteRequest {
@@ -119,7 +121,6 @@ async fn an_invited_user_sets_a_password_once_and_must_enrol_mfa() {
                 },
                 &meta("10.0.0.1")
             )
-            .await
             .unwrap_err()
             .status(),
             409,
@@ -184,7 +185,8 @@ async fn an_invited_user_sets_a_password_once_and_must_enrol_mfa() {
         );
         // invitations expire after 72 hours
         let late = unique("late");
-        admin::invite(
+        as_admin!(
+            admin::invite,
             &deps,
             &admin_caller,
             InviteRequest {
@@ -193,9 +195,8 @@ async fn an_invited_user_sets_a_password_once_and_must_enrol_mfa() {
                 phone: None,
                 roles: None,
             },
-            &meta("10.0.0.1"),
+            &meta("10.0.0.1")
         )
-        .await
         .unwrap();
         let email = outbox.sent().last().cloned().unwrap();
         let token = email
@@ -245,18 +246,13 @@ async fn an_mfa_reset_needs_two_different_admins_and_wipes_the_factors() {
                     method: "sms".into(),
                     factor_id: None,
                 },
+                &RequestMeta::default(),
             )
             .await
             .unwrap();
-            let v = codes::check_code(
-                &deps,
-                &c,
-                "sms",
-                &SecretString::new(last_code(&outbox)),
-                None,
-            )
-            .await
-            .unwrap();
+            let v = answer_code(&deps, &c, "sms", &SecretString::new(last_code(&outbox)))
+                .await
+                .unwrap();
             let t = complete_sign_in(&deps, &v, None, &meta("10.0.0.2"))
                 .await
                 .unwrap()
@@ -278,21 +274,32 @@ async fn an_mfa_reset_needs_two_different_admins_and_wipes_the_factors() {
             reason: "User lost their phone, verified by branch".into(),
         };
         assert_eq!(
-            admin::request_mfa_reset(&deps, &plain, filing(&user), &meta("10.0.0.2"))
-                .await
-                .unwrap_err(),
+            as_admin!(
+                admin::request_mfa_reset,
+                &deps,
+                &plain,
+                filing(&user),
+                &meta("10.0.0.2")
+            )
+            .unwrap_err(),
             ApiError::Forbidden,
             "{name}"
         );
         assert_eq!(
-            admin::request_mfa_reset(&deps, &alice, filing(&alice_id), &meta("10.0.0.1"))
-                .await
-                .unwrap_err(),
+            as_admin!(
+                admin::request_mfa_reset,
+                &deps,
+                &alice,
+                filing(&alice_id),
+                &meta("10.0.0.1")
+            )
+            .unwrap_err(),
             ApiError::Forbidden,
             "{name}: not on oneself"
         );
         assert_eq!(
-            admin::request_mfa_reset(
+            as_admin!(
+                admin::request_mfa_reset,
                 &deps,
                 &alice,
                 MfaResetFiling {
@@ -301,41 +308,70 @@ async fn an_mfa_reset_needs_two_different_admins_and_wipes_the_factors() {
                 },
                 &meta("10.0.0.1")
             )
-            .await
             .unwrap_err()
             .status(),
             400
         );
-        let request = admin::request_mfa_reset(&deps, &alice, filing(&user), &meta("10.0.0.1"))
-            .await
-            .unwrap();
+        let request = as_admin!(
+            admin::request_mfa_reset,
+            &deps,
+            &alice,
+            filing(&user),
+            &meta("10.0.0.1")
+        )
+        .unwrap();
         assert_eq!(
-            admin::approve_mfa_reset(&deps, &alice, &request.request_id, &meta("10.0.0.1"))
-                .await
-                .unwrap_err(),
+            as_admin!(
+                admin::approve_mfa_reset,
+                &deps,
+                &alice,
+                &request.request_id,
+                &meta("10.0.0.1")
+            )
+            .unwrap_err(),
             ApiError::Forbidden,
             "{name}: the requester cannot approve"
         );
         assert_eq!(
-            admin::approve_mfa_reset(&deps, &plain, &request.request_id, &meta("10.0.0.2"))
-                .await
-                .unwrap_err(),
+            as_admin!(
+                admin::approve_mfa_reset,
+                &deps,
+                &plain,
+                &request.request_id,
+                &meta("10.0.0.2")
+            )
+            .unwrap_err(),
             ApiError::Forbidden
         );
         // a request about Bob cannot be approved by Bob
-        let about_bob = admin::request_mfa_reset(&deps, &alice, filing(&bob_id), &meta("10.0.0.1"))
-            .await
-            .unwrap();
+        let about_bob = as_admin!(
+            admin::request_mfa_reset,
+            &deps,
+            &alice,
+            filing(&bob_id),
+            &meta("10.0.0.1")
+        )
+        .unwrap();
         assert_eq!(
-            admin::approve_mfa_reset(&deps, &bob, &about_bob.request_id, &meta("10.0.0.1"))
-                .await
-                .unwrap_err(),
+            as_admin!(
+                admin::approve_mfa_reset,
+                &deps,
+                &bob,
+                &about_bob.request_id,
+                &meta("10.0.0.1")
+            )
+            .unwrap_err(),
             ApiError::Forbidden,
             "{name}: not on oneself"
         );
-        admin::approve_mfa_reset(&deps, &bob, &request.request_id, &meta("10.0.0.1"))
-            .await
-            .unwrap();
+        as_admin!(
+            admin::approve_mfa_reset,
+            &deps,
+            &bob,
+            &request.request_id,
+            &meta("10.0.0.1")
+        )
+        .unwrap();
         assert!(
             deps.stores
                 .factors
@@ -357,10 +393,15 @@ async fn an_mfa_reset_needs_two_different_admins_and_wipes_the_factors() {
         .unwrap();
         assert_eq!(answer.status, "mfa_enrolment_required", "{name}");
         assert_eq!(
-            admin::approve_mfa_reset(&deps, &bob, &request.request_id, &meta("10.0.0.1"))
-                .await
-                .unwrap_err()
-                .status(),
+            as_admin!(
+                admin::approve_mfa_reset,
+                &deps,
+                &bob,
+                &request.request_id,
+                &meta("10.0.0.1")
+            )
+            .unwrap_err()
+            .status(),
             409,
             "{name}: once"
         );
@@ -386,28 +427,38 @@ async fn an_mfa_reset_needs_two_different_admins_and_wipes_the_factors() {
         assert_eq!(approved.actor, bob_id.to_string());
         assert_eq!(approved.source_ip.as_deref(), Some("10.0.0.1"));
         // requests expire
-        let late = admin::request_mfa_reset(&deps, &alice, filing(&user), &meta("10.0.0.1"))
-            .await
-            .unwrap();
+        let late = as_admin!(
+            admin::request_mfa_reset,
+            &deps,
+            &alice,
+            filing(&user),
+            &meta("10.0.0.1")
+        )
+        .unwrap();
         clock.advance_secs(24 * 3600);
         let bob_again = make_admin(&deps, &outbox, "+12025550146").await.1;
         assert_eq!(
-            admin::approve_mfa_reset(&deps, &bob_again, &late.request_id, &meta("10.0.0.1"))
-                .await
-                .unwrap_err(),
+            as_admin!(
+                admin::approve_mfa_reset,
+                &deps,
+                &bob_again,
+                &late.request_id,
+                &meta("10.0.0.1")
+            )
+            .unwrap_err(),
             ApiError::NotFound,
             "{name}: expired"
         );
         // elevation: an admin action needs a fresh MFA
         assert_eq!(
-            admin::act(
+            as_admin!(
+                admin::act,
                 &deps,
                 &alice,
                 user.as_str(),
                 Action::Unlock,
                 &meta("10.0.0.1")
             )
-            .await
             .unwrap_err(),
             ApiError::StepUpRequired,
             "{name}"
@@ -495,18 +546,13 @@ async fn a_sign_in_from_a_new_kind_of_device_is_flagged_and_alerted_once() {
                     method: "sms".into(),
                     factor_id: None,
                 },
+                &RequestMeta::default(),
             )
             .await
             .unwrap();
-            let v = codes::check_code(
-                &deps,
-                &c,
-                "sms",
-                &SecretString::new(last_code(&outbox)),
-                None,
-            )
-            .await
-            .unwrap();
+            let v = answer_code(&deps, &c, "sms", &SecretString::new(last_code(&outbox)))
+                .await
+                .unwrap();
             complete_sign_in(&deps, &v, None, &meta("10.1.1.1"))
                 .await
                 .unwrap();
@@ -559,9 +605,15 @@ async fn admin_actions_work_are_audited_and_every_security_event_kind_is_recorde
             )
             .await;
         }
-        admin::act(&deps, &admin_caller, user.as_str(), Action::Unlock, &m)
-            .await
-            .unwrap();
+        as_admin!(
+            admin::act,
+            &deps,
+            &admin_caller,
+            user.as_str(),
+            Action::Unlock,
+            &m
+        )
+        .unwrap();
         // a full sign-in with a trusted device, a recovery code, a password change
         let c = codes::open_challenge(&deps, &password_step(&deps, &user).await)
             .await
@@ -573,21 +625,15 @@ async fn admin_actions_work_are_audited_and_every_security_event_kind_is_recorde
                 method: "sms".into(),
                 factor_id: None,
             },
+            &RequestMeta::default(),
         )
         .await
         .unwrap();
-        let v = codes::check_code(
-            &deps,
-            &c,
-            "sms",
-            &SecretString::new(last_code(&outbox)),
-            None,
-        )
-        .await
-        .unwrap();
+        let v = answer_code(&deps, &c, "sms", &SecretString::new(last_code(&outbox)))
+            .await
+            .unwrap();
         let trust = Some(portcullis::service::complete::TrustRequest {
             device_name: Some("Laptop".into()),
-            user_agent: None,
         });
         let signed = complete_sign_in(&deps, &v, trust, &m).await.unwrap();
         let caller = tokens::authenticate(
@@ -597,13 +643,20 @@ async fn admin_actions_work_are_audited_and_every_security_event_kind_is_recorde
         )
         .await
         .unwrap();
-        let set = recovery::issue(&deps, &user).await.unwrap();
+        let set = recovery::issue(&deps, &user, &RequestMeta::default())
+            .await
+            .unwrap();
         let c = codes::open_challenge(&deps, &password_step(&deps, &user).await)
             .await
             .unwrap();
-        recovery::redeem(&deps, &c, &SecretString::new(set[0].clone()))
-            .await
-            .unwrap();
+        recovery::redeem(
+            &deps,
+            &c,
+            &SecretString::new(set[0].clone()),
+            &RequestMeta::default(),
+        )
+        .await
+        .unwrap();
         password::change(
             &deps,
             &caller,
@@ -620,14 +673,14 @@ async fn admin_actions_work_are_audited_and_every_security_event_kind_is_recorde
             "{name}: a password change removes trusted devices"
         );
         // admin actions
-        admin::act(
+        as_admin!(
+            admin::act,
             &deps,
             &admin_caller,
             user.as_str(),
             Action::ForcePasswordChange,
-            &m,
+            &m
         )
-        .await
         .unwrap();
         assert!(
             deps.stores
@@ -639,9 +692,15 @@ async fn admin_actions_work_are_audited_and_every_security_event_kind_is_recorde
                 .must_change_password,
             "{name}"
         );
-        admin::act(&deps, &admin_caller, user.as_str(), Action::Deactivate, &m)
-            .await
-            .unwrap();
+        as_admin!(
+            admin::act,
+            &deps,
+            &admin_caller,
+            user.as_str(),
+            Action::Deactivate,
+            &m
+        )
+        .unwrap();
         assert_eq!(
             sign_in(
                 &deps,
@@ -658,9 +717,15 @@ async fn admin_actions_work_are_audited_and_every_security_event_kind_is_recorde
         // A device trusted while inactive (an earlier sweep that could not finish, a record
         // restored from a backup) does not survive the reactivation.
         trust_a_device(&deps, &user, "d_left").await;
-        admin::act(&deps, &admin_caller, user.as_str(), Action::Reactivate, &m)
-            .await
-            .unwrap();
+        as_admin!(
+            admin::act,
+            &deps,
+            &admin_caller,
+            user.as_str(),
+            Action::Reactivate,
+            &m
+        )
+        .unwrap();
         assert!(
             devices::list(&deps, &user, None).await.unwrap().is_empty(),
             "{name}: a reactivated user starts with no trusted device"
@@ -680,9 +745,15 @@ async fn admin_actions_work_are_audited_and_every_security_event_kind_is_recorde
         );
         // Reactivating a user who is active changes nothing: their devices stay.
         trust_a_device(&deps, &user, "d_kept").await;
-        admin::act(&deps, &admin_caller, user.as_str(), Action::Reactivate, &m)
-            .await
-            .unwrap();
+        as_admin!(
+            admin::act,
+            &deps,
+            &admin_caller,
+            user.as_str(),
+            Action::Reactivate,
+            &m
+        )
+        .unwrap();
         assert_eq!(
             devices::list(&deps, &user, None).await.unwrap().len(),
             1,

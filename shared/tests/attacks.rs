@@ -58,7 +58,9 @@ async fn challenge_with_code(
     outbox: &RecordingNotifier,
 ) -> (ChallengeRecord, String) {
     let c = open(deps, user).await;
-    codes::send_code(deps, &c, &sms()).await.unwrap();
+    codes::send_code(deps, &c, &sms(), &RequestMeta::default())
+        .await
+        .unwrap();
     (c, last_code(outbox))
 }
 
@@ -87,7 +89,7 @@ async fn sms_step_up(
     let su = step_up::challenge_of(deps, caller, &started.challenge_id)
         .await
         .unwrap();
-    let v = codes::check_code(deps, &su, "sms", &secret(&last_code(outbox)), None)
+    let v = answer_code(deps, &su, "sms", &secret(&last_code(outbox)))
         .await
         .unwrap();
     step_up::elevate(deps, caller, &v).await.unwrap()
@@ -110,8 +112,7 @@ async fn ten_wrong_codes_across_three_challenges_lock_the_second_factor_even_for
             let (c, right) = challenge_with_code(&deps, &user, &outbox).await;
             for _ in 0..wrongs {
                 answers += 1;
-                let result =
-                    codes::check_code(&deps, &c, "sms", &secret(&wrong(&right)), None).await;
+                let result = answer_code(&deps, &c, "sms", &secret(&wrong(&right))).await;
                 if answers < 10 {
                     assert_eq!(
                         result.unwrap_err(),
@@ -126,7 +127,7 @@ async fn ten_wrong_codes_across_three_challenges_lock_the_second_factor_even_for
             last = Some((c, right));
         }
         let (c, right) = last.unwrap();
-        let refused = codes::check_code(&deps, &c, "sms", &secret(&right), None).await;
+        let refused = answer_code(&deps, &c, "sms", &secret(&right)).await;
         match refused {
             Err(ApiError::SecondFactorLocked { retry_after_secs }) => {
                 assert_eq!(retry_after_secs, 1800, "{name}");
@@ -138,7 +139,7 @@ async fn ten_wrong_codes_across_three_challenges_lock_the_second_factor_even_for
         // A new challenge does not help, and no code is even sent while locked.
         let fresh = open(&deps, &user).await;
         assert!(
-            is_locked(&codes::send_code(&deps, &fresh, &sms()).await),
+            is_locked(&codes::send_code(&deps, &fresh, &sms(), &RequestMeta::default()).await),
             "{name}"
         );
         // Audited and alerted.
@@ -164,9 +165,7 @@ async fn ten_wrong_codes_across_three_challenges_lock_the_second_factor_even_for
         clock.advance_secs(1800);
         let (c, right) = challenge_with_code(&deps, &user, &outbox).await;
         assert!(
-            codes::check_code(&deps, &c, "sms", &secret(&right), None)
-                .await
-                .is_ok(),
+            answer_code(&deps, &c, "sms", &secret(&right)).await.is_ok(),
             "{name}"
         );
     }
@@ -181,16 +180,13 @@ async fn nine_wrong_codes_then_the_right_one_is_accepted_and_ends_the_run() {
             for wrongs in [4, 4, 1] {
                 let (c, right) = challenge_with_code(&deps, &user, &outbox).await;
                 for _ in 0..wrongs {
-                    let result =
-                        codes::check_code(&deps, &c, "sms", &secret(&wrong(&right)), None).await;
+                    let result = answer_code(&deps, &c, "sms", &secret(&wrong(&right))).await;
                     assert_eq!(result.unwrap_err(), ApiError::CodeInvalid, "{name}");
                 }
                 if wrongs == 1 {
                     // The 10th answer of the run, and right: compared and accepted.
                     assert!(
-                        codes::check_code(&deps, &c, "sms", &secret(&right), None)
-                            .await
-                            .is_ok(),
+                        answer_code(&deps, &c, "sms", &secret(&right)).await.is_ok(),
                         "{name}"
                     );
                 }
@@ -204,18 +200,26 @@ async fn recovery_codes_and_step_up_answers_count_in_the_same_run() {
     for (name, deps, _clock, outbox) in all_deps_with_notifier().await {
         let user = create_user(&deps, &unique("mixed")).await;
         add_phone(&deps, &user, "+12025550143").await;
-        recovery::issue(&deps, &user).await.unwrap();
+        recovery::issue(&deps, &user, &RequestMeta::default())
+            .await
+            .unwrap();
         let (caller, _) = sms_sign_in(&deps, &user, &outbox).await;
         // 4 wrong recovery codes in a sign-in challenge.
         let c = open(&deps, &user).await;
         for _ in 0..4 {
-            let result = recovery::redeem(&deps, &c, &secret("AAAA-BBBB-CCCC-DDDD")).await;
+            let result = recovery::redeem(
+                &deps,
+                &c,
+                &secret("AAAA-BBBB-CCCC-DDDD"),
+                &RequestMeta::default(),
+            )
+            .await;
             assert_eq!(result.unwrap_err(), ApiError::CodeInvalid, "{name}");
         }
         // 4 wrong texts in another.
         let (c, right) = challenge_with_code(&deps, &user, &outbox).await;
         for _ in 0..4 {
-            let _ = codes::check_code(&deps, &c, "sms", &secret(&wrong(&right)), None).await;
+            let _ = answer_code(&deps, &c, "sms", &secret(&wrong(&right))).await;
         }
         // 2 wrong in a step-up: the second is the 10th answer.
         let started = step_up::start(
@@ -232,12 +236,12 @@ async fn recovery_codes_and_step_up_answers_count_in_the_same_run() {
             .await
             .unwrap();
         let right = last_code(&outbox);
-        let first = codes::check_code(&deps, &su, "sms", &secret(&wrong(&right)), None).await;
+        let first = answer_code(&deps, &su, "sms", &secret(&wrong(&right))).await;
         assert_eq!(first.unwrap_err(), ApiError::CodeInvalid, "{name}");
-        let tenth = codes::check_code(&deps, &su, "sms", &secret(&wrong(&right)), None).await;
+        let tenth = answer_code(&deps, &su, "sms", &secret(&wrong(&right))).await;
         assert!(is_locked(&tenth), "{name}: {tenth:?}");
         assert!(is_locked(
-            &codes::check_code(&deps, &su, "sms", &secret(&right), None).await
+            &answer_code(&deps, &su, "sms", &secret(&right)).await
         ));
     }
 }
@@ -251,28 +255,26 @@ async fn an_admin_unlock_ends_a_second_factor_lock() {
         for _ in 0..2 {
             let (c, right) = challenge_with_code(&deps, &user, &outbox).await;
             for _ in 0..5 {
-                let _ = codes::check_code(&deps, &c, "sms", &secret(&wrong(&right)), None).await;
+                let _ = answer_code(&deps, &c, "sms", &secret(&wrong(&right))).await;
             }
         }
         let c = open(&deps, &user).await;
         assert!(
-            is_locked(&codes::send_code(&deps, &c, &sms()).await),
+            is_locked(&codes::send_code(&deps, &c, &sms(), &RequestMeta::default()).await),
             "{name}"
         );
-        admin::act(
+        as_admin!(
+            admin::act,
             &deps,
             &admin_a,
             user.as_str(),
             Action::Unlock,
-            &RequestMeta::default(),
+            &RequestMeta::default()
         )
-        .await
         .unwrap();
         let (c, right) = challenge_with_code(&deps, &user, &outbox).await;
         assert!(
-            codes::check_code(&deps, &c, "sms", &secret(&right), None)
-                .await
-                .is_ok(),
+            answer_code(&deps, &c, "sms", &secret(&right)).await.is_ok(),
             "{name}"
         );
     }
@@ -292,7 +294,7 @@ async fn parallel_guesses_in_many_challenges_compare_at_most_ten_answers() {
             for _ in 0..5 {
                 let (deps, c, guess) = (deps.clone(), c.clone(), wrong(right));
                 tasks.push(tokio::spawn(async move {
-                    codes::check_code(&deps, &c, "sms", &SecretString::new(guess), None).await
+                    answer_code(&deps, &c, "sms", &SecretString::new(guess)).await
                 }));
             }
         }
@@ -363,9 +365,9 @@ async fn a_burst_of_answers_costs_at_most_one_key_call_per_try_even_when_locked(
         assert!(c.code.is_some());
         let answer = |deps: &Deps| {
             let (deps, c, guess) = (deps.clone(), c.clone(), wrong(&right));
-            tokio::spawn(async move {
-                codes::check_code(&deps, &c, "sms", &SecretString::new(guess), None).await
-            })
+            tokio::spawn(
+                async move { answer_code(&deps, &c, "sms", &SecretString::new(guess)).await },
+            )
         };
         let burst: Vec<_> = (0..40).map(|_| answer(&deps)).collect();
         for task in burst {
@@ -401,7 +403,9 @@ async fn the_eleventh_text_in_an_hour_is_refused_across_challenges_and_enrolment
         for _ in 0..2 {
             let c = open(&deps, &user).await;
             for _ in 0..4 {
-                codes::send_code(&deps, &c, &sms()).await.unwrap(); // 2..9
+                codes::send_code(&deps, &c, &sms(), &RequestMeta::default())
+                    .await
+                    .unwrap(); // 2..9
             }
         }
         // An enrolment counts too: the 10th.
@@ -416,7 +420,7 @@ async fn the_eleventh_text_in_an_hour_is_refused_across_challenges_and_enrolment
         .await
         .unwrap();
         let c = open(&deps, &user).await;
-        match codes::send_code(&deps, &c, &sms()).await {
+        match codes::send_code(&deps, &c, &sms(), &RequestMeta::default()).await {
             Err(ApiError::SendCapReached { retry_after_secs }) => {
                 assert!(
                     retry_after_secs > 0 && retry_after_secs <= 3600,
@@ -432,7 +436,9 @@ async fn the_eleventh_text_in_an_hour_is_refused_across_challenges_and_enrolment
         clock.advance_secs(3600);
         let c = open(&deps, &user).await;
         assert!(
-            codes::send_code(&deps, &c, &sms()).await.is_ok(),
+            codes::send_code(&deps, &c, &sms(), &RequestMeta::default())
+                .await
+                .is_ok(),
             "{name}: rolling hour"
         );
     }
@@ -447,21 +453,23 @@ async fn twenty_texts_a_day_and_a_failed_send_is_given_back() {
         let c = open(&deps, &user).await;
         outbox.set_failing(true);
         assert_eq!(
-            codes::send_code(&deps, &c, &sms()).await.unwrap_err(),
+            codes::send_code(&deps, &c, &sms(), &RequestMeta::default())
+                .await
+                .unwrap_err(),
             ApiError::ServiceUnavailable
         );
         outbox.set_failing(false);
         for hour in 0..4 {
             let c = open(&deps, &user).await;
             for _ in 0..5 {
-                codes::send_code(&deps, &c, &sms())
+                codes::send_code(&deps, &c, &sms(), &RequestMeta::default())
                     .await
                     .unwrap_or_else(|e| panic!("{name} hour {hour}: {e:?}"));
             }
             clock.advance_secs(3600);
         }
         let c = open(&deps, &user).await;
-        match codes::send_code(&deps, &c, &sms()).await {
+        match codes::send_code(&deps, &c, &sms(), &RequestMeta::default()).await {
             Err(ApiError::SendCapReached { retry_after_secs }) => {
                 assert_eq!(retry_after_secs, 86_400 - 4 * 3600, "{name}");
             }
@@ -512,7 +520,9 @@ async fn voice_goes_to_us_and_canada_by_region_and_text_only_to_allowed_countrie
             factor_id: Some(jm.clone()),
         };
         assert_eq!(
-            codes::send_code(&deps, &c, &voice).await.unwrap_err(),
+            codes::send_code(&deps, &c, &voice, &RequestMeta::default())
+                .await
+                .unwrap_err(),
             ApiError::VoiceNotSupported
         );
         // A deployment that texts only the US refuses a UK number, at enrolment and at send.
@@ -535,7 +545,9 @@ async fn voice_goes_to_us_and_canada_by_region_and_text_only_to_allowed_countrie
             factor_id: Some(jm),
         };
         assert_eq!(
-            codes::send_code(&deps, &c, &text_jm).await.unwrap_err(),
+            codes::send_code(&deps, &c, &text_jm, &RequestMeta::default())
+                .await
+                .unwrap_err(),
             ApiError::CountryNotSupported
         );
     }
@@ -586,14 +598,14 @@ async fn old_access_tokens_are_refused_at_once_after_sign_out_change_reset_mfa_r
         assert!(bearer(&deps, &tc.access_token).await.is_ok(), "{name}");
 
         // Deactivation (by an admin) ends every session.
-        admin::act(
+        as_admin!(
+            admin::act,
             &deps,
             &admin_a,
             user.as_str(),
             Action::Deactivate,
-            &RequestMeta::default(),
+            &RequestMeta::default()
         )
-        .await
         .unwrap();
         assert!(
             refused(bearer(&deps, &tc.access_token).await),
@@ -603,34 +615,39 @@ async fn old_access_tokens_are_refused_at_once_after_sign_out_change_reset_mfa_r
             purposes(&outbox).contains(&"alert_deactivated_by_admin".to_owned()),
             "{name}"
         );
-        admin::act(
+        as_admin!(
+            admin::act,
             &deps,
             &admin_a,
             user.as_str(),
             Action::Reactivate,
-            &RequestMeta::default(),
+            &RequestMeta::default()
         )
-        .await
         .unwrap();
 
         // An MFA reset ends every session: a stolen token cannot enrol the thief's factor.
         let other = create_user(&deps, &unique("reset-victim")).await;
         add_phone(&deps, &other, "+12025550145").await;
         let (_, stolen) = sms_sign_in(&deps, &other, &outbox).await;
-        let filed = admin::request_mfa_reset(
+        let filed = as_admin!(
+            admin::request_mfa_reset,
             &deps,
             &admin_a,
             admin::MfaResetFiling {
                 user_id: other.to_string(),
                 reason: "lost phone, verified by branch".into(),
             },
-            &RequestMeta::default(),
+            &RequestMeta::default()
         )
-        .await
         .unwrap();
-        admin::approve(&deps, &admin_b, &filed.request_id, &RequestMeta::default())
-            .await
-            .unwrap();
+        as_admin!(
+            admin::approve,
+            &deps,
+            &admin_b,
+            &filed.request_id,
+            &RequestMeta::default()
+        )
+        .unwrap();
         assert!(
             refused(bearer(&deps, &stolen.access_token).await),
             "{name}: MFA reset"
@@ -711,6 +728,7 @@ async fn a_reset_ends_every_session_and_tokens_never_outlive_the_session() {
                 token: secret(&token),
                 new_password: secret("reset passphrase for 2026"),
             },
+            &RequestMeta::default(),
         )
         .await
         .unwrap();
@@ -789,35 +807,55 @@ async fn an_old_enrolment_challenge_cannot_add_a_factor_once_one_is_active() {
             delivery: "sms".into(),
         };
         // The second challenge starts an authenticator while the user has no factor yet ...
-        let totp = factors::enrol_totp(&deps, Enroller::SignIn(&second))
+        let totp = factors::enrol_totp(&deps, Enroller::SignIn(&second, &RequestMeta::default()))
             .await
             .unwrap();
         // ... and the first enrols and proves a phone.
-        let pending = factors::enrol_phone(&deps, Enroller::SignIn(&first), phone("+12025550143"))
-            .await
-            .unwrap();
+        let pending = factors::enrol_phone(
+            &deps,
+            Enroller::SignIn(&first, &RequestMeta::default()),
+            phone("+12025550143"),
+        )
+        .await
+        .unwrap();
         let code = VerifyFactorRequest::with_code(secret(&last_code(&outbox)));
-        factors::verify_factor(&deps, Enroller::SignIn(&first), &pending.factor_id, &code)
-            .await
-            .unwrap();
+        factors::verify_factor(
+            &deps,
+            Enroller::SignIn(&first, &RequestMeta::default()),
+            &pending.factor_id,
+            &code,
+        )
+        .await
+        .unwrap();
         // Now the user has an active factor: the old challenge can neither add nor prove one.
         assert_eq!(
-            factors::enrol_phone(&deps, Enroller::SignIn(&second), phone("+12025550145"))
-                .await
-                .unwrap_err(),
+            factors::enrol_phone(
+                &deps,
+                Enroller::SignIn(&second, &RequestMeta::default()),
+                phone("+12025550145")
+            )
+            .await
+            .unwrap_err(),
             ApiError::ChallengeExpired,
             "{name}"
         );
         let any = VerifyFactorRequest::with_code(secret("123456"));
         assert_eq!(
-            factors::verify_factor(&deps, Enroller::SignIn(&second), &totp.factor_id, &any)
-                .await
-                .unwrap_err(),
+            factors::verify_factor(
+                &deps,
+                Enroller::SignIn(&second, &RequestMeta::default()),
+                &totp.factor_id,
+                &any
+            )
+            .await
+            .unwrap_err(),
             ApiError::ChallengeExpired,
             "{name}"
         );
         assert_eq!(
-            codes::send_code(&deps, &second, &sms()).await.unwrap_err(),
+            codes::send_code(&deps, &second, &sms(), &RequestMeta::default())
+                .await
+                .unwrap_err(),
             ApiError::ChallengeExpired
         );
     }
@@ -879,7 +917,8 @@ async fn a_password_change_reset_or_mfa_reset_ends_open_challenges_and_reset_lin
                 ResetRequest {
                     token: secret(&link),
                     new_password: secret("hijacked passphrase 99")
-                }
+                },
+                &RequestMeta::default()
             )
             .await
             .unwrap_err()
@@ -896,20 +935,25 @@ async fn a_password_change_reset_or_mfa_reset_ends_open_challenges_and_reset_lin
             .await
             .unwrap();
         let open_id = answer.challenge_id.unwrap();
-        let filed = admin::request_mfa_reset(
+        let filed = as_admin!(
+            admin::request_mfa_reset,
             &deps,
             &admin_a,
             admin::MfaResetFiling {
                 user_id: user.to_string(),
                 reason: "phone stolen, identity checked".into(),
             },
-            &RequestMeta::default(),
+            &RequestMeta::default()
         )
-        .await
         .unwrap();
-        admin::approve(&deps, &admin_b, &filed.request_id, &RequestMeta::default())
-            .await
-            .unwrap();
+        as_admin!(
+            admin::approve,
+            &deps,
+            &admin_b,
+            &filed.request_id,
+            &RequestMeta::default()
+        )
+        .unwrap();
         assert_eq!(
             codes::open_challenge(&deps, &open_id).await.unwrap_err(),
             ApiError::ChallengeExpired,
@@ -933,7 +977,7 @@ async fn a_sign_in_challenge_whose_stamp_moved_sends_no_code_and_takes_no_send()
         deps.stores.users.raise_security_stamp(&user).await.unwrap();
         let sent_before = outbox.sent().len();
         assert_eq!(
-            codes::send_code_for(&deps, &opening, &sms())
+            codes::send_code_for(&deps, &opening, &sms(), &RequestMeta::default())
                 .await
                 .unwrap_err(),
             ApiError::ChallengeExpired,
@@ -962,7 +1006,9 @@ async fn a_sign_in_challenge_whose_stamp_moved_sends_no_code_and_takes_no_send()
         // stamp's, not the harness's).
         let id = password_step(&deps, &user).await;
         let opening = codes::Opening::read(&deps, &id).await.unwrap();
-        codes::send_code_for(&deps, &opening, &sms()).await.unwrap();
+        codes::send_code_for(&deps, &opening, &sms(), &RequestMeta::default())
+            .await
+            .unwrap();
         assert_eq!(outbox.sent().len(), sent_before + 1, "{name}");
     }
 }
@@ -977,13 +1023,14 @@ async fn a_trusted_device_needs_an_active_factor_and_no_password_change_due() {
             let c = codes::open_challenge(&deps, &password_step(&deps, &user).await)
                 .await
                 .unwrap();
-            codes::send_code(&deps, &c, &sms()).await.unwrap();
-            let v = codes::check_code(&deps, &c, "sms", &secret(&last_code(&outbox)), None)
+            codes::send_code(&deps, &c, &sms(), &RequestMeta::default())
+                .await
+                .unwrap();
+            let v = answer_code(&deps, &c, "sms", &secret(&last_code(&outbox)))
                 .await
                 .unwrap();
             let trust = TrustRequest {
                 device_name: Some("Laptop".into()),
-                user_agent: None,
             };
             complete_sign_in(&deps, &v, Some(trust), &RequestMeta::default())
                 .await
@@ -1047,7 +1094,7 @@ async fn removing_the_last_factor_removes_the_trusted_devices() {
         let user = create_user(&deps, &unique("lastfactor")).await;
         let factor = add_phone(&deps, &user, "+12025550143").await;
         let (caller, _) = sms_sign_in(&deps, &user, &outbox).await;
-        devices::trust(&deps, &user, Some("Phone"), None)
+        devices::trust(&deps, &user, Some("Phone"), &RequestMeta::default())
             .await
             .unwrap();
         assert_eq!(devices::list(&deps, &user, None).await.unwrap().len(), 1);
@@ -1074,7 +1121,8 @@ async fn inviting_an_admin_waits_for_a_different_admin_and_only_then_sends_the_i
         let (_, admin_b) = signed_in_admin(&deps, &outbox, "+12025550102").await;
         let new_admin = UserId::parse(&unique("newadmin")).unwrap();
         let sent_before = outbox.sent().len();
-        let outcome = admin::invite(
+        let outcome = as_admin!(
+            admin::invite,
             &deps,
             &admin_a,
             InviteRequest {
@@ -1083,9 +1131,8 @@ async fn inviting_an_admin_waits_for_a_different_admin_and_only_then_sends_the_i
                 phone: None,
                 roles: Some(vec!["admin".into()]),
             },
-            &RequestMeta::default(),
+            &RequestMeta::default()
         )
-        .await
         .unwrap();
         let InviteOutcome::PendingApproval(pending) = outcome else {
             panic!("{name}: an admin invitation must wait for a second admin");
@@ -1105,9 +1152,7 @@ async fn inviting_an_admin_waits_for_a_different_admin_and_only_then_sends_the_i
         );
         assert_eq!(outbox.sent().len(), sent_before, "{name}: nothing sent");
         // The queue shows it; the requester may not approve it.
-        let queue = admin::list_requests(&deps, &admin_a, Some("pending"))
-            .await
-            .unwrap();
+        let queue = as_admin!(admin::list_requests, &deps, &admin_a, Some("pending")).unwrap();
         let mine = queue
             .iter()
             .find(|r| r.request_id == pending.request_id)
@@ -1115,24 +1160,24 @@ async fn inviting_an_admin_waits_for_a_different_admin_and_only_then_sends_the_i
         assert!(!mine.can_approve, "{name}");
         assert_eq!(mine.requested_by, a_id.as_str());
         assert_eq!(
-            admin::approve(
+            as_admin!(
+                admin::approve,
                 &deps,
                 &admin_a,
                 &pending.request_id,
                 &RequestMeta::default()
             )
-            .await
             .unwrap_err(),
             ApiError::Forbidden,
             "{name}"
         );
-        let approved = admin::approve(
+        let approved = as_admin!(
+            admin::approve,
             &deps,
             &admin_b,
             &pending.request_id,
-            &RequestMeta::default(),
+            &RequestMeta::default()
         )
-        .await
         .unwrap();
         assert!(approved.invitation.is_some(), "{name}");
         let created = deps
@@ -1150,18 +1195,17 @@ async fn inviting_an_admin_waits_for_a_different_admin_and_only_then_sends_the_i
         );
         // Once.
         assert!(matches!(
-            admin::approve(
+            as_admin!(
+                admin::approve,
                 &deps,
                 &admin_b,
                 &pending.request_id,
                 &RequestMeta::default()
-            )
-            .await,
+            ),
             Err(ApiError::Conflict(_))
         ));
         assert!(
-            admin::list_requests(&deps, &admin_b, None)
-                .await
+            as_admin!(admin::list_requests, &deps, &admin_b, None)
                 .unwrap()
                 .iter()
                 .all(|r| r.request_id != pending.request_id)
@@ -1182,14 +1226,14 @@ async fn granting_admin_and_deactivating_an_admin_need_a_second_admin_who_is_not
             role: role.into(),
             reason: None,
         };
-        let ActOutcome::PendingApproval(grant_req) = admin::grant_role(
+        let ActOutcome::PendingApproval(grant_req) = as_admin!(
+            admin::grant_role,
             &deps,
             &admin_a,
             plain.as_str(),
             grant("admin"),
-            &RequestMeta::default(),
+            &RequestMeta::default()
         )
-        .await
         .unwrap() else {
             panic!("{name}: granting admin must wait");
         };
@@ -1205,24 +1249,24 @@ async fn granting_admin_and_deactivating_an_admin_need_a_second_admin_who_is_not
                 .contains(&"admin".to_owned())
         );
         assert_eq!(
-            admin::grant_role(
+            as_admin!(
+                admin::grant_role,
                 &deps,
                 &admin_a,
                 plain.as_str(),
                 grant("support"),
                 &RequestMeta::default()
             )
-            .await
             .unwrap(),
             ActOutcome::Done
         );
-        admin::approve(
+        as_admin!(
+            admin::approve,
             &deps,
             &admin_b,
             &grant_req.request_id,
-            &RequestMeta::default(),
+            &RequestMeta::default()
         )
-        .await
         .unwrap();
         let roles = deps
             .stores
@@ -1235,14 +1279,14 @@ async fn granting_admin_and_deactivating_an_admin_need_a_second_admin_who_is_not
         assert_eq!(roles, vec!["admin", "support"], "{name}");
 
         // Deactivating an admin is a request; the subject cannot approve it.
-        let ActOutcome::PendingApproval(deact) = admin::act(
+        let ActOutcome::PendingApproval(deact) = as_admin!(
+            admin::act,
             &deps,
             &admin_a,
             c_id.as_str(),
             Action::Deactivate,
-            &RequestMeta::default(),
+            &RequestMeta::default()
         )
-        .await
         .unwrap() else {
             panic!("{name}: deactivating an admin must wait");
         };
@@ -1257,9 +1301,14 @@ async fn granting_admin_and_deactivating_an_admin_need_a_second_admin_who_is_not
             UserStatus::Active
         );
         assert_eq!(
-            admin::approve(&deps, &admin_c, &deact.request_id, &RequestMeta::default())
-                .await
-                .unwrap_err(),
+            as_admin!(
+                admin::approve,
+                &deps,
+                &admin_c,
+                &deact.request_id,
+                &RequestMeta::default()
+            )
+            .unwrap_err(),
             ApiError::Forbidden,
             "{name}: nobody approves a request about themselves"
         );
@@ -1268,9 +1317,14 @@ async fn granting_admin_and_deactivating_an_admin_need_a_second_admin_who_is_not
             kinds.contains(&"admin_deactivation_refused".to_owned()),
             "{name}: {kinds:?}"
         );
-        admin::approve(&deps, &admin_b, &deact.request_id, &RequestMeta::default())
-            .await
-            .unwrap();
+        as_admin!(
+            admin::approve,
+            &deps,
+            &admin_b,
+            &deact.request_id,
+            &RequestMeta::default()
+        )
+        .unwrap();
         assert_eq!(
             deps.stores
                 .users
@@ -1290,14 +1344,14 @@ async fn granting_admin_and_deactivating_an_admin_need_a_second_admin_who_is_not
         );
         // Nobody acts on themselves, not even by request.
         assert_eq!(
-            admin::act(
+            as_admin!(
+                admin::act,
                 &deps,
                 &admin_b,
                 b_id.as_str(),
                 Action::Deactivate,
                 &RequestMeta::default()
             )
-            .await
             .unwrap_err(),
             ApiError::Forbidden
         );
@@ -1333,10 +1387,12 @@ async fn the_audit_subject_is_the_parsed_user_id_and_every_event_kind_is_recorde
             "{name}"
         );
         // Removing every device is recorded.
-        devices::trust(&deps, &alice, Some("Tablet"), None)
+        devices::trust(&deps, &alice, Some("Tablet"), &RequestMeta::default())
             .await
             .unwrap();
-        devices::remove_all(&deps, &alice).await.unwrap();
+        devices::remove_all(&deps, &alice, &RequestMeta::default())
+            .await
+            .unwrap();
         assert!(
             event_kinds(&deps, &alice)
                 .await
@@ -1351,7 +1407,7 @@ async fn the_audit_subject_is_the_parsed_user_id_and_every_event_kind_is_recorde
             .await
             .unwrap();
         let (c, right) = challenge_with_code(&deps, &alice, &outbox).await;
-        let v = codes::check_code(&deps, &c, "sms", &secret(&right), None)
+        let v = answer_code(&deps, &c, "sms", &secret(&right))
             .await
             .unwrap();
         let signed = complete_sign_in(&deps, &v, None, &RequestMeta::default())
@@ -1367,6 +1423,7 @@ async fn the_audit_subject_is_the_parsed_user_id_and_every_event_kind_is_recorde
             password::NewPasswordRequest {
                 new_password: secret("required new passphrase 1"),
             },
+            &RequestMeta::default(),
         )
         .await
         .unwrap();
@@ -1488,5 +1545,67 @@ async fn a_role_taken_away_is_never_minted_again_by_a_step_up() {
             "{name}: the token from the step-up has the roles as they are now: {:?}",
             after.claims.roles
         );
+    }
+}
+
+/// Every audit event a request causes carries that request's caller, passed down to the
+/// service that records it (there is no task-local to fall back on): a code sent, a wrong
+/// answer, the lock it starts, a device trusted and removed.
+#[tokio::test]
+async fn audit_events_carry_the_ip_of_the_request_that_caused_them() {
+    for (name, mut deps, _clock, outbox) in all_deps_with_notifier().await {
+        with_settings(&mut deps, |s| s.mfa_failure_threshold = 2);
+        let user = create_user(&deps, &unique("who")).await;
+        add_phone(&deps, &user, "+12025550143").await;
+        let from = |ip: &str| RequestMeta {
+            source_ip: Some(ip.into()),
+            ..RequestMeta::default()
+        };
+        let c = open(&deps, &user).await;
+        codes::send_code(&deps, &c, &sms(), &from("198.51.100.1"))
+            .await
+            .unwrap();
+        let right = last_code(&outbox);
+        for _ in 0..2 {
+            let _ = codes::check_code(
+                &deps,
+                &c,
+                "sms",
+                &secret(&wrong(&right)),
+                None,
+                &from("198.51.100.2"),
+            )
+            .await;
+        }
+        let token = devices::trust(&deps, &user, Some("Phone"), &from("198.51.100.3"))
+            .await
+            .unwrap();
+        let device = token.split_once('.').unwrap().0;
+        devices::remove(&deps, &user, device, &from("198.51.100.4"))
+            .await
+            .unwrap();
+        let events = deps
+            .stores
+            .audit
+            .list_events(&user, deps.clock.now(), 50)
+            .await
+            .unwrap();
+        let ip_of = |kind: &str| {
+            let found: Vec<_> = events.iter().filter(|e| e.kind == kind).collect();
+            assert!(!found.is_empty(), "{name}: {kind} recorded");
+            found
+                .iter()
+                .map(|e| e.source_ip.clone().unwrap_or_default())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ip_of("code_sent"), ["198.51.100.1"], "{name}");
+        assert_eq!(
+            ip_of("second_factor_failed"),
+            ["198.51.100.2", "198.51.100.2"],
+            "{name}"
+        );
+        assert_eq!(ip_of("second_factor_locked"), ["198.51.100.2"], "{name}");
+        assert_eq!(ip_of("device_trusted"), ["198.51.100.3"], "{name}");
+        assert_eq!(ip_of("device_removed"), ["198.51.100.4"], "{name}");
     }
 }

@@ -7,6 +7,7 @@ mod common;
 use common::*;
 use portcullis::crypto::SecretString;
 use portcullis::crypto::jwt::{self, Expectations};
+use portcullis::edge::RequestMeta;
 use portcullis::error::{ApiError, SEND_LIMIT_MESSAGE};
 use portcullis::service::codes::{self, SendCodeRequest};
 use portcullis::service::complete::complete_sign_in;
@@ -41,7 +42,9 @@ async fn an_sms_code_completes_the_sign_in_with_tokens_that_verify() {
         add_phone(&deps, &user, "+12025550143").await;
         let cid = password_step(&deps, &user).await;
         let c = challenge(&deps, &cid).await;
-        let sent = codes::send_code(&deps, &c, &sms()).await.unwrap();
+        let sent = codes::send_code(&deps, &c, &sms(), &RequestMeta::default())
+            .await
+            .unwrap();
         assert_eq!(sent.sent_to, "***-***-0143", "{name}");
         assert_eq!(sent.sends_remaining, 4);
         assert_eq!(sent.expires_in, 300);
@@ -57,7 +60,7 @@ async fn an_sms_code_completes_the_sign_in_with_tokens_that_verify() {
             "{}",
             message.text
         );
-        let verified = codes::check_code(&deps, &c, "sms", &code(&last_code(&outbox)), None)
+        let verified = answer_code(&deps, &c, "sms", &code(&last_code(&outbox)))
             .await
             .unwrap();
         let signed_in = complete_sign_in(
@@ -110,7 +113,7 @@ async fn sixth_send_in_a_session_is_refused_and_the_user_is_barred_for_30_minute
         let c = challenge(&deps, &cid).await;
         for remaining in (0..5).rev() {
             assert_eq!(
-                codes::send_code(&deps, &c, &sms())
+                codes::send_code(&deps, &c, &sms(), &RequestMeta::default())
                     .await
                     .unwrap()
                     .sends_remaining,
@@ -118,7 +121,9 @@ async fn sixth_send_in_a_session_is_refused_and_the_user_is_barred_for_30_minute
                 "{name}"
             );
         }
-        let sixth = codes::send_code(&deps, &c, &sms()).await.unwrap_err();
+        let sixth = codes::send_code(&deps, &c, &sms(), &RequestMeta::default())
+            .await
+            .unwrap_err();
         assert_eq!(
             sixth,
             ApiError::SendLimitReached {
@@ -132,7 +137,9 @@ async fn sixth_send_in_a_session_is_refused_and_the_user_is_barred_for_30_minute
         clock.advance_secs(60);
         let c2 = challenge(&deps, &password_step(&deps, &user).await).await;
         assert_eq!(
-            codes::send_code(&deps, &c2, &sms()).await.unwrap_err(),
+            codes::send_code(&deps, &c2, &sms(), &RequestMeta::default())
+                .await
+                .unwrap_err(),
             ApiError::SendLimitReached {
                 retry_after_secs: 1740
             },
@@ -141,7 +148,9 @@ async fn sixth_send_in_a_session_is_refused_and_the_user_is_barred_for_30_minute
         clock.advance_secs(1740);
         let c3 = challenge(&deps, &password_step(&deps, &user).await).await;
         assert!(
-            codes::send_code(&deps, &c3, &sms()).await.is_ok(),
+            codes::send_code(&deps, &c3, &sms(), &RequestMeta::default())
+                .await
+                .is_ok(),
             "{name}: the bar ends after 30 minutes"
         );
     }
@@ -157,7 +166,7 @@ async fn concurrent_send_requests_cannot_pass_five() {
         for _ in 0..10 {
             let (deps, c) = (deps.clone(), c.clone());
             tasks.push(tokio::spawn(async move {
-                codes::send_code(&deps, &c, &sms()).await
+                codes::send_code(&deps, &c, &sms(), &RequestMeta::default()).await
             }));
         }
         let mut ok = 0;
@@ -182,21 +191,25 @@ async fn the_fifth_wrong_code_ends_the_challenge_and_a_resend_does_not_reset_the
         add_phone(&deps, &user, "+12025550143").await;
         let cid = password_step(&deps, &user).await;
         let c = challenge(&deps, &cid).await;
-        codes::send_code(&deps, &c, &sms()).await.unwrap();
+        codes::send_code(&deps, &c, &sms(), &RequestMeta::default())
+            .await
+            .unwrap();
         for _ in 0..2 {
             let bad = wrong(&last_code(&outbox));
             assert_eq!(
-                codes::check_code(&deps, &c, "sms", &code(&bad), None)
+                answer_code(&deps, &c, "sms", &code(&bad))
                     .await
                     .unwrap_err(),
                 ApiError::CodeInvalid
             );
         }
-        codes::send_code(&deps, &c, &sms()).await.unwrap();
+        codes::send_code(&deps, &c, &sms(), &RequestMeta::default())
+            .await
+            .unwrap();
         for _ in 0..2 {
             let bad = wrong(&last_code(&outbox));
             assert_eq!(
-                codes::check_code(&deps, &c, "sms", &code(&bad), None)
+                answer_code(&deps, &c, "sms", &code(&bad))
                     .await
                     .unwrap_err(),
                 ApiError::CodeInvalid
@@ -204,7 +217,7 @@ async fn the_fifth_wrong_code_ends_the_challenge_and_a_resend_does_not_reset_the
         }
         let bad = wrong(&last_code(&outbox));
         assert_eq!(
-            codes::check_code(&deps, &c, "sms", &code(&bad), None)
+            answer_code(&deps, &c, "sms", &code(&bad))
                 .await
                 .unwrap_err(),
             ApiError::ChallengeExpired,
@@ -212,7 +225,7 @@ async fn the_fifth_wrong_code_ends_the_challenge_and_a_resend_does_not_reset_the
         );
         let right = last_code(&outbox);
         assert_eq!(
-            codes::check_code(&deps, &c, "sms", &code(&right), None)
+            answer_code(&deps, &c, "sms", &code(&right))
                 .await
                 .unwrap_err(),
             ApiError::ChallengeExpired
@@ -230,13 +243,15 @@ async fn the_same_right_code_submitted_concurrently_succeeds_exactly_once() {
         let user = create_user(&deps, &unique("race")).await;
         add_phone(&deps, &user, "+12025550143").await;
         let c = challenge(&deps, &password_step(&deps, &user).await).await;
-        codes::send_code(&deps, &c, &sms()).await.unwrap();
+        codes::send_code(&deps, &c, &sms(), &RequestMeta::default())
+            .await
+            .unwrap();
         let right = last_code(&outbox);
         let mut tasks = Vec::new();
         for _ in 0..12 {
             let (deps, c, right) = (deps.clone(), c.clone(), right.clone());
             tasks.push(tokio::spawn(async move {
-                codes::check_code(&deps, &c, "sms", &SecretString::new(right), None).await
+                answer_code(&deps, &c, "sms", &SecretString::new(right)).await
             }));
         }
         let mut wins = 0;
@@ -256,10 +271,12 @@ async fn codes_expire_after_five_minutes_and_are_bound_to_their_challenge() {
         add_phone(&deps, &user, "+12025550143").await;
         let c1 = challenge(&deps, &password_step(&deps, &user).await).await;
         let c2 = challenge(&deps, &password_step(&deps, &user).await).await;
-        codes::send_code(&deps, &c1, &sms()).await.unwrap();
+        codes::send_code(&deps, &c1, &sms(), &RequestMeta::default())
+            .await
+            .unwrap();
         let code1 = last_code(&outbox);
         assert_eq!(
-            codes::check_code(&deps, &c2, "sms", &code(&code1), None)
+            answer_code(&deps, &c2, "sms", &code(&code1))
                 .await
                 .unwrap_err(),
             ApiError::CodeInvalid,
@@ -267,7 +284,7 @@ async fn codes_expire_after_five_minutes_and_are_bound_to_their_challenge() {
         );
         clock.advance_secs(300);
         assert_eq!(
-            codes::check_code(&deps, &c1, "sms", &code(&code1), None)
+            answer_code(&deps, &c1, "sms", &code(&code1))
                 .await
                 .unwrap_err(),
             ApiError::CodeInvalid,
@@ -290,6 +307,7 @@ async fn voice_goes_only_to_plus_one_numbers() {
                 method: "voice".into(),
                 factor_id: Some(uk),
             },
+            &RequestMeta::default(),
         )
         .await;
         assert_eq!(refused.unwrap_err(), ApiError::VoiceNotSupported, "{name}");
@@ -300,12 +318,13 @@ async fn voice_goes_only_to_plus_one_numbers() {
                 method: "voice".into(),
                 factor_id: Some(us),
             },
+            &RequestMeta::default(),
         )
         .await
         .unwrap();
         let m = outbox.sent().last().cloned().unwrap();
         assert_eq!(m.channel, portcullis::notifier::Channel::Voice);
-        let verified = codes::check_code(&deps, &c, "voice", &code(&m.code.unwrap()), None)
+        let verified = answer_code(&deps, &c, "voice", &code(&m.code.unwrap()))
             .await
             .unwrap();
         assert_eq!(verified.amr(), vec!["pwd", "tel", "mfa"]);
@@ -320,7 +339,9 @@ async fn a_failed_send_gives_the_send_back_and_leaves_no_usable_code() {
         let c = challenge(&deps, &password_step(&deps, &user).await).await;
         outbox.set_failing(true);
         assert_eq!(
-            codes::send_code(&deps, &c, &sms()).await.unwrap_err(),
+            codes::send_code(&deps, &c, &sms(), &RequestMeta::default())
+                .await
+                .unwrap_err(),
             ApiError::ServiceUnavailable,
             "{name}"
         );
@@ -334,7 +355,7 @@ async fn a_failed_send_gives_the_send_back_and_leaves_no_usable_code() {
             .unwrap();
         assert_eq!((stored.sends, stored.code.is_none()), (0, true), "{name}");
         assert_eq!(
-            codes::send_code(&deps, &c, &sms())
+            codes::send_code(&deps, &c, &sms(), &RequestMeta::default())
                 .await
                 .unwrap()
                 .sends_remaining,
@@ -362,10 +383,12 @@ async fn malformed_codes_and_methods_are_refused_without_using_a_try() {
         let user = create_user(&deps, &unique("typo")).await;
         add_phone(&deps, &user, "+12025550143").await;
         let c = challenge(&deps, &password_step(&deps, &user).await).await;
-        codes::send_code(&deps, &c, &sms()).await.unwrap();
+        codes::send_code(&deps, &c, &sms(), &RequestMeta::default())
+            .await
+            .unwrap();
         for bad in ["12345", "1234567", "abcdef", "", "١٢٣٤٥٦"] {
             assert_eq!(
-                codes::check_code(&deps, &c, "sms", &code(bad), None)
+                answer_code(&deps, &c, "sms", &code(bad))
                     .await
                     .unwrap_err()
                     .status(),
@@ -374,7 +397,7 @@ async fn malformed_codes_and_methods_are_refused_without_using_a_try() {
             );
         }
         assert_eq!(
-            codes::check_code(&deps, &c, "pigeon", &code("123456"), None)
+            answer_code(&deps, &c, "pigeon", &code("123456"))
                 .await
                 .unwrap_err()
                 .status(),
@@ -387,7 +410,8 @@ async fn malformed_codes_and_methods_are_refused_without_using_a_try() {
                 &SendCodeRequest {
                     method: "fax".into(),
                     factor_id: None
-                }
+                },
+                &RequestMeta::default()
             )
             .await
             .unwrap_err()
@@ -401,7 +425,8 @@ async fn malformed_codes_and_methods_are_refused_without_using_a_try() {
                 &SendCodeRequest {
                     method: "sms".into(),
                     factor_id: Some("f_nope".into())
-                }
+                },
+                &RequestMeta::default()
             )
             .await
             .unwrap_err(),
@@ -417,12 +442,11 @@ async fn malformed_codes_and_methods_are_refused_without_using_a_try() {
         assert_eq!(stored.attempts, 0, "{name}: no try used");
         let right = last_code(&outbox);
         assert!(
-            codes::check_code(
+            answer_code(
                 &deps,
                 &c,
                 "sms",
-                &code(&format!("{} {}", &right[..3], &right[3..])),
-                None
+                &code(&format!("{} {}", &right[..3], &right[3..]))
             )
             .await
             .is_ok(),
@@ -439,7 +463,7 @@ async fn a_new_enrolment_supersedes_unfinished_ones_of_its_kind_so_they_never_fi
         // More abandoned authenticator set-ups than the per-user limit of factors.
         let mut last = String::new();
         for _ in 0..=factors::MAX_FACTORS {
-            last = factors::enrol_totp(&deps, Enroller::SignIn(&c))
+            last = factors::enrol_totp(&deps, Enroller::SignIn(&c, &RequestMeta::default()))
                 .await
                 .unwrap()
                 .factor_id;
@@ -449,7 +473,7 @@ async fn a_new_enrolment_supersedes_unfinished_ones_of_its_kind_so_they_never_fi
                 phone: number.into(),
                 delivery: "sms".into(),
             };
-            factors::enrol_phone(&deps, Enroller::SignIn(&c), phone)
+            factors::enrol_phone(&deps, Enroller::SignIn(&c, &RequestMeta::default()), phone)
                 .await
                 .unwrap();
         }
@@ -473,7 +497,7 @@ async fn enrolment_inside_a_sign_in_needs_an_enrolment_challenge_and_totp_codes_
         let user = create_user(&deps, &unique("enrol")).await;
         let cid = password_step(&deps, &user).await;
         let c = challenge(&deps, &cid).await;
-        let enrolment = factors::enrol_totp(&deps, Enroller::SignIn(&c))
+        let enrolment = factors::enrol_totp(&deps, Enroller::SignIn(&c, &RequestMeta::default()))
             .await
             .unwrap();
         assert!(
@@ -490,7 +514,7 @@ async fn enrolment_inside_a_sign_in_needs_an_enrolment_challenge_and_totp_codes_
         let totp_code = portcullis::crypto::totp::code_at(&secret, now);
         let proven = factors::verify_factor(
             &deps,
-            Enroller::SignIn(&c),
+            Enroller::SignIn(&c, &RequestMeta::default()),
             &enrolment.factor_id,
             &VerifyFactorRequest::with_code(code(&totp_code)),
         )
@@ -519,7 +543,7 @@ async fn enrolment_inside_a_sign_in_needs_an_enrolment_challenge_and_totp_codes_
         let c2 = challenge(&deps, &password_step(&deps, &user).await).await;
         assert_eq!(c2.status, portcullis::storage::ChallengeStatus::MfaRequired);
         assert_eq!(
-            factors::enrol_totp(&deps, Enroller::SignIn(&c2))
+            factors::enrol_totp(&deps, Enroller::SignIn(&c2, &RequestMeta::default()))
                 .await
                 .unwrap_err(),
             ApiError::Forbidden,
@@ -530,14 +554,14 @@ async fn enrolment_inside_a_sign_in_needs_an_enrolment_challenge_and_totp_codes_
             delivery: "sms".into(),
         };
         assert_eq!(
-            factors::enrol_phone(&deps, Enroller::SignIn(&c2), phone)
+            factors::enrol_phone(&deps, Enroller::SignIn(&c2, &RequestMeta::default()), phone)
                 .await
                 .unwrap_err(),
             ApiError::Forbidden
         );
         // The same TOTP code is never accepted twice.
         assert_eq!(
-            codes::check_code(&deps, &c2, "totp", &code(&totp_code), None)
+            answer_code(&deps, &c2, "totp", &code(&totp_code))
                 .await
                 .unwrap_err(),
             ApiError::CodeInvalid,
@@ -545,9 +569,7 @@ async fn enrolment_inside_a_sign_in_needs_an_enrolment_challenge_and_totp_codes_
         );
         clock.advance_secs(30);
         let next = portcullis::crypto::totp::code_at(&secret, clock.now().secs());
-        let v = codes::check_code(&deps, &c2, "totp", &code(&next), None)
-            .await
-            .unwrap();
+        let v = answer_code(&deps, &c2, "totp", &code(&next)).await.unwrap();
         assert_eq!(v.amr(), vec!["pwd", "otp", "mfa"]);
     }
 }
@@ -581,16 +603,12 @@ async fn refresh_rotates_reuse_revokes_and_idle_and_absolute_limits_hold() {
                 let c = codes::open_challenge(&deps, &password_step(&deps, &user).await)
                     .await
                     .unwrap();
-                codes::send_code(&deps, &c, &sms()).await.unwrap();
-                let v = codes::check_code(
-                    &deps,
-                    &c,
-                    "sms",
-                    &SecretString::new(last_code(&outbox)),
-                    None,
-                )
-                .await
-                .unwrap();
+                codes::send_code(&deps, &c, &sms(), &RequestMeta::default())
+                    .await
+                    .unwrap();
+                let v = answer_code(&deps, &c, "sms", &SecretString::new(last_code(&outbox)))
+                    .await
+                    .unwrap();
                 complete_sign_in(&deps, &v, None, &portcullis::edge::RequestMeta::default())
                     .await
                     .unwrap()
@@ -686,8 +704,10 @@ async fn removing_factors_needs_step_up_and_the_last_one_means_enrolment_again()
         let user = create_user(&deps, &unique("remover")).await;
         let factor = add_phone(&deps, &user, "+12025550143").await;
         let c = challenge(&deps, &password_step(&deps, &user).await).await;
-        codes::send_code(&deps, &c, &sms()).await.unwrap();
-        let v = codes::check_code(&deps, &c, "sms", &code(&last_code(&outbox)), None)
+        codes::send_code(&deps, &c, &sms(), &RequestMeta::default())
+            .await
+            .unwrap();
+        let v = answer_code(&deps, &c, "sms", &code(&last_code(&outbox)))
             .await
             .unwrap();
         let t = complete_sign_in(&deps, &v, None, &portcullis::edge::RequestMeta::default())

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use lambda_http::Request;
 use portcullis::Deps;
 use portcullis::edge::{self, Access, Answer, Call, Function, Route};
+use portcullis::service::admin::Admin;
 use portcullis::service::tokens::{Caller, Elevated};
 use serde_json::{Value, json};
 
@@ -26,6 +27,10 @@ fn ran_elevated(_: &Deps, _: Call, _: Elevated) -> Answer<'static> {
     RAN.fetch_add(1, Ordering::SeqCst);
     Box::pin(async { Ok(edge::empty_response(204)) })
 }
+fn ran_admin(_: &Deps, _: Call, _: Admin) -> Answer<'static> {
+    RAN.fetch_add(1, Ordering::SeqCst);
+    Box::pin(async { Ok(edge::empty_response(204)) })
+}
 
 static TABLE: Function = Function {
     name: "test",
@@ -34,6 +39,7 @@ static TABLE: Function = Function {
         Route::public("POST /browser", ran).checking_client(),
         Route::session("POST /session", ran_session),
         Route::elevated("POST /elevated", ran_elevated),
+        Route::admin("POST /admin", ran_admin),
     ],
 };
 
@@ -88,9 +94,92 @@ async fn call(deps: &Deps, route: &str, user_agent: &str, auth: Option<&str>) ->
 // One test for all the requests: the handlers share one counter.
 #[tokio::test]
 async fn each_access_check_runs_before_the_handler() {
-    for (_adapter, deps, _clock) in common::all_deps().await {
+    for (_adapter, deps, clock, outbox) in common::all_deps_with_notifier().await {
         each_check_on(&deps).await;
+        admin_checks_on(&deps, &clock, &outbox).await;
     }
+}
+
+/// An admin route runs its handler only for an active admin, by token *and* stored record, in
+/// an elevated session.
+async fn admin_checks_on(
+    deps: &Deps,
+    clock: &portcullis::ManualClock,
+    outbox: &portcullis::notifier::RecordingNotifier,
+) {
+    let bearer = |t: &str| format!("Bearer {t}");
+    assert_eq!(call(deps, "POST /admin", MODERN, None).await, (401, false));
+    // A user without the role, just signed in with MFA (elevated): refused.
+    let plain = common::create_user(deps, &common::unique("plain")).await;
+    common::add_phone(deps, &plain, "+12025550150").await;
+    let (_, tokens) = common::sms_sign_in(deps, &plain, outbox).await;
+    let plain_auth = bearer(&tokens.access_token);
+    assert_eq!(
+        call(deps, "POST /elevated", MODERN, Some(&plain_auth)).await,
+        (204, true)
+    );
+    assert_eq!(
+        call(deps, "POST /admin", MODERN, Some(&plain_auth)).await,
+        (403, false),
+        "a non-admin"
+    );
+    // An admin, elevated: runs.
+    let admin = common::create_user(deps, &common::unique("adm")).await;
+    deps.stores
+        .users
+        .set_roles(&admin, &["admin".to_owned()])
+        .await
+        .unwrap();
+    common::add_phone(deps, &admin, "+12025550151").await;
+    let (_, tokens) = common::sms_sign_in(deps, &admin, outbox).await;
+    let admin_auth = bearer(&tokens.access_token);
+    assert_eq!(
+        call(deps, "POST /admin", MODERN, Some(&admin_auth)).await,
+        (204, true)
+    );
+    // The role taken away in the store: the token still says admin, the record does not.
+    deps.stores.users.set_roles(&admin, &[]).await.unwrap();
+    assert_eq!(
+        call(deps, "POST /admin", MODERN, Some(&admin_auth)).await,
+        (403, false),
+        "a token whose admin role the record no longer has"
+    );
+    deps.stores
+        .users
+        .set_roles(&admin, &["admin".to_owned()])
+        .await
+        .unwrap();
+    assert_eq!(
+        call(deps, "POST /admin", MODERN, Some(&admin_auth)).await,
+        (204, true)
+    );
+    // Past the step-up window, with a live access token (refreshed, which does not
+    // elevate): refused until the admin steps up.
+    clock.advance_secs(deps.settings.step_up_secs - 10);
+    let refreshed = portcullis::service::tokens::refresh(
+        deps,
+        portcullis::service::tokens::RefreshRequest {
+            refresh_token: portcullis::crypto::SecretString::new(tokens.refresh_token.clone()),
+        },
+    )
+    .await
+    .unwrap();
+    let refreshed_auth = bearer(&refreshed.access_token);
+    assert_eq!(
+        call(deps, "POST /admin", MODERN, Some(&refreshed_auth)).await,
+        (204, true)
+    );
+    clock.advance_secs(20);
+    assert_eq!(
+        call(deps, "POST /session", MODERN, Some(&refreshed_auth)).await,
+        (204, true),
+        "the token is live"
+    );
+    assert_eq!(
+        call(deps, "POST /admin", MODERN, Some(&refreshed_auth)).await,
+        (403, false),
+        "an admin whose session is no longer elevated"
+    );
 }
 
 async fn each_check_on(deps: &Deps) {
@@ -136,7 +225,8 @@ fn the_access_of_a_route_follows_from_its_constructor() {
             Access::Public,
             Access::Public,
             Access::Session,
-            Access::Elevated
+            Access::Elevated,
+            Access::Admin
         ]
     );
     assert_eq!(
@@ -145,7 +235,8 @@ fn the_access_of_a_route_follows_from_its_constructor() {
             "POST /public",
             "POST /browser",
             "POST /session",
-            "POST /elevated"
+            "POST /elevated",
+            "POST /admin"
         ]
     );
 }

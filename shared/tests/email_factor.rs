@@ -6,6 +6,7 @@ mod common;
 
 use common::*;
 use portcullis::crypto::SecretString;
+use portcullis::edge::RequestMeta;
 use portcullis::error::ApiError;
 use portcullis::notifier::Channel;
 use portcullis::service::codes::{self, SendCodeRequest};
@@ -32,7 +33,7 @@ async fn an_email_enrolled_at_first_sign_in_completes_it_and_signs_in_later() {
             .unwrap();
         let pending = factors::enrol_email(
             &deps,
-            Enroller::SignIn(&challenge),
+            Enroller::SignIn(&challenge, &RequestMeta::default()),
             email(" Jo.Doe@Example.COM "),
         )
         .await
@@ -54,7 +55,7 @@ async fn an_email_enrolled_at_first_sign_in_completes_it_and_signs_in_later() {
         let wrong = VerifyFactorRequest::with_code(SecretString::new(wrong));
         let refused = factors::verify_factor(
             &deps,
-            Enroller::SignIn(&challenge),
+            Enroller::SignIn(&challenge, &RequestMeta::default()),
             &pending.factor_id,
             &wrong,
         )
@@ -62,7 +63,7 @@ async fn an_email_enrolled_at_first_sign_in_completes_it_and_signs_in_later() {
         assert_eq!(refused.unwrap_err(), ApiError::CodeInvalid, "{name}");
         let proven = factors::verify_factor(
             &deps,
-            Enroller::SignIn(&challenge),
+            Enroller::SignIn(&challenge, &RequestMeta::default()),
             &pending.factor_id,
             &code(&outbox),
         )
@@ -96,20 +97,17 @@ async fn an_email_enrolled_at_first_sign_in_completes_it_and_signs_in_later() {
                 method: "email".into(),
                 factor_id: None,
             },
+            &RequestMeta::default(),
         )
         .await
         .unwrap();
         let typed = SecretString::new(last_code(&outbox));
         // An emailed code is not a text-message code.
         assert!(
-            codes::check_code(&deps, &next, "sms", &typed, None)
-                .await
-                .is_err(),
+            answer_code(&deps, &next, "sms", &typed).await.is_err(),
             "{name}"
         );
-        let verified = codes::check_code(&deps, &next, "email", &typed, None)
-            .await
-            .unwrap();
+        let verified = answer_code(&deps, &next, "email", &typed).await.unwrap();
         assert_eq!(verified.method, "email", "{name}");
     }
 }
@@ -122,9 +120,13 @@ async fn bad_addresses_are_refused_and_store_nothing() {
             .await
             .unwrap();
         for bad in ["", "jo", "jo@example", "jo@@example.com", "a b@example.com"] {
-            let err = factors::enrol_email(&deps, Enroller::SignIn(&challenge), email(bad))
-                .await
-                .unwrap_err();
+            let err = factors::enrol_email(
+                &deps,
+                Enroller::SignIn(&challenge, &RequestMeta::default()),
+                email(bad),
+            )
+            .await
+            .unwrap_err();
             assert_eq!(err.status(), 400, "{name}: {bad:?}");
         }
         assert!(
@@ -229,7 +231,7 @@ async fn a_password_alone_cannot_add_an_email_and_neither_can_the_reset_mailbox_
         assert_eq!(
             factors::enrol_email(
                 &deps,
-                Enroller::SignIn(&challenge),
+                Enroller::SignIn(&challenge, &RequestMeta::default()),
                 email("mine@example.com")
             )
             .await

@@ -69,6 +69,7 @@ async fn failing_send(deps: &Deps, prefix: &str) -> ApiError {
             method: "sms".into(),
             factor_id: None,
         },
+        &RequestMeta::default(),
     )
     .await
     .unwrap_err();

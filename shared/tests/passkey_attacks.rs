@@ -42,20 +42,25 @@ async fn an_mfa_reset_removes_passkeys_and_their_credential_ids_on_both_adapters
                 .unwrap()
                 .is_some()
         );
-        let request = admin::request_mfa_reset(
+        let request = as_admin!(
+            admin::request_mfa_reset,
             &deps,
             &alice,
             MfaResetFiling {
                 user_id: user.to_string(),
                 reason: "Lost the laptop, verified at the branch".into(),
             },
-            &meta("10.0.0.1"),
+            &meta("10.0.0.1")
         )
-        .await
         .unwrap();
-        admin::approve_mfa_reset(&deps, &bob, &request.request_id, &meta("10.0.0.2"))
-            .await
-            .unwrap();
+        as_admin!(
+            admin::approve_mfa_reset,
+            &deps,
+            &bob,
+            &request.request_id,
+            &meta("10.0.0.2")
+        )
+        .unwrap();
         assert!(
             deps.stores
                 .factors
@@ -90,7 +95,7 @@ async fn a_password_alone_never_adds_a_passkey_once_a_factor_is_active() {
         assert_eq!(
             passkeys::enrol(
                 &deps,
-                Enroller::SignIn(&challenge),
+                Enroller::SignIn(&challenge, &RequestMeta::default()),
                 EnrolPasskeyRequest::default()
             )
             .await
@@ -107,7 +112,7 @@ async fn a_password_alone_never_adds_a_passkey_once_a_factor_is_active() {
             .unwrap();
         let pending = passkeys::enrol(
             &deps,
-            Enroller::SignIn(&stale),
+            Enroller::SignIn(&stale, &RequestMeta::default()),
             EnrolPasskeyRequest::default(),
         )
         .await
@@ -118,7 +123,7 @@ async fn a_password_alone_never_adds_a_passkey_once_a_factor_is_active() {
         assert_eq!(
             finish(
                 &deps,
-                Enroller::SignIn(&stale),
+                Enroller::SignIn(&stale, &RequestMeta::default()),
                 &pending.factor_id,
                 response
             )
@@ -130,7 +135,7 @@ async fn a_password_alone_never_adds_a_passkey_once_a_factor_is_active() {
         assert_eq!(
             passkeys::enrol(
                 &deps,
-                Enroller::SignIn(&stale),
+                Enroller::SignIn(&stale, &RequestMeta::default()),
                 EnrolPasskeyRequest::default()
             )
             .await
@@ -199,7 +204,7 @@ async fn options_made_for_one_ceremony_never_verify_in_another() {
         passkeys::sign_in_options(&deps, &b).await.unwrap();
         let for_a = authenticator.authenticate(&options_a.options).unwrap();
         assert_eq!(
-            passkeys::check_assertion(&deps, &b, &for_a)
+            passkeys::check_assertion(&deps, &b, &for_a, &RequestMeta::default())
                 .await
                 .unwrap_err(),
             ApiError::CodeInvalid,
@@ -235,7 +240,7 @@ async fn options_made_for_one_ceremony_never_verify_in_another() {
             .unwrap();
         passkeys::sign_in_options(&deps, &c).await.unwrap();
         assert_eq!(
-            passkeys::check_assertion(&deps, &c, &discoverable)
+            passkeys::check_assertion(&deps, &c, &discoverable, &RequestMeta::default())
                 .await
                 .unwrap_err(),
             ApiError::CodeInvalid,
@@ -253,7 +258,7 @@ async fn options_made_for_one_ceremony_never_verify_in_another() {
             .unwrap();
         let options_d = passkeys::sign_in_options(&deps, &d).await.unwrap();
         assert_eq!(
-            passkeys::check_assertion(&deps, &d, &for_step_up)
+            passkeys::check_assertion(&deps, &d, &for_step_up, &RequestMeta::default())
                 .await
                 .unwrap_err(),
             ApiError::CodeInvalid,
@@ -264,7 +269,7 @@ async fn options_made_for_one_ceremony_never_verify_in_another() {
             .await
             .unwrap();
         assert_eq!(
-            passkeys::check_assertion(&deps, &step, &for_d)
+            passkeys::check_assertion(&deps, &step, &for_d, &RequestMeta::default())
                 .await
                 .unwrap_err(),
             ApiError::CodeInvalid,
@@ -312,7 +317,7 @@ async fn one_users_passkey_never_signs_in_as_another() {
         unlisted["allowCredentials"] = Value::Array(vec![]);
         let assertion = forced.authenticate(&unlisted).unwrap();
         assert_eq!(
-            passkeys::check_assertion(&deps, &challenge, &assertion)
+            passkeys::check_assertion(&deps, &challenge, &assertion, &RequestMeta::default())
                 .await
                 .unwrap_err(),
             ApiError::CodeInvalid,
@@ -362,7 +367,7 @@ async fn a_counter_regression_as_a_second_factor_or_step_up_is_refused_and_alert
         let options = passkeys::sign_in_options(&deps, &challenge).await.unwrap();
         let assertion = clone.authenticate(&options.options).unwrap();
         assert_eq!(
-            passkeys::check_assertion(&deps, &challenge, &assertion)
+            passkeys::check_assertion(&deps, &challenge, &assertion, &RequestMeta::default())
                 .await
                 .unwrap_err(),
             ApiError::CodeInvalid,
@@ -387,7 +392,7 @@ async fn a_counter_regression_as_a_second_factor_or_step_up_is_refused_and_alert
             .await
             .unwrap();
         assert_eq!(
-            passkeys::check_assertion(&deps, &step, &assertion)
+            passkeys::check_assertion(&deps, &step, &assertion, &RequestMeta::default())
                 .await
                 .unwrap_err(),
             ApiError::CodeInvalid,
@@ -431,7 +436,7 @@ async fn a_removed_passkey_answers_nothing_even_with_options_taken_before() {
         // …answered after it.
         let assertion = second.authenticate(&options.options).unwrap();
         assert_eq!(
-            passkeys::check_assertion(&deps, &challenge, &assertion)
+            passkeys::check_assertion(&deps, &challenge, &assertion, &RequestMeta::default())
                 .await
                 .unwrap_err(),
             ApiError::CodeInvalid,
@@ -564,7 +569,7 @@ async fn passkeys_registered_at_once_share_one_user_handle_and_keep_working() {
                 let assertion = authenticator
                     .authenticate(&options.unwrap().options)
                     .unwrap();
-                passkeys::check_assertion(&deps, &challenge, &assertion)
+                passkeys::check_assertion(&deps, &challenge, &assertion, &RequestMeta::default())
                     .await
                     .unwrap();
             }
@@ -621,9 +626,10 @@ async fn a_passkey_second_step_trusts_devices_for_users_only_and_a_device_never_
                 .unwrap();
             let options = passkeys::sign_in_options(&deps, &challenge).await.unwrap();
             let assertion = authenticator.authenticate(&options.options).unwrap();
-            let verified = passkeys::check_assertion(&deps, &challenge, &assertion)
-                .await
-                .unwrap();
+            let verified =
+                passkeys::check_assertion(&deps, &challenge, &assertion, &RequestMeta::default())
+                    .await
+                    .unwrap();
             let signed_in = complete::complete_sign_in(
                 &deps,
                 &verified,
@@ -701,7 +707,7 @@ async fn malformed_credentials_are_refused_as_the_clients_fault() {
                 .await
                 .unwrap();
             passkeys::sign_in_options(&deps, &challenge).await.unwrap();
-            let err = passkeys::check_assertion(&deps, &challenge, junk)
+            let err = passkeys::check_assertion(&deps, &challenge, junk, &RequestMeta::default())
                 .await
                 .unwrap_err();
             assert!(

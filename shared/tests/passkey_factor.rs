@@ -79,9 +79,10 @@ async fn a_passkey_registered_at_first_sign_in_is_both_phishing_resistant_and_re
         let allowed = options.options["allowCredentials"].as_array().unwrap();
         assert_eq!(allowed.len(), 1, "{name}: the user's passkeys only");
         let assertion = authenticator.authenticate(&options.options).unwrap();
-        let verified = passkeys::check_assertion(&deps, &challenge, &assertion)
-            .await
-            .unwrap();
+        let verified =
+            passkeys::check_assertion(&deps, &challenge, &assertion, &RequestMeta::default())
+                .await
+                .unwrap();
         let second = complete::complete_sign_in(&deps, &verified, None, &RequestMeta::default())
             .await
             .unwrap();
@@ -90,7 +91,7 @@ async fn a_passkey_registered_at_first_sign_in_is_both_phishing_resistant_and_re
 
         // The same assertion again: the ceremony was used (and the challenge completed).
         assert!(
-            passkeys::check_assertion(&deps, &challenge, &assertion)
+            passkeys::check_assertion(&deps, &challenge, &assertion, &RequestMeta::default())
                 .await
                 .is_err(),
             "{name}: single use"
@@ -310,7 +311,7 @@ async fn wrong_assertions_after_the_password_count_against_the_users_second_fact
             let options = passkeys::sign_in_options(&deps, &challenge).await.unwrap();
             let assertion = spoilt.authenticate(&options.options).unwrap();
             last = Some(
-                passkeys::check_assertion(&deps, &challenge, &assertion)
+                passkeys::check_assertion(&deps, &challenge, &assertion, &RequestMeta::default())
                     .await
                     .unwrap_err(),
             );
@@ -333,7 +334,7 @@ async fn wrong_assertions_after_the_password_count_against_the_users_second_fact
         let options = passkeys::sign_in_options(&deps, &challenge).await.unwrap();
         let assertion = authenticator.authenticate(&options.options).unwrap();
         assert!(matches!(
-            passkeys::check_assertion(&deps, &challenge, &assertion).await,
+            passkeys::check_assertion(&deps, &challenge, &assertion, &RequestMeta::default()).await,
             Err(ApiError::SecondFactorLocked { .. })
         ));
     }
@@ -379,7 +380,7 @@ async fn a_passkey_steps_up_a_session_and_is_renamed_and_removed() {
             .unwrap();
         let theirs = passkeys::enrol(
             &deps,
-            Enroller::SignIn(&challenge),
+            Enroller::SignIn(&challenge, &RequestMeta::default()),
             EnrolPasskeyRequest::default(),
         )
         .await
@@ -390,7 +391,7 @@ async fn a_passkey_steps_up_a_session_and_is_renamed_and_removed() {
             matches!(
                 finish(
                     &deps,
-                    Enroller::SignIn(&challenge),
+                    Enroller::SignIn(&challenge, &RequestMeta::default()),
                     &theirs.factor_id,
                     response
                 )
@@ -418,9 +419,10 @@ async fn a_passkey_steps_up_a_session_and_is_renamed_and_removed() {
         let challenge = step_up::challenge_of(&deps, &caller, &started.challenge_id)
             .await
             .unwrap();
-        let verified = passkeys::check_assertion(&deps, &challenge, &assertion)
-            .await
-            .unwrap();
+        let verified =
+            passkeys::check_assertion(&deps, &challenge, &assertion, &RequestMeta::default())
+                .await
+                .unwrap();
         let elevated = step_up::elevate(&deps, &caller, &verified).await.unwrap();
         let caller = bearer(&deps, &elevated.access_token).await.unwrap();
         assert!(caller.is_elevated(&deps), "{name}");

@@ -36,10 +36,11 @@ async fn mfa_sign_in(deps: &Deps, user: &UserId, outbox: &RecordingNotifier) -> 
             method: "sms".into(),
             factor_id: None,
         },
+        &RequestMeta::default(),
     )
     .await
     .unwrap();
-    let v = codes::check_code(deps, &c, "sms", &secret(&last_code(outbox)), None)
+    let v = answer_code(deps, &c, "sms", &secret(&last_code(outbox)))
         .await
         .unwrap();
     let t = complete_sign_in(deps, &v, None, &portcullis::edge::RequestMeta::default())
@@ -207,21 +208,33 @@ async fn forgot_answers_the_same_and_the_reset_link_works_once_for_30_minutes() 
         };
         // a policy refusal does not burn the link
         assert!(
-            password::reset(&deps, reset(&token, "qwerty123456"))
-                .await
-                .unwrap_err()
-                .problem()
-                .detail
-                .contains("too common")
-        );
-        password::reset(&deps, reset(&token, "my reset passphrase"))
+            password::reset(
+                &deps,
+                reset(&token, "qwerty123456"),
+                &RequestMeta::default()
+            )
             .await
-            .unwrap();
+            .unwrap_err()
+            .problem()
+            .detail
+            .contains("too common")
+        );
+        password::reset(
+            &deps,
+            reset(&token, "my reset passphrase"),
+            &RequestMeta::default(),
+        )
+        .await
+        .unwrap();
         assert_eq!(
-            password::reset(&deps, reset(&token, "another passphrase!"))
-                .await
-                .unwrap_err()
-                .status(),
+            password::reset(
+                &deps,
+                reset(&token, "another passphrase!"),
+                &RequestMeta::default()
+            )
+            .await
+            .unwrap_err()
+            .status(),
             400,
             "{name}: single use"
         );
@@ -263,10 +276,14 @@ async fn forgot_answers_the_same_and_the_reset_link_works_once_for_30_minutes() 
             .to_owned();
         clock.advance_secs(30 * 60);
         assert_eq!(
-            password::reset(&deps, reset(&token, "too late passphrase"))
-                .await
-                .unwrap_err()
-                .status(),
+            password::reset(
+                &deps,
+                reset(&token, "too late passphrase"),
+                &RequestMeta::default()
+            )
+            .await
+            .unwrap_err()
+            .status(),
             400,
             "{name}: 30 minutes"
         );
@@ -319,10 +336,11 @@ async fn an_admin_flag_or_an_old_password_requires_a_change_after_mfa() {
                 method: "sms".into(),
                 factor_id: None,
             },
+            &RequestMeta::default(),
         )
         .await
         .unwrap();
-        let v = codes::check_code(&deps, &c, "sms", &secret(&last_code(&outbox)), None)
+        let v = answer_code(&deps, &c, "sms", &secret(&last_code(&outbox)))
             .await
             .unwrap();
         let step = complete_sign_in(&deps, &v, None, &portcullis::edge::RequestMeta::default())
@@ -342,6 +360,7 @@ async fn an_admin_flag_or_an_old_password_requires_a_change_after_mfa() {
             NewPasswordRequest {
                 new_password: secret(PASSWORD),
             },
+            &RequestMeta::default(),
         )
         .await;
         assert!(refused.unwrap_err().problem().detail.contains("last 5"));
@@ -351,6 +370,7 @@ async fn an_admin_flag_or_an_old_password_requires_a_change_after_mfa() {
             NewPasswordRequest {
                 new_password: secret("the new required passphrase"),
             },
+            &RequestMeta::default(),
         )
         .await
         .unwrap();
@@ -568,6 +588,7 @@ async fn a_user_deactivated_before_the_required_change_gets_no_session() {
             NewPasswordRequest {
                 new_password: secret("the new required passphrase"),
             },
+            &RequestMeta::default(),
         )
         .await;
         assert_eq!(refused.unwrap_err(), ApiError::AccountInactive, "{name}");

@@ -27,13 +27,12 @@ async fn sms_sign_in(
     trust: bool,
 ) -> (Caller, Option<String>) {
     let v = sms_verified(deps, user, outbox).await;
-    let trust = trust.then(|| TrustRequest {
-        device_name: None,
+    let trust = trust.then(TrustRequest::default);
+    let from = RequestMeta {
         user_agent: Some(portcullis_ua()),
-    });
-    let signed = complete_sign_in(deps, &v, trust, &portcullis::edge::RequestMeta::default())
-        .await
-        .unwrap();
+        ..RequestMeta::default()
+    };
+    let signed = complete_sign_in(deps, &v, trust, &from).await.unwrap();
     let caller = tokens::authenticate(
         deps,
         Some(&format!(
@@ -72,7 +71,9 @@ async fn a_user_who_lost_their_phone_signs_in_with_a_recovery_code_once() {
     for (name, deps, _clock, outbox) in all_deps_with_notifier().await {
         let user = create_user(&deps, &unique("lost")).await;
         add_phone(&deps, &user, "+12025550143").await;
-        let set = recovery::issue(&deps, &user).await.unwrap();
+        let set = recovery::issue(&deps, &user, &RequestMeta::default())
+            .await
+            .unwrap();
         assert_eq!(set.len(), 10, "{name}");
         assert!(
             set.iter()
@@ -102,7 +103,9 @@ async fn a_user_who_lost_their_phone_signs_in_with_a_recovery_code_once() {
             .await
             .unwrap();
         let typed = SecretString::new(set[3].to_lowercase().replace('-', " "));
-        let (verified, remaining) = recovery::redeem(&deps, &c, &typed).await.unwrap();
+        let (verified, remaining) = recovery::redeem(&deps, &c, &typed, &RequestMeta::default())
+            .await
+            .unwrap();
         assert_eq!(remaining, 9, "{name}");
         let signed = complete_sign_in(
             &deps,
@@ -125,33 +128,53 @@ async fn a_user_who_lost_their_phone_signs_in_with_a_recovery_code_once() {
             .await
             .unwrap();
         assert_eq!(
-            recovery::redeem(&deps, &c2, &SecretString::new(set[3].clone()))
-                .await
-                .unwrap_err(),
+            recovery::redeem(
+                &deps,
+                &c2,
+                &SecretString::new(set[3].clone()),
+                &RequestMeta::default()
+            )
+            .await
+            .unwrap_err(),
             ApiError::CodeInvalid,
             "{name}"
         );
         // a wrong code counts as a try, like any code
         for _ in 0..3 {
             assert_eq!(
-                recovery::redeem(&deps, &c2, &SecretString::new("AAAA-AAAA-AAAA-AAAA".into()))
-                    .await
-                    .unwrap_err(),
+                recovery::redeem(
+                    &deps,
+                    &c2,
+                    &SecretString::new("AAAA-AAAA-AAAA-AAAA".into()),
+                    &RequestMeta::default()
+                )
+                .await
+                .unwrap_err(),
                 ApiError::CodeInvalid
             );
         }
         assert_eq!(
-            recovery::redeem(&deps, &c2, &SecretString::new("AAAA-AAAA-AAAA-AAAA".into()))
-                .await
-                .unwrap_err(),
+            recovery::redeem(
+                &deps,
+                &c2,
+                &SecretString::new("AAAA-AAAA-AAAA-AAAA".into()),
+                &RequestMeta::default()
+            )
+            .await
+            .unwrap_err(),
             ApiError::ChallengeExpired,
             "{name}: 5th try ends it"
         );
         assert_eq!(
-            recovery::redeem(&deps, &c2, &SecretString::new("not a code".into()))
-                .await
-                .unwrap_err()
-                .status(),
+            recovery::redeem(
+                &deps,
+                &c2,
+                &SecretString::new("not a code".into()),
+                &RequestMeta::default()
+            )
+            .await
+            .unwrap_err()
+            .status(),
             400
         );
     }
@@ -162,7 +185,9 @@ async fn concurrent_redemption_of_one_code_succeeds_once() {
     for (name, deps, _clock, _outbox) in all_deps_with_notifier().await {
         let user = create_user(&deps, &unique("twice")).await;
         add_phone(&deps, &user, "+12025550143").await;
-        let set = recovery::issue(&deps, &user).await.unwrap();
+        let set = recovery::issue(&deps, &user, &RequestMeta::default())
+            .await
+            .unwrap();
         // Six challenges first (one sign-in after another: more than five at once would be
         // a burst of password attempts), then the same code at all six at once.
         let mut challenges = Vec::new();
@@ -178,7 +203,7 @@ async fn concurrent_redemption_of_one_code_succeeds_once() {
             let deps = deps.clone();
             let code = set[0].clone();
             tasks.push(tokio::spawn(async move {
-                recovery::redeem(&deps, &c, &SecretString::new(code)).await
+                recovery::redeem(&deps, &c, &SecretString::new(code), &RequestMeta::default()).await
             }));
         }
         let mut wins = 0;
@@ -277,7 +302,7 @@ async fn a_trusted_device_skips_mfa_until_removed_or_180_days_pass() {
         );
         clock.set(T0);
         // removal takes effect on the next sign-in
-        devices::remove(&deps, &user, &listed[0].device_id)
+        devices::remove(&deps, &user, &listed[0].device_id, &RequestMeta::default())
             .await
             .unwrap();
         assert_eq!(
@@ -402,12 +427,11 @@ async fn every_sensitive_action_needs_a_fresh_code_even_on_a_trusted_device() {
         let challenge = step_up::challenge_of(&deps, &caller, &started.challenge_id)
             .await
             .unwrap();
-        let v = codes::check_code(
+        let v = answer_code(
             &deps,
             &challenge,
             "sms",
             &SecretString::new(last_code(&outbox)),
-            None,
         )
         .await
         .unwrap();
@@ -442,6 +466,7 @@ async fn every_sensitive_action_needs_a_fresh_code_even_on_a_trusted_device() {
                 method: "sms".into(),
                 factor_id: Some(factor.clone()),
             },
+            &RequestMeta::default(),
         )
         .await
         .unwrap();
@@ -807,16 +832,17 @@ async fn a_deactivation_landing_during_a_sign_in_issues_nothing() {
         let judged = deps.stores.users.get_user(&user).await.unwrap();
         let v = sms_verified(&deps, &user, &outbox).await;
         store.armed.store(true, std::sync::atomic::Ordering::SeqCst);
-        let trust = Some(TrustRequest {
-            device_name: None,
+        let trust = Some(TrustRequest::default());
+        let from = RequestMeta {
             user_agent: Some(portcullis_ua()),
-        });
+            ..RequestMeta::default()
+        };
         let result = portcullis::service::complete::complete_sign_in_as(
             &deps,
             &v,
             &judged.unwrap(),
             trust,
-            &RequestMeta::default(),
+            &from,
         )
         .await;
         assert_eq!(result.unwrap_err(), ApiError::AccountInactive, "{name}");

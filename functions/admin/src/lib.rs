@@ -3,48 +3,50 @@
 //! audit trail and code deliveries. Every route needs an admin with an elevated session acting
 //! on someone else; what one admin must not do alone answers 202 with a request for a second.
 //!
-//! The routes are session routes: each admin service begins with `admin::require_admin`
-//! (role in the token and in the stored record, active, elevated), so the one read of the
-//! admin's record it makes serves the action too.
+//! The routes are admin routes ([`Route::admin`]): before a handler runs, the edge checks the
+//! caller as an admin (role in the token and in the stored record, active, elevated) and hands
+//! the handler the [`Admin`] that check made; every admin service takes it, and the one read of
+//! the admin's record that check made serves the action too.
 
 use lambda_http::{Body, Response};
 use portcullis::Deps;
 use portcullis::edge::{self, Answer, Call, Function, Route};
 use portcullis::service::admin::{
-    self, ActOutcome, Action, InviteOutcome, InviteRequest, MfaResetFiling, RoleGrant,
+    self, ActOutcome, Action, Admin, InviteOutcome, InviteRequest, MfaResetFiling, RoleGrant,
 };
-use portcullis::service::tokens::Caller;
 
 pub static FUNCTION: Function = Function {
     name: "admin",
     routes: &[
-        Route::session("POST /v1/admin/users", invite),
-        Route::session("GET /v1/admin/users", search),
-        Route::session("GET /v1/admin/users/{user_id}", detail),
-        Route::session("POST /v1/admin/users/{user_id}/unlock", |d, c, who| {
-            Box::pin(act(d, c, who, Action::Unlock))
+        Route::admin("POST /v1/admin/users", invite),
+        Route::admin("GET /v1/admin/users", search),
+        Route::admin("GET /v1/admin/users/{user_id}", detail),
+        Route::admin("POST /v1/admin/users/{user_id}/unlock", |d, c, admin| {
+            Box::pin(act(d, c, admin, Action::Unlock))
         }),
-        Route::session("POST /v1/admin/users/{user_id}/deactivate", |d, c, who| {
-            Box::pin(act(d, c, who, Action::Deactivate))
-        }),
-        Route::session("POST /v1/admin/users/{user_id}/reactivate", |d, c, who| {
-            Box::pin(act(d, c, who, Action::Reactivate))
-        }),
-        Route::session(
-            "POST /v1/admin/users/{user_id}/force-password-change",
-            |d, c, who| Box::pin(act(d, c, who, Action::ForcePasswordChange)),
+        Route::admin(
+            "POST /v1/admin/users/{user_id}/deactivate",
+            |d, c, admin| Box::pin(act(d, c, admin, Action::Deactivate)),
         ),
-        Route::session("POST /v1/admin/users/{user_id}/roles", grant_role),
-        Route::session("DELETE /v1/admin/users/{user_id}/roles/{role}", revoke_role),
-        Route::session("POST /v1/admin/mfa-resets", request_mfa_reset),
-        Route::session(
+        Route::admin(
+            "POST /v1/admin/users/{user_id}/reactivate",
+            |d, c, admin| Box::pin(act(d, c, admin, Action::Reactivate)),
+        ),
+        Route::admin(
+            "POST /v1/admin/users/{user_id}/force-password-change",
+            |d, c, admin| Box::pin(act(d, c, admin, Action::ForcePasswordChange)),
+        ),
+        Route::admin("POST /v1/admin/users/{user_id}/roles", grant_role),
+        Route::admin("DELETE /v1/admin/users/{user_id}/roles/{role}", revoke_role),
+        Route::admin("POST /v1/admin/mfa-resets", request_mfa_reset),
+        Route::admin(
             "POST /v1/admin/mfa-resets/{request_id}/approve",
             approve_mfa_reset,
         ),
-        Route::session("GET /v1/admin/requests", list_requests),
-        Route::session("POST /v1/admin/requests/{request_id}/approve", approve),
-        Route::session("GET /v1/admin/users/{user_id}/events", user_events),
-        Route::session("GET /v1/admin/users/{user_id}/deliveries", deliveries),
+        Route::admin("GET /v1/admin/requests", list_requests),
+        Route::admin("POST /v1/admin/requests/{request_id}/approve", approve),
+        Route::admin("GET /v1/admin/users/{user_id}/events", user_events),
+        Route::admin("GET /v1/admin/users/{user_id}/deliveries", deliveries),
     ],
 };
 
@@ -59,32 +61,30 @@ fn acted(outcome: ActOutcome) -> Response<Body> {
 async fn act(
     deps: &Deps,
     call: Call,
-    caller: Caller,
+    admin: Admin,
     action: Action,
 ) -> Result<Response<Body>, portcullis::error::ApiError> {
     call.no_body()?;
     let user = call.path("user_id")?;
     Ok(acted(
-        admin::act(deps, &caller, &user, action, &call.meta).await?,
+        admin::act(deps, &admin, &user, action, &call.meta).await?,
     ))
 }
 
-fn invite(deps: &Deps, call: Call, caller: Caller) -> Answer<'_> {
+fn invite(deps: &Deps, call: Call, admin: Admin) -> Answer<'_> {
     Box::pin(async move {
         let body: InviteRequest = call.body()?;
-        Ok(
-            match admin::invite(deps, &caller, body, &call.meta).await? {
-                InviteOutcome::Invited(invited) => edge::json_response(201, &invited),
-                InviteOutcome::PendingApproval(p) => edge::json_response(202, &p),
-            },
-        )
+        Ok(match admin::invite(deps, &admin, body, &call.meta).await? {
+            InviteOutcome::Invited(invited) => edge::json_response(201, &invited),
+            InviteOutcome::PendingApproval(p) => edge::json_response(202, &p),
+        })
     })
 }
 
-fn search(deps: &Deps, call: Call, caller: Caller) -> Answer<'_> {
+fn search(deps: &Deps, call: Call, admin: Admin) -> Answer<'_> {
     Box::pin(async move {
         let query = call.query("query")?;
-        let users = admin::search(deps, &caller, query.as_deref()).await?;
+        let users = admin::search(deps, &admin, query.as_deref()).await?;
         Ok(edge::json_response(
             200,
             &serde_json::json!({ "users": users }),
@@ -92,57 +92,57 @@ fn search(deps: &Deps, call: Call, caller: Caller) -> Answer<'_> {
     })
 }
 
-fn detail(deps: &Deps, call: Call, caller: Caller) -> Answer<'_> {
+fn detail(deps: &Deps, call: Call, admin: Admin) -> Answer<'_> {
     Box::pin(async move {
         let user = call.path("user_id")?;
         Ok(edge::json_response(
             200,
-            &admin::detail(deps, &caller, &user).await?,
+            &admin::detail(deps, &admin, &user).await?,
         ))
     })
 }
 
-fn grant_role(deps: &Deps, call: Call, caller: Caller) -> Answer<'_> {
+fn grant_role(deps: &Deps, call: Call, admin: Admin) -> Answer<'_> {
     Box::pin(async move {
         let body: RoleGrant = call.body()?;
         let user = call.path("user_id")?;
         Ok(acted(
-            admin::grant_role(deps, &caller, &user, body, &call.meta).await?,
+            admin::grant_role(deps, &admin, &user, body, &call.meta).await?,
         ))
     })
 }
 
-fn revoke_role(deps: &Deps, call: Call, caller: Caller) -> Answer<'_> {
+fn revoke_role(deps: &Deps, call: Call, admin: Admin) -> Answer<'_> {
     Box::pin(async move {
         let user = call.path("user_id")?;
         let role = call.path("role")?;
         Ok(acted(
-            admin::revoke_role(deps, &caller, &user, &role, &call.meta).await?,
+            admin::revoke_role(deps, &admin, &user, &role, &call.meta).await?,
         ))
     })
 }
 
-fn request_mfa_reset(deps: &Deps, call: Call, caller: Caller) -> Answer<'_> {
+fn request_mfa_reset(deps: &Deps, call: Call, admin: Admin) -> Answer<'_> {
     Box::pin(async move {
         let body: MfaResetFiling = call.body()?;
-        let pending = admin::request_mfa_reset(deps, &caller, body, &call.meta).await?;
+        let pending = admin::request_mfa_reset(deps, &admin, body, &call.meta).await?;
         Ok(edge::json_response(201, &pending))
     })
 }
 
-fn approve_mfa_reset(deps: &Deps, call: Call, caller: Caller) -> Answer<'_> {
+fn approve_mfa_reset(deps: &Deps, call: Call, admin: Admin) -> Answer<'_> {
     Box::pin(async move {
         call.no_body()?;
         let id = call.path("request_id")?;
-        admin::approve_mfa_reset(deps, &caller, &id, &call.meta).await?;
+        admin::approve_mfa_reset(deps, &admin, &id, &call.meta).await?;
         Ok(edge::empty_response(204))
     })
 }
 
-fn list_requests(deps: &Deps, call: Call, caller: Caller) -> Answer<'_> {
+fn list_requests(deps: &Deps, call: Call, admin: Admin) -> Answer<'_> {
     Box::pin(async move {
         let status = call.query("status")?;
-        let requests = admin::list_requests(deps, &caller, status.as_deref()).await?;
+        let requests = admin::list_requests(deps, &admin, status.as_deref()).await?;
         Ok(edge::json_response(
             200,
             &serde_json::json!({ "requests": requests }),
@@ -150,33 +150,33 @@ fn list_requests(deps: &Deps, call: Call, caller: Caller) -> Answer<'_> {
     })
 }
 
-fn approve(deps: &Deps, call: Call, caller: Caller) -> Answer<'_> {
+fn approve(deps: &Deps, call: Call, admin: Admin) -> Answer<'_> {
     Box::pin(async move {
         call.no_body()?;
         let id = call.path("request_id")?;
         Ok(edge::json_response(
             200,
-            &admin::approve(deps, &caller, &id, &call.meta).await?,
+            &admin::approve(deps, &admin, &id, &call.meta).await?,
         ))
     })
 }
 
-fn user_events(deps: &Deps, call: Call, caller: Caller) -> Answer<'_> {
+fn user_events(deps: &Deps, call: Call, admin: Admin) -> Answer<'_> {
     Box::pin(async move {
         let user = call.path("user_id")?;
         Ok(edge::json_response(
             200,
-            &admin::user_events(deps, &caller, &user).await?,
+            &admin::user_events(deps, &admin, &user).await?,
         ))
     })
 }
 
-fn deliveries(deps: &Deps, call: Call, caller: Caller) -> Answer<'_> {
+fn deliveries(deps: &Deps, call: Call, admin: Admin) -> Answer<'_> {
     Box::pin(async move {
         let user = call.path("user_id")?;
         Ok(edge::json_response(
             200,
-            &admin::deliveries(deps, &caller, &user).await?,
+            &admin::deliveries(deps, &admin, &user).await?,
         ))
     })
 }

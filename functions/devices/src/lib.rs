@@ -30,7 +30,7 @@ fn list(deps: &Deps, call: Call, caller: Caller) -> Answer<'_> {
 
 fn remove_all(deps: &Deps, _call: Call, caller: Caller) -> Answer<'_> {
     Box::pin(async move {
-        let removed = devices::remove_all(deps, &caller.user_id).await?;
+        let removed = devices::remove_all(deps, &caller.user_id, &caller.from).await?;
         Ok(edge::json_response(
             200,
             &serde_json::json!({ "removed": removed }),
@@ -40,7 +40,13 @@ fn remove_all(deps: &Deps, _call: Call, caller: Caller) -> Answer<'_> {
 
 fn remove(deps: &Deps, call: Call, caller: Caller) -> Answer<'_> {
     Box::pin(async move {
-        devices::remove(deps, &caller.user_id, &call.path("device_id")?).await?;
+        devices::remove(
+            deps,
+            &caller.user_id,
+            &call.path("device_id")?,
+            &caller.from,
+        )
+        .await?;
         Ok(edge::empty_response(204))
     })
 }

@@ -15,7 +15,7 @@ use portcullis::service::factors::{
 use portcullis::service::passkeys::{self, EnrolPasskeyRequest};
 use portcullis::service::tokens::Caller;
 use portcullis::service::{codes, complete};
-use portcullis::storage::{ChallengePurpose, ChallengeRecord};
+use portcullis::storage::ChallengeRecord;
 
 pub static FUNCTION: Function = Function {
     name: "factors",
@@ -75,11 +75,7 @@ enum Kind {
 
 /// The sign-in challenge in the path, which must be a sign-in (not a step-up) one.
 async fn sign_in_challenge(deps: &Deps, call: &Call) -> Result<ChallengeRecord, ApiError> {
-    let challenge = codes::open_challenge(deps, &call.path("challenge_id")?).await?;
-    if challenge.purpose != ChallengePurpose::SignIn {
-        return Err(ApiError::ChallengeExpired);
-    }
-    Ok(challenge)
+    codes::open_sign_in(deps, &call.path("challenge_id")?).await
 }
 
 /// Starts an enrolment of `kind` for `enroller`: 201 with what the client shows next.
@@ -116,7 +112,7 @@ async fn in_sign_in(
     kind: Kind,
 ) -> Result<lambda_http::Response<lambda_http::Body>, ApiError> {
     let challenge = sign_in_challenge(deps, &call).await?;
-    enrol(deps, &call, Enroller::SignIn(&challenge), kind).await
+    enrol(deps, &call, Enroller::SignIn(&challenge, &call.meta), kind).await
 }
 
 async fn in_session(
@@ -134,8 +130,13 @@ fn verify_in_sign_in(deps: &Deps, call: Call) -> Answer<'_> {
         let body: VerifyFactorRequest = call.body()?;
         let factor_id = call.path("factor_id")?;
         let challenge = sign_in_challenge(deps, &call).await?;
-        let proven =
-            factors::verify_factor(deps, Enroller::SignIn(&challenge), &factor_id, &body).await?;
+        let proven = factors::verify_factor(
+            deps,
+            Enroller::SignIn(&challenge, &call.meta),
+            &factor_id,
+            &body,
+        )
+        .await?;
         let mut signed_in =
             complete::complete_sign_in(deps, &proven.verified, None, &call.meta).await?;
         signed_in.recovery_codes = proven.recovery_codes;

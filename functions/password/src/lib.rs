@@ -4,14 +4,12 @@
 
 use portcullis::Deps;
 use portcullis::edge::{self, Answer, Call, Function, Route};
-use portcullis::error::ApiError;
 use portcullis::service::admin::{self, AcceptRequest};
 use portcullis::service::codes;
 use portcullis::service::password::{
     self, ChangePasswordRequest, ForgotRequest, NewPasswordRequest, ResetRequest,
 };
 use portcullis::service::tokens::Caller;
-use portcullis::storage::ChallengePurpose;
 
 pub static FUNCTION: Function = Function {
     name: "password",
@@ -48,7 +46,7 @@ fn forgot(deps: &Deps, call: Call) -> Answer<'_> {
 fn reset(deps: &Deps, call: Call) -> Answer<'_> {
     Box::pin(async move {
         let body: ResetRequest = call.body()?;
-        password::reset(deps, body).await?;
+        password::reset(deps, body, &call.meta).await?;
         Ok(edge::empty_response(204))
     })
 }
@@ -56,11 +54,8 @@ fn reset(deps: &Deps, call: Call) -> Answer<'_> {
 fn required_change(deps: &Deps, call: Call) -> Answer<'_> {
     Box::pin(async move {
         let body: NewPasswordRequest = call.body()?;
-        let challenge = codes::open_challenge(deps, &call.path("challenge_id")?).await?;
-        if challenge.purpose != ChallengePurpose::SignIn {
-            return Err(ApiError::ChallengeExpired);
-        }
-        let tokens = password::complete_required_change(deps, &challenge, body).await?;
+        let challenge = codes::open_sign_in(deps, &call.path("challenge_id")?).await?;
+        let tokens = password::complete_required_change(deps, &challenge, body, &call.meta).await?;
         Ok(edge::json_response(
             200,
             &serde_json::json!({

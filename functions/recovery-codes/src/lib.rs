@@ -28,9 +28,10 @@ pub static FUNCTION: Function = Function {
 fn redeem_in_sign_in(deps: &Deps, call: Call) -> Answer<'_> {
     Box::pin(async move {
         let body: RedeemRequest = call.body()?;
-        let trust = complete::trust_request(body.trust_device, body.device_name, &call.meta)?;
+        let trust = complete::trust_request(body.trust_device, body.device_name)?;
         let (challenge, user) = codes::open_mfa_sign_in(deps, &call.path("challenge_id")?).await?;
-        let (verified, remaining) = recovery::redeem(deps, &challenge, &body.code).await?;
+        let (verified, remaining) =
+            recovery::redeem(deps, &challenge, &body.code, &call.meta).await?;
         let mut signed_in =
             complete::complete_sign_in_as(deps, &verified, &user, trust, &call.meta).await?;
         signed_in.recovery_codes_remaining = Some(remaining);
@@ -43,7 +44,8 @@ fn redeem_in_step_up(deps: &Deps, call: Call, caller: Caller) -> Answer<'_> {
         let body: RedeemRequest = call.body()?;
         complete::no_trust_in_step_up(body.trust_device, body.device_name.as_deref())?;
         let challenge = step_up::challenge_of(deps, &caller, &call.path("challenge_id")?).await?;
-        let (verified, remaining) = recovery::redeem(deps, &challenge, &body.code).await?;
+        let (verified, remaining) =
+            recovery::redeem(deps, &challenge, &body.code, &caller.from).await?;
         let mut elevated = step_up::elevate(deps, &caller, &verified).await?;
         elevated.recovery_codes_remaining = Some(remaining);
         Ok(edge::json_response(200, &elevated))
@@ -53,7 +55,7 @@ fn redeem_in_step_up(deps: &Deps, call: Call, caller: Caller) -> Answer<'_> {
 fn regenerate(deps: &Deps, call: Call, caller: Elevated) -> Answer<'_> {
     Box::pin(async move {
         call.no_body()?;
-        let recovery_codes = recovery::issue(deps, &caller.user_id).await?;
+        let recovery_codes = recovery::issue(deps, &caller.user_id, &caller.from).await?;
         Ok(edge::json_response(201, &RecoveryCodes { recovery_codes }))
     })
 }

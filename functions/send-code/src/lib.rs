@@ -3,11 +3,9 @@
 
 use portcullis::Deps;
 use portcullis::edge::{self, Answer, Call, Function, Route};
-use portcullis::error::ApiError;
 use portcullis::service::codes::{self, SendCodeRequest};
 use portcullis::service::step_up::{self, StepUpRequest};
 use portcullis::service::tokens::Caller;
-use portcullis::storage::ChallengePurpose;
 
 pub static FUNCTION: Function = Function {
     name: "send-code",
@@ -22,13 +20,10 @@ fn send_in_sign_in(deps: &Deps, call: Call) -> Answer<'_> {
     Box::pin(async move {
         let body: SendCodeRequest = call.body()?;
         // The stamp check goes beside the send's reads (no round trip of its own).
-        let opening = codes::Opening::read(deps, &call.path("challenge_id")?).await?;
-        if opening.record().purpose != ChallengePurpose::SignIn {
-            return Err(ApiError::ChallengeExpired);
-        }
+        let opening = codes::Opening::read_sign_in(deps, &call.path("challenge_id")?).await?;
         Ok(edge::json_response(
             202,
-            &codes::send_code_for(deps, &opening, &body).await?,
+            &codes::send_code_for(deps, &opening, &body, &call.meta).await?,
         ))
     })
 }
@@ -49,7 +44,7 @@ fn send_in_step_up(deps: &Deps, call: Call, caller: Caller) -> Answer<'_> {
         let challenge = step_up::challenge_of(deps, &caller, &call.path("challenge_id")?).await?;
         Ok(edge::json_response(
             202,
-            &codes::send_code(deps, &challenge, &body).await?,
+            &codes::send_code(deps, &challenge, &body, &caller.from).await?,
         ))
     })
 }

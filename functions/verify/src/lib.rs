@@ -5,7 +5,7 @@
 
 use portcullis::Deps;
 use portcullis::crypto::SecretString;
-use portcullis::edge::{self, Answer, Call, Function, Route};
+use portcullis::edge::{self, Answer, Call, Function, RequestMeta, Route};
 use portcullis::error::ApiError;
 use portcullis::service::codes::{self, Verified};
 use portcullis::service::tokens::Caller;
@@ -48,6 +48,7 @@ async fn check_answer(
     deps: &Deps,
     challenge: &ChallengeRecord,
     body: &VerifyRequest,
+    from: &RequestMeta,
 ) -> Result<Verified, ApiError> {
     match (body.method.as_str(), &body.code, &body.credential) {
         ("passkey", None, Some(credential)) => {
@@ -56,13 +57,14 @@ async fn check_answer(
                     "A passkey answer names no factor_id: the assertion names its passkey.",
                 ));
             }
-            passkeys::check_assertion(deps, challenge, credential).await
+            passkeys::check_assertion(deps, challenge, credential, from).await
         }
         ("passkey", _, _) => Err(ApiError::validation(
             "method passkey takes credential (the authenticator's assertion), not code.",
         )),
         (method, Some(code), None) => {
-            codes::check_code(deps, challenge, method, code, body.factor_id.as_deref()).await
+            let factor_id = body.factor_id.as_deref();
+            codes::check_code(deps, challenge, method, code, factor_id, from).await
         }
         _ => Err(ApiError::validation("code is required.")),
     }
@@ -72,10 +74,9 @@ async fn check_answer(
 fn verify_sign_in(deps: &Deps, call: Call) -> Answer<'_> {
     Box::pin(async move {
         let body: VerifyRequest = call.body()?;
-        let trust =
-            complete::trust_request(body.trust_device, body.device_name.clone(), &call.meta)?;
+        let trust = complete::trust_request(body.trust_device, body.device_name.clone())?;
         let (challenge, user) = codes::open_mfa_sign_in(deps, &call.path("challenge_id")?).await?;
-        let verified = check_answer(deps, &challenge, &body).await?;
+        let verified = check_answer(deps, &challenge, &body, &call.meta).await?;
         let signed_in =
             complete::complete_sign_in_as(deps, &verified, &user, trust, &call.meta).await?;
         Ok(edge::json_response(200, &signed_in))
@@ -98,7 +99,7 @@ fn verify_step_up(deps: &Deps, call: Call, caller: Caller) -> Answer<'_> {
         let body: VerifyRequest = call.body()?;
         complete::no_trust_in_step_up(body.trust_device, body.device_name.as_deref())?;
         let challenge = step_up::challenge_of(deps, &caller, &call.path("challenge_id")?).await?;
-        let verified = check_answer(deps, &challenge, &body).await?;
+        let verified = check_answer(deps, &challenge, &body, &caller.from).await?;
         Ok(edge::json_response(
             200,
             &step_up::elevate(deps, &caller, &verified).await?,

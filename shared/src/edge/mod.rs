@@ -237,25 +237,14 @@ fn build(status: u16, content_type: &str, body: Body, retry_after: Option<i64>) 
     })
 }
 
-tokio::task_local! {
-    /// The caller of the request being handled (see [`answer`]).
-    static CALLER: RequestMeta;
-}
-
-/// The caller (source IP, User-Agent) of the request this task is handling, when it runs
-/// inside [`answer`]. The audit log falls back to it, so every security event recorded while
-/// handling a request carries the caller's IP and User-Agent, whichever service records it.
-pub fn current_caller() -> Option<RequestMeta> {
-    CALLER.try_with(RequestMeta::clone).ok()
-}
-
-/// Runs a handler body with its caller in scope ([`current_caller`]) and answers every outcome
-/// over HTTP; errors are logged by code only.
-pub async fn answer<F>(caller: RequestMeta, route: &str, work: F) -> Response<Body>
+/// Runs a handler body and answers every outcome over HTTP; errors are logged by code only.
+/// (The caller's IP and User-Agent reach the services as an argument: [`Call::meta`] for a
+/// public route, [`Caller::from`](crate::service::tokens::Caller) for a session route.)
+pub async fn answer<F>(route: &str, work: F) -> Response<Body>
 where
     F: Future<Output = Result<Response<Body>, ApiError>>,
 {
-    match CALLER.scope(caller, work).await {
+    match work.await {
         Ok(response) => response,
         Err(err) => {
             if err.status() >= 500 {

@@ -10,13 +10,13 @@
 //!   is nothing to call it with.
 //! - [`Route::elevated`]: a session proven with MFA within the step-up window (SPEC §5). The
 //!   handler takes an [`Elevated`], which only [`Caller::elevated`] makes.
+//! - [`Route::admin`]: an elevated session of an active user whose token *and* stored record
+//!   carry the `admin` role. The handler takes an [`Admin`], which only
+//!   [`admin::require_admin`] makes, and so does every admin service.
 //!
 //! [`Route::checking_client`] adds the minimum-browser check (refused outdated browsers) of
 //! the routes that start or extend a sign-in.
 //!
-//! The admin routes are session routes: every admin service begins with
-//! `admin::require_admin`, which checks the role in the token, the stored role and status, and
-//! elevation together (one read of the admin's record, which the service then uses).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -27,6 +27,7 @@ use serde::de::DeserializeOwned;
 use super::{RequestMeta, answer, authorization, route_key};
 use crate::Deps;
 use crate::error::ApiError;
+use crate::service::admin::{self, Admin};
 use crate::service::tokens::{self, Caller, Elevated};
 
 /// What a handler returns; the edge turns an `Err` into problem+json.
@@ -38,6 +39,7 @@ pub enum Access {
     Public,
     Session,
     Elevated,
+    Admin,
 }
 
 /// A route's handler; its arguments follow from the route's [`Access`].
@@ -46,6 +48,7 @@ enum Serve {
     Public(for<'a> fn(&'a Deps, Call) -> Answer<'a>),
     Session(for<'a> fn(&'a Deps, Call, Caller) -> Answer<'a>),
     Elevated(for<'a> fn(&'a Deps, Call, Elevated) -> Answer<'a>),
+    Admin(for<'a> fn(&'a Deps, Call, Admin) -> Answer<'a>),
 }
 
 /// One row of a function's route table.
@@ -91,6 +94,17 @@ impl Route {
         }
     }
 
+    pub const fn admin(
+        key: &'static str,
+        handler: for<'a> fn(&'a Deps, Call, Admin) -> Answer<'a>,
+    ) -> Self {
+        Route {
+            key,
+            serve: Serve::Admin(handler),
+            checks_client: false,
+        }
+    }
+
     /// The route refuses browsers older than the configured minimums (before anything else).
     pub const fn checking_client(mut self) -> Self {
         self.checks_client = true;
@@ -102,6 +116,7 @@ impl Route {
             Serve::Public(_) => Access::Public,
             Serve::Session(_) => Access::Session,
             Serve::Elevated(_) => Access::Elevated,
+            Serve::Admin(_) => Access::Admin,
         }
     }
 
@@ -172,10 +187,10 @@ pub async fn dispatch(deps: &Deps, req: Request, function: &Function) -> Respons
     let meta = RequestMeta::from_request(&req);
     let call = Call {
         req,
-        meta: meta.clone(),
+        meta,
         max_body: deps.settings.max_body_bytes,
     };
-    answer(meta, function.name, async move {
+    answer(function.name, async move {
         let route = function
             .routes
             .iter()
@@ -196,6 +211,12 @@ pub async fn dispatch(deps: &Deps, req: Request, function: &Function) -> Respons
                     tokens::authenticate(deps, authorization(&call.req), &call.meta).await?;
                 let elevated = caller.elevated(deps)?;
                 handler(deps, call, elevated).await
+            }
+            Serve::Admin(handler) => {
+                let caller =
+                    tokens::authenticate(deps, authorization(&call.req), &call.meta).await?;
+                let admin = admin::require_admin(deps, &caller).await?;
+                handler(deps, call, admin).await
             }
         }
     })

@@ -43,22 +43,42 @@ fn is_admin(user: &UserRecord) -> bool {
     user.roles.iter().any(|r| r == ADMIN_ROLE)
 }
 
-/// The caller as an admin, checked against their current record.
-pub async fn require_admin(deps: &Deps, caller: &Caller) -> Result<UserRecord, ApiError> {
+/// An admin acting now, checked: the `admin` role in the token *and* in their current stored
+/// record, the account active, the session elevated (MFA within the step-up window; admins
+/// never skip MFA). Only [`require_admin`] makes one, and every admin service takes one, so no
+/// admin service can run unchecked: the edge makes it before an admin route's handler runs
+/// ([`crate::edge::Route::admin`]). It derefs to the admin's record as read by that check
+/// (one read, which the service then uses).
+#[derive(Debug, Clone)]
+pub struct Admin {
+    record: UserRecord,
+}
+
+impl std::ops::Deref for Admin {
+    type Target = UserRecord;
+
+    fn deref(&self) -> &UserRecord {
+        &self.record
+    }
+}
+
+/// The caller as an [`Admin`], checked against their current record; `forbidden` otherwise
+/// (`step_up_required` for an admin whose session is not elevated).
+pub async fn require_admin(deps: &Deps, caller: &Caller) -> Result<Admin, ApiError> {
     if !caller.claims.roles.iter().any(|r| r == ADMIN_ROLE) {
         return Err(ApiError::Forbidden);
     }
-    let admin = deps
+    let record = deps
         .stores
         .users
         .get_user(&caller.user_id)
         .await?
         .ok_or(ApiError::Forbidden)?;
-    if admin.status != UserStatus::Active || !admin.roles.iter().any(|r| r == ADMIN_ROLE) {
+    if record.status != UserStatus::Active || !record.roles.iter().any(|r| r == ADMIN_ROLE) {
         return Err(ApiError::Forbidden);
     }
     caller.require_step_up(deps)?;
-    Ok(admin)
+    Ok(Admin { record })
 }
 
 fn not_self(admin: &UserRecord, subject: &UserId) -> Result<(), ApiError> {
@@ -138,11 +158,10 @@ fn parse_roles(roles: Option<Vec<String>>) -> Result<Vec<String>, ApiError> {
 /// until a different admin approves it (SPEC §12).
 pub async fn invite(
     deps: &Deps,
-    caller: &Caller,
+    admin: &Admin,
     request: InviteRequest,
     meta: &RequestMeta,
 ) -> Result<InviteOutcome, ApiError> {
-    let admin = require_admin(deps, caller).await?;
     let user_id = UserId::parse(&request.user_id)?;
     let email = policy::email_address(&request.email)?;
     let phone = match &request.phone {
@@ -150,14 +169,14 @@ pub async fn invite(
         None => None,
     };
     let roles = parse_roles(request.roles)?;
-    not_self(&admin, &user_id)?;
+    not_self(admin, &user_id)?;
     if deps.stores.users.get_user(&user_id).await?.is_some() {
         return Err(ApiError::Conflict("This user ID already exists.".into()));
     }
     if roles.iter().any(|r| is_privileged(r)) {
         let filed = file_request(
             deps,
-            &admin,
+            admin,
             RequestKind::AdminInvitation,
             &user_id,
             format!("invite {user_id} with roles {}", roles.join(", ")),
@@ -334,14 +353,13 @@ pub enum ActOutcome {
 
 pub async fn act(
     deps: &Deps,
-    caller: &Caller,
+    admin: &Admin,
     user_id: &str,
     action: Action,
     meta: &RequestMeta,
 ) -> Result<ActOutcome, ApiError> {
-    let admin = require_admin(deps, caller).await?;
     let user = existing(deps, user_id).await?;
-    not_self(&admin, &user.user_id)?;
+    not_self(admin, &user.user_id)?;
     match action {
         // Both locks: the password's and the second factor's (SPEC §12: an admin unlock
         // ends a run of wrong answers).
@@ -353,7 +371,7 @@ pub async fn act(
         Action::Deactivate if is_admin(&user) => {
             let filed = file_request(
                 deps,
-                &admin,
+                admin,
                 RequestKind::AdminDeactivation,
                 &user.user_id,
                 format!("deactivate the admin {}", user.user_id),
@@ -423,25 +441,24 @@ pub struct RoleGrant {
 /// another role is granted at once.
 pub async fn grant_role(
     deps: &Deps,
-    caller: &Caller,
+    admin: &Admin,
     user_id: &str,
     grant: RoleGrant,
     meta: &RequestMeta,
 ) -> Result<ActOutcome, ApiError> {
-    let admin = require_admin(deps, caller).await?;
     let role = parse_roles(Some(vec![grant.role]))?
         .pop()
         .ok_or_else(|| ApiError::validation("role is required."))?;
     let reason = optional_reason(grant.reason)?;
     let user = existing(deps, user_id).await?;
-    not_self(&admin, &user.user_id)?;
+    not_self(admin, &user.user_id)?;
     if user.roles.contains(&role) {
         return Err(ApiError::Conflict("The user already has this role.".into()));
     }
     if is_privileged(&role) {
         let filed = file_request(
             deps,
-            &admin,
+            admin,
             RequestKind::RoleGrant,
             &user.user_id,
             reason.unwrap_or_else(|| format!("grant {role} to {}", user.user_id)),
@@ -469,24 +486,23 @@ pub async fn grant_role(
 /// request for a second admin; another role is removed at once.
 pub async fn revoke_role(
     deps: &Deps,
-    caller: &Caller,
+    admin: &Admin,
     user_id: &str,
     role: &str,
     meta: &RequestMeta,
 ) -> Result<ActOutcome, ApiError> {
-    let admin = require_admin(deps, caller).await?;
     let role = parse_roles(Some(vec![role.to_owned()]))?
         .pop()
         .ok_or(ApiError::NotFound)?;
     let user = existing(deps, user_id).await?;
-    not_self(&admin, &user.user_id)?;
+    not_self(admin, &user.user_id)?;
     if !user.roles.contains(&role) {
         return Err(ApiError::NotFound);
     }
     if is_privileged(&role) {
         let filed = file_request(
             deps,
-            &admin,
+            admin,
             RequestKind::RoleRevocation,
             &user.user_id,
             format!("take {role} from {}", user.user_id),
@@ -613,11 +629,10 @@ pub struct MfaResetFiling {
 /// `POST /v1/admin/mfa-resets`: the first admin files the request.
 pub async fn request_mfa_reset(
     deps: &Deps,
-    caller: &Caller,
+    admin: &Admin,
     filing: MfaResetFiling,
     meta: &RequestMeta,
 ) -> Result<PendingApproval, ApiError> {
-    let admin = require_admin(deps, caller).await?;
     let reason = filing.reason.trim();
     if reason.chars().count() < 10
         || reason.chars().count() > 500
@@ -628,10 +643,10 @@ pub async fn request_mfa_reset(
         ));
     }
     let user = existing(deps, &filing.user_id).await?;
-    not_self(&admin, &user.user_id)?;
+    not_self(admin, &user.user_id)?;
     file_request(
         deps,
-        &admin,
+        admin,
         RequestKind::MfaReset,
         &user.user_id,
         reason.to_owned(),
@@ -669,10 +684,9 @@ pub struct RequestView {
 /// `GET /v1/admin/requests?status=pending|all`.
 pub async fn list_requests(
     deps: &Deps,
-    caller: &Caller,
+    admin: &Admin,
     status: Option<&str>,
 ) -> Result<Vec<RequestView>, ApiError> {
-    let admin = require_admin(deps, caller).await?;
     let pending_only = match status {
         None | Some("pending") => true,
         Some("all") => false,
@@ -726,21 +740,20 @@ pub struct Approved {
 /// carried out. Refused (403) for the requester and for the subject; 409 once approved.
 pub async fn approve(
     deps: &Deps,
-    caller: &Caller,
+    admin: &Admin,
     request_id: &str,
     meta: &RequestMeta,
 ) -> Result<Approved, ApiError> {
-    approve_kind(deps, caller, request_id, None, meta).await
+    approve_kind(deps, admin, request_id, None, meta).await
 }
 
 async fn approve_kind(
     deps: &Deps,
-    caller: &Caller,
+    admin: &Admin,
     request_id: &str,
     only: Option<RequestKind>,
     meta: &RequestMeta,
 ) -> Result<Approved, ApiError> {
-    let admin = require_admin(deps, caller).await?;
     let now = deps.clock.now();
     let request = deps
         .stores
@@ -779,7 +792,7 @@ async fn approve_kind(
             "This request was already approved or has expired.".into(),
         ));
     }
-    let carried = carry_out(deps, &admin, &request, meta).await;
+    let carried = carry_out(deps, admin, &request, meta).await;
     let invitation = match carried {
         Ok(invitation) => invitation,
         Err(err) => {
@@ -857,11 +870,11 @@ async fn carry_out(
 /// the request in the queue.
 pub async fn approve_mfa_reset(
     deps: &Deps,
-    caller: &Caller,
+    admin: &Admin,
     request_id: &str,
     meta: &RequestMeta,
 ) -> Result<(), ApiError> {
-    approve_kind(deps, caller, request_id, Some(RequestKind::MfaReset), meta)
+    approve_kind(deps, admin, request_id, Some(RequestKind::MfaReset), meta)
         .await
         .map(|_| ())
 }
@@ -911,10 +924,9 @@ pub struct UserSummary {
 /// `GET /v1/admin/users?query=`: users whose ID or email starts with the query (at most 50).
 pub async fn search(
     deps: &Deps,
-    caller: &Caller,
+    _admin: &Admin,
     query: Option<&str>,
 ) -> Result<Vec<UserSummary>, ApiError> {
-    require_admin(deps, caller).await?;
     let prefix: String = query
         .unwrap_or("")
         .trim()
@@ -988,8 +1000,7 @@ pub struct UserDetail {
 }
 
 /// `GET /v1/admin/users/{user_id}`.
-pub async fn detail(deps: &Deps, caller: &Caller, user_id: &str) -> Result<UserDetail, ApiError> {
-    require_admin(deps, caller).await?;
+pub async fn detail(deps: &Deps, _admin: &Admin, user_id: &str) -> Result<UserDetail, ApiError> {
     let user = existing(deps, user_id).await?;
     let id = &user.user_id;
     let now = deps.clock.now();
@@ -1035,10 +1046,9 @@ pub async fn events(deps: &Deps, user_id: &UserId) -> Result<serde_json::Value, 
 /// A user's code and alert deliveries, never their content.
 pub async fn deliveries(
     deps: &Deps,
-    caller: &Caller,
+    _admin: &Admin,
     user_id: &str,
 ) -> Result<serde_json::Value, ApiError> {
-    require_admin(deps, caller).await?;
     let user = existing(deps, user_id).await?;
     let list = deps
         .stores
@@ -1059,10 +1069,9 @@ pub async fn deliveries(
 /// `GET /v1/admin/users/{id}/events`.
 pub async fn user_events(
     deps: &Deps,
-    caller: &Caller,
+    _admin: &Admin,
     user_id: &str,
 ) -> Result<serde_json::Value, ApiError> {
-    require_admin(deps, caller).await?;
     let user = existing(deps, user_id).await?;
     events(deps, &user.user_id).await
 }

@@ -238,22 +238,14 @@ impl Event<'_> {
     }
 }
 
-/// Appends `event` about `subject`; `meta`: the request's caller (source IP, User-Agent), or
-/// `None` for the one the edge put in scope.
+/// Appends `event` about `subject`; `meta`: the caller of the request that caused it (source
+/// IP, User-Agent), passed down by the service; `None` only for what no request caused (the
+/// inactivity sweep).
 pub async fn record(deps: &Deps, subject: &UserId, event: Event<'_>, meta: Option<&RequestMeta>) {
     let kind = event.kind();
     let outcome = event.outcome();
     let detail = event.detail();
     let actor = event.actor();
-    // A service that does not carry the request's caller still records it: the handler's.
-    let scoped;
-    let meta = match meta {
-        Some(meta) => Some(meta),
-        None => {
-            scoped = crate::edge::current_caller();
-            scoped.as_ref()
-        }
-    };
     let now = deps.clock.now();
     let clip = |s: &String| s.chars().take(512).collect::<String>();
     let event = AuditEvent {

@@ -23,6 +23,7 @@ use crate::clock::UnixTime;
 use crate::code_keys::Tagged;
 use crate::crypto::{SecretString, constant_time_eq, token_digest};
 use crate::deps::Deps;
+use crate::edge::RequestMeta;
 use crate::error::ApiError;
 use crate::notifier::{Channel, Message};
 use crate::phone::Phone;
@@ -59,6 +60,16 @@ pub async fn open_challenge(deps: &Deps, challenge_id: &str) -> Result<Challenge
     open_challenge_and_user(deps, challenge_id)
         .await
         .map(|(challenge, _)| challenge)
+}
+
+/// A live, open *sign-in* challenge at any step (the routes under `/v1/sign-in/{id}/…`): a
+/// step-up or enrolment challenge's ID is `challenge_expired` there, as an unknown one is.
+pub async fn open_sign_in(deps: &Deps, challenge_id: &str) -> Result<ChallengeRecord, ApiError> {
+    let challenge = open_challenge(deps, challenge_id).await?;
+    if challenge.purpose != ChallengePurpose::SignIn {
+        return Err(ApiError::ChallengeExpired);
+    }
+    Ok(challenge)
 }
 
 /// [`open_challenge`], with the user as its stamp check read them (sign-in challenges only;
@@ -103,6 +114,16 @@ impl Opening {
             }
             _ => Err(ApiError::ChallengeExpired),
         }
+    }
+
+    /// [`Opening::read`] for a route under `/v1/sign-in/{id}/…`: a step-up or enrolment
+    /// challenge's ID is `challenge_expired` there, as an unknown one is.
+    pub async fn read_sign_in(deps: &Deps, challenge_id: &str) -> Result<Opening, ApiError> {
+        let opening = Opening::read(deps, challenge_id).await?;
+        if opening.challenge.purpose != ChallengePurpose::SignIn {
+            return Err(ApiError::ChallengeExpired);
+        }
+        Ok(opening)
     }
 
     /// A challenge already opened and checked, or just made by this request (crate-private: a
@@ -277,8 +298,9 @@ pub async fn send_code(
     deps: &Deps,
     challenge: &ChallengeRecord,
     request: &SendCodeRequest,
+    from: &RequestMeta,
 ) -> Result<SendCodeAnswer, ApiError> {
-    send_code_for(deps, &Opening::checked(challenge), request).await
+    send_code_for(deps, &Opening::checked(challenge), request, from).await
 }
 
 /// Sends a new code for a challenge (sign-in, step-up or enrolment); a sign-in challenge's
@@ -287,6 +309,7 @@ pub async fn send_code_for(
     deps: &Deps,
     opening: &Opening,
     request: &SendCodeRequest,
+    from: &RequestMeta,
 ) -> Result<SendCodeAnswer, ApiError> {
     let channel = parse_send_channel(&request.method)?;
     let now = deps.clock.now();
@@ -441,7 +464,7 @@ pub async fn send_code_for(
                         channel: channel.as_str(),
                         purpose,
                     },
-                    None,
+                    Some(from),
                 )
                 .await;
                 Ok(())
@@ -574,6 +597,7 @@ pub async fn check_code(
     method: &str,
     code: &SecretString,
     factor_id: Option<&str>,
+    from: &RequestMeta,
 ) -> Result<Verified, ApiError> {
     if !matches!(method, "sms" | "voice" | "email" | "totp") {
         return Err(ApiError::validation(
@@ -612,6 +636,7 @@ pub async fn check_code(
         deps,
         &challenge.user_id,
         method,
+        from,
         prepare,
         |prepared| async {
             let now = deps.clock.now();

@@ -42,11 +42,11 @@ pub struct SignedIn {
 
 debug_redacting!(SignedIn { status, expires_in, tokens, recovery_codes_remaining; challenge_id, device_token, recovery_codes });
 
-/// "Trust this device": the name the user gave, else one derived from the User-Agent.
+/// "Trust this device": the name the user gave, else one derived from the User-Agent of the
+/// request that completes the sign-in.
 #[derive(Debug, Clone, Default)]
 pub struct TrustRequest {
     pub device_name: Option<String>,
-    pub user_agent: Option<String>,
 }
 
 /// The device-trust part of a verify or recovery-code request: `None` unless the user asked
@@ -54,7 +54,6 @@ pub struct TrustRequest {
 pub fn trust_request(
     trust: Option<bool>,
     device_name: Option<String>,
-    from: &RequestMeta,
 ) -> Result<Option<TrustRequest>, ApiError> {
     if device_name
         .as_ref()
@@ -64,10 +63,9 @@ pub fn trust_request(
             "device_name must be at most 100 characters.",
         ));
     }
-    Ok(trust.unwrap_or(false).then(|| TrustRequest {
-        device_name,
-        user_agent: from.user_agent.clone(),
-    }))
+    Ok(trust
+        .unwrap_or(false)
+        .then_some(TrustRequest { device_name }))
 }
 
 /// A step-up proves the user again; it does not trust the device (either field present: 400).
@@ -160,14 +158,9 @@ pub async fn complete_sign_in_as(
             flag_new_device(deps, user_id, meta, now),
             async {
                 match &trust {
-                    Some(t) => devices::trust(
-                        deps,
-                        user_id,
-                        t.device_name.as_deref(),
-                        t.user_agent.as_deref(),
-                    )
-                    .await
-                    .map(Some),
+                    Some(t) => devices::trust(deps, user_id, t.device_name.as_deref(), meta)
+                        .await
+                        .map(Some),
                     None => Ok(None),
                 }
             },

@@ -7,17 +7,19 @@ use serde::Serialize;
 
 use crate::crypto::{SecretString, constant_time_eq, random_id, random_token, token_digest};
 use crate::deps::Deps;
+use crate::edge::RequestMeta;
 use crate::error::ApiError;
 use crate::identity::UserId;
 use crate::service::alerts::{self, Alert};
 use crate::storage::DeviceRecord;
 
-/// Issues a device token for the user and alerts them.
+/// Issues a device token for the user and alerts them. `from`: the request that asked (its
+/// User-Agent names the device when the user gave no name).
 pub async fn trust(
     deps: &Deps,
     user_id: &UserId,
     device_name: Option<&str>,
-    user_agent: Option<&str>,
+    from: &RequestMeta,
 ) -> Result<String, ApiError> {
     let now = deps.clock.now();
     let device_id = random_id("d");
@@ -26,7 +28,7 @@ pub async fn trust(
         .map(str::trim)
         .filter(|n| !n.is_empty())
         .map(|n| n.chars().filter(|c| !c.is_control()).take(100).collect())
-        .unwrap_or_else(|| describe_user_agent(user_agent.unwrap_or("")));
+        .unwrap_or_else(|| describe_user_agent(from.user_agent.as_deref().unwrap_or("")));
     let record = DeviceRecord {
         user_id: user_id.clone(),
         device_id: device_id.clone(),
@@ -43,7 +45,7 @@ pub async fn trust(
             deps,
             user_id,
             crate::service::audit::Event::DeviceTrusted { name: &name },
-            None,
+            Some(from),
         ),
         alerts::alert(
             deps,
@@ -144,7 +146,12 @@ pub async fn list(
         .collect())
 }
 
-pub async fn remove(deps: &Deps, user_id: &UserId, device_id: &str) -> Result<(), ApiError> {
+pub async fn remove(
+    deps: &Deps,
+    user_id: &UserId,
+    device_id: &str,
+    from: &RequestMeta,
+) -> Result<(), ApiError> {
     if !deps
         .stores
         .devices
@@ -158,13 +165,17 @@ pub async fn remove(deps: &Deps, user_id: &UserId, device_id: &str) -> Result<()
         deps,
         user_id,
         crate::service::audit::Event::DeviceRemoved,
-        None,
+        Some(from),
     )
     .await;
     Ok(())
 }
 
-pub async fn remove_all(deps: &Deps, user_id: &UserId) -> Result<u32, ApiError> {
+pub async fn remove_all(
+    deps: &Deps,
+    user_id: &UserId,
+    from: &RequestMeta,
+) -> Result<u32, ApiError> {
     let removed = deps.stores.devices.delete_all_devices(user_id).await?;
     tracing::info!(
         event = "devices_removed",
@@ -175,7 +186,7 @@ pub async fn remove_all(deps: &Deps, user_id: &UserId) -> Result<u32, ApiError> 
         deps,
         user_id,
         crate::service::audit::Event::DevicesRemoved { count: removed },
-        None,
+        Some(from),
     )
     .await;
     Ok(removed)

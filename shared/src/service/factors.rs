@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::crypto::totp::{self, TotpSecret};
 use crate::crypto::{SecretString, random_id, token_digest};
 use crate::deps::Deps;
+use crate::edge::RequestMeta;
 use crate::error::{ApiError, StoreError};
 use crate::identity::UserId;
 use crate::phone::Phone;
@@ -32,8 +33,8 @@ pub const MAX_FACTORS: usize = 10;
 /// Who is enrolling.
 #[derive(Debug, Clone, Copy)]
 pub enum Enroller<'a> {
-    /// Inside a sign-in challenge that requires enrolment.
-    SignIn(&'a ChallengeRecord),
+    /// Inside a sign-in challenge that requires enrolment, from the request that answers it.
+    SignIn(&'a ChallengeRecord, &'a RequestMeta),
     /// A signed-in user.
     Session(&'a Caller),
 }
@@ -41,8 +42,16 @@ pub enum Enroller<'a> {
 impl Enroller<'_> {
     pub(crate) fn user_id(&self) -> &UserId {
         match self {
-            Enroller::SignIn(c) => &c.user_id,
+            Enroller::SignIn(c, _) => &c.user_id,
             Enroller::Session(caller) => &caller.user_id,
+        }
+    }
+
+    /// Where the request came from (for the audit trail).
+    pub(crate) fn from(&self) -> &RequestMeta {
+        match self {
+            Enroller::SignIn(_, from) => from,
+            Enroller::Session(caller) => &caller.from,
         }
     }
 }
@@ -191,7 +200,7 @@ pub(crate) async fn may_enrol(
 ) -> Result<Vec<FactorRecord>, ApiError> {
     let mut factors = deps.stores.factors.list_factors(enroller.user_id()).await?;
     match enroller {
-        Enroller::SignIn(challenge) => {
+        Enroller::SignIn(challenge, _) => {
             if challenge.purpose != ChallengePurpose::SignIn
                 || challenge.status != ChallengeStatus::MfaEnrolmentRequired
             {
@@ -242,7 +251,7 @@ pub(crate) async fn enrolment_challenge(
     ceremony: Option<SecretString>,
 ) -> Result<ChallengeRecord, ApiError> {
     match enroller {
-        Enroller::SignIn(challenge) => {
+        Enroller::SignIn(challenge, _) => {
             if let Some(ceremony) = &ceremony
                 && !deps
                     .stores
@@ -408,6 +417,7 @@ async fn send_first_code(
             method: method.to_owned(),
             factor_id: Some(factor_id.clone()),
         },
+        enroller.from(),
     )
     .await?;
     tracing::info!(
@@ -498,7 +508,7 @@ pub async fn verify_factor(
         return Err(ApiError::Conflict("This factor is already active.".into()));
     }
     let challenge = match enroller {
-        Enroller::SignIn(challenge) => {
+        Enroller::SignIn(challenge, _) => {
             if challenge.status != ChallengeStatus::MfaEnrolmentRequired {
                 return Err(ApiError::Forbidden);
             }
@@ -549,8 +559,15 @@ pub async fn verify_factor(
                 FactorKind::Email { .. } => "email",
                 _ => "sms",
             };
-            let verified =
-                codes::check_code(deps, &challenge, method, code, Some(factor_id)).await?;
+            let verified = codes::check_code(
+                deps,
+                &challenge,
+                method,
+                code,
+                Some(factor_id),
+                enroller.from(),
+            )
+            .await?;
             match deps
                 .stores
                 .factors
@@ -602,7 +619,7 @@ pub async fn verify_factor(
     // out, so it comes with a new set of recovery codes.
     let recovery_codes = match factor.kind {
         FactorKind::Totp { .. } | FactorKind::Passkey { .. } => {
-            Some(crate::service::recovery::issue(deps, user_id).await?)
+            Some(crate::service::recovery::issue(deps, user_id, enroller.from()).await?)
         }
         _ => None,
     };
@@ -683,7 +700,7 @@ pub async fn change_phone(
         method: delivery.as_str().to_owned(),
         factor_id: Some(new_id.clone()),
     };
-    let sent = codes::send_code(deps, &challenge, &request).await?;
+    let sent = codes::send_code(deps, &challenge, &request, &caller.from).await?;
     Ok(EnrolPhoneAnswer {
         factor_id: new_id,
         status: "pending",
@@ -757,7 +774,7 @@ pub async fn remove(deps: &Deps, caller: &Caller, factor_id: &str) -> Result<(),
         deps,
         &caller.user_id,
         crate::service::audit::Event::FactorRemoved,
-        None,
+        Some(&caller.from),
     )
     .await;
     let any_active = deps
@@ -778,7 +795,7 @@ pub async fn remove(deps: &Deps, caller: &Caller, factor_id: &str) -> Result<(),
                 deps,
                 &caller.user_id,
                 crate::service::audit::Event::DevicesRemovedWithLastFactor { count: removed },
-                None,
+                Some(&caller.from),
             )
             .await;
         }

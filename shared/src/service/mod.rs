@@ -1,8 +1,10 @@
 //! One module per use case. Services take [`crate::Deps`] and plain inputs, return plain
 //! outputs or an [`crate::ApiError`]. They do not parse requests or build responses, but they
-//! are not free of the edge: `sign_in`, `complete`, `passkeys`, `admin` and `audit` take
-//! [`crate::edge::RequestMeta`] (source IP, User-Agent, trusted-device token, route), and
-//! [`audit::record`] reads the caller the edge put in scope ([`crate::edge::current_caller`]).
+//! are not free of the edge: they take [`crate::edge::RequestMeta`] (source IP, User-Agent,
+//! trusted-device token, route) as an argument — on a public route the request's, on a session
+//! route the [`tokens::Caller`]'s `from` — and hand it to [`audit::record`], so every security
+//! event carries the caller it came from. No service learns its caller any other way (there is
+//! no task-local).
 
 pub mod admin;
 pub mod alerts;

@@ -206,10 +206,10 @@ pub async fn enrol(
     let existing = factors::may_enrol(deps, enroller, "passkey").await?;
     let user_id = enroller.user_id().clone();
     match (enroller, &request.current_password) {
-        (Enroller::Session(_), Some(password)) => {
+        (Enroller::Session(caller), Some(password)) => {
             crate::service::password::confirm_password(
                 deps,
-                &user_id,
+                caller,
                 password,
                 Event::PasskeyAddFailed,
             )
@@ -220,12 +220,12 @@ pub async fn enrol(
                 "current_password is required to add a passkey from a session.",
             ));
         }
-        (Enroller::SignIn(_), Some(_)) => {
+        (Enroller::SignIn(..), Some(_)) => {
             return Err(ApiError::validation(
                 "current_password is not asked inside a sign-in.",
             ));
         }
-        (Enroller::SignIn(_), None) => {}
+        (Enroller::SignIn(..), None) => {}
     }
     let passkeys = active_passkeys(&existing);
     let handle = passkeys
@@ -449,6 +449,7 @@ pub async fn check_assertion(
     deps: &Deps,
     challenge: &ChallengeRecord,
     credential: &Value,
+    from: &RequestMeta,
 ) -> Result<Verified, ApiError> {
     let response = AssertionResponse::from_json_value(credential).map_err(|err| {
         tracing::info!(event = "passkey_assertion_refused", reason = %err, "malformed assertion");
@@ -463,13 +464,14 @@ pub async fn check_assertion(
         deps,
         &challenge.user_id,
         "passkey",
+        from,
         prepare,
         |prepared| async {
             let (Some(current), factors) = prepared else {
                 return Err(ApiError::ChallengeExpired);
             };
             Ok(
-                match assert_for_user(deps, &current, &factors, &response).await? {
+                match assert_for_user(deps, &current, &factors, &response, from).await? {
                     Some(verified) => Answer::Right(verified),
                     None => Answer::Wrong {
                         challenge_ended: codes::was_last_try(deps, &current),
@@ -486,6 +488,7 @@ async fn assert_for_user(
     challenge: &ChallengeRecord,
     factors: &[FactorRecord],
     response: &AssertionResponse,
+    from: &RequestMeta,
 ) -> Result<Option<Verified>, ApiError> {
     let now = deps.clock.now();
     let Some(Ceremony::Authentication { state }) =
@@ -509,7 +512,7 @@ async fn assert_for_user(
         );
         return Ok(None);
     };
-    if !verify_and_record(deps, state, response, factor, &stored, now).await? {
+    if !verify_and_record(deps, state, response, factor, &stored, now, from).await? {
         return Ok(None);
     }
     if !deps
@@ -537,6 +540,7 @@ async fn verify_and_record(
     factor: &FactorRecord,
     stored: &PasskeyCredential,
     now: UnixTime,
+    from: &RequestMeta,
 ) -> Result<bool, ApiError> {
     let outcome = match passkey::finish_authentication(
         &deps.settings.passkey_config(),
@@ -555,7 +559,7 @@ async fn verify_and_record(
                     factor_id: &factor.factor_id,
                     error: err.to_string(),
                 },
-                None,
+                Some(from),
             )
             .await;
             alerts::alert(deps, &factor.user_id, Alert::PasskeyCounterRegression).await;
@@ -741,7 +745,7 @@ async fn passwordless_proof(
     let Some(stored) = credential_of(&factor) else {
         return refused("credential of a removed factor");
     };
-    if !verify_and_record(deps, state, &response, &factor, &stored, now).await? {
+    if !verify_and_record(deps, state, &response, &factor, &stored, now, meta).await? {
         return Ok(None);
     }
     if !deps

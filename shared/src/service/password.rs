@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::crypto::jwt::ACR_MFA;
 use crate::crypto::{PasswordCheck, SecretString, random_token, token_digest};
 use crate::deps::Deps;
+use crate::edge::RequestMeta;
 use crate::error::{ApiError, StoreError};
 use crate::identity::UserId;
 use crate::policy;
@@ -139,7 +140,7 @@ pub async fn change(
     caller.require_step_up(deps)?;
     let user = confirm_password(
         deps,
-        &caller.user_id,
+        caller,
         &request.current_password,
         crate::service::audit::Event::PasswordChangeFailed,
     )
@@ -162,7 +163,7 @@ pub async fn change(
         deps,
         &user.user_id,
         crate::service::audit::Event::PasswordChanged,
-        None,
+        Some(&caller.from),
     )
     .await;
     alerts::alert(deps, &user.user_id, Alert::PasswordChanged).await;
@@ -176,11 +177,12 @@ pub async fn change(
 /// audited as `refused`).
 pub async fn confirm_password(
     deps: &Deps,
-    user_id: &UserId,
+    caller: &Caller,
     password: &SecretString,
     refused: crate::service::audit::Event<'static>,
 ) -> Result<UserRecord, ApiError> {
     too_long(password, deps)?;
+    let user_id = &caller.user_id;
     if let Some(until) = limits::locked_until(deps, CounterKey::Password(user_id)).await? {
         return Err(ApiError::Locked {
             retry_after_secs: until.secs() - deps.clock.now().secs(),
@@ -202,7 +204,7 @@ pub async fn confirm_password(
     .await
     .map_err(|_| ApiError::ServiceUnavailable)?;
     if !matches!(check, PasswordCheck::Match { .. }) {
-        crate::service::audit::record(deps, &user.user_id, refused, None).await;
+        crate::service::audit::record(deps, &user.user_id, refused, Some(&caller.from)).await;
         let policy = limits::password_policy(deps);
         if let FailureOutcome::LockStarted { until } | FailureOutcome::AlreadyLocked { until } =
             limits::count_failure(deps, CounterKey::Password(&user.user_id), policy).await?
@@ -252,7 +254,7 @@ fn invalid_link() -> ApiError {
 
 /// `POST /v1/password/reset`: sets the password, revokes every session and trusted device,
 /// and does not sign the user in.
-pub async fn reset(deps: &Deps, request: ResetRequest) -> Result<(), ApiError> {
+pub async fn reset(deps: &Deps, request: ResetRequest, from: &RequestMeta) -> Result<(), ApiError> {
     too_long(&request.new_password, deps)?;
     let token = request.token.expose();
     if token.is_empty() || token.len() > 128 {
@@ -305,7 +307,7 @@ pub async fn reset(deps: &Deps, request: ResetRequest) -> Result<(), ApiError> {
         deps,
         &user.user_id,
         crate::service::audit::Event::PasswordReset,
-        None,
+        Some(from),
     )
     .await;
     alerts::alert(deps, &user.user_id, Alert::PasswordChanged).await;
@@ -342,6 +344,7 @@ pub async fn complete_required_change(
     deps: &Deps,
     challenge: &ChallengeRecord,
     request: NewPasswordRequest,
+    from: &RequestMeta,
 ) -> Result<tokens::Tokens, ApiError> {
     too_long(&request.new_password, deps)?;
     if challenge.status != ChallengeStatus::PasswordChangeRequired {
@@ -376,7 +379,7 @@ pub async fn complete_required_change(
         deps,
         &user.user_id,
         crate::service::audit::Event::PasswordChangedAsRequired,
-        None,
+        Some(from),
     )
     .await;
     alerts::alert(deps, &user.user_id, Alert::PasswordChanged).await;

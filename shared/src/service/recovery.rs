@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::crypto::{PasswordCheck, SecretString};
 use crate::deps::Deps;
+use crate::edge::RequestMeta;
 use crate::error::ApiError;
 use crate::identity::UserId;
 use crate::service::alerts::{self, Alert};
@@ -72,7 +73,11 @@ pub async fn remaining(deps: &Deps, user_id: &UserId) -> Result<u32, ApiError> {
         .await?)
 }
 
-pub async fn issue(deps: &Deps, user_id: &UserId) -> Result<Vec<String>, ApiError> {
+pub async fn issue(
+    deps: &Deps,
+    user_id: &UserId,
+    from: &RequestMeta,
+) -> Result<Vec<String>, ApiError> {
     let count = deps.settings.recovery_code_count as usize;
     let codes: Vec<String> = (0..count).map(|_| generate_code()).collect();
     let hasher = deps.hasher.clone();
@@ -113,7 +118,7 @@ pub async fn issue(deps: &Deps, user_id: &UserId) -> Result<Vec<String>, ApiErro
         deps,
         user_id,
         crate::service::audit::Event::RecoveryCodesIssued { count },
-        None,
+        Some(from),
     )
     .await;
     Ok(codes.iter().map(|c| display(c)).collect())
@@ -143,6 +148,7 @@ pub async fn redeem(
     deps: &Deps,
     challenge: &ChallengeRecord,
     code: &SecretString,
+    from: &RequestMeta,
 ) -> Result<(Verified, u32), ApiError> {
     let code = normalise(code.expose())?;
     let user_id = &challenge.user_id;
@@ -162,42 +168,49 @@ pub async fn redeem(
             .await?;
         Ok(Some((current, tag, record)))
     };
-    let current = second_factor::guard(deps, user_id, "recovery_code", prepare, |prepared| async {
-        let now = deps.clock.now();
-        let Some((current, tag, record)) = prepared else {
-            return Err(ApiError::ChallengeExpired);
-        };
-        let hasher = deps.hasher.clone();
-        let stored = record
-            .as_ref()
-            .filter(|r| r.used_at.is_none())
-            .map(|r| r.hash.clone());
-        let secret = SecretString::new(code.clone());
-        let check = tokio::task::spawn_blocking(move || match stored {
-            Some(hash) => hasher.verify(&hash, secret.expose().as_bytes()),
-            None => hasher.verify_dummy(secret.expose().as_bytes()),
-        })
-        .await
-        .map_err(|_| ApiError::ServiceUnavailable)?;
-        let won = matches!(check, PasswordCheck::Match { .. })
-            && deps
-                .stores
-                .recovery
-                .use_recovery_code(user_id, &tag, now)
-                .await?
-            && deps
-                .stores
-                .challenges
-                .complete_challenge(&challenge.id_digest, now, None)
-                .await?;
-        Ok(if won {
-            Answer::Right(current)
-        } else {
-            Answer::Wrong {
-                challenge_ended: codes::was_last_try(deps, &current),
-            }
-        })
-    })
+    let current = second_factor::guard(
+        deps,
+        user_id,
+        "recovery_code",
+        from,
+        prepare,
+        |prepared| async {
+            let now = deps.clock.now();
+            let Some((current, tag, record)) = prepared else {
+                return Err(ApiError::ChallengeExpired);
+            };
+            let hasher = deps.hasher.clone();
+            let stored = record
+                .as_ref()
+                .filter(|r| r.used_at.is_none())
+                .map(|r| r.hash.clone());
+            let secret = SecretString::new(code.clone());
+            let check = tokio::task::spawn_blocking(move || match stored {
+                Some(hash) => hasher.verify(&hash, secret.expose().as_bytes()),
+                None => hasher.verify_dummy(secret.expose().as_bytes()),
+            })
+            .await
+            .map_err(|_| ApiError::ServiceUnavailable)?;
+            let won = matches!(check, PasswordCheck::Match { .. })
+                && deps
+                    .stores
+                    .recovery
+                    .use_recovery_code(user_id, &tag, now)
+                    .await?
+                && deps
+                    .stores
+                    .challenges
+                    .complete_challenge(&challenge.id_digest, now, None)
+                    .await?;
+            Ok(if won {
+                Answer::Right(current)
+            } else {
+                Answer::Wrong {
+                    challenge_ended: codes::was_last_try(deps, &current),
+                }
+            })
+        },
+    )
     .await?;
     let remaining = deps
         .stores
@@ -214,7 +227,7 @@ pub async fn redeem(
             deps,
             user_id,
             crate::service::audit::Event::RecoveryCodeUsed { remaining },
-            None,
+            Some(from),
         ),
         alerts::alert(deps, user_id, Alert::RecoveryCodeUsed { remaining }),
     );

@@ -12,6 +12,7 @@
 use std::future::Future;
 
 use crate::deps::Deps;
+use crate::edge::RequestMeta;
 use crate::error::ApiError;
 use crate::identity::UserId;
 use crate::service::alerts::{self, Alert};
@@ -36,11 +37,12 @@ pub enum Answer<T> {
 /// decrypted seed) — and runs while the answer is counted against the user, so neither waits
 /// for the other; `compare` gets its result only once the answer has been counted. (So a
 /// refused answer may still have used one of its challenge's tries: the challenge is of no use
-/// to a locked user anyway.)
+/// to a locked user anyway.) `from` is the request's caller, for the audit trail.
 pub async fn guard<T, P, Prep, F, Fut>(
     deps: &Deps,
     user: &UserId,
     method: &str,
+    from: &RequestMeta,
     prepare: Prep,
     compare: F,
 ) -> Result<T, ApiError>
@@ -76,7 +78,7 @@ where
             deps,
             user,
             Event::SecondFactorFailed { method, attempt },
-            None,
+            Some(from),
         ),
         async {
             if starts_lock {
@@ -97,7 +99,7 @@ where
                 deps,
                 user,
                 Event::SecondFactorLocked { attempts: attempt },
-                None,
+                Some(from),
             ),
             alerts::alert(deps, user, Alert::SecondFactorLocked),
         );

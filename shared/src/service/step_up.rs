@@ -113,6 +113,7 @@ pub async fn start(
                 method: request.method,
                 factor_id: request.factor_id,
             },
+            &caller.from,
         )
         .await?;
         started.sent_to = Some(sent.sent_to);

@@ -11,6 +11,7 @@ pub mod passkeys;
 use std::sync::Arc;
 
 use portcullis::config::{Argon2Settings, Settings};
+use portcullis::edge::RequestMeta;
 use portcullis::storage::Stores;
 use portcullis::{Clock, Deps, ManualClock, UnixTime};
 
@@ -190,11 +191,11 @@ pub async fn sms_verified(
         method: "sms".into(),
         factor_id: None,
     };
-    codes::send_code(deps, &c, &request).await.unwrap();
-    let code = portcullis::crypto::SecretString::new(last_code(outbox));
-    codes::check_code(deps, &c, "sms", &code, None)
+    codes::send_code(deps, &c, &request, &RequestMeta::default())
         .await
-        .unwrap()
+        .unwrap();
+    let code = portcullis::crypto::SecretString::new(last_code(outbox));
+    answer_code(deps, &c, "sms", &code).await.unwrap()
 }
 
 /// A completed password + SMS sign-in: the caller (as every protected route sees it) and the
@@ -264,4 +265,39 @@ pub async fn event_kinds(deps: &Deps, user: &portcullis::identity::UserId) -> Ve
         .into_iter()
         .map(|e| e.kind)
         .collect()
+}
+
+/// Calls an admin service as its route does: `admin::require_admin` first (the edge's check
+/// before an admin route's handler), then the service with the [`Admin`] it made; the check's
+/// refusal is the call's answer. `as_admin!(admin::act, &deps, &caller, user, action, &meta)`.
+///
+/// [`Admin`]: portcullis::service::admin::Admin
+#[allow(unused_macros)]
+macro_rules! as_admin {
+    ($service:path, $deps:expr, $caller:expr $(, $arg:expr)* $(,)?) => {
+        match portcullis::service::admin::require_admin($deps, $caller).await {
+            Ok(admin) => $service($deps, &admin $(, $arg)*).await,
+            Err(refused) => Err(refused),
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use as_admin;
+
+/// `codes::check_code` as a verify request that names no factor sends it (no caller details).
+pub async fn answer_code(
+    deps: &Deps,
+    challenge: &portcullis::storage::ChallengeRecord,
+    method: &str,
+    code: &portcullis::crypto::SecretString,
+) -> Result<portcullis::service::codes::Verified, portcullis::error::ApiError> {
+    portcullis::service::codes::check_code(
+        deps,
+        challenge,
+        method,
+        code,
+        None,
+        &RequestMeta::default(),
+    )
+    .await
 }

@@ -53,7 +53,7 @@ pub async fn register_at_first_sign_in(
         .unwrap();
     let pending = passkeys::enrol(
         deps,
-        Enroller::SignIn(&challenge),
+        Enroller::SignIn(&challenge, &RequestMeta::default()),
         EnrolPasskeyRequest {
             name: Some("Laptop".into()),
             current_password: None,
@@ -65,7 +65,7 @@ pub async fn register_at_first_sign_in(
     let response = authenticator.register(&pending.options).unwrap();
     let proven = finish(
         deps,
-        Enroller::SignIn(&challenge),
+        Enroller::SignIn(&challenge, &RequestMeta::default()),
         &pending.factor_id,
         response,
     )

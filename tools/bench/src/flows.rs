@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use lambda_http::http::{HeaderMap, HeaderName, HeaderValue};
 use portcullis::Deps;
 use portcullis::crypto::totp::{self, TotpSecret};
+use portcullis::edge::RequestMeta;
 use portcullis::identity::UserId;
 use portcullis::notifier::RecordingNotifier;
 use portcullis::service::recovery;
@@ -133,7 +134,9 @@ impl Fixture {
             refresh_token: String::new(),
             authenticator,
         };
-        fixture.recovery_codes = recovery::issue(deps, &fixture.user).await.unwrap();
+        fixture.recovery_codes = recovery::issue(deps, &fixture.user, &RequestMeta::default())
+            .await
+            .unwrap();
         // A trusted device and a session: one SMS sign-in with "trust this device".
         let challenge = fixture.challenge(deps).await;
         let code = fixture.sms_code(&challenge).await;
@@ -258,7 +261,10 @@ impl Fixture {
             }
             Req::RecoveryCode => {
                 if self.recovery_codes.is_empty() {
-                    self.recovery_codes = recovery::issue(deps, &self.user).await.unwrap();
+                    self.recovery_codes =
+                        recovery::issue(deps, &self.user, &RequestMeta::default())
+                            .await
+                            .unwrap();
                 }
                 let c = self.challenge(deps).await;
                 let code = self.recovery_codes.pop().unwrap();

@@ -116,6 +116,33 @@ fn a_route_behind_the_jwt_authorizer_is_a_session_route_in_its_crate_and_vice_ve
 }
 
 #[test]
+fn the_admin_routes_and_only_they_check_the_caller_as_an_admin() {
+    // SPEC §8: every admin action needs an active admin, by token and stored record, in an
+    // elevated session. An admin route served as a plain session route would leave that check
+    // to its service; a non-admin route behind it would refuse every user.
+    let handlers = registry::handlers();
+    let mut admin_routes = 0;
+    for function in handlers.values() {
+        for route in function.routes {
+            let under_admin = route
+                .key
+                .split_once(' ')
+                .unwrap()
+                .1
+                .starts_with("/v1/admin/");
+            assert_eq!(
+                route.access() == Access::Admin,
+                under_admin,
+                "{}: an admin route is Route::admin, and only an admin route",
+                route.key
+            );
+            admin_routes += usize::from(under_admin);
+        }
+    }
+    assert_eq!(admin_routes, 15);
+}
+
+#[test]
 fn routes_that_start_a_sign_in_or_an_enrolment_check_the_browser() {
     // SPEC §2 item 5: outdated browsers are refused where a sign-in starts or a factor is
     // enrolled; `POST /v1/sign-in` checks inside its service, after the lockout read.
