@@ -5,6 +5,8 @@
 #                                   # from a fixed seed: the same inputs every time (CI, test command)
 #   scripts/fuzz.sh phone token     # only these targets
 #   PORTCULLIS_FUZZ_SECONDS=600 scripts/fuzz.sh request    # exploring: random seed, time-bound
+#   PORTCULLIS_FUZZ_BUILD_ONLY=1 scripts/fuzz.sh           # install cargo-fuzz and build, run nothing
+#                                   # (the test command builds early, in the background)
 #
 # The test command's run is deterministic on purpose: a check that passes or fails the same way
 # on every run of the same commit. Exploring finds new inputs (it found the 17-digit phone number
@@ -50,6 +52,9 @@ targets=("$@")
 
 log "cargo fuzz build (${targets[*]})"
 cargo fuzz build --dev -s none
+if [ "${PORTCULLIS_FUZZ_BUILD_ONLY:-0}" = 1 ]; then
+  exit 0
+fi
 
 failed=()
 total_runs=0
