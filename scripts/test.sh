@@ -29,7 +29,7 @@ log "cfn-lint infra/template.yaml"
 "$VENV/bin/cfn-lint" infra/template.yaml
 
 cleanup() {
-  [ -n "${fuzz_build_pid:-}" ] && kill "$fuzz_build_pid" 2> /dev/null || true
+  [ -n "${fuzz_build_pid:-}" ] && kill -- "-$fuzz_build_pid" 2> /dev/null || true
   [ -n "${ST_GATEWAY_PID:-}" ] && kill "$ST_GATEWAY_PID" 2> /dev/null || true
   [ -n "${GATEWAY_PID:-}" ] && kill "$GATEWAY_PID" 2> /dev/null || true
   stop_emulator
@@ -45,7 +45,8 @@ trap 'exit 130' INT TERM
 fuzz_build_pid=""
 if [ "${PORTCULLIS_FUZZ_RUNS:-6000}" != 0 ] && [ "${PORTCULLIS_FUZZ_SECONDS:-}" != 0 ]; then
   log "cargo fuzz build started in the background (nice 19; log: .local/fuzz-build.log)"
-  PORTCULLIS_FUZZ_BUILD_ONLY=1 nice -n 19 scripts/fuzz.sh > "$STATE/fuzz-build.log" 2>&1 &
+  # Its own process group (setsid), so that leaving early stops cargo and rustc too.
+  PORTCULLIS_FUZZ_BUILD_ONLY=1 setsid nice -n 19 scripts/fuzz.sh > "$STATE/fuzz-build.log" 2>&1 &
   fuzz_build_pid=$!
 fi
 
@@ -144,6 +145,7 @@ kill "$ST_GATEWAY_PID" 2> /dev/null || true
 if [ -n "$fuzz_build_pid" ]; then
   log "waiting for the background cargo fuzz build"
   wait "$fuzz_build_pid" || log "the background fuzz build failed (.local/fuzz-build.log): building again"
+  fuzz_build_pid=""
 fi
 scripts/fuzz.sh 2>&1 | tee "$STATE/fuzz.log" || failed_stages+=("fuzz")
 

@@ -765,3 +765,49 @@ async fn removing_factors_needs_step_up_and_the_last_one_means_enrolment_again()
         );
     }
 }
+
+/// The events of an enrolment carry the request that verified it (the caller is passed down,
+/// not looked up): the factor added and the recovery codes issued with it.
+#[tokio::test]
+async fn an_enrolment_records_the_ip_of_the_request_that_verified_it() {
+    for (name, deps, clock, _outbox) in all_deps_with_notifier().await {
+        let user = create_user(&deps, &unique("enrol-ip")).await;
+        let c = challenge(&deps, &password_step(&deps, &user).await).await;
+        let from = |ip: &str| RequestMeta {
+            source_ip: Some(ip.into()),
+            ..RequestMeta::default()
+        };
+        let started = from("198.51.100.10");
+        let enrolment = factors::enrol_totp(&deps, Enroller::SignIn(&c, &started))
+            .await
+            .unwrap();
+        let secret =
+            portcullis::crypto::totp::TotpSecret::from_bytes(base32_decode(&enrolment.secret))
+                .unwrap();
+        let totp_code = portcullis::crypto::totp::code_at(&secret, clock.now().secs());
+        let verifying = from("198.51.100.11");
+        factors::verify_factor(
+            &deps,
+            Enroller::SignIn(&c, &verifying),
+            &enrolment.factor_id,
+            &VerifyFactorRequest::with_code(code(&totp_code)),
+        )
+        .await
+        .unwrap();
+        let events = deps
+            .stores
+            .audit
+            .list_events(&user, clock.now(), 50)
+            .await
+            .unwrap();
+        for kind in ["factor_added", "recovery_codes_issued"] {
+            let found: Vec<_> = events.iter().filter(|e| e.kind == kind).collect();
+            assert_eq!(found.len(), 1, "{name}: {kind}");
+            assert_eq!(
+                found[0].source_ip.as_deref(),
+                Some("198.51.100.11"),
+                "{name}: {kind}"
+            );
+        }
+    }
+}

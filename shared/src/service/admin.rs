@@ -237,13 +237,7 @@ async fn create_invited(
         },
     )
     .await;
-    audit::record(
-        deps,
-        user_id,
-        Event::UserInvited { by: invited_by },
-        Some(meta),
-    )
-    .await;
+    audit::record(deps, user_id, Event::UserInvited { by: invited_by }, meta).await;
     Ok(Invited {
         user_id: user_id.clone(),
         invitation: InvitationView {
@@ -320,7 +314,7 @@ pub async fn accept(
         Err(StoreError::ConditionFailed) => return Err(invalid()),
         Err(err) => return Err(err.into()),
     }
-    audit::record(deps, &user.user_id, Event::InvitationAccepted, Some(meta)).await;
+    audit::record(deps, &user.user_id, Event::InvitationAccepted, meta).await;
     Ok(())
 }
 
@@ -407,7 +401,7 @@ pub async fn act(
             kind: action.kind(),
             by: &admin.user_id,
         },
-        Some(meta),
+        meta,
     )
     .await;
     Ok(ActOutcome::Done)
@@ -476,7 +470,7 @@ pub async fn grant_role(
             role: &role,
             by: &admin.user_id,
         },
-        Some(meta),
+        meta,
     )
     .await;
     Ok(ActOutcome::Done)
@@ -520,7 +514,7 @@ pub async fn revoke_role(
             role: &role,
             by: &admin.user_id,
         },
-        Some(meta),
+        meta,
     )
     .await;
     Ok(ActOutcome::Done)
@@ -608,7 +602,7 @@ async fn file_request(
             reason: &request.reason,
             by: &admin.user_id,
         },
-        Some(meta),
+        meta,
     )
     .await;
     Ok(PendingApproval {
@@ -776,7 +770,7 @@ async fn approve_kind(
                 },
                 by: &admin.user_id,
             },
-            Some(meta),
+            meta,
         )
         .await;
         return Err(ApiError::Forbidden);
@@ -812,7 +806,7 @@ async fn approve_kind(
             requested_by: &request.requested_by,
             by: &admin.user_id,
         },
-        Some(meta),
+        meta,
     )
     .await;
     Ok(Approved {

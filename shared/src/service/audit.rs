@@ -238,10 +238,20 @@ impl Event<'_> {
     }
 }
 
-/// Appends `event` about `subject`; `meta`: the caller of the request that caused it (source
-/// IP, User-Agent), passed down by the service; `None` only for what no request caused (the
-/// inactivity sweep).
-pub async fn record(deps: &Deps, subject: &UserId, event: Event<'_>, meta: Option<&RequestMeta>) {
+/// Appends `event` about `subject`, caused by a request from `from` (its source IP and
+/// User-Agent are recorded): the service passes down the caller it was given. What no request
+/// causes (the inactivity sweep) is [`record_by_system`], so a request's event cannot be
+/// recorded without its caller by mistake.
+pub async fn record(deps: &Deps, subject: &UserId, event: Event<'_>, from: &RequestMeta) {
+    append(deps, subject, event, Some(from)).await;
+}
+
+/// Appends `event` about `subject` that no request caused (no source IP or User-Agent).
+pub async fn record_by_system(deps: &Deps, subject: &UserId, event: Event<'_>) {
+    append(deps, subject, event, None).await;
+}
+
+async fn append(deps: &Deps, subject: &UserId, event: Event<'_>, meta: Option<&RequestMeta>) {
     let kind = event.kind();
     let outcome = event.outcome();
     let detail = event.detail();

@@ -464,7 +464,7 @@ pub async fn send_code_for(
                         channel: channel.as_str(),
                         purpose,
                     },
-                    Some(from),
+                    from,
                 )
                 .await;
                 Ok(())

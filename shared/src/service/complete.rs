@@ -153,7 +153,7 @@ pub async fn complete_sign_in_as(
                 Event::SignInSucceeded {
                     method: &verified.method,
                 },
-                Some(meta),
+                meta,
             ),
             flag_new_device(deps, user_id, meta, now),
             async {
@@ -175,13 +175,7 @@ pub async fn complete_sign_in_as(
     let (tokens, device_token) = match outcome {
         Ok(issued) => issued,
         Err(err) => {
-            abort_sign_in(
-                deps,
-                user_id,
-                Some(meta),
-                "a write failed: no tokens issued",
-            )
-            .await;
+            abort_sign_in(deps, user_id, meta, "a write failed: no tokens issued").await;
             return Err(err);
         }
     };
@@ -190,7 +184,7 @@ pub async fn complete_sign_in_as(
         user,
         &tokens.session_id,
         device_token.as_deref(),
-        Some(meta),
+        meta,
     )
     .await?;
     tracing::info!(
@@ -226,7 +220,7 @@ pub async fn confirm_current(
     judged: &UserRecord,
     session_id: &str,
     device_token: Option<&str>,
-    meta: Option<&RequestMeta>,
+    meta: &RequestMeta,
 ) -> Result<(), ApiError> {
     let user_id = &judged.user_id;
     let refusal = match deps.stores.users.get_user(user_id).await {
@@ -281,7 +275,7 @@ pub async fn confirm_current(
 pub async fn abort_sign_in(
     deps: &Deps,
     user_id: &crate::identity::UserId,
-    meta: Option<&RequestMeta>,
+    meta: &RequestMeta,
     reason: &str,
 ) {
     tracing::warn!(
@@ -315,7 +309,7 @@ pub async fn flag_new_device(
                 "sign-in from a device never seen for this user"
             );
             tokio::join!(
-                audit::record(deps, user_id, Event::NewDevice { name: &name }, Some(meta)),
+                audit::record(deps, user_id, Event::NewDevice { name: &name }, meta),
                 alerts::alert(deps, user_id, Alert::NewDeviceSignIn { name: name.clone() }),
             );
         }

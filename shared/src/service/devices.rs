@@ -45,7 +45,7 @@ pub async fn trust(
             deps,
             user_id,
             crate::service::audit::Event::DeviceTrusted { name: &name },
-            Some(from),
+            from,
         ),
         alerts::alert(
             deps,
@@ -165,7 +165,7 @@ pub async fn remove(
         deps,
         user_id,
         crate::service::audit::Event::DeviceRemoved,
-        Some(from),
+        from,
     )
     .await;
     Ok(())
@@ -186,7 +186,7 @@ pub async fn remove_all(
         deps,
         user_id,
         crate::service::audit::Event::DevicesRemoved { count: removed },
-        Some(from),
+        from,
     )
     .await;
     Ok(removed)

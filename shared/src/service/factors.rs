@@ -602,7 +602,7 @@ pub async fn verify_factor(
                 kind: factor.kind.name(),
             }
         },
-        None,
+        enroller.from(),
     )
     .await;
     // Re-read: a passkey's record now holds its credential.
@@ -774,7 +774,7 @@ pub async fn remove(deps: &Deps, caller: &Caller, factor_id: &str) -> Result<(),
         deps,
         &caller.user_id,
         crate::service::audit::Event::FactorRemoved,
-        Some(&caller.from),
+        &caller.from,
     )
     .await;
     let any_active = deps
@@ -795,7 +795,7 @@ pub async fn remove(deps: &Deps, caller: &Caller, factor_id: &str) -> Result<(),
                 deps,
                 &caller.user_id,
                 crate::service::audit::Event::DevicesRemovedWithLastFactor { count: removed },
-                Some(&caller.from),
+                &caller.from,
             )
             .await;
         }

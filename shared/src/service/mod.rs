@@ -2,9 +2,10 @@
 //! outputs or an [`crate::ApiError`]. They do not parse requests or build responses, but they
 //! are not free of the edge: they take [`crate::edge::RequestMeta`] (source IP, User-Agent,
 //! trusted-device token, route) as an argument — on a public route the request's, on a session
-//! route the [`tokens::Caller`]'s `from` — and hand it to [`audit::record`], so every security
-//! event carries the caller it came from. No service learns its caller any other way (there is
-//! no task-local).
+//! route the [`tokens::Caller`]'s `from` — and hand it to [`audit::record`], which requires it,
+//! so every security event carries the caller it came from; only what no request causes (the
+//! inactivity sweep) uses [`audit::record_by_system`]. No service learns its caller any other
+//! way (there is no task-local).
 
 pub mod admin;
 pub mod alerts;

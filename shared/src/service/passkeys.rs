@@ -559,7 +559,7 @@ async fn verify_and_record(
                     factor_id: &factor.factor_id,
                     error: err.to_string(),
                 },
-                Some(from),
+                from,
             )
             .await;
             alerts::alert(deps, &factor.user_id, Alert::PasskeyCounterRegression).await;

@@ -163,7 +163,7 @@ pub async fn change(
         deps,
         &user.user_id,
         crate::service::audit::Event::PasswordChanged,
-        Some(&caller.from),
+        &caller.from,
     )
     .await;
     alerts::alert(deps, &user.user_id, Alert::PasswordChanged).await;
@@ -204,7 +204,7 @@ pub async fn confirm_password(
     .await
     .map_err(|_| ApiError::ServiceUnavailable)?;
     if !matches!(check, PasswordCheck::Match { .. }) {
-        crate::service::audit::record(deps, &user.user_id, refused, Some(&caller.from)).await;
+        crate::service::audit::record(deps, &user.user_id, refused, &caller.from).await;
         let policy = limits::password_policy(deps);
         if let FailureOutcome::LockStarted { until } | FailureOutcome::AlreadyLocked { until } =
             limits::count_failure(deps, CounterKey::Password(&user.user_id), policy).await?
@@ -307,7 +307,7 @@ pub async fn reset(deps: &Deps, request: ResetRequest, from: &RequestMeta) -> Re
         deps,
         &user.user_id,
         crate::service::audit::Event::PasswordReset,
-        Some(from),
+        from,
     )
     .await;
     alerts::alert(deps, &user.user_id, Alert::PasswordChanged).await;
@@ -379,7 +379,7 @@ pub async fn complete_required_change(
         deps,
         &user.user_id,
         crate::service::audit::Event::PasswordChangedAsRequired,
-        Some(from),
+        from,
     )
     .await;
     alerts::alert(deps, &user.user_id, Alert::PasswordChanged).await;
@@ -402,6 +402,6 @@ pub async fn complete_required_change(
     )
     .await?;
     // As every sign-in: nothing handed out unless the user is still the one judged.
-    crate::service::complete::confirm_current(deps, &user, &tokens.session_id, None, None).await?;
+    crate::service::complete::confirm_current(deps, &user, &tokens.session_id, None, from).await?;
     Ok(tokens)
 }

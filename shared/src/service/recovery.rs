@@ -118,7 +118,7 @@ pub async fn issue(
         deps,
         user_id,
         crate::service::audit::Event::RecoveryCodesIssued { count },
-        Some(from),
+        from,
     )
     .await;
     Ok(codes.iter().map(|c| display(c)).collect())
@@ -227,7 +227,7 @@ pub async fn redeem(
             deps,
             user_id,
             crate::service::audit::Event::RecoveryCodeUsed { remaining },
-            Some(from),
+            from,
         ),
         alerts::alert(deps, user_id, Alert::RecoveryCodeUsed { remaining }),
     );

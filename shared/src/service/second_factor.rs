@@ -78,7 +78,7 @@ where
             deps,
             user,
             Event::SecondFactorFailed { method, attempt },
-            Some(from),
+            from,
         ),
         async {
             if starts_lock {
@@ -99,7 +99,7 @@ where
                 deps,
                 user,
                 Event::SecondFactorLocked { attempts: attempt },
-                Some(from),
+                from,
             ),
             alerts::alert(deps, user, Alert::SecondFactorLocked),
         );

@@ -317,7 +317,7 @@ async fn trusted_device_sign_in(
             Event::SignInSucceeded {
                 method: "trusted device",
             },
-            Some(meta),
+            meta,
         ),
         crate::service::complete::flag_new_device(deps, &user.user_id, meta, now),
     );
@@ -345,7 +345,7 @@ async fn trusted_device_sign_in(
             crate::service::complete::abort_sign_in(
                 deps,
                 &user.user_id,
-                Some(meta),
+                meta,
                 "the trusted device was removed meanwhile: MFA asked",
             )
             .await;
@@ -355,15 +355,14 @@ async fn trusted_device_sign_in(
             crate::service::complete::abort_sign_in(
                 deps,
                 &user.user_id,
-                Some(meta),
+                meta,
                 "a write failed: no tokens issued",
             )
             .await;
             return Err(err);
         }
     };
-    crate::service::complete::confirm_current(deps, user, &tokens.session_id, None, Some(meta))
-        .await?;
+    crate::service::complete::confirm_current(deps, user, &tokens.session_id, None, meta).await?;
     tracing::info!(
         event = "sign_in_completed",
         method = "trusted_device",
@@ -445,7 +444,7 @@ async fn count_failure(deps: &Deps, failure: Failure<'_>, meta: &RequestMeta) ->
     // either way, so a failure costs the same whether or not the user exists.
     let ((), (), concluded) = tokio::join!(
         count_ip,
-        audit::record(deps, user_id, Event::SignInFailed, Some(meta)),
+        audit::record(deps, user_id, Event::SignInFailed, meta),
         limits::conclude_wrong_password(deps, user_id, failure.attempt, failure.reserved),
     );
     match concluded {
@@ -454,7 +453,7 @@ async fn count_failure(deps: &Deps, failure: Failure<'_>, meta: &RequestMeta) ->
             // The same writes for an unknown ID (audited under the ID tried; the alert is
             // queued and the sender drops it), so the fifth failure does not tell either.
             tokio::join!(
-                audit::record(deps, user_id, Event::LockStarted, Some(meta)),
+                audit::record(deps, user_id, Event::LockStarted, meta),
                 crate::service::alerts::alert(
                     deps,
                     user_id,

@@ -49,11 +49,10 @@ pub async fn sweep(deps: &Deps) -> Result<SweepReport, ApiError> {
                     "user ID deactivated after 90 days without sign-in"
                 );
                 // Recorded and alerted first: the deactivation has happened whatever follows.
-                crate::service::audit::record(
+                crate::service::audit::record_by_system(
                     deps,
                     &user.user_id,
                     crate::service::audit::Event::InactiveDeactivated,
-                    None,
                 )
                 .await;
                 alerts::alert(deps, &user.user_id, Alert::AccountDeactivated).await;
