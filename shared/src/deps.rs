@@ -13,6 +13,7 @@ use crate::crypto::keyed::{
 };
 use crate::crypto::password::HashError;
 use crate::error::StoreError;
+use crate::grants::{GrantGuard, Grants};
 use crate::metrics::CallCounter;
 use crate::notifier::{self, Registry, RegistryError};
 use crate::outbox::{InlineOutbox, Outbox, SqsOutbox};
@@ -169,6 +170,33 @@ impl Deps {
         Self::with_aws(settings).await
     }
 
+    /// Production wiring for one function: as [`Deps::from_env`], with SDK clients that refuse
+    /// any AWS call outside the function's declared `grants` ([`crate::grants`]).
+    pub async fn for_function(
+        function: &'static str,
+        grants: Grants,
+    ) -> Result<Self, StartupError> {
+        let settings = Settings::from_env()?;
+        let sdk = Self::sdk_config().await;
+        Self::with_sdk_config_for(function, grants, settings, sdk).await
+    }
+
+    /// [`Deps::with_sdk_config`], guarded by `function`'s `grants`.
+    pub async fn with_sdk_config_for(
+        function: &'static str,
+        grants: Grants,
+        settings: Settings,
+        sdk: aws_config::SdkConfig,
+    ) -> Result<Self, StartupError> {
+        let guard = GrantGuard::new(
+            function,
+            grants,
+            &settings.table_name,
+            &settings.audit_table_name,
+        );
+        Self::guarded(settings, sdk, guard).await
+    }
+
     /// Production wiring with the given settings.
     pub async fn with_aws(settings: Settings) -> Result<Self, StartupError> {
         Self::with_sdk_config(settings, Self::sdk_config().await).await
@@ -216,31 +244,44 @@ impl Deps {
             )
     }
 
-    /// Production wiring with the given settings and AWS configuration.
+    /// Production wiring with the given settings and AWS configuration, with no grant guard
+    /// (the operator CLI, which runs with an operator's own credentials, and tests).
     pub async fn with_sdk_config(
         settings: Settings,
         sdk: aws_config::SdkConfig,
+    ) -> Result<Self, StartupError> {
+        Self::guarded(settings, sdk, GrantGuard::unrestricted()).await
+    }
+
+    async fn guarded(
+        settings: Settings,
+        sdk: aws_config::SdkConfig,
+        guard: GrantGuard,
     ) -> Result<Self, StartupError> {
         let calls = CallCounter::default();
         let dynamo = aws_sdk_dynamodb::Client::from_conf(
             aws_sdk_dynamodb::config::Builder::from(&sdk)
                 .interceptor(calls.clone())
+                .interceptor(guard.clone())
                 .build(),
         );
         let kms = aws_sdk_kms::Client::from_conf(
             aws_sdk_kms::config::Builder::from(&sdk)
                 .interceptor(calls.clone())
+                .interceptor(guard.clone())
                 .build(),
         );
         let clients = notifier::Clients {
             sns: aws_sdk_sns::Client::from_conf(
                 aws_sdk_sns::config::Builder::from(&sdk)
                     .interceptor(calls.clone())
+                    .interceptor(guard.clone())
                     .build(),
             ),
             ses: aws_sdk_ses::Client::from_conf(
                 aws_sdk_ses::config::Builder::from(&sdk)
                     .interceptor(calls.clone())
+                    .interceptor(guard.clone())
                     .build(),
             ),
         };
@@ -293,6 +334,7 @@ impl Deps {
                 aws_sdk_sqs::Client::from_conf(
                     aws_sdk_sqs::config::Builder::from(&sdk)
                         .interceptor(calls.clone())
+                        .interceptor(guard.clone())
                         .build(),
                 ),
                 url,

@@ -35,6 +35,7 @@ pub mod crypto;
 pub mod deps;
 pub mod edge;
 pub mod error;
+pub mod grants;
 pub mod identity;
 pub mod limits;
 pub mod metrics;

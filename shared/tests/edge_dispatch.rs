@@ -34,6 +34,7 @@ fn ran_admin(_: &Deps, _: Call, _: Admin) -> Answer<'static> {
 
 static TABLE: Function = Function {
     name: "test",
+    grants: &[],
     routes: &[
         Route::public("POST /public", ran),
         Route::public("POST /browser", ran).checking_client(),

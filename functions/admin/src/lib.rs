@@ -11,12 +11,21 @@
 use lambda_http::{Body, Response};
 use portcullis::Deps;
 use portcullis::edge::{self, Answer, Call, Function, Route};
+use portcullis::grants::{Grant, Resource, STATEFUL, VERIFY_TOKENS};
 use portcullis::service::admin::{
     self, ActOutcome, Action, Admin, InviteOutcome, InviteRequest, MfaResetFiling, RoleGrant,
 };
 
 pub static FUNCTION: Function = Function {
     name: "admin",
+    grants: &[
+        STATEFUL,
+        // The audit trail is read by the admins' event view.
+        &[
+            Grant::on(Resource::AuditTable, &["dynamodb:Query"]),
+            VERIFY_TOKENS,
+        ],
+    ],
     routes: &[
         Route::admin("POST /v1/admin/users", invite),
         Route::admin("GET /v1/admin/users", search),

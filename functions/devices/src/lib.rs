@@ -4,11 +4,26 @@
 
 use portcullis::Deps;
 use portcullis::edge::{self, Answer, Call, Function, Route};
+use portcullis::grants::{Grant, OUTBOX, Resource, TABLE_KEY, VERIFY_TOKENS};
 use portcullis::service::tokens::Caller;
 use portcullis::service::{admin, devices};
 
 pub static FUNCTION: Function = Function {
     name: "devices",
+    grants: &[&[
+        OUTBOX,
+        Grant::on(
+            Resource::MainTable,
+            &["dynamodb:GetItem", "dynamodb:Query", "dynamodb:DeleteItem"],
+        ),
+        // The device history is read from the audit trail.
+        Grant::on(
+            Resource::AuditTable,
+            &["dynamodb:PutItem", "dynamodb:Query"],
+        ),
+        TABLE_KEY,
+        VERIFY_TOKENS,
+    ]],
     routes: &[
         Route::session("GET /v1/me/devices", list),
         Route::session("DELETE /v1/me/devices", remove_all),

@@ -8,6 +8,7 @@
 use portcullis::Deps;
 use portcullis::edge::{self, Answer, Call, Function, Route};
 use portcullis::error::ApiError;
+use portcullis::grants::{CODE_MAC, Grant, Resource, SIGN_TOKENS, STATEFUL};
 use portcullis::service::factors::{
     self, ChangePhoneRequest, EnrolEmailRequest, EnrolPhoneRequest, Enroller, RenameRequest,
     VerifyFactorRequest,
@@ -19,6 +20,15 @@ use portcullis::storage::ChallengeRecord;
 
 pub static FUNCTION: Function = Function {
     name: "factors",
+    grants: &[
+        STATEFUL,
+        // Sealing a new TOTP seed; opening it and both sealed keys.
+        &[
+            CODE_MAC,
+            Grant::on(Resource::DataKey, &["kms:Encrypt", "kms:Decrypt"]),
+            SIGN_TOKENS,
+        ],
+    ],
     routes: &[
         Route::public("POST /v1/sign-in/{challenge_id}/factors/phone", |d, c| {
             Box::pin(in_sign_in(d, c, Kind::Phone))

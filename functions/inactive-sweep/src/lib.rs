@@ -2,7 +2,15 @@
 //! content is ignored; the answer reports how many IDs were scanned and deactivated.
 
 use portcullis::Deps;
+use portcullis::grants::{Grant, Grants, Resource, STATEFUL};
 use portcullis::service::sweep::{self, SweepReport};
+
+/// The AWS calls the sweep makes ([`portcullis::grants`]): it scans the main table for users
+/// and deactivates the inactive ones, with their audit event and alert.
+pub static GRANTS: Grants = &[
+    STATEFUL,
+    &[Grant::on(Resource::MainTable, &["dynamodb:Scan"])],
+];
 
 pub async fn run(deps: &Deps) -> Result<SweepReport, String> {
     sweep::sweep(deps)

@@ -6,7 +6,7 @@ use portcullis::Deps;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let deps = Deps::from_env().await?;
+    let deps = Deps::for_function("inactive-sweep", portcullis_inactive_sweep::GRANTS).await?;
     let deps = &deps;
     lambda_runtime::run(service_fn(
         move |_event: LambdaEvent<serde_json::Value>| async move {

@@ -4,6 +4,7 @@
 
 use portcullis::Deps;
 use portcullis::edge::{self, Answer, Call, Function, Route};
+use portcullis::grants::{OPEN_TOKEN_KEY, SIGN_TOKENS, STATEFUL};
 use portcullis::service::admin::{self, AcceptRequest};
 use portcullis::service::codes;
 use portcullis::service::password::{
@@ -13,6 +14,7 @@ use portcullis::service::tokens::Caller;
 
 pub static FUNCTION: Function = Function {
     name: "password",
+    grants: &[STATEFUL, &[OPEN_TOKEN_KEY, SIGN_TOKENS]],
     routes: &[
         // A session route, not an elevated one: the service checks the new password's
         // length before elevation, and elevation before the current password.

@@ -4,6 +4,7 @@
 
 use portcullis::Deps;
 use portcullis::edge::{self, Answer, Call, Function, Route};
+use portcullis::grants::{CODE_MAC, OPEN_TOKEN_KEY, SIGN_TOKENS, STATEFUL};
 use portcullis::service::complete;
 use portcullis::service::recovery::{self, RecoveryCodes, RedeemRequest};
 use portcullis::service::tokens::{Caller, Elevated};
@@ -11,6 +12,7 @@ use portcullis::service::{codes, step_up};
 
 pub static FUNCTION: Function = Function {
     name: "recovery-codes",
+    grants: &[STATEFUL, &[CODE_MAC, OPEN_TOKEN_KEY, SIGN_TOKENS]],
     routes: &[
         Route::public(
             "POST /v1/sign-in/{challenge_id}/recovery-code",

@@ -3,12 +3,14 @@
 
 use portcullis::Deps;
 use portcullis::edge::{self, Answer, Call, Function, Route};
+use portcullis::grants::{CODE_MAC, OPEN_CODE_KEY, STATEFUL, VERIFY_TOKENS};
 use portcullis::service::codes::{self, SendCodeRequest};
 use portcullis::service::step_up::{self, StepUpRequest};
 use portcullis::service::tokens::Caller;
 
 pub static FUNCTION: Function = Function {
     name: "send-code",
+    grants: &[STATEFUL, &[CODE_MAC, OPEN_CODE_KEY, VERIFY_TOKENS]],
     routes: &[
         Route::public("POST /v1/sign-in/{challenge_id}/codes", send_in_sign_in),
         Route::session("POST /v1/me/step-up", start_step_up),

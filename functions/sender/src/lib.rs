@@ -14,8 +14,23 @@ use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use portcullis::Deps;
+use portcullis::grants::{AUDIT_APPEND, Grant, Grants, Resource, SES_SEND, SNS_PUBLISH, TABLE_KEY};
 use portcullis::outbox::Outgoing;
 use portcullis::service::sender;
+
+/// The AWS calls the sender makes ([`portcullis::grants`]): the user's record and delivery
+/// records, the audit events it writes for others, the providers. Its queue's receive and
+/// delete are Lambda's event source mapping's, not the code's (SAM's managed policy).
+pub static GRANTS: Grants = &[&[
+    Grant::on(
+        Resource::MainTable,
+        &["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"],
+    ),
+    AUDIT_APPEND,
+    TABLE_KEY,
+    SNS_PUBLISH,
+    SES_SEND,
+]];
 
 /// Time one message may take at worst (a few AWS calls of at most 5 s each): the batch stops
 /// this long before the invocation's deadline and hands the rest back, so a timeout never

@@ -10,7 +10,7 @@ use portcullis::Deps;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let deps = Deps::from_env().await?;
+    let deps = Deps::for_function("sender", portcullis_sender::GRANTS).await?;
     let deps = &deps;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         let stop_at = time_left(&event.context)

@@ -7,11 +7,13 @@
 
 use portcullis::Deps;
 use portcullis::edge::{self, Answer, Call, Function, Route};
+use portcullis::grants::{OPEN_TOKEN_KEY, SIGN_TOKENS, STATEFUL};
 use portcullis::service::passkeys::{self, PasswordlessRequest};
 use portcullis::service::sign_in::{SignInRequest, sign_in};
 
 pub static FUNCTION: Function = Function {
     name: "sign-in",
+    grants: &[STATEFUL, &[OPEN_TOKEN_KEY, SIGN_TOKENS]],
     routes: &[
         Route::public("POST /v1/sign-in", password),
         Route::public("POST /v1/passkey/options", passwordless_options).checking_client(),

@@ -3,10 +3,20 @@
 
 use portcullis::Deps;
 use portcullis::edge::{self, Answer, Call, Function, Route};
+use portcullis::grants::{Grant, OPEN_TOKEN_KEY, Resource, SIGN_TOKENS, TABLE_KEY};
 use portcullis::service::tokens::{self, Caller, RefreshRequest};
 
 pub static FUNCTION: Function = Function {
     name: "tokens",
+    grants: &[&[
+        Grant::on(
+            Resource::MainTable,
+            &["dynamodb:GetItem", "dynamodb:UpdateItem"],
+        ),
+        TABLE_KEY,
+        OPEN_TOKEN_KEY,
+        SIGN_TOKENS,
+    ]],
     routes: &[
         Route::public("POST /v1/tokens/refresh", refresh),
         Route::session("POST /v1/sign-out", sign_out),

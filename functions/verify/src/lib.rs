@@ -7,6 +7,7 @@ use portcullis::Deps;
 use portcullis::crypto::SecretString;
 use portcullis::edge::{self, Answer, Call, Function, RequestMeta, Route};
 use portcullis::error::ApiError;
+use portcullis::grants::{CODE_MAC, Grant, Resource, SIGN_TOKENS, STATEFUL};
 use portcullis::service::codes::{self, Verified};
 use portcullis::service::tokens::Caller;
 use portcullis::service::{complete, passkeys, step_up};
@@ -15,6 +16,15 @@ use serde::Deserialize;
 
 pub static FUNCTION: Function = Function {
     name: "verify",
+    grants: &[
+        STATEFUL,
+        // The TOTP seed, and both sealed keys (a step-up checks a code and issues a token).
+        &[
+            CODE_MAC,
+            Grant::on(Resource::DataKey, &["kms:Decrypt"]),
+            SIGN_TOKENS,
+        ],
+    ],
     routes: &[
         Route::public("POST /v1/sign-in/{challenge_id}/verify", verify_sign_in),
         Route::public(

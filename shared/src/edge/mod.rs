@@ -298,7 +298,7 @@ pub fn authorization(req: &Request) -> Option<&str> {
 /// by [`dispatch`] over the function's route table.
 pub async fn serve(function: &'static Function) -> Result<(), lambda_http::Error> {
     lambda_http::tracing::init_default_subscriber();
-    let deps = crate::Deps::from_env().await?;
+    let deps = crate::Deps::for_function(function.name, function.grants).await?;
     let deps = &deps;
     lambda_http::run(lambda_http::service_fn(move |req| async move {
         Ok::<_, std::convert::Infallible>(dispatch(deps, req, function).await)

@@ -129,6 +129,9 @@ impl Route {
 pub struct Function {
     pub name: &'static str,
     pub routes: &'static [Route],
+    /// The AWS calls the function may make: its IAM policy in the template lists exactly these
+    /// (a test compares them), and its SDK clients refuse anything else ([`crate::grants`]).
+    pub grants: crate::grants::Grants,
 }
 
 impl Function {

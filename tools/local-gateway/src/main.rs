@@ -27,9 +27,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(queue_url) = deps.settings.outbox_queue_url.clone() {
         let sqs = aws_sdk_sqs::Client::new(&Deps::sdk_config().await);
         println!("  draining the outbox {queue_url} through the sender function");
-        tokio::spawn(outbox::drain(deps.clone(), sqs, queue_url));
+        let sender = Deps::for_function("sender", portcullis_sender::GRANTS).await?;
+        tokio::spawn(outbox::drain(sender, sqs, queue_url));
     }
-    let mut gateway = server::Gateway::new(routes.clone(), registry::handlers(), deps)?;
+    let handlers = registry::handlers();
+    // Each function with its own clients, guarded by its grants (as its own IAM role would).
+    let mut function_deps = std::collections::BTreeMap::new();
+    for function in handlers.values() {
+        function_deps.insert(
+            function.name,
+            Deps::for_function(function.name, function.grants).await?,
+        );
+    }
+    let mut gateway = server::Gateway::new(routes.clone(), handlers, deps)?;
+    gateway.function_deps = function_deps;
     // The reference web client: `PORTCULLIS_WEB_DIR`, else `web/` in the working directory.
     let web_dir = std::path::PathBuf::from(
         std::env::var("PORTCULLIS_WEB_DIR").unwrap_or_else(|_| "web".into()),

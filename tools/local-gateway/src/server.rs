@@ -27,7 +27,13 @@ pub const GATEWAY_MAX_BODY: usize = 10 * 1024 * 1024;
 pub struct Gateway {
     pub routes: Vec<Route>,
     pub handlers: BTreeMap<&'static str, &'static Function>,
+    /// The authorizer's, and any function's without its own below.
     pub deps: Deps,
+    /// Each function's own wiring, keyed by its name, with SDK clients guarded by its grants
+    /// (`Deps::for_function`), as Lambda gives each function its own role: a call one of them
+    /// makes outside its grants fails here as it would in AWS. Empty: every function uses
+    /// `deps` (the in-memory benchmark).
+    pub function_deps: BTreeMap<&'static str, Deps>,
     /// Where the reference web client's files are (`None`: the API only).
     pub web_root: Option<PathBuf>,
     /// At most this many handler invocations at once (`PORTCULLIS_LOCAL_CONCURRENCY`), the
@@ -62,6 +68,7 @@ impl Gateway {
             routes,
             handlers,
             deps,
+            function_deps: BTreeMap::new(),
             web_root: None,
             concurrency: None,
             requests: AtomicU64::new(0),
@@ -222,7 +229,11 @@ async fn route_request(
     // Run in its own task so that a panic becomes a 503 here (Lambda would report an error).
     let task_gateway = gateway.clone();
     let response = tokio::spawn(async move {
-        portcullis::edge::dispatch(&task_gateway.deps, request, function).await
+        let deps = task_gateway
+            .function_deps
+            .get(function.name)
+            .unwrap_or(&task_gateway.deps);
+        portcullis::edge::dispatch(deps, request, function).await
     })
     .await;
     match response {
