@@ -84,6 +84,14 @@ class Goals(unittest.TestCase):
         self.assertTrue(met(run(0.9), "password steps"))
         self.assertFalse(met(run(0.899), "password steps"))
 
+    def test_throughput_shortfall_is_explained_by_the_runs_own_figures(self):
+        rows = self.table(throughput={"ratio": 0.8, "rate": 29.5, "goal_base": 36.8,
+                                      "argon_parallel": 25.6, "cores": 2})
+        why = [r for r in rows if r[0].startswith("password steps")][0][3]
+        self.assertIn("2 threads at once", why)
+        self.assertIn("0.696", why)  # 25.6 / 36.8
+        self.assertIn("1.152", why)  # 29.5 / 25.6
+
     def test_profile_needs_lto_and_one_codegen_unit(self):
         self.assertTrue(met(self.table(), "release profile"))
         self.assertFalse(met(self.table(profile={"lto": "thin", "codegen-units": 1}),
