@@ -64,7 +64,8 @@ pub const FORGOT_ANSWER: ForgotAnswer = ForgotAnswer {
     detail: "If this user ID exists and has an email address, a reset link is on its way. It works once, for 30 minutes.",
 };
 
-fn too_long(password: &SecretString, deps: &Deps) -> Result<(), ApiError> {
+/// Refuses a new password longer than the configured bound, before any hashing.
+pub(crate) fn too_long(password: &SecretString, deps: &Deps) -> Result<(), ApiError> {
     if password.len() > deps.settings.max_password_bytes {
         return Err(ApiError::validation(format!(
             "The password must be at most {} characters.",
