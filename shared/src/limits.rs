@@ -270,6 +270,18 @@ pub fn give_back(counter: Option<&Counter>, now: UnixTime, at: UnixTime) -> Deci
     Decision::put(next, ())
 }
 
+/// The answer to "may this password be evaluated?".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PasswordSlot {
+    /// Counted before the evaluation: the `attempt`-th of the run.
+    Reserved { attempt: u32 },
+    /// The user ID is locked.
+    Locked { until: UnixTime },
+    /// The run's attempts are all being evaluated right now (a burst): not evaluated, not
+    /// counted; the caller may try again in a moment.
+    Busy,
+}
+
 /// Counts a password attempt *before* the password is evaluated (SPEC §2, §12): at most
 /// `threshold` attempts of a run are ever evaluated, however many arrive at once — otherwise a
 /// burst of parallel guesses all passes the lock check and is evaluated before the fifth
@@ -293,18 +305,6 @@ pub fn reserve_attempt(
         run_counter(attempt, now, None, now.plus_secs(policy.window_secs)),
         PasswordSlot::Reserved { attempt },
     )
-}
-
-/// The answer to "may this password be evaluated?".
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PasswordSlot {
-    /// Counted before the evaluation: the `attempt`-th of the run.
-    Reserved { attempt: u32 },
-    /// The user ID is locked.
-    Locked { until: UnixTime },
-    /// The run's attempts are all being evaluated right now (a burst): not evaluated, not
-    /// counted; the caller may try again in a moment.
-    Busy,
 }
 
 /// After a wrong password that was the `attempt`-th of its run: the threshold-th starts the
