@@ -237,25 +237,9 @@ impl Settings {
             totp_issuer: text(&lookup, "PORTCULLIS_TOTP_ISSUER", "Portcullis"),
             data_key_id: optional(&lookup, "PORTCULLIS_DATA_KEY_ID"),
             signing_key_id: optional(&lookup, "PORTCULLIS_SIGNING_KEY_ID"),
-            token_signing: crate::signing::TokenSigning::parse(&text(
-                &lookup,
-                "PORTCULLIS_TOKEN_SIGNING",
-                "envelope",
-            ))
-            .map_err(|reason| ConfigError::Invalid {
-                name: "PORTCULLIS_TOKEN_SIGNING",
-                reason,
-            })?,
+            token_signing: key_mode(&lookup, "PORTCULLIS_TOKEN_SIGNING")?,
             code_key_id: optional(&lookup, "PORTCULLIS_CODE_KEY_ID"),
-            code_mac: crate::code_keys::CodeMacMode::parse(&text(
-                &lookup,
-                "PORTCULLIS_CODE_MAC",
-                "envelope",
-            ))
-            .map_err(|reason| ConfigError::Invalid {
-                name: "PORTCULLIS_CODE_MAC",
-                reason,
-            })?,
+            code_mac: key_mode(&lookup, "PORTCULLIS_CODE_MAC")?,
             voice_topic_arn: optional(&lookup, "PORTCULLIS_VOICE_TOPIC_ARN"),
             email_sender: optional(&lookup, "PORTCULLIS_EMAIL_SENDER"),
             outbox_queue_url: optional(&lookup, "PORTCULLIS_OUTBOX_QUEUE_URL"),
@@ -409,13 +393,31 @@ where
     }
 }
 
+/// The variable `name` (or `default`) read by `parse`; its refusal is the reason of
+/// [`ConfigError::Invalid`].
+fn parsed<T>(
+    lookup: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: &str,
+    parse: impl FnOnce(&str) -> Result<T, String>,
+) -> Result<T, ConfigError> {
+    parse(&text(lookup, name, default)).map_err(|reason| ConfigError::Invalid { name, reason })
+}
+
 fn countries(
     lookup: &impl Fn(&str) -> Option<String>,
     name: &'static str,
     default: &str,
 ) -> Result<Countries, ConfigError> {
-    Countries::parse(&text(lookup, name, default))
-        .map_err(|reason| ConfigError::Invalid { name, reason })
+    parsed(lookup, name, default, Countries::parse)
+}
+
+/// Where a key is used ([`crate::signing::KeyMode`]): `envelope` when `name` is not set.
+fn key_mode(
+    lookup: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+) -> Result<crate::signing::KeyMode, ConfigError> {
+    parsed(lookup, name, "envelope", crate::signing::KeyMode::parse)
 }
 
 fn text(lookup: &impl Fn(&str) -> Option<String>, name: &str, default: &str) -> String {
@@ -519,15 +521,14 @@ mod tests {
         for bad in ["", ",", "USA", "U1", "+1"] {
             assert!(Countries::parse(bad).is_err(), "{bad}");
         }
-        let err = Settings::from_lookup(lookup(&[
-            ("PORTCULLIS_TABLE", "t"),
-            ("PORTCULLIS_VOICE_COUNTRIES", "+1"),
-        ]))
-        .unwrap_err();
-        assert!(
-            err.to_string().contains("PORTCULLIS_VOICE_COUNTRIES"),
-            "{err}"
-        );
+        assert_refused("PORTCULLIS_VOICE_COUNTRIES", "+1");
+    }
+
+    /// Settings with `name` set to `value` are refused, with an error that names `name`.
+    fn assert_refused(name: &str, value: &str) {
+        let err =
+            Settings::from_lookup(lookup(&[("PORTCULLIS_TABLE", "t"), (name, value)])).unwrap_err();
+        assert!(err.to_string().contains(name), "{err}");
     }
 
     #[test]
@@ -541,23 +542,13 @@ mod tests {
 
     #[test]
     fn bad_number_names_the_variable() {
-        let err = Settings::from_lookup(lookup(&[
-            ("PORTCULLIS_TABLE", "t"),
-            ("PORTCULLIS_LOCKOUT_MINUTES", "half an hour"),
-        ]))
-        .unwrap_err();
-        assert!(
-            err.to_string().contains("PORTCULLIS_LOCKOUT_MINUTES"),
-            "{err}"
-        );
-        let err = Settings::from_lookup(lookup(&[
-            ("PORTCULLIS_TABLE", "t"),
-            ("PORTCULLIS_LOCKOUT_THRESHOLD", "0"),
-        ]))
-        .unwrap_err();
-        assert!(
-            err.to_string().contains("PORTCULLIS_LOCKOUT_THRESHOLD"),
-            "{err}"
-        );
+        assert_refused("PORTCULLIS_LOCKOUT_MINUTES", "half an hour");
+        assert_refused("PORTCULLIS_LOCKOUT_THRESHOLD", "0");
+    }
+
+    #[test]
+    fn a_key_mode_is_envelope_or_kms() {
+        assert_refused("PORTCULLIS_TOKEN_SIGNING", "hsm");
+        assert_refused("PORTCULLIS_CODE_MAC", "KMS");
     }
 }

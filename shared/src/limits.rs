@@ -89,6 +89,46 @@ pub fn locked_until(counter: Option<&Counter>, now: UnixTime) -> Option<UnixTime
         .filter(|until| *until > now)
 }
 
+/// The number the next failure (or attempt) of a lockout counter gets at `now`: one past the
+/// live run's, or 1 when there is no live run or its lock ran out; `Err` with the end of the
+/// lock that runs at `now`.
+fn next_in_run(counter: Option<&Counter>, now: UnixTime) -> Result<u32, UnixTime> {
+    let live = counter.filter(|c| c.expires_at > now);
+    if let Some(until) = locked_until(live, now) {
+        return Err(until);
+    }
+    Ok(match live {
+        Some(c) if c.locked_until.is_none() => c.count.saturating_add(1),
+        _ => 1,
+    })
+}
+
+/// The counter of a run of `count` failures (or attempts), the last at `now`, with no rolling
+/// window events.
+fn run_counter(
+    count: u32,
+    now: UnixTime,
+    locked_until: Option<UnixTime>,
+    expires_at: UnixTime,
+) -> Counter {
+    Counter {
+        count,
+        last_at: now,
+        locked_until,
+        recent: Vec::new(),
+        expires_at,
+    }
+}
+
+/// The `count`-th failure starts a lock of `lock_secs` now; the counter lasts as long as it.
+fn start_lock(count: u32, now: UnixTime, policy: LockoutPolicy) -> Decision<FailureOutcome> {
+    let until = now.plus_secs(policy.lock_secs);
+    Decision::put(
+        run_counter(count, now, Some(until), until),
+        FailureOutcome::LockStarted { until },
+    )
+}
+
 /// Counts one failure (a wrong password, a failed sign-in from an IP, a send past the limit):
 /// the threshold-th failure starts a lock of `lock_secs`; a lock that ran out starts a new run.
 pub fn count_failure(
@@ -96,35 +136,15 @@ pub fn count_failure(
     now: UnixTime,
     policy: LockoutPolicy,
 ) -> Decision<FailureOutcome> {
-    let live = counter.filter(|c| c.expires_at > now);
-    if let Some(until) = locked_until(live, now) {
-        return Decision::keep(FailureOutcome::AlreadyLocked { until });
-    }
-    let failures = match live {
-        Some(c) if c.locked_until.is_none() => c.count.saturating_add(1),
-        _ => 1,
+    let failures = match next_in_run(counter, now) {
+        Ok(failures) => failures,
+        Err(until) => return Decision::keep(FailureOutcome::AlreadyLocked { until }),
     };
     if failures >= policy.threshold {
-        let until = now.plus_secs(policy.lock_secs);
-        Decision::put(
-            Counter {
-                count: failures,
-                last_at: now,
-                locked_until: Some(until),
-                recent: Vec::new(),
-                expires_at: until,
-            },
-            FailureOutcome::LockStarted { until },
-        )
+        start_lock(failures, now, policy)
     } else {
         Decision::put(
-            Counter {
-                count: failures,
-                last_at: now,
-                locked_until: None,
-                recent: Vec::new(),
-                expires_at: now.plus_secs(policy.window_secs),
-            },
+            run_counter(failures, now, None, now.plus_secs(policy.window_secs)),
             FailureOutcome::Counted { failures },
         )
     }
@@ -170,14 +190,9 @@ pub fn reserve_answer(
         Some(c) if c.count < policy.threshold => c.count.saturating_add(1),
         _ => 1,
     };
+    let expires_at = now.plus_secs(policy.window_secs.max(policy.lock_secs));
     Decision::put(
-        Counter {
-            count: attempt,
-            last_at: now,
-            locked_until: None,
-            recent: Vec::new(),
-            expires_at: now.plus_secs(policy.window_secs.max(policy.lock_secs)),
-        },
+        run_counter(attempt, now, None, expires_at),
         Reservation::Reserved { attempt },
     )
 }
@@ -255,6 +270,18 @@ pub fn give_back(counter: Option<&Counter>, now: UnixTime, at: UnixTime) -> Deci
     Decision::put(next, ())
 }
 
+/// The answer to "may this password be evaluated?".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PasswordSlot {
+    /// Counted before the evaluation: the `attempt`-th of the run.
+    Reserved { attempt: u32 },
+    /// The user ID is locked.
+    Locked { until: UnixTime },
+    /// The run's attempts are all being evaluated right now (a burst): not evaluated, not
+    /// counted; the caller may try again in a moment.
+    Busy,
+}
+
 /// Counts a password attempt *before* the password is evaluated (SPEC §2, §12): at most
 /// `threshold` attempts of a run are ever evaluated, however many arrive at once — otherwise a
 /// burst of parallel guesses all passes the lock check and is evaluated before the fifth
@@ -267,39 +294,17 @@ pub fn reserve_attempt(
     now: UnixTime,
     policy: LockoutPolicy,
 ) -> Decision<PasswordSlot> {
-    let live = counter.filter(|c| c.expires_at > now);
-    if let Some(until) = locked_until(live, now) {
-        return Decision::keep(PasswordSlot::Locked { until });
-    }
-    let attempt = match live {
-        Some(c) if c.locked_until.is_none() => c.count.saturating_add(1),
-        _ => 1,
+    let attempt = match next_in_run(counter, now) {
+        Ok(attempt) => attempt,
+        Err(until) => return Decision::keep(PasswordSlot::Locked { until }),
     };
     if attempt > policy.threshold {
         return Decision::keep(PasswordSlot::Busy);
     }
     Decision::put(
-        Counter {
-            count: attempt,
-            last_at: now,
-            locked_until: None,
-            recent: Vec::new(),
-            expires_at: now.plus_secs(policy.window_secs),
-        },
+        run_counter(attempt, now, None, now.plus_secs(policy.window_secs)),
         PasswordSlot::Reserved { attempt },
     )
-}
-
-/// The answer to "may this password be evaluated?".
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PasswordSlot {
-    /// Counted before the evaluation: the `attempt`-th of the run.
-    Reserved { attempt: u32 },
-    /// The user ID is locked.
-    Locked { until: UnixTime },
-    /// The run's attempts are all being evaluated right now (a burst): not evaluated, not
-    /// counted; the caller may try again in a moment.
-    Busy,
 }
 
 /// After a wrong password that was the `attempt`-th of its run: the threshold-th starts the
@@ -315,19 +320,7 @@ pub fn conclude_wrong_attempt(
         return Decision::keep(FailureOutcome::AlreadyLocked { until });
     }
     match live {
-        Some(c) if attempt >= policy.threshold => {
-            let until = now.plus_secs(policy.lock_secs);
-            Decision::put(
-                Counter {
-                    count: c.count.max(attempt),
-                    last_at: now,
-                    locked_until: Some(until),
-                    recent: Vec::new(),
-                    expires_at: until,
-                },
-                FailureOutcome::LockStarted { until },
-            )
-        }
+        Some(c) if attempt >= policy.threshold => start_lock(c.count.max(attempt), now, policy),
         _ => Decision::keep(FailureOutcome::Counted { failures: attempt }),
     }
 }

@@ -178,51 +178,18 @@ mod tests {
         let current = hasher.hash(b"the current passphrase").unwrap();
         let history = next_history(Some(&current), &olds);
         assert_eq!(history.len(), 4);
+        let allowed = async |phrase: &str| {
+            check(&hasher, phrase, &uid(), Some(&current), &olds)
+                .await
+                .is_ok()
+        };
+        assert!(!allowed("the current passphrase").await);
+        assert!(!allowed("old passphrase number 3").await);
         assert!(
-            check(
-                &hasher,
-                "the current passphrase",
-                &uid(),
-                Some(&current),
-                &olds
-            )
-            .await
-            .is_err()
-        );
-        assert!(
-            check(
-                &hasher,
-                "old passphrase number 3",
-                &uid(),
-                Some(&current),
-                &olds
-            )
-            .await
-            .is_err()
-        );
-        assert!(
-            check(
-                &hasher,
-                "old passphrase number 4",
-                &uid(),
-                Some(&current),
-                &olds
-            )
-            .await
-            .is_ok(),
+            allowed("old passphrase number 4").await,
             "the 6th oldest is allowed"
         );
-        assert!(
-            check(
-                &hasher,
-                "a brand new passphrase",
-                &uid(),
-                Some(&current),
-                &olds
-            )
-            .await
-            .is_ok()
-        );
+        assert!(allowed("a brand new passphrase").await);
     }
 }
 

@@ -21,6 +21,7 @@ use p256::pkcs8::{DecodePublicKey as _, EncodePublicKey as _};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
+use crate::crypto::keyed::kms_failure;
 use crate::error::StoreError;
 
 /// The claims of an access token. `amr`/`acr`/`auth_time` let other services demand a recent,
@@ -86,12 +87,7 @@ impl KmsSigner {
             .key_id(key_id)
             .send()
             .await
-            .map_err(|e| {
-                StoreError::Unavailable(format!(
-                    "KMS GetPublicKey: {}",
-                    aws_smithy_types::error::display::DisplayErrorContext(&e)
-                ))
-            })?;
+            .map_err(|e| kms_failure("KMS GetPublicKey", e))?;
         let der = out
             .public_key
             .ok_or_else(|| StoreError::Unavailable("KMS returned no public key".into()))?;
@@ -126,12 +122,7 @@ impl TokenSigner for KmsSigner {
             .signing_algorithm(SigningAlgorithmSpec::EcdsaSha256)
             .send()
             .await
-            .map_err(|e| {
-                StoreError::Unavailable(format!(
-                    "KMS Sign: {}",
-                    aws_smithy_types::error::display::DisplayErrorContext(&e)
-                ))
-            })?;
+            .map_err(|e| kms_failure("KMS Sign", e))?;
         let der = out
             .signature
             .ok_or_else(|| StoreError::Unavailable("KMS Sign returned no signature".into()))?;

@@ -22,13 +22,22 @@ use zeroize::Zeroizing;
 
 use crate::error::StoreError;
 
-fn kms_error<E: std::error::Error + 'static, R: std::fmt::Debug>(
+/// A failed KMS call as [`StoreError::Unavailable`]: `what` (the service, or the service and
+/// the operation), then the SDK's error with its sources.
+pub(crate) fn kms_failure<E: std::error::Error + 'static, R: std::fmt::Debug>(
+    what: &str,
     err: aws_sdk_kms::error::SdkError<E, R>,
 ) -> StoreError {
     StoreError::Unavailable(format!(
-        "KMS: {}",
+        "{what}: {}",
         aws_smithy_types::error::display::DisplayErrorContext(&err)
     ))
+}
+
+fn kms_error<E: std::error::Error + 'static, R: std::fmt::Debug>(
+    err: aws_sdk_kms::error::SdkError<E, R>,
+) -> StoreError {
+    kms_failure("KMS", err)
 }
 
 #[async_trait]

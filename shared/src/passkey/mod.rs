@@ -513,6 +513,12 @@ fn check_size(json: &[u8]) -> Result<(), PasskeyError> {
     }
 }
 
+/// Parses a ceremony response (`what`, for the error) after [`check_size`].
+fn parse_sized<T: serde::de::DeserializeOwned>(json: &[u8], what: &str) -> Result<T, PasskeyError> {
+    check_size(json)?;
+    serde_json::from_slice(json).map_err(|e| json_error(what, &e))
+}
+
 /// A serde error described by its category and position only: never the content sent.
 fn json_error(what: &str, err: &serde_json::Error) -> PasskeyError {
     PasskeyError::Malformed(format!(
@@ -556,9 +562,7 @@ impl RegistrationResponse {
     /// Parses the JSON text of a `RegistrationResponseJSON`. Refuses anything over
     /// [`MAX_RESPONSE_BYTES`] before parsing; never panics.
     pub fn parse(json: &[u8]) -> Result<Self, PasskeyError> {
-        check_size(json)?;
-        let credential: RegisterPublicKeyCredential =
-            serde_json::from_slice(json).map_err(|e| json_error("registration response", &e))?;
+        let credential: RegisterPublicKeyCredential = parse_sized(json, "registration response")?;
         let id = check_envelope(&credential.type_, &credential.id, &credential.raw_id)?;
         Ok(RegistrationResponse { credential, id })
     }
@@ -595,9 +599,7 @@ impl AssertionResponse {
     /// Parses the JSON text of an `AuthenticationResponseJSON`. Refuses anything over
     /// [`MAX_RESPONSE_BYTES`] before parsing; never panics.
     pub fn parse(json: &[u8]) -> Result<Self, PasskeyError> {
-        check_size(json)?;
-        let credential: PublicKeyCredential =
-            serde_json::from_slice(json).map_err(|e| json_error("authentication response", &e))?;
+        let credential: PublicKeyCredential = parse_sized(json, "authentication response")?;
         let id = check_envelope(&credential.type_, &credential.id, &credential.raw_id)?;
         // An empty user handle is what some authenticators send for "none".
         let user_handle = match credential.response.user_handle.as_deref() {

@@ -24,7 +24,7 @@ use crate::policy;
 use crate::service::alerts::{self, Alert};
 use crate::service::audit::{self, Event};
 use crate::service::limits;
-use crate::service::password::revoke_access;
+use crate::service::password::{revoke_access, too_long};
 use crate::service::sign_in::mask_email;
 use crate::service::tokens::Caller;
 use crate::storage::{AdminRequest, CounterKey, RequestKind, UserRecord, UserStatus};
@@ -260,12 +260,7 @@ pub async fn accept(
     request: AcceptRequest,
     meta: &RequestMeta,
 ) -> Result<(), ApiError> {
-    if request.password.len() > deps.settings.max_password_bytes {
-        return Err(ApiError::validation(format!(
-            "The password must be at most {} characters.",
-            policy::MAX_CHARS
-        )));
-    }
+    too_long(&request.password, deps)?;
     let invalid =
         || ApiError::validation("This invitation is not valid or has expired: ask for a new one.");
     if token.is_empty() || token.len() > 128 {
@@ -449,31 +444,8 @@ pub async fn grant_role(
     if user.roles.contains(&role) {
         return Err(ApiError::Conflict("The user already has this role.".into()));
     }
-    if is_privileged(&role) {
-        let filed = file_request(
-            deps,
-            admin,
-            RequestKind::RoleGrant,
-            &user.user_id,
-            reason.unwrap_or_else(|| format!("grant {role} to {}", user.user_id)),
-            meta,
-            |r| r.roles = vec![role.clone()],
-        )
-        .await?;
-        return Ok(ActOutcome::PendingApproval(filed));
-    }
-    change_roles(deps, &user.user_id, &role, true).await?;
-    audit::record(
-        deps,
-        &user.user_id,
-        Event::RoleGranted {
-            role: &role,
-            by: &admin.user_id,
-        },
-        meta,
-    )
-    .await;
-    Ok(ActOutcome::Done)
+    let reason = reason.unwrap_or_else(|| format!("grant {role} to {}", user.user_id));
+    act_on_role(deps, admin, &user.user_id, &role, true, reason, meta).await
 }
 
 /// `DELETE /v1/admin/users/{user_id}/roles/{role}`: taking a privileged role from an admin is a
@@ -493,30 +465,41 @@ pub async fn revoke_role(
     if !user.roles.contains(&role) {
         return Err(ApiError::NotFound);
     }
-    if is_privileged(&role) {
-        let filed = file_request(
-            deps,
-            admin,
-            RequestKind::RoleRevocation,
-            &user.user_id,
-            format!("take {role} from {}", user.user_id),
-            meta,
-            |r| r.roles = vec![role.clone()],
-        )
+    let reason = format!("take {role} from {}", user.user_id);
+    act_on_role(deps, admin, &user.user_id, &role, false, reason, meta).await
+}
+
+/// Grants `role` to `user_id` (`grant`) or takes it away: a privileged role through a request
+/// for a second admin, with `reason`; another at once, audited.
+async fn act_on_role(
+    deps: &Deps,
+    admin: &Admin,
+    user_id: &UserId,
+    role: &str,
+    grant: bool,
+    reason: String,
+    meta: &RequestMeta,
+) -> Result<ActOutcome, ApiError> {
+    if is_privileged(role) {
+        let kind = if grant {
+            RequestKind::RoleGrant
+        } else {
+            RequestKind::RoleRevocation
+        };
+        let filed = file_request(deps, admin, kind, user_id, reason, meta, |r| {
+            r.roles = vec![role.to_owned()]
+        })
         .await?;
         return Ok(ActOutcome::PendingApproval(filed));
     }
-    change_roles(deps, &user.user_id, &role, false).await?;
-    audit::record(
-        deps,
-        &user.user_id,
-        Event::RoleRevoked {
-            role: &role,
-            by: &admin.user_id,
-        },
-        meta,
-    )
-    .await;
+    change_roles(deps, user_id, role, grant).await?;
+    let by = &admin.user_id;
+    let event = if grant {
+        Event::RoleGranted { role, by }
+    } else {
+        Event::RoleRevoked { role, by }
+    };
+    audit::record(deps, user_id, event, meta).await;
     Ok(ActOutcome::Done)
 }
 

@@ -24,9 +24,10 @@ use crate::code_keys::Tagged;
 use crate::crypto::{SecretString, constant_time_eq, token_digest};
 use crate::deps::Deps;
 use crate::edge::RequestMeta;
-use crate::error::ApiError;
+use crate::error::{ApiError, StoreError};
 use crate::notifier::{Channel, Message};
 use crate::phone::Phone;
+use crate::service::audit::{self, Event};
 use crate::service::limits;
 use crate::service::second_factor::{self, Answer};
 use crate::storage::{
@@ -457,10 +458,10 @@ pub async fn send_code_for(
     let (sent, released) =
         crate::service::sender::send_then(deps, user, &message, |sent| async move {
             if sent {
-                crate::service::audit::record(
+                audit::record(
                     deps,
                     user,
-                    crate::service::audit::Event::CodeSent {
+                    Event::CodeSent {
                         channel: channel.as_str(),
                         purpose,
                     },
@@ -841,12 +842,7 @@ async fn check_totp(
     {
         return Ok(None);
     }
-    if !deps
-        .stores
-        .challenges
-        .complete_challenge(&challenge.id_digest, now, None)
-        .await?
-    {
+    if !finish_challenge(deps, &challenge.id_digest, now).await? {
         return Ok(None);
     }
     Ok(Some(Verified::by_code(
@@ -854,6 +850,19 @@ async fn check_totp(
         "totp".into(),
         challenge.clone(),
     )))
+}
+
+/// Marks the challenge `id_digest` completed with no code bound to the answer (the store's
+/// `complete_challenge` without an expected MAC): `true` for the one caller that won.
+pub(crate) async fn finish_challenge(
+    deps: &Deps,
+    id_digest: &str,
+    now: UnixTime,
+) -> Result<bool, StoreError> {
+    deps.stores
+        .challenges
+        .complete_challenge(id_digest, now, None)
+        .await
 }
 
 /// The KMS encryption context of a TOTP seed: it decrypts only for its user and factor.

@@ -11,6 +11,7 @@ use crate::edge::RequestMeta;
 use crate::error::ApiError;
 use crate::identity::UserId;
 use crate::service::alerts::{self, Alert};
+use crate::service::audit::{self, Event};
 use crate::storage::DeviceRecord;
 
 /// Issues a device token for the user and alerts them. `from`: the request that asked (its
@@ -41,12 +42,7 @@ pub async fn trust(
     deps.stores.devices.create_device(&record).await?;
     tracing::info!(event = "device_trusted", "device trusted");
     tokio::join!(
-        crate::service::audit::record(
-            deps,
-            user_id,
-            crate::service::audit::Event::DeviceTrusted { name: &name },
-            from,
-        ),
+        audit::record(deps, user_id, Event::DeviceTrusted { name: &name }, from),
         alerts::alert(
             deps,
             user_id,
@@ -161,13 +157,7 @@ pub async fn remove(
         return Err(ApiError::NotFound);
     }
     tracing::info!(event = "device_removed", "trusted device removed");
-    crate::service::audit::record(
-        deps,
-        user_id,
-        crate::service::audit::Event::DeviceRemoved,
-        from,
-    )
-    .await;
+    audit::record(deps, user_id, Event::DeviceRemoved, from).await;
     Ok(())
 }
 
@@ -182,10 +172,10 @@ pub async fn remove_all(
         removed,
         "all trusted devices removed"
     );
-    crate::service::audit::record(
+    audit::record(
         deps,
         user_id,
-        crate::service::audit::Event::DevicesRemoved { count: removed },
+        Event::DevicesRemoved { count: removed },
         from,
     )
     .await;

@@ -19,6 +19,7 @@ use crate::error::{ApiError, StoreError};
 use crate::identity::UserId;
 use crate::phone::Phone;
 use crate::service::alerts::{self, Alert};
+use crate::service::audit::{self, Event};
 use crate::service::codes::{self, SendCodeRequest, Verified, totp_context};
 use crate::service::sign_in::{mask_email, mask_phone};
 use crate::service::tokens::Caller;
@@ -590,15 +591,15 @@ pub async fn verify_factor(
         "factor activated"
     );
     // A verified replacement number is a phone change (SPEC §8), not one more factor.
-    crate::service::audit::record(
+    audit::record(
         deps,
         user_id,
         if factor.replaces.is_some() {
-            crate::service::audit::Event::PhoneChanged {
+            Event::PhoneChanged {
                 kind: factor.kind.name(),
             }
         } else {
-            crate::service::audit::Event::FactorAdded {
+            Event::FactorAdded {
                 kind: factor.kind.name(),
             }
         },
@@ -770,13 +771,7 @@ pub async fn remove(deps: &Deps, caller: &Caller, factor_id: &str) -> Result<(),
         return Err(ApiError::NotFound);
     }
     tracing::info!(event = "factor_removed", "factor removed");
-    crate::service::audit::record(
-        deps,
-        &caller.user_id,
-        crate::service::audit::Event::FactorRemoved,
-        &caller.from,
-    )
-    .await;
+    audit::record(deps, &caller.user_id, Event::FactorRemoved, &caller.from).await;
     let any_active = deps
         .stores
         .factors
@@ -791,10 +786,10 @@ pub async fn remove(deps: &Deps, caller: &Caller, factor_id: &str) -> Result<(),
             .delete_all_devices(&caller.user_id)
             .await?;
         if removed > 0 {
-            crate::service::audit::record(
+            audit::record(
                 deps,
                 &caller.user_id,
-                crate::service::audit::Event::DevicesRemovedWithLastFactor { count: removed },
+                Event::DevicesRemovedWithLastFactor { count: removed },
                 &caller.from,
             )
             .await;

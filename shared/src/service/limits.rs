@@ -13,14 +13,16 @@ use crate::storage::{CounterKey, MAX_COUNTER_ROUNDS, Swapped, Versioned};
 
 /// Applies `rule` to the counter at `key` and stores its decision, atomically with respect to
 /// every other update of that counter: read, decide, write only if nobody wrote in between,
-/// else read again.
+/// else read again. Starts from `known` (a [`Seen`] of this request) instead of a read when
+/// given.
 async fn update<T>(
     deps: &Deps,
     key: CounterKey<'_>,
     now: UnixTime,
+    known: Option<Seen>,
     rule: impl Fn(Option<&Counter>) -> Decision<T> + Send,
 ) -> Result<T, StoreError> {
-    update_from(deps, key, now, None, rule)
+    update_from(deps, key, now, known, rule)
         .await
         .map(|(outcome, _)| outcome)
 }
@@ -32,8 +34,7 @@ async fn update<T>(
 #[derive(Debug, Clone)]
 pub struct Seen(Option<Versioned>);
 
-/// [`update`], starting from `known` (a [`Seen`] of this request) instead of a read when
-/// given; returns the counter as stored afterwards too.
+/// [`update`], returning the counter as stored afterwards too.
 async fn update_from<T>(
     deps: &Deps,
     key: CounterKey<'_>,
@@ -130,7 +131,10 @@ pub async fn count_failure(
     policy: LockoutPolicy,
 ) -> Result<FailureOutcome, StoreError> {
     let now = deps.clock.now();
-    update(deps, key, now, |c| limits::count_failure(c, now, policy)).await
+    update(deps, key, now, None, |c| {
+        limits::count_failure(c, now, policy)
+    })
+    .await
 }
 
 /// Counts one failure on `key` under `policy`, starting from the counter as this request read
@@ -142,11 +146,10 @@ pub async fn count_failure_after(
     seen: Seen,
 ) -> Result<FailureOutcome, StoreError> {
     let now = deps.clock.now();
-    update_from(deps, key, now, Some(seen), |c| {
+    update(deps, key, now, Some(seen), |c| {
         limits::count_failure(c, now, policy)
     })
     .await
-    .map(|(outcome, _)| outcome)
 }
 
 /// Counts a password attempt for `user` before it is evaluated: `Ok(attempt)`; `locked`
@@ -185,11 +188,10 @@ pub async fn conclude_wrong_password(
 ) -> Result<FailureOutcome, StoreError> {
     let now = deps.clock.now();
     let policy = password_policy(deps);
-    update_from(deps, CounterKey::Password(user), now, Some(reserved), |c| {
+    update(deps, CounterKey::Password(user), now, Some(reserved), |c| {
         limits::conclude_wrong_attempt(c, now, policy, attempt)
     })
     .await
-    .map(|(outcome, _)| outcome)
 }
 
 /// A right password: its reserved attempt is given back. `reserved`: the counter as the
@@ -200,11 +202,10 @@ pub async fn give_back_password(
     reserved: Seen,
 ) -> Result<(), StoreError> {
     let now = deps.clock.now();
-    update_from(deps, CounterKey::Password(user), now, Some(reserved), |c| {
+    update(deps, CounterKey::Password(user), now, Some(reserved), |c| {
         limits::give_back_attempt(c, now)
     })
     .await
-    .map(|(outcome, _)| outcome)
 }
 
 /// Forgets the counter on `key`.
@@ -238,7 +239,7 @@ pub fn second_factor_lock_in(deps: &Deps, seen: &Seen) -> Option<UnixTime> {
 pub async fn reserve_second_factor(deps: &Deps, user: &UserId) -> Result<u32, ApiError> {
     let now = deps.clock.now();
     let policy = second_factor_policy(deps);
-    match update(deps, CounterKey::SecondFactor(user), now, |c| {
+    match update(deps, CounterKey::SecondFactor(user), now, None, |c| {
         limits::reserve_answer(c, now, policy)
     })
     .await?
@@ -318,7 +319,7 @@ pub async fn take_send(deps: &Deps, user: &UserId, seen: Seen) -> Result<UnixTim
 /// Gives back a send that the provider did not deliver.
 pub async fn give_back_send(deps: &Deps, user: &UserId, at: UnixTime) -> Result<(), StoreError> {
     let now = deps.clock.now();
-    update(deps, CounterKey::Sends(user), now, |c| {
+    update(deps, CounterKey::Sends(user), now, None, |c| {
         limits::give_back(c, now, at)
     })
     .await

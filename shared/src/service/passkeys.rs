@@ -352,11 +352,7 @@ pub(crate) async fn register(
         );
         return Err(ApiError::ChallengeExpired);
     }
-    let completed = deps
-        .stores
-        .challenges
-        .complete_challenge(&challenge.id_digest, now, None)
-        .await?;
+    let completed = codes::finish_challenge(deps, &challenge.id_digest, now).await?;
     if !completed && challenge.purpose == ChallengePurpose::SignIn {
         // The passkey is registered; this sign-in was finished by another request meanwhile.
         return Err(ApiError::ChallengeExpired);
@@ -515,12 +511,7 @@ async fn assert_for_user(
     if !verify_and_record(deps, state, response, factor, &stored, now, from).await? {
         return Ok(None);
     }
-    if !deps
-        .stores
-        .challenges
-        .complete_challenge(&challenge.id_digest, now, None)
-        .await?
-    {
+    if !codes::finish_challenge(deps, &challenge.id_digest, now).await? {
         return Ok(None);
     }
     Ok(Some(Verified {
@@ -748,12 +739,7 @@ async fn passwordless_proof(
     if !verify_and_record(deps, state, &response, &factor, &stored, now, meta).await? {
         return Ok(None);
     }
-    if !deps
-        .stores
-        .challenges
-        .complete_challenge(&digest, now, None)
-        .await?
-    {
+    if !codes::finish_challenge(deps, &digest, now).await? {
         return refused("challenge completed by a concurrent request");
     }
     let Some(user) = user else {

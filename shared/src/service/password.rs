@@ -17,6 +17,8 @@ use crate::error::{ApiError, StoreError};
 use crate::identity::UserId;
 use crate::policy;
 use crate::service::alerts::{self, Alert};
+use crate::service::audit::{self, Event};
+use crate::service::codes;
 use crate::service::limits;
 use crate::service::tokens::{self, Caller, Proof};
 use crate::storage::{
@@ -62,7 +64,8 @@ pub const FORGOT_ANSWER: ForgotAnswer = ForgotAnswer {
     detail: "If this user ID exists and has an email address, a reset link is on its way. It works once, for 30 minutes.",
 };
 
-fn too_long(password: &SecretString, deps: &Deps) -> Result<(), ApiError> {
+/// Refuses a new password longer than the configured bound, before any hashing.
+pub(crate) fn too_long(password: &SecretString, deps: &Deps) -> Result<(), ApiError> {
     if password.len() > deps.settings.max_password_bytes {
         return Err(ApiError::validation(format!(
             "The password must be at most {} characters.",
@@ -70,6 +73,41 @@ fn too_long(password: &SecretString, deps: &Deps) -> Result<(), ApiError> {
         )));
     }
     Ok(())
+}
+
+/// Checks a new password of `user` against the password policy ([`policy::check`]): its shape,
+/// and that it is neither the current password nor one of the history.
+async fn check_new_password(
+    deps: &Deps,
+    user: &UserRecord,
+    password: &SecretString,
+) -> Result<(), ApiError> {
+    policy::check(
+        &deps.hasher,
+        password.expose(),
+        &user.user_id,
+        user.password_hash.as_deref(),
+        &user.password_history,
+    )
+    .await
+}
+
+/// Hashes and stores a new password (policy already checked), keeping the history, then revokes
+/// the user's trusted devices and every session except `keep` ([`revoke_access`]).
+async fn replace_password(
+    deps: &Deps,
+    user: &UserRecord,
+    password: &SecretString,
+    keep: Option<&str>,
+) -> Result<(), ApiError> {
+    store_new_password(deps, user, password).await?;
+    revoke_access(deps, &user.user_id, keep).await
+}
+
+/// Records a password change or reset (`event`) in the audit log, then alerts the user to it.
+async fn record_new_password(deps: &Deps, user_id: &UserId, event: Event<'_>, from: &RequestMeta) {
+    audit::record(deps, user_id, event, from).await;
+    alerts::alert(deps, user_id, Alert::PasswordChanged).await;
 }
 
 /// Hashes and stores a new password (policy already checked), keeping the history.
@@ -142,31 +180,16 @@ pub async fn change(
         deps,
         caller,
         &request.current_password,
-        crate::service::audit::Event::PasswordChangeFailed,
+        Event::PasswordChangeFailed,
     )
     .await?;
-    policy::check(
-        &deps.hasher,
-        request.new_password.expose(),
-        &user.user_id,
-        user.password_hash.as_deref(),
-        &user.password_history,
-    )
-    .await?;
-    store_new_password(deps, &user, &request.new_password).await?;
-    revoke_access(deps, &user.user_id, Some(&caller.claims.sid)).await?;
+    check_new_password(deps, &user, &request.new_password).await?;
+    replace_password(deps, &user, &request.new_password, Some(&caller.claims.sid)).await?;
     tracing::info!(
         event = "password_changed",
         "password changed; other sessions and devices revoked"
     );
-    crate::service::audit::record(
-        deps,
-        &user.user_id,
-        crate::service::audit::Event::PasswordChanged,
-        &caller.from,
-    )
-    .await;
-    alerts::alert(deps, &user.user_id, Alert::PasswordChanged).await;
+    record_new_password(deps, &user.user_id, Event::PasswordChanged, &caller.from).await;
     Ok(())
 }
 
@@ -179,7 +202,7 @@ pub async fn confirm_password(
     deps: &Deps,
     caller: &Caller,
     password: &SecretString,
-    refused: crate::service::audit::Event<'static>,
+    refused: Event<'static>,
 ) -> Result<UserRecord, ApiError> {
     too_long(password, deps)?;
     let user_id = &caller.user_id;
@@ -204,7 +227,7 @@ pub async fn confirm_password(
     .await
     .map_err(|_| ApiError::ServiceUnavailable)?;
     if !matches!(check, PasswordCheck::Match { .. }) {
-        crate::service::audit::record(deps, &user.user_id, refused, &caller.from).await;
+        audit::record(deps, &user.user_id, refused, &caller.from).await;
         let policy = limits::password_policy(deps);
         if let FailureOutcome::LockStarted { until } | FailureOutcome::AlreadyLocked { until } =
             limits::count_failure(deps, CounterKey::Password(&user.user_id), policy).await?
@@ -283,34 +306,18 @@ pub async fn reset(deps: &Deps, request: ResetRequest, from: &RequestMeta) -> Re
         );
         return Err(invalid_link());
     }
-    if let Err(refusal) = policy::check(
-        &deps.hasher,
-        request.new_password.expose(),
-        &user.user_id,
-        user.password_hash.as_deref(),
-        &user.password_history,
-    )
-    .await
-    {
+    if let Err(refusal) = check_new_password(deps, &user, &request.new_password).await {
         // The link was consumed to make the check single-flight; give it back for a retry.
         deps.stores.resets.create_reset(&reset).await?;
         return Err(refusal);
     }
-    store_new_password(deps, &user, &request.new_password).await?;
-    revoke_access(deps, &user.user_id, None).await?;
+    replace_password(deps, &user, &request.new_password, None).await?;
     limits::clear(deps, CounterKey::Password(&user.user_id)).await?;
     tracing::info!(
         event = "password_reset",
         "password reset; all sessions and devices revoked"
     );
-    crate::service::audit::record(
-        deps,
-        &user.user_id,
-        crate::service::audit::Event::PasswordReset,
-        from,
-    )
-    .await;
-    alerts::alert(deps, &user.user_id, Alert::PasswordChanged).await;
+    record_new_password(deps, &user.user_id, Event::PasswordReset, from).await;
     Ok(())
 }
 
@@ -339,6 +346,15 @@ pub async fn require_change(
     Ok((id, deps.settings.challenge_ttl_secs))
 }
 
+/// The user of `challenge`, as stored now: `challenge_expired` when there is none.
+async fn challenge_user(deps: &Deps, challenge: &ChallengeRecord) -> Result<UserRecord, ApiError> {
+    deps.stores
+        .users
+        .get_user(&challenge.user_id)
+        .await?
+        .ok_or(ApiError::ChallengeExpired)
+}
+
 /// `POST /v1/sign-in/{challenge_id}/password`: the required change, then the session.
 pub async fn complete_required_change(
     deps: &Deps,
@@ -350,45 +366,15 @@ pub async fn complete_required_change(
     if challenge.status != ChallengeStatus::PasswordChangeRequired {
         return Err(ApiError::Forbidden);
     }
-    let user = deps
-        .stores
-        .users
-        .get_user(&challenge.user_id)
-        .await?
-        .ok_or(ApiError::ChallengeExpired)?;
-    policy::check(
-        &deps.hasher,
-        request.new_password.expose(),
-        &user.user_id,
-        user.password_hash.as_deref(),
-        &user.password_history,
-    )
-    .await?;
-    if !deps
-        .stores
-        .challenges
-        .complete_challenge(&challenge.id_digest, deps.clock.now(), None)
-        .await?
-    {
+    let user = challenge_user(deps, challenge).await?;
+    check_new_password(deps, &user, &request.new_password).await?;
+    if !codes::finish_challenge(deps, &challenge.id_digest, deps.clock.now()).await? {
         return Err(ApiError::ChallengeExpired);
     }
-    store_new_password(deps, &user, &request.new_password).await?;
-    revoke_access(deps, &user.user_id, None).await?;
+    replace_password(deps, &user, &request.new_password, None).await?;
     tracing::info!(event = "password_changed", "required password change done");
-    crate::service::audit::record(
-        deps,
-        &user.user_id,
-        crate::service::audit::Event::PasswordChangedAsRequired,
-        from,
-    )
-    .await;
-    alerts::alert(deps, &user.user_id, Alert::PasswordChanged).await;
-    let user = deps
-        .stores
-        .users
-        .get_user(&challenge.user_id)
-        .await?
-        .ok_or(ApiError::ChallengeExpired)?;
+    record_new_password(deps, &user.user_id, Event::PasswordChangedAsRequired, from).await;
+    let user = challenge_user(deps, challenge).await?;
     if user.status != UserStatus::Active {
         return Err(ApiError::AccountInactive);
     }

@@ -13,6 +13,7 @@ use crate::edge::RequestMeta;
 use crate::error::ApiError;
 use crate::identity::UserId;
 use crate::service::alerts::{self, Alert};
+use crate::service::audit::{self, Event};
 use crate::service::codes::{self, Verified};
 use crate::service::second_factor::{self, Answer};
 use crate::storage::{ChallengeRecord, RecoveryCodeRecord};
@@ -114,13 +115,7 @@ pub async fn issue(
         count,
         "recovery codes issued"
     );
-    crate::service::audit::record(
-        deps,
-        user_id,
-        crate::service::audit::Event::RecoveryCodesIssued { count },
-        from,
-    )
-    .await;
+    audit::record(deps, user_id, Event::RecoveryCodesIssued { count }, from).await;
     Ok(codes.iter().map(|c| display(c)).collect())
 }
 
@@ -197,11 +192,7 @@ pub async fn redeem(
                     .recovery
                     .use_recovery_code(user_id, &tag, now)
                     .await?
-                && deps
-                    .stores
-                    .challenges
-                    .complete_challenge(&challenge.id_digest, now, None)
-                    .await?;
+                && codes::finish_challenge(deps, &challenge.id_digest, now).await?;
             Ok(if won {
                 Answer::Right(current)
             } else {
@@ -223,12 +214,7 @@ pub async fn redeem(
         "recovery code used"
     );
     tokio::join!(
-        crate::service::audit::record(
-            deps,
-            user_id,
-            crate::service::audit::Event::RecoveryCodeUsed { remaining },
-            from,
-        ),
+        audit::record(deps, user_id, Event::RecoveryCodeUsed { remaining }, from),
         alerts::alert(deps, user_id, Alert::RecoveryCodeUsed { remaining }),
     );
     Ok((

@@ -8,6 +8,7 @@ use serde::Serialize;
 use crate::deps::Deps;
 use crate::error::ApiError;
 use crate::service::alerts::{self, Alert};
+use crate::service::audit::{self, Event};
 use crate::storage::UserStatus;
 
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
@@ -49,12 +50,7 @@ pub async fn sweep(deps: &Deps) -> Result<SweepReport, ApiError> {
                     "user ID deactivated after 90 days without sign-in"
                 );
                 // Recorded and alerted first: the deactivation has happened whatever follows.
-                crate::service::audit::record_by_system(
-                    deps,
-                    &user.user_id,
-                    crate::service::audit::Event::InactiveDeactivated,
-                )
-                .await;
+                audit::record_by_system(deps, &user.user_id, Event::InactiveDeactivated).await;
                 alerts::alert(deps, &user.user_id, Alert::AccountDeactivated).await;
                 // As an admin's deactivation does: no trusted device or session survives it,
                 // so a later reactivation starts from a full sign-in with MFA. A failure here

@@ -152,6 +152,16 @@ fn refused() -> ApiError {
     ApiError::Unauthorized
 }
 
+/// A refresh token presented again after its rotation, or twice at once, may be a copy's: the
+/// whole session is revoked, so that neither holder keeps it.
+async fn revoke_reused(deps: &Deps, user_id: &UserId, session_id: &str) -> Result<(), ApiError> {
+    deps.stores
+        .sessions
+        .revoke_session(user_id, session_id)
+        .await?;
+    Ok(())
+}
+
 /// `POST /v1/tokens/refresh`: rotates the refresh token and issues a new access token. Enforces
 /// the inactivity (15 minutes) and absolute (12 hours) limits.
 pub async fn refresh(deps: &Deps, request: RefreshRequest) -> Result<Tokens, ApiError> {
@@ -182,10 +192,7 @@ pub async fn refresh(deps: &Deps, request: RefreshRequest) -> Result<Tokens, Api
                 event = "refresh_token_reused",
                 "rotated refresh token reused: session revoked"
             );
-            deps.stores
-                .sessions
-                .revoke_session(&user_id, &session_id)
-                .await?;
+            revoke_reused(deps, &user_id, &session_id).await?;
         }
         return Err(refused());
     }
@@ -220,10 +227,7 @@ pub async fn refresh(deps: &Deps, request: RefreshRequest) -> Result<Tokens, Api
             event = "refresh_token_reused",
             "concurrent reuse of a refresh token: session revoked"
         );
-        deps.stores
-            .sessions
-            .revoke_session(&user_id, &session_id)
-            .await?;
+        revoke_reused(deps, &user_id, &session_id).await?;
         return Err(refused());
     }
     let access_token = access_token(deps, &session, &user.roles, now).await?;
