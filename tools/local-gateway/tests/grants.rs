@@ -212,3 +212,94 @@ fn the_comparison_sees_a_grant_on_either_side_alone() {
     assert_eq!(want.difference(&fewer).count(), 1);
     assert!(resource(&Value::String("arn:aws:dynamodb:*:*:table/*".into())).is_err());
 }
+
+#[tokio::test]
+async fn a_functions_clients_refuse_what_it_does_not_declare_on_the_real_sdk_path() {
+    // Against the emulator (the same SDK clients as in Lambda): the tokens function declares
+    // no access to the audit table, the devices function may query it, and the unguarded
+    // wiring (the operator CLI's) may do anything.
+    if std::env::var("AWS_ENDPOINT_URL").is_err() || std::env::var("PORTCULLIS_TABLE").is_err() {
+        assert!(
+            std::env::var("PORTCULLIS_REQUIRE_EMULATOR").as_deref() != Ok("1"),
+            "PORTCULLIS_REQUIRE_EMULATOR=1 but no emulator is configured"
+        );
+        eprintln!("note: no emulator configured; the guard's wiring is not checked");
+        return;
+    }
+    let settings = || portcullis::Settings::from_env().unwrap();
+    let sdk = portcullis::Deps::sdk_config().await;
+    let wire = |name: &'static str, grants: Grants| {
+        portcullis::Deps::with_sdk_config_for(name, grants, settings(), sdk.clone())
+    };
+    let tokens = wire("tokens", portcullis_tokens::FUNCTION.grants)
+        .await
+        .unwrap();
+    let devices = wire("devices", portcullis_devices::FUNCTION.grants)
+        .await
+        .unwrap();
+    let open = portcullis::Deps::with_sdk_config(settings(), sdk.clone())
+        .await
+        .unwrap();
+    let user = portcullis::identity::UserId::parse(&format!(
+        "{}@example.com",
+        portcullis::crypto::random_id("guard")
+    ))
+    .unwrap();
+    let now = portcullis::Clock::now(&portcullis::SystemClock);
+    let event = |kind: &str| portcullis::storage::AuditEvent {
+        subject: user.clone(),
+        event_id: portcullis::crypto::random_id("ev"),
+        at: now,
+        kind: kind.into(),
+        actor: "system".into(),
+        source_ip: None,
+        user_agent: None,
+        outcome: "success".into(),
+        detail: None,
+        expires_at: now.plus_secs(3600),
+    };
+    // Allowed to each: reading a user from the main table.
+    assert!(tokens.stores.users.get_user(&user).await.is_ok());
+    // The audit trail: refused to tokens, and nothing reaches the table; allowed to devices
+    // (which appends and queries it) and to the unguarded wiring.
+    assert!(
+        tokens
+            .stores
+            .audit
+            .append_event(&event("by_tokens"))
+            .await
+            .is_err()
+    );
+    assert!(
+        tokens
+            .stores
+            .audit
+            .list_events(&user, now, 10)
+            .await
+            .is_err()
+    );
+    devices
+        .stores
+        .audit
+        .append_event(&event("by_devices"))
+        .await
+        .unwrap();
+    assert!(
+        devices
+            .stores
+            .audit
+            .list_events(&user, now, 10)
+            .await
+            .is_ok()
+    );
+    let kinds: Vec<String> = open
+        .stores
+        .audit
+        .list_events(&user, now, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(kinds, ["by_devices"], "the refused write was never sent");
+}
