@@ -109,29 +109,38 @@ pub async fn all_deps_with_notifier() -> Vec<(
 
 pub const PASSWORD: &str = "correct horse battery staple";
 
+/// The record of an active user with the standard test password's `hash`, made at [`T0`].
+pub fn user_record(
+    user_id: &portcullis::identity::UserId,
+    hash: String,
+) -> portcullis::storage::UserRecord {
+    use portcullis::storage::{UserRecord, UserStatus};
+    UserRecord {
+        user_id: user_id.clone(),
+        email: Some("user@example.com".into()),
+        phone: None,
+        password_hash: Some(hash),
+        status: UserStatus::Active,
+        roles: vec![],
+        created_at: T0,
+        password_changed_at: Some(T0),
+        last_sign_in_at: None,
+        must_change_password: false,
+        password_history: vec![],
+        security_stamp: 0,
+    }
+}
+
+/// Stores `record` as a new user.
+pub async fn insert_user(deps: &Deps, record: &portcullis::storage::UserRecord) {
+    deps.stores.users.create_user(record).await.unwrap();
+}
+
 /// Creates an active user with the standard test password.
 pub async fn create_user(deps: &Deps, raw_id: &str) -> portcullis::identity::UserId {
-    use portcullis::storage::{UserRecord, UserStatus};
     let id = portcullis::identity::UserId::parse(raw_id).unwrap();
     let hash = deps.hasher.hash(PASSWORD.as_bytes()).unwrap();
-    deps.stores
-        .users
-        .create_user(&UserRecord {
-            user_id: id.clone(),
-            email: Some("user@example.com".into()),
-            phone: None,
-            password_hash: Some(hash),
-            status: UserStatus::Active,
-            roles: vec![],
-            created_at: T0,
-            password_changed_at: Some(T0),
-            last_sign_in_at: None,
-            must_change_password: false,
-            password_history: vec![],
-            security_stamp: 0,
-        })
-        .await
-        .unwrap();
+    insert_user(deps, &user_record(&id, hash)).await;
     id
 }
 
@@ -157,18 +166,64 @@ pub async fn add_phone(deps: &Deps, user: &portcullis::identity::UserId, e164: &
     factor_id
 }
 
-/// Signs in with the password; returns the challenge id.
-pub async fn password_step(deps: &Deps, user: &portcullis::identity::UserId) -> String {
+/// The password step with `password` for the user ID as typed.
+pub async fn sign_in_as(
+    deps: &Deps,
+    user_id: &str,
+    password: &str,
+) -> Result<portcullis::service::sign_in::SignInAnswer, portcullis::ApiError> {
     use portcullis::service::sign_in::{SignInRequest, sign_in};
     let request = SignInRequest {
-        user_id: user.to_string(),
-        password: portcullis::crypto::SecretString::new(PASSWORD.into()),
+        user_id: user_id.into(),
+        password: portcullis::crypto::SecretString::new(password.into()),
     };
-    sign_in(deps, request, &portcullis::edge::RequestMeta::default())
+    sign_in(deps, request, &RequestMeta::default()).await
+}
+
+/// The password step with the standard test password, which must succeed.
+pub async fn password_answer(
+    deps: &Deps,
+    user: &portcullis::identity::UserId,
+) -> portcullis::service::sign_in::SignInAnswer {
+    sign_in_as(deps, user.as_str(), PASSWORD).await.unwrap()
+}
+
+/// Signs in with the password; returns the challenge id.
+pub async fn password_step(deps: &Deps, user: &portcullis::identity::UserId) -> String {
+    password_answer(deps, user).await.challenge_id.unwrap()
+}
+
+/// The challenge the password step opened, as the next step reads it.
+pub async fn password_challenge(
+    deps: &Deps,
+    user: &portcullis::identity::UserId,
+) -> portcullis::storage::ChallengeRecord {
+    portcullis::service::codes::open_challenge(deps, &password_step(deps, user).await)
         .await
         .unwrap()
-        .challenge_id
-        .unwrap()
+}
+
+/// `codes::send_code` by `method` to the default factor, with no caller details.
+pub async fn send_by(
+    deps: &Deps,
+    challenge: &portcullis::storage::ChallengeRecord,
+    method: &str,
+) -> Result<portcullis::service::codes::SendCodeAnswer, portcullis::ApiError> {
+    let request = portcullis::service::codes::SendCodeRequest {
+        method: method.into(),
+        factor_id: None,
+    };
+    portcullis::service::codes::send_code(deps, challenge, &request, &RequestMeta::default()).await
+}
+
+/// The challenge stored under `id_digest`, which must be there.
+pub async fn stored_challenge(
+    deps: &Deps,
+    id_digest: &str,
+) -> portcullis::storage::ChallengeRecord {
+    let now = deps.clock.now();
+    let found = deps.stores.challenges.get_challenge(id_digest, now).await;
+    found.unwrap().expect("the challenge is stored")
 }
 
 /// The 6-digit code in the last message sent.
@@ -183,17 +238,8 @@ pub async fn sms_verified(
     user: &portcullis::identity::UserId,
     outbox: &portcullis::notifier::RecordingNotifier,
 ) -> portcullis::service::codes::Verified {
-    use portcullis::service::codes::{self, SendCodeRequest};
-    let c = codes::open_challenge(deps, &password_step(deps, user).await)
-        .await
-        .unwrap();
-    let request = SendCodeRequest {
-        method: "sms".into(),
-        factor_id: None,
-    };
-    codes::send_code(deps, &c, &request, &RequestMeta::default())
-        .await
-        .unwrap();
+    let c = password_challenge(deps, user).await;
+    send_by(deps, &c, "sms").await.unwrap();
     let code = portcullis::crypto::SecretString::new(last_code(outbox));
     answer_code(deps, &c, "sms", &code).await.unwrap()
 }
