@@ -4,17 +4,17 @@
 mod common;
 
 use common::*;
+use portcullis::Deps;
 use portcullis::crypto::SecretString;
 use portcullis::edge::RequestMeta;
 use portcullis::error::ApiError;
 use portcullis::identity::UserId;
 use portcullis::notifier::RecordingNotifier;
 use portcullis::service::admin::{self, AcceptRequest, Action, InviteRequest, MfaResetFiling};
-use portcullis::service::codes::{self, SendCodeRequest};
+use portcullis::service::codes::Verified;
 use portcullis::service::complete::complete_sign_in;
 use portcullis::service::sign_in::{SignInRequest, sign_in};
-use portcullis::service::tokens::{self, Caller};
-use portcullis::{Clock, Deps};
+use portcullis::service::tokens::Caller;
 
 fn meta(ip: &str) -> RequestMeta {
     RequestMeta {
@@ -30,49 +30,17 @@ async fn make_admin(deps: &Deps, outbox: &RecordingNotifier, phone: &str) -> (Us
     let admin_id = UserId::parse(&unique("adm")).unwrap();
     record.user_id = admin_id.clone();
     record.roles = vec!["admin".into()];
-    deps.stores.users.create_user(&record).await.unwrap();
+    insert_user(deps, &record).await;
     add_phone(deps, &admin_id, phone).await;
-    let c = codes::open_challenge(deps, &password_step(deps, &admin_id).await)
-        .await
-        .unwrap();
-    codes::send_code(
-        deps,
-        &c,
-        &SendCodeRequest {
-            method: "sms".into(),
-            factor_id: None,
-        },
-        &RequestMeta::default(),
-    )
-    .await
-    .unwrap();
-    let v = answer_code(deps, &c, "sms", &SecretString::new(last_code(outbox)))
-        .await
-        .unwrap();
-    let t = complete_sign_in(deps, &v, None, &meta("10.0.0.1"))
-        .await
-        .unwrap()
-        .tokens
-        .unwrap();
-    let caller = tokens::authenticate(
-        deps,
-        Some(&format!("Bearer {}", t.access_token)),
-        &Default::default(),
-    )
-    .await
-    .unwrap();
-    (admin_id, caller)
+    let v = sms_verified(deps, &admin_id, outbox).await;
+    (admin_id, complete_from(deps, &v, "10.0.0.1").await)
 }
 
-async fn kinds(deps: &Deps, user: &UserId) -> Vec<String> {
-    deps.stores
-        .audit
-        .list_events(user, deps.clock.now(), 200)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.kind)
-        .collect()
+/// Completes a verified sign-in from `ip` (no device trusted): the caller its token makes.
+async fn complete_from(deps: &Deps, verified: &Verified, ip: &str) -> Caller {
+    let signed = complete_sign_in(deps, verified, None, &meta(ip)).await;
+    let tokens = signed.unwrap().tokens.unwrap();
+    bearer(deps, &tokens.access_token).await.unwrap()
 }
 
 #[tokio::test]
@@ -167,18 +135,11 @@ async fn an_invited_user_sets_a_password_once_and_must_enrol_mfa() {
             "{name}: single use"
         );
         let uid = UserId::parse(&new_user).unwrap();
-        let answer = sign_in(
-            &deps,
-            SignInRequest {
-                user_id: new_user.clone(),
-                password: SecretString::new("my first passphrase".into()),
-            },
-            &RequestMeta::default(),
-        )
-        .await
-        .unwrap();
+        let answer = sign_in_as(&deps, &new_user, "my first passphrase")
+            .await
+            .unwrap();
         assert_eq!(answer.status, "mfa_enrolment_required", "{name}");
-        let k = kinds(&deps, &uid).await;
+        let k = event_kinds(&deps, &uid).await;
         assert!(
             k.contains(&"user_invited".into()) && k.contains(&"invitation_accepted".into()),
             "{name}: {k:?}"
@@ -235,39 +196,9 @@ async fn an_mfa_reset_needs_two_different_admins_and_wipes_the_factors() {
         let user = create_user(&deps, &unique("victim")).await;
         add_phone(&deps, &user, "+12025550145").await;
         // a non-admin cannot file
-        let (plain, _) = {
-            let c = codes::open_challenge(&deps, &password_step(&deps, &user).await)
-                .await
-                .unwrap();
-            codes::send_code(
-                &deps,
-                &c,
-                &SendCodeRequest {
-                    method: "sms".into(),
-                    factor_id: None,
-                },
-                &RequestMeta::default(),
-            )
-            .await
-            .unwrap();
-            let v = answer_code(&deps, &c, "sms", &SecretString::new(last_code(&outbox)))
-                .await
-                .unwrap();
-            let t = complete_sign_in(&deps, &v, None, &meta("10.0.0.2"))
-                .await
-                .unwrap()
-                .tokens
-                .unwrap();
-            (
-                tokens::authenticate(
-                    &deps,
-                    Some(&format!("Bearer {}", t.access_token)),
-                    &Default::default(),
-                )
-                .await
-                .unwrap(),
-                (),
-            )
+        let plain = {
+            let v = sms_verified(&deps, &user, &outbox).await;
+            complete_from(&deps, &v, "10.0.0.2").await
         };
         let filing = |u: &UserId| MfaResetFiling {
             user_id: u.to_string(),
@@ -381,16 +312,7 @@ async fn an_mfa_reset_needs_two_different_admins_and_wipes_the_factors() {
                 .is_empty(),
             "{name}"
         );
-        let answer = sign_in(
-            &deps,
-            SignInRequest {
-                user_id: user.to_string(),
-                password: SecretString::new(PASSWORD.into()),
-            },
-            &RequestMeta::default(),
-        )
-        .await
-        .unwrap();
+        let answer = sign_in_as(&deps, user.as_str(), PASSWORD).await.unwrap();
         assert_eq!(answer.status, "mfa_enrolment_required", "{name}");
         assert_eq!(
             as_admin!(
@@ -405,7 +327,7 @@ async fn an_mfa_reset_needs_two_different_admins_and_wipes_the_factors() {
             409,
             "{name}: once"
         );
-        let k = kinds(&deps, &user).await;
+        let k = event_kinds(&deps, &user).await;
         for kind in [
             "mfa_reset_requested",
             "mfa_reset_approved",
@@ -414,12 +336,7 @@ async fn an_mfa_reset_needs_two_different_admins_and_wipes_the_factors() {
         ] {
             assert!(k.contains(&kind.to_owned()), "{name}: {kind} in {k:?}");
         }
-        let events = deps
-            .stores
-            .audit
-            .list_events(&user, clock.now(), 50)
-            .await
-            .unwrap();
+        let events = audit_events(&deps, &user, 50).await;
         let approved = events
             .iter()
             .find(|e| e.kind == "mfa_reset_approved")
@@ -474,17 +391,7 @@ async fn many_failures_from_one_ip_are_throttled_without_locking_the_targets() {
         let attempt = |user: String| {
             let deps = deps.clone();
             let m = meta(&ip);
-            async move {
-                sign_in(
-                    &deps,
-                    SignInRequest {
-                        user_id: user,
-                        password: SecretString::new("wrong password here".into()),
-                    },
-                    &m,
-                )
-                .await
-            }
+            async move { sign_in_from(&deps, &user, "wrong password here", &m).await }
         };
         for i in 0..30 {
             let user = if i == 0 {
@@ -513,15 +420,7 @@ async fn many_failures_from_one_ip_are_throttled_without_locking_the_targets() {
             "{name}: same answer for known and unknown IDs"
         );
         // the targeted user is not locked: from another address the right password works
-        let ok = sign_in(
-            &deps,
-            SignInRequest {
-                user_id: known.to_string(),
-                password: SecretString::new(PASSWORD.into()),
-            },
-            &meta("198.51.100.7"),
-        )
-        .await;
+        let ok = sign_in_from(&deps, known.as_str(), PASSWORD, &meta("198.51.100.7")).await;
         assert!(ok.is_ok(), "{name}: {ok:?}");
     }
 }
@@ -533,26 +432,9 @@ fn rand_octet() -> u8 {
 #[tokio::test]
 async fn a_sign_in_from_a_new_kind_of_device_is_flagged_and_alerted_once() {
     for (name, deps, _clock, outbox) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("traveller")).await;
-        add_phone(&deps, &user, "+12025550143").await;
+        let user = user_with_phone(&deps, "traveller").await;
         for _ in 0..2 {
-            let c = codes::open_challenge(&deps, &password_step(&deps, &user).await)
-                .await
-                .unwrap();
-            codes::send_code(
-                &deps,
-                &c,
-                &SendCodeRequest {
-                    method: "sms".into(),
-                    factor_id: None,
-                },
-                &RequestMeta::default(),
-            )
-            .await
-            .unwrap();
-            let v = answer_code(&deps, &c, "sms", &SecretString::new(last_code(&outbox)))
-                .await
-                .unwrap();
+            let v = sms_verified(&deps, &user, &outbox).await;
             complete_sign_in(&deps, &v, None, &meta("10.1.1.1"))
                 .await
                 .unwrap();
@@ -563,12 +445,7 @@ async fn a_sign_in_from_a_new_kind_of_device_is_flagged_and_alerted_once() {
             .filter(|m| m.purpose == "alert_new_device_sign_in")
             .count();
         assert_eq!(flagged, 1, "{name}: once per kind of device");
-        let events = deps
-            .stores
-            .audit
-            .list_events(&user, deps.clock.now(), 50)
-            .await
-            .unwrap();
+        let events = audit_events(&deps, &user, 50).await;
         let flag = events.iter().find(|e| e.kind == "new_device").unwrap();
         assert_eq!(flag.outcome, "flagged");
         assert_eq!(flag.detail.as_deref(), Some("Chrome on Windows"));
@@ -595,15 +472,7 @@ async fn admin_actions_work_are_audited_and_every_security_event_kind_is_recorde
         let m = meta(&ip);
         // failures and a lock
         for _ in 0..5 {
-            let _ = sign_in(
-                &deps,
-                SignInRequest {
-                    user_id: user.to_string(),
-                    password: SecretString::new("wrong password here".into()),
-                },
-                &m,
-            )
-            .await;
+            let _ = sign_in_from(&deps, user.as_str(), "wrong password here", &m).await;
         }
         as_admin!(
             admin::act,
@@ -615,40 +484,18 @@ async fn admin_actions_work_are_audited_and_every_security_event_kind_is_recorde
         )
         .unwrap();
         // a full sign-in with a trusted device, a recovery code, a password change
-        let c = codes::open_challenge(&deps, &password_step(&deps, &user).await)
-            .await
-            .unwrap();
-        codes::send_code(
-            &deps,
-            &c,
-            &SendCodeRequest {
-                method: "sms".into(),
-                factor_id: None,
-            },
-            &RequestMeta::default(),
-        )
-        .await
-        .unwrap();
-        let v = answer_code(&deps, &c, "sms", &SecretString::new(last_code(&outbox)))
-            .await
-            .unwrap();
+        let v = sms_verified(&deps, &user, &outbox).await;
         let trust = Some(portcullis::service::complete::TrustRequest {
             device_name: Some("Laptop".into()),
         });
         let signed = complete_sign_in(&deps, &v, trust, &m).await.unwrap();
-        let caller = tokens::authenticate(
-            &deps,
-            Some(&format!("Bearer {}", signed.tokens.unwrap().access_token)),
-            &Default::default(),
-        )
-        .await
-        .unwrap();
+        let caller = bearer(&deps, &signed.tokens.unwrap().access_token)
+            .await
+            .unwrap();
         let set = recovery::issue(&deps, &user, &RequestMeta::default())
             .await
             .unwrap();
-        let c = codes::open_challenge(&deps, &password_step(&deps, &user).await)
-            .await
-            .unwrap();
+        let c = password_challenge(&deps, &user).await;
         recovery::redeem(
             &deps,
             &c,
@@ -759,7 +606,7 @@ async fn admin_actions_work_are_audited_and_every_security_event_kind_is_recorde
             1,
             "{name}: reactivating an active user keeps their devices"
         );
-        let recorded = kinds(&deps, &user).await;
+        let recorded = event_kinds(&deps, &user).await;
         for kind in [
             "sign_in_failed",
             "lock_started",
@@ -780,12 +627,7 @@ async fn admin_actions_work_are_audited_and_every_security_event_kind_is_recorde
                 "{name}: {kind} missing from {recorded:?}"
             );
         }
-        let events = deps
-            .stores
-            .audit
-            .list_events(&user, deps.clock.now(), 200)
-            .await
-            .unwrap();
+        let events = audit_events(&deps, &user, 200).await;
         let unlock = events.iter().find(|e| e.kind == "admin_unlock").unwrap();
         assert_eq!(
             (unlock.actor.as_str(), unlock.source_ip.as_deref()),

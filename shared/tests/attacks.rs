@@ -58,9 +58,7 @@ async fn challenge_with_code(
     outbox: &RecordingNotifier,
 ) -> (ChallengeRecord, String) {
     let c = open(deps, user).await;
-    codes::send_code(deps, &c, &sms(), &RequestMeta::default())
-        .await
-        .unwrap();
+    send_by(deps, &c, "sms").await.unwrap();
     (c, last_code(outbox))
 }
 
@@ -104,8 +102,7 @@ fn purposes(outbox: &RecordingNotifier) -> Vec<String> {
 #[tokio::test]
 async fn ten_wrong_codes_across_three_challenges_lock_the_second_factor_even_for_the_right_code() {
     for (name, deps, clock, outbox) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("guess")).await;
-        add_phone(&deps, &user, "+12025550143").await;
+        let user = user_with_phone(&deps, "guess").await;
         let mut last = None;
         let mut answers = 0;
         for wrongs in [4, 4, 2] {
@@ -138,10 +135,7 @@ async fn ten_wrong_codes_across_three_challenges_lock_the_second_factor_even_for
         }
         // A new challenge does not help, and no code is even sent while locked.
         let fresh = open(&deps, &user).await;
-        assert!(
-            is_locked(&codes::send_code(&deps, &fresh, &sms(), &RequestMeta::default()).await),
-            "{name}"
-        );
+        assert!(is_locked(&send_by(&deps, &fresh, "sms").await), "{name}");
         // Audited and alerted.
         let kinds = event_kinds(&deps, &user).await;
         assert_eq!(
@@ -174,8 +168,7 @@ async fn ten_wrong_codes_across_three_challenges_lock_the_second_factor_even_for
 #[tokio::test]
 async fn nine_wrong_codes_then_the_right_one_is_accepted_and_ends_the_run() {
     for (name, deps, _clock, outbox) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("nine")).await;
-        add_phone(&deps, &user, "+12025550143").await;
+        let user = user_with_phone(&deps, "nine").await;
         for _round in 0..2 {
             for wrongs in [4, 4, 1] {
                 let (c, right) = challenge_with_code(&deps, &user, &outbox).await;
@@ -198,8 +191,7 @@ async fn nine_wrong_codes_then_the_right_one_is_accepted_and_ends_the_run() {
 #[tokio::test]
 async fn recovery_codes_and_step_up_answers_count_in_the_same_run() {
     for (name, deps, _clock, outbox) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("mixed")).await;
-        add_phone(&deps, &user, "+12025550143").await;
+        let user = user_with_phone(&deps, "mixed").await;
         recovery::issue(&deps, &user, &RequestMeta::default())
             .await
             .unwrap();
@@ -250,8 +242,7 @@ async fn recovery_codes_and_step_up_answers_count_in_the_same_run() {
 async fn an_admin_unlock_ends_a_second_factor_lock() {
     for (name, deps, _clock, outbox) in all_deps_with_notifier().await {
         let (_, admin_a) = signed_in_admin(&deps, &outbox, "+12025550101").await;
-        let user = create_user(&deps, &unique("unlockme")).await;
-        add_phone(&deps, &user, "+12025550143").await;
+        let user = user_with_phone(&deps, "unlockme").await;
         for _ in 0..2 {
             let (c, right) = challenge_with_code(&deps, &user, &outbox).await;
             for _ in 0..5 {
@@ -259,10 +250,7 @@ async fn an_admin_unlock_ends_a_second_factor_lock() {
             }
         }
         let c = open(&deps, &user).await;
-        assert!(
-            is_locked(&codes::send_code(&deps, &c, &sms(), &RequestMeta::default()).await),
-            "{name}"
-        );
+        assert!(is_locked(&send_by(&deps, &c, "sms").await), "{name}");
         as_admin!(
             admin::act,
             &deps,
@@ -283,8 +271,7 @@ async fn an_admin_unlock_ends_a_second_factor_lock() {
 #[tokio::test]
 async fn parallel_guesses_in_many_challenges_compare_at_most_ten_answers() {
     for (name, deps, _clock, outbox) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("parallel")).await;
-        add_phone(&deps, &user, "+12025550143").await;
+        let user = user_with_phone(&deps, "parallel").await;
         let mut challenges = Vec::new();
         for _ in 0..4 {
             challenges.push(challenge_with_code(&deps, &user, &outbox).await);
@@ -340,8 +327,7 @@ impl portcullis::crypto::keyed::CodeMac for CountingMac {
 #[tokio::test]
 async fn a_burst_of_answers_costs_at_most_one_key_call_per_try_even_when_locked() {
     for (name, mut deps, _clock, outbox) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("kmsburst")).await;
-        add_phone(&deps, &user, "+12025550143").await;
+        let user = user_with_phone(&deps, "kmsburst").await;
         // `kms` mode, where every MAC is a KMS call (the envelope mode makes none per code).
         let counting = Arc::new(CountingMac {
             inner: deps.mac.clone(),
@@ -397,15 +383,12 @@ async fn a_burst_of_answers_costs_at_most_one_key_call_per_try_even_when_locked(
 #[tokio::test]
 async fn the_eleventh_text_in_an_hour_is_refused_across_challenges_and_enrolments() {
     for (name, deps, clock, outbox) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("pump")).await;
-        add_phone(&deps, &user, "+12025550143").await;
+        let user = user_with_phone(&deps, "pump").await;
         let (caller, _) = sms_sign_in(&deps, &user, &outbox).await; // 1
         for _ in 0..2 {
             let c = open(&deps, &user).await;
             for _ in 0..4 {
-                codes::send_code(&deps, &c, &sms(), &RequestMeta::default())
-                    .await
-                    .unwrap(); // 2..9
+                send_by(&deps, &c, "sms").await.unwrap(); // 2..9
             }
         }
         // An enrolment counts too: the 10th.
@@ -420,7 +403,7 @@ async fn the_eleventh_text_in_an_hour_is_refused_across_challenges_and_enrolment
         .await
         .unwrap();
         let c = open(&deps, &user).await;
-        match codes::send_code(&deps, &c, &sms(), &RequestMeta::default()).await {
+        match send_by(&deps, &c, "sms").await {
             Err(ApiError::SendCapReached { retry_after_secs }) => {
                 assert!(
                     retry_after_secs > 0 && retry_after_secs <= 3600,
@@ -436,9 +419,7 @@ async fn the_eleventh_text_in_an_hour_is_refused_across_challenges_and_enrolment
         clock.advance_secs(3600);
         let c = open(&deps, &user).await;
         assert!(
-            codes::send_code(&deps, &c, &sms(), &RequestMeta::default())
-                .await
-                .is_ok(),
+            send_by(&deps, &c, "sms").await.is_ok(),
             "{name}: rolling hour"
         );
     }
@@ -447,29 +428,26 @@ async fn the_eleventh_text_in_an_hour_is_refused_across_challenges_and_enrolment
 #[tokio::test]
 async fn twenty_texts_a_day_and_a_failed_send_is_given_back() {
     for (name, deps, clock, outbox) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("daily")).await;
-        add_phone(&deps, &user, "+12025550143").await;
+        let user = user_with_phone(&deps, "daily").await;
         // A failed send uses nothing.
         let c = open(&deps, &user).await;
         outbox.set_failing(true);
         assert_eq!(
-            codes::send_code(&deps, &c, &sms(), &RequestMeta::default())
-                .await
-                .unwrap_err(),
+            send_by(&deps, &c, "sms").await.unwrap_err(),
             ApiError::ServiceUnavailable
         );
         outbox.set_failing(false);
         for hour in 0..4 {
             let c = open(&deps, &user).await;
             for _ in 0..5 {
-                codes::send_code(&deps, &c, &sms(), &RequestMeta::default())
+                send_by(&deps, &c, "sms")
                     .await
                     .unwrap_or_else(|e| panic!("{name} hour {hour}: {e:?}"));
             }
             clock.advance_secs(3600);
         }
         let c = open(&deps, &user).await;
-        match codes::send_code(&deps, &c, &sms(), &RequestMeta::default()).await {
+        match send_by(&deps, &c, "sms").await {
             Err(ApiError::SendCapReached { retry_after_secs }) => {
                 assert_eq!(retry_after_secs, 86_400 - 4 * 3600, "{name}");
             }
@@ -481,8 +459,7 @@ async fn twenty_texts_a_day_and_a_failed_send_is_given_back() {
 #[tokio::test]
 async fn voice_goes_to_us_and_canada_by_region_and_text_only_to_allowed_countries() {
     for (name, mut deps, _clock, outbox) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("country")).await;
-        add_phone(&deps, &user, "+12025550143").await;
+        let user = user_with_phone(&deps, "country").await;
         let (caller, _) = sms_sign_in(&deps, &user, &outbox).await;
         let enrol = |phone: &str, delivery: &str| EnrolPhoneRequest {
             phone: phone.into(),
@@ -561,8 +538,7 @@ async fn old_access_tokens_are_refused_at_once_after_sign_out_change_reset_mfa_r
     for (name, deps, _clock, outbox) in all_deps_with_notifier().await {
         let (_, admin_a) = signed_in_admin(&deps, &outbox, "+12025550101").await;
         let (_, admin_b) = signed_in_admin(&deps, &outbox, "+12025550102").await;
-        let user = create_user(&deps, &unique("revoked")).await;
-        add_phone(&deps, &user, "+12025550143").await;
+        let user = user_with_phone(&deps, "revoked").await;
         let refused =
             |r: Result<tokens::Caller, ApiError>| matches!(r, Err(ApiError::Unauthorized));
 
@@ -659,8 +635,7 @@ async fn old_access_tokens_are_refused_at_once_after_sign_out_change_reset_mfa_r
 async fn a_reset_ends_every_session_and_tokens_never_outlive_the_session() {
     for (name, mut deps, clock, outbox) in all_deps_with_notifier().await {
         with_settings(&mut deps, |s| s.session_max_secs = 600);
-        let user = create_user(&deps, &unique("absolute")).await;
-        add_phone(&deps, &user, "+12025550143").await;
+        let user = user_with_phone(&deps, "absolute").await;
         let (_, t) = sms_sign_in(&deps, &user, &outbox).await;
         // 8 minutes in, a refresh issues a token that ends with the session (10 minutes), not
         // 5 minutes later.
@@ -747,8 +722,7 @@ async fn a_reset_ends_every_session_and_tokens_never_outlive_the_session() {
 #[tokio::test]
 async fn a_password_change_checks_the_lock_first_and_counts_a_wrong_current_password() {
     for (name, deps, clock, outbox) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("changer")).await;
-        add_phone(&deps, &user, "+12025550143").await;
+        let user = user_with_phone(&deps, "changer").await;
         let (caller, _) = sms_sign_in(&deps, &user, &outbox).await;
         let change = |current: &str| ChangePasswordRequest {
             current_password: secret(current),
@@ -853,9 +827,7 @@ async fn an_old_enrolment_challenge_cannot_add_a_factor_once_one_is_active() {
             "{name}"
         );
         assert_eq!(
-            codes::send_code(&deps, &second, &sms(), &RequestMeta::default())
-                .await
-                .unwrap_err(),
+            send_by(&deps, &second, "sms").await.unwrap_err(),
             ApiError::ChallengeExpired
         );
     }
@@ -866,8 +838,7 @@ async fn a_password_change_reset_or_mfa_reset_ends_open_challenges_and_reset_lin
     for (name, deps, _clock, outbox) in all_deps_with_notifier().await {
         let (_, admin_a) = signed_in_admin(&deps, &outbox, "+12025550101").await;
         let (_, admin_b) = signed_in_admin(&deps, &outbox, "+12025550102").await;
-        let user = create_user(&deps, &unique("stale")).await;
-        add_phone(&deps, &user, "+12025550143").await;
+        let user = user_with_phone(&deps, "stale").await;
         let reset_link = |outbox: &RecordingNotifier| {
             let m = outbox
                 .sent()
@@ -969,8 +940,7 @@ async fn a_password_change_reset_or_mfa_reset_ends_open_challenges_and_reset_lin
 async fn a_sign_in_challenge_whose_stamp_moved_sends_no_code_and_takes_no_send() {
     use portcullis::storage::CounterKey;
     for (name, deps, _clock, outbox) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("stalesend")).await;
-        add_phone(&deps, &user, "+12025550143").await;
+        let user = user_with_phone(&deps, "stalesend").await;
         let id = password_step(&deps, &user).await;
         // Read while the stamp was right; the password changes before the send is made.
         let opening = codes::Opening::read(&deps, &id).await.unwrap();
@@ -1020,12 +990,8 @@ async fn a_trusted_device_needs_an_active_factor_and_no_password_change_due() {
         let user = create_user(&deps, &unique("trusted")).await;
         let factor = add_phone(&deps, &user, "+12025550143").await;
         let trust_sign_in = |deps: Deps, user: UserId, outbox: RecordingNotifier| async move {
-            let c = codes::open_challenge(&deps, &password_step(&deps, &user).await)
-                .await
-                .unwrap();
-            codes::send_code(&deps, &c, &sms(), &RequestMeta::default())
-                .await
-                .unwrap();
+            let c = password_challenge(&deps, &user).await;
+            send_by(&deps, &c, "sms").await.unwrap();
             let v = answer_code(&deps, &c, "sms", &secret(&last_code(&outbox)))
                 .await
                 .unwrap();
@@ -1555,8 +1521,7 @@ async fn a_role_taken_away_is_never_minted_again_by_a_step_up() {
 async fn audit_events_carry_the_ip_of_the_request_that_caused_them() {
     for (name, mut deps, _clock, outbox) in all_deps_with_notifier().await {
         with_settings(&mut deps, |s| s.mfa_failure_threshold = 2);
-        let user = create_user(&deps, &unique("who")).await;
-        add_phone(&deps, &user, "+12025550143").await;
+        let user = user_with_phone(&deps, "who").await;
         let from = |ip: &str| RequestMeta {
             source_ip: Some(ip.into()),
             ..RequestMeta::default()

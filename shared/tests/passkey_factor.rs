@@ -305,9 +305,7 @@ async fn wrong_assertions_after_the_password_count_against_the_users_second_fact
         let threshold = deps.settings.mfa_failure_threshold;
         let mut last = None;
         for _ in 0..threshold {
-            let challenge = codes::open_challenge(&deps, &password_step(&deps, &user).await)
-                .await
-                .unwrap();
+            let challenge = password_challenge(&deps, &user).await;
             let options = passkeys::sign_in_options(&deps, &challenge).await.unwrap();
             let assertion = spoilt.authenticate(&options.options).unwrap();
             last = Some(
@@ -328,9 +326,7 @@ async fn wrong_assertions_after_the_password_count_against_the_users_second_fact
             "{name}: the {threshold}th starts the lock"
         );
         // Locked: even the right passkey is refused after the password.
-        let challenge = codes::open_challenge(&deps, &password_step(&deps, &user).await)
-            .await
-            .unwrap();
+        let challenge = password_challenge(&deps, &user).await;
         let options = passkeys::sign_in_options(&deps, &challenge).await.unwrap();
         let assertion = authenticator.authenticate(&options.options).unwrap();
         assert!(matches!(
@@ -375,9 +371,7 @@ async fn a_passkey_steps_up_a_session_and_is_renamed_and_removed() {
         );
         // The same authenticator credential cannot be registered to another user.
         let other = create_user(&deps, &unique("pkother")).await;
-        let challenge = codes::open_challenge(&deps, &password_step(&deps, &other).await)
-            .await
-            .unwrap();
+        let challenge = password_challenge(&deps, &other).await;
         let theirs = passkeys::enrol(
             &deps,
             Enroller::SignIn(&challenge, &RequestMeta::default()),

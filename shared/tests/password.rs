@@ -79,8 +79,7 @@ async fn try_password(
 #[tokio::test]
 async fn changing_the_password_needs_step_up_the_policy_and_revokes_other_sessions() {
     for (name, deps, clock, outbox) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("changer")).await;
-        add_phone(&deps, &user, "+12025550143").await;
+        let user = user_with_phone(&deps, "changer").await;
         let (other, other_refresh) = mfa_sign_in(&deps, &user, &outbox).await;
         let _ = other;
         let (me, my_refresh) = mfa_sign_in(&deps, &user, &outbox).await;
@@ -170,8 +169,7 @@ async fn changing_the_password_needs_step_up_the_policy_and_revokes_other_sessio
 #[tokio::test]
 async fn forgot_answers_the_same_and_the_reset_link_works_once_for_30_minutes() {
     for (name, deps, clock, outbox) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("forgetful")).await;
-        add_phone(&deps, &user, "+12025550143").await;
+        let user = user_with_phone(&deps, "forgetful").await;
         let (_, refresh) = mfa_sign_in(&deps, &user, &outbox).await;
         let known = password::forgot(
             &deps,
@@ -319,27 +317,14 @@ async fn reset_emails_are_rate_limited_per_user() {
 #[tokio::test]
 async fn an_admin_flag_or_an_old_password_requires_a_change_after_mfa() {
     for (name, mut deps, clock, outbox) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("aged")).await;
-        add_phone(&deps, &user, "+12025550143").await;
+        let user = user_with_phone(&deps, "aged").await;
         let mut settings = (*deps.settings).clone();
         settings.password_max_age_secs = Some(90 * 86_400);
         deps.settings = std::sync::Arc::new(settings);
         let (_, _) = mfa_sign_in(&deps, &user, &outbox).await;
         clock.advance_secs(90 * 86_400);
-        let c = codes::open_challenge(&deps, &password_step(&deps, &user).await)
-            .await
-            .unwrap();
-        codes::send_code(
-            &deps,
-            &c,
-            &SendCodeRequest {
-                method: "sms".into(),
-                factor_id: None,
-            },
-            &RequestMeta::default(),
-        )
-        .await
-        .unwrap();
+        let c = password_challenge(&deps, &user).await;
+        send_by(&deps, &c, "sms").await.unwrap();
         let v = answer_code(&deps, &c, "sms", &secret(&last_code(&outbox)))
             .await
             .unwrap();
@@ -561,8 +546,7 @@ async fn outdated_browsers_are_refused_at_sign_in_naming_what_is_supported() {
 #[tokio::test]
 async fn a_user_deactivated_before_the_required_change_gets_no_session() {
     for (name, deps, _clock, outbox) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("deact-change")).await;
-        add_phone(&deps, &user, "+12025550143").await;
+        let user = user_with_phone(&deps, "deact-change").await;
         deps.stores
             .users
             .set_must_change_password(&user)

@@ -69,8 +69,7 @@ async fn sign_in_with_device(
 #[tokio::test]
 async fn a_user_who_lost_their_phone_signs_in_with_a_recovery_code_once() {
     for (name, deps, _clock, outbox) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("lost")).await;
-        add_phone(&deps, &user, "+12025550143").await;
+        let user = user_with_phone(&deps, "lost").await;
         let set = recovery::issue(&deps, &user, &RequestMeta::default())
             .await
             .unwrap();
@@ -124,9 +123,7 @@ async fn a_user_who_lost_their_phone_signs_in_with_a_recovery_code_once() {
         assert!(alert.text.contains("9 remain"), "{}", alert.text);
 
         // single use
-        let c2 = codes::open_challenge(&deps, &password_step(&deps, &user).await)
-            .await
-            .unwrap();
+        let c2 = password_challenge(&deps, &user).await;
         assert_eq!(
             recovery::redeem(
                 &deps,
@@ -183,8 +180,7 @@ async fn a_user_who_lost_their_phone_signs_in_with_a_recovery_code_once() {
 #[tokio::test]
 async fn concurrent_redemption_of_one_code_succeeds_once() {
     for (name, deps, _clock, _outbox) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("twice")).await;
-        add_phone(&deps, &user, "+12025550143").await;
+        let user = user_with_phone(&deps, "twice").await;
         let set = recovery::issue(&deps, &user, &RequestMeta::default())
             .await
             .unwrap();
@@ -192,11 +188,7 @@ async fn concurrent_redemption_of_one_code_succeeds_once() {
         // a burst of password attempts), then the same code at all six at once.
         let mut challenges = Vec::new();
         for _ in 0..6 {
-            challenges.push(
-                codes::open_challenge(&deps, &password_step(&deps, &user).await)
-                    .await
-                    .unwrap(),
-            );
+            challenges.push(password_challenge(&deps, &user).await);
         }
         let mut tasks = Vec::new();
         for c in challenges {
@@ -227,8 +219,7 @@ async fn concurrent_redemption_of_one_code_succeeds_once() {
 #[tokio::test]
 async fn a_trusted_device_skips_mfa_until_removed_or_180_days_pass() {
     for (name, deps, clock, outbox) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("trusting")).await;
-        add_phone(&deps, &user, "+12025550143").await;
+        let user = user_with_phone(&deps, "trusting").await;
         let (_, token) = sms_sign_in(&deps, &user, &outbox, true).await;
         let token = token.unwrap();
         assert!(
@@ -456,9 +447,7 @@ async fn every_sensitive_action_needs_a_fresh_code_even_on_a_trusted_device() {
             .unwrap();
         assert_eq!(pending.sent_to, "***-***-1234");
         let new_code = last_code(&outbox);
-        let still = codes::open_challenge(&deps, &password_step(&deps, &user).await)
-            .await
-            .unwrap();
+        let still = password_challenge(&deps, &user).await;
         codes::send_code(
             &deps,
             &still,
@@ -606,8 +595,7 @@ impl portcullis::storage::DeviceStore for RemovedOnceRead {
 #[tokio::test]
 async fn a_device_removed_during_its_sign_in_issues_nothing_and_mfa_is_asked() {
     for (name, mut deps, _clock, outbox) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("gone")).await;
-        add_phone(&deps, &user, "+12025550143").await;
+        let user = user_with_phone(&deps, "gone").await;
         let (_, token) = sms_sign_in(&deps, &user, &outbox, true).await;
         let token = token.unwrap();
         deps.stores.devices = std::sync::Arc::new(RemovedOnceRead(deps.stores.devices.clone()));
@@ -678,8 +666,7 @@ impl portcullis::storage::RecoveryStore for FlakyRecoveryCount {
 #[tokio::test]
 async fn a_store_error_after_the_password_attempt_is_counted_gives_the_attempt_back() {
     for (name, mut deps, _clock, _outbox) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("hiccup")).await;
-        add_phone(&deps, &user, "+12025550143").await;
+        let user = user_with_phone(&deps, "hiccup").await;
         let flaky = std::sync::Arc::new(FlakyRecoveryCount {
             inner: deps.stores.recovery.clone(),
             failing: std::sync::atomic::AtomicBool::new(true),
@@ -826,8 +813,7 @@ fn no_live_session(sessions: &[portcullis::storage::SessionRecord]) -> bool {
 #[tokio::test]
 async fn a_deactivation_landing_during_a_sign_in_issues_nothing() {
     for (name, mut deps, _clock, outbox) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("overtaken")).await;
-        add_phone(&deps, &user, "+12025550143").await;
+        let user = user_with_phone(&deps, "overtaken").await;
         let store = overtaken(&mut deps, true);
         let judged = deps.stores.users.get_user(&user).await.unwrap();
         let v = sms_verified(&deps, &user, &outbox).await;
@@ -865,8 +851,7 @@ async fn a_deactivation_landing_during_a_sign_in_issues_nothing() {
 #[tokio::test]
 async fn a_password_reset_landing_during_a_trusted_device_sign_in_issues_nothing() {
     for (name, mut deps, _clock, outbox) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("overreset")).await;
-        add_phone(&deps, &user, "+12025550143").await;
+        let user = user_with_phone(&deps, "overreset").await;
         let (_, token) = sms_sign_in(&deps, &user, &outbox, true).await;
         let store = overtaken(&mut deps, false);
         let before: Vec<String> = deps
@@ -909,8 +894,7 @@ async fn a_password_reset_landing_during_a_trusted_device_sign_in_issues_nothing
 #[tokio::test]
 async fn a_reset_after_the_challenge_opened_ends_the_sign_in_even_when_the_user_is_read_again() {
     for (name, deps, _clock, outbox) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("stale")).await;
-        add_phone(&deps, &user, "+12025550143").await;
+        let user = user_with_phone(&deps, "stale").await;
         let v = sms_verified(&deps, &user, &outbox).await;
         // A password or MFA reset lands after the code was checked: complete_sign_in reads
         // the user afresh (new stamp), and must still refuse.

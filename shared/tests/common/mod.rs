@@ -166,18 +166,28 @@ pub async fn add_phone(deps: &Deps, user: &portcullis::identity::UserId, e164: &
     factor_id
 }
 
-/// The password step with `password` for the user ID as typed.
-pub async fn sign_in_as(
+/// The password step with `password` for the user ID as typed, from a caller with `meta`.
+pub async fn sign_in_from(
     deps: &Deps,
     user_id: &str,
     password: &str,
+    meta: &RequestMeta,
 ) -> Result<portcullis::service::sign_in::SignInAnswer, portcullis::ApiError> {
     use portcullis::service::sign_in::{SignInRequest, sign_in};
     let request = SignInRequest {
         user_id: user_id.into(),
         password: portcullis::crypto::SecretString::new(password.into()),
     };
-    sign_in(deps, request, &RequestMeta::default()).await
+    sign_in(deps, request, meta).await
+}
+
+/// The password step with `password` for the user ID as typed (no caller details).
+pub async fn sign_in_as(
+    deps: &Deps,
+    user_id: &str,
+    password: &str,
+) -> Result<portcullis::service::sign_in::SignInAnswer, portcullis::ApiError> {
+    sign_in_from(deps, user_id, password, &RequestMeta::default()).await
 }
 
 /// The password step with the standard test password, which must succeed.
@@ -186,6 +196,13 @@ pub async fn password_answer(
     user: &portcullis::identity::UserId,
 ) -> portcullis::service::sign_in::SignInAnswer {
     sign_in_as(deps, user.as_str(), PASSWORD).await.unwrap()
+}
+
+/// A new active user (ID made from `prefix`) with an active phone, +1 202-555-0143.
+pub async fn user_with_phone(deps: &Deps, prefix: &str) -> portcullis::identity::UserId {
+    let user = create_user(deps, &unique(prefix)).await;
+    add_phone(deps, &user, "+12025550143").await;
+    user
 }
 
 /// Signs in with the password; returns the challenge id.
@@ -299,6 +316,20 @@ pub async fn signed_in_admin(
     add_phone(deps, &id, phone).await;
     let (caller, _) = sms_sign_in(deps, &id, outbox).await;
     (id, caller)
+}
+
+/// The user's newest `limit` audit events, newest first.
+pub async fn audit_events(
+    deps: &Deps,
+    user: &portcullis::identity::UserId,
+    limit: usize,
+) -> Vec<portcullis::storage::AuditEvent> {
+    let now = deps.clock.now();
+    deps.stores
+        .audit
+        .list_events(user, now, limit)
+        .await
+        .unwrap()
 }
 
 /// The kinds of the user's audit events, newest first.
