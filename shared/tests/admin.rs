@@ -67,15 +67,7 @@ async fn an_invited_user_sets_a_password_once_and_must_enrol_mfa() {
         assert_eq!(invited.invitation.sent_to, "n***@e***.com");
         let email = outbox.sent().last().cloned().unwrap();
         assert_eq!(email.purpose, "invitation");
-        let token = email
-            .text
-            .split("token=")
-            .nth(1)
-            .unwrap()
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .to_owned();
+        let token = link_token(&email.text);
         assert_eq!(
             as_admin!(
                 admin::invite,
@@ -160,15 +152,7 @@ async fn an_invited_user_sets_a_password_once_and_must_enrol_mfa() {
         )
         .unwrap();
         let email = outbox.sent().last().cloned().unwrap();
-        let token = email
-            .text
-            .split("token=")
-            .nth(1)
-            .unwrap()
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .to_owned();
+        let token = link_token(&email.text);
         clock.advance_secs(72 * 3600);
         assert_eq!(
             admin::accept(
@@ -303,15 +287,7 @@ async fn an_mfa_reset_needs_two_different_admins_and_wipes_the_factors() {
             &meta("10.0.0.1")
         )
         .unwrap();
-        assert!(
-            deps.stores
-                .factors
-                .list_factors(&user)
-                .await
-                .unwrap()
-                .is_empty(),
-            "{name}"
-        );
+        assert!(no_factors(&deps, &user).await, "{name}");
         let answer = sign_in_as(&deps, user.as_str(), PASSWORD).await.unwrap();
         assert_eq!(answer.status, "mfa_enrolment_required", "{name}");
         assert_eq!(
@@ -496,14 +472,7 @@ async fn admin_actions_work_are_audited_and_every_security_event_kind_is_recorde
             .await
             .unwrap();
         let c = password_challenge(&deps, &user).await;
-        recovery::redeem(
-            &deps,
-            &c,
-            &SecretString::new(set[0].clone()),
-            &RequestMeta::default(),
-        )
-        .await
-        .unwrap();
+        redeem_code(&deps, &c, &set[0]).await.unwrap();
         password::change(
             &deps,
             &caller,

@@ -19,9 +19,9 @@ use portcullis::service::admin::{self, ActOutcome, Action, InviteOutcome, Invite
 use portcullis::service::codes::{self, SendCodeRequest};
 use portcullis::service::complete::{TrustRequest, complete_sign_in};
 use portcullis::service::factors::{self, EnrolPhoneRequest, Enroller, VerifyFactorRequest};
-use portcullis::service::password::{self, ChangePasswordRequest, ForgotRequest, ResetRequest};
+use portcullis::service::password::{self, ChangePasswordRequest, ResetRequest};
 use portcullis::service::sign_in::{SignInRequest, sign_in};
-use portcullis::service::step_up::{self, StepUpRequest};
+use portcullis::service::step_up;
 use portcullis::service::{devices, recovery, tokens};
 use portcullis::storage::{ChallengeRecord, RequestKind, UserStatus};
 
@@ -74,16 +74,7 @@ async fn sms_step_up(
     caller: &tokens::Caller,
     outbox: &RecordingNotifier,
 ) -> step_up::Elevated {
-    let started = step_up::start(
-        deps,
-        caller,
-        StepUpRequest {
-            method: "sms".into(),
-            factor_id: None,
-        },
-    )
-    .await
-    .unwrap();
+    let started = start_step_up(deps, caller, "sms").await;
     let su = step_up::challenge_of(deps, caller, &started.challenge_id)
         .await
         .unwrap();
@@ -214,16 +205,7 @@ async fn recovery_codes_and_step_up_answers_count_in_the_same_run() {
             let _ = answer_code(&deps, &c, "sms", &secret(&wrong(&right))).await;
         }
         // 2 wrong in a step-up: the second is the 10th answer.
-        let started = step_up::start(
-            &deps,
-            &caller,
-            StepUpRequest {
-                method: "sms".into(),
-                factor_id: None,
-            },
-        )
-        .await
-        .unwrap();
+        let started = start_step_up(&deps, &caller, "sms").await;
         let su = step_up::challenge_of(&deps, &caller, &started.challenge_id)
             .await
             .unwrap();
@@ -674,29 +656,14 @@ async fn a_reset_ends_every_session_and_tokens_never_outlive_the_session() {
 
         // A reset ends every session at once.
         let (_, live) = sms_sign_in(&deps, &user, &outbox).await;
-        password::forgot(
-            &deps,
-            ForgotRequest {
-                user_id: user.to_string(),
-            },
-        )
-        .await
-        .unwrap();
+        forgot(&deps, &user).await;
         let link = outbox
             .sent()
             .into_iter()
             .rev()
             .find(|m| m.purpose == "password_reset")
             .unwrap();
-        let token = link
-            .text
-            .split("token=")
-            .nth(1)
-            .unwrap()
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .to_owned();
+        let token = link_token(&link.text);
         password::reset(
             &deps,
             ResetRequest {
@@ -760,11 +727,7 @@ async fn a_password_change_checks_the_lock_first_and_counts_a_wrong_current_pass
             ),
             "{name}"
         );
-        assert!(
-            event_kinds(&deps, &user)
-                .await
-                .contains(&"password_change_failed".to_owned())
-        );
+        assert!(recorded(&deps, &user, "password_change_failed").await);
     }
 }
 
@@ -846,25 +809,11 @@ async fn a_password_change_reset_or_mfa_reset_ends_open_challenges_and_reset_lin
                 .rev()
                 .find(|m| m.purpose == "password_reset")
                 .unwrap();
-            m.text
-                .split("token=")
-                .nth(1)
-                .unwrap()
-                .split_whitespace()
-                .next()
-                .unwrap()
-                .to_owned()
+            link_token(&m.text)
         };
         // A change.
         let open_id = password_step(&deps, &user).await;
-        password::forgot(
-            &deps,
-            ForgotRequest {
-                user_id: user.to_string(),
-            },
-        )
-        .await
-        .unwrap();
+        forgot(&deps, &user).await;
         let link = reset_link(&outbox);
         let (caller, _) = sms_sign_in(&deps, &user, &outbox).await;
         password::change(
@@ -1069,12 +1018,7 @@ async fn removing_the_last_factor_removes_the_trusted_devices() {
             devices::list(&deps, &user, None).await.unwrap().is_empty(),
             "{name}"
         );
-        assert!(
-            event_kinds(&deps, &user)
-                .await
-                .contains(&"devices_removed".to_owned()),
-            "{name}"
-        );
+        assert!(recorded(&deps, &user, "devices_removed").await, "{name}");
     }
 }
 
@@ -1341,17 +1285,10 @@ async fn the_audit_subject_is_the_parsed_user_id_and_every_event_kind_is_recorde
         )
         .await;
         assert!(
-            !event_kinds(&deps, &alice)
-                .await
-                .contains(&"sign_in_failed".to_owned()),
+            !recorded(&deps, &alice, "sign_in_failed").await,
             "{name}: not in alice's trail"
         );
-        assert!(
-            event_kinds(&deps, &impostor)
-                .await
-                .contains(&"sign_in_failed".to_owned()),
-            "{name}"
-        );
+        assert!(recorded(&deps, &impostor, "sign_in_failed").await, "{name}");
         // Removing every device is recorded.
         devices::trust(&deps, &alice, Some("Tablet"), &RequestMeta::default())
             .await
@@ -1359,12 +1296,7 @@ async fn the_audit_subject_is_the_parsed_user_id_and_every_event_kind_is_recorde
         devices::remove_all(&deps, &alice, &RequestMeta::default())
             .await
             .unwrap();
-        assert!(
-            event_kinds(&deps, &alice)
-                .await
-                .contains(&"devices_removed".to_owned()),
-            "{name}"
-        );
+        assert!(recorded(&deps, &alice, "devices_removed").await, "{name}");
         // The required password change is recorded.
         add_phone(&deps, &alice, "+12025550143").await;
         deps.stores

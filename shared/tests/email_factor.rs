@@ -115,15 +115,7 @@ async fn bad_addresses_are_refused_and_store_nothing() {
             .unwrap_err();
             assert_eq!(err.status(), 400, "{name}: {bad:?}");
         }
-        assert!(
-            deps.stores
-                .factors
-                .list_factors(&user)
-                .await
-                .unwrap()
-                .is_empty(),
-            "{name}"
-        );
+        assert!(no_factors(&deps, &user).await, "{name}");
         assert!(outbox.sent().is_empty(), "{name}");
     }
 }

@@ -434,14 +434,7 @@ async fn with_the_queue_away_alerts_go_inline_but_reset_requests_do_not() {
     for (name, mut deps, _clock, sent) in all_deps_with_notifier().await {
         deps.outbox = Arc::new(RefusingQueue);
         let user = create_user(&deps, &unique("away")).await;
-        password::forgot(
-            &deps,
-            ForgotRequest {
-                user_id: user.to_string(),
-            },
-        )
-        .await
-        .unwrap();
+        forgot(&deps, &user).await;
         assert!(
             sent.sent().is_empty(),
             "{name}: inline, a reset would email real users only, and time would tell"

@@ -358,10 +358,7 @@ async fn a_counter_regression_as_a_second_factor_or_step_up_is_refused_and_alert
             "{name}"
         );
         assert!(
-            outbox
-                .sent()
-                .iter()
-                .any(|m| m.purpose == "alert_passkey_counter_regression"),
+            alerted(&outbox, "alert_passkey_counter_regression"),
             "{name}"
         );
         // In a step-up too.

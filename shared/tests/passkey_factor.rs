@@ -279,16 +279,11 @@ async fn a_counter_that_goes_back_is_refused_audited_and_alerted() {
             "{name}"
         );
         assert!(
-            event_kinds(&deps, &user)
-                .await
-                .contains(&"passkey_counter_regression".to_owned()),
+            recorded(&deps, &user, "passkey_counter_regression").await,
             "{name}"
         );
         assert!(
-            outbox
-                .sent()
-                .iter()
-                .any(|m| m.purpose == "alert_passkey_counter_regression"),
+            alerted(&outbox, "alert_passkey_counter_regression"),
             "{name}: the user is alerted"
         );
     }

@@ -76,6 +76,15 @@ async fn try_password(
     .await
 }
 
+/// `password::reset` with a link's token and a new password (no caller details).
+async fn reset_with(deps: &Deps, token: &str, new_password: &str) -> Result<(), ApiError> {
+    let request = ResetRequest {
+        token: secret(token),
+        new_password: secret(new_password),
+    };
+    password::reset(deps, request, &RequestMeta::default()).await
+}
+
 #[tokio::test]
 async fn changing_the_password_needs_step_up_the_policy_and_revokes_other_sessions() {
     for (name, deps, clock, outbox) in all_deps_with_notifier().await {
@@ -145,12 +154,7 @@ async fn changing_the_password_needs_step_up_the_policy_and_revokes_other_sessio
             .is_ok(),
             "{name}: this session kept"
         );
-        assert!(
-            outbox
-                .sent()
-                .iter()
-                .any(|m| m.purpose == "alert_password_changed")
-        );
+        assert!(alerted(&outbox, "alert_password_changed"));
         clock.advance_secs(301);
         assert_eq!(
             password::change(
@@ -171,14 +175,7 @@ async fn forgot_answers_the_same_and_the_reset_link_works_once_for_30_minutes() 
     for (name, deps, clock, outbox) in all_deps_with_notifier().await {
         let user = user_with_phone(&deps, "forgetful").await;
         let (_, refresh) = mfa_sign_in(&deps, &user, &outbox).await;
-        let known = password::forgot(
-            &deps,
-            ForgotRequest {
-                user_id: user.to_string(),
-            },
-        )
-        .await
-        .unwrap();
+        let known = forgot(&deps, &user).await;
         let unknown = password::forgot(
             &deps,
             ForgotRequest {
@@ -190,49 +187,25 @@ async fn forgot_answers_the_same_and_the_reset_link_works_once_for_30_minutes() 
         assert_eq!(known, unknown, "{name}");
         let email = outbox.sent().last().cloned().unwrap();
         assert_eq!(email.purpose, "password_reset");
-        let token = email
-            .text
-            .split("token=")
-            .nth(1)
-            .unwrap()
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .to_owned();
+        let token = link_token(&email.text);
         assert!(!email.text.contains(PASSWORD));
-        let reset = |t: &str, p: &str| ResetRequest {
-            token: secret(t),
-            new_password: secret(p),
-        };
         // a policy refusal does not burn the link
         assert!(
-            password::reset(
-                &deps,
-                reset(&token, "qwerty123456"),
-                &RequestMeta::default()
-            )
-            .await
-            .unwrap_err()
-            .problem()
-            .detail
-            .contains("too common")
+            reset_with(&deps, &token, "qwerty123456")
+                .await
+                .unwrap_err()
+                .problem()
+                .detail
+                .contains("too common")
         );
-        password::reset(
-            &deps,
-            reset(&token, "my reset passphrase"),
-            &RequestMeta::default(),
-        )
-        .await
-        .unwrap();
-        assert_eq!(
-            password::reset(
-                &deps,
-                reset(&token, "another passphrase!"),
-                &RequestMeta::default()
-            )
+        reset_with(&deps, &token, "my reset passphrase")
             .await
-            .unwrap_err()
-            .status(),
+            .unwrap();
+        assert_eq!(
+            reset_with(&deps, &token, "another passphrase!")
+                .await
+                .unwrap_err()
+                .status(),
             400,
             "{name}: single use"
         );
@@ -254,34 +227,15 @@ async fn forgot_answers_the_same_and_the_reset_link_works_once_for_30_minutes() 
             .unwrap();
         assert_eq!(answer.status, "mfa_required", "{name}");
         // expiry
-        password::forgot(
-            &deps,
-            ForgotRequest {
-                user_id: user.to_string(),
-            },
-        )
-        .await
-        .unwrap();
+        forgot(&deps, &user).await;
         let email = outbox.sent().last().cloned().unwrap();
-        let token = email
-            .text
-            .split("token=")
-            .nth(1)
-            .unwrap()
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .to_owned();
+        let token = link_token(&email.text);
         clock.advance_secs(30 * 60);
         assert_eq!(
-            password::reset(
-                &deps,
-                reset(&token, "too late passphrase"),
-                &RequestMeta::default()
-            )
-            .await
-            .unwrap_err()
-            .status(),
+            reset_with(&deps, &token, "too late passphrase")
+                .await
+                .unwrap_err()
+                .status(),
             400,
             "{name}: 30 minutes"
         );
@@ -293,14 +247,7 @@ async fn reset_emails_are_rate_limited_per_user() {
     for (name, deps, _clock, outbox) in all_deps_with_notifier().await {
         let user = create_user(&deps, &unique("spammed")).await;
         for _ in 0..6 {
-            password::forgot(
-                &deps,
-                ForgotRequest {
-                    user_id: user.to_string(),
-                },
-            )
-            .await
-            .unwrap();
+            forgot(&deps, &user).await;
         }
         assert_eq!(
             outbox
@@ -482,12 +429,7 @@ async fn ids_unused_for_90_days_are_deactivated_and_alerted() {
             UserStatus::Active,
             "{name}: signed in 89 days ago"
         );
-        assert!(
-            outbox
-                .sent()
-                .iter()
-                .any(|m| m.purpose == "alert_deactivated")
-        );
+        assert!(alerted(&outbox, "alert_deactivated"));
         assert_eq!(
             try_password(&deps, &idle.user_id, PASSWORD)
                 .await

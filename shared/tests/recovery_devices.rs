@@ -14,7 +14,7 @@ use portcullis::service::codes::{self, SendCodeRequest};
 use portcullis::service::complete::{TrustRequest, complete_sign_in};
 use portcullis::service::factors::{self, ChangePhoneRequest, Enroller, VerifyFactorRequest};
 use portcullis::service::sign_in::{SignInRequest, sign_in};
-use portcullis::service::step_up::{self, StepUpRequest};
+use portcullis::service::step_up;
 use portcullis::service::tokens::{self, Caller};
 use portcullis::service::{devices, recovery};
 use portcullis::{Clock, Deps};
@@ -125,53 +125,31 @@ async fn a_user_who_lost_their_phone_signs_in_with_a_recovery_code_once() {
         // single use
         let c2 = password_challenge(&deps, &user).await;
         assert_eq!(
-            recovery::redeem(
-                &deps,
-                &c2,
-                &SecretString::new(set[3].clone()),
-                &RequestMeta::default()
-            )
-            .await
-            .unwrap_err(),
+            redeem_code(&deps, &c2, &set[3]).await.unwrap_err(),
             ApiError::CodeInvalid,
             "{name}"
         );
         // a wrong code counts as a try, like any code
         for _ in 0..3 {
             assert_eq!(
-                recovery::redeem(
-                    &deps,
-                    &c2,
-                    &SecretString::new("AAAA-AAAA-AAAA-AAAA".into()),
-                    &RequestMeta::default()
-                )
-                .await
-                .unwrap_err(),
+                redeem_code(&deps, &c2, "AAAA-AAAA-AAAA-AAAA")
+                    .await
+                    .unwrap_err(),
                 ApiError::CodeInvalid
             );
         }
         assert_eq!(
-            recovery::redeem(
-                &deps,
-                &c2,
-                &SecretString::new("AAAA-AAAA-AAAA-AAAA".into()),
-                &RequestMeta::default()
-            )
-            .await
-            .unwrap_err(),
+            redeem_code(&deps, &c2, "AAAA-AAAA-AAAA-AAAA")
+                .await
+                .unwrap_err(),
             ApiError::ChallengeExpired,
             "{name}: 5th try ends it"
         );
         assert_eq!(
-            recovery::redeem(
-                &deps,
-                &c2,
-                &SecretString::new("not a code".into()),
-                &RequestMeta::default()
-            )
-            .await
-            .unwrap_err()
-            .status(),
+            redeem_code(&deps, &c2, "not a code")
+                .await
+                .unwrap_err()
+                .status(),
             400
         );
     }
@@ -194,9 +172,9 @@ async fn concurrent_redemption_of_one_code_succeeds_once() {
         for c in challenges {
             let deps = deps.clone();
             let code = set[0].clone();
-            tasks.push(tokio::spawn(async move {
-                recovery::redeem(&deps, &c, &SecretString::new(code), &RequestMeta::default()).await
-            }));
+            tasks.push(tokio::spawn(
+                async move { redeem_code(&deps, &c, &code).await },
+            ));
         }
         let mut wins = 0;
         for t in tasks {
@@ -395,16 +373,7 @@ async fn every_sensitive_action_needs_a_fresh_code_even_on_a_trusted_device() {
         );
 
         // step-up by SMS
-        let started = step_up::start(
-            &deps,
-            &caller,
-            StepUpRequest {
-                method: "sms".into(),
-                factor_id: None,
-            },
-        )
-        .await
-        .unwrap();
+        let started = start_step_up(&deps, &caller, "sms").await;
         assert_eq!(started.sent_to.as_deref(), Some("***-***-0143"));
         assert!(
             outbox
@@ -485,21 +454,8 @@ async fn every_sensitive_action_needs_a_fresh_code_even_on_a_trusted_device() {
                 .is_none(),
             "{name}: old factor replaced"
         );
-        assert!(
-            outbox
-                .sent()
-                .iter()
-                .any(|m| m.purpose == "alert_phone_changed")
-        );
-        let kinds: Vec<String> = deps
-            .stores
-            .audit
-            .list_events(&user, deps.clock.now(), 100)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|e| e.kind)
-            .collect();
+        assert!(alerted(&outbox, "alert_phone_changed"));
+        let kinds = event_kinds(&deps, &user).await;
         assert!(
             kinds.contains(&"phone_changed".to_owned()),
             "{name}: a phone change is audited as such: {kinds:?}"
@@ -517,16 +473,7 @@ async fn every_sensitive_action_needs_a_fresh_code_even_on_a_trusted_device() {
 
         // a step-up challenge belongs to its session
         let (other_session, _) = sms_sign_in(&deps, &user, &outbox, false).await;
-        let started = step_up::start(
-            &deps,
-            &caller,
-            StepUpRequest {
-                method: "totp".into(),
-                factor_id: None,
-            },
-        )
-        .await
-        .unwrap();
+        let started = start_step_up(&deps, &caller, "totp").await;
         assert_eq!(
             step_up::challenge_of(&deps, &other_session, &started.challenge_id)
                 .await

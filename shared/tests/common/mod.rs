@@ -243,6 +243,15 @@ pub async fn stored_challenge(
     found.unwrap().expect("the challenge is stored")
 }
 
+/// The token of the link in a message's text (`…token=<token> …`).
+pub fn link_token(text: &str) -> String {
+    let after = text
+        .split("token=")
+        .nth(1)
+        .expect("the message carries a link");
+    after.split_whitespace().next().unwrap().to_owned()
+}
+
 /// The 6-digit code in the last message sent.
 pub fn last_code(outbox: &portcullis::notifier::RecordingNotifier) -> String {
     let message = outbox.sent().last().cloned().expect("a message was sent");
@@ -332,6 +341,50 @@ pub async fn audit_events(
         .unwrap()
 }
 
+/// Starts a step-up of `caller`'s session by `method` to the default factor.
+pub async fn start_step_up(
+    deps: &Deps,
+    caller: &portcullis::service::tokens::Caller,
+    method: &str,
+) -> portcullis::service::step_up::StepUpStarted {
+    let request = portcullis::service::step_up::StepUpRequest {
+        method: method.into(),
+        factor_id: None,
+    };
+    portcullis::service::step_up::start(deps, caller, request)
+        .await
+        .unwrap()
+}
+
+/// Asks for a password reset link for the user, as the forgot-password route does.
+pub async fn forgot(
+    deps: &Deps,
+    user: &portcullis::identity::UserId,
+) -> portcullis::service::password::ForgotAnswer {
+    let request = portcullis::service::password::ForgotRequest {
+        user_id: user.to_string(),
+    };
+    portcullis::service::password::forgot(deps, request)
+        .await
+        .unwrap()
+}
+
+/// Whether the user has no factor at all (of any kind or status).
+pub async fn no_factors(deps: &Deps, user: &portcullis::identity::UserId) -> bool {
+    let factors = deps.stores.factors.list_factors(user).await.unwrap();
+    factors.is_empty()
+}
+
+/// Whether an audit event of `kind` was recorded for the user.
+pub async fn recorded(deps: &Deps, user: &portcullis::identity::UserId, kind: &str) -> bool {
+    event_kinds(deps, user).await.iter().any(|k| k == kind)
+}
+
+/// Whether a message for `purpose` was sent.
+pub fn alerted(outbox: &portcullis::notifier::RecordingNotifier, purpose: &str) -> bool {
+    outbox.sent().iter().any(|m| m.purpose == purpose)
+}
+
 /// The kinds of the user's audit events, newest first.
 pub async fn event_kinds(deps: &Deps, user: &portcullis::identity::UserId) -> Vec<String> {
     deps.stores
@@ -360,6 +413,16 @@ macro_rules! as_admin {
 }
 #[allow(unused_imports)]
 pub(crate) use as_admin;
+
+/// `recovery::redeem` of `code` on the challenge (no caller details).
+pub async fn redeem_code(
+    deps: &Deps,
+    challenge: &portcullis::storage::ChallengeRecord,
+    code: &str,
+) -> Result<(portcullis::service::codes::Verified, u32), portcullis::ApiError> {
+    let code = portcullis::crypto::SecretString::new(code.into());
+    portcullis::service::recovery::redeem(deps, challenge, &code, &RequestMeta::default()).await
+}
 
 /// `codes::check_code` as a verify request that names no factor sends it (no caller details).
 pub async fn answer_code(
