@@ -407,8 +407,7 @@ fn rand_octet() -> u8 {
 
 #[tokio::test]
 async fn a_sign_in_from_a_new_kind_of_device_is_flagged_and_alerted_once() {
-    for (name, deps, _clock, outbox) in all_deps_with_notifier().await {
-        let user = user_with_phone(&deps, "traveller").await;
+    for (name, deps, _clock, outbox, user) in all_deps_with_phoned_user("traveller").await {
         for _ in 0..2 {
             let v = sms_verified(&deps, &user, &outbox).await;
             complete_sign_in(&deps, &v, None, &meta("10.1.1.1"))

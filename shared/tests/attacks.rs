@@ -92,8 +92,7 @@ fn purposes(outbox: &RecordingNotifier) -> Vec<String> {
 
 #[tokio::test]
 async fn ten_wrong_codes_across_three_challenges_lock_the_second_factor_even_for_the_right_code() {
-    for (name, deps, clock, outbox) in all_deps_with_notifier().await {
-        let user = user_with_phone(&deps, "guess").await;
+    for (name, deps, clock, outbox, user) in all_deps_with_phoned_user("guess").await {
         let mut last = None;
         let mut answers = 0;
         for wrongs in [4, 4, 2] {
@@ -158,8 +157,7 @@ async fn ten_wrong_codes_across_three_challenges_lock_the_second_factor_even_for
 
 #[tokio::test]
 async fn nine_wrong_codes_then_the_right_one_is_accepted_and_ends_the_run() {
-    for (name, deps, _clock, outbox) in all_deps_with_notifier().await {
-        let user = user_with_phone(&deps, "nine").await;
+    for (name, deps, _clock, outbox, user) in all_deps_with_phoned_user("nine").await {
         for _round in 0..2 {
             for wrongs in [4, 4, 1] {
                 let (c, right) = challenge_with_code(&deps, &user, &outbox).await;
@@ -181,8 +179,7 @@ async fn nine_wrong_codes_then_the_right_one_is_accepted_and_ends_the_run() {
 
 #[tokio::test]
 async fn recovery_codes_and_step_up_answers_count_in_the_same_run() {
-    for (name, deps, _clock, outbox) in all_deps_with_notifier().await {
-        let user = user_with_phone(&deps, "mixed").await;
+    for (name, deps, _clock, outbox, user) in all_deps_with_phoned_user("mixed").await {
         recovery::issue(&deps, &user, &RequestMeta::default())
             .await
             .unwrap();
@@ -252,8 +249,7 @@ async fn an_admin_unlock_ends_a_second_factor_lock() {
 
 #[tokio::test]
 async fn parallel_guesses_in_many_challenges_compare_at_most_ten_answers() {
-    for (name, deps, _clock, outbox) in all_deps_with_notifier().await {
-        let user = user_with_phone(&deps, "parallel").await;
+    for (name, deps, _clock, outbox, user) in all_deps_with_phoned_user("parallel").await {
         let mut challenges = Vec::new();
         for _ in 0..4 {
             challenges.push(challenge_with_code(&deps, &user, &outbox).await);
@@ -364,8 +360,7 @@ async fn a_burst_of_answers_costs_at_most_one_key_call_per_try_even_when_locked(
 
 #[tokio::test]
 async fn the_eleventh_text_in_an_hour_is_refused_across_challenges_and_enrolments() {
-    for (name, deps, clock, outbox) in all_deps_with_notifier().await {
-        let user = user_with_phone(&deps, "pump").await;
+    for (name, deps, clock, outbox, user) in all_deps_with_phoned_user("pump").await {
         let (caller, _) = sms_sign_in(&deps, &user, &outbox).await; // 1
         for _ in 0..2 {
             let c = open(&deps, &user).await;
@@ -409,8 +404,7 @@ async fn the_eleventh_text_in_an_hour_is_refused_across_challenges_and_enrolment
 
 #[tokio::test]
 async fn twenty_texts_a_day_and_a_failed_send_is_given_back() {
-    for (name, deps, clock, outbox) in all_deps_with_notifier().await {
-        let user = user_with_phone(&deps, "daily").await;
+    for (name, deps, clock, outbox, user) in all_deps_with_phoned_user("daily").await {
         // A failed send uses nothing.
         let c = open(&deps, &user).await;
         outbox.set_failing(true);
@@ -688,8 +682,7 @@ async fn a_reset_ends_every_session_and_tokens_never_outlive_the_session() {
 
 #[tokio::test]
 async fn a_password_change_checks_the_lock_first_and_counts_a_wrong_current_password() {
-    for (name, deps, clock, outbox) in all_deps_with_notifier().await {
-        let user = user_with_phone(&deps, "changer").await;
+    for (name, deps, clock, outbox, user) in all_deps_with_phoned_user("changer").await {
         let (caller, _) = sms_sign_in(&deps, &user, &outbox).await;
         let change = |current: &str| ChangePasswordRequest {
             current_password: secret(current),
@@ -735,8 +728,7 @@ async fn a_password_change_checks_the_lock_first_and_counts_a_wrong_current_pass
 
 #[tokio::test]
 async fn an_old_enrolment_challenge_cannot_add_a_factor_once_one_is_active() {
-    for (name, deps, _clock, outbox) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("enrolstale")).await;
+    for (name, deps, _clock, outbox, user) in all_deps_with_user("enrolstale").await {
         let first = open(&deps, &user).await;
         let second = open(&deps, &user).await;
         let phone = |p: &str| EnrolPhoneRequest {
@@ -888,8 +880,7 @@ async fn a_password_change_reset_or_mfa_reset_ends_open_challenges_and_reset_lin
 #[tokio::test]
 async fn a_sign_in_challenge_whose_stamp_moved_sends_no_code_and_takes_no_send() {
     use portcullis::storage::CounterKey;
-    for (name, deps, _clock, outbox) in all_deps_with_notifier().await {
-        let user = user_with_phone(&deps, "stalesend").await;
+    for (name, deps, _clock, outbox, user) in all_deps_with_phoned_user("stalesend").await {
         let id = password_step(&deps, &user).await;
         // Read while the stamp was right; the password changes before the send is made.
         let opening = codes::Opening::read(&deps, &id).await.unwrap();
@@ -1005,8 +996,7 @@ async fn a_trusted_device_needs_an_active_factor_and_no_password_change_due() {
 
 #[tokio::test]
 async fn removing_the_last_factor_removes_the_trusted_devices() {
-    for (name, deps, _clock, outbox) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("lastfactor")).await;
+    for (name, deps, _clock, outbox, user) in all_deps_with_user("lastfactor").await {
         let factor = add_phone(&deps, &user, "+12025550143").await;
         let (caller, _) = sms_sign_in(&deps, &user, &outbox).await;
         devices::trust(&deps, &user, Some("Phone"), &RequestMeta::default())

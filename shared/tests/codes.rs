@@ -30,8 +30,7 @@ fn wrong(right: &str) -> String {
 
 #[tokio::test]
 async fn an_sms_code_completes_the_sign_in_with_tokens_that_verify() {
-    for (name, deps, _clock, outbox) in all_deps_with_notifier().await {
-        let user = user_with_phone(&deps, "sms").await;
+    for (name, deps, _clock, outbox, user) in all_deps_with_phoned_user("sms").await {
         let cid = password_step(&deps, &user).await;
         let c = challenge(&deps, &cid).await;
         let sent = send_by(&deps, &c, "sms").await.unwrap();
@@ -96,8 +95,7 @@ async fn an_sms_code_completes_the_sign_in_with_tokens_that_verify() {
 
 #[tokio::test]
 async fn sixth_send_in_a_session_is_refused_and_the_user_is_barred_for_30_minutes() {
-    for (name, deps, clock, _outbox) in all_deps_with_notifier().await {
-        let user = user_with_phone(&deps, "sender").await;
+    for (name, deps, clock, _outbox, user) in all_deps_with_phoned_user("sender").await {
         let cid = password_step(&deps, &user).await;
         let c = challenge(&deps, &cid).await;
         for remaining in (0..5).rev() {
@@ -138,8 +136,7 @@ async fn sixth_send_in_a_session_is_refused_and_the_user_is_barred_for_30_minute
 
 #[tokio::test]
 async fn concurrent_send_requests_cannot_pass_five() {
-    for (name, deps, _clock, outbox) in all_deps_with_notifier().await {
-        let user = user_with_phone(&deps, "burst").await;
+    for (name, deps, _clock, outbox, user) in all_deps_with_phoned_user("burst").await {
         let c = password_challenge(&deps, &user).await;
         let mut tasks = Vec::new();
         for _ in 0..10 {
@@ -163,8 +160,7 @@ async fn concurrent_send_requests_cannot_pass_five() {
 
 #[tokio::test]
 async fn the_fifth_wrong_code_ends_the_challenge_and_a_resend_does_not_reset_the_count() {
-    for (name, deps, _clock, outbox) in all_deps_with_notifier().await {
-        let user = user_with_phone(&deps, "guesser").await;
+    for (name, deps, _clock, outbox, user) in all_deps_with_phoned_user("guesser").await {
         let cid = password_step(&deps, &user).await;
         let c = challenge(&deps, &cid).await;
         send_by(&deps, &c, "sms").await.unwrap();
@@ -211,8 +207,7 @@ async fn the_fifth_wrong_code_ends_the_challenge_and_a_resend_does_not_reset_the
 
 #[tokio::test]
 async fn the_same_right_code_submitted_concurrently_succeeds_exactly_once() {
-    for (name, deps, _clock, outbox) in all_deps_with_notifier().await {
-        let user = user_with_phone(&deps, "race").await;
+    for (name, deps, _clock, outbox, user) in all_deps_with_phoned_user("race").await {
         let c = password_challenge(&deps, &user).await;
         send_by(&deps, &c, "sms").await.unwrap();
         let right = last_code(&outbox);
@@ -235,8 +230,7 @@ async fn the_same_right_code_submitted_concurrently_succeeds_exactly_once() {
 
 #[tokio::test]
 async fn codes_expire_after_five_minutes_and_are_bound_to_their_challenge() {
-    for (name, deps, clock, outbox) in all_deps_with_notifier().await {
-        let user = user_with_phone(&deps, "slow").await;
+    for (name, deps, clock, outbox, user) in all_deps_with_phoned_user("slow").await {
         let c1 = password_challenge(&deps, &user).await;
         let c2 = password_challenge(&deps, &user).await;
         send_by(&deps, &c1, "sms").await.unwrap();
@@ -261,8 +255,7 @@ async fn codes_expire_after_five_minutes_and_are_bound_to_their_challenge() {
 
 #[tokio::test]
 async fn voice_goes_only_to_plus_one_numbers() {
-    for (name, deps, _clock, outbox) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("voice")).await;
+    for (name, deps, _clock, outbox, user) in all_deps_with_user("voice").await {
         let uk = add_phone(&deps, &user, "+447911123456").await;
         let us = add_phone(&deps, &user, "+12025550143").await;
         let c = password_challenge(&deps, &user).await;
@@ -299,8 +292,7 @@ async fn voice_goes_only_to_plus_one_numbers() {
 
 #[tokio::test]
 async fn a_failed_send_gives_the_send_back_and_leaves_no_usable_code() {
-    for (name, deps, _clock, outbox) in all_deps_with_notifier().await {
-        let user = user_with_phone(&deps, "outage").await;
+    for (name, deps, _clock, outbox, user) in all_deps_with_phoned_user("outage").await {
         let c = password_challenge(&deps, &user).await;
         outbox.set_failing(true);
         assert_eq!(
@@ -339,8 +331,7 @@ async fn a_failed_send_gives_the_send_back_and_leaves_no_usable_code() {
 
 #[tokio::test]
 async fn malformed_codes_and_methods_are_refused_without_using_a_try() {
-    for (name, deps, _clock, outbox) in all_deps_with_notifier().await {
-        let user = user_with_phone(&deps, "typo").await;
+    for (name, deps, _clock, outbox, user) in all_deps_with_phoned_user("typo").await {
         let c = password_challenge(&deps, &user).await;
         send_by(&deps, &c, "sms").await.unwrap();
         for bad in ["12345", "1234567", "abcdef", "", "١٢٣٤٥٦"] {
@@ -400,8 +391,7 @@ async fn malformed_codes_and_methods_are_refused_without_using_a_try() {
 
 #[tokio::test]
 async fn a_new_enrolment_supersedes_unfinished_ones_of_its_kind_so_they_never_fill_the_limit() {
-    for (name, deps, _clock, _outbox) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("abandon")).await;
+    for (name, deps, _clock, _outbox, user) in all_deps_with_user("abandon").await {
         let c = password_challenge(&deps, &user).await;
         // More abandoned authenticator set-ups than the per-user limit of factors.
         let mut last = String::new();
@@ -436,8 +426,7 @@ async fn a_new_enrolment_supersedes_unfinished_ones_of_its_kind_so_they_never_fi
 
 #[tokio::test]
 async fn enrolment_inside_a_sign_in_needs_an_enrolment_challenge_and_totp_codes_work_once() {
-    for (name, deps, clock, _outbox) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("enrol")).await;
+    for (name, deps, clock, _outbox, user) in all_deps_with_user("enrol").await {
         let cid = password_step(&deps, &user).await;
         let c = challenge(&deps, &cid).await;
         let enrolment = factors::enrol_totp(&deps, Enroller::SignIn(&c, &RequestMeta::default()))
@@ -537,8 +526,7 @@ fn base32_decode(s: &str) -> Vec<u8> {
 
 #[tokio::test]
 async fn refresh_rotates_reuse_revokes_and_idle_and_absolute_limits_hold() {
-    for (name, deps, clock, outbox) in all_deps_with_notifier().await {
-        let user = user_with_phone(&deps, "session").await;
+    for (name, deps, clock, outbox, user) in all_deps_with_phoned_user("session").await {
         let sign_in = |deps: Deps, outbox: portcullis::notifier::RecordingNotifier| {
             let user = user.clone();
             async move {
@@ -638,8 +626,7 @@ async fn refresh_rotates_reuse_revokes_and_idle_and_absolute_limits_hold() {
 
 #[tokio::test]
 async fn removing_factors_needs_step_up_and_the_last_one_means_enrolment_again() {
-    for (name, deps, clock, outbox) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("remover")).await;
+    for (name, deps, clock, outbox, user) in all_deps_with_user("remover").await {
         let factor = add_phone(&deps, &user, "+12025550143").await;
         let c = password_challenge(&deps, &user).await;
         send_by(&deps, &c, "sms").await.unwrap();
@@ -706,8 +693,7 @@ async fn removing_factors_needs_step_up_and_the_last_one_means_enrolment_again()
 /// not looked up): the factor added and the recovery codes issued with it.
 #[tokio::test]
 async fn an_enrolment_records_the_ip_of_the_request_that_verified_it() {
-    for (name, deps, clock, _outbox) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("enrol-ip")).await;
+    for (name, deps, clock, _outbox, user) in all_deps_with_user("enrol-ip").await {
         let c = password_challenge(&deps, &user).await;
         let from = |ip: &str| RequestMeta {
             source_ip: Some(ip.into()),

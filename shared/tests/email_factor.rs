@@ -26,8 +26,7 @@ fn code(outbox: &portcullis::notifier::RecordingNotifier) -> VerifyFactorRequest
 
 #[tokio::test]
 async fn an_email_enrolled_at_first_sign_in_completes_it_and_signs_in_later() {
-    for (name, deps, _clock, outbox) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("mailer")).await;
+    for (name, deps, _clock, outbox, user) in all_deps_with_user("mailer").await {
         let challenge = password_challenge(&deps, &user).await;
         let pending = factors::enrol_email(
             &deps,
@@ -102,8 +101,7 @@ async fn an_email_enrolled_at_first_sign_in_completes_it_and_signs_in_later() {
 
 #[tokio::test]
 async fn bad_addresses_are_refused_and_store_nothing() {
-    for (name, deps, _clock, outbox) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("badmail")).await;
+    for (name, deps, _clock, outbox, user) in all_deps_with_user("badmail").await {
         let challenge = password_challenge(&deps, &user).await;
         for bad in ["", "jo", "jo@example", "jo@@example.com", "a b@example.com"] {
             let err = factors::enrol_email(
@@ -122,8 +120,7 @@ async fn bad_addresses_are_refused_and_store_nothing() {
 
 #[tokio::test]
 async fn from_a_session_an_email_needs_step_up_and_is_not_enrolled_twice() {
-    for (name, deps, clock, outbox) in all_deps_with_notifier().await {
-        let user = user_with_phone(&deps, "twice").await;
+    for (name, deps, clock, outbox, user) in all_deps_with_phoned_user("twice").await {
         let (caller, _) = sms_sign_in(&deps, &user, &outbox).await;
         let pending =
             factors::enrol_email(&deps, Enroller::Session(&caller), email("me@example.com"))
@@ -162,8 +159,7 @@ async fn from_a_session_an_email_needs_step_up_and_is_not_enrolled_twice() {
 
 #[tokio::test]
 async fn email_codes_come_out_of_the_rolling_send_caps_like_texts() {
-    for (name, deps, _clock, outbox) in all_deps_with_notifier().await {
-        let user = user_with_phone(&deps, "pumped").await;
+    for (name, deps, _clock, outbox, user) in all_deps_with_phoned_user("pumped").await {
         let (caller, _) = sms_sign_in(&deps, &user, &outbox).await;
         // One text went out to sign in; enrolment after enrolment mails a code to any
         // address, so the hourly cap stops it.

@@ -96,8 +96,7 @@ async fn a_forgotten_password_is_queued_the_same_for_everyone_and_only_users_get
 
 #[tokio::test]
 async fn a_reset_request_delivered_after_its_lifetime_sends_nothing() {
-    for (name, deps, clock, sent) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("late")).await;
+    for (name, deps, clock, sent, user) in all_deps_with_user("late").await {
         // The password was set at creation; these requests come after it.
         clock.advance_secs(deps.settings.reset_ttl_secs + 120);
         let now = deps.clock.now();
@@ -247,8 +246,7 @@ async fn an_audit_event_that_cannot_be_written_is_queued_and_written_by_the_send
 #[tokio::test]
 async fn without_a_queue_messages_are_delivered_in_the_request() {
     // Deps::in_memory has no queue (InlineOutbox): the in-process tools keep working.
-    for (name, deps, _clock, sent) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("inline")).await;
+    for (name, deps, _clock, sent, user) in all_deps_with_user("inline").await {
         alerts::alert(&deps, &user, Alert::PasswordChanged).await;
         assert_eq!(sent.sent().len(), 1, "{name}");
         assert_eq!(deliver_all(&deps, &MemoryOutbox::default()).await, 0);
@@ -369,8 +367,7 @@ async fn an_invitation_goes_to_the_stored_address_only_while_it_is_due() {
 
 #[tokio::test]
 async fn a_reset_request_from_the_future_does_not_buy_a_longer_link() {
-    for (name, deps, _clock, sent) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("future")).await;
+    for (name, deps, _clock, sent, user) in all_deps_with_user("future").await {
         let now = deps.clock.now();
         let item = Outgoing::PasswordReset {
             user_id: user.to_string(),
@@ -389,8 +386,7 @@ async fn a_reset_request_from_the_future_does_not_buy_a_longer_link() {
 
 #[tokio::test]
 async fn a_reset_request_queued_before_a_password_change_sends_nothing() {
-    for (name, deps, clock, sent) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("changed")).await;
+    for (name, deps, clock, sent, user) in all_deps_with_user("changed").await {
         let requested_at = deps.clock.now().secs();
         clock.advance_secs(60);
         let hash = deps.hasher.hash(b"a brand new passphrase").unwrap();

@@ -154,8 +154,7 @@ async fn a_sign_in_challenge_whose_stamp_moved_starts_no_passkey_ceremony() {
             .get_challenge(digest, deps.clock.now());
         stored.await.unwrap().unwrap().ceremony.is_some()
     }
-    for (name, deps, _clock, _outbox) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("pkstale")).await;
+    for (name, deps, _clock, _outbox, user) in all_deps_with_user("pkstale").await {
         let mut authenticator = SoftAuthenticator::new(ORIGIN);
         register_at_first_sign_in(&deps, &user, &mut authenticator).await;
         let id = password_step(&deps, &user).await;
@@ -184,8 +183,7 @@ async fn a_sign_in_challenge_whose_stamp_moved_starts_no_passkey_ceremony() {
 
 #[tokio::test]
 async fn options_made_for_one_ceremony_never_verify_in_another() {
-    for (name, deps, _clock, _outbox) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("pkcross")).await;
+    for (name, deps, _clock, _outbox, user) in all_deps_with_user("pkcross").await {
         let mut authenticator = SoftAuthenticator::new(ORIGIN);
         let first = register_at_first_sign_in(&deps, &user, &mut authenticator).await;
 
@@ -333,8 +331,7 @@ async fn one_users_passkey_never_signs_in_as_another() {
 
 #[tokio::test]
 async fn a_counter_regression_as_a_second_factor_or_step_up_is_refused_and_alerted() {
-    for (name, deps, _clock, outbox) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("pkclone2")).await;
+    for (name, deps, _clock, outbox, user) in all_deps_with_user("pkclone2").await {
         let mut authenticator = SoftAuthenticator::new(ORIGIN);
         let first = register_at_first_sign_in(&deps, &user, &mut authenticator).await;
         // Two uses: the stored counter is 3.
@@ -384,8 +381,7 @@ async fn a_counter_regression_as_a_second_factor_or_step_up_is_refused_and_alert
 
 #[tokio::test]
 async fn a_removed_passkey_answers_nothing_even_with_options_taken_before() {
-    for (name, deps, _clock, _outbox) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("pkrm")).await;
+    for (name, deps, _clock, _outbox, user) in all_deps_with_user("pkrm").await {
         let mut authenticator = SoftAuthenticator::new(ORIGIN);
         let first = register_at_first_sign_in(&deps, &user, &mut authenticator).await;
         let mut second = SoftAuthenticator::new(ORIGIN);
@@ -556,8 +552,7 @@ async fn passkeys_registered_at_once_share_one_user_handle_and_keep_working() {
 
 #[tokio::test]
 async fn a_registration_started_in_one_session_does_not_finish_in_another() {
-    for (name, deps, _clock, outbox) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("pksid")).await;
+    for (name, deps, _clock, outbox, user) in all_deps_with_user("pksid").await {
         add_phone(&deps, &user, "+14155550186").await;
         let (first, _) = sms_sign_in(&deps, &user, &outbox).await;
         let (second, _) = sms_sign_in(&deps, &user, &outbox).await;
@@ -672,8 +667,7 @@ async fn malformed_credentials_are_refused_as_the_clients_fault() {
         serde_json::json!({"id": huge, "rawId": huge, "type": "public-key", "response": {}}),
         serde_json::json!({"id": "😀", "rawId": "😀", "type": "public-key", "response": {}}),
     ];
-    for (name, deps, _clock, _outbox) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("pkjunk")).await;
+    for (name, deps, _clock, _outbox, user) in all_deps_with_user("pkjunk").await {
         let mut authenticator = SoftAuthenticator::new(ORIGIN);
         let first = register_at_first_sign_in(&deps, &user, &mut authenticator).await;
         let caller = caller_of(&deps, &first).await;

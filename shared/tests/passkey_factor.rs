@@ -29,8 +29,7 @@ async fn claims_of(deps: &Deps, signed_in: &SignedIn) -> tokens::Caller {
 
 #[tokio::test]
 async fn a_passkey_registered_at_first_sign_in_is_both_phishing_resistant_and_reusable() {
-    for (name, deps, clock, _outbox) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("pk")).await;
+    for (name, deps, clock, _outbox, user) in all_deps_with_user("pk").await {
         let mut authenticator = SoftAuthenticator::new(ORIGIN);
         let first = register_at_first_sign_in(&deps, &user, &mut authenticator).await;
         assert_eq!(first.status, "signed_in", "{name}");
@@ -106,8 +105,7 @@ async fn a_passkey_registered_at_first_sign_in_is_both_phishing_resistant_and_re
 
 #[tokio::test]
 async fn a_passkey_signs_in_with_no_user_id_and_no_password() {
-    for (name, deps, _clock, _outbox) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("pwless")).await;
+    for (name, deps, _clock, _outbox, user) in all_deps_with_user("pwless").await {
         let mut authenticator = SoftAuthenticator::synced(ORIGIN);
         register_at_first_sign_in(&deps, &user, &mut authenticator).await;
 
@@ -259,8 +257,7 @@ fn registration_options() -> Value {
 
 #[tokio::test]
 async fn a_counter_that_goes_back_is_refused_audited_and_alerted() {
-    for (name, deps, _clock, outbox) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("clone")).await;
+    for (name, deps, _clock, outbox, user) in all_deps_with_user("clone").await {
         let mut authenticator = SoftAuthenticator::new(ORIGIN);
         register_at_first_sign_in(&deps, &user, &mut authenticator).await;
         passwordless(&deps, &mut authenticator, "192.0.2.1")
@@ -291,8 +288,7 @@ async fn a_counter_that_goes_back_is_refused_audited_and_alerted() {
 
 #[tokio::test]
 async fn wrong_assertions_after_the_password_count_against_the_users_second_factor_lock() {
-    for (name, deps, _clock, _outbox) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("pklock")).await;
+    for (name, deps, _clock, _outbox, user) in all_deps_with_user("pklock").await {
         let mut authenticator = SoftAuthenticator::new(ORIGIN);
         register_at_first_sign_in(&deps, &user, &mut authenticator).await;
         let mut spoilt = authenticator.clone();
@@ -333,8 +329,7 @@ async fn wrong_assertions_after_the_password_count_against_the_users_second_fact
 
 #[tokio::test]
 async fn a_passkey_steps_up_a_session_and_is_renamed_and_removed() {
-    for (name, deps, clock, outbox) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("pkstep")).await;
+    for (name, deps, clock, outbox, user) in all_deps_with_user("pkstep").await {
         add_phone(&deps, &user, "+14155550100").await;
         let (caller, session) = sms_sign_in(&deps, &user, &outbox).await;
         // From a session, with the step-up of the SMS sign-in.
@@ -456,8 +451,7 @@ async fn a_passkey_steps_up_a_session_and_is_renamed_and_removed() {
 
 #[tokio::test]
 async fn a_fresh_access_token_alone_does_not_add_a_passkey_the_password_is_asked_again() {
-    for (name, deps, _clock, outbox) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("pkstolen")).await;
+    for (name, deps, _clock, outbox, user) in all_deps_with_user("pkstolen").await {
         add_phone(&deps, &user, "+14155550101").await;
         // The token of a sign-in a minute old: elevated (it counts as a step-up).
         let (caller, _) = sms_sign_in(&deps, &user, &outbox).await;

@@ -87,8 +87,7 @@ async fn reset_with(deps: &Deps, token: &str, new_password: &str) -> Result<(), 
 
 #[tokio::test]
 async fn changing_the_password_needs_step_up_the_policy_and_revokes_other_sessions() {
-    for (name, deps, clock, outbox) in all_deps_with_notifier().await {
-        let user = user_with_phone(&deps, "changer").await;
+    for (name, deps, clock, outbox, user) in all_deps_with_phoned_user("changer").await {
         let (other, other_refresh) = mfa_sign_in(&deps, &user, &outbox).await;
         let _ = other;
         let (me, my_refresh) = mfa_sign_in(&deps, &user, &outbox).await;
@@ -172,8 +171,7 @@ async fn changing_the_password_needs_step_up_the_policy_and_revokes_other_sessio
 
 #[tokio::test]
 async fn forgot_answers_the_same_and_the_reset_link_works_once_for_30_minutes() {
-    for (name, deps, clock, outbox) in all_deps_with_notifier().await {
-        let user = user_with_phone(&deps, "forgetful").await;
+    for (name, deps, clock, outbox, user) in all_deps_with_phoned_user("forgetful").await {
         let (_, refresh) = mfa_sign_in(&deps, &user, &outbox).await;
         let known = forgot(&deps, &user).await;
         let unknown = password::forgot(
@@ -244,8 +242,7 @@ async fn forgot_answers_the_same_and_the_reset_link_works_once_for_30_minutes() 
 
 #[tokio::test]
 async fn reset_emails_are_rate_limited_per_user() {
-    for (name, deps, _clock, outbox) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("spammed")).await;
+    for (name, deps, _clock, outbox, user) in all_deps_with_user("spammed").await {
         for _ in 0..6 {
             forgot(&deps, &user).await;
         }
@@ -461,8 +458,7 @@ async fn ids_unused_for_90_days_are_deactivated_and_alerted() {
 
 #[tokio::test]
 async fn outdated_browsers_are_refused_at_sign_in_naming_what_is_supported() {
-    for (name, deps, _clock, _outbox) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("retro")).await;
+    for (name, deps, _clock, _outbox, user) in all_deps_with_user("retro").await {
         let meta = RequestMeta {
             user_agent: Some(
                 "Mozilla/5.0 (Windows NT 10.0; Trident/7.0; rv:11.0) like Gecko".into(),
@@ -487,8 +483,7 @@ async fn outdated_browsers_are_refused_at_sign_in_naming_what_is_supported() {
 
 #[tokio::test]
 async fn a_user_deactivated_before_the_required_change_gets_no_session() {
-    for (name, deps, _clock, outbox) in all_deps_with_notifier().await {
-        let user = user_with_phone(&deps, "deact-change").await;
+    for (name, deps, _clock, outbox, user) in all_deps_with_phoned_user("deact-change").await {
         deps.stores
             .users
             .set_must_change_password(&user)

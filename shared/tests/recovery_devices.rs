@@ -68,8 +68,7 @@ async fn sign_in_with_device(
 
 #[tokio::test]
 async fn a_user_who_lost_their_phone_signs_in_with_a_recovery_code_once() {
-    for (name, deps, _clock, outbox) in all_deps_with_notifier().await {
-        let user = user_with_phone(&deps, "lost").await;
+    for (name, deps, _clock, outbox, user) in all_deps_with_phoned_user("lost").await {
         let set = recovery::issue(&deps, &user, &RequestMeta::default())
             .await
             .unwrap();
@@ -157,8 +156,7 @@ async fn a_user_who_lost_their_phone_signs_in_with_a_recovery_code_once() {
 
 #[tokio::test]
 async fn concurrent_redemption_of_one_code_succeeds_once() {
-    for (name, deps, _clock, _outbox) in all_deps_with_notifier().await {
-        let user = user_with_phone(&deps, "twice").await;
+    for (name, deps, _clock, _outbox, user) in all_deps_with_phoned_user("twice").await {
         let set = recovery::issue(&deps, &user, &RequestMeta::default())
             .await
             .unwrap();
@@ -196,8 +194,7 @@ async fn concurrent_redemption_of_one_code_succeeds_once() {
 
 #[tokio::test]
 async fn a_trusted_device_skips_mfa_until_removed_or_180_days_pass() {
-    for (name, deps, clock, outbox) in all_deps_with_notifier().await {
-        let user = user_with_phone(&deps, "trusting").await;
+    for (name, deps, clock, outbox, user) in all_deps_with_phoned_user("trusting").await {
         let (_, token) = sms_sign_in(&deps, &user, &outbox, true).await;
         let token = token.unwrap();
         assert!(
@@ -331,8 +328,7 @@ async fn staff_never_skip_mfa_on_a_trusted_device() {
 
 #[tokio::test]
 async fn every_sensitive_action_needs_a_fresh_code_even_on_a_trusted_device() {
-    for (name, deps, clock, outbox) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("sensitive")).await;
+    for (name, deps, clock, outbox, user) in all_deps_with_user("sensitive").await {
         let factor = add_phone(&deps, &user, "+12025550143").await;
         let (_, token) = sms_sign_in(&deps, &user, &outbox, true).await;
         let skipped = sign_in_with_device(&deps, &user, token.as_deref())
@@ -840,8 +836,7 @@ async fn a_password_reset_landing_during_a_trusted_device_sign_in_issues_nothing
 
 #[tokio::test]
 async fn a_reset_after_the_challenge_opened_ends_the_sign_in_even_when_the_user_is_read_again() {
-    for (name, deps, _clock, outbox) in all_deps_with_notifier().await {
-        let user = user_with_phone(&deps, "stale").await;
+    for (name, deps, _clock, outbox, user) in all_deps_with_phoned_user("stale").await {
         let v = sms_verified(&deps, &user, &outbox).await;
         // A password or MFA reset lands after the code was checked: complete_sign_in reads
         // the user afresh (new stamp), and must still refuse.

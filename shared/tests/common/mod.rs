@@ -107,6 +107,35 @@ pub async fn all_deps_with_notifier() -> Vec<(
     out
 }
 
+/// What [`all_deps_with_notifier`] gives, with a new user on each adapter.
+pub type WithUser = (
+    &'static str,
+    Deps,
+    Arc<ManualClock>,
+    portcullis::notifier::RecordingNotifier,
+    portcullis::identity::UserId,
+);
+
+/// [`all_deps_with_notifier`] with a new active user (ID made from `prefix`) on each adapter.
+pub async fn all_deps_with_user(prefix: &str) -> Vec<WithUser> {
+    let mut out = Vec::new();
+    for (name, deps, clock, outbox) in all_deps_with_notifier().await {
+        let user = create_user(&deps, &unique(prefix)).await;
+        out.push((name, deps, clock, outbox, user));
+    }
+    out
+}
+
+/// [`all_deps_with_user`] where the user also has the standard phone ([`user_with_phone`]).
+pub async fn all_deps_with_phoned_user(prefix: &str) -> Vec<WithUser> {
+    let mut out = Vec::new();
+    for (name, deps, clock, outbox, user) in all_deps_with_user(prefix).await {
+        add_phone(&deps, &user, "+12025550143").await;
+        out.push((name, deps, clock, outbox, user));
+    }
+    out
+}
+
 pub const PASSWORD: &str = "correct horse battery staple";
 
 /// The record of an active user with the standard test password's `hash`, made at [`T0`].
