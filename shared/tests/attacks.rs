@@ -930,11 +930,7 @@ async fn a_trusted_device_needs_an_active_factor_and_no_password_change_due() {
         let user = create_user(&deps, &unique("trusted")).await;
         let factor = add_phone(&deps, &user, "+12025550143").await;
         let trust_sign_in = |deps: Deps, user: UserId, outbox: RecordingNotifier| async move {
-            let c = password_challenge(&deps, &user).await;
-            send_by(&deps, &c, "sms").await.unwrap();
-            let v = answer_code(&deps, &c, "sms", &secret(&last_code(&outbox)))
-                .await
-                .unwrap();
+            let v = sms_verified(&deps, &user, &outbox).await;
             let trust = TrustRequest {
                 device_name: Some("Laptop".into()),
             };

@@ -628,11 +628,7 @@ async fn refresh_rotates_reuse_revokes_and_idle_and_absolute_limits_hold() {
 async fn removing_factors_needs_step_up_and_the_last_one_means_enrolment_again() {
     for (name, deps, clock, outbox, user) in all_deps_with_user("remover").await {
         let factor = add_phone(&deps, &user, "+12025550143").await;
-        let c = password_challenge(&deps, &user).await;
-        send_by(&deps, &c, "sms").await.unwrap();
-        let v = answer_code(&deps, &c, "sms", &code(&last_code(&outbox)))
-            .await
-            .unwrap();
+        let v = sms_verified(&deps, &user, &outbox).await;
         let t = complete_sign_in(&deps, &v, None, &portcullis::edge::RequestMeta::default())
             .await
             .unwrap()

@@ -12,6 +12,7 @@ use async_trait::async_trait;
 use common::*;
 use portcullis::error::StoreError;
 use portcullis::identity::UserId;
+use portcullis::notifier::RecordingNotifier;
 use portcullis::outbox::{Alert, MemoryOutbox, Outbox, Outgoing, SqsOutbox};
 use portcullis::service::password::{self, ForgotRequest};
 use portcullis::service::{alerts, sender};
@@ -19,29 +20,25 @@ use portcullis::storage::{AuditEvent, AuditStore};
 use portcullis::{Deps, UnixTime};
 
 async fn try_password(deps: &Deps, user: &UserId, password: &str) {
-    let _ = portcullis::service::sign_in::sign_in(
-        deps,
-        portcullis::service::sign_in::SignInRequest {
-            user_id: user.to_string(),
-            password: portcullis::crypto::SecretString::new(password.into()),
-        },
-        &portcullis::edge::RequestMeta::default(),
-    )
-    .await;
+    let _ = sign_in_as(deps, user.as_str(), password).await;
 }
 
-/// Deps whose outbox is a queue in memory, so a test sees what was queued and delivers it.
-async fn queued() -> Vec<(
+/// Deps whose outbox is a queue in memory, so a test sees what was queued and delivers it,
+/// each with a new user (ID made from `prefix`).
+async fn queued(
+    prefix: &str,
+) -> Vec<(
     &'static str,
     Deps,
     Arc<MemoryOutbox>,
-    portcullis::notifier::RecordingNotifier,
+    RecordingNotifier,
+    UserId,
 )> {
     let mut out = Vec::new();
-    for (name, mut deps, _clock, sent) in all_deps_with_notifier().await {
+    for (name, mut deps, _clock, sent, user) in all_deps_with_user(prefix).await {
         let queue = Arc::new(MemoryOutbox::default());
         deps.outbox = queue.clone();
-        out.push((name, deps, queue, sent));
+        out.push((name, deps, queue, sent, user));
     }
     out
 }
@@ -56,8 +53,7 @@ async fn deliver_all(deps: &Deps, queue: &MemoryOutbox) -> usize {
 
 #[tokio::test]
 async fn a_forgotten_password_is_queued_the_same_for_everyone_and_only_users_get_a_link() {
-    for (name, deps, queue, sent) in queued().await {
-        let user = create_user(&deps, &unique("forgetful")).await;
+    for (name, deps, queue, sent, user) in queued("forgetful").await {
         let nobody = unique("nobody");
         for id in [user.to_string(), nobody.clone()] {
             password::forgot(&deps, ForgotRequest { user_id: id })
@@ -126,8 +122,7 @@ async fn a_reset_request_delivered_after_its_lifetime_sends_nothing() {
 
 #[tokio::test]
 async fn an_alert_waits_in_the_queue_and_a_failed_send_is_an_error_to_retry() {
-    for (name, deps, queue, sent) in queued().await {
-        let user = create_user(&deps, &unique("alerted")).await;
+    for (name, deps, queue, sent, user) in queued("alerted").await {
         alerts::alert(&deps, &user, Alert::PasswordChanged).await;
         assert!(
             sent.sent().is_empty(),
@@ -163,8 +158,7 @@ async fn an_alert_waits_in_the_queue_and_a_failed_send_is_an_error_to_retry() {
 
 #[tokio::test]
 async fn the_fifth_failed_password_queues_the_same_for_unknown_ids() {
-    for (name, deps, queue, _sent) in queued().await {
-        let user = create_user(&deps, &unique("guessed")).await;
+    for (name, deps, queue, _sent, user) in queued("guessed").await {
         let nobody = UserId::parse(&unique("nobody")).unwrap();
         for id in [&user, &nobody] {
             for _ in 0..deps.settings.lockout_threshold {
@@ -215,8 +209,7 @@ impl AuditStore for RefusingAudit {
 
 #[tokio::test]
 async fn an_audit_event_that_cannot_be_written_is_queued_and_written_by_the_sender() {
-    for (name, mut deps, queue, _sent) in queued().await {
-        let user = create_user(&deps, &unique("audited")).await;
+    for (name, mut deps, queue, _sent, user) in queued("audited").await {
         let table = deps.stores.audit.clone();
         deps.stores.audit = Arc::new(RefusingAudit);
         try_password(&deps, &user, "wrong password!").await;

@@ -267,11 +267,7 @@ async fn an_admin_flag_or_an_old_password_requires_a_change_after_mfa() {
         deps.settings = std::sync::Arc::new(settings);
         let (_, _) = mfa_sign_in(&deps, &user, &outbox).await;
         clock.advance_secs(90 * 86_400);
-        let c = password_challenge(&deps, &user).await;
-        send_by(&deps, &c, "sms").await.unwrap();
-        let v = answer_code(&deps, &c, "sms", &secret(&last_code(&outbox)))
-            .await
-            .unwrap();
+        let v = sms_verified(&deps, &user, &outbox).await;
         let step = complete_sign_in(&deps, &v, None, &portcullis::edge::RequestMeta::default())
             .await
             .unwrap();
