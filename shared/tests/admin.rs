@@ -174,10 +174,9 @@ async fn an_invited_user_sets_a_password_once_and_must_enrol_mfa() {
 
 #[tokio::test]
 async fn an_mfa_reset_needs_two_different_admins_and_wipes_the_factors() {
-    for (name, deps, clock, outbox) in all_deps_with_notifier().await {
+    for (name, deps, clock, outbox, user) in all_deps_with_user("victim").await {
         let (alice_id, alice) = make_admin(&deps, &outbox, "+12025550143").await;
         let (bob_id, bob) = make_admin(&deps, &outbox, "+12025550144").await;
-        let user = create_user(&deps, &unique("victim")).await;
         add_phone(&deps, &user, "+12025550145").await;
         // a non-admin cannot file
         let plain = {

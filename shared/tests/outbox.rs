@@ -43,6 +43,17 @@ async fn queued(
     out
 }
 
+/// One message was sent, and its text says `phrase` (`why`: what the check is about).
+fn assert_one_mail_saying(sent: &RecordingNotifier, name: &str, phrase: &str, why: &str) {
+    let mails = sent.sent();
+    assert_eq!(mails.len(), 1, "{name}");
+    assert!(
+        mails[0].text.contains(phrase),
+        "{name}: {why}{}",
+        mails[0].text
+    );
+}
+
 async fn deliver_all(deps: &Deps, queue: &MemoryOutbox) -> usize {
     let items = queue.take();
     for item in &items {
@@ -110,12 +121,11 @@ async fn a_reset_request_delivered_after_its_lifetime_sends_nothing() {
             requested_at: now.secs() - 60,
         };
         sender::deliver(&deps, &fresh).await.unwrap();
-        let mails = sent.sent();
-        assert_eq!(mails.len(), 1, "{name}");
-        assert!(
-            mails[0].text.contains("within 29 minutes"),
-            "{name}: the link lives from the request, not from the delivery: {}",
-            mails[0].text
+        assert_one_mail_saying(
+            &sent,
+            name,
+            "within 29 minutes",
+            "the link lives from the request, not from the delivery: ",
         );
     }
 }
@@ -367,13 +377,7 @@ async fn a_reset_request_from_the_future_does_not_buy_a_longer_link() {
             requested_at: now.secs() + 365 * 86_400,
         };
         sender::deliver(&deps, &item).await.unwrap();
-        let mails = sent.sent();
-        assert_eq!(mails.len(), 1, "{name}");
-        assert!(
-            mails[0].text.contains("within 30 minutes"),
-            "{name}: {}",
-            mails[0].text
-        );
+        assert_one_mail_saying(&sent, name, "within 30 minutes", "");
     }
 }
 
