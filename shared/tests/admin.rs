@@ -26,7 +26,7 @@ fn meta(ip: &str) -> RequestMeta {
 
 async fn make_admin(deps: &Deps, outbox: &RecordingNotifier, phone: &str) -> (UserId, Caller) {
     let id = create_user(deps, &unique("admin")).await;
-    let mut record = deps.stores.users.get_user(&id).await.unwrap().unwrap();
+    let mut record = stored_user(deps, &id).await;
     let admin_id = UserId::parse(&unique("adm")).unwrap();
     record.user_id = admin_id.clone();
     record.roles = vec!["admin".into()];
@@ -497,13 +497,7 @@ async fn admin_actions_work_are_audited_and_every_security_event_kind_is_recorde
         )
         .unwrap();
         assert!(
-            deps.stores
-                .users
-                .get_user(&user)
-                .await
-                .unwrap()
-                .unwrap()
-                .must_change_password,
+            stored_user(&deps, &user).await.must_change_password,
             "{name}"
         );
         as_admin!(

@@ -1186,16 +1186,7 @@ async fn granting_admin_and_deactivating_an_admin_need_a_second_admin_who_is_not
         .unwrap() else {
             panic!("{name}: deactivating an admin must wait");
         };
-        assert_eq!(
-            deps.stores
-                .users
-                .get_user(&c_id)
-                .await
-                .unwrap()
-                .unwrap()
-                .status,
-            UserStatus::Active
-        );
+        assert_eq!(stored_user(&deps, &c_id).await.status, UserStatus::Active);
         assert_eq!(
             as_admin!(
                 admin::approve,
@@ -1221,16 +1212,7 @@ async fn granting_admin_and_deactivating_an_admin_need_a_second_admin_who_is_not
             &RequestMeta::default()
         )
         .unwrap();
-        assert_eq!(
-            deps.stores
-                .users
-                .get_user(&c_id)
-                .await
-                .unwrap()
-                .unwrap()
-                .status,
-            UserStatus::Inactive
-        );
+        assert_eq!(stored_user(&deps, &c_id).await.status, UserStatus::Inactive);
         assert!(
             matches!(
                 bearer(&deps, &c_tokens.access_token).await,
@@ -1294,9 +1276,7 @@ async fn the_audit_subject_is_the_parsed_user_id_and_every_event_kind_is_recorde
         let v = answer_code(&deps, &c, "sms", &secret(&right))
             .await
             .unwrap();
-        let signed = complete_sign_in(&deps, &v, None, &RequestMeta::default())
-            .await
-            .unwrap();
+        let signed = finish_sign_in(&deps, &v).await;
         assert_eq!(signed.status, "password_change_required");
         let change = codes::open_challenge(&deps, &signed.challenge_id.unwrap())
             .await

@@ -52,14 +52,7 @@ async fn an_sms_code_completes_the_sign_in_with_tokens_that_verify() {
         let verified = answer_code(&deps, &c, "sms", &code(&last_code(&outbox)))
             .await
             .unwrap();
-        let signed_in = complete_sign_in(
-            &deps,
-            &verified,
-            None,
-            &portcullis::edge::RequestMeta::default(),
-        )
-        .await
-        .unwrap();
+        let signed_in = finish_sign_in(&deps, &verified).await;
         assert_eq!(signed_in.status, "signed_in");
         let signer = deps.signer.get().await.unwrap();
         let claims = jwt::verify(
@@ -88,7 +81,7 @@ async fn an_sms_code_completes_the_sign_in_with_tokens_that_verify() {
             ApiError::ChallengeExpired
         );
         // a completed sign-in resets the failure counter and records the sign-in
-        let stored = deps.stores.users.get_user(&user).await.unwrap().unwrap();
+        let stored = stored_user(&deps, &user).await;
         assert_eq!(stored.last_sign_in_at, Some(T0), "{name}");
     }
 }
@@ -535,11 +528,7 @@ async fn refresh_rotates_reuse_revokes_and_idle_and_absolute_limits_hold() {
                 let v = answer_code(&deps, &c, "sms", &SecretString::new(last_code(&outbox)))
                     .await
                     .unwrap();
-                complete_sign_in(&deps, &v, None, &portcullis::edge::RequestMeta::default())
-                    .await
-                    .unwrap()
-                    .tokens
-                    .unwrap()
+                finish_sign_in(&deps, &v).await.tokens.unwrap()
             }
         };
         let first = sign_in(deps.clone(), outbox.clone()).await;
@@ -600,13 +589,7 @@ async fn refresh_rotates_reuse_revokes_and_idle_and_absolute_limits_hold() {
 
         // sign-out revokes
         let s = sign_in(deps.clone(), outbox.clone()).await;
-        let caller = tokens::authenticate(
-            &deps,
-            Some(&format!("Bearer {}", s.access_token)),
-            &Default::default(),
-        )
-        .await
-        .unwrap();
+        let caller = bearer(&deps, &s.access_token).await.unwrap();
         tokens::sign_out(&deps, &caller).await.unwrap();
         assert_eq!(
             tokens::refresh(&deps, refresh(&s.refresh_token))
@@ -629,18 +612,8 @@ async fn removing_factors_needs_step_up_and_the_last_one_means_enrolment_again()
     for (name, deps, clock, outbox, user) in all_deps_with_user("remover").await {
         let factor = add_phone(&deps, &user, "+12025550143").await;
         let v = sms_verified(&deps, &user, &outbox).await;
-        let t = complete_sign_in(&deps, &v, None, &portcullis::edge::RequestMeta::default())
-            .await
-            .unwrap()
-            .tokens
-            .unwrap();
-        let caller = tokens::authenticate(
-            &deps,
-            Some(&format!("Bearer {}", t.access_token)),
-            &Default::default(),
-        )
-        .await
-        .unwrap();
+        let t = finish_sign_in(&deps, &v).await.tokens.unwrap();
+        let caller = bearer(&deps, &t.access_token).await.unwrap();
         let listed = factors::list(&deps, &caller).await.unwrap();
         assert_eq!(listed.len(), 1);
         assert_eq!(listed[0].phone.as_deref(), Some("***-***-0143"));

@@ -387,7 +387,7 @@ async fn a_reset_request_queued_before_a_password_change_sends_nothing() {
         let requested_at = deps.clock.now().secs();
         clock.advance_secs(60);
         let hash = deps.hasher.hash(b"a brand new passphrase").unwrap();
-        let old = deps.stores.users.get_user(&user).await.unwrap().unwrap();
+        let old = stored_user(&deps, &user).await;
         deps.stores
             .users
             .set_password(

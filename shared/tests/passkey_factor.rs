@@ -11,7 +11,7 @@ use portcullis::Deps;
 use portcullis::crypto::SecretString;
 use portcullis::edge::RequestMeta;
 use portcullis::error::ApiError;
-use portcullis::service::complete::{self, SignedIn};
+use portcullis::service::complete::SignedIn;
 use portcullis::service::factors::{self, Enroller};
 use portcullis::service::passkeys::{self, EnrolPasskeyRequest, PasswordlessRequest};
 use portcullis::service::sign_in::{SignInRequest, sign_in};
@@ -82,9 +82,7 @@ async fn a_passkey_registered_at_first_sign_in_is_both_phishing_resistant_and_re
             passkeys::check_assertion(&deps, &challenge, &assertion, &RequestMeta::default())
                 .await
                 .unwrap();
-        let second = complete::complete_sign_in(&deps, &verified, None, &RequestMeta::default())
-            .await
-            .unwrap();
+        let second = finish_sign_in(&deps, &verified).await;
         let caller = claims_of(&deps, &second).await;
         assert_eq!(caller.claims.acr, "urn:portcullis:acr:phishing-resistant");
 

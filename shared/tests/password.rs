@@ -268,9 +268,7 @@ async fn an_admin_flag_or_an_old_password_requires_a_change_after_mfa() {
         let (_, _) = mfa_sign_in(&deps, &user, &outbox).await;
         clock.advance_secs(90 * 86_400);
         let v = sms_verified(&deps, &user, &outbox).await;
-        let step = complete_sign_in(&deps, &v, None, &portcullis::edge::RequestMeta::default())
-            .await
-            .unwrap();
+        let step = finish_sign_in(&deps, &v).await;
         assert_eq!(step.status, "password_change_required", "{name}");
         assert!(
             step.tokens.is_none(),
@@ -300,7 +298,7 @@ async fn an_admin_flag_or_an_old_password_requires_a_change_after_mfa() {
         .await
         .unwrap();
         assert!(!tokens.access_token.is_empty());
-        let stored = deps.stores.users.get_user(&user).await.unwrap().unwrap();
+        let stored = stored_user(&deps, &user).await;
         assert_eq!(stored.password_changed_at, Some(clock.now()));
         assert_eq!(stored.password_history.len(), 1);
     }
@@ -401,24 +399,12 @@ async fn ids_unused_for_90_days_are_deactivated_and_alerted() {
             "{name}: sessions revoked with the deactivation"
         );
         assert_eq!(
-            deps.stores
-                .users
-                .get_user(&idle.user_id)
-                .await
-                .unwrap()
-                .unwrap()
-                .status,
+            stored_user(&deps, &idle.user_id).await.status,
             UserStatus::Inactive,
             "{name}"
         );
         assert_eq!(
-            deps.stores
-                .users
-                .get_user(&busy.user_id)
-                .await
-                .unwrap()
-                .unwrap()
-                .status,
+            stored_user(&deps, &busy.user_id).await.status,
             UserStatus::Active,
             "{name}: signed in 89 days ago"
         );
@@ -439,13 +425,7 @@ async fn ids_unused_for_90_days_are_deactivated_and_alerted() {
         clock.advance_secs(86_400);
         sweep::sweep(&deps).await.unwrap();
         assert_eq!(
-            deps.stores
-                .users
-                .get_user(&busy.user_id)
-                .await
-                .unwrap()
-                .unwrap()
-                .status,
+            stored_user(&deps, &busy.user_id).await.status,
             UserStatus::Inactive,
             "{name}: 90 days now"
         );
@@ -486,9 +466,7 @@ async fn a_user_deactivated_before_the_required_change_gets_no_session() {
             .await
             .unwrap();
         let v = sms_verified(&deps, &user, &outbox).await;
-        let step = complete_sign_in(&deps, &v, None, &RequestMeta::default())
-            .await
-            .unwrap();
+        let step = finish_sign_in(&deps, &v).await;
         assert_eq!(step.status, "password_change_required", "{name}");
         let change = codes::open_challenge(&deps, step.challenge_id.as_ref().unwrap())
             .await

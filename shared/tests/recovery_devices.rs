@@ -105,14 +105,7 @@ async fn a_user_who_lost_their_phone_signs_in_with_a_recovery_code_once() {
             .await
             .unwrap();
         assert_eq!(remaining, 9, "{name}");
-        let signed = complete_sign_in(
-            &deps,
-            &verified,
-            None,
-            &portcullis::edge::RequestMeta::default(),
-        )
-        .await
-        .unwrap();
+        let signed = finish_sign_in(&deps, &verified).await;
         assert_eq!(signed.status, "signed_in");
         let alert = outbox
             .sent()
@@ -227,13 +220,7 @@ async fn a_trusted_device_skips_mfa_until_removed_or_180_days_pass() {
         let skipped = sign_in_with_device(&deps, &user, Some(&token)).await;
         assert_eq!(skipped.status, "signed_in", "{name}");
         let tokens = skipped.tokens.unwrap();
-        let caller = tokens::authenticate(
-            &deps,
-            Some(&format!("Bearer {}", tokens.access_token)),
-            &Default::default(),
-        )
-        .await
-        .unwrap();
+        let caller = bearer(&deps, &tokens.access_token).await.unwrap();
         assert_eq!(caller.claims.acr, ACR_TRUSTED_DEVICE);
         assert!(
             !caller.is_elevated(&deps),
@@ -304,7 +291,7 @@ async fn staff_never_skip_mfa_on_a_trusted_device() {
             "{name}: {role}"
         );
         let user = create_user(&deps, &unique("admin")).await;
-        let mut record = deps.stores.users.get_user(&user).await.unwrap().unwrap();
+        let mut record = stored_user(&deps, &user).await;
         record.roles = vec![role.into()];
         let admin = UserId::parse(&unique("admin2")).unwrap();
         record.user_id = admin.clone();
@@ -335,13 +322,7 @@ async fn every_sensitive_action_needs_a_fresh_code_even_on_a_trusted_device() {
             .await
             .tokens
             .unwrap();
-        let caller = tokens::authenticate(
-            &deps,
-            Some(&format!("Bearer {}", skipped.access_token)),
-            &Default::default(),
-        )
-        .await
-        .unwrap();
+        let caller = bearer(&deps, &skipped.access_token).await.unwrap();
         let phone = || ChangePhoneRequest {
             phone: "+12125551234".into(),
         };
@@ -392,13 +373,7 @@ async fn every_sensitive_action_needs_a_fresh_code_even_on_a_trusted_device() {
         .await
         .unwrap();
         let elevated = step_up::elevate(&deps, &caller, &v).await.unwrap();
-        let elevated_caller = tokens::authenticate(
-            &deps,
-            Some(&format!("Bearer {}", elevated.access_token)),
-            &Default::default(),
-        )
-        .await
-        .unwrap();
+        let elevated_caller = bearer(&deps, &elevated.access_token).await.unwrap();
         assert_eq!(elevated_caller.claims.acr, ACR_MFA);
         assert_eq!(elevated_caller.claims.auth_time, clock.now().secs());
         assert_eq!(

@@ -323,6 +323,26 @@ pub async fn sms_sign_in(
     (bearer(deps, &tokens.access_token).await.unwrap(), tokens)
 }
 
+/// `complete_sign_in` of a verified sign-in with no device trusted and no caller details.
+pub async fn finish_sign_in(
+    deps: &Deps,
+    verified: &portcullis::service::codes::Verified,
+) -> portcullis::service::complete::SignedIn {
+    let meta = RequestMeta::default();
+    portcullis::service::complete::complete_sign_in(deps, verified, None, &meta)
+        .await
+        .unwrap()
+}
+
+/// The user's stored record, which must exist.
+pub async fn stored_user(
+    deps: &Deps,
+    user: &portcullis::identity::UserId,
+) -> portcullis::storage::UserRecord {
+    let found = deps.stores.users.get_user(user).await.unwrap();
+    found.expect("the user is stored")
+}
+
 /// What every protected route does with an access token.
 pub async fn bearer(
     deps: &Deps,
