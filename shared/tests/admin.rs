@@ -4,17 +4,17 @@
 mod common;
 
 use common::*;
+use portcullis::Deps;
 use portcullis::crypto::SecretString;
 use portcullis::edge::RequestMeta;
 use portcullis::error::ApiError;
 use portcullis::identity::UserId;
 use portcullis::notifier::RecordingNotifier;
 use portcullis::service::admin::{self, AcceptRequest, Action, InviteRequest, MfaResetFiling};
-use portcullis::service::codes::{self, SendCodeRequest};
+use portcullis::service::codes::Verified;
 use portcullis::service::complete::complete_sign_in;
 use portcullis::service::sign_in::{SignInRequest, sign_in};
-use portcullis::service::tokens::{self, Caller};
-use portcullis::{Clock, Deps};
+use portcullis::service::tokens::Caller;
 
 fn meta(ip: &str) -> RequestMeta {
     RequestMeta {
@@ -26,53 +26,21 @@ fn meta(ip: &str) -> RequestMeta {
 
 async fn make_admin(deps: &Deps, outbox: &RecordingNotifier, phone: &str) -> (UserId, Caller) {
     let id = create_user(deps, &unique("admin")).await;
-    let mut record = deps.stores.users.get_user(&id).await.unwrap().unwrap();
+    let mut record = stored_user(deps, &id).await;
     let admin_id = UserId::parse(&unique("adm")).unwrap();
     record.user_id = admin_id.clone();
     record.roles = vec!["admin".into()];
-    deps.stores.users.create_user(&record).await.unwrap();
+    insert_user(deps, &record).await;
     add_phone(deps, &admin_id, phone).await;
-    let c = codes::open_challenge(deps, &password_step(deps, &admin_id).await)
-        .await
-        .unwrap();
-    codes::send_code(
-        deps,
-        &c,
-        &SendCodeRequest {
-            method: "sms".into(),
-            factor_id: None,
-        },
-        &RequestMeta::default(),
-    )
-    .await
-    .unwrap();
-    let v = answer_code(deps, &c, "sms", &SecretString::new(last_code(outbox)))
-        .await
-        .unwrap();
-    let t = complete_sign_in(deps, &v, None, &meta("10.0.0.1"))
-        .await
-        .unwrap()
-        .tokens
-        .unwrap();
-    let caller = tokens::authenticate(
-        deps,
-        Some(&format!("Bearer {}", t.access_token)),
-        &Default::default(),
-    )
-    .await
-    .unwrap();
-    (admin_id, caller)
+    let v = sms_verified(deps, &admin_id, outbox).await;
+    (admin_id, complete_from(deps, &v, "10.0.0.1").await)
 }
 
-async fn kinds(deps: &Deps, user: &UserId) -> Vec<String> {
-    deps.stores
-        .audit
-        .list_events(user, deps.clock.now(), 200)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.kind)
-        .collect()
+/// Completes a verified sign-in from `ip` (no device trusted): the caller its token makes.
+async fn complete_from(deps: &Deps, verified: &Verified, ip: &str) -> Caller {
+    let signed = complete_sign_in(deps, verified, None, &meta(ip)).await;
+    let tokens = signed.unwrap().tokens.unwrap();
+    bearer(deps, &tokens.access_token).await.unwrap()
 }
 
 #[tokio::test]
@@ -99,15 +67,7 @@ async fn an_invited_user_sets_a_password_once_and_must_enrol_mfa() {
         assert_eq!(invited.invitation.sent_to, "n***@e***.com");
         let email = outbox.sent().last().cloned().unwrap();
         assert_eq!(email.purpose, "invitation");
-        let token = email
-            .text
-            .split("token=")
-            .nth(1)
-            .unwrap()
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .to_owned();
+        let token = link_token(&email.text);
         assert_eq!(
             as_admin!(
                 admin::invite,
@@ -167,18 +127,11 @@ async fn an_invited_user_sets_a_password_once_and_must_enrol_mfa() {
             "{name}: single use"
         );
         let uid = UserId::parse(&new_user).unwrap();
-        let answer = sign_in(
-            &deps,
-            SignInRequest {
-                user_id: new_user.clone(),
-                password: SecretString::new("my first passphrase".into()),
-            },
-            &RequestMeta::default(),
-        )
-        .await
-        .unwrap();
+        let answer = sign_in_as(&deps, &new_user, "my first passphrase")
+            .await
+            .unwrap();
         assert_eq!(answer.status, "mfa_enrolment_required", "{name}");
-        let k = kinds(&deps, &uid).await;
+        let k = event_kinds(&deps, &uid).await;
         assert!(
             k.contains(&"user_invited".into()) && k.contains(&"invitation_accepted".into()),
             "{name}: {k:?}"
@@ -199,15 +152,7 @@ async fn an_invited_user_sets_a_password_once_and_must_enrol_mfa() {
         )
         .unwrap();
         let email = outbox.sent().last().cloned().unwrap();
-        let token = email
-            .text
-            .split("token=")
-            .nth(1)
-            .unwrap()
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .to_owned();
+        let token = link_token(&email.text);
         clock.advance_secs(72 * 3600);
         assert_eq!(
             admin::accept(
@@ -229,45 +174,14 @@ async fn an_invited_user_sets_a_password_once_and_must_enrol_mfa() {
 
 #[tokio::test]
 async fn an_mfa_reset_needs_two_different_admins_and_wipes_the_factors() {
-    for (name, deps, clock, outbox) in all_deps_with_notifier().await {
+    for (name, deps, clock, outbox, user) in all_deps_with_user("victim").await {
         let (alice_id, alice) = make_admin(&deps, &outbox, "+12025550143").await;
         let (bob_id, bob) = make_admin(&deps, &outbox, "+12025550144").await;
-        let user = create_user(&deps, &unique("victim")).await;
         add_phone(&deps, &user, "+12025550145").await;
         // a non-admin cannot file
-        let (plain, _) = {
-            let c = codes::open_challenge(&deps, &password_step(&deps, &user).await)
-                .await
-                .unwrap();
-            codes::send_code(
-                &deps,
-                &c,
-                &SendCodeRequest {
-                    method: "sms".into(),
-                    factor_id: None,
-                },
-                &RequestMeta::default(),
-            )
-            .await
-            .unwrap();
-            let v = answer_code(&deps, &c, "sms", &SecretString::new(last_code(&outbox)))
-                .await
-                .unwrap();
-            let t = complete_sign_in(&deps, &v, None, &meta("10.0.0.2"))
-                .await
-                .unwrap()
-                .tokens
-                .unwrap();
-            (
-                tokens::authenticate(
-                    &deps,
-                    Some(&format!("Bearer {}", t.access_token)),
-                    &Default::default(),
-                )
-                .await
-                .unwrap(),
-                (),
-            )
+        let plain = {
+            let v = sms_verified(&deps, &user, &outbox).await;
+            complete_from(&deps, &v, "10.0.0.2").await
         };
         let filing = |u: &UserId| MfaResetFiling {
             user_id: u.to_string(),
@@ -372,25 +286,8 @@ async fn an_mfa_reset_needs_two_different_admins_and_wipes_the_factors() {
             &meta("10.0.0.1")
         )
         .unwrap();
-        assert!(
-            deps.stores
-                .factors
-                .list_factors(&user)
-                .await
-                .unwrap()
-                .is_empty(),
-            "{name}"
-        );
-        let answer = sign_in(
-            &deps,
-            SignInRequest {
-                user_id: user.to_string(),
-                password: SecretString::new(PASSWORD.into()),
-            },
-            &RequestMeta::default(),
-        )
-        .await
-        .unwrap();
+        assert!(no_factors(&deps, &user).await, "{name}");
+        let answer = sign_in_as(&deps, user.as_str(), PASSWORD).await.unwrap();
         assert_eq!(answer.status, "mfa_enrolment_required", "{name}");
         assert_eq!(
             as_admin!(
@@ -405,7 +302,7 @@ async fn an_mfa_reset_needs_two_different_admins_and_wipes_the_factors() {
             409,
             "{name}: once"
         );
-        let k = kinds(&deps, &user).await;
+        let k = event_kinds(&deps, &user).await;
         for kind in [
             "mfa_reset_requested",
             "mfa_reset_approved",
@@ -414,12 +311,7 @@ async fn an_mfa_reset_needs_two_different_admins_and_wipes_the_factors() {
         ] {
             assert!(k.contains(&kind.to_owned()), "{name}: {kind} in {k:?}");
         }
-        let events = deps
-            .stores
-            .audit
-            .list_events(&user, clock.now(), 50)
-            .await
-            .unwrap();
+        let events = audit_events(&deps, &user, 50).await;
         let approved = events
             .iter()
             .find(|e| e.kind == "mfa_reset_approved")
@@ -474,17 +366,7 @@ async fn many_failures_from_one_ip_are_throttled_without_locking_the_targets() {
         let attempt = |user: String| {
             let deps = deps.clone();
             let m = meta(&ip);
-            async move {
-                sign_in(
-                    &deps,
-                    SignInRequest {
-                        user_id: user,
-                        password: SecretString::new("wrong password here".into()),
-                    },
-                    &m,
-                )
-                .await
-            }
+            async move { sign_in_from(&deps, &user, "wrong password here", &m).await }
         };
         for i in 0..30 {
             let user = if i == 0 {
@@ -513,15 +395,7 @@ async fn many_failures_from_one_ip_are_throttled_without_locking_the_targets() {
             "{name}: same answer for known and unknown IDs"
         );
         // the targeted user is not locked: from another address the right password works
-        let ok = sign_in(
-            &deps,
-            SignInRequest {
-                user_id: known.to_string(),
-                password: SecretString::new(PASSWORD.into()),
-            },
-            &meta("198.51.100.7"),
-        )
-        .await;
+        let ok = sign_in_from(&deps, known.as_str(), PASSWORD, &meta("198.51.100.7")).await;
         assert!(ok.is_ok(), "{name}: {ok:?}");
     }
 }
@@ -532,27 +406,9 @@ fn rand_octet() -> u8 {
 
 #[tokio::test]
 async fn a_sign_in_from_a_new_kind_of_device_is_flagged_and_alerted_once() {
-    for (name, deps, _clock, outbox) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("traveller")).await;
-        add_phone(&deps, &user, "+12025550143").await;
+    for (name, deps, _clock, outbox, user) in all_deps_with_phoned_user("traveller").await {
         for _ in 0..2 {
-            let c = codes::open_challenge(&deps, &password_step(&deps, &user).await)
-                .await
-                .unwrap();
-            codes::send_code(
-                &deps,
-                &c,
-                &SendCodeRequest {
-                    method: "sms".into(),
-                    factor_id: None,
-                },
-                &RequestMeta::default(),
-            )
-            .await
-            .unwrap();
-            let v = answer_code(&deps, &c, "sms", &SecretString::new(last_code(&outbox)))
-                .await
-                .unwrap();
+            let v = sms_verified(&deps, &user, &outbox).await;
             complete_sign_in(&deps, &v, None, &meta("10.1.1.1"))
                 .await
                 .unwrap();
@@ -563,12 +419,7 @@ async fn a_sign_in_from_a_new_kind_of_device_is_flagged_and_alerted_once() {
             .filter(|m| m.purpose == "alert_new_device_sign_in")
             .count();
         assert_eq!(flagged, 1, "{name}: once per kind of device");
-        let events = deps
-            .stores
-            .audit
-            .list_events(&user, deps.clock.now(), 50)
-            .await
-            .unwrap();
+        let events = audit_events(&deps, &user, 50).await;
         let flag = events.iter().find(|e| e.kind == "new_device").unwrap();
         assert_eq!(flag.outcome, "flagged");
         assert_eq!(flag.detail.as_deref(), Some("Chrome on Windows"));
@@ -595,15 +446,7 @@ async fn admin_actions_work_are_audited_and_every_security_event_kind_is_recorde
         let m = meta(&ip);
         // failures and a lock
         for _ in 0..5 {
-            let _ = sign_in(
-                &deps,
-                SignInRequest {
-                    user_id: user.to_string(),
-                    password: SecretString::new("wrong password here".into()),
-                },
-                &m,
-            )
-            .await;
+            let _ = sign_in_from(&deps, user.as_str(), "wrong password here", &m).await;
         }
         as_admin!(
             admin::act,
@@ -615,48 +458,19 @@ async fn admin_actions_work_are_audited_and_every_security_event_kind_is_recorde
         )
         .unwrap();
         // a full sign-in with a trusted device, a recovery code, a password change
-        let c = codes::open_challenge(&deps, &password_step(&deps, &user).await)
-            .await
-            .unwrap();
-        codes::send_code(
-            &deps,
-            &c,
-            &SendCodeRequest {
-                method: "sms".into(),
-                factor_id: None,
-            },
-            &RequestMeta::default(),
-        )
-        .await
-        .unwrap();
-        let v = answer_code(&deps, &c, "sms", &SecretString::new(last_code(&outbox)))
-            .await
-            .unwrap();
+        let v = sms_verified(&deps, &user, &outbox).await;
         let trust = Some(portcullis::service::complete::TrustRequest {
             device_name: Some("Laptop".into()),
         });
         let signed = complete_sign_in(&deps, &v, trust, &m).await.unwrap();
-        let caller = tokens::authenticate(
-            &deps,
-            Some(&format!("Bearer {}", signed.tokens.unwrap().access_token)),
-            &Default::default(),
-        )
-        .await
-        .unwrap();
+        let caller = bearer(&deps, &signed.tokens.unwrap().access_token)
+            .await
+            .unwrap();
         let set = recovery::issue(&deps, &user, &RequestMeta::default())
             .await
             .unwrap();
-        let c = codes::open_challenge(&deps, &password_step(&deps, &user).await)
-            .await
-            .unwrap();
-        recovery::redeem(
-            &deps,
-            &c,
-            &SecretString::new(set[0].clone()),
-            &RequestMeta::default(),
-        )
-        .await
-        .unwrap();
+        let c = password_challenge(&deps, &user).await;
+        redeem_code(&deps, &c, &set[0]).await.unwrap();
         password::change(
             &deps,
             &caller,
@@ -683,13 +497,7 @@ async fn admin_actions_work_are_audited_and_every_security_event_kind_is_recorde
         )
         .unwrap();
         assert!(
-            deps.stores
-                .users
-                .get_user(&user)
-                .await
-                .unwrap()
-                .unwrap()
-                .must_change_password,
+            stored_user(&deps, &user).await.must_change_password,
             "{name}"
         );
         as_admin!(
@@ -759,7 +567,7 @@ async fn admin_actions_work_are_audited_and_every_security_event_kind_is_recorde
             1,
             "{name}: reactivating an active user keeps their devices"
         );
-        let recorded = kinds(&deps, &user).await;
+        let recorded = event_kinds(&deps, &user).await;
         for kind in [
             "sign_in_failed",
             "lock_started",
@@ -780,12 +588,7 @@ async fn admin_actions_work_are_audited_and_every_security_event_kind_is_recorde
                 "{name}: {kind} missing from {recorded:?}"
             );
         }
-        let events = deps
-            .stores
-            .audit
-            .list_events(&user, deps.clock.now(), 200)
-            .await
-            .unwrap();
+        let events = audit_events(&deps, &user, 200).await;
         let unlock = events.iter().find(|e| e.kind == "admin_unlock").unwrap();
         assert_eq!(
             (unlock.actor.as_str(), unlock.source_ip.as_deref()),

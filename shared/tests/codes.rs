@@ -15,13 +15,6 @@ use portcullis::service::factors::{self, EnrolPhoneRequest, Enroller, VerifyFact
 use portcullis::service::tokens::{self, RefreshRequest};
 use portcullis::{Clock, Deps};
 
-fn sms() -> SendCodeRequest {
-    SendCodeRequest {
-        method: "sms".into(),
-        factor_id: None,
-    }
-}
-
 fn code(c: &str) -> SecretString {
     SecretString::new(c.into())
 }
@@ -37,14 +30,10 @@ fn wrong(right: &str) -> String {
 
 #[tokio::test]
 async fn an_sms_code_completes_the_sign_in_with_tokens_that_verify() {
-    for (name, deps, _clock, outbox) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("sms")).await;
-        add_phone(&deps, &user, "+12025550143").await;
+    for (name, deps, _clock, outbox, user) in all_deps_with_phoned_user("sms").await {
         let cid = password_step(&deps, &user).await;
         let c = challenge(&deps, &cid).await;
-        let sent = codes::send_code(&deps, &c, &sms(), &RequestMeta::default())
-            .await
-            .unwrap();
+        let sent = send_by(&deps, &c, "sms").await.unwrap();
         assert_eq!(sent.sent_to, "***-***-0143", "{name}");
         assert_eq!(sent.sends_remaining, 4);
         assert_eq!(sent.expires_in, 300);
@@ -63,14 +52,7 @@ async fn an_sms_code_completes_the_sign_in_with_tokens_that_verify() {
         let verified = answer_code(&deps, &c, "sms", &code(&last_code(&outbox)))
             .await
             .unwrap();
-        let signed_in = complete_sign_in(
-            &deps,
-            &verified,
-            None,
-            &portcullis::edge::RequestMeta::default(),
-        )
-        .await
-        .unwrap();
+        let signed_in = finish_sign_in(&deps, &verified).await;
         assert_eq!(signed_in.status, "signed_in");
         let signer = deps.signer.get().await.unwrap();
         let claims = jwt::verify(
@@ -99,31 +81,24 @@ async fn an_sms_code_completes_the_sign_in_with_tokens_that_verify() {
             ApiError::ChallengeExpired
         );
         // a completed sign-in resets the failure counter and records the sign-in
-        let stored = deps.stores.users.get_user(&user).await.unwrap().unwrap();
+        let stored = stored_user(&deps, &user).await;
         assert_eq!(stored.last_sign_in_at, Some(T0), "{name}");
     }
 }
 
 #[tokio::test]
 async fn sixth_send_in_a_session_is_refused_and_the_user_is_barred_for_30_minutes() {
-    for (name, deps, clock, _outbox) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("sender")).await;
-        add_phone(&deps, &user, "+12025550143").await;
+    for (name, deps, clock, _outbox, user) in all_deps_with_phoned_user("sender").await {
         let cid = password_step(&deps, &user).await;
         let c = challenge(&deps, &cid).await;
         for remaining in (0..5).rev() {
             assert_eq!(
-                codes::send_code(&deps, &c, &sms(), &RequestMeta::default())
-                    .await
-                    .unwrap()
-                    .sends_remaining,
+                send_by(&deps, &c, "sms").await.unwrap().sends_remaining,
                 remaining,
                 "{name}"
             );
         }
-        let sixth = codes::send_code(&deps, &c, &sms(), &RequestMeta::default())
-            .await
-            .unwrap_err();
+        let sixth = send_by(&deps, &c, "sms").await.unwrap_err();
         assert_eq!(
             sixth,
             ApiError::SendLimitReached {
@@ -135,22 +110,18 @@ async fn sixth_send_in_a_session_is_refused_and_the_user_is_barred_for_30_minute
         assert_eq!(sixth.status(), 429);
         // A new sign-in does not reset the bar: it is on the user.
         clock.advance_secs(60);
-        let c2 = challenge(&deps, &password_step(&deps, &user).await).await;
+        let c2 = password_challenge(&deps, &user).await;
         assert_eq!(
-            codes::send_code(&deps, &c2, &sms(), &RequestMeta::default())
-                .await
-                .unwrap_err(),
+            send_by(&deps, &c2, "sms").await.unwrap_err(),
             ApiError::SendLimitReached {
                 retry_after_secs: 1740
             },
             "{name}"
         );
         clock.advance_secs(1740);
-        let c3 = challenge(&deps, &password_step(&deps, &user).await).await;
+        let c3 = password_challenge(&deps, &user).await;
         assert!(
-            codes::send_code(&deps, &c3, &sms(), &RequestMeta::default())
-                .await
-                .is_ok(),
+            send_by(&deps, &c3, "sms").await.is_ok(),
             "{name}: the bar ends after 30 minutes"
         );
     }
@@ -158,16 +129,12 @@ async fn sixth_send_in_a_session_is_refused_and_the_user_is_barred_for_30_minute
 
 #[tokio::test]
 async fn concurrent_send_requests_cannot_pass_five() {
-    for (name, deps, _clock, outbox) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("burst")).await;
-        add_phone(&deps, &user, "+12025550143").await;
-        let c = challenge(&deps, &password_step(&deps, &user).await).await;
+    for (name, deps, _clock, outbox, user) in all_deps_with_phoned_user("burst").await {
+        let c = password_challenge(&deps, &user).await;
         let mut tasks = Vec::new();
         for _ in 0..10 {
             let (deps, c) = (deps.clone(), c.clone());
-            tasks.push(tokio::spawn(async move {
-                codes::send_code(&deps, &c, &sms(), &RequestMeta::default()).await
-            }));
+            tasks.push(tokio::spawn(async move { send_by(&deps, &c, "sms").await }));
         }
         let mut ok = 0;
         for t in tasks {
@@ -186,14 +153,10 @@ async fn concurrent_send_requests_cannot_pass_five() {
 
 #[tokio::test]
 async fn the_fifth_wrong_code_ends_the_challenge_and_a_resend_does_not_reset_the_count() {
-    for (name, deps, _clock, outbox) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("guesser")).await;
-        add_phone(&deps, &user, "+12025550143").await;
+    for (name, deps, _clock, outbox, user) in all_deps_with_phoned_user("guesser").await {
         let cid = password_step(&deps, &user).await;
         let c = challenge(&deps, &cid).await;
-        codes::send_code(&deps, &c, &sms(), &RequestMeta::default())
-            .await
-            .unwrap();
+        send_by(&deps, &c, "sms").await.unwrap();
         for _ in 0..2 {
             let bad = wrong(&last_code(&outbox));
             assert_eq!(
@@ -203,9 +166,7 @@ async fn the_fifth_wrong_code_ends_the_challenge_and_a_resend_does_not_reset_the
                 ApiError::CodeInvalid
             );
         }
-        codes::send_code(&deps, &c, &sms(), &RequestMeta::default())
-            .await
-            .unwrap();
+        send_by(&deps, &c, "sms").await.unwrap();
         for _ in 0..2 {
             let bad = wrong(&last_code(&outbox));
             assert_eq!(
@@ -239,13 +200,9 @@ async fn the_fifth_wrong_code_ends_the_challenge_and_a_resend_does_not_reset_the
 
 #[tokio::test]
 async fn the_same_right_code_submitted_concurrently_succeeds_exactly_once() {
-    for (name, deps, _clock, outbox) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("race")).await;
-        add_phone(&deps, &user, "+12025550143").await;
-        let c = challenge(&deps, &password_step(&deps, &user).await).await;
-        codes::send_code(&deps, &c, &sms(), &RequestMeta::default())
-            .await
-            .unwrap();
+    for (name, deps, _clock, outbox, user) in all_deps_with_phoned_user("race").await {
+        let c = password_challenge(&deps, &user).await;
+        send_by(&deps, &c, "sms").await.unwrap();
         let right = last_code(&outbox);
         let mut tasks = Vec::new();
         for _ in 0..12 {
@@ -266,14 +223,10 @@ async fn the_same_right_code_submitted_concurrently_succeeds_exactly_once() {
 
 #[tokio::test]
 async fn codes_expire_after_five_minutes_and_are_bound_to_their_challenge() {
-    for (name, deps, clock, outbox) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("slow")).await;
-        add_phone(&deps, &user, "+12025550143").await;
-        let c1 = challenge(&deps, &password_step(&deps, &user).await).await;
-        let c2 = challenge(&deps, &password_step(&deps, &user).await).await;
-        codes::send_code(&deps, &c1, &sms(), &RequestMeta::default())
-            .await
-            .unwrap();
+    for (name, deps, clock, outbox, user) in all_deps_with_phoned_user("slow").await {
+        let c1 = password_challenge(&deps, &user).await;
+        let c2 = password_challenge(&deps, &user).await;
+        send_by(&deps, &c1, "sms").await.unwrap();
         let code1 = last_code(&outbox);
         assert_eq!(
             answer_code(&deps, &c2, "sms", &code(&code1))
@@ -295,11 +248,10 @@ async fn codes_expire_after_five_minutes_and_are_bound_to_their_challenge() {
 
 #[tokio::test]
 async fn voice_goes_only_to_plus_one_numbers() {
-    for (name, deps, _clock, outbox) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("voice")).await;
+    for (name, deps, _clock, outbox, user) in all_deps_with_user("voice").await {
         let uk = add_phone(&deps, &user, "+447911123456").await;
         let us = add_phone(&deps, &user, "+12025550143").await;
-        let c = challenge(&deps, &password_step(&deps, &user).await).await;
+        let c = password_challenge(&deps, &user).await;
         let refused = codes::send_code(
             &deps,
             &c,
@@ -333,15 +285,11 @@ async fn voice_goes_only_to_plus_one_numbers() {
 
 #[tokio::test]
 async fn a_failed_send_gives_the_send_back_and_leaves_no_usable_code() {
-    for (name, deps, _clock, outbox) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("outage")).await;
-        add_phone(&deps, &user, "+12025550143").await;
-        let c = challenge(&deps, &password_step(&deps, &user).await).await;
+    for (name, deps, _clock, outbox, user) in all_deps_with_phoned_user("outage").await {
+        let c = password_challenge(&deps, &user).await;
         outbox.set_failing(true);
         assert_eq!(
-            codes::send_code(&deps, &c, &sms(), &RequestMeta::default())
-                .await
-                .unwrap_err(),
+            send_by(&deps, &c, "sms").await.unwrap_err(),
             ApiError::ServiceUnavailable,
             "{name}"
         );
@@ -355,10 +303,7 @@ async fn a_failed_send_gives_the_send_back_and_leaves_no_usable_code() {
             .unwrap();
         assert_eq!((stored.sends, stored.code.is_none()), (0, true), "{name}");
         assert_eq!(
-            codes::send_code(&deps, &c, &sms(), &RequestMeta::default())
-                .await
-                .unwrap()
-                .sends_remaining,
+            send_by(&deps, &c, "sms").await.unwrap().sends_remaining,
             4,
             "{name}"
         );
@@ -379,13 +324,9 @@ async fn a_failed_send_gives_the_send_back_and_leaves_no_usable_code() {
 
 #[tokio::test]
 async fn malformed_codes_and_methods_are_refused_without_using_a_try() {
-    for (name, deps, _clock, outbox) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("typo")).await;
-        add_phone(&deps, &user, "+12025550143").await;
-        let c = challenge(&deps, &password_step(&deps, &user).await).await;
-        codes::send_code(&deps, &c, &sms(), &RequestMeta::default())
-            .await
-            .unwrap();
+    for (name, deps, _clock, outbox, user) in all_deps_with_phoned_user("typo").await {
+        let c = password_challenge(&deps, &user).await;
+        send_by(&deps, &c, "sms").await.unwrap();
         for bad in ["12345", "1234567", "abcdef", "", "١٢٣٤٥٦"] {
             assert_eq!(
                 answer_code(&deps, &c, "sms", &code(bad))
@@ -403,21 +344,7 @@ async fn malformed_codes_and_methods_are_refused_without_using_a_try() {
                 .status(),
             400
         );
-        assert_eq!(
-            codes::send_code(
-                &deps,
-                &c,
-                &SendCodeRequest {
-                    method: "fax".into(),
-                    factor_id: None
-                },
-                &RequestMeta::default()
-            )
-            .await
-            .unwrap_err()
-            .status(),
-            400
-        );
+        assert_eq!(send_by(&deps, &c, "fax").await.unwrap_err().status(), 400);
         assert_eq!(
             codes::send_code(
                 &deps,
@@ -457,9 +384,8 @@ async fn malformed_codes_and_methods_are_refused_without_using_a_try() {
 
 #[tokio::test]
 async fn a_new_enrolment_supersedes_unfinished_ones_of_its_kind_so_they_never_fill_the_limit() {
-    for (name, deps, _clock, _outbox) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("abandon")).await;
-        let c = challenge(&deps, &password_step(&deps, &user).await).await;
+    for (name, deps, _clock, _outbox, user) in all_deps_with_user("abandon").await {
+        let c = password_challenge(&deps, &user).await;
         // More abandoned authenticator set-ups than the per-user limit of factors.
         let mut last = String::new();
         for _ in 0..=factors::MAX_FACTORS {
@@ -493,8 +419,7 @@ async fn a_new_enrolment_supersedes_unfinished_ones_of_its_kind_so_they_never_fi
 
 #[tokio::test]
 async fn enrolment_inside_a_sign_in_needs_an_enrolment_challenge_and_totp_codes_work_once() {
-    for (name, deps, clock, _outbox) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("enrol")).await;
+    for (name, deps, clock, _outbox, user) in all_deps_with_user("enrol").await {
         let cid = password_step(&deps, &user).await;
         let c = challenge(&deps, &cid).await;
         let enrolment = factors::enrol_totp(&deps, Enroller::SignIn(&c, &RequestMeta::default()))
@@ -540,7 +465,7 @@ async fn enrolment_inside_a_sign_in_needs_an_enrolment_challenge_and_totp_codes_
         .unwrap();
 
         // Now the user has a factor: a password alone must not add another.
-        let c2 = challenge(&deps, &password_step(&deps, &user).await).await;
+        let c2 = password_challenge(&deps, &user).await;
         assert_eq!(c2.status, portcullis::storage::ChallengeStatus::MfaRequired);
         assert_eq!(
             factors::enrol_totp(&deps, Enroller::SignIn(&c2, &RequestMeta::default()))
@@ -594,26 +519,16 @@ fn base32_decode(s: &str) -> Vec<u8> {
 
 #[tokio::test]
 async fn refresh_rotates_reuse_revokes_and_idle_and_absolute_limits_hold() {
-    for (name, deps, clock, outbox) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("session")).await;
-        add_phone(&deps, &user, "+12025550143").await;
+    for (name, deps, clock, outbox, user) in all_deps_with_phoned_user("session").await {
         let sign_in = |deps: Deps, outbox: portcullis::notifier::RecordingNotifier| {
             let user = user.clone();
             async move {
-                let c = codes::open_challenge(&deps, &password_step(&deps, &user).await)
-                    .await
-                    .unwrap();
-                codes::send_code(&deps, &c, &sms(), &RequestMeta::default())
-                    .await
-                    .unwrap();
+                let c = password_challenge(&deps, &user).await;
+                send_by(&deps, &c, "sms").await.unwrap();
                 let v = answer_code(&deps, &c, "sms", &SecretString::new(last_code(&outbox)))
                     .await
                     .unwrap();
-                complete_sign_in(&deps, &v, None, &portcullis::edge::RequestMeta::default())
-                    .await
-                    .unwrap()
-                    .tokens
-                    .unwrap()
+                finish_sign_in(&deps, &v).await.tokens.unwrap()
             }
         };
         let first = sign_in(deps.clone(), outbox.clone()).await;
@@ -674,13 +589,7 @@ async fn refresh_rotates_reuse_revokes_and_idle_and_absolute_limits_hold() {
 
         // sign-out revokes
         let s = sign_in(deps.clone(), outbox.clone()).await;
-        let caller = tokens::authenticate(
-            &deps,
-            Some(&format!("Bearer {}", s.access_token)),
-            &Default::default(),
-        )
-        .await
-        .unwrap();
+        let caller = bearer(&deps, &s.access_token).await.unwrap();
         tokens::sign_out(&deps, &caller).await.unwrap();
         assert_eq!(
             tokens::refresh(&deps, refresh(&s.refresh_token))
@@ -700,28 +609,11 @@ async fn refresh_rotates_reuse_revokes_and_idle_and_absolute_limits_hold() {
 
 #[tokio::test]
 async fn removing_factors_needs_step_up_and_the_last_one_means_enrolment_again() {
-    for (name, deps, clock, outbox) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("remover")).await;
+    for (name, deps, clock, outbox, user) in all_deps_with_user("remover").await {
         let factor = add_phone(&deps, &user, "+12025550143").await;
-        let c = challenge(&deps, &password_step(&deps, &user).await).await;
-        codes::send_code(&deps, &c, &sms(), &RequestMeta::default())
-            .await
-            .unwrap();
-        let v = answer_code(&deps, &c, "sms", &code(&last_code(&outbox)))
-            .await
-            .unwrap();
-        let t = complete_sign_in(&deps, &v, None, &portcullis::edge::RequestMeta::default())
-            .await
-            .unwrap()
-            .tokens
-            .unwrap();
-        let caller = tokens::authenticate(
-            &deps,
-            Some(&format!("Bearer {}", t.access_token)),
-            &Default::default(),
-        )
-        .await
-        .unwrap();
+        let v = sms_verified(&deps, &user, &outbox).await;
+        let t = finish_sign_in(&deps, &v).await.tokens.unwrap();
+        let caller = bearer(&deps, &t.access_token).await.unwrap();
         let listed = factors::list(&deps, &caller).await.unwrap();
         assert_eq!(listed.len(), 1);
         assert_eq!(listed[0].phone.as_deref(), Some("***-***-0143"));
@@ -757,7 +649,7 @@ async fn removing_factors_needs_step_up_and_the_last_one_means_enrolment_again()
             ApiError::NotFound
         );
         // only a pending phone remains: the next sign-in must enrol
-        let c = challenge(&deps, &password_step(&deps, &user).await).await;
+        let c = password_challenge(&deps, &user).await;
         assert_eq!(
             c.status,
             portcullis::storage::ChallengeStatus::MfaEnrolmentRequired,
@@ -770,9 +662,8 @@ async fn removing_factors_needs_step_up_and_the_last_one_means_enrolment_again()
 /// not looked up): the factor added and the recovery codes issued with it.
 #[tokio::test]
 async fn an_enrolment_records_the_ip_of_the_request_that_verified_it() {
-    for (name, deps, clock, _outbox) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("enrol-ip")).await;
-        let c = challenge(&deps, &password_step(&deps, &user).await).await;
+    for (name, deps, clock, _outbox, user) in all_deps_with_user("enrol-ip").await {
+        let c = password_challenge(&deps, &user).await;
         let from = |ip: &str| RequestMeta {
             source_ip: Some(ip.into()),
             ..RequestMeta::default()

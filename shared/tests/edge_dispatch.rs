@@ -101,6 +101,19 @@ async fn each_access_check_runs_before_the_handler() {
     }
 }
 
+/// The `Authorization` header of `user` with a new phone `e164`, signed in by text just now,
+/// and the session's tokens.
+async fn signed_in_header(
+    deps: &Deps,
+    outbox: &portcullis::notifier::RecordingNotifier,
+    user: &portcullis::identity::UserId,
+    e164: &str,
+) -> (String, portcullis::service::tokens::Tokens) {
+    common::add_phone(deps, user, e164).await;
+    let (_, tokens) = common::sms_sign_in(deps, user, outbox).await;
+    (format!("Bearer {}", tokens.access_token), tokens)
+}
+
 /// An admin route runs its handler only for an active admin, by token *and* stored record, in
 /// an elevated session.
 async fn admin_checks_on(
@@ -112,9 +125,7 @@ async fn admin_checks_on(
     assert_eq!(call(deps, "POST /admin", MODERN, None).await, (401, false));
     // A user without the role, just signed in with MFA (elevated): refused.
     let plain = common::create_user(deps, &common::unique("plain")).await;
-    common::add_phone(deps, &plain, "+12025550150").await;
-    let (_, tokens) = common::sms_sign_in(deps, &plain, outbox).await;
-    let plain_auth = bearer(&tokens.access_token);
+    let (plain_auth, _) = signed_in_header(deps, outbox, &plain, "+12025550150").await;
     assert_eq!(
         call(deps, "POST /elevated", MODERN, Some(&plain_auth)).await,
         (204, true)
@@ -131,9 +142,7 @@ async fn admin_checks_on(
         .set_roles(&admin, &["admin".to_owned()])
         .await
         .unwrap();
-    common::add_phone(deps, &admin, "+12025550151").await;
-    let (_, tokens) = common::sms_sign_in(deps, &admin, outbox).await;
-    let admin_auth = bearer(&tokens.access_token);
+    let (admin_auth, tokens) = signed_in_header(deps, outbox, &admin, "+12025550151").await;
     assert_eq!(
         call(deps, "POST /admin", MODERN, Some(&admin_auth)).await,
         (204, true)

@@ -9,7 +9,7 @@ use portcullis::crypto::SecretString;
 use portcullis::edge::RequestMeta;
 use portcullis::error::ApiError;
 use portcullis::notifier::Channel;
-use portcullis::service::codes::{self, SendCodeRequest};
+use portcullis::service::codes;
 use portcullis::service::factors::{self, EnrolEmailRequest, Enroller, VerifyFactorRequest};
 use portcullis::service::sign_in::{SignInRequest, sign_in};
 use portcullis::storage::FactorStatus;
@@ -26,11 +26,8 @@ fn code(outbox: &portcullis::notifier::RecordingNotifier) -> VerifyFactorRequest
 
 #[tokio::test]
 async fn an_email_enrolled_at_first_sign_in_completes_it_and_signs_in_later() {
-    for (name, deps, _clock, outbox) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("mailer")).await;
-        let challenge = codes::open_challenge(&deps, &password_step(&deps, &user).await)
-            .await
-            .unwrap();
+    for (name, deps, _clock, outbox, user) in all_deps_with_user("mailer").await {
+        let challenge = password_challenge(&deps, &user).await;
         let pending = factors::enrol_email(
             &deps,
             Enroller::SignIn(&challenge, &RequestMeta::default()),
@@ -90,17 +87,7 @@ async fn an_email_enrolled_at_first_sign_in_completes_it_and_signs_in_later() {
         let next = codes::open_challenge(&deps, answer.challenge_id.as_deref().unwrap())
             .await
             .unwrap();
-        codes::send_code(
-            &deps,
-            &next,
-            &SendCodeRequest {
-                method: "email".into(),
-                factor_id: None,
-            },
-            &RequestMeta::default(),
-        )
-        .await
-        .unwrap();
+        send_by(&deps, &next, "email").await.unwrap();
         let typed = SecretString::new(last_code(&outbox));
         // An emailed code is not a text-message code.
         assert!(
@@ -114,11 +101,8 @@ async fn an_email_enrolled_at_first_sign_in_completes_it_and_signs_in_later() {
 
 #[tokio::test]
 async fn bad_addresses_are_refused_and_store_nothing() {
-    for (name, deps, _clock, outbox) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("badmail")).await;
-        let challenge = codes::open_challenge(&deps, &password_step(&deps, &user).await)
-            .await
-            .unwrap();
+    for (name, deps, _clock, outbox, user) in all_deps_with_user("badmail").await {
+        let challenge = password_challenge(&deps, &user).await;
         for bad in ["", "jo", "jo@example", "jo@@example.com", "a b@example.com"] {
             let err = factors::enrol_email(
                 &deps,
@@ -129,24 +113,14 @@ async fn bad_addresses_are_refused_and_store_nothing() {
             .unwrap_err();
             assert_eq!(err.status(), 400, "{name}: {bad:?}");
         }
-        assert!(
-            deps.stores
-                .factors
-                .list_factors(&user)
-                .await
-                .unwrap()
-                .is_empty(),
-            "{name}"
-        );
+        assert!(no_factors(&deps, &user).await, "{name}");
         assert!(outbox.sent().is_empty(), "{name}");
     }
 }
 
 #[tokio::test]
 async fn from_a_session_an_email_needs_step_up_and_is_not_enrolled_twice() {
-    for (name, deps, clock, outbox) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("twice")).await;
-        add_phone(&deps, &user, "+12025550143").await;
+    for (name, deps, clock, outbox, user) in all_deps_with_phoned_user("twice").await {
         let (caller, _) = sms_sign_in(&deps, &user, &outbox).await;
         let pending =
             factors::enrol_email(&deps, Enroller::Session(&caller), email("me@example.com"))
@@ -185,9 +159,7 @@ async fn from_a_session_an_email_needs_step_up_and_is_not_enrolled_twice() {
 
 #[tokio::test]
 async fn email_codes_come_out_of_the_rolling_send_caps_like_texts() {
-    for (name, deps, _clock, outbox) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("pumped")).await;
-        add_phone(&deps, &user, "+12025550143").await;
+    for (name, deps, _clock, outbox, user) in all_deps_with_phoned_user("pumped").await {
         let (caller, _) = sms_sign_in(&deps, &user, &outbox).await;
         // One text went out to sign in; enrolment after enrolment mails a code to any
         // address, so the hourly cap stops it.
@@ -223,11 +195,8 @@ async fn a_password_alone_cannot_add_an_email_and_neither_can_the_reset_mailbox_
     for (name, deps, _clock, outbox) in all_deps_with_notifier().await {
         // A user with a factor: the password step opens an mfa_required challenge, which must
         // never enrol anything.
-        let user = create_user(&deps, &unique("guarded")).await;
-        add_phone(&deps, &user, "+12025550143").await;
-        let challenge = codes::open_challenge(&deps, &password_step(&deps, &user).await)
-            .await
-            .unwrap();
+        let user = user_with_phone(&deps, "guarded").await;
+        let challenge = password_challenge(&deps, &user).await;
         assert_eq!(
             factors::enrol_email(
                 &deps,

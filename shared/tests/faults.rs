@@ -12,10 +12,8 @@ use std::time::{Duration, Instant};
 
 use portcullis::Deps;
 use portcullis::config::{Argon2Settings, Settings};
-use portcullis::crypto::SecretString;
-use portcullis::edge::{RequestMeta, problem_response};
+use portcullis::edge::problem_response;
 use portcullis::error::ApiError;
-use portcullis::service::sign_in::{SignInRequest, sign_in};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 fn settings() -> Settings {
@@ -56,30 +54,11 @@ fn emulator_settings() -> Option<Settings> {
 /// Sends an SMS code that must fail: returns the error after checking that the failure used no
 /// send and left no code in the challenge.
 async fn failing_send(deps: &Deps, prefix: &str) -> ApiError {
-    use portcullis::service::codes::{self, SendCodeRequest};
     let user = common::create_user(deps, &common::unique(prefix)).await;
     common::add_phone(deps, &user, "+12025550143").await;
-    let challenge = codes::open_challenge(deps, &common::password_step(deps, &user).await)
-        .await
-        .unwrap();
-    let err = codes::send_code(
-        deps,
-        &challenge,
-        &SendCodeRequest {
-            method: "sms".into(),
-            factor_id: None,
-        },
-        &RequestMeta::default(),
-    )
-    .await
-    .unwrap_err();
-    let stored = deps
-        .stores
-        .challenges
-        .get_challenge(&challenge.id_digest, deps.clock.now())
-        .await
-        .unwrap()
-        .unwrap();
+    let challenge = common::password_challenge(deps, &user).await;
+    let err = common::send_by(deps, &challenge, "sms").await.unwrap_err();
+    let stored = common::stored_challenge(deps, &challenge.id_digest).await;
     assert_eq!(
         (stored.sends, stored.code.is_none()),
         (0, true),
@@ -89,11 +68,21 @@ async fn failing_send(deps: &Deps, prefix: &str) -> ApiError {
 }
 
 async fn attempt(deps: &Deps) -> Result<portcullis::service::sign_in::SignInAnswer, ApiError> {
-    let request = SignInRequest {
-        user_id: "someone@example.com".into(),
-        password: SecretString::new("a password of sorts".into()),
-    };
-    sign_in(deps, request, &RequestMeta::default()).await
+    common::sign_in_as(deps, "someone@example.com", "a password of sorts").await
+}
+
+/// The answer to a dependency that is down: `503 service_unavailable` with `Retry-After`,
+/// within the bounded retries (less than 8 s after `started`).
+fn assert_prompt_503(err: &ApiError, started: Instant) {
+    assert_eq!(*err, ApiError::ServiceUnavailable);
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "bounded retries: {:?}",
+        started.elapsed()
+    );
+    let response = problem_response(err);
+    assert_eq!(response.status(), 503);
+    assert!(response.headers().contains_key("retry-after"));
 }
 
 #[tokio::test]
@@ -102,15 +91,7 @@ async fn a_dynamodb_that_is_down_gives_a_prompt_503_with_retry_after() {
     let deps = deps_at("http://127.0.0.1:9").await;
     let started = Instant::now();
     let err = attempt(&deps).await.unwrap_err();
-    assert_eq!(err, ApiError::ServiceUnavailable);
-    assert!(
-        started.elapsed() < Duration::from_secs(8),
-        "bounded retries: {:?}",
-        started.elapsed()
-    );
-    let response = problem_response(&err);
-    assert_eq!(response.status(), 503);
-    assert!(response.headers().contains_key("retry-after"));
+    assert_prompt_503(&err, started);
 }
 
 /// Answers every request with DynamoDB's throttling error and counts them.
@@ -248,13 +229,5 @@ async fn an_sns_that_is_down_while_sending_a_code_is_a_503_that_uses_no_send_and
     deps.notifiers = registry;
     let started = Instant::now();
     let err = failing_send(&deps, "snsfault").await;
-    assert_eq!(err, ApiError::ServiceUnavailable);
-    assert!(
-        started.elapsed() < Duration::from_secs(8),
-        "bounded retries: {:?}",
-        started.elapsed()
-    );
-    let response = problem_response(&err);
-    assert_eq!(response.status(), 503);
-    assert!(response.headers().contains_key("retry-after"));
+    assert_prompt_503(&err, started);
 }

@@ -80,22 +80,16 @@ async fn sealed_secrets_open_only_in_their_context() {
             "{}",
             k.name
         );
-        assert!(
-            k.sealer
-                .open(&sealed, &[("user_id", "mallory"), ("factor_id", "f_1")])
-                .await
-                .is_err(),
-            "{}: other user",
-            k.name
-        );
-        assert!(
-            k.sealer
-                .open(&sealed, &[("user_id", "alice"), ("factor_id", "f_2")])
-                .await
-                .is_err(),
-            "{}: other factor",
-            k.name
-        );
+        for (other, what) in [
+            ([("user_id", "mallory"), ("factor_id", "f_1")], "other user"),
+            ([("user_id", "alice"), ("factor_id", "f_2")], "other factor"),
+        ] {
+            assert!(
+                k.sealer.open(&sealed, &other).await.is_err(),
+                "{}: {what}",
+                k.name
+            );
+        }
     }
 }
 

@@ -12,6 +12,7 @@ use async_trait::async_trait;
 use common::*;
 use portcullis::error::StoreError;
 use portcullis::identity::UserId;
+use portcullis::notifier::RecordingNotifier;
 use portcullis::outbox::{Alert, MemoryOutbox, Outbox, Outgoing, SqsOutbox};
 use portcullis::service::password::{self, ForgotRequest};
 use portcullis::service::{alerts, sender};
@@ -19,31 +20,38 @@ use portcullis::storage::{AuditEvent, AuditStore};
 use portcullis::{Deps, UnixTime};
 
 async fn try_password(deps: &Deps, user: &UserId, password: &str) {
-    let _ = portcullis::service::sign_in::sign_in(
-        deps,
-        portcullis::service::sign_in::SignInRequest {
-            user_id: user.to_string(),
-            password: portcullis::crypto::SecretString::new(password.into()),
-        },
-        &portcullis::edge::RequestMeta::default(),
-    )
-    .await;
+    let _ = sign_in_as(deps, user.as_str(), password).await;
 }
 
-/// Deps whose outbox is a queue in memory, so a test sees what was queued and delivers it.
-async fn queued() -> Vec<(
+/// Deps whose outbox is a queue in memory, so a test sees what was queued and delivers it,
+/// each with a new user (ID made from `prefix`).
+async fn queued(
+    prefix: &str,
+) -> Vec<(
     &'static str,
     Deps,
     Arc<MemoryOutbox>,
-    portcullis::notifier::RecordingNotifier,
+    RecordingNotifier,
+    UserId,
 )> {
     let mut out = Vec::new();
-    for (name, mut deps, _clock, sent) in all_deps_with_notifier().await {
+    for (name, mut deps, _clock, sent, user) in all_deps_with_user(prefix).await {
         let queue = Arc::new(MemoryOutbox::default());
         deps.outbox = queue.clone();
-        out.push((name, deps, queue, sent));
+        out.push((name, deps, queue, sent, user));
     }
     out
+}
+
+/// One message was sent, and its text says `phrase` (`why`: what the check is about).
+fn assert_one_mail_saying(sent: &RecordingNotifier, name: &str, phrase: &str, why: &str) {
+    let mails = sent.sent();
+    assert_eq!(mails.len(), 1, "{name}");
+    assert!(
+        mails[0].text.contains(phrase),
+        "{name}: {why}{}",
+        mails[0].text
+    );
 }
 
 async fn deliver_all(deps: &Deps, queue: &MemoryOutbox) -> usize {
@@ -56,8 +64,7 @@ async fn deliver_all(deps: &Deps, queue: &MemoryOutbox) -> usize {
 
 #[tokio::test]
 async fn a_forgotten_password_is_queued_the_same_for_everyone_and_only_users_get_a_link() {
-    for (name, deps, queue, sent) in queued().await {
-        let user = create_user(&deps, &unique("forgetful")).await;
+    for (name, deps, queue, sent, user) in queued("forgetful").await {
         let nobody = unique("nobody");
         for id in [user.to_string(), nobody.clone()] {
             password::forgot(&deps, ForgotRequest { user_id: id })
@@ -96,8 +103,7 @@ async fn a_forgotten_password_is_queued_the_same_for_everyone_and_only_users_get
 
 #[tokio::test]
 async fn a_reset_request_delivered_after_its_lifetime_sends_nothing() {
-    for (name, deps, clock, sent) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("late")).await;
+    for (name, deps, clock, sent, user) in all_deps_with_user("late").await {
         // The password was set at creation; these requests come after it.
         clock.advance_secs(deps.settings.reset_ttl_secs + 120);
         let now = deps.clock.now();
@@ -115,20 +121,18 @@ async fn a_reset_request_delivered_after_its_lifetime_sends_nothing() {
             requested_at: now.secs() - 60,
         };
         sender::deliver(&deps, &fresh).await.unwrap();
-        let mails = sent.sent();
-        assert_eq!(mails.len(), 1, "{name}");
-        assert!(
-            mails[0].text.contains("within 29 minutes"),
-            "{name}: the link lives from the request, not from the delivery: {}",
-            mails[0].text
+        assert_one_mail_saying(
+            &sent,
+            name,
+            "within 29 minutes",
+            "the link lives from the request, not from the delivery: ",
         );
     }
 }
 
 #[tokio::test]
 async fn an_alert_waits_in_the_queue_and_a_failed_send_is_an_error_to_retry() {
-    for (name, deps, queue, sent) in queued().await {
-        let user = create_user(&deps, &unique("alerted")).await;
+    for (name, deps, queue, sent, user) in queued("alerted").await {
         alerts::alert(&deps, &user, Alert::PasswordChanged).await;
         assert!(
             sent.sent().is_empty(),
@@ -164,8 +168,7 @@ async fn an_alert_waits_in_the_queue_and_a_failed_send_is_an_error_to_retry() {
 
 #[tokio::test]
 async fn the_fifth_failed_password_queues_the_same_for_unknown_ids() {
-    for (name, deps, queue, _sent) in queued().await {
-        let user = create_user(&deps, &unique("guessed")).await;
+    for (name, deps, queue, _sent, user) in queued("guessed").await {
         let nobody = UserId::parse(&unique("nobody")).unwrap();
         for id in [&user, &nobody] {
             for _ in 0..deps.settings.lockout_threshold {
@@ -216,8 +219,7 @@ impl AuditStore for RefusingAudit {
 
 #[tokio::test]
 async fn an_audit_event_that_cannot_be_written_is_queued_and_written_by_the_sender() {
-    for (name, mut deps, queue, _sent) in queued().await {
-        let user = create_user(&deps, &unique("audited")).await;
+    for (name, mut deps, queue, _sent, user) in queued("audited").await {
         let table = deps.stores.audit.clone();
         deps.stores.audit = Arc::new(RefusingAudit);
         try_password(&deps, &user, "wrong password!").await;
@@ -247,8 +249,7 @@ async fn an_audit_event_that_cannot_be_written_is_queued_and_written_by_the_send
 #[tokio::test]
 async fn without_a_queue_messages_are_delivered_in_the_request() {
     // Deps::in_memory has no queue (InlineOutbox): the in-process tools keep working.
-    for (name, deps, _clock, sent) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("inline")).await;
+    for (name, deps, _clock, sent, user) in all_deps_with_user("inline").await {
         alerts::alert(&deps, &user, Alert::PasswordChanged).await;
         assert_eq!(sent.sent().len(), 1, "{name}");
         assert_eq!(deliver_all(&deps, &MemoryOutbox::default()).await, 0);
@@ -369,32 +370,24 @@ async fn an_invitation_goes_to_the_stored_address_only_while_it_is_due() {
 
 #[tokio::test]
 async fn a_reset_request_from_the_future_does_not_buy_a_longer_link() {
-    for (name, deps, _clock, sent) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("future")).await;
+    for (name, deps, _clock, sent, user) in all_deps_with_user("future").await {
         let now = deps.clock.now();
         let item = Outgoing::PasswordReset {
             user_id: user.to_string(),
             requested_at: now.secs() + 365 * 86_400,
         };
         sender::deliver(&deps, &item).await.unwrap();
-        let mails = sent.sent();
-        assert_eq!(mails.len(), 1, "{name}");
-        assert!(
-            mails[0].text.contains("within 30 minutes"),
-            "{name}: {}",
-            mails[0].text
-        );
+        assert_one_mail_saying(&sent, name, "within 30 minutes", "");
     }
 }
 
 #[tokio::test]
 async fn a_reset_request_queued_before_a_password_change_sends_nothing() {
-    for (name, deps, clock, sent) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("changed")).await;
+    for (name, deps, clock, sent, user) in all_deps_with_user("changed").await {
         let requested_at = deps.clock.now().secs();
         clock.advance_secs(60);
         let hash = deps.hasher.hash(b"a brand new passphrase").unwrap();
-        let old = deps.stores.users.get_user(&user).await.unwrap().unwrap();
+        let old = stored_user(&deps, &user).await;
         deps.stores
             .users
             .set_password(
@@ -434,14 +427,7 @@ async fn with_the_queue_away_alerts_go_inline_but_reset_requests_do_not() {
     for (name, mut deps, _clock, sent) in all_deps_with_notifier().await {
         deps.outbox = Arc::new(RefusingQueue);
         let user = create_user(&deps, &unique("away")).await;
-        password::forgot(
-            &deps,
-            ForgotRequest {
-                user_id: user.to_string(),
-            },
-        )
-        .await
-        .unwrap();
+        forgot(&deps, &user).await;
         assert!(
             sent.sent().is_empty(),
             "{name}: inline, a reset would email real users only, and time would tell"

@@ -89,9 +89,7 @@ async fn a_password_alone_never_adds_a_passkey_once_a_factor_is_active() {
         // A user with a phone: the password step is mfa_required, which enrols nothing.
         let user = create_user(&deps, &unique("pkpwd")).await;
         add_phone(&deps, &user, "+14155550183").await;
-        let challenge = codes::open_challenge(&deps, &password_step(&deps, &user).await)
-            .await
-            .unwrap();
+        let challenge = password_challenge(&deps, &user).await;
         assert_eq!(
             passkeys::enrol(
                 &deps,
@@ -107,9 +105,7 @@ async fn a_password_alone_never_adds_a_passkey_once_a_factor_is_active() {
         // A user with no factor: an enrolment challenge, its passkey options taken, then a
         // factor added elsewhere. The old challenge can neither finish nor start a passkey.
         let user = create_user(&deps, &unique("pkstale")).await;
-        let stale = codes::open_challenge(&deps, &password_step(&deps, &user).await)
-            .await
-            .unwrap();
+        let stale = password_challenge(&deps, &user).await;
         let pending = passkeys::enrol(
             &deps,
             Enroller::SignIn(&stale, &RequestMeta::default()),
@@ -158,8 +154,7 @@ async fn a_sign_in_challenge_whose_stamp_moved_starts_no_passkey_ceremony() {
             .get_challenge(digest, deps.clock.now());
         stored.await.unwrap().unwrap().ceremony.is_some()
     }
-    for (name, deps, _clock, _outbox) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("pkstale")).await;
+    for (name, deps, _clock, _outbox, user) in all_deps_with_user("pkstale").await {
         let mut authenticator = SoftAuthenticator::new(ORIGIN);
         register_at_first_sign_in(&deps, &user, &mut authenticator).await;
         let id = password_step(&deps, &user).await;
@@ -188,18 +183,13 @@ async fn a_sign_in_challenge_whose_stamp_moved_starts_no_passkey_ceremony() {
 
 #[tokio::test]
 async fn options_made_for_one_ceremony_never_verify_in_another() {
-    for (name, deps, _clock, _outbox) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("pkcross")).await;
+    for (name, deps, _clock, _outbox, user) in all_deps_with_user("pkcross").await {
         let mut authenticator = SoftAuthenticator::new(ORIGIN);
         let first = register_at_first_sign_in(&deps, &user, &mut authenticator).await;
 
         // Sign-in options of challenge A, answered to challenge B (with its own options).
-        let a = codes::open_challenge(&deps, &password_step(&deps, &user).await)
-            .await
-            .unwrap();
-        let b = codes::open_challenge(&deps, &password_step(&deps, &user).await)
-            .await
-            .unwrap();
+        let a = password_challenge(&deps, &user).await;
+        let b = password_challenge(&deps, &user).await;
         let options_a = passkeys::sign_in_options(&deps, &a).await.unwrap();
         passkeys::sign_in_options(&deps, &b).await.unwrap();
         let for_a = authenticator.authenticate(&options_a.options).unwrap();
@@ -235,9 +225,7 @@ async fn options_made_for_one_ceremony_never_verify_in_another() {
             .await
             .unwrap();
         let discoverable = authenticator.authenticate(&pwless.options).unwrap();
-        let c = codes::open_challenge(&deps, &password_step(&deps, &user).await)
-            .await
-            .unwrap();
+        let c = password_challenge(&deps, &user).await;
         passkeys::sign_in_options(&deps, &c).await.unwrap();
         assert_eq!(
             passkeys::check_assertion(&deps, &c, &discoverable, &RequestMeta::default())
@@ -253,9 +241,7 @@ async fn options_made_for_one_ceremony_never_verify_in_another() {
         let for_step_up = authenticator
             .authenticate(started.options.as_ref().unwrap())
             .unwrap();
-        let d = codes::open_challenge(&deps, &password_step(&deps, &user).await)
-            .await
-            .unwrap();
+        let d = password_challenge(&deps, &user).await;
         let options_d = passkeys::sign_in_options(&deps, &d).await.unwrap();
         assert_eq!(
             passkeys::check_assertion(&deps, &d, &for_step_up, &RequestMeta::default())
@@ -307,9 +293,7 @@ async fn one_users_passkey_never_signs_in_as_another() {
         register_at_first_sign_in(&deps, &bob, &mut bobs).await;
 
         // Bob's password, Alice's passkey: not one of Bob's.
-        let challenge = codes::open_challenge(&deps, &password_step(&deps, &bob).await)
-            .await
-            .unwrap();
+        let challenge = password_challenge(&deps, &bob).await;
         let options = passkeys::sign_in_options(&deps, &challenge).await.unwrap();
         let mut forced = alices.clone();
         // An authenticator that ignores allowCredentials.
@@ -347,8 +331,7 @@ async fn one_users_passkey_never_signs_in_as_another() {
 
 #[tokio::test]
 async fn a_counter_regression_as_a_second_factor_or_step_up_is_refused_and_alerted() {
-    for (name, deps, _clock, outbox) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("pkclone2")).await;
+    for (name, deps, _clock, outbox, user) in all_deps_with_user("pkclone2").await {
         let mut authenticator = SoftAuthenticator::new(ORIGIN);
         let first = register_at_first_sign_in(&deps, &user, &mut authenticator).await;
         // Two uses: the stored counter is 3.
@@ -361,9 +344,7 @@ async fn a_counter_regression_as_a_second_factor_or_step_up_is_refused_and_alert
         // A clone at the same counter (not behind: equal is a regression too).
         let mut clone = authenticator.clone();
         clone.counter_step = 0;
-        let challenge = codes::open_challenge(&deps, &password_step(&deps, &user).await)
-            .await
-            .unwrap();
+        let challenge = password_challenge(&deps, &user).await;
         let options = passkeys::sign_in_options(&deps, &challenge).await.unwrap();
         let assertion = clone.authenticate(&options.options).unwrap();
         assert_eq!(
@@ -374,10 +355,7 @@ async fn a_counter_regression_as_a_second_factor_or_step_up_is_refused_and_alert
             "{name}"
         );
         assert!(
-            outbox
-                .sent()
-                .iter()
-                .any(|m| m.purpose == "alert_passkey_counter_regression"),
+            alerted(&outbox, "alert_passkey_counter_regression"),
             "{name}"
         );
         // In a step-up too.
@@ -403,8 +381,7 @@ async fn a_counter_regression_as_a_second_factor_or_step_up_is_refused_and_alert
 
 #[tokio::test]
 async fn a_removed_passkey_answers_nothing_even_with_options_taken_before() {
-    for (name, deps, _clock, _outbox) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("pkrm")).await;
+    for (name, deps, _clock, _outbox, user) in all_deps_with_user("pkrm").await {
         let mut authenticator = SoftAuthenticator::new(ORIGIN);
         let first = register_at_first_sign_in(&deps, &user, &mut authenticator).await;
         let mut second = SoftAuthenticator::new(ORIGIN);
@@ -423,9 +400,7 @@ async fn a_removed_passkey_answers_nothing_even_with_options_taken_before() {
         .unwrap();
 
         // Options and a passwordless ceremony before the removal…
-        let challenge = codes::open_challenge(&deps, &password_step(&deps, &user).await)
-            .await
-            .unwrap();
+        let challenge = password_challenge(&deps, &user).await;
         let options = passkeys::sign_in_options(&deps, &challenge).await.unwrap();
         let pwless = passkeys::passwordless_options(&deps, &meta("192.0.2.70"))
             .await
@@ -561,9 +536,7 @@ async fn passkeys_registered_at_once_share_one_user_handle_and_keep_working() {
             }
             // The second step offers every kept passkey, and each one answers.
             for authenticator in &mut kept {
-                let challenge = codes::open_challenge(&deps, &password_step(&deps, &user).await)
-                    .await
-                    .unwrap();
+                let challenge = password_challenge(&deps, &user).await;
                 let options = passkeys::sign_in_options(&deps, &challenge).await;
                 assert!(options.is_ok(), "{name}: {options:?}");
                 let assertion = authenticator
@@ -579,8 +552,7 @@ async fn passkeys_registered_at_once_share_one_user_handle_and_keep_working() {
 
 #[tokio::test]
 async fn a_registration_started_in_one_session_does_not_finish_in_another() {
-    for (name, deps, _clock, outbox) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("pksid")).await;
+    for (name, deps, _clock, outbox, user) in all_deps_with_user("pksid").await {
         add_phone(&deps, &user, "+14155550186").await;
         let (first, _) = sms_sign_in(&deps, &user, &outbox).await;
         let (second, _) = sms_sign_in(&deps, &user, &outbox).await;
@@ -621,9 +593,7 @@ async fn a_passkey_second_step_trusts_devices_for_users_only_and_a_device_never_
                     .await
                     .unwrap();
             }
-            let challenge = codes::open_challenge(&deps, &password_step(&deps, &user).await)
-                .await
-                .unwrap();
+            let challenge = password_challenge(&deps, &user).await;
             let options = passkeys::sign_in_options(&deps, &challenge).await.unwrap();
             let assertion = authenticator.authenticate(&options.options).unwrap();
             let verified =
@@ -697,15 +667,12 @@ async fn malformed_credentials_are_refused_as_the_clients_fault() {
         serde_json::json!({"id": huge, "rawId": huge, "type": "public-key", "response": {}}),
         serde_json::json!({"id": "😀", "rawId": "😀", "type": "public-key", "response": {}}),
     ];
-    for (name, deps, _clock, _outbox) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("pkjunk")).await;
+    for (name, deps, _clock, _outbox, user) in all_deps_with_user("pkjunk").await {
         let mut authenticator = SoftAuthenticator::new(ORIGIN);
         let first = register_at_first_sign_in(&deps, &user, &mut authenticator).await;
         let caller = caller_of(&deps, &first).await;
         for junk in &garbage {
-            let challenge = codes::open_challenge(&deps, &password_step(&deps, &user).await)
-                .await
-                .unwrap();
+            let challenge = password_challenge(&deps, &user).await;
             passkeys::sign_in_options(&deps, &challenge).await.unwrap();
             let err = passkeys::check_assertion(&deps, &challenge, junk, &RequestMeta::default())
                 .await

@@ -11,7 +11,7 @@ use portcullis::Deps;
 use portcullis::crypto::SecretString;
 use portcullis::edge::RequestMeta;
 use portcullis::error::ApiError;
-use portcullis::service::complete::{self, SignedIn};
+use portcullis::service::complete::SignedIn;
 use portcullis::service::factors::{self, Enroller};
 use portcullis::service::passkeys::{self, EnrolPasskeyRequest, PasswordlessRequest};
 use portcullis::service::sign_in::{SignInRequest, sign_in};
@@ -29,8 +29,7 @@ async fn claims_of(deps: &Deps, signed_in: &SignedIn) -> tokens::Caller {
 
 #[tokio::test]
 async fn a_passkey_registered_at_first_sign_in_is_both_phishing_resistant_and_reusable() {
-    for (name, deps, clock, _outbox) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("pk")).await;
+    for (name, deps, clock, _outbox, user) in all_deps_with_user("pk").await {
         let mut authenticator = SoftAuthenticator::new(ORIGIN);
         let first = register_at_first_sign_in(&deps, &user, &mut authenticator).await;
         assert_eq!(first.status, "signed_in", "{name}");
@@ -83,9 +82,7 @@ async fn a_passkey_registered_at_first_sign_in_is_both_phishing_resistant_and_re
             passkeys::check_assertion(&deps, &challenge, &assertion, &RequestMeta::default())
                 .await
                 .unwrap();
-        let second = complete::complete_sign_in(&deps, &verified, None, &RequestMeta::default())
-            .await
-            .unwrap();
+        let second = finish_sign_in(&deps, &verified).await;
         let caller = claims_of(&deps, &second).await;
         assert_eq!(caller.claims.acr, "urn:portcullis:acr:phishing-resistant");
 
@@ -106,8 +103,7 @@ async fn a_passkey_registered_at_first_sign_in_is_both_phishing_resistant_and_re
 
 #[tokio::test]
 async fn a_passkey_signs_in_with_no_user_id_and_no_password() {
-    for (name, deps, _clock, _outbox) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("pwless")).await;
+    for (name, deps, _clock, _outbox, user) in all_deps_with_user("pwless").await {
         let mut authenticator = SoftAuthenticator::synced(ORIGIN);
         register_at_first_sign_in(&deps, &user, &mut authenticator).await;
 
@@ -259,8 +255,7 @@ fn registration_options() -> Value {
 
 #[tokio::test]
 async fn a_counter_that_goes_back_is_refused_audited_and_alerted() {
-    for (name, deps, _clock, outbox) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("clone")).await;
+    for (name, deps, _clock, outbox, user) in all_deps_with_user("clone").await {
         let mut authenticator = SoftAuthenticator::new(ORIGIN);
         register_at_first_sign_in(&deps, &user, &mut authenticator).await;
         passwordless(&deps, &mut authenticator, "192.0.2.1")
@@ -279,16 +274,11 @@ async fn a_counter_that_goes_back_is_refused_audited_and_alerted() {
             "{name}"
         );
         assert!(
-            event_kinds(&deps, &user)
-                .await
-                .contains(&"passkey_counter_regression".to_owned()),
+            recorded(&deps, &user, "passkey_counter_regression").await,
             "{name}"
         );
         assert!(
-            outbox
-                .sent()
-                .iter()
-                .any(|m| m.purpose == "alert_passkey_counter_regression"),
+            alerted(&outbox, "alert_passkey_counter_regression"),
             "{name}: the user is alerted"
         );
     }
@@ -296,8 +286,7 @@ async fn a_counter_that_goes_back_is_refused_audited_and_alerted() {
 
 #[tokio::test]
 async fn wrong_assertions_after_the_password_count_against_the_users_second_factor_lock() {
-    for (name, deps, _clock, _outbox) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("pklock")).await;
+    for (name, deps, _clock, _outbox, user) in all_deps_with_user("pklock").await {
         let mut authenticator = SoftAuthenticator::new(ORIGIN);
         register_at_first_sign_in(&deps, &user, &mut authenticator).await;
         let mut spoilt = authenticator.clone();
@@ -305,9 +294,7 @@ async fn wrong_assertions_after_the_password_count_against_the_users_second_fact
         let threshold = deps.settings.mfa_failure_threshold;
         let mut last = None;
         for _ in 0..threshold {
-            let challenge = codes::open_challenge(&deps, &password_step(&deps, &user).await)
-                .await
-                .unwrap();
+            let challenge = password_challenge(&deps, &user).await;
             let options = passkeys::sign_in_options(&deps, &challenge).await.unwrap();
             let assertion = spoilt.authenticate(&options.options).unwrap();
             last = Some(
@@ -328,9 +315,7 @@ async fn wrong_assertions_after_the_password_count_against_the_users_second_fact
             "{name}: the {threshold}th starts the lock"
         );
         // Locked: even the right passkey is refused after the password.
-        let challenge = codes::open_challenge(&deps, &password_step(&deps, &user).await)
-            .await
-            .unwrap();
+        let challenge = password_challenge(&deps, &user).await;
         let options = passkeys::sign_in_options(&deps, &challenge).await.unwrap();
         let assertion = authenticator.authenticate(&options.options).unwrap();
         assert!(matches!(
@@ -342,8 +327,7 @@ async fn wrong_assertions_after_the_password_count_against_the_users_second_fact
 
 #[tokio::test]
 async fn a_passkey_steps_up_a_session_and_is_renamed_and_removed() {
-    for (name, deps, clock, outbox) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("pkstep")).await;
+    for (name, deps, clock, outbox, user) in all_deps_with_user("pkstep").await {
         add_phone(&deps, &user, "+14155550100").await;
         let (caller, session) = sms_sign_in(&deps, &user, &outbox).await;
         // From a session, with the step-up of the SMS sign-in.
@@ -375,9 +359,7 @@ async fn a_passkey_steps_up_a_session_and_is_renamed_and_removed() {
         );
         // The same authenticator credential cannot be registered to another user.
         let other = create_user(&deps, &unique("pkother")).await;
-        let challenge = codes::open_challenge(&deps, &password_step(&deps, &other).await)
-            .await
-            .unwrap();
+        let challenge = password_challenge(&deps, &other).await;
         let theirs = passkeys::enrol(
             &deps,
             Enroller::SignIn(&challenge, &RequestMeta::default()),
@@ -467,8 +449,7 @@ async fn a_passkey_steps_up_a_session_and_is_renamed_and_removed() {
 
 #[tokio::test]
 async fn a_fresh_access_token_alone_does_not_add_a_passkey_the_password_is_asked_again() {
-    for (name, deps, _clock, outbox) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("pkstolen")).await;
+    for (name, deps, _clock, outbox, user) in all_deps_with_user("pkstolen").await {
         add_phone(&deps, &user, "+14155550101").await;
         // The token of a sign-in a minute old: elevated (it counts as a step-up).
         let (caller, _) = sms_sign_in(&deps, &user, &outbox).await;

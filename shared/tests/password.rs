@@ -76,11 +76,18 @@ async fn try_password(
     .await
 }
 
+/// `password::reset` with a link's token and a new password (no caller details).
+async fn reset_with(deps: &Deps, token: &str, new_password: &str) -> Result<(), ApiError> {
+    let request = ResetRequest {
+        token: secret(token),
+        new_password: secret(new_password),
+    };
+    password::reset(deps, request, &RequestMeta::default()).await
+}
+
 #[tokio::test]
 async fn changing_the_password_needs_step_up_the_policy_and_revokes_other_sessions() {
-    for (name, deps, clock, outbox) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("changer")).await;
-        add_phone(&deps, &user, "+12025550143").await;
+    for (name, deps, clock, outbox, user) in all_deps_with_phoned_user("changer").await {
         let (other, other_refresh) = mfa_sign_in(&deps, &user, &outbox).await;
         let _ = other;
         let (me, my_refresh) = mfa_sign_in(&deps, &user, &outbox).await;
@@ -146,12 +153,7 @@ async fn changing_the_password_needs_step_up_the_policy_and_revokes_other_sessio
             .is_ok(),
             "{name}: this session kept"
         );
-        assert!(
-            outbox
-                .sent()
-                .iter()
-                .any(|m| m.purpose == "alert_password_changed")
-        );
+        assert!(alerted(&outbox, "alert_password_changed"));
         clock.advance_secs(301);
         assert_eq!(
             password::change(
@@ -169,18 +171,9 @@ async fn changing_the_password_needs_step_up_the_policy_and_revokes_other_sessio
 
 #[tokio::test]
 async fn forgot_answers_the_same_and_the_reset_link_works_once_for_30_minutes() {
-    for (name, deps, clock, outbox) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("forgetful")).await;
-        add_phone(&deps, &user, "+12025550143").await;
+    for (name, deps, clock, outbox, user) in all_deps_with_phoned_user("forgetful").await {
         let (_, refresh) = mfa_sign_in(&deps, &user, &outbox).await;
-        let known = password::forgot(
-            &deps,
-            ForgotRequest {
-                user_id: user.to_string(),
-            },
-        )
-        .await
-        .unwrap();
+        let known = forgot(&deps, &user).await;
         let unknown = password::forgot(
             &deps,
             ForgotRequest {
@@ -192,49 +185,25 @@ async fn forgot_answers_the_same_and_the_reset_link_works_once_for_30_minutes() 
         assert_eq!(known, unknown, "{name}");
         let email = outbox.sent().last().cloned().unwrap();
         assert_eq!(email.purpose, "password_reset");
-        let token = email
-            .text
-            .split("token=")
-            .nth(1)
-            .unwrap()
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .to_owned();
+        let token = link_token(&email.text);
         assert!(!email.text.contains(PASSWORD));
-        let reset = |t: &str, p: &str| ResetRequest {
-            token: secret(t),
-            new_password: secret(p),
-        };
         // a policy refusal does not burn the link
         assert!(
-            password::reset(
-                &deps,
-                reset(&token, "qwerty123456"),
-                &RequestMeta::default()
-            )
-            .await
-            .unwrap_err()
-            .problem()
-            .detail
-            .contains("too common")
+            reset_with(&deps, &token, "qwerty123456")
+                .await
+                .unwrap_err()
+                .problem()
+                .detail
+                .contains("too common")
         );
-        password::reset(
-            &deps,
-            reset(&token, "my reset passphrase"),
-            &RequestMeta::default(),
-        )
-        .await
-        .unwrap();
-        assert_eq!(
-            password::reset(
-                &deps,
-                reset(&token, "another passphrase!"),
-                &RequestMeta::default()
-            )
+        reset_with(&deps, &token, "my reset passphrase")
             .await
-            .unwrap_err()
-            .status(),
+            .unwrap();
+        assert_eq!(
+            reset_with(&deps, &token, "another passphrase!")
+                .await
+                .unwrap_err()
+                .status(),
             400,
             "{name}: single use"
         );
@@ -256,34 +225,15 @@ async fn forgot_answers_the_same_and_the_reset_link_works_once_for_30_minutes() 
             .unwrap();
         assert_eq!(answer.status, "mfa_required", "{name}");
         // expiry
-        password::forgot(
-            &deps,
-            ForgotRequest {
-                user_id: user.to_string(),
-            },
-        )
-        .await
-        .unwrap();
+        forgot(&deps, &user).await;
         let email = outbox.sent().last().cloned().unwrap();
-        let token = email
-            .text
-            .split("token=")
-            .nth(1)
-            .unwrap()
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .to_owned();
+        let token = link_token(&email.text);
         clock.advance_secs(30 * 60);
         assert_eq!(
-            password::reset(
-                &deps,
-                reset(&token, "too late passphrase"),
-                &RequestMeta::default()
-            )
-            .await
-            .unwrap_err()
-            .status(),
+            reset_with(&deps, &token, "too late passphrase")
+                .await
+                .unwrap_err()
+                .status(),
             400,
             "{name}: 30 minutes"
         );
@@ -292,17 +242,9 @@ async fn forgot_answers_the_same_and_the_reset_link_works_once_for_30_minutes() 
 
 #[tokio::test]
 async fn reset_emails_are_rate_limited_per_user() {
-    for (name, deps, _clock, outbox) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("spammed")).await;
+    for (name, deps, _clock, outbox, user) in all_deps_with_user("spammed").await {
         for _ in 0..6 {
-            password::forgot(
-                &deps,
-                ForgotRequest {
-                    user_id: user.to_string(),
-                },
-            )
-            .await
-            .unwrap();
+            forgot(&deps, &user).await;
         }
         assert_eq!(
             outbox
@@ -319,33 +261,14 @@ async fn reset_emails_are_rate_limited_per_user() {
 #[tokio::test]
 async fn an_admin_flag_or_an_old_password_requires_a_change_after_mfa() {
     for (name, mut deps, clock, outbox) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("aged")).await;
-        add_phone(&deps, &user, "+12025550143").await;
+        let user = user_with_phone(&deps, "aged").await;
         let mut settings = (*deps.settings).clone();
         settings.password_max_age_secs = Some(90 * 86_400);
         deps.settings = std::sync::Arc::new(settings);
         let (_, _) = mfa_sign_in(&deps, &user, &outbox).await;
         clock.advance_secs(90 * 86_400);
-        let c = codes::open_challenge(&deps, &password_step(&deps, &user).await)
-            .await
-            .unwrap();
-        codes::send_code(
-            &deps,
-            &c,
-            &SendCodeRequest {
-                method: "sms".into(),
-                factor_id: None,
-            },
-            &RequestMeta::default(),
-        )
-        .await
-        .unwrap();
-        let v = answer_code(&deps, &c, "sms", &secret(&last_code(&outbox)))
-            .await
-            .unwrap();
-        let step = complete_sign_in(&deps, &v, None, &portcullis::edge::RequestMeta::default())
-            .await
-            .unwrap();
+        let v = sms_verified(&deps, &user, &outbox).await;
+        let step = finish_sign_in(&deps, &v).await;
         assert_eq!(step.status, "password_change_required", "{name}");
         assert!(
             step.tokens.is_none(),
@@ -375,7 +298,7 @@ async fn an_admin_flag_or_an_old_password_requires_a_change_after_mfa() {
         .await
         .unwrap();
         assert!(!tokens.access_token.is_empty());
-        let stored = deps.stores.users.get_user(&user).await.unwrap().unwrap();
+        let stored = stored_user(&deps, &user).await;
         assert_eq!(stored.password_changed_at, Some(clock.now()));
         assert_eq!(stored.password_history.len(), 1);
     }
@@ -476,33 +399,16 @@ async fn ids_unused_for_90_days_are_deactivated_and_alerted() {
             "{name}: sessions revoked with the deactivation"
         );
         assert_eq!(
-            deps.stores
-                .users
-                .get_user(&idle.user_id)
-                .await
-                .unwrap()
-                .unwrap()
-                .status,
+            stored_user(&deps, &idle.user_id).await.status,
             UserStatus::Inactive,
             "{name}"
         );
         assert_eq!(
-            deps.stores
-                .users
-                .get_user(&busy.user_id)
-                .await
-                .unwrap()
-                .unwrap()
-                .status,
+            stored_user(&deps, &busy.user_id).await.status,
             UserStatus::Active,
             "{name}: signed in 89 days ago"
         );
-        assert!(
-            outbox
-                .sent()
-                .iter()
-                .any(|m| m.purpose == "alert_deactivated")
-        );
+        assert!(alerted(&outbox, "alert_deactivated"));
         assert_eq!(
             try_password(&deps, &idle.user_id, PASSWORD)
                 .await
@@ -519,13 +425,7 @@ async fn ids_unused_for_90_days_are_deactivated_and_alerted() {
         clock.advance_secs(86_400);
         sweep::sweep(&deps).await.unwrap();
         assert_eq!(
-            deps.stores
-                .users
-                .get_user(&busy.user_id)
-                .await
-                .unwrap()
-                .unwrap()
-                .status,
+            stored_user(&deps, &busy.user_id).await.status,
             UserStatus::Inactive,
             "{name}: 90 days now"
         );
@@ -534,8 +434,7 @@ async fn ids_unused_for_90_days_are_deactivated_and_alerted() {
 
 #[tokio::test]
 async fn outdated_browsers_are_refused_at_sign_in_naming_what_is_supported() {
-    for (name, deps, _clock, _outbox) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("retro")).await;
+    for (name, deps, _clock, _outbox, user) in all_deps_with_user("retro").await {
         let meta = RequestMeta {
             user_agent: Some(
                 "Mozilla/5.0 (Windows NT 10.0; Trident/7.0; rv:11.0) like Gecko".into(),
@@ -560,18 +459,14 @@ async fn outdated_browsers_are_refused_at_sign_in_naming_what_is_supported() {
 
 #[tokio::test]
 async fn a_user_deactivated_before_the_required_change_gets_no_session() {
-    for (name, deps, _clock, outbox) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("deact-change")).await;
-        add_phone(&deps, &user, "+12025550143").await;
+    for (name, deps, _clock, outbox, user) in all_deps_with_phoned_user("deact-change").await {
         deps.stores
             .users
             .set_must_change_password(&user)
             .await
             .unwrap();
         let v = sms_verified(&deps, &user, &outbox).await;
-        let step = complete_sign_in(&deps, &v, None, &RequestMeta::default())
-            .await
-            .unwrap();
+        let step = finish_sign_in(&deps, &v).await;
         assert_eq!(step.status, "password_change_required", "{name}");
         let change = codes::open_challenge(&deps, step.challenge_id.as_ref().unwrap())
             .await

@@ -14,7 +14,7 @@ use portcullis::service::codes::{self, SendCodeRequest};
 use portcullis::service::complete::{TrustRequest, complete_sign_in};
 use portcullis::service::factors::{self, ChangePhoneRequest, Enroller, VerifyFactorRequest};
 use portcullis::service::sign_in::{SignInRequest, sign_in};
-use portcullis::service::step_up::{self, StepUpRequest};
+use portcullis::service::step_up;
 use portcullis::service::tokens::{self, Caller};
 use portcullis::service::{devices, recovery};
 use portcullis::{Clock, Deps};
@@ -68,9 +68,7 @@ async fn sign_in_with_device(
 
 #[tokio::test]
 async fn a_user_who_lost_their_phone_signs_in_with_a_recovery_code_once() {
-    for (name, deps, _clock, outbox) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("lost")).await;
-        add_phone(&deps, &user, "+12025550143").await;
+    for (name, deps, _clock, outbox, user) in all_deps_with_phoned_user("lost").await {
         let set = recovery::issue(&deps, &user, &RequestMeta::default())
             .await
             .unwrap();
@@ -107,14 +105,7 @@ async fn a_user_who_lost_their_phone_signs_in_with_a_recovery_code_once() {
             .await
             .unwrap();
         assert_eq!(remaining, 9, "{name}");
-        let signed = complete_sign_in(
-            &deps,
-            &verified,
-            None,
-            &portcullis::edge::RequestMeta::default(),
-        )
-        .await
-        .unwrap();
+        let signed = finish_sign_in(&deps, &verified).await;
         assert_eq!(signed.status, "signed_in");
         let alert = outbox
             .sent()
@@ -124,57 +115,33 @@ async fn a_user_who_lost_their_phone_signs_in_with_a_recovery_code_once() {
         assert!(alert.text.contains("9 remain"), "{}", alert.text);
 
         // single use
-        let c2 = codes::open_challenge(&deps, &password_step(&deps, &user).await)
-            .await
-            .unwrap();
+        let c2 = password_challenge(&deps, &user).await;
         assert_eq!(
-            recovery::redeem(
-                &deps,
-                &c2,
-                &SecretString::new(set[3].clone()),
-                &RequestMeta::default()
-            )
-            .await
-            .unwrap_err(),
+            redeem_code(&deps, &c2, &set[3]).await.unwrap_err(),
             ApiError::CodeInvalid,
             "{name}"
         );
         // a wrong code counts as a try, like any code
         for _ in 0..3 {
             assert_eq!(
-                recovery::redeem(
-                    &deps,
-                    &c2,
-                    &SecretString::new("AAAA-AAAA-AAAA-AAAA".into()),
-                    &RequestMeta::default()
-                )
-                .await
-                .unwrap_err(),
+                redeem_code(&deps, &c2, "AAAA-AAAA-AAAA-AAAA")
+                    .await
+                    .unwrap_err(),
                 ApiError::CodeInvalid
             );
         }
         assert_eq!(
-            recovery::redeem(
-                &deps,
-                &c2,
-                &SecretString::new("AAAA-AAAA-AAAA-AAAA".into()),
-                &RequestMeta::default()
-            )
-            .await
-            .unwrap_err(),
+            redeem_code(&deps, &c2, "AAAA-AAAA-AAAA-AAAA")
+                .await
+                .unwrap_err(),
             ApiError::ChallengeExpired,
             "{name}: 5th try ends it"
         );
         assert_eq!(
-            recovery::redeem(
-                &deps,
-                &c2,
-                &SecretString::new("not a code".into()),
-                &RequestMeta::default()
-            )
-            .await
-            .unwrap_err()
-            .status(),
+            redeem_code(&deps, &c2, "not a code")
+                .await
+                .unwrap_err()
+                .status(),
             400
         );
     }
@@ -182,9 +149,7 @@ async fn a_user_who_lost_their_phone_signs_in_with_a_recovery_code_once() {
 
 #[tokio::test]
 async fn concurrent_redemption_of_one_code_succeeds_once() {
-    for (name, deps, _clock, _outbox) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("twice")).await;
-        add_phone(&deps, &user, "+12025550143").await;
+    for (name, deps, _clock, _outbox, user) in all_deps_with_phoned_user("twice").await {
         let set = recovery::issue(&deps, &user, &RequestMeta::default())
             .await
             .unwrap();
@@ -192,19 +157,15 @@ async fn concurrent_redemption_of_one_code_succeeds_once() {
         // a burst of password attempts), then the same code at all six at once.
         let mut challenges = Vec::new();
         for _ in 0..6 {
-            challenges.push(
-                codes::open_challenge(&deps, &password_step(&deps, &user).await)
-                    .await
-                    .unwrap(),
-            );
+            challenges.push(password_challenge(&deps, &user).await);
         }
         let mut tasks = Vec::new();
         for c in challenges {
             let deps = deps.clone();
             let code = set[0].clone();
-            tasks.push(tokio::spawn(async move {
-                recovery::redeem(&deps, &c, &SecretString::new(code), &RequestMeta::default()).await
-            }));
+            tasks.push(tokio::spawn(
+                async move { redeem_code(&deps, &c, &code).await },
+            ));
         }
         let mut wins = 0;
         for t in tasks {
@@ -226,9 +187,7 @@ async fn concurrent_redemption_of_one_code_succeeds_once() {
 
 #[tokio::test]
 async fn a_trusted_device_skips_mfa_until_removed_or_180_days_pass() {
-    for (name, deps, clock, outbox) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("trusting")).await;
-        add_phone(&deps, &user, "+12025550143").await;
+    for (name, deps, clock, outbox, user) in all_deps_with_phoned_user("trusting").await {
         let (_, token) = sms_sign_in(&deps, &user, &outbox, true).await;
         let token = token.unwrap();
         assert!(
@@ -261,13 +220,7 @@ async fn a_trusted_device_skips_mfa_until_removed_or_180_days_pass() {
         let skipped = sign_in_with_device(&deps, &user, Some(&token)).await;
         assert_eq!(skipped.status, "signed_in", "{name}");
         let tokens = skipped.tokens.unwrap();
-        let caller = tokens::authenticate(
-            &deps,
-            Some(&format!("Bearer {}", tokens.access_token)),
-            &Default::default(),
-        )
-        .await
-        .unwrap();
+        let caller = bearer(&deps, &tokens.access_token).await.unwrap();
         assert_eq!(caller.claims.acr, ACR_TRUSTED_DEVICE);
         assert!(
             !caller.is_elevated(&deps),
@@ -338,7 +291,7 @@ async fn staff_never_skip_mfa_on_a_trusted_device() {
             "{name}: {role}"
         );
         let user = create_user(&deps, &unique("admin")).await;
-        let mut record = deps.stores.users.get_user(&user).await.unwrap().unwrap();
+        let mut record = stored_user(&deps, &user).await;
         record.roles = vec![role.into()];
         let admin = UserId::parse(&unique("admin2")).unwrap();
         record.user_id = admin.clone();
@@ -362,21 +315,14 @@ async fn staff_never_skip_mfa_on_a_trusted_device() {
 
 #[tokio::test]
 async fn every_sensitive_action_needs_a_fresh_code_even_on_a_trusted_device() {
-    for (name, deps, clock, outbox) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("sensitive")).await;
+    for (name, deps, clock, outbox, user) in all_deps_with_user("sensitive").await {
         let factor = add_phone(&deps, &user, "+12025550143").await;
         let (_, token) = sms_sign_in(&deps, &user, &outbox, true).await;
         let skipped = sign_in_with_device(&deps, &user, token.as_deref())
             .await
             .tokens
             .unwrap();
-        let caller = tokens::authenticate(
-            &deps,
-            Some(&format!("Bearer {}", skipped.access_token)),
-            &Default::default(),
-        )
-        .await
-        .unwrap();
+        let caller = bearer(&deps, &skipped.access_token).await.unwrap();
         let phone = || ChangePhoneRequest {
             phone: "+12125551234".into(),
         };
@@ -404,16 +350,7 @@ async fn every_sensitive_action_needs_a_fresh_code_even_on_a_trusted_device() {
         );
 
         // step-up by SMS
-        let started = step_up::start(
-            &deps,
-            &caller,
-            StepUpRequest {
-                method: "sms".into(),
-                factor_id: None,
-            },
-        )
-        .await
-        .unwrap();
+        let started = start_step_up(&deps, &caller, "sms").await;
         assert_eq!(started.sent_to.as_deref(), Some("***-***-0143"));
         assert!(
             outbox
@@ -436,13 +373,7 @@ async fn every_sensitive_action_needs_a_fresh_code_even_on_a_trusted_device() {
         .await
         .unwrap();
         let elevated = step_up::elevate(&deps, &caller, &v).await.unwrap();
-        let elevated_caller = tokens::authenticate(
-            &deps,
-            Some(&format!("Bearer {}", elevated.access_token)),
-            &Default::default(),
-        )
-        .await
-        .unwrap();
+        let elevated_caller = bearer(&deps, &elevated.access_token).await.unwrap();
         assert_eq!(elevated_caller.claims.acr, ACR_MFA);
         assert_eq!(elevated_caller.claims.auth_time, clock.now().secs());
         assert_eq!(
@@ -456,9 +387,7 @@ async fn every_sensitive_action_needs_a_fresh_code_even_on_a_trusted_device() {
             .unwrap();
         assert_eq!(pending.sent_to, "***-***-1234");
         let new_code = last_code(&outbox);
-        let still = codes::open_challenge(&deps, &password_step(&deps, &user).await)
-            .await
-            .unwrap();
+        let still = password_challenge(&deps, &user).await;
         codes::send_code(
             &deps,
             &still,
@@ -496,21 +425,8 @@ async fn every_sensitive_action_needs_a_fresh_code_even_on_a_trusted_device() {
                 .is_none(),
             "{name}: old factor replaced"
         );
-        assert!(
-            outbox
-                .sent()
-                .iter()
-                .any(|m| m.purpose == "alert_phone_changed")
-        );
-        let kinds: Vec<String> = deps
-            .stores
-            .audit
-            .list_events(&user, deps.clock.now(), 100)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|e| e.kind)
-            .collect();
+        assert!(alerted(&outbox, "alert_phone_changed"));
+        let kinds = event_kinds(&deps, &user).await;
         assert!(
             kinds.contains(&"phone_changed".to_owned()),
             "{name}: a phone change is audited as such: {kinds:?}"
@@ -528,16 +444,7 @@ async fn every_sensitive_action_needs_a_fresh_code_even_on_a_trusted_device() {
 
         // a step-up challenge belongs to its session
         let (other_session, _) = sms_sign_in(&deps, &user, &outbox, false).await;
-        let started = step_up::start(
-            &deps,
-            &caller,
-            StepUpRequest {
-                method: "totp".into(),
-                factor_id: None,
-            },
-        )
-        .await
-        .unwrap();
+        let started = start_step_up(&deps, &caller, "totp").await;
         assert_eq!(
             step_up::challenge_of(&deps, &other_session, &started.challenge_id)
                 .await
@@ -606,8 +513,7 @@ impl portcullis::storage::DeviceStore for RemovedOnceRead {
 #[tokio::test]
 async fn a_device_removed_during_its_sign_in_issues_nothing_and_mfa_is_asked() {
     for (name, mut deps, _clock, outbox) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("gone")).await;
-        add_phone(&deps, &user, "+12025550143").await;
+        let user = user_with_phone(&deps, "gone").await;
         let (_, token) = sms_sign_in(&deps, &user, &outbox, true).await;
         let token = token.unwrap();
         deps.stores.devices = std::sync::Arc::new(RemovedOnceRead(deps.stores.devices.clone()));
@@ -678,8 +584,7 @@ impl portcullis::storage::RecoveryStore for FlakyRecoveryCount {
 #[tokio::test]
 async fn a_store_error_after_the_password_attempt_is_counted_gives_the_attempt_back() {
     for (name, mut deps, _clock, _outbox) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("hiccup")).await;
-        add_phone(&deps, &user, "+12025550143").await;
+        let user = user_with_phone(&deps, "hiccup").await;
         let flaky = std::sync::Arc::new(FlakyRecoveryCount {
             inner: deps.stores.recovery.clone(),
             failing: std::sync::atomic::AtomicBool::new(true),
@@ -826,8 +731,7 @@ fn no_live_session(sessions: &[portcullis::storage::SessionRecord]) -> bool {
 #[tokio::test]
 async fn a_deactivation_landing_during_a_sign_in_issues_nothing() {
     for (name, mut deps, _clock, outbox) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("overtaken")).await;
-        add_phone(&deps, &user, "+12025550143").await;
+        let user = user_with_phone(&deps, "overtaken").await;
         let store = overtaken(&mut deps, true);
         let judged = deps.stores.users.get_user(&user).await.unwrap();
         let v = sms_verified(&deps, &user, &outbox).await;
@@ -865,8 +769,7 @@ async fn a_deactivation_landing_during_a_sign_in_issues_nothing() {
 #[tokio::test]
 async fn a_password_reset_landing_during_a_trusted_device_sign_in_issues_nothing() {
     for (name, mut deps, _clock, outbox) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("overreset")).await;
-        add_phone(&deps, &user, "+12025550143").await;
+        let user = user_with_phone(&deps, "overreset").await;
         let (_, token) = sms_sign_in(&deps, &user, &outbox, true).await;
         let store = overtaken(&mut deps, false);
         let before: Vec<String> = deps
@@ -908,9 +811,7 @@ async fn a_password_reset_landing_during_a_trusted_device_sign_in_issues_nothing
 
 #[tokio::test]
 async fn a_reset_after_the_challenge_opened_ends_the_sign_in_even_when_the_user_is_read_again() {
-    for (name, deps, _clock, outbox) in all_deps_with_notifier().await {
-        let user = create_user(&deps, &unique("stale")).await;
-        add_phone(&deps, &user, "+12025550143").await;
+    for (name, deps, _clock, outbox, user) in all_deps_with_phoned_user("stale").await {
         let v = sms_verified(&deps, &user, &outbox).await;
         // A password or MFA reset lands after the code was checked: complete_sign_in reads
         // the user afresh (new stamp), and must still refuse.

@@ -3,73 +3,62 @@
 
 mod common;
 
-use common::{T0, all_deps, unique};
+use common::{
+    PASSWORD, T0, all_deps, insert_user, sign_in_as, stored_challenge, unique, user_record,
+};
 use portcullis::config::Argon2Settings;
-use portcullis::crypto::{PasswordHasher, SecretString, token_digest};
-use portcullis::edge::RequestMeta;
+use portcullis::crypto::{PasswordHasher, token_digest};
 use portcullis::error::ApiError;
 use portcullis::identity::UserId;
-use portcullis::service::sign_in::{SignInRequest, sign_in};
 use portcullis::storage::{
     ChallengeStatus, Delivery, FactorKind, FactorRecord, FactorStatus, UserRecord, UserStatus,
 };
 use portcullis::{Clock, Deps};
 
-const PASSWORD: &str = "correct horse battery staple";
-
 async fn create_user(deps: &Deps, raw_id: &str, status: UserStatus) -> UserId {
     let id = UserId::parse(raw_id).unwrap();
     let hash = deps.hasher.hash(PASSWORD.as_bytes()).unwrap();
-    deps.stores
-        .users
-        .create_user(&UserRecord {
-            user_id: id.clone(),
-            email: None,
-            phone: None,
-            password_hash: Some(hash),
-            status,
-            roles: vec![],
-            created_at: T0,
-            password_changed_at: Some(T0),
-            last_sign_in_at: None,
-            must_change_password: false,
-            password_history: vec![],
-            security_stamp: 0,
-        })
-        .await
-        .unwrap();
+    let record = UserRecord {
+        email: None,
+        status,
+        ..user_record(&id, hash)
+    };
+    insert_user(deps, &record).await;
     id
 }
 
-async fn attempt(
-    deps: &Deps,
-    user_id: &str,
-    password: &str,
-) -> Result<portcullis::service::sign_in::SignInAnswer, ApiError> {
-    let request = SignInRequest {
-        user_id: user_id.into(),
-        password: SecretString::new(password.into()),
-    };
-    sign_in(deps, request, &RequestMeta::default()).await
+/// A user with a fresh ID made from `prefix`; the ID as typed at sign-in.
+async fn new_user(deps: &Deps, prefix: &str, status: UserStatus) -> String {
+    let raw = unique(prefix);
+    create_user(deps, &raw, status).await;
+    raw
+}
+
+/// Four wrong passwords for `user_id`, each refused as invalid credentials: no lock yet.
+async fn fail_four_times(deps: &Deps, user_id: &str, password: &str) {
+    for _ in 0..4 {
+        assert_eq!(
+            sign_in_as(deps, user_id, password).await.unwrap_err(),
+            ApiError::InvalidCredentials
+        );
+    }
 }
 
 #[tokio::test]
 async fn unknown_user_wrong_password_and_inactive_account_get_the_same_answer() {
     for (name, deps, _clock) in all_deps().await {
-        let active = unique("active");
-        let inactive = unique("inactive");
-        create_user(&deps, &active, UserStatus::Active).await;
-        create_user(&deps, &inactive, UserStatus::Inactive).await;
+        let active = new_user(&deps, "active", UserStatus::Active).await;
+        let inactive = new_user(&deps, "inactive", UserStatus::Inactive).await;
         let before = deps.hasher.computations();
-        let unknown = attempt(&deps, &unique("nobody"), "wrong password 123")
+        let unknown = sign_in_as(&deps, &unique("nobody"), "wrong password 123")
             .await
             .unwrap_err();
         let after_unknown = deps.hasher.computations();
-        let wrong = attempt(&deps, &active, "wrong password 123")
+        let wrong = sign_in_as(&deps, &active, "wrong password 123")
             .await
             .unwrap_err();
         let after_wrong = deps.hasher.computations();
-        let inactive_wrong = attempt(&deps, &inactive, "wrong password 123")
+        let inactive_wrong = sign_in_as(&deps, &inactive, "wrong password 123")
             .await
             .unwrap_err();
         assert_eq!(unknown, ApiError::InvalidCredentials, "{name}");
@@ -87,10 +76,9 @@ async fn unknown_user_wrong_password_and_inactive_account_get_the_same_answer() 
 #[tokio::test]
 async fn right_password_for_a_deactivated_account_answers_account_inactive() {
     for (name, deps, _clock) in all_deps().await {
-        let id = unique("sleeper");
-        create_user(&deps, &id, UserStatus::Inactive).await;
+        let id = new_user(&deps, "sleeper", UserStatus::Inactive).await;
         assert_eq!(
-            attempt(&deps, &id, PASSWORD).await.unwrap_err(),
+            sign_in_as(&deps, &id, PASSWORD).await.unwrap_err(),
             ApiError::AccountInactive,
             "{name}"
         );
@@ -100,16 +88,12 @@ async fn right_password_for_a_deactivated_account_answers_account_inactive() {
 #[tokio::test]
 async fn fifth_failure_locks_for_30_minutes_and_the_password_is_not_evaluated_meanwhile() {
     for (name, deps, clock) in all_deps().await {
-        let id = unique("victim");
-        create_user(&deps, &id, UserStatus::Active).await;
-        for _ in 0..4 {
-            assert_eq!(
-                attempt(&deps, &id, "wrong password 123").await.unwrap_err(),
-                ApiError::InvalidCredentials
-            );
-        }
+        let id = new_user(&deps, "victim", UserStatus::Active).await;
+        fail_four_times(&deps, &id, "wrong password 123").await;
         assert_eq!(
-            attempt(&deps, &id, "wrong password 123").await.unwrap_err(),
+            sign_in_as(&deps, &id, "wrong password 123")
+                .await
+                .unwrap_err(),
             ApiError::Locked {
                 retry_after_secs: 1800
             },
@@ -118,7 +102,7 @@ async fn fifth_failure_locks_for_30_minutes_and_the_password_is_not_evaluated_me
         clock.advance_secs(60);
         let hashes = deps.hasher.computations();
         assert_eq!(
-            attempt(&deps, &id, PASSWORD).await.unwrap_err(),
+            sign_in_as(&deps, &id, PASSWORD).await.unwrap_err(),
             ApiError::Locked {
                 retry_after_secs: 1740
             },
@@ -130,7 +114,7 @@ async fn fifth_failure_locks_for_30_minutes_and_the_password_is_not_evaluated_me
             "{name}: no argon2 work during a lock"
         );
         clock.advance_secs(1740);
-        let answer = attempt(&deps, &id, PASSWORD).await.unwrap();
+        let answer = sign_in_as(&deps, &id, PASSWORD).await.unwrap();
         assert_eq!(
             answer.status, "mfa_enrolment_required",
             "{name}: the lock ends after 30 minutes"
@@ -142,15 +126,8 @@ async fn fifth_failure_locks_for_30_minutes_and_the_password_is_not_evaluated_me
 async fn unknown_user_ids_lock_exactly_like_real_ones() {
     for (name, deps, _clock) in all_deps().await {
         let ghost = unique("ghost");
-        for _ in 0..4 {
-            assert_eq!(
-                attempt(&deps, &ghost, "whatever password")
-                    .await
-                    .unwrap_err(),
-                ApiError::InvalidCredentials
-            );
-        }
-        let fifth = attempt(&deps, &ghost, "whatever password")
+        fail_four_times(&deps, &ghost, "whatever password").await;
+        let fifth = sign_in_as(&deps, &ghost, "whatever password")
             .await
             .unwrap_err();
         assert_eq!(
@@ -167,8 +144,7 @@ async fn unknown_user_ids_lock_exactly_like_real_ones() {
 #[tokio::test]
 async fn failures_count_per_normalised_user_id() {
     for (name, deps, _clock) in all_deps().await {
-        let id = unique("norm");
-        create_user(&deps, &id, UserStatus::Active).await;
+        let id = new_user(&deps, "norm", UserStatus::Active).await;
         let variants = [
             format!("  {} ", id.to_uppercase()),
             id.to_uppercase(),
@@ -186,7 +162,11 @@ async fn failures_count_per_normalised_user_id() {
         ];
         let mut last = None;
         for v in &variants {
-            last = Some(attempt(&deps, v, "wrong password 123").await.unwrap_err());
+            last = Some(
+                sign_in_as(&deps, v, "wrong password 123")
+                    .await
+                    .unwrap_err(),
+            );
         }
         assert_eq!(
             last,
@@ -197,7 +177,7 @@ async fn failures_count_per_normalised_user_id() {
         );
         // and the right password under any spelling is refused while locked
         assert!(matches!(
-            attempt(&deps, &variants[1], PASSWORD).await,
+            sign_in_as(&deps, &variants[1], PASSWORD).await,
             Err(ApiError::Locked { .. })
         ));
     }
@@ -207,7 +187,7 @@ async fn failures_count_per_normalised_user_id() {
 async fn a_user_without_factors_must_enrol_and_gets_a_stored_challenge() {
     for (name, deps, clock) in all_deps().await {
         let id = create_user(&deps, &unique("newbie"), UserStatus::Active).await;
-        let answer = attempt(
+        let answer = sign_in_as(
             &deps,
             &format!(" {} ", id.as_str().to_uppercase()),
             PASSWORD,
@@ -219,13 +199,7 @@ async fn a_user_without_factors_must_enrol_and_gets_a_stored_challenge() {
         assert!(answer.methods.is_none());
         let challenge_id = answer.challenge_id.unwrap();
         assert!(challenge_id.len() >= 43, "256-bit challenge id");
-        let stored = deps
-            .stores
-            .challenges
-            .get_challenge(&token_digest(&challenge_id), clock.now())
-            .await
-            .unwrap()
-            .unwrap();
+        let stored = stored_challenge(&deps, &token_digest(&challenge_id)).await;
         assert_eq!(stored.user_id, id);
         assert_eq!(stored.status, ChallengeStatus::MfaEnrolmentRequired);
         assert_eq!(stored.expires_at, clock.now().plus_secs(600));
@@ -274,7 +248,7 @@ async fn a_user_with_an_active_phone_gets_mfa_required_with_the_masked_number() 
                 .await
                 .unwrap();
         }
-        let answer = attempt(&deps, id.as_str(), PASSWORD).await.unwrap();
+        let answer = sign_in_as(&deps, id.as_str(), PASSWORD).await.unwrap();
         assert_eq!(answer.status, "mfa_required", "{name}");
         let json = serde_json::to_value(&answer).unwrap();
         assert_eq!(
@@ -300,25 +274,13 @@ async fn a_hash_made_with_old_parameters_is_upgraded_on_the_next_sign_in() {
         })
         .unwrap();
         let old_hash = old.hash(PASSWORD.as_bytes()).unwrap();
-        deps.stores
-            .users
-            .create_user(&UserRecord {
-                user_id: id.clone(),
-                email: None,
-                phone: None,
-                password_hash: Some(old_hash.clone()),
-                status: UserStatus::Active,
-                roles: vec![],
-                created_at: T0,
-                password_changed_at: None,
-                last_sign_in_at: None,
-                must_change_password: false,
-                password_history: vec![],
-                security_stamp: 0,
-            })
-            .await
-            .unwrap();
-        attempt(&deps, id.as_str(), PASSWORD).await.unwrap();
+        let record = UserRecord {
+            email: None,
+            password_changed_at: None,
+            ..user_record(&id, old_hash.clone())
+        };
+        insert_user(&deps, &record).await;
+        sign_in_as(&deps, id.as_str(), PASSWORD).await.unwrap();
         let stored = deps
             .stores
             .users
@@ -334,7 +296,7 @@ async fn a_hash_made_with_old_parameters_is_upgraded_on_the_next_sign_in() {
             "{name}: {stored}"
         );
         assert!(
-            attempt(&deps, id.as_str(), PASSWORD).await.is_ok(),
+            sign_in_as(&deps, id.as_str(), PASSWORD).await.is_ok(),
             "{name}: the new hash verifies"
         );
     }
@@ -343,8 +305,7 @@ async fn a_hash_made_with_old_parameters_is_upgraded_on_the_next_sign_in() {
 #[tokio::test]
 async fn bad_input_is_refused_before_any_state_changes() {
     for (name, deps, _clock) in all_deps().await {
-        let id = unique("careful");
-        create_user(&deps, &id, UserStatus::Active).await;
+        let id = new_user(&deps, "careful", UserStatus::Active).await;
         let huge = "x".repeat(deps.settings.max_password_bytes + 1);
         let hashes = deps.hasher.computations();
         for (user_id, password) in [
@@ -354,7 +315,7 @@ async fn bad_input_is_refused_before_any_state_changes() {
             (id.as_str(), huge.as_str()),
             ("a\u{0}b", PASSWORD),
         ] {
-            let err = attempt(&deps, user_id, password).await.unwrap_err();
+            let err = sign_in_as(&deps, user_id, password).await.unwrap_err();
             assert_eq!(err.status(), 400, "{name}: {err:?}");
         }
         assert_eq!(
@@ -363,12 +324,7 @@ async fn bad_input_is_refused_before_any_state_changes() {
             "{name}: nothing hashed for bad input"
         );
         // None of these counted as failures: four wrong passwords still leave the account open.
-        for _ in 0..4 {
-            assert_eq!(
-                attempt(&deps, &id, "wrong password 123").await.unwrap_err(),
-                ApiError::InvalidCredentials
-            );
-        }
-        assert!(attempt(&deps, &id, PASSWORD).await.is_ok(), "{name}");
+        fail_four_times(&deps, &id, "wrong password 123").await;
+        assert!(sign_in_as(&deps, &id, PASSWORD).await.is_ok(), "{name}");
     }
 }

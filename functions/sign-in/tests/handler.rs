@@ -77,20 +77,18 @@ fn sign_in_body(password: &str) -> String {
     serde_json::json!({"user_id": "alice@example.com", "password": password}).to_string()
 }
 
+/// The handler's answer to the fixture's JSON sign-in for alice with `password`.
+async fn sign_in_with(deps: &Deps, password: &str) -> lambda_http::Response<Body> {
+    let body = sign_in_body(password);
+    let request = event(Some(&body), Some("application/json"), false);
+    portcullis_sign_in::FUNCTION.handle(deps, request).await
+}
+
 #[tokio::test]
 async fn the_right_password_opens_an_enrolment_challenge() {
     let deps = deps();
     with_user(&deps).await;
-    let resp = portcullis_sign_in::FUNCTION
-        .handle(
-            &deps,
-            event(
-                Some(&sign_in_body(PASSWORD)),
-                Some("application/json"),
-                false,
-            ),
-        )
-        .await;
+    let resp = sign_in_with(&deps, PASSWORD).await;
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["cache-control"], "no-store");
     let body = body_json(&resp);
@@ -153,28 +151,10 @@ async fn every_kind_of_bad_input_is_a_4xx_problem_and_counts_nothing() {
         assert!(body["code"].is_string() && body["detail"].is_string());
     }
     for _ in 0..4 {
-        let resp = portcullis_sign_in::FUNCTION
-            .handle(
-                &deps,
-                event(
-                    Some(&sign_in_body("wrong password 1")),
-                    Some("application/json"),
-                    false,
-                ),
-            )
-            .await;
+        let resp = sign_in_with(&deps, "wrong password 1").await;
         assert_eq!(resp.status(), 401);
     }
-    let resp = portcullis_sign_in::FUNCTION
-        .handle(
-            &deps,
-            event(
-                Some(&sign_in_body(PASSWORD)),
-                Some("application/json"),
-                false,
-            ),
-        )
-        .await;
+    let resp = sign_in_with(&deps, PASSWORD).await;
     assert_eq!(
         resp.status(),
         200,
@@ -188,18 +168,7 @@ async fn a_lock_answers_423_with_retry_after() {
     with_user(&deps).await;
     let mut last = None;
     for _ in 0..5 {
-        last = Some(
-            portcullis_sign_in::FUNCTION
-                .handle(
-                    &deps,
-                    event(
-                        Some(&sign_in_body("wrong password 1")),
-                        Some("application/json"),
-                        false,
-                    ),
-                )
-                .await,
-        );
+        last = Some(sign_in_with(&deps, "wrong password 1").await);
     }
     let resp = last.unwrap();
     assert_eq!(resp.status(), 423);

@@ -107,31 +107,69 @@ pub async fn all_deps_with_notifier() -> Vec<(
     out
 }
 
+/// What [`all_deps_with_notifier`] gives, with a new user on each adapter.
+pub type WithUser = (
+    &'static str,
+    Deps,
+    Arc<ManualClock>,
+    portcullis::notifier::RecordingNotifier,
+    portcullis::identity::UserId,
+);
+
+/// [`all_deps_with_notifier`] with a new active user (ID made from `prefix`) on each adapter.
+pub async fn all_deps_with_user(prefix: &str) -> Vec<WithUser> {
+    let mut out = Vec::new();
+    for (name, deps, clock, outbox) in all_deps_with_notifier().await {
+        let user = create_user(&deps, &unique(prefix)).await;
+        out.push((name, deps, clock, outbox, user));
+    }
+    out
+}
+
+/// [`all_deps_with_user`] where the user also has the standard phone ([`user_with_phone`]).
+pub async fn all_deps_with_phoned_user(prefix: &str) -> Vec<WithUser> {
+    let mut out = Vec::new();
+    for (name, deps, clock, outbox, user) in all_deps_with_user(prefix).await {
+        add_phone(&deps, &user, "+12025550143").await;
+        out.push((name, deps, clock, outbox, user));
+    }
+    out
+}
+
 pub const PASSWORD: &str = "correct horse battery staple";
+
+/// The record of an active user with the standard test password's `hash`, made at [`T0`].
+pub fn user_record(
+    user_id: &portcullis::identity::UserId,
+    hash: String,
+) -> portcullis::storage::UserRecord {
+    use portcullis::storage::{UserRecord, UserStatus};
+    UserRecord {
+        user_id: user_id.clone(),
+        email: Some("user@example.com".into()),
+        phone: None,
+        password_hash: Some(hash),
+        status: UserStatus::Active,
+        roles: vec![],
+        created_at: T0,
+        password_changed_at: Some(T0),
+        last_sign_in_at: None,
+        must_change_password: false,
+        password_history: vec![],
+        security_stamp: 0,
+    }
+}
+
+/// Stores `record` as a new user.
+pub async fn insert_user(deps: &Deps, record: &portcullis::storage::UserRecord) {
+    deps.stores.users.create_user(record).await.unwrap();
+}
 
 /// Creates an active user with the standard test password.
 pub async fn create_user(deps: &Deps, raw_id: &str) -> portcullis::identity::UserId {
-    use portcullis::storage::{UserRecord, UserStatus};
     let id = portcullis::identity::UserId::parse(raw_id).unwrap();
     let hash = deps.hasher.hash(PASSWORD.as_bytes()).unwrap();
-    deps.stores
-        .users
-        .create_user(&UserRecord {
-            user_id: id.clone(),
-            email: Some("user@example.com".into()),
-            phone: None,
-            password_hash: Some(hash),
-            status: UserStatus::Active,
-            roles: vec![],
-            created_at: T0,
-            password_changed_at: Some(T0),
-            last_sign_in_at: None,
-            must_change_password: false,
-            password_history: vec![],
-            security_stamp: 0,
-        })
-        .await
-        .unwrap();
+    insert_user(deps, &user_record(&id, hash)).await;
     id
 }
 
@@ -157,18 +195,90 @@ pub async fn add_phone(deps: &Deps, user: &portcullis::identity::UserId, e164: &
     factor_id
 }
 
-/// Signs in with the password; returns the challenge id.
-pub async fn password_step(deps: &Deps, user: &portcullis::identity::UserId) -> String {
+/// The password step with `password` for the user ID as typed, from a caller with `meta`.
+pub async fn sign_in_from(
+    deps: &Deps,
+    user_id: &str,
+    password: &str,
+    meta: &RequestMeta,
+) -> Result<portcullis::service::sign_in::SignInAnswer, portcullis::ApiError> {
     use portcullis::service::sign_in::{SignInRequest, sign_in};
     let request = SignInRequest {
-        user_id: user.to_string(),
-        password: portcullis::crypto::SecretString::new(PASSWORD.into()),
+        user_id: user_id.into(),
+        password: portcullis::crypto::SecretString::new(password.into()),
     };
-    sign_in(deps, request, &portcullis::edge::RequestMeta::default())
+    sign_in(deps, request, meta).await
+}
+
+/// The password step with `password` for the user ID as typed (no caller details).
+pub async fn sign_in_as(
+    deps: &Deps,
+    user_id: &str,
+    password: &str,
+) -> Result<portcullis::service::sign_in::SignInAnswer, portcullis::ApiError> {
+    sign_in_from(deps, user_id, password, &RequestMeta::default()).await
+}
+
+/// The password step with the standard test password, which must succeed.
+pub async fn password_answer(
+    deps: &Deps,
+    user: &portcullis::identity::UserId,
+) -> portcullis::service::sign_in::SignInAnswer {
+    sign_in_as(deps, user.as_str(), PASSWORD).await.unwrap()
+}
+
+/// A new active user (ID made from `prefix`) with an active phone, +1 202-555-0143.
+pub async fn user_with_phone(deps: &Deps, prefix: &str) -> portcullis::identity::UserId {
+    let user = create_user(deps, &unique(prefix)).await;
+    add_phone(deps, &user, "+12025550143").await;
+    user
+}
+
+/// Signs in with the password; returns the challenge id.
+pub async fn password_step(deps: &Deps, user: &portcullis::identity::UserId) -> String {
+    password_answer(deps, user).await.challenge_id.unwrap()
+}
+
+/// The challenge the password step opened, as the next step reads it.
+pub async fn password_challenge(
+    deps: &Deps,
+    user: &portcullis::identity::UserId,
+) -> portcullis::storage::ChallengeRecord {
+    portcullis::service::codes::open_challenge(deps, &password_step(deps, user).await)
         .await
         .unwrap()
-        .challenge_id
-        .unwrap()
+}
+
+/// `codes::send_code` by `method` to the default factor, with no caller details.
+pub async fn send_by(
+    deps: &Deps,
+    challenge: &portcullis::storage::ChallengeRecord,
+    method: &str,
+) -> Result<portcullis::service::codes::SendCodeAnswer, portcullis::ApiError> {
+    let request = portcullis::service::codes::SendCodeRequest {
+        method: method.into(),
+        factor_id: None,
+    };
+    portcullis::service::codes::send_code(deps, challenge, &request, &RequestMeta::default()).await
+}
+
+/// The challenge stored under `id_digest`, which must be there.
+pub async fn stored_challenge(
+    deps: &Deps,
+    id_digest: &str,
+) -> portcullis::storage::ChallengeRecord {
+    let now = deps.clock.now();
+    let found = deps.stores.challenges.get_challenge(id_digest, now).await;
+    found.unwrap().expect("the challenge is stored")
+}
+
+/// The token of the link in a message's text (`…token=<token> …`).
+pub fn link_token(text: &str) -> String {
+    let after = text
+        .split("token=")
+        .nth(1)
+        .expect("the message carries a link");
+    after.split_whitespace().next().unwrap().to_owned()
 }
 
 /// The 6-digit code in the last message sent.
@@ -183,17 +293,8 @@ pub async fn sms_verified(
     user: &portcullis::identity::UserId,
     outbox: &portcullis::notifier::RecordingNotifier,
 ) -> portcullis::service::codes::Verified {
-    use portcullis::service::codes::{self, SendCodeRequest};
-    let c = codes::open_challenge(deps, &password_step(deps, user).await)
-        .await
-        .unwrap();
-    let request = SendCodeRequest {
-        method: "sms".into(),
-        factor_id: None,
-    };
-    codes::send_code(deps, &c, &request, &RequestMeta::default())
-        .await
-        .unwrap();
+    let c = password_challenge(deps, user).await;
+    send_by(deps, &c, "sms").await.unwrap();
     let code = portcullis::crypto::SecretString::new(last_code(outbox));
     answer_code(deps, &c, "sms", &code).await.unwrap()
 }
@@ -220,6 +321,26 @@ pub async fn sms_sign_in(
     .tokens
     .unwrap();
     (bearer(deps, &tokens.access_token).await.unwrap(), tokens)
+}
+
+/// `complete_sign_in` of a verified sign-in with no device trusted and no caller details.
+pub async fn finish_sign_in(
+    deps: &Deps,
+    verified: &portcullis::service::codes::Verified,
+) -> portcullis::service::complete::SignedIn {
+    let meta = RequestMeta::default();
+    portcullis::service::complete::complete_sign_in(deps, verified, None, &meta)
+        .await
+        .unwrap()
+}
+
+/// The user's stored record, which must exist.
+pub async fn stored_user(
+    deps: &Deps,
+    user: &portcullis::identity::UserId,
+) -> portcullis::storage::UserRecord {
+    let found = deps.stores.users.get_user(user).await.unwrap();
+    found.expect("the user is stored")
 }
 
 /// What every protected route does with an access token.
@@ -255,6 +376,64 @@ pub async fn signed_in_admin(
     (id, caller)
 }
 
+/// The user's newest `limit` audit events, newest first.
+pub async fn audit_events(
+    deps: &Deps,
+    user: &portcullis::identity::UserId,
+    limit: usize,
+) -> Vec<portcullis::storage::AuditEvent> {
+    let now = deps.clock.now();
+    deps.stores
+        .audit
+        .list_events(user, now, limit)
+        .await
+        .unwrap()
+}
+
+/// Starts a step-up of `caller`'s session by `method` to the default factor.
+pub async fn start_step_up(
+    deps: &Deps,
+    caller: &portcullis::service::tokens::Caller,
+    method: &str,
+) -> portcullis::service::step_up::StepUpStarted {
+    let request = portcullis::service::step_up::StepUpRequest {
+        method: method.into(),
+        factor_id: None,
+    };
+    portcullis::service::step_up::start(deps, caller, request)
+        .await
+        .unwrap()
+}
+
+/// Asks for a password reset link for the user, as the forgot-password route does.
+pub async fn forgot(
+    deps: &Deps,
+    user: &portcullis::identity::UserId,
+) -> portcullis::service::password::ForgotAnswer {
+    let request = portcullis::service::password::ForgotRequest {
+        user_id: user.to_string(),
+    };
+    portcullis::service::password::forgot(deps, request)
+        .await
+        .unwrap()
+}
+
+/// Whether the user has no factor at all (of any kind or status).
+pub async fn no_factors(deps: &Deps, user: &portcullis::identity::UserId) -> bool {
+    let factors = deps.stores.factors.list_factors(user).await.unwrap();
+    factors.is_empty()
+}
+
+/// Whether an audit event of `kind` was recorded for the user.
+pub async fn recorded(deps: &Deps, user: &portcullis::identity::UserId, kind: &str) -> bool {
+    event_kinds(deps, user).await.iter().any(|k| k == kind)
+}
+
+/// Whether a message for `purpose` was sent.
+pub fn alerted(outbox: &portcullis::notifier::RecordingNotifier, purpose: &str) -> bool {
+    outbox.sent().iter().any(|m| m.purpose == purpose)
+}
+
 /// The kinds of the user's audit events, newest first.
 pub async fn event_kinds(deps: &Deps, user: &portcullis::identity::UserId) -> Vec<String> {
     deps.stores
@@ -283,6 +462,16 @@ macro_rules! as_admin {
 }
 #[allow(unused_imports)]
 pub(crate) use as_admin;
+
+/// `recovery::redeem` of `code` on the challenge (no caller details).
+pub async fn redeem_code(
+    deps: &Deps,
+    challenge: &portcullis::storage::ChallengeRecord,
+    code: &str,
+) -> Result<(portcullis::service::codes::Verified, u32), portcullis::ApiError> {
+    let code = portcullis::crypto::SecretString::new(code.into());
+    portcullis::service::recovery::redeem(deps, challenge, &code, &RequestMeta::default()).await
+}
 
 /// `codes::check_code` as a verify request that names no factor sends it (no caller details).
 pub async fn answer_code(
