@@ -33,14 +33,7 @@ CANDIDATES=(before o3-lto s-lto z-lto)
 
 # The emulator first: each candidate is measured as soon as it is built, so a run cut short
 # still reports the candidates it finished.
-cleanup() { [ -n "${MOTO_PID:-}" ] && kill "$MOTO_PID" 2> /dev/null || true; }
-trap cleanup EXIT INT TERM
-EMULATOR_PORT="$(free_port)"
-EMULATOR=moto
-EMULATOR_RUNTIME=moto
-start_moto "$EMULATOR_PORT"
-provision "http://127.0.0.1:$EMULATOR_PORT" "$STATE/profiles.env"
-load_env "$STATE/profiles.env"
+start_bench_moto "$STATE/profiles.env"
 # The signing key record the functions read (any build of the CLI makes the same record).
 cargo build --quiet -p portcullis-admin-cli
 target/debug/portcullis-admin rotate-signing-key --if-missing > /dev/null

@@ -15,15 +15,7 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$REPO_ROOT"
 ensure_venv
-cleanup() { [ -n "${MOTO_PID:-}" ] && kill "$MOTO_PID" 2> /dev/null || true; }
-trap cleanup EXIT INT TERM
-EMULATOR_PORT="$(free_port)"
-# Always the (serialised) moto server: the figures compare with earlier runs on it.
-EMULATOR=moto
-EMULATOR_RUNTIME=moto
-start_moto "$EMULATOR_PORT"
-provision "http://127.0.0.1:$EMULATOR_PORT" "$STATE/bench.env"
-load_env "$STATE/bench.env"
+start_bench_moto "$STATE/bench.env"
 
 # CARGO_TARGET_DIR is honoured (a directory that already holds a release build of the same
 # profile, such as scripts/bench-profiles.sh's, saves rebuilding the AWS SDK).

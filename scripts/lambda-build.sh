@@ -23,40 +23,14 @@
 # (cargo-lambda refuses --target-dir; set CARGO_TARGET_DIR to move it): the release units go to
 # target/<triple>/release, apart from the debug build of scripts/test.sh.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-REPO_ROOT="$PWD"
+. "$(dirname "$0")/lib.sh"
+cd "$REPO_ROOT"
 
 # Pinned: the versions this was verified with (cargo-lambda 1.9.2 with zig 0.17.1 from the
 # ziglang wheel, late 2026). Change both together and re-run this script.
 CARGO_LAMBDA_VERSION="1.9.2"
 ZIGLANG_VERSION="0.17.1"
-TOOLS_VENV="$REPO_ROOT/.local/tools-venv"
-
-log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
-
-# Installed version of a distribution in the tools venv, or nothing.
-installed_version() {
-  "$TOOLS_VENV/bin/python" - "$1" 2> /dev/null <<'PY' || true
-import importlib.metadata as m, sys
-try:
-    print(m.version(sys.argv[1]))
-except m.PackageNotFoundError:
-    pass
-PY
-}
-
-ensure_cargo_lambda() {
-  if [ -x "$TOOLS_VENV/bin/python" ] \
-    && [ "$(installed_version cargo-lambda)" = "$CARGO_LAMBDA_VERSION" ] \
-    && [ "$(installed_version ziglang)" = "$ZIGLANG_VERSION" ]; then
-    return 0
-  fi
-  log "Installing cargo-lambda $CARGO_LAMBDA_VERSION (with zig $ZIGLANG_VERSION) into .local/tools-venv"
-  mkdir -p "$REPO_ROOT/.local"
-  [ -x "$TOOLS_VENV/bin/python" ] || python3 -m venv "$TOOLS_VENV"
-  "$TOOLS_VENV/bin/pip" install --quiet --disable-pip-version-check \
-    "cargo-lambda==$CARGO_LAMBDA_VERSION" "ziglang==$ZIGLANG_VERSION"
-}
+TOOLS_VENV="$STATE/tools-venv"
 
 # "<binary> <package>" for every function crate: the [[bin]] name (the directory name when the
 # manifest has no [[bin]] section) and the [package] name, read from functions/*/Cargo.toml.
@@ -79,7 +53,8 @@ case "${PORTCULLIS_LAMBDA_ARCH:-x86_64}" in
     ;;
 esac
 
-ensure_cargo_lambda
+ensure_pinned_venv "$TOOLS_VENV" "cargo-lambda $CARGO_LAMBDA_VERSION (with zig $ZIGLANG_VERSION)" \
+  "cargo-lambda==$CARGO_LAMBDA_VERSION" "ziglang==$ZIGLANG_VERSION"
 # cargo finds the `cargo-lambda` subcommand, and cargo-lambda finds zig, on PATH.
 export PATH="$TOOLS_VENV/bin:$PATH"
 

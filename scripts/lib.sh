@@ -1,4 +1,5 @@
-# Shared shell functions for scripts/local.sh and scripts/test.sh. Source it; do not run it.
+# Shared shell functions for the scripts of scripts/ (local.sh, test.sh, the benchmarks, the
+# tool installers). Source it; do not run it.
 # shellcheck shell=bash
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -27,6 +28,33 @@ ensure_venv() {
   [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
   "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$REPO_ROOT/scripts/requirements.txt"
   echo "$want" > "$stamp"
+}
+
+# The version of distribution DIST installed in the virtualenv VENV, or nothing.
+installed_version() {
+  "$1/bin/python" - "$2" 2> /dev/null <<'PY' || true
+import importlib.metadata as m, sys
+try:
+    print(m.version(sys.argv[1]))
+except m.PackageNotFoundError:
+    pass
+PY
+}
+
+# A virtualenv of pinned tools from PyPI, kept apart from .venv (their pins clash with moto's):
+#   ensure_pinned_venv VENV 'what it is, for the log' DIST==VERSION ...
+# Installs only when one of the DISTs is missing from VENV or at another version.
+ensure_pinned_venv() {
+  local venv="$1" what="$2" spec
+  shift 2
+  for spec in "$@"; do
+    if [ "$(installed_version "$venv" "${spec%%==*}")" != "${spec#*==}" ]; then
+      log "Installing $what into ${venv#"$REPO_ROOT/"}"
+      [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+      "$venv/bin/pip" install --quiet --disable-pip-version-check "$@"
+      return
+    fi
+  done
 }
 
 # schemathesis in its own virtualenv (its dependencies are not pinned against moto's).
@@ -187,4 +215,18 @@ load_env() {
   # shellcheck disable=SC1090
   . "$1"
   set +a
+}
+
+# The benchmarks' emulator (scripts/bench.sh, bench-profiles.sh): always the serialised moto
+# server, so that their figures compare with earlier runs on it, on a free port and stopped when
+# the script ends; provisioned, with the functions' environment written to ENV_FILE and loaded.
+start_bench_moto() {
+  local env_file="$1"
+  trap stop_emulator EXIT INT TERM
+  EMULATOR=moto
+  EMULATOR_RUNTIME=moto
+  EMULATOR_PORT="$(free_port)"
+  start_moto "$EMULATOR_PORT"
+  provision "http://127.0.0.1:$EMULATOR_PORT" "$env_file"
+  load_env "$env_file"
 }

@@ -1,9 +1,10 @@
 """Unit tests of scripts/provision.py on moto in process (moto's mock_aws, no server).
 
-A small template of its own (not infra/template.yaml, so the tests do not move with the
-product's resources) with every resource type provisioning handles: a table with TTL, KMS keys
-of each spec, an alias, an SNS topic, an SES identity, and an SQS queue whose RedrivePolicy names
-its dead-letter queue by !GetAtt Arn, read by a function's environment through !Ref.
+A small template of its own, scripts/test_provision_template.yaml (not infra/template.yaml, so
+the tests do not move with the product's resources), with every resource type provisioning
+handles: a table with TTL, KMS keys of each spec, an alias, an SNS topic, an SES identity, and
+an SQS queue whose RedrivePolicy names its dead-letter queue by !GetAtt Arn, read by a
+function's environment through !Ref.
 
     .venv/bin/python -m unittest scripts/test_provision.py
 """
@@ -13,7 +14,6 @@ import io
 import json
 import os
 import sys
-import tempfile
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -23,75 +23,7 @@ from moto import mock_aws  # noqa: E402
 
 import provision  # noqa: E402
 
-TEMPLATE = """
-AWSTemplateFormatVersion: '2010-09-09'
-Transform: AWS::Serverless-2016-10-31
-Parameters:
-  Stage: {Type: String, Default: dev}
-  Sender: {Type: String, Default: no-reply@example.com}
-Globals:
-  Function:
-    Environment:
-      Variables:
-        TABLE: !Ref Table
-        OUTBOX_QUEUE_URL: !Ref OutboxQueue
-        OUTBOX_QUEUE_ARN: !GetAtt OutboxQueue.Arn
-        DLQ_NAME: !GetAtt OutboxDeadLetters.QueueName
-        FIFO_URL: !Ref OrderedQueue
-        TOPIC: !Ref Topic
-        HMAC_KEY: !Ref HmacKey
-        SIGNING_ALIAS: !Ref SigningAlias
-Resources:
-  Table:
-    Type: AWS::DynamoDB::Table
-    Properties:
-      BillingMode: PAY_PER_REQUEST
-      AttributeDefinitions: [{AttributeName: pk, AttributeType: S}]
-      KeySchema: [{AttributeName: pk, KeyType: HASH}]
-      TimeToLiveSpecification: {AttributeName: ttl, Enabled: true}
-  DataKey:
-    Type: AWS::KMS::Key
-    Properties: {Description: data}
-  SigningKey:
-    Type: AWS::KMS::Key
-    Properties: {KeySpec: ECC_NIST_P256, KeyUsage: SIGN_VERIFY}
-  SigningAlias:
-    Type: AWS::KMS::Alias
-    Properties:
-      AliasName: !Sub alias/test-${Stage}-signing
-      TargetKeyId: !Ref SigningKey
-  HmacKey:
-    Type: AWS::KMS::Key
-    Properties: {KeySpec: HMAC_256, KeyUsage: GENERATE_VERIFY_MAC}
-  Topic:
-    Type: AWS::SNS::Topic
-  Identity:
-    Type: AWS::SES::EmailIdentity
-    Properties: {EmailIdentity: !Ref Sender}
-  OutboxDeadLetters:
-    Type: AWS::SQS::Queue
-    Properties:
-      MessageRetentionPeriod: 1209600
-  OutboxQueue:
-    Type: AWS::SQS::Queue
-    Properties:
-      VisibilityTimeout: 60
-      RedrivePolicy:
-        deadLetterTargetArn: !GetAtt OutboxDeadLetters.Arn
-        maxReceiveCount: 5
-  OrderedQueue:
-    Type: AWS::SQS::Queue
-    Properties:
-      FifoQueue: true
-      ContentBasedDeduplication: true
-  Function:
-    Type: AWS::Serverless::Function
-    Properties:
-      Handler: bootstrap
-      Environment:
-        Variables:
-          OWN: !Sub "${OutboxQueue.QueueName}"
-"""
+TEMPLATE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "test_provision_template.yaml")
 
 
 class ProvisionTest(unittest.TestCase):
@@ -101,11 +33,7 @@ class ProvisionTest(unittest.TestCase):
         os.environ.update(
             AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test", AWS_DEFAULT_REGION="us-east-1"
         )
-        directory = tempfile.mkdtemp(prefix="provision-test-")
-        self.template_path = os.path.join(directory, "template.yaml")
-        with open(self.template_path, "w", encoding="utf-8") as f:
-            f.write(TEMPLATE)
-        self.template = provision.load_template(self.template_path)
+        self.template = provision.load_template(TEMPLATE)
 
     def tearDown(self):
         self.mock.stop()

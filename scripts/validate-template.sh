@@ -15,36 +15,17 @@
 # Globals Runtime, pass as "a valid SAM Template". 1.53.0 catches both. A canary (a copy of the
 # template with one dangling !GetAtt) must fail, so a linter that went blind fails this script.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-REPO_ROOT="$PWD"
+. "$(dirname "$0")/lib.sh"
+cd "$REPO_ROOT"
 
 # Pinned: the versions this was verified with (late 2026). Change them and re-run this script.
 AWS_SAM_CLI_VERSION="1.170.0"
 CFN_LINT_VERSION="1.53.0"
-SAM_VENV="$REPO_ROOT/.local/sam-venv"
+SAM_VENV="$STATE/sam-venv"
 TEMPLATE="infra/template.yaml"
 
-log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
-
-installed_version() {
-  "$SAM_VENV/bin/python" - "$1" 2> /dev/null <<'PY' || true
-import importlib.metadata as m, sys
-try:
-    print(m.version(sys.argv[1]))
-except m.PackageNotFoundError:
-    pass
-PY
-}
-
-if ! [ -x "$SAM_VENV/bin/sam" ] \
-  || [ "$(installed_version aws-sam-cli)" != "$AWS_SAM_CLI_VERSION" ] \
-  || [ "$(installed_version cfn-lint)" != "$CFN_LINT_VERSION" ]; then
-  log "Installing aws-sam-cli $AWS_SAM_CLI_VERSION (cfn-lint $CFN_LINT_VERSION) into .local/sam-venv"
-  mkdir -p "$REPO_ROOT/.local"
-  [ -x "$SAM_VENV/bin/python" ] || python3 -m venv "$SAM_VENV"
-  "$SAM_VENV/bin/pip" install --quiet --disable-pip-version-check \
-    "aws-sam-cli==$AWS_SAM_CLI_VERSION" "cfn-lint==$CFN_LINT_VERSION"
-fi
+ensure_pinned_venv "$SAM_VENV" "aws-sam-cli $AWS_SAM_CLI_VERSION (cfn-lint $CFN_LINT_VERSION)" \
+  "aws-sam-cli==$AWS_SAM_CLI_VERSION" "cfn-lint==$CFN_LINT_VERSION"
 
 # Offline and anonymous: no telemetry, no update check, dummy credentials so that nothing looks
 # for real ones (validation with --lint makes no AWS call).

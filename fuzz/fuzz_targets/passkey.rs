@@ -8,7 +8,7 @@
 //! the client sent.
 #![no_main]
 
-use std::sync::OnceLock;
+use std::sync::LazyLock;
 
 use libfuzzer_sys::fuzz_target;
 use portcullis::UnixTime;
@@ -28,34 +28,30 @@ struct Fixture {
     stored: PasskeyCredential,
 }
 
-fn fixture() -> &'static Fixture {
-    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
-    FIXTURE.get_or_init(|| {
-        let config = PasskeyConfig {
-            rp_id: "localhost".into(),
-            rp_name: "Portcullis".into(),
-            origins: vec!["http://localhost:3000".into()],
-        };
-        let handle = UserHandle::from_bytes(vec![1; 32]).expect("a user handle");
-        let user = PasskeyUser {
-            handle: &handle,
-            name: "alice@example.com",
-            display_name: "Alice",
-        };
-        let (options, state) = start_registration(&config, &user, &[], NOW).expect("starts");
-        let mut authenticator = SoftAuthenticator::new("http://localhost:3000");
-        let response = authenticator.register(&options).expect("registers");
-        let response =
-            RegistrationResponse::parse(&serde_json::to_vec(&response).expect("serialises"))
-                .expect("parses");
-        let stored = finish_registration(&config, state, &response, NOW).expect("verifies");
-        Fixture {
-            config,
-            handle,
-            stored,
-        }
-    })
-}
+static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
+    let config = PasskeyConfig {
+        rp_id: "localhost".into(),
+        rp_name: "Portcullis".into(),
+        origins: vec!["http://localhost:3000".into()],
+    };
+    let handle = UserHandle::from_bytes(vec![1; 32]).expect("a user handle");
+    let user = PasskeyUser {
+        handle: &handle,
+        name: "alice@example.com",
+        display_name: "Alice",
+    };
+    let (options, state) = start_registration(&config, &user, &[], NOW).expect("starts");
+    let mut authenticator = SoftAuthenticator::new("http://localhost:3000");
+    let response = authenticator.register(&options).expect("registers");
+    let response = RegistrationResponse::parse(&serde_json::to_vec(&response).expect("serialises"))
+        .expect("parses");
+    let stored = finish_registration(&config, state, &response, NOW).expect("verifies");
+    Fixture {
+        config,
+        handle,
+        stored,
+    }
+});
 
 fn refusal_is_clean(err: &PasskeyError, sent: &str) {
     assert!(!err.is_server_fault(), "{err:?}");
@@ -86,7 +82,7 @@ fn refusal_is_clean(err: &PasskeyError, sent: &str) {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let f = fixture();
+    let f = &*FIXTURE;
     let sent = String::from_utf8_lossy(data);
 
     match RegistrationResponse::parse(data) {

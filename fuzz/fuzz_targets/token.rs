@@ -6,7 +6,7 @@
 //! code is accepted only if it is the six digits of an acceptable step.
 #![no_main]
 
-use std::sync::OnceLock;
+use std::sync::LazyLock;
 
 use libfuzzer_sys::fuzz_target;
 use portcullis::crypto::jwt::{self, AccessClaims, Expectations, LocalSigner, TokenSigner};
@@ -21,42 +21,39 @@ struct Fixture {
     secret: TotpSecret,
 }
 
-fn fixture() -> &'static Fixture {
-    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
-    FIXTURE.get_or_init(|| {
-        let signer = LocalSigner::random();
-        let claims = AccessClaims {
-            iss: "https://issuer.example".into(),
-            sub: "alice@example.com".into(),
-            aud: "portcullis".into(),
-            iat: NOW - 10,
-            exp: NOW + 900,
-            auth_time: NOW - 10,
-            amr: vec!["pwd".into(), "otp".into(), "mfa".into()],
-            acr: jwt::ACR_MFA.into(),
-            sid: "sid-1".into(),
-            jti: "jti-1".into(),
-            roles: vec![],
-            token_use: "access".into(),
-        };
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .expect("runtime");
-        let token = runtime
-            .block_on(jwt::issue(&signer, &claims))
-            .expect("signs");
-        let secret = TotpSecret::from_bytes(vec![7; 20]).expect("a 160-bit secret");
-        Fixture {
-            signer,
-            token,
-            claims,
-            secret,
-        }
-    })
-}
+static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
+    let signer = LocalSigner::random();
+    let claims = AccessClaims {
+        iss: "https://issuer.example".into(),
+        sub: "alice@example.com".into(),
+        aud: "portcullis".into(),
+        iat: NOW - 10,
+        exp: NOW + 900,
+        auth_time: NOW - 10,
+        amr: vec!["pwd".into(), "otp".into(), "mfa".into()],
+        acr: jwt::ACR_MFA.into(),
+        sid: "sid-1".into(),
+        jti: "jti-1".into(),
+        roles: vec![],
+        token_use: "access".into(),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let token = runtime
+        .block_on(jwt::issue(&signer, &claims))
+        .expect("signs");
+    let secret = TotpSecret::from_bytes(vec![7; 20]).expect("a 160-bit secret");
+    Fixture {
+        signer,
+        token,
+        claims,
+        secret,
+    }
+});
 
 fuzz_target!(|data: &[u8]| {
-    let f = fixture();
+    let f = &*FIXTURE;
     let Some((&mode, rest)) = data.split_first() else {
         return;
     };

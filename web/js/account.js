@@ -5,7 +5,7 @@ import * as api from './api.js';
 import * as session from './session.js';
 import * as ui from './ui.js';
 import * as passkey from './passkey.js';
-import { codeScreen, totpSetupScreen, recoveryCodesScreen, phoneFields, sentLede, passkeyNote } from './screens.js';
+import { codeScreen, totpSetupScreen, recoveryCodesScreen, phoneFields, sentLede, offerPasskey } from './screens.js';
 import { withStepUp } from './stepup.js';
 import { eventLabel, eventDetail } from './messages.js';
 import { showConsole } from './console.js';
@@ -89,10 +89,7 @@ async function showSecurity({ notice } = {}) {
   refs.addPhone.addEventListener('click', () => showPhoneForm());
   ui.onClick(refs.addTotp, refs.error, addAuthenticator);
   refs.addEmail.addEventListener('click', () => showEmailForm());
-  const passkeys = passkey.availability();
-  refs.addPasskey.hidden = passkeys !== 'ok';
-  const note = passkeyNote(passkeys);
-  if (note) refs.passkeyNote.append(note);
+  offerPasskey(refs.addPasskey, refs.passkeyNote);
   refs.addPasskey.addEventListener('click', () => showPasskeyForm());
   ui.onClick(refs.regenerate, refs.error, regenerateCodes);
   const [factors, remaining] = await Promise.allSettled([api.factors(), api.recoveryCodesRemaining()]);
@@ -280,17 +277,26 @@ async function regenerateCodes() {
 
 // ---- Trusted devices ----------------------------------------------------------------------------
 
+/**
+ * The list `load` answers, for a page with an `empty` note (shown when there is nothing): the
+ * trusted devices, the activity. Null once the page says why the list could not be had.
+ */
+async function loadList(refs, load) {
+  try {
+    const list = await load();
+    refs.empty.hidden = list.length > 0;
+    return list;
+  } catch (error) {
+    ui.showError(refs.error, error);
+    return null;
+  }
+}
+
 async function showDevices({ notice } = {}) {
   const refs = ui.render('t-devices');
   ui.say(refs.notice, notice);
-  let list;
-  try {
-    list = await api.devices();
-  } catch (error) {
-    ui.showError(refs.error, error);
-    return;
-  }
-  refs.empty.hidden = list.length > 0;
+  const list = await loadList(refs, api.devices);
+  if (!list) return;
   refs.removeAll.hidden = list.length === 0;
   refs.list.replaceChildren(...list.map((d) => {
     const meta = `Trusted ${ui.formatDate(d.created_at)} · last used ${ui.formatDateTime(d.last_used_at)} · until ${ui.formatDate(d.expires_at)}`;
@@ -334,14 +340,8 @@ async function removeDevice(refs, device, isThis) {
 
 async function showActivity() {
   const refs = ui.render('t-activity');
-  let events;
-  try {
-    events = await api.events();
-  } catch (error) {
-    ui.showError(refs.error, error);
-    return;
-  }
-  refs.empty.hidden = events.length > 0;
+  const events = await loadList(refs, api.events);
+  if (!events) return;
   refs.rows.replaceChildren(...events.map((e) => {
     const details = [eventDetail(e.detail), e.outcome && e.outcome !== 'success' ? `(${e.outcome})` : null].filter(Boolean).join(' ');
     return ui.el('tr', {},

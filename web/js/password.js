@@ -61,47 +61,39 @@ function passwordForm({ title, lede, submit, send, done, context }) {
   });
 }
 
-export function showReset(token) {
+/**
+ * A page reached by an emailed link: with its token, the form for a new password, which
+ * `send(token, password)` saves before the sign-in page opens with `notice` (go.signIn also
+ * leaves the link's path); without one, the message that the link does not work, with
+ * `broken`'s text and the button that leads on from it.
+ */
+function linkPasswordPage(token, { broken, send, notice, ...form }) {
   if (!token) {
-    showMessage({
-      title: 'This link does not work',
-      text: 'The password reset link is incomplete. Ask for a new one.',
-      action: 'Ask for a new link',
-      onAction: () => go.forgot(),
-    });
+    showMessage({ title: 'This link does not work', ...broken });
     return;
   }
-  passwordForm({
+  passwordForm({ ...form, send: (password) => send(token, password), done: () => go.signIn({ notice }) });
+}
+
+export function showReset(token) {
+  linkPasswordPage(token, {
     title: 'Choose a new password',
     lede: 'Choose a new password for your user ID. The link works once, within 30 minutes of being sent.',
     submit: 'Save new password',
     context: 'reset',
-    send: (password) => api.resetPassword(token, password),
-    done: () => {
-      window.history.replaceState(null, '', '/');
-      go.signIn({ notice: 'Your password has been changed, and you were signed out everywhere. Sign in with your new password; you will still need a code.' });
-    },
+    send: api.resetPassword,
+    notice: 'Your password has been changed, and you were signed out everywhere. Sign in with your new password; you will still need a code.',
+    broken: { text: 'The password reset link is incomplete. Ask for a new one.', action: 'Ask for a new link', onAction: () => go.forgot() },
   });
 }
 
 export function showWelcome(token) {
-  if (!token) {
-    showMessage({
-      title: 'This link does not work',
-      text: 'The invitation link is incomplete. Please use the link in your invitation email, or ask us for a new invitation.',
-      action: 'Go to sign in',
-      onAction: () => go.signIn(),
-    });
-    return;
-  }
-  passwordForm({
+  linkPasswordPage(token, {
     title: 'Welcome to Portcullis',
     lede: 'Choose a password to activate your user ID. Next, you will sign in and set up two-step verification.',
     submit: 'Set password',
-    send: (password) => api.acceptInvitation(token, password),
-    done: () => {
-      window.history.replaceState(null, '', '/');
-      go.signIn({ notice: 'Your password is set. Sign in with your user ID (it is in your invitation email) to set up two-step verification.' });
-    },
+    send: api.acceptInvitation,
+    notice: 'Your password is set. Sign in with your user ID (it is in your invitation email) to set up two-step verification.',
+    broken: { text: 'The invitation link is incomplete. Please use the link in your invitation email, or ask us for a new invitation.', action: 'Go to sign in', onAction: () => go.signIn() },
   });
 }

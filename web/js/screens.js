@@ -3,7 +3,7 @@
 // instead of passkey buttons on a page that cannot use passkeys.
 
 import * as ui from './ui.js';
-import { localhostAddress } from './passkey.js';
+import { availability, localhostAddress } from './passkey.js';
 
 const SEND_LEDE = {
   sms: (to) => `We sent a text message with a 6-digit code to ${to}.`,
@@ -163,4 +163,18 @@ export function passkeyNote(state) {
   if (state !== 'ip') return null;
   const address = localhostAddress();
   return ui.el('p', { class: 'hint passkey-note' }, 'Passkeys need the page opened at ', ui.el('a', { href: address, text: address }));
+}
+
+/**
+ * A page's passkey button, as far as passkeys can work on this page: `button` shown only where
+ * they do, `block` (if given) hidden where the browser has none, and the note (passkeyNote)
+ * added to `noteIn`. Returns whether passkeys work here.
+ */
+export function offerPasskey(button, noteIn, block) {
+  const state = availability();
+  if (block) block.hidden = state === 'unsupported';
+  button.hidden = state !== 'ok';
+  const note = passkeyNote(state);
+  if (note) noteIn.append(note);
+  return state === 'ok';
 }

@@ -8,7 +8,7 @@ import * as session from './session.js';
 import * as ui from './ui.js';
 import { go } from './nav.js';
 import * as passkey from './passkey.js';
-import { codeScreen, totpSetupScreen, recoveryCodesScreen, phoneFields, sentLede, passkeyNote } from './screens.js';
+import { codeScreen, totpSetupScreen, recoveryCodesScreen, phoneFields, sentLede, passkeyNote, offerPasskey } from './screens.js';
 
 const SEND_METHODS = ['sms', 'voice', 'email'];
 
@@ -110,12 +110,7 @@ async function startAutofill(refs) {
 
 /** The "Sign in with a passkey" button, its autofill, or the note that passkeys need localhost. */
 function offerPasswordless(refs) {
-  const state = passkey.availability();
-  refs.passkeyBlock.hidden = state === 'unsupported';
-  refs.passkey.hidden = state !== 'ok';
-  const note = passkeyNote(state);
-  if (note) refs.passkeyBlock.append(note);
-  if (state !== 'ok') return;
+  if (!offerPasskey(refs.passkey, refs.passkeyBlock, refs.passkeyBlock)) return;
   ui.onClick(refs.passkey, refs.error, async () => {
     await stopAutofill();
     try {
@@ -372,12 +367,7 @@ function showEnrol() {
 
 /** "Add a passkey" inside the first sign-in: registering it completes the sign-in. */
 function enrolPasskeyPanel(refs) {
-  const state = passkey.availability();
-  refs.passkeyPanel.hidden = state === 'unsupported';
-  refs.passkey.hidden = state !== 'ok';
-  const note = passkeyNote(state);
-  if (note) refs.passkeyNote.append(note);
-  if (state !== 'ok') return;
+  if (!offerPasskey(refs.passkey, refs.passkeyNote, refs.passkeyPanel)) return;
   ui.onClick(refs.passkey, refs.error, async () => {
     let pending;
     try {

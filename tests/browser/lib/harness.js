@@ -501,3 +501,23 @@ export async function confirmSavedCodes(page) {
   await done.click();
   await heading(page, 'Security').waitFor();
 }
+
+/**
+ * A user's first sign-in on a fresh page: the sign-in page, the password, an authenticator app
+ * set up from the QR code (`options` as for enrolAuthenticatorAtFirstSignIn), and the recovery
+ * codes confirmed. Returns what the enrolment returned (secret, codes, …).
+ */
+export async function firstSignInWithAuthenticator(page, userId, options = {}) {
+  await open(page);
+  await signIn(page, userId);
+  const enrolled = await enrolAuthenticatorAtFirstSignIn(page, options);
+  await confirmSavedCodes(page);
+  return enrolled;
+}
+
+/** On a page that asks for a new password twice: `password`, its confirmation (by default the same), then `button`. */
+export async function submitNewPassword(page, button, password, confirmation = password) {
+  await page.getByLabel('New password', { exact: true }).fill(password);
+  await page.getByLabel('Confirm new password').fill(confirmation);
+  await page.getByRole('button', { name: button }).click();
+}

@@ -7,7 +7,7 @@ import { test } from 'node:test';
 
 import {
   API, PASSWORD, createUser, uniqueUser, emailsTo, waitFor, withPage, open, signIn, signOut, heading,
-  enrolAuthenticatorAtFirstSignIn, confirmSavedCodes, freshTotp, base32Decode,
+  firstSignInWithAuthenticator, submitNewPassword, freshTotp, base32Decode,
 } from '../lib/harness.js';
 
 async function call(method, path, body, token) {
@@ -50,9 +50,7 @@ test('an invited user sets a password at /welcome and is asked to set up two-ste
     await open(page, `/welcome?token=${link[1]}`);
     await heading(page, 'Welcome to Portcullis').waitFor();
     assert.equal(new URL(page.url()).search, '', 'the token is removed from the address bar');
-    await page.getByLabel('New password', { exact: true }).fill(password);
-    await page.getByLabel('Confirm new password').fill(password);
-    await page.getByRole('button', { name: 'Set password' }).click();
+    await submitNewPassword(page, 'Set password', password);
     await heading(page, 'Sign in').waitFor();
     await page.getByText('Your password is set.').waitFor();
     await signIn(page, invited, password);
@@ -64,10 +62,7 @@ test('a password change forced by an admin is asked for after the code', { timeo
   const user = await createUser(uniqueUser('forced'));
   const newPassword = 'the replacement passphrase';
   await withPage(async (page) => {
-    await open(page);
-    await signIn(page, user);
-    const { secret } = await enrolAuthenticatorAtFirstSignIn(page);
-    await confirmSavedCodes(page);
+    const { secret } = await firstSignInWithAuthenticator(page, user);
     await signOut(page);
 
     const token = await adminSession();
@@ -81,9 +76,7 @@ test('a password change forced by an admin is asked for after the code', { timeo
     await page.getByLabel('6-digit code').fill(await freshTotp(secret));
     await page.getByRole('button', { name: 'Continue' }).click();
     await heading(page, 'Choose a new password').waitFor();
-    await page.getByLabel('New password', { exact: true }).fill(newPassword);
-    await page.getByLabel('Confirm new password').fill('something else entirely');
-    await page.getByRole('button', { name: 'Save password' }).click();
+    await submitNewPassword(page, 'Save password', newPassword, 'something else entirely');
     await page.getByRole('alert').filter({ hasText: "The two passwords don't match." }).waitFor();
     await page.getByLabel('Confirm new password').fill(newPassword);
     await page.getByRole('button', { name: 'Save password' }).click();

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 
 import {
   createUser, uniqueUser, withPage, open, signIn, signOut, heading, screenshot, signInWithTotp,
-  enrolAuthenticatorAtFirstSignIn, confirmSavedCodes,
+  enrolAuthenticatorAtFirstSignIn, confirmSavedCodes, firstSignInWithAuthenticator,
 } from '../lib/harness.js';
 
 test('an authenticator enrolled from the QR code signs in with a TOTP code; recovery codes are shown once', { timeout: 300_000 }, async () => {
@@ -38,10 +38,7 @@ test('an authenticator enrolled from the QR code signs in with a TOTP code; reco
 test('"Try another method" signs in with a recovery code and shows how many remain', { timeout: 300_000 }, async () => {
   const user = await createUser(uniqueUser('recovery'));
   await withPage(async (page) => {
-    await open(page);
-    await signIn(page, user);
-    const { codes } = await enrolAuthenticatorAtFirstSignIn(page);
-    await confirmSavedCodes(page);
+    const { codes } = await firstSignInWithAuthenticator(page, user);
     await signOut(page);
 
     await signIn(page, user);

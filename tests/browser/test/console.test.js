@@ -10,7 +10,8 @@ import { test } from 'node:test';
 
 import {
   API, PASSWORD, EMULATOR_KIND, createUser, uniqueUser, freshPhone, emailsTo, smsCodeAfter, smsRecordsTo, waitFor, withPage, open,
-  signIn, heading, enrolAuthenticatorAtFirstSignIn, confirmSavedCodes, freshTotp, screenshot,
+  signIn, heading, enrolAuthenticatorAtFirstSignIn, confirmSavedCodes, firstSignInWithAuthenticator, submitNewPassword,
+  freshTotp, screenshot,
 } from '../lib/harness.js';
 
 const AREA = '315';
@@ -20,10 +21,7 @@ const MAIL_WITHIN = { within: 30_000 };
 /** A new admin (operator CLI) signs in for the first time and sets up an authenticator. */
 async function signInNewAdmin(page, label) {
   const adminId = await createUser(uniqueUser(label), PASSWORD, ['admin']);
-  await open(page);
-  await signIn(page, adminId);
-  const { secret } = await enrolAuthenticatorAtFirstSignIn(page);
-  await confirmSavedCodes(page);
+  const { secret } = await firstSignInWithAuthenticator(page, adminId);
   return { adminId, secret };
 }
 
@@ -53,12 +51,18 @@ async function userWithAuthenticator(label) {
   const user = await createUser(uniqueUser(label));
   let secret;
   await withPage(async (page) => {
-    await open(page);
-    await signIn(page, user);
-    ({ secret } = await enrolAuthenticatorAtFirstSignIn(page));
-    await confirmSavedCodes(page);
+    ({ secret } = await firstSignInWithAuthenticator(page, user));
   });
   return { user, secret };
+}
+
+/** The user's next sign-in, in a browser of its own, asks them to set up two-step verification. */
+async function nextSignInAsksForEnrolment(user) {
+  await withPage(async (page) => {
+    await open(page);
+    await signIn(page, user);
+    await heading(page, 'Set up two-step verification').waitFor();
+  });
 }
 
 /** Presses Tab until `locator` has the focus (at most `max` times). */
@@ -112,9 +116,7 @@ test('admin A invites a user from the console, and the user is on-boarded from t
     await withPage(async (user) => {
       await open(user, link[1]);
       await heading(user, 'Welcome to Portcullis').waitFor();
-      await user.getByLabel('New password', { exact: true }).fill(password);
-      await user.getByLabel('Confirm new password').fill(password);
-      await user.getByRole('button', { name: 'Set password' }).click();
+      await submitNewPassword(user, 'Set password', password);
       await heading(user, 'Sign in').waitFor();
       await signIn(user, invited, password);
       await enrolAuthenticatorAtFirstSignIn(user);
@@ -202,11 +204,7 @@ test('an MFA reset takes two admins: A requests it and cannot approve it, B appr
   });
 
   // The user must set up two-step verification again.
-  await withPage(async (page) => {
-    await open(page);
-    await signIn(page, user);
-    await heading(page, 'Set up two-step verification').waitFor();
-  });
+  await nextSignInAsksForEnrolment(user);
 });
 
 test('admin A unlocks a locked user, with the keyboard and through the step-up dialog', { timeout: 300_000 }, async () => {
@@ -277,11 +275,7 @@ test('admin A unlocks a locked user, with the keyboard and through the step-up d
   });
 
   // The user signs in again: the password is evaluated, and the first sign-in asks for enrolment.
-  await withPage(async (page) => {
-    await open(page);
-    await signIn(page, user);
-    await heading(page, 'Set up two-step verification').waitFor();
-  });
+  await nextSignInAsksForEnrolment(user);
 });
 
 test('the delivery list shows the code a user was just sent, never the code itself', { timeout: 300_000 }, async () => {
@@ -410,10 +404,7 @@ test('a non-admin never sees the console, and its routes answer 403', { timeout:
   const other = await createUser(uniqueUser('console-subject'));
   const user = await createUser(uniqueUser('console-nonadmin'));
   await withPage(async (page) => {
-    await open(page);
-    await signIn(page, user);
-    await enrolAuthenticatorAtFirstSignIn(page);
-    await confirmSavedCodes(page);
+    await firstSignInWithAuthenticator(page, user);
     await page.getByRole('button', { name: 'Trusted devices' }).waitFor();
     assert.equal(await page.getByRole('button', { name: 'Admin console' }).count(), 0, 'no console in the navigation');
     assert.equal(await page.locator('#console-nav').isHidden(), true);

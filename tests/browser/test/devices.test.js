@@ -6,8 +6,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import {
-  PASSWORD, createUser, uniqueUser, withPage, open, signIn, signOut, heading, screenshot,
-  enrolAuthenticatorAtFirstSignIn, confirmSavedCodes, signInWithTotp,
+  PASSWORD, createUser, uniqueUser, withPage, signIn, signOut, heading, screenshot,
+  firstSignInWithAuthenticator, submitNewPassword, signInWithTotp,
 } from '../lib/harness.js';
 
 const storedDeviceKeys = (page) => page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith('portcullis.trusted-device.')));
@@ -15,10 +15,7 @@ const storedDeviceKeys = (page) => page.evaluate(() => Object.keys(localStorage)
 /** A new user with an authenticator, signed out again; returns its secret and recovery codes. */
 async function userWithAuthenticator(page, prefix) {
   const user = await createUser(uniqueUser(prefix));
-  await open(page);
-  await signIn(page, user);
-  const { secret, codes } = await enrolAuthenticatorAtFirstSignIn(page);
-  await confirmSavedCodes(page);
+  const { secret, codes } = await firstSignInWithAuthenticator(page, user);
   await signOut(page);
   return { user, secret, codes };
 }
@@ -102,9 +99,7 @@ test('changing the password on a trusted-device session asks for a fresh code fi
     await page.getByRole('button', { name: 'Password' }).click();
     await heading(page, 'Change password').waitFor();
     await page.getByLabel('Current password').fill(PASSWORD);
-    await page.getByLabel('New password', { exact: true }).fill(newPassword);
-    await page.getByLabel('Confirm new password').fill(newPassword);
-    await page.getByRole('button', { name: 'Change password' }).click();
+    await submitNewPassword(page, 'Change password', newPassword);
 
     const dialog = page.getByRole('dialog', { name: "Confirm it's you" });
     await dialog.waitFor();

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import {
-  createUser, uniqueUser, emailsTo, waitFor, withPage, open, signIn, heading,
+  createUser, uniqueUser, emailsTo, waitFor, withPage, open, signIn, heading, submitNewPassword,
 } from '../lib/harness.js';
 
 const NEUTRAL = 'If this user ID has an email address, we have sent it a link to reset the password.';
@@ -33,13 +33,9 @@ test('forgot password answers the same for anyone, and the emailed link resets t
     await heading(page, 'Choose a new password').waitFor();
     assert.equal(new URL(page.url()).search, '', 'the token is removed from the address bar');
     // A policy failure is explained (the detail names the rule) and nothing is spent.
-    await page.getByLabel('New password', { exact: true }).fill('password1234');
-    await page.getByLabel('Confirm new password').fill('password1234');
-    await page.getByRole('button', { name: 'Save new password' }).click();
+    await submitNewPassword(page, 'Save new password', 'password1234');
     await page.getByRole('alert').filter({ hasText: /password/i }).waitFor();
-    await page.getByLabel('New password', { exact: true }).fill(newPassword);
-    await page.getByLabel('Confirm new password').fill(newPassword);
-    await page.getByRole('button', { name: 'Save new password' }).click();
+    await submitNewPassword(page, 'Save new password', newPassword);
     await heading(page, 'Sign in').waitFor();
     await page.getByText('Your password has been changed').waitFor();
 

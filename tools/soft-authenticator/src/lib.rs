@@ -25,10 +25,10 @@ use p256::ecdsa::signature::Signer as _;
 use p256::ecdsa::{Signature, SigningKey};
 use p256::pkcs8::EncodePublicKey as _;
 use rand::RngCore as _;
+use rsa::RsaPrivateKey;
 use rsa::pkcs1v15::SigningKey as RsaSigningKey;
 use rsa::signature::SignatureEncoding as _;
 use rsa::traits::PublicKeyParts as _;
-use rsa::{BigUint, RsaPrivateKey};
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 
@@ -135,6 +135,13 @@ fn random_signing_key() -> SigningKey {
     }
 }
 
+/// The `challenge` of a ceremony's options, as the options carry it (base64url).
+fn options_challenge(options: &Value) -> Result<&str, String> {
+    options["challenge"]
+        .as_str()
+        .ok_or_else(|| "options have no challenge".to_owned())
+}
+
 // --- the few CBOR items needed (RFC 8949 §3: major type, then the argument) ----------------
 
 fn cbor_head(major: u8, arg: u64, out: &mut Vec<u8>) {
@@ -174,6 +181,27 @@ fn cbor_bytes(bytes: &[u8], out: &mut Vec<u8>) {
 fn cbor_text(text: &str, out: &mut Vec<u8>) {
     cbor_head(3, text.len() as u64, out);
     out.extend_from_slice(text.as_bytes());
+}
+
+/// A member's value in a COSE_Key: an integer or a byte string.
+enum CoseValue<'a> {
+    Int(i64),
+    Bytes(&'a [u8]),
+}
+
+/// A COSE_Key (RFC 9052 §7): a CBOR map of integer labels, the members in the order given
+/// (the caller's canonical order), its length counted from them.
+fn cose_key(members: &[(i64, CoseValue<'_>)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    cbor_head(5, members.len() as u64, &mut out);
+    for (label, value) in members {
+        cbor_int(*label, &mut out);
+        match value {
+            CoseValue::Int(value) => cbor_int(*value, &mut out),
+            CoseValue::Bytes(bytes) => cbor_bytes(bytes, &mut out),
+        }
+    }
+    out
 }
 
 impl SoftAuthenticator {
@@ -276,40 +304,30 @@ impl SoftAuthenticator {
     /// (RFC 9053 §7.1.1, EC2) kty 2, alg -7, crv 1 (P-256), x, y; for RS256 (RFC 8230 §4)
     /// kty 3, alg -257, n, e.
     pub fn cose_public_key(&self) -> Vec<u8> {
-        let mut out = Vec::new();
+        use CoseValue::{Bytes, Int};
         match &self.key {
             Key::Es256(key) => {
                 let point = key.verifying_key().to_encoded_point(false);
-                let (x, y) = (
-                    point.x().map(|x| x.to_vec()).unwrap_or_default(),
-                    point.y().map(|y| y.to_vec()).unwrap_or_default(),
-                );
-                cbor_head(5, 5, &mut out);
-                cbor_int(1, &mut out); // kty
-                cbor_int(2, &mut out); // EC2
-                cbor_int(3, &mut out); // alg
-                cbor_int(COSE_ES256, &mut out);
-                cbor_int(-1, &mut out); // crv
-                cbor_int(1, &mut out); // P-256
-                cbor_int(-2, &mut out); // x
-                cbor_bytes(&x, &mut out);
-                cbor_int(-3, &mut out); // y
-                cbor_bytes(&y, &mut out);
+                let x = point.x().map(|x| x.to_vec()).unwrap_or_default();
+                let y = point.y().map(|y| y.to_vec()).unwrap_or_default();
+                cose_key(&[
+                    (1, Int(2)),          // kty: EC2
+                    (3, Int(COSE_ES256)), // alg
+                    (-1, Int(1)),         // crv: P-256
+                    (-2, Bytes(&x)),
+                    (-3, Bytes(&y)),
+                ])
             }
             Key::Rs256(key) => {
-                let unsigned = |n: &BigUint| n.to_bytes_be();
-                cbor_head(5, 4, &mut out);
-                cbor_int(1, &mut out); // kty
-                cbor_int(3, &mut out); // RSA
-                cbor_int(3, &mut out); // alg
-                cbor_int(COSE_RS256, &mut out);
-                cbor_int(-1, &mut out); // n
-                cbor_bytes(&unsigned(key.n()), &mut out);
-                cbor_int(-2, &mut out); // e
-                cbor_bytes(&unsigned(key.e()), &mut out);
+                let (n, e) = (key.n().to_bytes_be(), key.e().to_bytes_be());
+                cose_key(&[
+                    (1, Int(3)),          // kty: RSA
+                    (3, Int(COSE_RS256)), // alg
+                    (-1, Bytes(&n)),
+                    (-2, Bytes(&e)),
+                ])
             }
         }
-        out
     }
 
     /// The public key as DER SubjectPublicKeyInfo (the Level 3 `publicKey` convenience field).
@@ -368,20 +386,24 @@ impl SoftAuthenticator {
         .into_bytes()
     }
 
+    /// The RP ID of a ceremony: the one set on this authenticator, else the options' own
+    /// (`in_options`: `rp.id` when creating, `rpId` when getting; `name` says which).
+    fn ceremony_rp_id(&self, in_options: &Value, name: &str) -> Result<String, String> {
+        match &self.rp_id {
+            Some(rp_id) => Ok(rp_id.clone()),
+            None => in_options
+                .as_str()
+                .map(str::to_owned)
+                .ok_or_else(|| format!("options have no {name}")),
+        }
+    }
+
     /// `navigator.credentials.create()` with these options (the `publicKey` member, JSON form):
     /// checks what an authenticator checks (ES256 offered, this credential not excluded), stores
     /// `user.id` and answers with a `RegistrationResponseJSON` carrying a `none` attestation.
     pub fn register(&mut self, options: &Value) -> Result<Value, String> {
-        let challenge = options["challenge"]
-            .as_str()
-            .ok_or("options have no challenge")?;
-        let rp_id = match &self.rp_id {
-            Some(rp_id) => rp_id.clone(),
-            None => options["rp"]["id"]
-                .as_str()
-                .ok_or("options have no rp.id")?
-                .to_owned(),
-        };
+        let challenge = options_challenge(options)?;
+        let rp_id = self.ceremony_rp_id(&options["rp"]["id"], "rp.id")?;
         let alg = self.algorithm();
         let offered = options["pubKeyCredParams"]
             .as_array()
@@ -435,16 +457,8 @@ impl SoftAuthenticator {
     /// authenticatorData ‖ SHA-256(clientDataJSON) (§6.3.3) and answers with an
     /// `AuthenticationResponseJSON`.
     pub fn authenticate(&mut self, options: &Value) -> Result<Value, String> {
-        let challenge = options["challenge"]
-            .as_str()
-            .ok_or("options have no challenge")?;
-        let rp_id = match &self.rp_id {
-            Some(rp_id) => rp_id.clone(),
-            None => options["rpId"]
-                .as_str()
-                .ok_or("options have no rpId")?
-                .to_owned(),
-        };
+        let challenge = options_challenge(options)?;
+        let rp_id = self.ceremony_rp_id(&options["rpId"], "rpId")?;
         if let Some(allowed) = options["allowCredentials"].as_array()
             && !allowed.is_empty()
         {
