@@ -54,6 +54,15 @@ impl Answer {
         serde_json::from_str(&self.text).unwrap_or(Value::Null)
     }
 
+    /// The `detail` of a problem+json answer (the test fails without one).
+    pub fn detail(&self) -> String {
+        let body = self.json();
+        body["detail"]
+            .as_str()
+            .unwrap_or_else(|| panic!("a problem detail: {self:?}"))
+            .to_owned()
+    }
+
     /// Asserts a problem+json answer with this status and code.
     pub fn assert_problem(&self, status: u16, code: &str) {
         assert_eq!(self.status, status, "{self:?}");
@@ -171,6 +180,77 @@ pub fn create_user(user_id: &str, password: &str, roles: &[&str]) {
     );
 }
 
+/// The password the tests create their users with.
+pub const PASSWORD: &str = "a perfectly good passphrase";
+
+/// Wall-clock time in Unix seconds: what an authenticator app uses (the stack runs on the real
+/// clock).
+pub fn now() -> u64 {
+    #[allow(clippy::disallowed_methods)]
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+impl Api {
+    /// Signs in with a password and returns the challenge ID of the answer (the test fails
+    /// without one).
+    pub fn challenge(&self, user_id: &str, password: &str) -> String {
+        let answer = self.sign_in(user_id, password).json();
+        answer["challenge_id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("a challenge: {answer}"))
+            .to_owned()
+    }
+
+    /// Asks for a one-time code by `method` (`sms`, `voice`, `email`) in a sign-in challenge.
+    pub fn send_code(&self, challenge: &str, method: &str) -> Answer {
+        self.post_json(
+            &format!("/v1/sign-in/{challenge}/codes"),
+            &serde_json::json!({"method": method}),
+        )
+    }
+
+    /// Answers the second step of a sign-in challenge with a code by `method`.
+    pub fn verify_code(&self, challenge: &str, method: &str, code: &str) -> Answer {
+        self.post_json(
+            &format!("/v1/sign-in/{challenge}/verify"),
+            &serde_json::json!({"method": method, "code": code}),
+        )
+    }
+
+    /// Enrols `phone` for codes by `delivery` inside a first sign-in.
+    pub fn enrol_phone(&self, challenge: &str, phone: &str, delivery: &str) -> Answer {
+        self.post_json(
+            &format!("/v1/sign-in/{challenge}/factors/phone"),
+            &serde_json::json!({"phone": phone, "delivery": delivery}),
+        )
+    }
+
+    /// Adds a phone (codes by `delivery`) from a session.
+    pub fn add_phone(&self, token: &str, phone: &str, delivery: &str) -> Answer {
+        self.post_auth(
+            "/v1/me/factors/phone",
+            token,
+            &serde_json::json!({"phone": phone, "delivery": delivery}),
+        )
+    }
+
+    /// An admin's invitation of a user (`POST /v1/admin/users`).
+    pub fn invite(&self, token: &str, body: &Value) -> Answer {
+        self.post_auth("/v1/admin/users", token, body)
+    }
+
+    /// Activates the factor enrolled inside a first sign-in with its first code.
+    pub fn verify_enrolment(&self, challenge: &str, factor: &str, code: &str) -> Answer {
+        self.post_json(
+            &format!("/v1/sign-in/{challenge}/factors/{factor}/verify"),
+            &serde_json::json!({"code": code}),
+        )
+    }
+}
+
 /// A user (created with the CLI, with `roles`) who enrols a fresh phone in the first sign-in
 /// and so is signed in with MFA just now: the sign-in answer (tokens), and the phone.
 pub fn signed_in_with_phone(api: &Api, user: &str, password: &str, roles: &[&str]) -> Value {
@@ -184,26 +264,128 @@ pub fn signed_in_with_phone_number(
     password: &str,
     roles: &[&str],
 ) -> (Value, String) {
-    create_user(user, password, roles);
-    let challenge = api.sign_in(user, password).json()["challenge_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
     let phone = fresh_phone();
-    let seen = sms_to(&phone).len();
-    let enrol = api.post_json(
-        &format!("/v1/sign-in/{challenge}/factors/phone"),
-        &serde_json::json!({"phone": phone, "delivery": "sms"}),
-    );
+    let done = signed_in_by_phone(api, user, password, roles, &phone, "sms");
+    (done, phone)
+}
+
+/// A user (created with the CLI, with `roles`) who enrols `phone` for codes by `delivery`
+/// (`sms` or `voice`) in the first sign-in, with the code read back from the emulator: the
+/// sign-in answer (tokens).
+pub fn signed_in_by_phone(
+    api: &Api,
+    user: &str,
+    password: &str,
+    roles: &[&str],
+    phone: &str,
+    delivery: &str,
+) -> Value {
+    create_user(user, password, roles);
+    let challenge = api.challenge(user, password);
+    let seen = delivered_to(phone, delivery);
+    let enrol = api.enrol_phone(&challenge, phone, delivery);
     assert_eq!(enrol.status, 201, "{enrol:?}");
     let factor = enrol.json()["factor_id"].as_str().unwrap().to_owned();
-    let code = next_sms_code(&phone, seen);
-    let done = api.post_json(
-        &format!("/v1/sign-in/{challenge}/factors/{factor}/verify"),
-        &serde_json::json!({"code": code}),
-    );
+    let code = next_code(phone, delivery, seen);
+    let done = api.verify_enrolment(&challenge, &factor, &code);
     assert_eq!(done.status, 200, "{done:?}");
-    (done.json(), phone)
+    done.json()
+}
+
+/// A new user (ID from `prefix`, [`PASSWORD`], no roles) who enrolled a fresh phone for codes
+/// by `delivery` in the first sign-in: the user ID, the phone and the sign-in answer (tokens).
+pub fn user_with_phone(api: &Api, prefix: &str, delivery: &str) -> (String, String, Value) {
+    let user = unique(prefix);
+    let phone = fresh_phone();
+    let tokens = signed_in_by_phone(api, &user, PASSWORD, &[], &phone, delivery);
+    (user, phone, tokens)
+}
+
+/// Opens a sign-in challenge (with [`PASSWORD`]) and has a text sent to `phone`: the challenge
+/// and the code.
+pub fn challenge_with_code(api: &Api, user: &str, phone: &str) -> (String, String) {
+    let challenge = api.challenge(user, PASSWORD);
+    let seen = sms_to(phone).len();
+    let sent = api.send_code(&challenge, "sms");
+    assert_eq!(sent.status, 202, "{sent:?}");
+    (challenge, next_sms_code(phone, seen))
+}
+
+/// A user (created with the CLI, no roles) who enrols an authenticator app in the first
+/// sign-in with the code of the time `at` (Unix seconds): the sign-in answer (tokens and
+/// recovery codes) and the app's secret.
+pub fn signed_in_with_authenticator(
+    api: &Api,
+    user: &str,
+    password: &str,
+    at: u64,
+) -> (Value, Vec<u8>) {
+    create_user(user, password, &[]);
+    let challenge = api.challenge(user, password);
+    let enrol = api.post_json(
+        &format!("/v1/sign-in/{challenge}/factors/totp"),
+        &serde_json::json!({}),
+    );
+    assert_eq!(enrol.status, 201, "{enrol:?}");
+    let body = enrol.json();
+    let secret = base32_decode(body["secret"].as_str().unwrap());
+    let factor = body["factor_id"].as_str().unwrap();
+    let done = api.verify_enrolment(&challenge, factor, &independent_totp(&secret, at));
+    assert_eq!(done.status, 200, "{done:?}");
+    (done.json(), secret)
+}
+
+/// How many messages by `delivery` (`voice`: calls; anything else: texts) `phone` has had.
+fn delivered_to(phone: &str, delivery: &str) -> usize {
+    if delivery == "voice" {
+        voice_to(phone).len()
+    } else {
+        sms_to(phone).len()
+    }
+}
+
+/// Waits for the code of the next message by `delivery` to `phone` after the `seen` first
+/// ones: a text, or exactly one new voice call.
+pub fn next_code(phone: &str, delivery: &str, seen: usize) -> String {
+    if delivery != "voice" {
+        return next_sms_code(phone, seen);
+    }
+    let calls = next_voice_call(phone, seen);
+    assert_eq!(calls.len(), seen + 1);
+    calls.last().unwrap()["code"].as_str().unwrap().to_owned()
+}
+
+/// The access token of a sign-in answer (the test fails without one).
+pub fn access_token(answer: &Value) -> String {
+    answer["access_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("an access token: {answer}"))
+        .to_owned()
+}
+
+/// A wrong code of the same shape as `code` (six digits): the next number.
+pub fn wrong_code(code: &str) -> String {
+    format!("{:06}", (code.parse::<u32>().unwrap() + 1) % 1_000_000)
+}
+
+/// The token of the link (`…token=<token>`) in an email's body.
+pub fn link_token(body: &str) -> String {
+    body.split("token=")
+        .nth(1)
+        .unwrap()
+        .split(|c: char| c.is_whitespace() || c == '"' || c == '\\')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+/// The string member `key` of every item of the array `list` (the test fails on anything else).
+pub fn strings_of<'a>(list: &'a Value, key: &str) -> Vec<&'a str> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item[key].as_str().unwrap())
+        .collect()
 }
 
 impl Api {
@@ -483,24 +665,12 @@ pub fn independent_totp(secret: &[u8], unix_secs: u64) -> String {
     format!("{:06}", value % 1_000_000)
 }
 
-/// RFC 4648 base32 (no padding) decoding.
+/// RFC 4648 base32 (no padding) decoding, by the `data-encoding` crate (the service encodes
+/// with `totp-rs`).
 pub fn base32_decode(s: &str) -> Vec<u8> {
-    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-    let (mut bits, mut n, mut out) = (0u64, 0u32, Vec::new());
-    for c in s.trim_end_matches('=').bytes() {
-        let v = alphabet
-            .iter()
-            .position(|a| *a == c.to_ascii_uppercase())
-            .expect("base32") as u64;
-        bits = (bits << 5) | v;
-        n += 5;
-        if n >= 8 {
-            n -= 8;
-            out.push((bits >> n) as u8);
-            bits &= (1 << n) - 1;
-        }
-    }
-    out
+    data_encoding::BASE32_NOPAD
+        .decode(s.as_bytes())
+        .unwrap_or_else(|e| panic!("base32 {s:?}: {e}"))
 }
 
 /// Verifies an ES256 JWT with the JWKS published by the API (independently of the project's

@@ -5,22 +5,16 @@
 use portcullis_e2e::*;
 use serde_json::json;
 
-const PASSWORD: &str = "a perfectly good passphrase";
-
 #[test]
 fn an_invited_user_on_boards_and_an_mfa_reset_needs_two_admins() {
     let Some(api) = api() else { return };
     let alice = signed_in_with_phone(&api, &unique("alice-admin"), PASSWORD, &["admin"]);
     let bob = signed_in_with_phone(&api, &unique("bob-admin"), PASSWORD, &["admin"]);
-    let (alice_token, bob_token) = (
-        alice["access_token"].as_str().unwrap(),
-        bob["access_token"].as_str().unwrap(),
-    );
+    let (alice_token, bob_token) = (&access_token(&alice), &access_token(&bob));
 
     // on-boarding
     let newcomer = unique("hire");
-    let invited = api.post_auth(
-        "/v1/admin/users",
+    let invited = api.invite(
         alice_token,
         &json!({"user_id": newcomer, "email": newcomer}),
     );
@@ -29,24 +23,16 @@ fn an_invited_user_on_boards_and_an_mfa_reset_needs_two_admins() {
         .last()
         .cloned()
         .expect("the invitation email");
-    let token = body
-        .split("token=")
-        .nth(1)
-        .unwrap()
-        .split(|c: char| c.is_whitespace() || c == '"' || c == '\\')
-        .next()
-        .unwrap()
-        .to_owned();
-    let accepted = api.post_json(
-        &format!("/v1/invitations/{token}/accept"),
-        &json!({"password": "my very first passphrase"}),
-    );
+    let token = link_token(&body);
+    let accept = || {
+        api.post_json(
+            &format!("/v1/invitations/{token}/accept"),
+            &json!({"password": "my very first passphrase"}),
+        )
+    };
+    let accepted = accept();
     assert_eq!(accepted.status, 204, "{accepted:?}");
-    api.post_json(
-        &format!("/v1/invitations/{token}/accept"),
-        &json!({"password": "my very first passphrase"}),
-    )
-    .assert_problem(400, "validation_failed");
+    accept().assert_problem(400, "validation_failed");
     assert_eq!(
         api.sign_in(&newcomer, "my very first passphrase").json()["status"],
         "mfa_enrolment_required"
@@ -54,9 +40,8 @@ fn an_invited_user_on_boards_and_an_mfa_reset_needs_two_admins() {
 
     // a user who is not an admin is refused
     let plain = signed_in_with_phone(&api, &unique("plain"), PASSWORD, &[]);
-    let plain_token = plain["access_token"].as_str().unwrap();
-    api.post_auth(
-        "/v1/admin/users",
+    let plain_token = &access_token(&plain);
+    api.invite(
         plain_token,
         &json!({"user_id": unique("x"), "email": "x@example.com"}),
     )
@@ -72,23 +57,16 @@ fn an_invited_user_on_boards_and_an_mfa_reset_needs_two_admins() {
     );
     assert_eq!(filed.status, 201, "{filed:?}");
     let request_id = filed.json()["request_id"].as_str().unwrap().to_owned();
-    api.post_auth(
-        &format!("/v1/admin/mfa-resets/{request_id}/approve"),
-        alice_token,
-        &json!({}),
-    )
-    .assert_problem(403, "forbidden");
-    api.post_auth(
-        &format!("/v1/admin/mfa-resets/{request_id}/approve"),
-        plain_token,
-        &json!({}),
-    )
-    .assert_problem(403, "forbidden");
-    let approved = api.post_auth(
-        &format!("/v1/admin/mfa-resets/{request_id}/approve"),
-        bob_token,
-        &json!({}),
-    );
+    let approve = |token: &str| {
+        api.post_auth(
+            &format!("/v1/admin/mfa-resets/{request_id}/approve"),
+            token,
+            &json!({}),
+        )
+    };
+    approve(alice_token).assert_problem(403, "forbidden");
+    approve(plain_token).assert_problem(403, "forbidden");
+    let approved = approve(bob_token);
     assert_eq!(approved.status, 204, "{approved:?}");
     assert_eq!(
         api.sign_in(&victim, PASSWORD).json()["status"],
@@ -99,12 +77,7 @@ fn an_invited_user_on_boards_and_an_mfa_reset_needs_two_admins() {
     let events = api
         .get(&format!("/v1/admin/users/{victim}/events"), Some(bob_token))
         .json();
-    let kinds: Vec<&str> = events["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["kind"].as_str().unwrap())
-        .collect();
+    let kinds = strings_of(&events["events"], "kind");
     for kind in [
         "mfa_reset_approved",
         "mfa_reset_requested",
@@ -157,15 +130,13 @@ fn admin_routes_refuse_bad_input_and_self_service() {
     let Some(api) = api() else { return };
     let admin_user = unique("carol-admin");
     let carol = signed_in_with_phone(&api, &admin_user, PASSWORD, &["admin"]);
-    let token = carol["access_token"].as_str().unwrap();
-    api.post_auth(
-        "/v1/admin/users",
+    let token = &access_token(&carol);
+    api.invite(
         token,
         &json!({"user_id": unique("y"), "email": "not-an-email"}),
     )
     .assert_problem(400, "validation_failed");
-    api.post_auth(
-        "/v1/admin/users",
+    api.invite(
         token,
         &json!({"user_id": unique("y"), "email": "y@example.com", "roles": ["god"]}),
     )

@@ -4,48 +4,19 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use portcullis_e2e::*;
-use serde_json::{Value, json};
-
-const PASSWORD: &str = "a perfectly good passphrase";
-
-fn token(answer: &Value) -> String {
-    answer["access_token"].as_str().unwrap().to_owned()
-}
-
-/// Opens a sign-in challenge and has a text sent to `phone`; returns the challenge and code.
-fn challenge_with_code(api: &Api, user: &str, phone: &str) -> (String, String) {
-    let challenge = api.sign_in(user, PASSWORD).json()["challenge_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let seen = sms_to(phone).len();
-    let sent = api.post_json(
-        &format!("/v1/sign-in/{challenge}/codes"),
-        &json!({"method": "sms"}),
-    );
-    assert_eq!(sent.status, 202, "{sent:?}");
-    (challenge, next_sms_code(phone, seen))
-}
-
-fn wrong(code: &str) -> String {
-    format!("{:06}", (code.parse::<u32>().unwrap() + 1) % 1_000_000)
-}
+use serde_json::json;
 
 #[test]
 fn ten_wrong_codes_across_challenges_lock_the_second_factor_with_423_and_retry_after() {
     let Some(api) = api() else { return };
-    let user = unique("guesser");
-    let (_, phone) = signed_in_with_phone_number(&api, &user, PASSWORD, &[]);
+    let (user, phone, _) = user_with_phone(&api, "guesser", "sms");
     let mut answered = 0;
     let mut last = None;
     for wrongs in [4, 4, 2] {
         let (challenge, code) = challenge_with_code(&api, &user, &phone);
         for _ in 0..wrongs {
             answered += 1;
-            let answer = api.post_json(
-                &format!("/v1/sign-in/{challenge}/verify"),
-                &json!({"method": "sms", "code": wrong(&code)}),
-            );
+            let answer = api.verify_code(&challenge, "sms", &wrong_code(&code));
             if answered < 10 {
                 answer.assert_problem(401, "code_invalid");
             } else {
@@ -55,31 +26,21 @@ fn ten_wrong_codes_across_challenges_lock_the_second_factor_with_423_and_retry_a
         last = Some((challenge, code));
     }
     let (challenge, code) = last.unwrap();
-    let refused = api.post_json(
-        &format!("/v1/sign-in/{challenge}/verify"),
-        &json!({"method": "sms", "code": code}),
-    );
+    let refused = api.verify_code(&challenge, "sms", &code);
     refused.assert_problem(423, "locked");
     let retry: i64 = refused.retry_after.as_deref().unwrap().parse().unwrap();
     assert!((1700..=1800).contains(&retry), "{refused:?}");
     assert!(!refused.text.contains(&code), "no secret in an error");
     // No more texts while locked, whatever the challenge.
-    let fresh = api.sign_in(&user, PASSWORD).json()["challenge_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    api.post_json(
-        &format!("/v1/sign-in/{fresh}/codes"),
-        &json!({"method": "sms"}),
-    )
-    .assert_problem(423, "locked");
+    let fresh = api.challenge(&user, PASSWORD);
+    api.send_code(&fresh, "sms").assert_problem(423, "locked");
 }
 
 #[test]
 fn an_access_token_is_refused_the_moment_its_session_ends() {
     let Some(api) = api() else { return };
     let signed = signed_in_with_phone(&api, &unique("signout"), PASSWORD, &[]);
-    let access = token(&signed);
+    let access = access_token(&signed);
     assert_eq!(api.get("/v1/me/factors", Some(&access)).status, 200);
     let out = api.post_auth("/v1/sign-out", &access, &json!({}));
     assert_eq!(out.status, 204, "{out:?}");
@@ -94,35 +55,22 @@ fn an_access_token_is_refused_the_moment_its_session_ends() {
 #[test]
 fn the_eleventh_text_in_an_hour_is_refused_across_challenges() {
     let Some(api) = api() else { return };
-    let user = unique("pumper");
     // The enrolment sent the first text.
-    let (_, phone) = signed_in_with_phone_number(&api, &user, PASSWORD, &[]);
+    let (user, phone, _) = user_with_phone(&api, "pumper", "sms");
     let mut sent = 1;
     while sent < 10 {
-        let challenge = api.sign_in(&user, PASSWORD).json()["challenge_id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let challenge = api.challenge(&user, PASSWORD);
         for _ in 0..3 {
             if sent == 10 {
                 break;
             }
-            let answer = api.post_json(
-                &format!("/v1/sign-in/{challenge}/codes"),
-                &json!({"method": "sms"}),
-            );
+            let answer = api.send_code(&challenge, "sms");
             assert_eq!(answer.status, 202, "text {}: {answer:?}", sent + 1);
             sent += 1;
         }
     }
-    let challenge = api.sign_in(&user, PASSWORD).json()["challenge_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let eleventh = api.post_json(
-        &format!("/v1/sign-in/{challenge}/codes"),
-        &json!({"method": "sms"}),
-    );
+    let challenge = api.challenge(&user, PASSWORD);
+    let eleventh = api.send_code(&challenge, "sms");
     eleventh.assert_problem(429, "send_limit_reached");
     assert!(eleventh.retry_after.is_some(), "{eleventh:?}");
     assert_eq!(sms_to(&phone).len(), 10, "exactly ten texts left");
@@ -132,25 +80,13 @@ fn the_eleventh_text_in_an_hour_is_refused_across_challenges() {
 fn letters_in_a_number_and_voice_to_a_caribbean_plus_one_number_are_refused() {
     let Some(api) = api() else { return };
     let signed = signed_in_with_phone(&api, &unique("vanity"), PASSWORD, &[]);
-    let access = token(&signed);
-    api.post_auth(
-        "/v1/me/factors/phone",
-        &access,
-        &json!({"phone": "+1202555CALL", "delivery": "sms"}),
-    )
-    .assert_problem(400, "validation_failed");
-    api.post_auth(
-        "/v1/me/factors/phone",
-        &access,
-        &json!({"phone": "+18765550123", "delivery": "voice"}),
-    )
-    .assert_problem(422, "voice_not_supported");
+    let access = access_token(&signed);
+    api.add_phone(&access, "+1202555CALL", "sms")
+        .assert_problem(400, "validation_failed");
+    api.add_phone(&access, "+18765550123", "voice")
+        .assert_problem(422, "voice_not_supported");
     // Jamaica takes texts.
-    let text = api.post_auth(
-        "/v1/me/factors/phone",
-        &access,
-        &json!({"phone": "+18765550123", "delivery": "sms"}),
-    );
+    let text = api.add_phone(&access, "+18765550123", "sms");
     assert_eq!(text.status, 201, "{text:?}");
 }
 
@@ -160,11 +96,10 @@ fn one_admin_alone_cannot_make_an_admin_nor_deactivate_one() {
     let alice = signed_in_with_phone(&api, &unique("alice-adm"), PASSWORD, &["admin"]);
     let bob_id = unique("bob-adm");
     let bob = signed_in_with_phone(&api, &bob_id, PASSWORD, &["admin"]);
-    let (alice, bob) = (token(&alice), token(&bob));
+    let (alice, bob) = (access_token(&alice), access_token(&bob));
 
     let newcomer = unique("new-admin");
-    let filed = api.post_auth(
-        "/v1/admin/users",
+    let filed = api.invite(
         &alice,
         &json!({"user_id": newcomer, "email": newcomer, "roles": ["admin"]}),
     );
@@ -194,17 +129,15 @@ fn one_admin_alone_cannot_make_an_admin_nor_deactivate_one() {
     assert_eq!(listed["kind"], "admin_invitation");
     assert_eq!(listed["can_approve"], true);
 
-    api.post_auth(
-        &format!("/v1/admin/requests/{request_id}/approve"),
-        &alice,
-        &json!({}),
-    )
-    .assert_problem(403, "forbidden");
-    let approved = api.post_auth(
-        &format!("/v1/admin/requests/{request_id}/approve"),
-        &bob,
-        &json!({}),
-    );
+    let approve = |token: &str| {
+        api.post_auth(
+            &format!("/v1/admin/requests/{request_id}/approve"),
+            token,
+            &json!({}),
+        )
+    };
+    approve(&alice).assert_problem(403, "forbidden");
+    let approved = approve(&bob);
     assert_eq!(approved.status, 200, "{approved:?}");
     assert_eq!(approved.json()["status"], "approved");
     assert_eq!(

@@ -8,48 +8,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use portcullis_e2e::*;
-use serde_json::{Value, json};
 
-const PASSWORD: &str = "a perfectly good passphrase";
 const PARALLEL: usize = 20;
 const USERS: usize = 4;
 
 /// An enrolled authenticator: its secret and the time step of the code that activated it.
 type Enrolled = (Vec<u8>, u64);
-
-fn now() -> u64 {
-    // Wall-clock time is what an authenticator app uses; the stack runs on the real clock.
-    #[allow(clippy::disallowed_methods)]
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
-fn challenge_of(answer: &Value) -> String {
-    answer["challenge_id"]
-        .as_str()
-        .unwrap_or_else(|| panic!("a challenge: {answer}"))
-        .to_owned()
-}
-
-/// A user who enrolled an authenticator app at the first sign-in with the code of time step
-/// `step`; returns the secret.
-fn with_authenticator(api: &Api, user: &str, step: u64) -> Vec<u8> {
-    create_user(user, PASSWORD, &[]);
-    let challenge = challenge_of(&api.sign_in(user, PASSWORD).json());
-    let enrol = api.post_json(&format!("/v1/sign-in/{challenge}/factors/totp"), &json!({}));
-    assert_eq!(enrol.status, 201, "{enrol:?}");
-    let body = enrol.json();
-    let secret = base32_decode(body["secret"].as_str().unwrap());
-    let factor = body["factor_id"].as_str().unwrap();
-    let done = api.post_json(
-        &format!("/v1/sign-in/{challenge}/factors/{factor}/verify"),
-        &json!({"code": independent_totp(&secret, step * 30)}),
-    );
-    assert_eq!(done.status, 200, "{done:?}");
-    secret
-}
 
 /// Sends each (challenge, code) to the challenge's verify route, all requests released at
 /// once; returns (status, problem code) per request, in order.
@@ -62,10 +26,7 @@ fn verify_at_once(api: &Api, requests: &[(String, String)]) -> Vec<(u16, String)
                 let barrier = &barrier;
                 s.spawn(move || {
                     barrier.wait();
-                    let answer = api.post_json(
-                        &format!("/v1/sign-in/{challenge}/verify"),
-                        &json!({"method": "totp", "code": code}),
-                    );
+                    let answer = api.verify_code(challenge, "totp", code);
                     let problem = answer.json()["code"].as_str().unwrap_or("").to_owned();
                     (answer.status, problem)
                 })
@@ -75,11 +36,12 @@ fn verify_at_once(api: &Api, requests: &[(String, String)]) -> Vec<(u16, String)
     })
 }
 
-/// A user who enrolled an authenticator with the current step's code; returns the secret and
-/// that step.
+/// A user who enrolled an authenticator at the first sign-in with the current step's code;
+/// returns the secret and that step.
 fn enrolled(api: &Api, user: &str) -> Enrolled {
     let step = now() / 30;
-    (with_authenticator(api, user, step), step)
+    let (_, secret) = signed_in_with_authenticator(api, user, PASSWORD, step * 30);
+    (secret, step)
 }
 
 /// A code the API has not seen for this secret: the current step's, or the next one's (±1 step
@@ -104,7 +66,7 @@ fn one_totp_code_sent_in_20_parallel_verifies_signs_in_exactly_once() {
             let user = unique(&format!("totp-race{i}"));
             let secret = enrolled(&api, &user);
             let challenges = (0..PARALLEL)
-                .map(|_| challenge_of(&api.sign_in(&user, PASSWORD).json()))
+                .map(|_| api.challenge(&user, PASSWORD))
                 .collect();
             (user, secret, challenges)
         })
@@ -131,11 +93,8 @@ fn one_totp_code_sent_in_20_parallel_verifies_signs_in_exactly_once() {
             "the others are refused as a used code, or by the lock: {mine:?}"
         );
         // And the code stays used: a new challenge refuses it (or the lock still does).
-        let again = challenge_of(&api.sign_in(user, PASSWORD).json());
-        let replay = api.post_json(
-            &format!("/v1/sign-in/{again}/verify"),
-            &json!({"method": "totp", "code": code}),
-        );
+        let again = api.challenge(user, PASSWORD);
+        let replay = api.verify_code(&again, "totp", code);
         let locked = mine.iter().any(|a| a.0 == 423);
         if locked {
             replay.assert_problem(423, "locked");
@@ -155,7 +114,7 @@ fn one_totp_code_sent_20_times_at_once_to_one_challenge_signs_in_exactly_once() 
     let Some(api) = api() else { return };
     let user = unique("totp-race-one");
     let secret = enrolled(&api, &user);
-    let challenge = challenge_of(&api.sign_in(&user, PASSWORD).json());
+    let challenge = api.challenge(&user, PASSWORD);
     let code = fresh_code(&secret);
     let answers = verify_at_once(&api, &vec![(challenge, code); PARALLEL]);
     let signed_in = answers.iter().filter(|(status, _)| *status == 200).count();

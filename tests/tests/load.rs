@@ -16,16 +16,6 @@ use std::time::{Duration, Instant};
 use portcullis_e2e::*;
 use serde_json::{Value, json};
 
-const PASSWORD: &str = "a perfectly good passphrase";
-
-fn now() -> u64 {
-    #[allow(clippy::disallowed_methods)]
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
 fn users() -> usize {
     std::env::var("PORTCULLIS_LOAD_USERS")
         .ok()
@@ -78,28 +68,17 @@ fn totp_flow(api: &Api, user: &str, seen: &mut Seen) -> String {
     let secret = base32_decode(body["secret"].as_str().unwrap());
     let factor = body["factor_id"].as_str().unwrap().to_owned();
     let (_, enrol_step, _) = send_totp(seen, "verify enrolment", &secret, 0, |code| {
-        api.post_json(
-            &format!("/v1/sign-in/{challenge}/factors/{factor}/verify"),
-            &json!({"code": code}),
-        )
+        api.verify_enrolment(&challenge, &factor, code)
     });
     let second = seen.call("sign-in", || api.sign_in(user, PASSWORD));
     let challenge = field(&second, "challenge_id");
     // A step after the enrolment's: a used step is refused.
     let (verified, _, code) = send_totp(seen, "verify totp", &secret, enrol_step, |code| {
-        api.post_json(
-            &format!("/v1/sign-in/{challenge}/verify"),
-            &json!({"method": "totp", "code": code}),
-        )
+        api.verify_code(&challenge, "totp", code)
     });
     let third = seen.call("sign-in", || api.sign_in(user, PASSWORD));
     let challenge = field(&third, "challenge_id");
-    let replayed = seen.call("replay totp", || {
-        api.post_json(
-            &format!("/v1/sign-in/{challenge}/verify"),
-            &json!({"method": "totp", "code": code}),
-        )
-    });
+    let replayed = seen.call("replay totp", || api.verify_code(&challenge, "totp", &code));
     assert_eq!(
         replayed.status, 401,
         "{user}: a TOTP code works once (the answer: {replayed:?}; the user's steps: {:?})",
@@ -151,42 +130,19 @@ fn sms_flow(api: &Api, user: &str, n: usize, seen: &mut Seen) -> String {
     let first = seen.call("sign-in", || api.sign_in(user, PASSWORD));
     let challenge = field(&first, "challenge_id");
     let texts = sms_to(&phone).len();
-    let enrol = seen.call("enrol phone", || {
-        api.post_json(
-            &format!("/v1/sign-in/{challenge}/factors/phone"),
-            &json!({"phone": phone, "delivery": "sms"}),
-        )
-    });
+    let enrol = seen.call("enrol phone", || api.enrol_phone(&challenge, &phone, "sms"));
     let factor = field(&enrol, "factor_id");
     let code = next_sms_code(&phone, texts);
     seen.call("verify enrolment", || {
-        api.post_json(
-            &format!("/v1/sign-in/{challenge}/factors/{factor}/verify"),
-            &json!({"code": code}),
-        )
+        api.verify_enrolment(&challenge, &factor, &code)
     });
     let second = seen.call("sign-in", || api.sign_in(user, PASSWORD));
     let challenge = field(&second, "challenge_id");
     let texts = sms_to(&phone).len();
-    seen.call("send sms", || {
-        api.post_json(
-            &format!("/v1/sign-in/{challenge}/codes"),
-            &json!({"method": "sms"}),
-        )
-    });
+    seen.call("send sms", || api.send_code(&challenge, "sms"));
     let code = next_sms_code(&phone, texts);
-    let verified = seen.call("verify sms", || {
-        api.post_json(
-            &format!("/v1/sign-in/{challenge}/verify"),
-            &json!({"method": "sms", "code": code}),
-        )
-    });
-    let replayed = seen.call("replay sms", || {
-        api.post_json(
-            &format!("/v1/sign-in/{challenge}/verify"),
-            &json!({"method": "sms", "code": code}),
-        )
-    });
+    let verified = seen.call("verify sms", || api.verify_code(&challenge, "sms", &code));
+    let replayed = seen.call("replay sms", || api.verify_code(&challenge, "sms", &code));
     assert_eq!(
         replayed.status, 410,
         "{user}: a texted code works once (the answer: {replayed:?}; the user's steps: {:?})",
@@ -197,13 +153,8 @@ fn sms_flow(api: &Api, user: &str, n: usize, seen: &mut Seen) -> String {
         let challenge = field(&third, "challenge_id");
         let statuses: Vec<u16> = (0..6)
             .map(|_| {
-                seen.call("send sms", || {
-                    api.post_json(
-                        &format!("/v1/sign-in/{challenge}/codes"),
-                        &json!({"method": "sms"}),
-                    )
-                })
-                .status
+                seen.call("send sms", || api.send_code(&challenge, "sms"))
+                    .status
             })
             .collect();
         assert_eq!(

@@ -7,47 +7,6 @@
 use portcullis_e2e::*;
 use serde_json::{Value, json};
 
-const PASSWORD: &str = "a perfectly good passphrase";
-
-fn now() -> u64 {
-    // Wall-clock time is what an authenticator app uses; the stack runs on the real clock.
-    #[allow(clippy::disallowed_methods)]
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
-/// A user who has enrolled `phone` (by `delivery`) inside the first sign-in; returns tokens.
-fn enrolled_by_phone(api: &Api, user: &str, phone: &str, delivery: &str) -> Value {
-    create_user(user, PASSWORD, &[]);
-    let challenge = api.sign_in(user, PASSWORD).json()["challenge_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let seen_sms = sms_to(phone).len();
-    let seen_voice = voice_to(phone).len();
-    let enrol = api.post_json(
-        &format!("/v1/sign-in/{challenge}/factors/phone"),
-        &json!({"phone": phone, "delivery": delivery}),
-    );
-    assert_eq!(enrol.status, 201, "{enrol:?}");
-    let factor = enrol.json()["factor_id"].as_str().unwrap().to_owned();
-    let code = if delivery == "voice" {
-        let calls = next_voice_call(phone, seen_voice);
-        assert_eq!(calls.len(), seen_voice + 1);
-        calls.last().unwrap()["code"].as_str().unwrap().to_owned()
-    } else {
-        next_sms_code(phone, seen_sms)
-    };
-    let done = api.post_json(
-        &format!("/v1/sign-in/{challenge}/factors/{factor}/verify"),
-        &json!({"code": code}),
-    );
-    assert_eq!(done.status, 200, "{done:?}");
-    done.json()
-}
-
 #[test]
 fn independent_totp_matches_the_rfc_6238_vectors() {
     let secret = b"12345678901234567890";
@@ -64,9 +23,7 @@ fn independent_totp_matches_the_rfc_6238_vectors() {
 #[test]
 fn enrol_a_phone_then_sign_in_by_sms_and_get_tokens_that_verify_with_the_jwks() {
     let Some(api) = api() else { return };
-    let user = unique("sms");
-    let phone = fresh_phone();
-    let first = enrolled_by_phone(&api, &user, &phone, "sms");
+    let (user, phone, first) = user_with_phone(&api, "sms", "sms");
     assert_eq!(first["status"], "signed_in");
     let claims = verify_with_jwks(&api, first["access_token"].as_str().unwrap());
     assert_eq!(claims["sub"], user.to_lowercase());
@@ -95,10 +52,7 @@ fn enrol_a_phone_then_sign_in_by_sms_and_get_tokens_that_verify_with_the_jwks() 
     );
     let challenge = answer["challenge_id"].as_str().unwrap();
     let seen = sms_to(&phone).len();
-    let sent = api.post_json(
-        &format!("/v1/sign-in/{challenge}/codes"),
-        &json!({"method": "sms"}),
-    );
+    let sent = api.send_code(challenge, "sms");
     assert_eq!(sent.status, 202, "{sent:?}");
     assert_eq!(sent.json()["sends_remaining"], 4);
     let code = next_sms_code(&phone, seen);
@@ -107,45 +61,23 @@ fn enrol_a_phone_then_sign_in_by_sms_and_get_tokens_that_verify_with_the_jwks() 
         text.contains("to sign in") && text.contains("never ask you for this code"),
         "{text}"
     );
-    let wrong = format!("{:06}", (code.parse::<u32>().unwrap() + 1) % 1_000_000);
-    api.post_json(
-        &format!("/v1/sign-in/{challenge}/verify"),
-        &json!({"method": "sms", "code": wrong}),
-    )
-    .assert_problem(401, "code_invalid");
-    let done = api.post_json(
-        &format!("/v1/sign-in/{challenge}/verify"),
-        &json!({"method": "sms", "code": code}),
-    );
+    api.verify_code(challenge, "sms", &wrong_code(&code))
+        .assert_problem(401, "code_invalid");
+    let done = api.verify_code(challenge, "sms", &code);
     assert_eq!(done.status, 200, "{done:?}");
     verify_with_jwks(&api, done.json()["access_token"].as_str().unwrap());
     // single use
-    api.post_json(
-        &format!("/v1/sign-in/{challenge}/verify"),
-        &json!({"method": "sms", "code": code}),
-    )
-    .assert_problem(410, "challenge_expired");
+    api.verify_code(challenge, "sms", &code)
+        .assert_problem(410, "challenge_expired");
 }
 
 #[test]
 fn voice_codes_go_to_the_voice_topic_and_complete_a_sign_in() {
     let Some(api) = api() else { return };
-    let user = unique("voice");
-    let phone = fresh_phone();
-    enrolled_by_phone(&api, &user, &phone, "voice");
-    let challenge = api.sign_in(&user, PASSWORD).json()["challenge_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (user, phone, _) = user_with_phone(&api, "voice", "voice");
+    let challenge = api.challenge(&user, PASSWORD);
     let seen = voice_to(&phone).len();
-    assert_eq!(
-        api.post_json(
-            &format!("/v1/sign-in/{challenge}/codes"),
-            &json!({"method": "voice"})
-        )
-        .status,
-        202
-    );
+    assert_eq!(api.send_code(&challenge, "voice").status, 202);
     let calls = next_voice_call(&phone, seen);
     assert_eq!(calls.len(), seen + 1);
     let call = calls.last().unwrap();
@@ -156,10 +88,7 @@ fn voice_codes_go_to_the_voice_topic_and_complete_a_sign_in() {
         call["spoken_code"].as_str().unwrap().replace(", ", ""),
         code
     );
-    let done = api.post_json(
-        &format!("/v1/sign-in/{challenge}/verify"),
-        &json!({"method": "voice", "code": code}),
-    );
+    let done = api.verify_code(&challenge, "voice", code);
     assert_eq!(done.status, 200, "{done:?}");
     assert_eq!(
         verify_with_jwks(&api, done.json()["access_token"].as_str().unwrap())["amr"],
@@ -170,9 +99,7 @@ fn voice_codes_go_to_the_voice_topic_and_complete_a_sign_in() {
 #[test]
 fn an_authenticator_app_enrolled_from_the_session_signs_in_with_an_independent_code() {
     let Some(api) = api() else { return };
-    let user = unique("totp");
-    let phone = fresh_phone();
-    let tokens = enrolled_by_phone(&api, &user, &phone, "sms");
+    let (user, _, tokens) = user_with_phone(&api, "totp", "sms");
     let access = tokens["access_token"].as_str().unwrap();
     let enrol = api.post_auth("/v1/me/factors/totp", access, &json!({}));
     assert_eq!(enrol.status, 201, "{enrol:?}");
@@ -205,23 +132,11 @@ fn an_authenticator_app_enrolled_from_the_session_signs_in_with_an_independent_c
     // Sign in with the app. The code of the next step is accepted (±1 step of drift), and the
     // one just used at enrolment would be refused as a replay.
     let answer = api.sign_in(&user, PASSWORD).json();
-    assert!(
-        answer["methods"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|m| m["method"] == "totp")
-    );
+    assert!(strings_of(&answer["methods"], "method").contains(&"totp"));
     let challenge = answer["challenge_id"].as_str().unwrap();
-    let replay = api.post_json(
-        &format!("/v1/sign-in/{challenge}/verify"),
-        &json!({"method": "totp", "code": independent_totp(&secret, t)}),
-    );
+    let replay = api.verify_code(challenge, "totp", &independent_totp(&secret, t));
     replay.assert_problem(401, "code_invalid");
-    let done = api.post_json(
-        &format!("/v1/sign-in/{challenge}/verify"),
-        &json!({"method": "totp", "code": independent_totp(&secret, t + 30)}),
-    );
+    let done = api.verify_code(challenge, "totp", &independent_totp(&secret, t + 30));
     assert_eq!(done.status, 200, "{done:?}");
     assert_eq!(
         verify_with_jwks(&api, done.json()["access_token"].as_str().unwrap())["amr"],
@@ -229,21 +144,16 @@ fn an_authenticator_app_enrolled_from_the_session_signs_in_with_an_independent_c
     );
 
     let listed = api.get("/v1/me/factors", Some(access)).json();
-    let kinds: Vec<&str> = listed["factors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["type"].as_str().unwrap())
-        .collect();
-    assert_eq!(kinds, vec!["phone", "totp"]);
+    assert_eq!(
+        strings_of(&listed["factors"], "type"),
+        vec!["phone", "totp"]
+    );
 }
 
 #[test]
 fn refresh_rotates_reuse_revokes_and_sign_out_ends_the_session() {
     let Some(api) = api() else { return };
-    let user = unique("refresh");
-    let phone = fresh_phone();
-    let tokens = enrolled_by_phone(&api, &user, &phone, "sms");
+    let (user, phone, tokens) = user_with_phone(&api, "refresh", "sms");
     let first = tokens["refresh_token"].as_str().unwrap();
     let second = api.post_json("/v1/tokens/refresh", &json!({"refresh_token": first}));
     assert_eq!(second.status, 200, "{second:?}");
@@ -280,10 +190,7 @@ fn enrolled_session(api: &Api, user: &str, phone: &str) -> Value {
     );
     let state_phone = phone.to_owned();
     let seen = sms_to(&state_phone).len();
-    let sent = api.post_json(
-        &format!("/v1/sign-in/{challenge}/codes"),
-        &json!({"method": "sms"}),
-    );
+    let sent = api.send_code(challenge, "sms");
     assert_eq!(sent.status, 202);
     assert_eq!(
         sent.json()["sent_to"],
@@ -291,10 +198,7 @@ fn enrolled_session(api: &Api, user: &str, phone: &str) -> Value {
         "the code goes to the enrolled number"
     );
     let code = next_sms_code(&state_phone, seen);
-    let done = api.post_json(
-        &format!("/v1/sign-in/{challenge}/verify"),
-        &json!({"method": "sms", "code": code}),
-    );
+    let done = api.verify_code(challenge, "sms", &code);
     assert_eq!(done.status, 200, "{done:?}");
     done.json()
 }
@@ -302,35 +206,12 @@ fn enrolled_session(api: &Api, user: &str, phone: &str) -> Value {
 #[test]
 fn the_same_right_code_sent_concurrently_signs_in_once_and_sends_stop_at_five() {
     let Some(api) = api() else { return };
-    let user = unique("race");
-    let phone = fresh_phone();
-    enrolled_by_phone(&api, &user, &phone, "sms");
+    let (user, phone, _) = user_with_phone(&api, "race", "sms");
     // One code, submitted 8 times at once: exactly one sign-in.
-    let challenge = api.sign_in(&user, PASSWORD).json()["challenge_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let seen = sms_to(&phone).len();
-    assert_eq!(
-        api.post_json(
-            &format!("/v1/sign-in/{challenge}/codes"),
-            &json!({"method": "sms"})
-        )
-        .status,
-        202
-    );
-    let code = next_sms_code(&phone, seen);
+    let (challenge, code) = challenge_with_code(&api, &user, &phone);
     let results: Vec<u16> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..8)
-            .map(|_| {
-                s.spawn(|| {
-                    api.post_json(
-                        &format!("/v1/sign-in/{challenge}/verify"),
-                        &json!({"method": "sms", "code": code}),
-                    )
-                    .status
-                })
-            })
+            .map(|_| s.spawn(|| api.verify_code(&challenge, "sms", &code).status))
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
@@ -340,21 +221,10 @@ fn the_same_right_code_sent_concurrently_signs_in_once_and_sends_stop_at_five() 
         "{results:?}"
     );
     // 8 send requests at once on a new challenge: exactly 5 go out.
-    let challenge = api.sign_in(&user, PASSWORD).json()["challenge_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let challenge = api.challenge(&user, PASSWORD);
     let statuses: Vec<u16> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..8)
-            .map(|_| {
-                s.spawn(|| {
-                    api.post_json(
-                        &format!("/v1/sign-in/{challenge}/codes"),
-                        &json!({"method": "sms"}),
-                    )
-                    .status
-                })
-            })
+            .map(|_| s.spawn(|| api.send_code(&challenge, "sms").status))
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
@@ -368,21 +238,10 @@ fn the_same_right_code_sent_concurrently_signs_in_once_and_sends_stop_at_five() 
         "{statuses:?}"
     );
     // the send bar is on the user: a new sign-in cannot send either
-    let fresh = api.sign_in(&user, PASSWORD).json()["challenge_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let barred = api.post_json(
-        &format!("/v1/sign-in/{fresh}/codes"),
-        &json!({"method": "sms"}),
-    );
+    let fresh = api.challenge(&user, PASSWORD);
+    let barred = api.send_code(&fresh, "sms");
     barred.assert_problem(429, "send_limit_reached");
-    assert!(
-        barred.json()["detail"]
-            .as_str()
-            .unwrap()
-            .contains("wait 30 minutes")
-    );
+    assert!(barred.detail().contains("wait 30 minutes"));
     assert!(barred.retry_after.is_some());
 }
 
@@ -391,21 +250,12 @@ fn bad_input_on_the_mfa_routes_is_a_clear_4xx() {
     let Some(api) = api() else { return };
     let user = unique("badmfa");
     create_user(&user, PASSWORD, &[]);
-    let challenge = api.sign_in(&user, PASSWORD).json()["challenge_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let phone = |p: &str, d: &str| {
-        api.post_json(
-            &format!("/v1/sign-in/{challenge}/factors/phone"),
-            &json!({"phone": p, "delivery": d}),
-        )
-    };
+    let challenge = api.challenge(&user, PASSWORD);
+    let phone = |p: &str, d: &str| api.enrol_phone(&challenge, p, d);
     phone("+12025550143 ext. 12", "sms").assert_problem(400, "validation_failed");
     assert!(
-        phone("+12025550143 x12", "sms").json()["detail"]
-            .as_str()
-            .unwrap()
+        phone("+12025550143 x12", "sms")
+            .detail()
             .contains("extension")
     );
     phone("2025550143", "sms").assert_problem(400, "validation_failed");
@@ -416,26 +266,14 @@ fn bad_input_on_the_mfa_routes_is_a_clear_4xx() {
         &json!({"phone": "+12025550143"}),
     )
     .assert_problem(400, "validation_failed");
-    api.post_json(
-        &format!("/v1/sign-in/{challenge}/verify"),
-        &json!({"method": "sms", "code": "123456"}),
-    )
-    .assert_problem(403, "forbidden");
-    api.post_json(
-        "/v1/sign-in/not-a-challenge/codes",
-        &json!({"method": "sms"}),
-    )
-    .assert_problem(410, "challenge_expired");
-    api.post_json(
-        "/v1/sign-in/not-a-challenge/verify",
-        &json!({"method": "sms", "code": "123456"}),
-    )
-    .assert_problem(410, "challenge_expired");
-    api.post_json(
-        &format!("/v1/sign-in/{challenge}/codes"),
-        &json!({"method": "fax"}),
-    )
-    .assert_problem(400, "validation_failed");
+    api.verify_code(&challenge, "sms", "123456")
+        .assert_problem(403, "forbidden");
+    api.send_code("not-a-challenge", "sms")
+        .assert_problem(410, "challenge_expired");
+    api.verify_code("not-a-challenge", "sms", "123456")
+        .assert_problem(410, "challenge_expired");
+    api.send_code(&challenge, "fax")
+        .assert_problem(400, "validation_failed");
     api.post_json("/v1/tokens/refresh", &json!({"refresh_token": 7}))
         .assert_problem(400, "validation_failed");
     api.post_json("/v1/tokens/refresh", &json!({"refresh_token": "garbage"}))

@@ -8,18 +8,17 @@ use portcullis_e2e::*;
 use portcullis_soft_authenticator::SoftAuthenticator;
 use serde_json::{Value, json};
 
-const PASSWORD: &str = "a perfectly good passphrase";
-
 /// The web client's origin: the endpoint at `localhost`.
 fn origin(api: &Api) -> String {
     api.base.replace("://127.0.0.1", "://localhost")
 }
 
-/// A new user whose first factor is a passkey registered inside the first sign-in: the
-/// sign-in answer.
-fn registered(api: &Api, user: &str, authenticator: &mut SoftAuthenticator) -> Value {
-    create_user(user, PASSWORD, &[]);
-    let first = api.sign_in(user, PASSWORD).json();
+/// A new user (ID from `prefix`) whose first factor is a passkey registered inside the first
+/// sign-in: the user ID and the sign-in answer.
+fn registered(api: &Api, prefix: &str, authenticator: &mut SoftAuthenticator) -> (String, Value) {
+    let user = unique(prefix);
+    create_user(&user, PASSWORD, &[]);
+    let first = api.sign_in(&user, PASSWORD).json();
     assert_eq!(first["status"], "mfa_enrolment_required", "{first}");
     let challenge = first["challenge_id"].as_str().unwrap();
     let enrol = api.post_json(
@@ -49,7 +48,7 @@ fn registered(api: &Api, user: &str, authenticator: &mut SoftAuthenticator) -> V
         &json!({"credential": response}),
     );
     assert!(again.status == 410 || again.status == 409, "{again:?}");
-    done.json()
+    (user, done.json())
 }
 
 fn passwordless(api: &Api, authenticator: &mut SoftAuthenticator) -> Answer {
@@ -66,9 +65,8 @@ fn passwordless(api: &Api, authenticator: &mut SoftAuthenticator) -> Answer {
 #[test]
 fn a_passkey_registers_at_first_sign_in_and_then_signs_in_without_a_password() {
     let Some(api) = api() else { return };
-    let user = unique("e2e-pk");
     let mut authenticator = SoftAuthenticator::new(&origin(&api));
-    let first = registered(&api, &user, &mut authenticator);
+    let (user, first) = registered(&api, "e2e-pk", &mut authenticator);
     assert_eq!(first["status"], "signed_in");
     assert_eq!(first["recovery_codes"].as_array().map(Vec::len), Some(10));
     let claims = verify_with_jwks(&api, first["access_token"].as_str().unwrap());
@@ -97,9 +95,8 @@ fn a_passkey_registers_at_first_sign_in_and_then_signs_in_without_a_password() {
 #[test]
 fn every_failed_passwordless_sign_in_is_the_same_invalid_credentials() {
     let Some(api) = api() else { return };
-    let user = unique("e2e-pkfail");
     let mut authenticator = SoftAuthenticator::new(&origin(&api));
-    registered(&api, &user, &mut authenticator);
+    registered(&api, "e2e-pkfail", &mut authenticator);
 
     let mut spoilt: Vec<(&str, SoftAuthenticator)> = Vec::new();
     let mut wrong_origin = authenticator.clone();
@@ -145,18 +142,12 @@ fn every_failed_passwordless_sign_in_is_the_same_invalid_credentials() {
 #[test]
 fn a_passkey_is_the_second_step_after_a_password_and_steps_up_a_session() {
     let Some(api) = api() else { return };
-    let user = unique("e2e-pk2");
     let mut authenticator = SoftAuthenticator::synced(&origin(&api));
-    registered(&api, &user, &mut authenticator);
+    let (user, _) = registered(&api, "e2e-pk2", &mut authenticator);
 
     let answer = api.sign_in(&user, PASSWORD).json();
     assert_eq!(answer["status"], "mfa_required");
-    let methods: Vec<&str> = answer["methods"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["method"].as_str().unwrap())
-        .collect();
+    let methods = strings_of(&answer["methods"], "method");
     assert!(methods.contains(&"passkey"), "{answer}");
     let challenge = answer["challenge_id"].as_str().unwrap();
     let options = api.post_json(

@@ -5,36 +5,9 @@
 use portcullis_e2e::*;
 use serde_json::json;
 
-const PASSWORD: &str = "a perfectly good passphrase";
-
-fn now() -> u64 {
-    #[allow(clippy::disallowed_methods)]
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
-/// A user with an authenticator; returns the TOTP secret.
+/// A user with an authenticator; returns the tokens and the TOTP secret.
 fn with_authenticator(api: &Api, user: &str) -> (serde_json::Value, Vec<u8>) {
-    create_user(user, PASSWORD, &[]);
-    let challenge = api.sign_in(user, PASSWORD).json()["challenge_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let body = api
-        .post_json(&format!("/v1/sign-in/{challenge}/factors/totp"), &json!({}))
-        .json();
-    let secret = base32_decode(body["secret"].as_str().unwrap());
-    let done = api.post_json(
-        &format!(
-            "/v1/sign-in/{challenge}/factors/{}/verify",
-            body["factor_id"].as_str().unwrap()
-        ),
-        &json!({"code": independent_totp(&secret, now())}),
-    );
-    assert_eq!(done.status, 200, "{done:?}");
-    (done.json(), secret)
+    signed_in_with_authenticator(api, user, PASSWORD, now())
 }
 
 #[test]
@@ -51,16 +24,8 @@ fn forgot_answers_the_same_and_the_emailed_link_resets_without_signing_in() {
         "no enumeration"
     );
     let (subject, body) = wait_for_email_about(&user, "Reset");
-    let body = &body;
     assert!(subject.contains("Reset"), "{subject}");
-    let token = body
-        .split("token=")
-        .nth(1)
-        .unwrap()
-        .split(|c: char| c.is_whitespace() || c == '"' || c == '\\')
-        .next()
-        .unwrap()
-        .to_owned();
+    let token = link_token(&body);
     api.post_json(
         "/v1/password/reset",
         &json!({"token": token, "new_password": "qwerty123456"}),
@@ -95,24 +60,16 @@ fn changing_the_password_needs_the_current_one_and_a_recent_mfa() {
     let Some(api) = api() else { return };
     let user = unique("change");
     let (tokens, _) = with_authenticator(&api, &user);
-    let access = tokens["access_token"].as_str().unwrap();
-    api.post_auth(
-        "/v1/me/password",
-        access,
-        &json!({"current_password": "not it at all", "new_password": "my changed passphrase"}),
-    )
-    .assert_problem(401, "invalid_credentials");
-    api.post_auth(
-        "/v1/me/password",
-        access,
-        &json!({"current_password": PASSWORD, "new_password": "short"}),
-    )
-    .assert_problem(400, "validation_failed");
-    let changed = api.post_auth(
-        "/v1/me/password",
-        access,
-        &json!({"current_password": PASSWORD, "new_password": "my changed passphrase"}),
-    );
+    let change = |current: &str, new: &str| {
+        api.post_auth(
+            "/v1/me/password",
+            &access_token(&tokens),
+            &json!({"current_password": current, "new_password": new}),
+        )
+    };
+    change("not it at all", "my changed passphrase").assert_problem(401, "invalid_credentials");
+    change(PASSWORD, "short").assert_problem(400, "validation_failed");
+    let changed = change(PASSWORD, "my changed passphrase");
     assert_eq!(changed.status, 204, "{changed:?}");
     assert_eq!(
         api.sign_in(&user, "my changed passphrase").json()["status"],
@@ -148,12 +105,7 @@ fn outdated_browsers_are_refused_with_what_is_supported() {
         body.as_bytes(),
     );
     ie.assert_problem(403, "unsupported_client");
-    assert!(
-        ie.json()["detail"]
-            .as_str()
-            .unwrap()
-            .contains("Firefox 115 or later")
-    );
+    assert!(ie.detail().contains("Firefox 115 or later"));
     let old_chrome = api.send("POST", "/v1/sign-in", &[("content-type", "application/json"), ("user-agent", "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/90.0.4430.212 Safari/537.36")], body.as_bytes());
     old_chrome.assert_problem(403, "unsupported_client");
 }

@@ -4,47 +4,29 @@
 use portcullis_e2e::*;
 use serde_json::{Value, json};
 
-const PASSWORD: &str = "a perfectly good passphrase";
-
-fn now() -> u64 {
-    #[allow(clippy::disallowed_methods)]
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
 /// Creates a user who enrols an authenticator in the first sign-in; returns (tokens, secret).
 fn with_authenticator(api: &Api, user: &str) -> (Value, Vec<u8>) {
-    create_user(user, PASSWORD, &[]);
-    let challenge = api.sign_in(user, PASSWORD).json()["challenge_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let enrol = api.post_json(&format!("/v1/sign-in/{challenge}/factors/totp"), &json!({}));
-    assert_eq!(enrol.status, 201, "{enrol:?}");
-    let body = enrol.json();
-    let secret = base32_decode(body["secret"].as_str().unwrap());
-    let factor = body["factor_id"].as_str().unwrap();
-    let done = api.post_json(
-        &format!("/v1/sign-in/{challenge}/factors/{factor}/verify"),
-        &json!({"code": independent_totp(&secret, now())}),
-    );
-    assert_eq!(done.status, 200, "{done:?}");
-    (done.json(), secret)
+    signed_in_with_authenticator(api, user, PASSWORD, now())
+}
+
+/// As [`with_authenticator`], returning the recovery codes handed out with the authenticator
+/// instead of the tokens.
+fn with_recovery_codes(api: &Api, user: &str) -> (Vec<String>, Vec<u8>) {
+    let (first, secret) = with_authenticator(api, user);
+    let codes = first["recovery_codes"]
+        .as_array()
+        .expect("recovery codes with the authenticator")
+        .iter()
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect();
+    (codes, secret)
 }
 
 #[test]
 fn a_user_who_lost_their_phone_signs_in_with_a_recovery_code_and_re_enrols() {
     let Some(api) = api() else { return };
     let user = unique("lostphone");
-    let (first, _) = with_authenticator(&api, &user);
-    let codes: Vec<String> = first["recovery_codes"]
-        .as_array()
-        .expect("recovery codes with the authenticator")
-        .iter()
-        .map(|c| c.as_str().unwrap().to_owned())
-        .collect();
+    let (codes, _) = with_recovery_codes(&api, &user);
     assert_eq!(codes.len(), 10);
 
     let answer = api.sign_in(&user, PASSWORD).json();
@@ -75,10 +57,7 @@ fn a_user_who_lost_their_phone_signs_in_with_a_recovery_code_and_re_enrols() {
     );
 
     // the same code again: refused
-    let again = api.sign_in(&user, PASSWORD).json()["challenge_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let again = api.challenge(&user, PASSWORD);
     api.post_json(
         &format!("/v1/sign-in/{again}/recovery-code"),
         &json!({"code": codes[0]}),
@@ -114,18 +93,9 @@ fn a_user_who_lost_their_phone_signs_in_with_a_recovery_code_and_re_enrols() {
 fn a_trusted_device_skips_mfa_until_removed_and_sensitive_actions_still_need_a_code() {
     let Some(api) = api() else { return };
     let user = unique("trusted");
-    let (first, secret) = with_authenticator(&api, &user);
-    let recovery_codes: Vec<String> = first["recovery_codes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c.as_str().unwrap().to_owned())
-        .collect();
+    let (recovery_codes, secret) = with_recovery_codes(&api, &user);
     // sign in with the app and trust the device (next step's code: the enrolment used this one)
-    let challenge = api.sign_in(&user, PASSWORD).json()["challenge_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let challenge = api.challenge(&user, PASSWORD);
     let done = api.post_json(&format!("/v1/sign-in/{challenge}/verify"), &json!({"method": "totp", "code": independent_totp(&secret, now() + 30), "trust_device": true, "device_name": "Work laptop"}));
     assert_eq!(done.status, 200, "{done:?}");
     let device_token = done.json()["device_token"]
@@ -173,24 +143,15 @@ fn a_trusted_device_skips_mfa_until_removed_and_sensitive_actions_still_need_a_c
         .assert_problem(403, "step_up_required");
     api.post_auth("/v1/me/factors/totp", &access, &json!({}))
         .assert_problem(403, "step_up_required");
-    api.post_auth(
-        "/v1/me/factors/phone",
-        &access,
-        &json!({"phone": "+12025550100", "delivery": "sms"}),
-    )
-    .assert_problem(403, "step_up_required");
+    api.add_phone(&access, "+12025550100", "sms")
+        .assert_problem(403, "step_up_required");
     let factors = api.get("/v1/me/factors", Some(&access)).json();
     let factor = factors["factors"][0]["factor_id"]
         .as_str()
         .unwrap()
         .to_owned();
-    api.send(
-        "DELETE",
-        &format!("/v1/me/factors/{factor}"),
-        &[("authorization", &format!("Bearer {access}"))],
-        b"",
-    )
-    .assert_problem(403, "step_up_required");
+    api.delete_auth(&format!("/v1/me/factors/{factor}"), &access)
+        .assert_problem(403, "step_up_required");
 
     // step up with a recovery code (the authenticator's current codes are used up)
     let step = api.post_auth(
@@ -224,36 +185,18 @@ fn a_trusted_device_skips_mfa_until_removed_and_sensitive_actions_still_need_a_c
 
     // remove the device: the next sign-in needs MFA again
     let device_id = device["device_id"].as_str().unwrap();
-    assert_eq!(
-        api.send(
-            "DELETE",
-            &format!("/v1/me/devices/{device_id}"),
-            &[("authorization", &format!("Bearer {access}"))],
-            b""
-        )
-        .status,
-        204
-    );
+    let remove = || api.delete_auth(&format!("/v1/me/devices/{device_id}"), &access);
+    assert_eq!(remove().status, 204);
     assert_eq!(with_device(&device_token).json()["status"], "mfa_required");
-    api.send(
-        "DELETE",
-        &format!("/v1/me/devices/{device_id}"),
-        &[("authorization", &format!("Bearer {access}"))],
-        b"",
-    )
-    .assert_problem(404, "not_found");
+    remove().assert_problem(404, "not_found");
 }
 
 #[test]
 fn bad_input_on_recovery_and_step_up_routes_is_a_clear_4xx() {
     let Some(api) = api() else { return };
     let user = unique("badrec");
-    let (tokens, _) = with_authenticator(&api, &user);
-    let access = tokens["access_token"].as_str().unwrap();
-    let challenge = api.sign_in(&user, PASSWORD).json()["challenge_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let access = &access_token(&with_authenticator(&api, &user).0);
+    let challenge = api.challenge(&user, PASSWORD);
     api.post_json(
         &format!("/v1/sign-in/{challenge}/recovery-code"),
         &json!({"code": "short"}),

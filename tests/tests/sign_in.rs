@@ -1,10 +1,8 @@
 //! `POST /v1/sign-in` end to end: the local endpoint, the function, DynamoDB on the emulator.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use portcullis_e2e::{UA, api, create_user, unique};
+use portcullis_e2e::{PASSWORD, UA, api, create_user, unique};
 use serde_json::json;
-
-const PASSWORD: &str = "a perfectly good passphrase";
 
 #[test]
 fn a_user_created_with_the_cli_must_enrol_mfa() {

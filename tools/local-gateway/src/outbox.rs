@@ -29,6 +29,11 @@ pub async fn drain(deps: Deps, client: aws_sdk_sqs::Client, queue_url: String) {
     }
 }
 
+/// An SDK error with its causes, for the log.
+fn describe(error: impl std::error::Error) -> String {
+    aws_sdk_sqs::error::DisplayErrorContext(error).to_string()
+}
+
 /// One receive (long poll, up to a second) and the delivery of what it got. Returns how many
 /// messages were delivered.
 pub async fn drain_once(
@@ -44,7 +49,7 @@ pub async fn drain_once(
         .message_system_attribute_names(MessageSystemAttributeName::All)
         .send()
         .await
-        .map_err(|e| aws_sdk_sqs::error::DisplayErrorContext(&e).to_string())?;
+        .map_err(describe)?;
     let messages = received.messages.unwrap_or_default();
     if messages.is_empty() {
         return Ok(0);
@@ -83,25 +88,19 @@ pub async fn drain_once(
             continue;
         };
         let result = if failed.contains(id) {
-            client
+            let retry = client
                 .change_message_visibility()
                 .queue_url(queue_url)
                 .receipt_handle(receipt)
-                .visibility_timeout(RETRY_AFTER_SECS)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| aws_sdk_sqs::error::DisplayErrorContext(&e).to_string())
+                .visibility_timeout(RETRY_AFTER_SECS);
+            retry.send().await.map(drop).map_err(describe)
         } else {
             delivered += 1;
-            client
+            let delete = client
                 .delete_message()
                 .queue_url(queue_url)
-                .receipt_handle(receipt)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| aws_sdk_sqs::error::DisplayErrorContext(&e).to_string())
+                .receipt_handle(receipt);
+            delete.send().await.map(drop).map_err(describe)
         };
         if let Err(err) = result {
             tracing::warn!(error = %err, message_id = id, "outbox: acknowledging a message failed");

@@ -1,6 +1,6 @@
 //! The route table, derived from the SAM template.
 
-use serde_yaml::Value;
+use serde_yaml::{Mapping, Value};
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Route {
@@ -74,15 +74,22 @@ pub enum RouteError {
     Shape(String),
 }
 
+/// The mapping under the top-level `key` of a YAML document; `missing` says what is wrong
+/// when there is none.
+fn top_level(document: &str, key: &str, missing: &str) -> Result<Mapping, RouteError> {
+    let mut doc: Value =
+        serde_yaml::from_str(document).map_err(|e| RouteError::Yaml(e.to_string()))?;
+    match doc.get_mut(key).map(std::mem::take) {
+        Some(Value::Mapping(mapping)) => Ok(mapping),
+        _ => Err(RouteError::Shape(missing.to_owned())),
+    }
+}
+
 /// Every `HttpApi` event of every function in the template, sorted by path then method.
 pub fn from_template(template: &str) -> Result<Vec<Route>, RouteError> {
-    let doc: Value = serde_yaml::from_str(template).map_err(|e| RouteError::Yaml(e.to_string()))?;
-    let resources = doc
-        .get("Resources")
-        .and_then(Value::as_mapping)
-        .ok_or_else(|| RouteError::Shape("no Resources".into()))?;
+    let resources = top_level(template, "Resources", "no Resources")?;
     let mut routes = Vec::new();
-    for (name, resource) in resources {
+    for (name, resource) in &resources {
         if resource.get("Type").and_then(Value::as_str) != Some("AWS::Serverless::Function") {
             continue;
         }
@@ -123,13 +130,9 @@ pub fn from_template(template: &str) -> Result<Vec<Route>, RouteError> {
 
 /// The routes of the OpenAPI document: `(METHOD, path, x-portcullis-function)`.
 pub fn from_openapi(openapi: &str) -> Result<Vec<(String, String, String)>, RouteError> {
-    let doc: Value = serde_yaml::from_str(openapi).map_err(|e| RouteError::Yaml(e.to_string()))?;
-    let paths = doc
-        .get("paths")
-        .and_then(Value::as_mapping)
-        .ok_or_else(|| RouteError::Shape("openapi: no paths".into()))?;
+    let paths = top_level(openapi, "paths", "openapi: no paths")?;
     let mut out = Vec::new();
-    for (path, item) in paths {
+    for (path, item) in &paths {
         let path = path.as_str().unwrap_or_default();
         let Some(ops) = item.as_mapping() else {
             continue;
@@ -155,18 +158,26 @@ pub fn from_openapi(openapi: &str) -> Result<Vec<(String, String, String)>, Rout
 mod tests {
     use super::*;
 
+    /// A `POST` route of a function `F`.
+    fn post(path: &str, public: bool) -> Route {
+        Route {
+            method: "POST".into(),
+            path: path.into(),
+            function: "F".into(),
+            public,
+        }
+    }
+
+    /// A match's one path parameter, `name` = `value`.
+    fn param(name: &str, value: &str) -> Option<Vec<(String, String)>> {
+        Some(vec![(name.to_owned(), value.to_owned())])
+    }
+
     #[test]
     fn path_parameters_match_one_segment() {
-        let route = Route {
-            method: "POST".into(),
-            path: "/v1/sign-in/{challenge_id}/codes".into(),
-            function: "F".into(),
-            public: true,
-        };
-        assert_eq!(
-            route.matches("POST", "/v1/sign-in/abc/codes"),
-            Some(vec![("challenge_id".to_owned(), "abc".to_owned())])
-        );
+        let route = post("/v1/sign-in/{challenge_id}/codes", true);
+        let abc = param("challenge_id", "abc");
+        assert_eq!(route.matches("POST", "/v1/sign-in/abc/codes"), abc);
         assert_eq!(route.matches("GET", "/v1/sign-in/abc/codes"), None);
         assert_eq!(route.matches("POST", "/v1/sign-in//codes"), None);
         assert_eq!(route.matches("POST", "/v1/sign-in/a/b/codes"), None);
@@ -174,15 +185,10 @@ mod tests {
 
     #[test]
     fn path_parameters_are_percent_decoded_as_api_gateway_does() {
-        let route = Route {
-            method: "POST".into(),
-            path: "/v1/admin/users/{user_id}/unlock".into(),
-            function: "F".into(),
-            public: false,
-        };
+        let route = post("/v1/admin/users/{user_id}/unlock", false);
         assert_eq!(
             route.matches("POST", "/v1/admin/users/a%40b.example/unlock"),
-            Some(vec![("user_id".to_owned(), "a@b.example".to_owned())])
+            param("user_id", "a@b.example")
         );
         assert_eq!(percent_decode("J%C3%BCrgen"), "Jürgen");
         assert_eq!(percent_decode("100%"), "100%");
