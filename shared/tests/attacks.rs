@@ -230,15 +230,7 @@ async fn an_admin_unlock_ends_a_second_factor_lock() {
         }
         let c = open(&deps, &user).await;
         assert!(is_locked(&send_by(&deps, &c, "sms").await), "{name}");
-        as_admin!(
-            admin::act,
-            &deps,
-            &admin_a,
-            user.as_str(),
-            Action::Unlock,
-            &RequestMeta::default()
-        )
-        .unwrap();
+        as_admin!(admin::act, &deps, &admin_a, user.as_str(), Action::Unlock).unwrap();
         let (c, right) = challenge_with_code(&deps, &user, &outbox).await;
         assert!(
             answer_code(&deps, &c, "sms", &secret(&right)).await.is_ok(),
@@ -555,8 +547,7 @@ async fn old_access_tokens_are_refused_at_once_after_sign_out_change_reset_mfa_r
             &deps,
             &admin_a,
             user.as_str(),
-            Action::Deactivate,
-            &RequestMeta::default()
+            Action::Deactivate
         )
         .unwrap();
         assert!(
@@ -572,8 +563,7 @@ async fn old_access_tokens_are_refused_at_once_after_sign_out_change_reset_mfa_r
             &deps,
             &admin_a,
             user.as_str(),
-            Action::Reactivate,
-            &RequestMeta::default()
+            Action::Reactivate
         )
         .unwrap();
 
@@ -588,18 +578,10 @@ async fn old_access_tokens_are_refused_at_once_after_sign_out_change_reset_mfa_r
             admin::MfaResetFiling {
                 user_id: other.to_string(),
                 reason: "lost phone, verified by branch".into(),
-            },
-            &RequestMeta::default()
+            }
         )
         .unwrap();
-        as_admin!(
-            admin::approve,
-            &deps,
-            &admin_b,
-            &filed.request_id,
-            &RequestMeta::default()
-        )
-        .unwrap();
+        as_admin!(admin::approve, &deps, &admin_b, &filed.request_id).unwrap();
         assert!(
             refused(bearer(&deps, &stolen.access_token).await),
             "{name}: MFA reset"
@@ -854,18 +836,10 @@ async fn a_password_change_reset_or_mfa_reset_ends_open_challenges_and_reset_lin
             admin::MfaResetFiling {
                 user_id: user.to_string(),
                 reason: "phone stolen, identity checked".into(),
-            },
-            &RequestMeta::default()
+            }
         )
         .unwrap();
-        as_admin!(
-            admin::approve,
-            &deps,
-            &admin_b,
-            &filed.request_id,
-            &RequestMeta::default()
-        )
-        .unwrap();
+        as_admin!(admin::approve, &deps, &admin_b, &filed.request_id).unwrap();
         assert_eq!(
             codes::open_challenge(&deps, &open_id).await.unwrap_err(),
             ApiError::ChallengeExpired,
@@ -1026,8 +1000,7 @@ async fn inviting_an_admin_waits_for_a_different_admin_and_only_then_sends_the_i
                 email: "new.admin@example.com".into(),
                 phone: None,
                 roles: Some(vec!["admin".into()]),
-            },
-            &RequestMeta::default()
+            }
         )
         .unwrap();
         let InviteOutcome::PendingApproval(pending) = outcome else {
@@ -1056,25 +1029,11 @@ async fn inviting_an_admin_waits_for_a_different_admin_and_only_then_sends_the_i
         assert!(!mine.can_approve, "{name}");
         assert_eq!(mine.requested_by, a_id.as_str());
         assert_eq!(
-            as_admin!(
-                admin::approve,
-                &deps,
-                &admin_a,
-                &pending.request_id,
-                &RequestMeta::default()
-            )
-            .unwrap_err(),
+            as_admin!(admin::approve, &deps, &admin_a, &pending.request_id).unwrap_err(),
             ApiError::Forbidden,
             "{name}"
         );
-        let approved = as_admin!(
-            admin::approve,
-            &deps,
-            &admin_b,
-            &pending.request_id,
-            &RequestMeta::default()
-        )
-        .unwrap();
+        let approved = as_admin!(admin::approve, &deps, &admin_b, &pending.request_id).unwrap();
         assert!(approved.invitation.is_some(), "{name}");
         let created = deps
             .stores
@@ -1091,13 +1050,7 @@ async fn inviting_an_admin_waits_for_a_different_admin_and_only_then_sends_the_i
         );
         // Once.
         assert!(matches!(
-            as_admin!(
-                admin::approve,
-                &deps,
-                &admin_b,
-                &pending.request_id,
-                &RequestMeta::default()
-            ),
+            as_admin!(admin::approve, &deps, &admin_b, &pending.request_id),
             Err(ApiError::Conflict(_))
         ));
         assert!(
@@ -1127,8 +1080,7 @@ async fn granting_admin_and_deactivating_an_admin_need_a_second_admin_who_is_not
             &deps,
             &admin_a,
             plain.as_str(),
-            grant("admin"),
-            &RequestMeta::default()
+            grant("admin")
         )
         .unwrap() else {
             panic!("{name}: granting admin must wait");
@@ -1150,20 +1102,12 @@ async fn granting_admin_and_deactivating_an_admin_need_a_second_admin_who_is_not
                 &deps,
                 &admin_a,
                 plain.as_str(),
-                grant("support"),
-                &RequestMeta::default()
+                grant("support")
             )
             .unwrap(),
             ActOutcome::Done
         );
-        as_admin!(
-            admin::approve,
-            &deps,
-            &admin_b,
-            &grant_req.request_id,
-            &RequestMeta::default()
-        )
-        .unwrap();
+        as_admin!(admin::approve, &deps, &admin_b, &grant_req.request_id).unwrap();
         let roles = deps
             .stores
             .users
@@ -1180,22 +1124,14 @@ async fn granting_admin_and_deactivating_an_admin_need_a_second_admin_who_is_not
             &deps,
             &admin_a,
             c_id.as_str(),
-            Action::Deactivate,
-            &RequestMeta::default()
+            Action::Deactivate
         )
         .unwrap() else {
             panic!("{name}: deactivating an admin must wait");
         };
         assert_eq!(stored_user(&deps, &c_id).await.status, UserStatus::Active);
         assert_eq!(
-            as_admin!(
-                admin::approve,
-                &deps,
-                &admin_c,
-                &deact.request_id,
-                &RequestMeta::default()
-            )
-            .unwrap_err(),
+            as_admin!(admin::approve, &deps, &admin_c, &deact.request_id).unwrap_err(),
             ApiError::Forbidden,
             "{name}: nobody approves a request about themselves"
         );
@@ -1204,14 +1140,7 @@ async fn granting_admin_and_deactivating_an_admin_need_a_second_admin_who_is_not
             kinds.contains(&"admin_deactivation_refused".to_owned()),
             "{name}: {kinds:?}"
         );
-        as_admin!(
-            admin::approve,
-            &deps,
-            &admin_b,
-            &deact.request_id,
-            &RequestMeta::default()
-        )
-        .unwrap();
+        as_admin!(admin::approve, &deps, &admin_b, &deact.request_id).unwrap();
         assert_eq!(stored_user(&deps, &c_id).await.status, UserStatus::Inactive);
         assert!(
             matches!(
@@ -1227,8 +1156,7 @@ async fn granting_admin_and_deactivating_an_admin_need_a_second_admin_who_is_not
                 &deps,
                 &admin_b,
                 b_id.as_str(),
-                Action::Deactivate,
-                &RequestMeta::default()
+                Action::Deactivate
             )
             .unwrap_err(),
             ApiError::Forbidden

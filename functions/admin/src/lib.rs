@@ -75,15 +75,13 @@ async fn act(
 ) -> Result<Response<Body>, portcullis::error::ApiError> {
     call.no_body()?;
     let user = call.path("user_id")?;
-    Ok(acted(
-        admin::act(deps, &admin, &user, action, &call.meta).await?,
-    ))
+    Ok(acted(admin::act(deps, &admin, &user, action).await?))
 }
 
 fn invite(deps: &Deps, call: Call, admin: Admin) -> Answer<'_> {
     Box::pin(async move {
         let body: InviteRequest = call.body()?;
-        Ok(match admin::invite(deps, &admin, body, &call.meta).await? {
+        Ok(match admin::invite(deps, &admin, body).await? {
             InviteOutcome::Invited(invited) => edge::json_response(201, &invited),
             InviteOutcome::PendingApproval(p) => edge::json_response(202, &p),
         })
@@ -115,9 +113,7 @@ fn grant_role(deps: &Deps, call: Call, admin: Admin) -> Answer<'_> {
     Box::pin(async move {
         let body: RoleGrant = call.body()?;
         let user = call.path("user_id")?;
-        Ok(acted(
-            admin::grant_role(deps, &admin, &user, body, &call.meta).await?,
-        ))
+        Ok(acted(admin::grant_role(deps, &admin, &user, body).await?))
     })
 }
 
@@ -125,16 +121,14 @@ fn revoke_role(deps: &Deps, call: Call, admin: Admin) -> Answer<'_> {
     Box::pin(async move {
         let user = call.path("user_id")?;
         let role = call.path("role")?;
-        Ok(acted(
-            admin::revoke_role(deps, &admin, &user, &role, &call.meta).await?,
-        ))
+        Ok(acted(admin::revoke_role(deps, &admin, &user, &role).await?))
     })
 }
 
 fn request_mfa_reset(deps: &Deps, call: Call, admin: Admin) -> Answer<'_> {
     Box::pin(async move {
         let body: MfaResetFiling = call.body()?;
-        let pending = admin::request_mfa_reset(deps, &admin, body, &call.meta).await?;
+        let pending = admin::request_mfa_reset(deps, &admin, body).await?;
         Ok(edge::json_response(201, &pending))
     })
 }
@@ -143,7 +137,7 @@ fn approve_mfa_reset(deps: &Deps, call: Call, admin: Admin) -> Answer<'_> {
     Box::pin(async move {
         call.no_body()?;
         let id = call.path("request_id")?;
-        admin::approve_mfa_reset(deps, &admin, &id, &call.meta).await?;
+        admin::approve_mfa_reset(deps, &admin, &id).await?;
         Ok(edge::empty_response(204))
     })
 }
@@ -165,7 +159,7 @@ fn approve(deps: &Deps, call: Call, admin: Admin) -> Answer<'_> {
         let id = call.path("request_id")?;
         Ok(edge::json_response(
             200,
-            &admin::approve(deps, &admin, &id, &call.meta).await?,
+            &admin::approve(deps, &admin, &id).await?,
         ))
     })
 }

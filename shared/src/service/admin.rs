@@ -52,6 +52,15 @@ fn is_admin(user: &UserRecord) -> bool {
 #[derive(Debug, Clone)]
 pub struct Admin {
     record: UserRecord,
+    /// The request that the admin acts in (source IP, User-Agent): what the audit records.
+    from: RequestMeta,
+}
+
+impl Admin {
+    /// The request the admin acts in, as the session's [`Caller`] carried it.
+    pub fn from(&self) -> &RequestMeta {
+        &self.from
+    }
 }
 
 impl std::ops::Deref for Admin {
@@ -78,7 +87,10 @@ pub async fn require_admin(deps: &Deps, caller: &Caller) -> Result<Admin, ApiErr
         return Err(ApiError::Forbidden);
     }
     caller.require_step_up(deps)?;
-    Ok(Admin { record })
+    Ok(Admin {
+        record,
+        from: caller.from.clone(),
+    })
 }
 
 fn not_self(admin: &UserRecord, subject: &UserId) -> Result<(), ApiError> {
@@ -160,8 +172,8 @@ pub async fn invite(
     deps: &Deps,
     admin: &Admin,
     request: InviteRequest,
-    meta: &RequestMeta,
 ) -> Result<InviteOutcome, ApiError> {
+    let meta = admin.from();
     let user_id = UserId::parse(&request.user_id)?;
     let email = policy::email_address(&request.email)?;
     let phone = match &request.phone {
@@ -345,8 +357,8 @@ pub async fn act(
     admin: &Admin,
     user_id: &str,
     action: Action,
-    meta: &RequestMeta,
 ) -> Result<ActOutcome, ApiError> {
+    let meta = admin.from();
     let user = existing(deps, user_id).await?;
     not_self(admin, &user.user_id)?;
     match action {
@@ -433,8 +445,8 @@ pub async fn grant_role(
     admin: &Admin,
     user_id: &str,
     grant: RoleGrant,
-    meta: &RequestMeta,
 ) -> Result<ActOutcome, ApiError> {
+    let meta = admin.from();
     let role = parse_roles(Some(vec![grant.role]))?
         .pop()
         .ok_or_else(|| ApiError::validation("role is required."))?;
@@ -455,8 +467,8 @@ pub async fn revoke_role(
     admin: &Admin,
     user_id: &str,
     role: &str,
-    meta: &RequestMeta,
 ) -> Result<ActOutcome, ApiError> {
+    let meta = admin.from();
     let role = parse_roles(Some(vec![role.to_owned()]))?
         .pop()
         .ok_or(ApiError::NotFound)?;
@@ -608,8 +620,8 @@ pub async fn request_mfa_reset(
     deps: &Deps,
     admin: &Admin,
     filing: MfaResetFiling,
-    meta: &RequestMeta,
 ) -> Result<PendingApproval, ApiError> {
+    let meta = admin.from();
     let reason = filing.reason.trim();
     if reason.chars().count() < 10
         || reason.chars().count() > 500
@@ -715,12 +727,8 @@ pub struct Approved {
 
 /// `POST /v1/admin/requests/{request_id}/approve`: a second admin approves and the request is
 /// carried out. Refused (403) for the requester and for the subject; 409 once approved.
-pub async fn approve(
-    deps: &Deps,
-    admin: &Admin,
-    request_id: &str,
-    meta: &RequestMeta,
-) -> Result<Approved, ApiError> {
+pub async fn approve(deps: &Deps, admin: &Admin, request_id: &str) -> Result<Approved, ApiError> {
+    let meta = admin.from();
     approve_kind(deps, admin, request_id, None, meta).await
 }
 
@@ -849,8 +857,8 @@ pub async fn approve_mfa_reset(
     deps: &Deps,
     admin: &Admin,
     request_id: &str,
-    meta: &RequestMeta,
 ) -> Result<(), ApiError> {
+    let meta = admin.from();
     approve_kind(deps, admin, request_id, Some(RequestKind::MfaReset), meta)
         .await
         .map(|_| ())

@@ -448,7 +448,7 @@ pub async fn event_kinds(deps: &Deps, user: &portcullis::identity::UserId) -> Ve
 
 /// Calls an admin service as its route does: `admin::require_admin` first (the edge's check
 /// before an admin route's handler), then the service with the [`Admin`] it made; the check's
-/// refusal is the call's answer. `as_admin!(admin::act, &deps, &caller, user, action, &meta)`.
+/// refusal is the call's answer. `as_admin!(admin::act, &deps, &caller, user, action)`.
 ///
 /// [`Admin`]: portcullis::service::admin::Admin
 #[allow(unused_macros)]
