@@ -13,7 +13,7 @@ use portcullis::storage::{
     AttemptSlot, ChallengePurpose, ChallengeRecord, ChallengeStatus, CounterKey, Delivery,
     DeliveryRecord, DeviceRecord, FactorKind, FactorRecord, FactorStatus, FailureOutcome,
     LockoutPolicy, PasskeyOwner, PasskeyUse, PendingCode, RecoveryCodeRecord, RegisteredPasskey,
-    SendSlot, SessionRecord, Stores, Swapped, UserRecord, UserStatus,
+    Rotation, SendSlot, SessionRecord, Stores, Swapped, UserRecord, UserStatus,
 };
 
 fn user(id: &UserId) -> UserRecord {
@@ -751,10 +751,12 @@ async fn refresh_rotation_wins_once_and_remembers_rotated_digests() {
                 st.rotate_refresh(
                     &u,
                     &id,
-                    "d0",
-                    &format!("d1-{i}"),
-                    T0.plus_secs(60),
-                    T0.plus_secs(960),
+                    Rotation {
+                        old_digest: "d0",
+                        new_digest: &format!("d1-{i}"),
+                        now: T0.plus_secs(60),
+                        idle_expires_at: T0.plus_secs(960),
+                    },
                 )
                 .await
                 .unwrap()
@@ -785,7 +787,16 @@ async fn refresh_rotation_wins_once_and_remembers_rotated_digests() {
         assert!(
             !stores
                 .sessions
-                .rotate_refresh(&s.user_id, &s.session_id, &digest, "d2", T0, T0)
+                .rotate_refresh(
+                    &s.user_id,
+                    &s.session_id,
+                    Rotation {
+                        old_digest: &digest,
+                        new_digest: "d2",
+                        now: T0,
+                        idle_expires_at: T0,
+                    },
+                )
                 .await
                 .unwrap(),
             "{name}: revoked"

@@ -661,20 +661,10 @@ impl portcullis::storage::SessionStore for OvertakenAtSession {
         &self,
         user_id: &UserId,
         session_id: &str,
-        old_digest: &str,
-        new_digest: &str,
-        now: portcullis::UnixTime,
-        idle_expires_at: portcullis::UnixTime,
+        rotation: portcullis::storage::Rotation<'_>,
     ) -> Result<bool, portcullis::error::StoreError> {
         self.inner
-            .rotate_refresh(
-                user_id,
-                session_id,
-                old_digest,
-                new_digest,
-                now,
-                idle_expires_at,
-            )
+            .rotate_refresh(user_id, session_id, rotation)
             .await
     }
     async fn revoke_session(

@@ -13,7 +13,7 @@ use crate::deps::Deps;
 use crate::edge::RequestMeta;
 use crate::error::ApiError;
 use crate::identity::UserId;
-use crate::storage::{SessionRecord, UserRecord};
+use crate::storage::{Rotation, SessionRecord, UserRecord};
 
 /// The token pair of a sign-in or refresh. `Debug` shows neither token (both are bearer
 /// credentials): a `{:?}` of an answer that holds them cannot leak them to a log.
@@ -215,10 +215,12 @@ pub async fn refresh(deps: &Deps, request: RefreshRequest) -> Result<Tokens, Api
         .rotate_refresh(
             &user_id,
             &session_id,
-            &digest,
-            &token_digest(&new_secret),
-            now,
-            idle,
+            Rotation {
+                old_digest: &digest,
+                new_digest: &token_digest(&new_secret),
+                now,
+                idle_expires_at: idle,
+            },
         )
         .await?;
     if !won {

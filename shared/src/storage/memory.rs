@@ -12,7 +12,7 @@ use super::{
     Counter, CounterKey, CounterStore, DeliveryRecord, DeliveryStore, DeviceRecord, DeviceStore,
     FactorKind, FactorRecord, FactorStatus, FactorStore, InvitationRecord, KeyStore, MacKeys,
     PasskeyOwner, PasskeyUse, PendingCode, RecoveryCodeRecord, RecoveryStore, RegisteredPasskey,
-    ResetRecord, ResetStore, SendSlot, SessionRecord, SessionStore, SigningKeys, Swapped,
+    ResetRecord, ResetStore, Rotation, SendSlot, SessionRecord, SessionStore, SigningKeys, Swapped,
     UserRecord, UserStatus, UserStore, Versioned,
 };
 use crate::clock::UnixTime;
@@ -663,11 +663,14 @@ impl SessionStore for MemoryStore {
         &self,
         user_id: &UserId,
         session_id: &str,
-        old_digest: &str,
-        new_digest: &str,
-        now: UnixTime,
-        idle_expires_at: UnixTime,
+        rotation: Rotation<'_>,
     ) -> Result<bool, StoreError> {
+        let Rotation {
+            old_digest,
+            new_digest,
+            now,
+            idle_expires_at,
+        } = rotation;
         let mut state = self.state()?;
         match state
             .sessions

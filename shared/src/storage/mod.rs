@@ -729,6 +729,16 @@ pub struct SessionRecord {
     pub revoked: bool,
 }
 
+/// One refresh of a session: the presented refresh digest is replaced by the new one, at
+/// `now`, with the idle expiry pushed to `idle_expires_at`.
+#[derive(Debug, Clone, Copy)]
+pub struct Rotation<'a> {
+    pub old_digest: &'a str,
+    pub new_digest: &'a str,
+    pub now: UnixTime,
+    pub idle_expires_at: UnixTime,
+}
+
 #[async_trait]
 pub trait SessionStore: Send + Sync {
     async fn create_session(&self, session: &SessionRecord) -> Result<(), StoreError>;
@@ -743,10 +753,7 @@ pub trait SessionStore: Send + Sync {
         &self,
         user_id: &UserId,
         session_id: &str,
-        old_digest: &str,
-        new_digest: &str,
-        now: UnixTime,
-        idle_expires_at: UnixTime,
+        rotation: Rotation<'_>,
     ) -> Result<bool, StoreError>;
     async fn revoke_session(&self, user_id: &UserId, session_id: &str) -> Result<(), StoreError>;
     async fn list_sessions(&self, user_id: &UserId) -> Result<Vec<SessionRecord>, StoreError>;

@@ -17,7 +17,7 @@ use super::{
     DeliveryRecord, DeliveryStore, DeviceRecord, DeviceStore, FactorKind, FactorRecord,
     FactorStatus, FactorStore, InvitationRecord, KeyStore, MacKeys, PasskeyOwner, PasskeyUse,
     PendingCode, RecoveryCodeRecord, RecoveryStore, RegisteredPasskey, RequestKind, ResetRecord,
-    ResetStore, SendSlot, SessionRecord, SessionStore, SigningKeys, Swapped, UserRecord,
+    ResetStore, Rotation, SendSlot, SessionRecord, SessionStore, SigningKeys, Swapped, UserRecord,
     UserStatus, UserStore, Versioned,
 };
 use crate::clock::UnixTime;

@@ -61,11 +61,14 @@ impl SessionStore for DynamoStore {
         &self,
         user_id: &UserId,
         session_id: &str,
-        old_digest: &str,
-        new_digest: &str,
-        now: UnixTime,
-        idle_expires_at: UnixTime,
+        rotation: Rotation<'_>,
     ) -> Result<bool, StoreError> {
+        let Rotation {
+            old_digest,
+            new_digest,
+            now,
+            idle_expires_at,
+        } = rotation;
         let update = self
             .update(keys::session(user_id, session_id))
             .update_expression(
