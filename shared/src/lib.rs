@@ -5,6 +5,7 @@
 //! - [`clock`]: time as a parameter, so lockouts and TTLs are tested without sleeping.
 //! - [`crypto`]: password hashing (argon2id), random tokens, keyed/unkeyed digests.
 //! - [`identity`]: user-ID normalisation.
+//! - [`challenge`]: a challenge's state ([`challenge::Stage`]), what it is for and waits for.
 //! - [`storage`]: one trait per aggregate, a DynamoDB adapter and an in-memory adapter.
 //! - [`service`]: one module per use case, independent of HTTP.
 //! - [`edge`]: the thin HTTP edge shared by every function (parsing, problem answers).
@@ -27,6 +28,7 @@ macro_rules! debug_redacting {
     };
 }
 
+pub mod challenge;
 pub mod client;
 pub mod clock;
 pub mod code_keys;

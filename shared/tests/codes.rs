@@ -466,7 +466,12 @@ async fn enrolment_inside_a_sign_in_needs_an_enrolment_challenge_and_totp_codes_
 
         // Now the user has a factor: a password alone must not add another.
         let c2 = password_challenge(&deps, &user).await;
-        assert_eq!(c2.status, portcullis::storage::ChallengeStatus::MfaRequired);
+        assert_eq!(
+            c2.stage,
+            portcullis::storage::Stage::SignInFactor {
+                then_new_password: false
+            }
+        );
         assert_eq!(
             factors::enrol_totp(&deps, Enroller::SignIn(&c2, &RequestMeta::default()))
                 .await
@@ -651,8 +656,10 @@ async fn removing_factors_needs_step_up_and_the_last_one_means_enrolment_again()
         // only a pending phone remains: the next sign-in must enrol
         let c = password_challenge(&deps, &user).await;
         assert_eq!(
-            c.status,
-            portcullis::storage::ChallengeStatus::MfaEnrolmentRequired,
+            c.stage,
+            portcullis::storage::Stage::SignInEnrolment {
+                then_new_password: false
+            },
             "{name}"
         );
     }

@@ -10,10 +10,10 @@ use portcullis::error::StoreError;
 use portcullis::identity::UserId;
 use portcullis::limits;
 use portcullis::storage::{
-    AttemptSlot, ChallengePurpose, ChallengeRecord, ChallengeStatus, CounterKey, Delivery,
-    DeliveryRecord, DeviceRecord, FactorKind, FactorRecord, FactorStatus, FailureOutcome,
-    LockoutPolicy, PasskeyOwner, PasskeyUse, PendingCode, RecoveryCodeRecord, RegisteredPasskey,
-    Rotation, SendSlot, SessionRecord, Stores, Swapped, UserRecord, UserStatus,
+    AttemptSlot, ChallengeRecord, CounterKey, Delivery, DeliveryRecord, DeviceRecord, FactorKind,
+    FactorRecord, FactorStatus, FailureOutcome, LockoutPolicy, PasskeyOwner, PasskeyUse,
+    PendingCode, RecoveryCodeRecord, RegisteredPasskey, Rotation, SendSlot, SessionRecord, Stage,
+    Stores, Swapped, UserRecord, UserStatus,
 };
 
 fn user(id: &UserId) -> UserRecord {
@@ -504,13 +504,13 @@ async fn challenges_expire_on_read_and_are_created_once() {
         let record = ChallengeRecord {
             id_digest: unique("digest"),
             user_id: UserId::parse(&unique("u")).unwrap(),
-            purpose: ChallengePurpose::SignIn,
-            status: ChallengeStatus::MfaRequired,
+            stage: Stage::SignInFactor {
+                then_new_password: true,
+            },
             created_at: T0,
             expires_at: T0.plus_secs(600),
             sends: 2,
             attempts: 1,
-            password_change_required: true,
             code: Some(PendingCode {
                 mac: "ab".into(),
                 expires_at: T0.plus_secs(300),
@@ -518,8 +518,6 @@ async fn challenges_expire_on_read_and_are_created_once() {
                 channel: "sms".into(),
             }),
             completed_at: None,
-            factor_id: Some("f_9".into()),
-            session_id: Some("s_1".into()),
             user_stamp: 7,
             ceremony: Some(portcullis::crypto::SecretString::new(
                 "{\"state\":1}".into(),
@@ -549,12 +547,56 @@ async fn challenges_expire_on_read_and_are_created_once() {
     }
 }
 
+/// Every stage a challenge can be in reads back as written, with what it carries (a step-up's
+/// session, an enrolment's factor and session, the password change due after MFA).
+#[tokio::test]
+async fn every_challenge_stage_reads_back_as_written() {
+    let stages = [
+        Stage::SignInFactor {
+            then_new_password: false,
+        },
+        Stage::SignInFactor {
+            then_new_password: true,
+        },
+        Stage::SignInEnrolment {
+            then_new_password: true,
+        },
+        Stage::SignInNewPassword,
+        Stage::StepUp {
+            session_id: "s_1".into(),
+        },
+        Stage::Enrolment {
+            factor_id: "f_9".into(),
+            session_id: "s_2".into(),
+        },
+        Stage::Passwordless {
+            then_new_password: false,
+        },
+    ];
+    for (name, stores) in all_stores().await {
+        for stage in &stages {
+            let record = ChallengeRecord {
+                stage: stage.clone(),
+                ..fresh_challenge()
+            };
+            stores.challenges.create_challenge(&record).await.unwrap();
+            let read = stores
+                .challenges
+                .get_challenge(&record.id_digest, T0)
+                .await
+                .unwrap();
+            assert_eq!(read.map(|c| c.stage), Some(stage.clone()), "{name}");
+        }
+    }
+}
+
 fn fresh_challenge() -> ChallengeRecord {
     ChallengeRecord::opened(
         unique("c"),
         UserId::parse(&unique("u")).unwrap(),
-        ChallengePurpose::SignIn,
-        ChallengeStatus::MfaRequired,
+        Stage::SignInFactor {
+            then_new_password: false,
+        },
         T0,
         600,
     )

@@ -11,7 +11,7 @@ use portcullis::crypto::{PasswordHasher, token_digest};
 use portcullis::error::ApiError;
 use portcullis::identity::UserId;
 use portcullis::storage::{
-    ChallengeStatus, Delivery, FactorKind, FactorRecord, FactorStatus, UserRecord, UserStatus,
+    Delivery, FactorKind, FactorRecord, FactorStatus, Stage, UserRecord, UserStatus,
 };
 use portcullis::{Clock, Deps};
 
@@ -201,7 +201,12 @@ async fn a_user_without_factors_must_enrol_and_gets_a_stored_challenge() {
         assert!(challenge_id.len() >= 43, "256-bit challenge id");
         let stored = stored_challenge(&deps, &token_digest(&challenge_id)).await;
         assert_eq!(stored.user_id, id);
-        assert_eq!(stored.status, ChallengeStatus::MfaEnrolmentRequired);
+        assert_eq!(
+            stored.stage,
+            Stage::SignInEnrolment {
+                then_new_password: false
+            }
+        );
         assert_eq!(stored.expires_at, clock.now().plus_secs(600));
         assert!(
             deps.stores

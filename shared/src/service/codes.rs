@@ -31,9 +31,8 @@ use crate::service::audit::{self, Event};
 use crate::service::limits;
 use crate::service::second_factor::{self, Answer};
 use crate::storage::{
-    AttemptSlot, ChallengePurpose, ChallengeRecord, ChallengeStatus, CounterKey, Delivery,
-    FactorKind, FactorRecord, FactorStatus, FailureOutcome, LockoutPolicy, PendingCode, SendSlot,
-    UserRecord,
+    AttemptSlot, ChallengeRecord, CounterKey, Delivery, FactorKind, FactorRecord, FactorStatus,
+    FailureOutcome, LockoutPolicy, PendingCode, SendSlot, Stage, UserRecord,
 };
 
 #[derive(Debug, Deserialize)]
@@ -67,7 +66,7 @@ pub async fn open_challenge(deps: &Deps, challenge_id: &str) -> Result<Challenge
 /// step-up or enrolment challenge's ID is `challenge_expired` there, as an unknown one is.
 pub async fn open_sign_in(deps: &Deps, challenge_id: &str) -> Result<ChallengeRecord, ApiError> {
     let challenge = open_challenge(deps, challenge_id).await?;
-    if challenge.purpose != ChallengePurpose::SignIn {
+    if !challenge.stage.is_sign_in() {
         return Err(ApiError::ChallengeExpired);
     }
     Ok(challenge)
@@ -121,7 +120,7 @@ impl Opening {
     /// challenge's ID is `challenge_expired` there, as an unknown one is.
     pub async fn read_sign_in(deps: &Deps, challenge_id: &str) -> Result<Opening, ApiError> {
         let opening = Opening::read(deps, challenge_id).await?;
-        if opening.challenge.purpose != ChallengePurpose::SignIn {
+        if !opening.challenge.stage.is_sign_in() {
             return Err(ApiError::ChallengeExpired);
         }
         Ok(opening)
@@ -153,7 +152,7 @@ impl Opening {
     ) -> Result<(Option<UserRecord>, T), ApiError> {
         let challenge = &self.challenge;
         let user = async {
-            if self.checked || challenge.purpose != ChallengePurpose::SignIn {
+            if self.checked || !challenge.stage.bound_to_stamp() {
                 return Ok(None);
             }
             Ok::<_, ApiError>(Some(deps.stores.users.get_user(&challenge.user_id).await?))
@@ -183,7 +182,7 @@ pub async fn open_mfa_sign_in(
     challenge_id: &str,
 ) -> Result<(ChallengeRecord, UserRecord), ApiError> {
     let (challenge, user) = open_challenge_and_user(deps, challenge_id).await?;
-    let Some(user) = user.filter(|_| challenge.purpose == ChallengePurpose::SignIn) else {
+    let Some(user) = user.filter(|_| challenge.stage.is_sign_in()) else {
         return Err(ApiError::ChallengeExpired);
     };
     expect_mfa_sign_in(&challenge)?;
@@ -193,13 +192,13 @@ pub async fn open_mfa_sign_in(
 /// A sign-in challenge waiting for its second factor: `challenge_expired` for another kind of
 /// challenge, `forbidden` for a sign-in challenge at another step.
 pub fn expect_mfa_sign_in(challenge: &ChallengeRecord) -> Result<(), ApiError> {
-    if challenge.purpose != ChallengePurpose::SignIn {
-        return Err(ApiError::ChallengeExpired);
+    match challenge.stage {
+        Stage::SignInFactor { .. } => Ok(()),
+        Stage::SignInEnrolment { .. } | Stage::SignInNewPassword => Err(ApiError::Forbidden),
+        Stage::StepUp { .. } | Stage::Enrolment { .. } | Stage::Passwordless { .. } => {
+            Err(ApiError::ChallengeExpired)
+        }
     }
-    if challenge.status != ChallengeStatus::MfaRequired {
-        return Err(ApiError::Forbidden);
-    }
-    Ok(())
 }
 
 fn parse_send_channel(method: &str) -> Result<Channel, ApiError> {
@@ -216,24 +215,18 @@ fn parse_send_channel(method: &str) -> Result<Channel, ApiError> {
 /// The factors a challenge may send codes to: the active ones to complete a sign-in or step-up;
 /// the pending factor being enrolled otherwise.
 fn eligible(challenge: &ChallengeRecord, factor: &FactorRecord) -> bool {
-    match (challenge.purpose, challenge.status) {
-        (ChallengePurpose::SignIn, ChallengeStatus::MfaEnrolmentRequired)
-        | (ChallengePurpose::Enrolment, _) => {
-            factor.status == FactorStatus::Pending
-                && challenge
-                    .factor_id
-                    .as_deref()
-                    .is_none_or(|id| id == factor.factor_id)
+    match challenge.stage.enrols() {
+        Some(which) => {
+            factor.status == FactorStatus::Pending && which.is_none_or(|id| id == factor.factor_id)
         }
-        _ => factor.status == FactorStatus::Active,
+        None => factor.status == FactorStatus::Active,
     }
 }
 
 /// A sign-in challenge of a user with no factor: it may enrol one, and only while the user
 /// still has no active factor (SPEC §12: an old enrolment challenge cannot add a second one).
 pub fn enrols_first_factor(challenge: &ChallengeRecord) -> bool {
-    challenge.purpose == ChallengePurpose::SignIn
-        && challenge.status == ChallengeStatus::MfaEnrolmentRequired
+    matches!(challenge.stage, Stage::SignInEnrolment { .. })
 }
 
 fn address(factor: &FactorRecord, channel: Channel) -> Option<String> {
@@ -286,11 +279,14 @@ async fn answer_mac(
 }
 
 fn purpose_text(challenge: &ChallengeRecord) -> (&'static str, &'static str) {
-    match (challenge.purpose, challenge.status) {
-        (ChallengePurpose::SignIn, ChallengeStatus::MfaEnrolmentRequired)
-        | (ChallengePurpose::Enrolment, _) => ("enrol", "confirm your new sign-in method"),
-        (ChallengePurpose::StepUp, _) => ("step_up", "confirm a sensitive change to your account"),
-        _ => ("sign_in", "sign in"),
+    match challenge.stage {
+        Stage::SignInEnrolment { .. } | Stage::Enrolment { .. } => {
+            ("enrol", "confirm your new sign-in method")
+        }
+        Stage::StepUp { .. } => ("step_up", "confirm a sensitive change to your account"),
+        Stage::SignInFactor { .. } | Stage::SignInNewPassword | Stage::Passwordless { .. } => {
+            ("sign_in", "sign in")
+        }
     }
 }
 
@@ -559,7 +555,7 @@ impl Verified {
     /// first (every challenge but a passwordless one), then the factor's, then `mfa`.
     pub fn amr(&self) -> Vec<String> {
         let mut amr: Vec<String> = Vec::new();
-        if self.challenge.purpose != ChallengePurpose::Passwordless {
+        if self.challenge.stage.after_password() {
             amr.push("pwd".into());
         }
         match (self.method.as_str(), self.passkey_key) {

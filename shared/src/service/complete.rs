@@ -113,7 +113,7 @@ pub async fn complete_sign_in_as(
         return Err(ApiError::AccountInactive);
     }
     let now = deps.clock.now();
-    if verified.challenge.password_change_required {
+    if verified.challenge.stage.then_new_password() {
         limits::clear(deps, CounterKey::Password(user_id)).await?;
         // MFA is done; no session before the new password (SPEC §2 item 4).
         let (challenge_id, expires_in) =

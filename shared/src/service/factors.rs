@@ -23,10 +23,7 @@ use crate::service::audit::{self, Event};
 use crate::service::codes::{self, SendCodeRequest, Verified, totp_context};
 use crate::service::sign_in::{mask_email, mask_phone};
 use crate::service::tokens::Caller;
-use crate::storage::{
-    ChallengePurpose, ChallengeRecord, ChallengeStatus, Delivery, FactorKind, FactorRecord,
-    FactorStatus,
-};
+use crate::storage::{ChallengeRecord, Delivery, FactorKind, FactorRecord, FactorStatus, Stage};
 
 /// Most factors (pending included) one user may have: bounds what one account can store.
 pub const MAX_FACTORS: usize = 10;
@@ -202,9 +199,7 @@ pub(crate) async fn may_enrol(
     let mut factors = deps.stores.factors.list_factors(enroller.user_id()).await?;
     match enroller {
         Enroller::SignIn(challenge, _) => {
-            if challenge.purpose != ChallengePurpose::SignIn
-                || challenge.status != ChallengeStatus::MfaEnrolmentRequired
-            {
+            if !codes::enrols_first_factor(challenge) {
                 return Err(ApiError::Forbidden);
             }
             // The challenge was opened for a user with no factor; once one is active, a
@@ -268,14 +263,14 @@ pub(crate) async fn enrolment_challenge(
             let now = deps.clock.now();
             // Bound to a session, which a password change or MFA reset revokes: no stamp.
             let record = ChallengeRecord {
-                factor_id: Some(factor_id.to_owned()),
-                session_id: Some(caller.claims.sid.clone()),
                 ceremony,
                 ..ChallengeRecord::opened(
                     enrolment_digest(&caller.user_id, factor_id),
                     caller.user_id.clone(),
-                    ChallengePurpose::Enrolment,
-                    ChallengeStatus::MfaRequired,
+                    Stage::Enrolment {
+                        factor_id: factor_id.to_owned(),
+                        session_id: caller.claims.sid.clone(),
+                    },
                     now,
                     deps.settings.challenge_ttl_secs,
                 )
@@ -510,7 +505,7 @@ pub async fn verify_factor(
     }
     let challenge = match enroller {
         Enroller::SignIn(challenge, _) => {
-            if challenge.status != ChallengeStatus::MfaEnrolmentRequired {
+            if !codes::enrols_first_factor(challenge) {
                 return Err(ApiError::Forbidden);
             }
             let others_active = deps
@@ -536,7 +531,7 @@ pub async fn verify_factor(
                 // Bound to the session that started it (SPEC §12), as a step-up is.
                 Some(c)
                     if c.completed_at.is_none()
-                        && c.session_id.as_deref() == Some(caller.claims.sid.as_str()) =>
+                        && c.stage.is_enrolment_of(factor_id, &caller.claims.sid) =>
                 {
                     c
                 }

@@ -51,8 +51,8 @@ use crate::service::factors::{self, Enroller};
 use crate::service::limits;
 use crate::service::second_factor::{self, Answer};
 use crate::storage::{
-    ChallengePurpose, ChallengeRecord, ChallengeStatus, CounterKey, FactorKind, FactorRecord,
-    FactorStatus, FailureOutcome, PasskeyUse, RegisteredPasskey,
+    ChallengeRecord, CounterKey, FactorKind, FactorRecord, FactorStatus, FailureOutcome,
+    PasskeyUse, RegisteredPasskey, Stage,
 };
 
 /// The name of a passkey its owner did not name.
@@ -353,7 +353,7 @@ pub(crate) async fn register(
         return Err(ApiError::ChallengeExpired);
     }
     let completed = codes::finish_challenge(deps, &challenge.id_digest, now).await?;
-    if !completed && challenge.purpose == ChallengePurpose::SignIn {
+    if !completed && challenge.stage.is_sign_in() {
         // The passkey is registered; this sign-in was finished by another request meanwhile.
         return Err(ApiError::ChallengeExpired);
     }
@@ -636,8 +636,9 @@ pub async fn passwordless_options(
         ..ChallengeRecord::opened(
             token_digest(&challenge_id),
             UserId::nobody(),
-            ChallengePurpose::Passwordless,
-            ChallengeStatus::MfaRequired,
+            Stage::Passwordless {
+                then_new_password: false,
+            },
             now,
             passkey::CEREMONY_TIMEOUT_SECS,
         )
@@ -709,7 +710,7 @@ async fn passwordless_proof(
         return refused("malformed challenge id");
     }
     match challenge {
-        Some(c) if c.purpose == ChallengePurpose::Passwordless && c.completed_at.is_none() => {}
+        Some(c) if matches!(c.stage, Stage::Passwordless { .. }) && c.completed_at.is_none() => {}
         _ => return refused("unknown, expired or used challenge"),
     }
     let state = match Ceremony::take(deps, &digest, now).await? {
@@ -747,15 +748,14 @@ async fn passwordless_proof(
     };
     // The challenge the sign-in completes, now that the user is known.
     let challenge = ChallengeRecord {
-        password_change_required: crate::service::sign_in::password_change_due(deps, &user, now),
         completed_at: Some(now),
-        factor_id: Some(factor.factor_id.clone()),
         user_stamp: user.security_stamp,
         ..ChallengeRecord::opened(
             digest,
             user.user_id.clone(),
-            ChallengePurpose::Passwordless,
-            ChallengeStatus::MfaRequired,
+            Stage::Passwordless {
+                then_new_password: crate::service::sign_in::password_change_due(deps, &user, now),
+            },
             now,
             deps.settings.challenge_ttl_secs,
         )

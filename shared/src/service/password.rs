@@ -22,8 +22,7 @@ use crate::service::codes;
 use crate::service::limits;
 use crate::service::tokens::{self, Caller, Proof};
 use crate::storage::{
-    ChallengeRecord, ChallengeStatus, CounterKey, FailureOutcome, LockoutPolicy, UserRecord,
-    UserStatus,
+    ChallengeRecord, CounterKey, FailureOutcome, LockoutPolicy, UserRecord, UserStatus,
 };
 
 #[derive(Debug, Deserialize)]
@@ -331,8 +330,7 @@ pub async fn require_change(
     let record = ChallengeRecord {
         id_digest: token_digest(&id),
         // After a passwordless sign-in too, the change is a step of a sign-in.
-        purpose: crate::storage::ChallengePurpose::SignIn,
-        status: ChallengeStatus::PasswordChangeRequired,
+        stage: crate::storage::Stage::SignInNewPassword,
         created_at: now,
         expires_at: now.plus_secs(deps.settings.challenge_ttl_secs),
         sends: 0,
@@ -363,7 +361,7 @@ pub async fn complete_required_change(
     from: &RequestMeta,
 ) -> Result<tokens::Tokens, ApiError> {
     too_long(&request.new_password, deps)?;
-    if challenge.status != ChallengeStatus::PasswordChangeRequired {
+    if challenge.stage != crate::storage::Stage::SignInNewPassword {
         return Err(ApiError::Forbidden);
     }
     let user = challenge_user(deps, challenge).await?;

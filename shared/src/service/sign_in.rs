@@ -33,8 +33,8 @@ use crate::identity::UserId;
 use crate::service::audit::{self, Event};
 use crate::service::limits;
 use crate::storage::{
-    ChallengePurpose, ChallengeRecord, ChallengeStatus, CounterKey, Delivery, FactorKind,
-    FactorRecord, FactorStatus, FailureOutcome, UserRecord, UserStatus,
+    ChallengeRecord, CounterKey, Delivery, FactorKind, FactorRecord, FactorStatus, FailureOutcome,
+    Stage, UserRecord, UserStatus,
 };
 
 #[derive(Debug, Deserialize)]
@@ -527,21 +527,21 @@ async fn open_challenge(
             email: None,
         });
     }
-    let status = if methods.is_empty() {
-        ChallengeStatus::MfaEnrolmentRequired
+    let then_new_password = password_change_due(deps, user, now);
+    let stage = if methods.is_empty() {
+        Stage::SignInEnrolment { then_new_password }
     } else {
-        ChallengeStatus::MfaRequired
+        Stage::SignInFactor { then_new_password }
     };
+    let status = stage.status();
     let challenge_id = random_token();
     let ttl = deps.settings.challenge_ttl_secs;
     let record = ChallengeRecord {
-        password_change_required: password_change_due(deps, user, now),
         user_stamp: user.security_stamp,
         ..ChallengeRecord::opened(
             token_digest(&challenge_id),
             user.user_id.clone(),
-            ChallengePurpose::SignIn,
-            status,
+            stage,
             now,
             ttl,
         )
@@ -552,16 +552,13 @@ async fn open_challenge(
     );
     given_back?;
     created?;
-    tracing::info!(
-        event = "challenge_opened",
-        status = status.as_str(),
-        "password accepted"
-    );
+    tracing::info!(event = "challenge_opened", status, "password accepted");
+    let enrolling = matches!(record.stage, Stage::SignInEnrolment { .. });
     Ok(SignInAnswer {
-        status: status.as_str(),
+        status,
         challenge_id: Some(challenge_id),
         expires_in: Some(ttl),
-        methods: (status == ChallengeStatus::MfaRequired).then_some(methods),
+        methods: (!enrolling).then_some(methods),
         tokens: None,
     })
 }

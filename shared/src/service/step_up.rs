@@ -13,7 +13,7 @@ use crate::deps::Deps;
 use crate::error::ApiError;
 use crate::service::codes::{self, SendCodeRequest, Verified};
 use crate::service::tokens::{self, Caller};
-use crate::storage::{ChallengePurpose, ChallengeRecord, ChallengeStatus};
+use crate::storage::{ChallengeRecord, Stage};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -78,13 +78,13 @@ pub async fn start(
     let challenge_id = random_token();
     // Bound to a session, which a password change or MFA reset revokes: no stamp.
     let record = ChallengeRecord {
-        session_id: Some(caller.claims.sid.clone()),
         ceremony,
         ..ChallengeRecord::opened(
             crate::crypto::token_digest(&challenge_id),
             caller.user_id.clone(),
-            ChallengePurpose::StepUp,
-            ChallengeStatus::MfaRequired,
+            Stage::StepUp {
+                session_id: caller.claims.sid.clone(),
+            },
             now,
             deps.settings.challenge_ttl_secs,
         )
@@ -130,10 +130,7 @@ pub async fn challenge_of(
     challenge_id: &str,
 ) -> Result<ChallengeRecord, ApiError> {
     let challenge = codes::open_challenge(deps, challenge_id).await?;
-    if challenge.purpose != ChallengePurpose::StepUp
-        || challenge.user_id != caller.user_id
-        || challenge.session_id.as_deref() != Some(caller.claims.sid.as_str())
-    {
+    if !challenge.stage.is_step_up_of(&caller.claims.sid) || challenge.user_id != caller.user_id {
         return Err(ApiError::ChallengeExpired);
     }
     Ok(challenge)

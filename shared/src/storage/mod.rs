@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+pub use crate::challenge::Stage;
 use crate::clock::UnixTime;
 use crate::error::StoreError;
 use crate::identity::UserId;
@@ -432,70 +433,6 @@ pub trait FactorStore: Send + Sync {
     ) -> Result<bool, StoreError>;
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ChallengeStatus {
-    MfaRequired,
-    MfaEnrolmentRequired,
-    PasswordChangeRequired,
-}
-
-impl ChallengeStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ChallengeStatus::MfaRequired => "mfa_required",
-            ChallengeStatus::MfaEnrolmentRequired => "mfa_enrolment_required",
-            ChallengeStatus::PasswordChangeRequired => "password_change_required",
-        }
-    }
-
-    pub fn parse(s: &str) -> Result<Self, StoreError> {
-        match s {
-            "mfa_required" => Ok(ChallengeStatus::MfaRequired),
-            "mfa_enrolment_required" => Ok(ChallengeStatus::MfaEnrolmentRequired),
-            "password_change_required" => Ok(ChallengeStatus::PasswordChangeRequired),
-            other => Err(StoreError::Corrupt(format!(
-                "unknown challenge status {other:?}"
-            ))),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ChallengePurpose {
-    /// The second step of a sign-in.
-    SignIn,
-    /// A fresh proof for a sensitive action inside an existing session.
-    StepUp,
-    /// Proving a newly enrolled factor from a signed-in session.
-    Enrolment,
-    /// A passwordless passkey sign-in (SPEC §13): opened before anyone is known, so its user
-    /// is [`UserId::nobody`].
-    Passwordless,
-}
-
-impl ChallengePurpose {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ChallengePurpose::SignIn => "sign_in",
-            ChallengePurpose::StepUp => "step_up",
-            ChallengePurpose::Enrolment => "enrolment",
-            ChallengePurpose::Passwordless => "passwordless",
-        }
-    }
-
-    pub fn parse(s: &str) -> Result<Self, StoreError> {
-        match s {
-            "sign_in" => Ok(ChallengePurpose::SignIn),
-            "step_up" => Ok(ChallengePurpose::StepUp),
-            "enrolment" => Ok(ChallengePurpose::Enrolment),
-            "passwordless" => Ok(ChallengePurpose::Passwordless),
-            other => Err(StoreError::Corrupt(format!(
-                "unknown challenge purpose {other:?}"
-            ))),
-        }
-    }
-}
-
 /// The one live code of a challenge: only its MAC is stored. A resend replaces it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PendingCode {
@@ -514,23 +451,17 @@ pub struct PendingCode {
 pub struct ChallengeRecord {
     pub id_digest: String,
     pub user_id: UserId,
-    pub purpose: ChallengePurpose,
-    pub status: ChallengeStatus,
+    /// What the challenge is for and what it waits for.
+    pub stage: Stage,
     pub created_at: UnixTime,
     pub expires_at: UnixTime,
     /// Codes sent for this challenge (SPEC §3: at most 5).
     pub sends: u32,
     /// Codes tried (counted before each comparison; SPEC §3: at most 5 wrong).
     pub attempts: u32,
-    /// Whether the user must change the password after MFA.
-    pub password_change_required: bool,
     pub code: Option<PendingCode>,
     /// Set once, by the one request that completed the challenge.
     pub completed_at: Option<UnixTime>,
-    /// Enrolment: the pending factor being proven.
-    pub factor_id: Option<String>,
-    /// Step-up: the session to elevate.
-    pub session_id: Option<String>,
     /// Sign-in: the user's security stamp when the challenge opened; a different stamp now
     /// means a password change, reset or MFA reset happened since, and the challenge is over.
     pub user_stamp: u64,
@@ -540,30 +471,25 @@ pub struct ChallengeRecord {
 }
 
 impl ChallengeRecord {
-    /// A challenge opened at `now` for `ttl_secs`: no send, try, code, ceremony or session yet,
-    /// not completed, no password change due, stamp 0 (set what differs with `..`).
+    /// A challenge at `stage` opened at `now` for `ttl_secs`: no send, try, code or ceremony
+    /// yet, not completed, stamp 0 (set what differs with `..`).
     pub fn opened(
         id_digest: String,
         user_id: UserId,
-        purpose: ChallengePurpose,
-        status: ChallengeStatus,
+        stage: Stage,
         now: UnixTime,
         ttl_secs: i64,
     ) -> ChallengeRecord {
         ChallengeRecord {
             id_digest,
             user_id,
-            purpose,
-            status,
+            stage,
             created_at: now,
             expires_at: now.plus_secs(ttl_secs),
             sends: 0,
             attempts: 0,
-            password_change_required: false,
             code: None,
             completed_at: None,
-            factor_id: None,
-            session_id: None,
             user_stamp: 0,
             ceremony: None,
         }

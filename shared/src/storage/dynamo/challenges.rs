@@ -7,8 +7,9 @@ pub(super) fn challenge_to_item(c: &ChallengeRecord) -> Item {
     item.insert("entity".into(), s("challenge"));
     item.insert("id_digest".into(), s(&c.id_digest));
     item.insert("user_id".into(), s(c.user_id.as_str()));
-    item.insert("purpose".into(), s(c.purpose.as_str()));
-    item.insert("status".into(), s(c.status.as_str()));
+    let stage = c.stage.stored();
+    item.insert("purpose".into(), s(stage.purpose));
+    item.insert("status".into(), s(stage.status));
     item.insert("created_at".into(), n(c.created_at.secs()));
     item.insert(TTL.into(), n(c.expires_at.secs()));
     item.insert("sends".into(), n(i64::from(c.sends)));
@@ -16,7 +17,7 @@ pub(super) fn challenge_to_item(c: &ChallengeRecord) -> Item {
     item.insert("user_stamp".into(), n(stamp(c.user_stamp)));
     item.insert(
         "password_change_required".into(),
-        AttributeValue::Bool(c.password_change_required),
+        AttributeValue::Bool(stage.password_change_required),
     );
     if let Some(code) = &c.code {
         item.insert("code_mac".into(), s(&code.mac));
@@ -29,8 +30,8 @@ pub(super) fn challenge_to_item(c: &ChallengeRecord) -> Item {
         "completed_at",
         c.completed_at.map(UnixTime::secs),
     );
-    put_opt_s(&mut item, "factor_id", c.factor_id.as_deref());
-    put_opt_s(&mut item, "session_id", c.session_id.as_deref());
+    put_opt_s(&mut item, "factor_id", stage.factor_id);
+    put_opt_s(&mut item, "session_id", stage.session_id);
     put_opt_s(
         &mut item,
         "ceremony",
@@ -49,21 +50,27 @@ pub(super) fn challenge_from_item(item: &Item) -> Result<ChallengeRecord, StoreE
         }),
         None => None,
     };
+    let (purpose, status) = (get_s(item, "purpose")?, get_s(item, "status")?);
+    let (factor_id, session_id) = (opt_s(item, "factor_id")?, opt_s(item, "session_id")?);
+    let stage = Stage::from_stored(StoredStage {
+        purpose: &purpose,
+        status: &status,
+        password_change_required: get_bool(item, "password_change_required")?,
+        factor_id: factor_id.as_deref(),
+        session_id: session_id.as_deref(),
+    })
+    .map_err(StoreError::Corrupt)?;
     Ok(ChallengeRecord {
         id_digest: get_s(item, "id_digest")?,
         user_id: UserId::from_stored(get_s(item, "user_id")?),
-        purpose: ChallengePurpose::parse(&get_s(item, "purpose")?)?,
-        status: ChallengeStatus::parse(&get_s(item, "status")?)?,
+        stage,
         created_at: UnixTime(get_n(item, "created_at")?),
         expires_at: UnixTime(get_n(item, TTL)?),
         sends: get_u32(item, "sends")?,
         attempts: get_u32(item, "attempts")?,
         user_stamp: get_stamp(item, "user_stamp")?,
-        password_change_required: get_bool(item, "password_change_required")?,
         code,
         completed_at: opt_n(item, "completed_at")?.map(UnixTime),
-        factor_id: opt_s(item, "factor_id")?,
-        session_id: opt_s(item, "session_id")?,
         ceremony: opt_s(item, "ceremony")?.map(crate::crypto::SecretString::new),
     })
 }
