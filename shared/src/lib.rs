@@ -5,6 +5,7 @@
 //! - [`clock`]: time as a parameter, so lockouts and TTLs are tested without sleeping.
 //! - [`crypto`]: password hashing (argon2id), random tokens, keyed/unkeyed digests.
 //! - [`identity`]: user-ID normalisation.
+//! - [`method`]: the second-factor methods ([`method::Method`]), what each one is.
 //! - [`challenge`]: a challenge's state ([`challenge::Stage`]), what it is for and waits for.
 //! - [`storage`]: one trait per aggregate, a DynamoDB adapter and an in-memory adapter.
 //! - [`service`]: one module per use case, independent of HTTP.
@@ -40,6 +41,7 @@ pub mod error;
 pub mod grants;
 pub mod identity;
 pub mod limits;
+pub mod method;
 pub mod metrics;
 pub mod notifier;
 pub mod outbox;

@@ -94,7 +94,7 @@ async fn a_user_who_lost_their_phone_signs_in_with_a_recovery_code_once() {
                 .as_ref()
                 .unwrap()
                 .iter()
-                .any(|m| m.method == "recovery_code"),
+                .any(|m| m.method == portcullis::method::Method::RecoveryCode),
             "{name}"
         );
         let c = codes::open_challenge(&deps, answer.challenge_id.as_ref().unwrap())

@@ -8,6 +8,7 @@ use portcullis::crypto::SecretString;
 use portcullis::edge::{self, Answer, Call, Function, RequestMeta, Route};
 use portcullis::error::ApiError;
 use portcullis::grants::{CODE_MAC, Grant, Resource, SIGN_TOKENS, STATEFUL};
+use portcullis::method::Method;
 use portcullis::service::codes::{self, Verified};
 use portcullis::service::tokens::Caller;
 use portcullis::service::{complete, passkeys, step_up};
@@ -60,8 +61,9 @@ async fn check_answer(
     body: &VerifyRequest,
     from: &RequestMeta,
 ) -> Result<Verified, ApiError> {
-    match (body.method.as_str(), &body.code, &body.credential) {
-        ("passkey", None, Some(credential)) => {
+    let passkey = body.method == Method::Passkey.as_str();
+    match (passkey, &body.code, &body.credential) {
+        (true, None, Some(credential)) => {
             if body.factor_id.is_some() {
                 return Err(ApiError::validation(
                     "A passkey answer names no factor_id: the assertion names its passkey.",
@@ -69,12 +71,12 @@ async fn check_answer(
             }
             passkeys::check_assertion(deps, challenge, credential, from).await
         }
-        ("passkey", _, _) => Err(ApiError::validation(
+        (true, _, _) => Err(ApiError::validation(
             "method passkey takes credential (the authenticator's assertion), not code.",
         )),
-        (method, Some(code), None) => {
+        (false, Some(code), None) => {
             let factor_id = body.factor_id.as_deref();
-            codes::check_code(deps, challenge, method, code, factor_id, from).await
+            codes::check_code(deps, challenge, &body.method, code, factor_id, from).await
         }
         _ => Err(ApiError::validation("code is required.")),
     }

@@ -25,6 +25,7 @@ use crate::crypto::{SecretString, constant_time_eq, token_digest};
 use crate::deps::Deps;
 use crate::edge::RequestMeta;
 use crate::error::{ApiError, StoreError};
+use crate::method::Method;
 use crate::notifier::{Channel, Message};
 use crate::phone::Phone;
 use crate::service::audit::{self, Event};
@@ -202,13 +203,11 @@ pub fn expect_mfa_sign_in(challenge: &ChallengeRecord) -> Result<(), ApiError> {
 }
 
 fn parse_send_channel(method: &str) -> Result<Channel, ApiError> {
-    match method {
-        "sms" => Ok(Channel::Sms),
-        "voice" => Ok(Channel::Voice),
-        "email" => Ok(Channel::Email),
-        _ => Err(ApiError::validation(
-            "method must be one of sms, voice, email.",
-        )),
+    match Method::parse_one_of(method, &Method::SENT).map_err(ApiError::validation)? {
+        Method::Sms => Ok(Channel::Sms),
+        Method::Voice => Ok(Channel::Voice),
+        Method::Email => Ok(Channel::Email),
+        other => Err(ApiError::validation(format!("{other} is not sent."))),
     }
 }
 
@@ -532,8 +531,8 @@ pub fn normalise_code(code: &SecretString) -> Result<SecretString, ApiError> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verified {
     pub factor_id: String,
-    /// `sms`, `voice`, `email`, `totp`, `recovery_code` or `passkey`.
-    pub method: String,
+    /// How it was proven.
+    pub method: Method,
     /// The challenge after the attempt (completed by this call).
     pub challenge: ChallengeRecord,
     /// A passkey's key method for `amr`: `hwk` (bound to its device) or `swk` (synced).
@@ -542,7 +541,7 @@ pub struct Verified {
 
 impl Verified {
     /// A proof by code: no passkey involved.
-    pub fn by_code(factor_id: String, method: String, challenge: ChallengeRecord) -> Verified {
+    pub fn by_code(factor_id: String, method: Method, challenge: ChallengeRecord) -> Verified {
         Verified {
             factor_id,
             method,
@@ -558,18 +557,11 @@ impl Verified {
         if self.challenge.stage.after_password() {
             amr.push("pwd".into());
         }
-        match (self.method.as_str(), self.passkey_key) {
-            // A passkey with user verification: the key, and the user's PIN or biometric.
-            ("passkey", Some(key)) => {
-                amr.push(key.into());
-                amr.push("user".into());
-            }
-            ("sms", _) => amr.push("sms".into()),
-            ("voice", _) => amr.push("tel".into()),
-            // Unregistered in RFC 8176, allowed by it.
-            ("recovery_code", _) => amr.push("recovery".into()),
-            _ => amr.push("otp".into()),
+        // A passkey with user verification: the key, and the user's PIN or biometric.
+        if let (Method::Passkey, Some(key)) = (self.method, self.passkey_key) {
+            amr.push(key.into());
         }
+        amr.push(self.method.amr().into());
         amr.push("mfa".into());
         amr
     }
@@ -596,11 +588,19 @@ pub async fn check_code(
     factor_id: Option<&str>,
     from: &RequestMeta,
 ) -> Result<Verified, ApiError> {
-    if !matches!(method, "sms" | "voice" | "email" | "totp") {
-        return Err(ApiError::validation(
-            "method must be one of sms, voice, email, totp.",
-        ));
-    }
+    let method = Method::parse_one_of(method, &Method::CODES).map_err(ApiError::validation)?;
+    check_code_by(deps, challenge, method, code, factor_id, from).await
+}
+
+/// [`check_code`] for a method already parsed (one of [`Method::CODES`]).
+pub async fn check_code_by(
+    deps: &Deps,
+    challenge: &ChallengeRecord,
+    method: Method,
+    code: &SecretString,
+    factor_id: Option<&str>,
+    from: &RequestMeta,
+) -> Result<Verified, ApiError> {
     let code = normalise_code(code)?;
     // What the answer is compared with, made ready while the answer is counted: the MAC of
     // the code pending in the challenge, or the authenticator's seed. The key work (a KMS call
@@ -608,7 +608,7 @@ pub async fn check_code(
     // burst of answers costs at most one per try (five per challenge), whatever the concurrency
     // and whether or not the user is locked.
     let prepare = async {
-        if method == "totp" {
+        if method == Method::Totp {
             let (current, factor) = tokio::try_join!(
                 reserve_try(deps, challenge),
                 totp_factor(deps, challenge, factor_id)
@@ -714,7 +714,7 @@ enum Prepared {
 async fn check_sent_code(
     deps: &Deps,
     challenge: &ChallengeRecord,
-    method: &str,
+    method: Method,
     code: &str,
     factor_id: Option<&str>,
     prepared: Prepared,
@@ -723,11 +723,14 @@ async fn check_sent_code(
     let Some(pending) = &challenge.code else {
         return Ok(None);
     };
-    let channel_matches = match method {
-        "email" => pending.channel == "email",
-        _ => pending.channel == "sms" || pending.channel == "voice",
+    // The method the proof names is the channel the code went by (a texted code answered as
+    // `voice` proves `sms`).
+    let Some(sent_by) = Method::parse(&pending.channel).filter(|m| m.is_sent()) else {
+        return Err(
+            StoreError::Corrupt(format!("unknown code channel {:?}", pending.channel)).into(),
+        );
     };
-    if !channel_matches
+    if !method.answers_sent_by(&pending.channel)
         || factor_id.is_some_and(|id| id != pending.factor_id)
         || pending.expires_at <= now
     {
@@ -756,7 +759,7 @@ async fn check_sent_code(
     }
     Ok(Some(Verified::by_code(
         pending.factor_id.clone(),
-        pending.channel.clone(),
+        sent_by,
         challenge.clone(),
     )))
 }
@@ -843,7 +846,7 @@ async fn check_totp(
     }
     Ok(Some(Verified::by_code(
         factor.factor_id,
-        "totp".into(),
+        Method::Totp,
         challenge.clone(),
     )))
 }

@@ -151,7 +151,7 @@ pub async fn complete_sign_in_as(
                 deps,
                 user_id,
                 Event::SignInSucceeded {
-                    method: &verified.method,
+                    method: verified.method.as_str(),
                 },
                 meta,
             ),

@@ -17,6 +17,7 @@ use crate::deps::Deps;
 use crate::edge::RequestMeta;
 use crate::error::{ApiError, StoreError};
 use crate::identity::UserId;
+use crate::method::Method;
 use crate::phone::Phone;
 use crate::service::alerts::{self, Alert};
 use crate::service::audit::{self, Event};
@@ -551,11 +552,12 @@ pub async fn verify_factor(
         }
         (kind, Some(code), None) => {
             let method = match kind {
-                FactorKind::Totp { .. } => "totp",
-                FactorKind::Email { .. } => "email",
-                _ => "sms",
+                FactorKind::Totp { .. } => Method::Totp,
+                FactorKind::Email { .. } => Method::Email,
+                // A phone's code answers by text or call alike (a passkey was answered above).
+                FactorKind::Phone { .. } | FactorKind::Passkey { .. } => Method::Sms,
             };
-            let verified = codes::check_code(
+            let verified = codes::check_code_by(
                 deps,
                 &challenge,
                 method,

@@ -39,6 +39,7 @@ use crate::deps::Deps;
 use crate::edge::RequestMeta;
 use crate::error::{ApiError, StoreError};
 use crate::identity::UserId;
+use crate::method::Method;
 use crate::passkey::{
     self, AssertionResponse, AuthenticationState, CredentialId, PasskeyCredential, PasskeyError,
     PasskeyUser, RegistrationResponse, RegistrationState, UserHandle,
@@ -359,7 +360,7 @@ pub(crate) async fn register(
     }
     Ok(Verified {
         factor_id: factor.factor_id.clone(),
-        method: "passkey".into(),
+        method: Method::Passkey,
         challenge: challenge.clone(),
         passkey_key: Some(registered.amr_key_method()),
     })
@@ -459,7 +460,7 @@ pub async fn check_assertion(
     second_factor::guard(
         deps,
         &challenge.user_id,
-        "passkey",
+        Method::Passkey,
         from,
         prepare,
         |prepared| async {
@@ -516,7 +517,7 @@ async fn assert_for_user(
     }
     Ok(Some(Verified {
         factor_id: factor.factor_id.clone(),
-        method: "passkey".into(),
+        method: Method::Passkey,
         challenge: challenge.clone(),
         passkey_key: Some(stored.amr_key_method()),
     }))
@@ -764,7 +765,7 @@ async fn passwordless_proof(
     Ok(Some((
         Verified {
             factor_id: factor.factor_id.clone(),
-            method: "passkey".into(),
+            method: Method::Passkey,
             challenge,
             passkey_key: Some(stored.amr_key_method()),
         },

@@ -12,6 +12,7 @@ use crate::deps::Deps;
 use crate::edge::RequestMeta;
 use crate::error::ApiError;
 use crate::identity::UserId;
+use crate::method::Method;
 use crate::service::alerts::{self, Alert};
 use crate::service::audit::{self, Event};
 use crate::service::codes::{self, Verified};
@@ -166,7 +167,7 @@ pub async fn redeem(
     let current = second_factor::guard(
         deps,
         user_id,
-        "recovery_code",
+        Method::RecoveryCode,
         from,
         prepare,
         |prepared| async {
@@ -218,7 +219,7 @@ pub async fn redeem(
         alerts::alert(deps, user_id, Alert::RecoveryCodeUsed { remaining }),
     );
     Ok((
-        Verified::by_code("recovery_code".into(), "recovery_code".into(), current),
+        Verified::by_code("recovery_code".into(), Method::RecoveryCode, current),
         remaining,
     ))
 }

@@ -15,6 +15,7 @@ use crate::deps::Deps;
 use crate::edge::RequestMeta;
 use crate::error::ApiError;
 use crate::identity::UserId;
+use crate::method::Method;
 use crate::service::alerts::{self, Alert};
 use crate::service::audit::{self, Event};
 use crate::service::limits;
@@ -41,7 +42,7 @@ pub enum Answer<T> {
 pub async fn guard<T, P, Prep, F, Fut>(
     deps: &Deps,
     user: &UserId,
-    method: &str,
+    method: Method,
     from: &RequestMeta,
     prepare: Prep,
     compare: F,
@@ -57,7 +58,7 @@ where
         Err(refusal) => {
             tracing::warn!(
                 event = "second_factor_refused",
-                method,
+                method = method.as_str(),
                 "second-factor answer refused: locked"
             );
             return Err(refusal);
@@ -77,7 +78,10 @@ where
         audit::record(
             deps,
             user,
-            Event::SecondFactorFailed { method, attempt },
+            Event::SecondFactorFailed {
+                method: method.as_str(),
+                attempt,
+            },
             from,
         ),
         async {
@@ -91,7 +95,7 @@ where
     if locked?.is_some() {
         tracing::warn!(
             event = "second_factor_locked",
-            method,
+            method = method.as_str(),
             "second factor locked after repeated wrong answers"
         );
         tokio::join!(

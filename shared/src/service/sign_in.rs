@@ -30,6 +30,7 @@ use crate::deps::Deps;
 use crate::edge::RequestMeta;
 use crate::error::{ApiError, StoreError};
 use crate::identity::UserId;
+use crate::method::Method;
 use crate::service::audit::{self, Event};
 use crate::service::limits;
 use crate::storage::{
@@ -47,7 +48,7 @@ pub struct SignInRequest {
 /// One way to complete the challenge, as shown to the user.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct MfaMethod {
-    pub method: &'static str,
+    pub method: Method,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub factor_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -521,7 +522,7 @@ async fn open_challenge(
     );
     if !methods.is_empty() && recovery_codes > 0 {
         methods.push(MfaMethod {
-            method: "recovery_code",
+            method: Method::RecoveryCode,
             factor_id: None,
             phone: None,
             email: None,
@@ -581,10 +582,10 @@ pub fn methods_of(
                 let voice_ok = number.allows(Delivery::Voice, sms, voice);
                 let mut channels = Vec::new();
                 if number.allows(Delivery::Sms, sms, voice) {
-                    channels.push("sms");
+                    channels.push(Method::Sms);
                 }
                 if voice_ok {
-                    channels.push("voice");
+                    channels.push(Method::Voice);
                 }
                 if *delivery == Delivery::Voice && voice_ok {
                     channels.reverse();
@@ -599,13 +600,13 @@ pub fn methods_of(
                 }
             }
             FactorKind::Totp { .. } => methods.push(MfaMethod {
-                method: "totp",
+                method: Method::Totp,
                 factor_id: id,
                 phone: None,
                 email: None,
             }),
             FactorKind::Email { address } => methods.push(MfaMethod {
-                method: "email",
+                method: Method::Email,
                 factor_id: id,
                 phone: None,
                 email: Some(mask_email(address)),
@@ -614,7 +615,7 @@ pub fn methods_of(
             FactorKind::Passkey { .. } if !passkey_offered => {
                 passkey_offered = true;
                 methods.push(MfaMethod {
-                    method: "passkey",
+                    method: Method::Passkey,
                     factor_id: None,
                     phone: None,
                     email: None,
@@ -689,7 +690,7 @@ mod tests {
             &all,
             &us_ca,
         );
-        let names: Vec<&str> = methods.iter().map(|m| m.method).collect();
+        let names: Vec<&str> = methods.iter().map(|m| m.method.as_str()).collect();
         // US: voice first (its chosen delivery); UK and Jamaica (+1 876): text only.
         assert_eq!(names, vec!["voice", "sms", "sms", "sms"]);
         assert_eq!(methods[2].phone.as_deref(), Some("***-***-0123"));

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::crypto::random_token;
 use crate::deps::Deps;
 use crate::error::ApiError;
+use crate::method::Method;
 use crate::service::codes::{self, SendCodeRequest, Verified};
 use crate::service::tokens::{self, Caller};
 use crate::storage::{ChallengeRecord, Stage};
@@ -59,15 +60,9 @@ pub async fn start(
     caller: &Caller,
     request: StepUpRequest,
 ) -> Result<StepUpStarted, ApiError> {
-    if !matches!(
-        request.method.as_str(),
-        "sms" | "voice" | "email" | "totp" | "recovery_code" | "passkey"
-    ) {
-        return Err(ApiError::validation(
-            "method must be one of sms, voice, email, totp, recovery_code, passkey.",
-        ));
-    }
-    let (options, ceremony) = if request.method == "passkey" {
+    let method =
+        Method::parse_one_of(&request.method, &Method::ALL).map_err(ApiError::validation)?;
+    let (options, ceremony) = if method == Method::Passkey {
         let (options, ceremony) =
             crate::service::passkeys::assertion_options(deps, &caller.user_id).await?;
         (Some(options), Some(ceremony))
@@ -105,7 +100,7 @@ pub async fn start(
         sends_remaining: None,
         options,
     };
-    if matches!(request.method.as_str(), "sms" | "voice" | "email") {
+    if method.is_sent() {
         let sent = codes::send_code(
             deps,
             &record,
