@@ -8,7 +8,7 @@
 use lambda_http::{Body, Request};
 use libfuzzer_sys::fuzz_target;
 use portcullis::ApiError;
-use portcullis::edge::{RequestMeta, authorization, no_body, parse_json, path_param};
+use portcullis_edge::{authorization, no_body, parse_json, path_param};
 use portcullis::service::{admin, codes, factors, password, recovery, sign_in, step_up, tokens};
 
 const MAX_BODY: usize = 4096;
@@ -54,7 +54,7 @@ fuzz_target!(|data: &[u8]| {
         if let Ok(text) = std::str::from_utf8(rest)
             && let Ok(req) = lambda_http::request::from_str(text)
         {
-            let _ = RequestMeta::from_request(&req);
+            let _ = portcullis_edge::request_meta(&req);
             let _ = path_param(&req, "challenge_id");
             let _ = authorization(&req);
             let _ = no_body(&req, MAX_BODY);

@@ -241,7 +241,7 @@ fn minutes_rounded_up(secs: i64) -> i64 {
 }
 
 /// A storage or downstream failure. Never shown to clients: it becomes `service_unavailable`
-/// after being logged by [`crate::edge`].
+/// after being logged by the edge (`portcullis_edge::answer`).
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// A conditional write lost: the item exists, is gone, or changed since it was read.

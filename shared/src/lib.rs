@@ -1,4 +1,6 @@
-//! Portcullis shared crate: everything but the AWS event edge of each function.
+//! Portcullis core crate: rules, ports, services, adapters and the wiring of every function.
+//! The HTTP edge is the crate `portcullis-edge`, which depends on this one and not the other
+//! way round: no module here can name a `lambda_http` type.
 //!
 //! - [`config`]: typed settings read once at cold start (every SPEC number is one).
 //! - [`error`]: the one error enum and its single mapping to `application/problem+json`.
@@ -9,7 +11,7 @@
 //! - [`challenge`]: a challenge's state ([`challenge::Stage`]), what it is for and waits for.
 //! - [`storage`]: one trait per aggregate, a DynamoDB adapter and an in-memory adapter.
 //! - [`service`]: one module per use case, independent of HTTP.
-//! - [`edge`]: the thin HTTP edge shared by every function (parsing, problem answers).
+//! - [`request`]: what a service knows of its request ([`RequestMeta`]), passed as an argument.
 //! - [`deps`]: the dependency builder used by every function at cold start.
 //! - [`passkey`]: WebAuthn registration and authentication ceremonies (webauthn-rs-core).
 
@@ -36,7 +38,6 @@ pub mod code_keys;
 pub mod config;
 pub mod crypto;
 pub mod deps;
-pub mod edge;
 pub mod error;
 pub mod grants;
 pub mod identity;
@@ -48,6 +49,7 @@ pub mod outbox;
 pub mod passkey;
 pub mod phone;
 pub mod policy;
+pub mod request;
 pub mod service;
 pub mod signing;
 pub mod storage;
@@ -56,3 +58,4 @@ pub use clock::{Clock, ManualClock, SystemClock, UnixTime};
 pub use config::Settings;
 pub use deps::Deps;
 pub use error::ApiError;
+pub use request::RequestMeta;

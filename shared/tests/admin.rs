@@ -5,8 +5,8 @@ mod common;
 
 use common::*;
 use portcullis::Deps;
+use portcullis::RequestMeta;
 use portcullis::crypto::SecretString;
-use portcullis::edge::RequestMeta;
 use portcullis::error::ApiError;
 use portcullis::identity::UserId;
 use portcullis::notifier::RecordingNotifier;

@@ -9,9 +9,9 @@ use std::sync::Arc;
 
 use common::*;
 use portcullis::Deps;
+use portcullis::RequestMeta;
 use portcullis::config::Countries;
 use portcullis::crypto::SecretString;
-use portcullis::edge::RequestMeta;
 use portcullis::error::ApiError;
 use portcullis::identity::UserId;
 use portcullis::notifier::RecordingNotifier;

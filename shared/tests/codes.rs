@@ -5,9 +5,9 @@
 mod common;
 
 use common::*;
+use portcullis::RequestMeta;
 use portcullis::crypto::SecretString;
 use portcullis::crypto::jwt::{self, Expectations};
-use portcullis::edge::RequestMeta;
 use portcullis::error::{ApiError, SEND_LIMIT_MESSAGE};
 use portcullis::service::codes::{self, SendCodeRequest};
 use portcullis::service::complete::complete_sign_in;
@@ -459,7 +459,7 @@ async fn enrolment_inside_a_sign_in_needs_an_enrolment_challenge_and_totp_codes_
             &deps,
             &proven.verified,
             None,
-            &portcullis::edge::RequestMeta::default(),
+            &portcullis::RequestMeta::default(),
         )
         .await
         .unwrap();

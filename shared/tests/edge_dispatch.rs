@@ -8,9 +8,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use lambda_http::Request;
 use portcullis::Deps;
-use portcullis::edge::{self, Access, Answer, Call, Function, Route};
 use portcullis::service::admin::Admin;
 use portcullis::service::tokens::{Caller, Elevated};
+use portcullis_edge::{self as edge, Access, Answer, Call, Function, Route};
 use serde_json::{Value, json};
 
 static RAN: AtomicUsize = AtomicUsize::new(0);

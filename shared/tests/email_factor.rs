@@ -5,8 +5,8 @@
 mod common;
 
 use common::*;
+use portcullis::RequestMeta;
 use portcullis::crypto::SecretString;
-use portcullis::edge::RequestMeta;
 use portcullis::error::ApiError;
 use portcullis::notifier::Channel;
 use portcullis::service::codes;
@@ -76,7 +76,7 @@ async fn an_email_enrolled_at_first_sign_in_completes_it_and_signs_in_later() {
                 user_id: user.to_string(),
                 password: SecretString::new(PASSWORD.into()),
             },
-            &portcullis::edge::RequestMeta::default(),
+            &portcullis::RequestMeta::default(),
         )
         .await
         .unwrap();

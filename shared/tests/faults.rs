@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use portcullis::Deps;
 use portcullis::config::{Argon2Settings, Settings};
-use portcullis::edge::problem_response;
 use portcullis::error::ApiError;
+use portcullis_edge::problem_response;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 fn settings() -> Settings {

@@ -5,8 +5,8 @@
 mod common;
 
 use common::*;
+use portcullis::RequestMeta;
 use portcullis::crypto::SecretString;
-use portcullis::edge::RequestMeta;
 use portcullis::error::ApiError;
 use portcullis::identity::UserId;
 use portcullis::notifier::RecordingNotifier;
@@ -43,7 +43,7 @@ async fn mfa_sign_in(deps: &Deps, user: &UserId, outbox: &RecordingNotifier) -> 
     let v = answer_code(deps, &c, "sms", &secret(&last_code(outbox)))
         .await
         .unwrap();
-    let t = complete_sign_in(deps, &v, None, &portcullis::edge::RequestMeta::default())
+    let t = complete_sign_in(deps, &v, None, &portcullis::RequestMeta::default())
         .await
         .unwrap()
         .tokens

@@ -4,9 +4,9 @@
 mod common;
 
 use common::*;
+use portcullis::RequestMeta;
 use portcullis::crypto::SecretString;
 use portcullis::crypto::jwt::{ACR_MFA, ACR_TRUSTED_DEVICE};
-use portcullis::edge::RequestMeta;
 use portcullis::error::ApiError;
 use portcullis::identity::UserId;
 use portcullis::notifier::RecordingNotifier;

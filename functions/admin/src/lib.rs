@@ -10,11 +10,11 @@
 
 use lambda_http::{Body, Response};
 use portcullis::Deps;
-use portcullis::edge::{self, Answer, Call, Function, Route};
 use portcullis::grants::{Grant, Resource, STATEFUL, VERIFY_TOKENS};
 use portcullis::service::admin::{
     self, ActOutcome, Action, Admin, InviteOutcome, InviteRequest, MfaResetFiling, RoleGrant,
 };
+use portcullis_edge::{self as edge, Answer, Call, Function, Route};
 
 pub static FUNCTION: Function = Function {
     name: "admin",

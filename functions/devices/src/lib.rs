@@ -3,10 +3,10 @@
 //! takes effect on the next sign-in.
 
 use portcullis::Deps;
-use portcullis::edge::{self, Answer, Call, Function, Route};
 use portcullis::grants::{Grant, OUTBOX, Resource, TABLE_KEY, VERIFY_TOKENS};
 use portcullis::service::tokens::Caller;
 use portcullis::service::{admin, devices};
+use portcullis_edge::{self as edge, Answer, Call, Function, Route};
 
 pub static FUNCTION: Function = Function {
     name: "devices",

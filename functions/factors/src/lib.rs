@@ -6,7 +6,6 @@
 //! routes do not (the enrolment they finish was already checked).
 
 use portcullis::Deps;
-use portcullis::edge::{self, Answer, Call, Function, Route};
 use portcullis::error::ApiError;
 use portcullis::grants::{CODE_MAC, Grant, Resource, SIGN_TOKENS, STATEFUL};
 use portcullis::service::factors::{
@@ -17,6 +16,7 @@ use portcullis::service::passkeys::{self, EnrolPasskeyRequest};
 use portcullis::service::tokens::Caller;
 use portcullis::service::{codes, complete};
 use portcullis::storage::ChallengeRecord;
+use portcullis_edge::{self as edge, Answer, Call, Function, Route};
 
 pub static FUNCTION: Function = Function {
     name: "factors",

@@ -3,7 +3,6 @@
 //! invitation (the invitee's first password).
 
 use portcullis::Deps;
-use portcullis::edge::{self, Answer, Call, Function, Route};
 use portcullis::grants::{OPEN_TOKEN_KEY, SIGN_TOKENS, STATEFUL};
 use portcullis::service::admin::{self, AcceptRequest};
 use portcullis::service::codes;
@@ -11,6 +10,7 @@ use portcullis::service::password::{
     self, ChangePasswordRequest, ForgotRequest, NewPasswordRequest, ResetRequest,
 };
 use portcullis::service::tokens::Caller;
+use portcullis_edge::{self as edge, Answer, Call, Function, Route};
 
 pub static FUNCTION: Function = Function {
     name: "password",

@@ -3,12 +3,12 @@
 //! working), and count what remains.
 
 use portcullis::Deps;
-use portcullis::edge::{self, Answer, Call, Function, Route};
 use portcullis::grants::{CODE_MAC, OPEN_TOKEN_KEY, SIGN_TOKENS, STATEFUL};
 use portcullis::service::complete;
 use portcullis::service::recovery::{self, RecoveryCodes, RedeemRequest};
 use portcullis::service::tokens::{Caller, Elevated};
 use portcullis::service::{codes, step_up};
+use portcullis_edge::{self as edge, Answer, Call, Function, Route};
 
 pub static FUNCTION: Function = Function {
     name: "recovery-codes",

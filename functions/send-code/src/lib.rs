@@ -2,11 +2,11 @@
 //! masked, and how many sends remain), and the step-up challenge of a signed-in session.
 
 use portcullis::Deps;
-use portcullis::edge::{self, Answer, Call, Function, Route};
 use portcullis::grants::{CODE_MAC, OPEN_CODE_KEY, STATEFUL, VERIFY_TOKENS};
 use portcullis::service::codes::{self, SendCodeRequest};
 use portcullis::service::step_up::{self, StepUpRequest};
 use portcullis::service::tokens::Caller;
+use portcullis_edge::{self as edge, Answer, Call, Function, Route};
 
 pub static FUNCTION: Function = Function {
     name: "send-code",

@@ -6,10 +6,10 @@
 //! is read beside it); the passwordless routes check it at the edge.
 
 use portcullis::Deps;
-use portcullis::edge::{self, Answer, Call, Function, Route};
 use portcullis::grants::{OPEN_TOKEN_KEY, SIGN_TOKENS, STATEFUL};
 use portcullis::service::passkeys::{self, PasswordlessRequest};
 use portcullis::service::sign_in::{SignInRequest, sign_in};
+use portcullis_edge::{self as edge, Answer, Call, Function, Route};
 
 pub static FUNCTION: Function = Function {
     name: "sign-in",

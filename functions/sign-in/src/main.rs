@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    portcullis::edge::serve(&portcullis_sign_in::FUNCTION).await
+    portcullis_edge::serve(&portcullis_sign_in::FUNCTION).await
 }

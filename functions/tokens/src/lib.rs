@@ -2,9 +2,9 @@
 //! discovery) that API Gateway JWT authorizers of this and other apps use.
 
 use portcullis::Deps;
-use portcullis::edge::{self, Answer, Call, Function, Route};
 use portcullis::grants::{Grant, OPEN_TOKEN_KEY, Resource, SIGN_TOKENS, TABLE_KEY};
 use portcullis::service::tokens::{self, Caller, RefreshRequest};
+use portcullis_edge::{self as edge, Answer, Call, Function, Route};
 
 pub static FUNCTION: Function = Function {
     name: "tokens",

@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    portcullis::edge::serve(&portcullis_tokens::FUNCTION).await
+    portcullis_edge::serve(&portcullis_tokens::FUNCTION).await
 }

@@ -5,7 +5,6 @@
 
 use portcullis::Deps;
 use portcullis::crypto::SecretString;
-use portcullis::edge::{self, Answer, Call, Function, RequestMeta, Route};
 use portcullis::error::ApiError;
 use portcullis::grants::{CODE_MAC, Grant, Resource, SIGN_TOKENS, STATEFUL};
 use portcullis::method::Method;
@@ -13,6 +12,7 @@ use portcullis::service::codes::{self, Verified};
 use portcullis::service::tokens::Caller;
 use portcullis::service::{complete, passkeys, step_up};
 use portcullis::storage::ChallengeRecord;
+use portcullis_edge::{self as edge, Answer, Call, Function, RequestMeta, Route};
 use serde::Deserialize;
 
 pub static FUNCTION: Function = Function {

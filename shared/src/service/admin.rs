@@ -17,10 +17,10 @@ use unicode_normalization::UnicodeNormalization as _;
 use crate::clock::UnixTime;
 use crate::crypto::{SecretString, random_id, token_digest};
 use crate::deps::Deps;
-use crate::edge::RequestMeta;
 use crate::error::{ApiError, StoreError};
 use crate::identity::UserId;
 use crate::policy;
+use crate::request::RequestMeta;
 use crate::service::alerts::{self, Alert};
 use crate::service::audit::{self, Event};
 use crate::service::limits;
@@ -47,7 +47,7 @@ fn is_admin(user: &UserRecord) -> bool {
 /// record, the account active, the session elevated (MFA within the step-up window; admins
 /// never skip MFA). Only [`require_admin`] makes one, and every admin service takes one, so no
 /// admin service can run unchecked: the edge makes it before an admin route's handler runs
-/// ([`crate::edge::Route::admin`]). It derefs to the admin's record as read by that check
+/// (`portcullis_edge::Route::admin`). It derefs to the admin's record as read by that check
 /// (one read, which the service then uses).
 #[derive(Debug, Clone)]
 pub struct Admin {

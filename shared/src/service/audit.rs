@@ -5,8 +5,8 @@
 
 use crate::crypto::random_id;
 use crate::deps::Deps;
-use crate::edge::RequestMeta;
 use crate::identity::UserId;
+use crate::request::RequestMeta;
 use crate::storage::AuditEvent;
 
 /// Who did it.

@@ -6,8 +6,8 @@
 use serde::Serialize;
 
 use crate::deps::Deps;
-use crate::edge::RequestMeta;
 use crate::error::ApiError;
+use crate::request::RequestMeta;
 use crate::service::alerts::{self, Alert};
 use crate::service::audit::{self, Event};
 use crate::service::codes::Verified;

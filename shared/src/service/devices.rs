@@ -7,9 +7,9 @@ use serde::Serialize;
 
 use crate::crypto::{SecretString, constant_time_eq, random_id, random_token, token_digest};
 use crate::deps::Deps;
-use crate::edge::RequestMeta;
 use crate::error::ApiError;
 use crate::identity::UserId;
+use crate::request::RequestMeta;
 use crate::service::alerts::{self, Alert};
 use crate::service::audit::{self, Event};
 use crate::storage::DeviceRecord;

@@ -1,6 +1,6 @@
 //! One module per use case. Services take [`crate::Deps`] and plain inputs, return plain
-//! outputs or an [`crate::ApiError`]. They do not parse requests or build responses, but they
-//! are not free of the edge: they take [`crate::edge::RequestMeta`] (source IP, User-Agent,
+//! outputs or an [`crate::ApiError`]. They do not parse requests or build responses (this crate
+//! does not depend on `lambda_http`): they take [`crate::request::RequestMeta`] (source IP, User-Agent,
 //! trusted-device token, route) as an argument — on a public route the request's, on a session
 //! route the [`tokens::Caller`]'s `from` — and hand it to [`audit::record`], which requires it,
 //! so every security event carries the caller it came from; only what no request causes (the

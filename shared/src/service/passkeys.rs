@@ -36,7 +36,6 @@ use serde_json::Value;
 use crate::clock::UnixTime;
 use crate::crypto::{SecretString, random_id, random_token, token_digest};
 use crate::deps::Deps;
-use crate::edge::RequestMeta;
 use crate::error::{ApiError, StoreError};
 use crate::identity::UserId;
 use crate::method::Method;
@@ -44,6 +43,7 @@ use crate::passkey::{
     self, AssertionResponse, AuthenticationState, CredentialId, PasskeyCredential, PasskeyError,
     PasskeyUser, RegistrationResponse, RegistrationState, UserHandle,
 };
+use crate::request::RequestMeta;
 use crate::service::alerts::{self, Alert};
 use crate::service::audit::{self, Event};
 use crate::service::codes::{self, Verified};

@@ -9,10 +9,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::crypto::{PasswordCheck, SecretString};
 use crate::deps::Deps;
-use crate::edge::RequestMeta;
 use crate::error::ApiError;
 use crate::identity::UserId;
 use crate::method::Method;
+use crate::request::RequestMeta;
 use crate::service::alerts::{self, Alert};
 use crate::service::audit::{self, Event};
 use crate::service::codes::{self, Verified};

@@ -12,10 +12,10 @@
 use std::future::Future;
 
 use crate::deps::Deps;
-use crate::edge::RequestMeta;
 use crate::error::ApiError;
 use crate::identity::UserId;
 use crate::method::Method;
+use crate::request::RequestMeta;
 use crate::service::alerts::{self, Alert};
 use crate::service::audit::{self, Event};
 use crate::service::limits;

@@ -27,10 +27,10 @@ use serde::{Deserialize, Serialize};
 use crate::clock::UnixTime;
 use crate::crypto::{PasswordCheck, SecretString, random_token, token_digest};
 use crate::deps::Deps;
-use crate::edge::RequestMeta;
 use crate::error::{ApiError, StoreError};
 use crate::identity::UserId;
 use crate::method::Method;
+use crate::request::RequestMeta;
 use crate::service::audit::{self, Event};
 use crate::service::limits;
 use crate::storage::{

@@ -10,9 +10,9 @@ use crate::clock::UnixTime;
 use crate::crypto::jwt::{self, AccessClaims, Expectations};
 use crate::crypto::{SecretString, constant_time_eq, random_id, random_token, token_digest};
 use crate::deps::Deps;
-use crate::edge::RequestMeta;
 use crate::error::ApiError;
 use crate::identity::UserId;
+use crate::request::RequestMeta;
 use crate::storage::{Rotation, SessionRecord, UserRecord};
 
 /// The token pair of a sign-in or refresh. `Debug` shows neither token (both are bearer

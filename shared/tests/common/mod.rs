@@ -10,8 +10,8 @@ pub mod passkeys;
 
 use std::sync::Arc;
 
+use portcullis::RequestMeta;
 use portcullis::config::{Argon2Settings, Settings};
-use portcullis::edge::RequestMeta;
 use portcullis::storage::Stores;
 use portcullis::{Clock, Deps, ManualClock, UnixTime};
 
@@ -314,7 +314,7 @@ pub async fn sms_sign_in(
         deps,
         &verified,
         None,
-        &portcullis::edge::RequestMeta::default(),
+        &portcullis::RequestMeta::default(),
     )
     .await
     .unwrap()

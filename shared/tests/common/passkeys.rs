@@ -2,7 +2,7 @@
 //! default settings allow), request bodies, and the first-sign-in registration.
 
 use portcullis::Deps;
-use portcullis::edge::RequestMeta;
+use portcullis::RequestMeta;
 use portcullis::error::ApiError;
 use portcullis::identity::UserId;
 use portcullis::service::codes;

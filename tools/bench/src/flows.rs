@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use lambda_http::http::{HeaderMap, HeaderName, HeaderValue};
 use portcullis::Deps;
+use portcullis::RequestMeta;
 use portcullis::crypto::totp::{self, TotpSecret};
-use portcullis::edge::RequestMeta;
 use portcullis::identity::UserId;
 use portcullis::notifier::RecordingNotifier;
 use portcullis::service::recovery;
@@ -175,7 +175,7 @@ impl Fixture {
         let (function, request) =
             lambda_request(&self.routes, "POST", path, &headers, &bytes).expect("a route");
         let response =
-            portcullis::edge::dispatch(deps, request, self.handlers[function.as_str()]).await;
+            portcullis_edge::dispatch(deps, request, self.handlers[function.as_str()]).await;
         let status = response.status().as_u16();
         let text = match response.body() {
             lambda_http::Body::Text(t) => t.clone(),

@@ -24,10 +24,10 @@ use std::time::{Duration, Instant};
 
 use flows::{Calls, Measured};
 
+use portcullis::RequestMeta;
 use portcullis::config::Settings;
 use portcullis::crypto::SecretString;
 use portcullis::crypto::totp::TotpSecret;
-use portcullis::edge::RequestMeta;
 use portcullis::identity::UserId;
 use portcullis::notifier::RecordingNotifier;
 use portcullis::service::codes;

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-pub use portcullis::edge::Function;
+pub use portcullis_edge::Function;
 
 /// Function logical ID in the template → the function (its name and route table).
 pub fn handlers() -> BTreeMap<&'static str, &'static Function> {

@@ -233,7 +233,7 @@ async fn route_request(
             .function_deps
             .get(function.name)
             .unwrap_or(&task_gateway.deps);
-        portcullis::edge::dispatch(deps, request, function).await
+        portcullis_edge::dispatch(deps, request, function).await
     })
     .await;
     match response {
@@ -256,7 +256,7 @@ fn to_hyper(response: lambda_http::Response<Body>) -> Answer {
 }
 
 fn problem(err: &ApiError) -> Answer {
-    to_hyper(portcullis::edge::problem_response(err))
+    to_hyper(portcullis_edge::problem_response(err))
 }
 
 /// Claims as API Gateway's JWT authorizer passes them: a map of strings (arrays as `[a b]`).

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use portcullis::edge::Access;
+use portcullis_edge::Access;
 use portcullis_local_gateway::{OPENAPI, TEMPLATE, registry, routes};
 use serde_yaml::Value;
 

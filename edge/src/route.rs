@@ -24,11 +24,11 @@ use std::pin::Pin;
 use lambda_http::{Body, Request, Response};
 use serde::de::DeserializeOwned;
 
-use super::{RequestMeta, answer, authorization, route_key};
-use crate::Deps;
-use crate::error::ApiError;
-use crate::service::admin::{self, Admin};
-use crate::service::tokens::{self, Caller, Elevated};
+use crate::{RequestMeta, answer, authorization, request_meta, route_key};
+use portcullis::Deps;
+use portcullis::error::ApiError;
+use portcullis::service::admin::{self, Admin};
+use portcullis::service::tokens::{self, Caller, Elevated};
 
 /// What a handler returns; the edge turns an `Err` into problem+json.
 pub type Answer<'a> = Pin<Box<dyn Future<Output = Result<Response<Body>, ApiError>> + Send + 'a>>;
@@ -130,8 +130,8 @@ pub struct Function {
     pub name: &'static str,
     pub routes: &'static [Route],
     /// The AWS calls the function may make: its IAM policy in the template lists exactly these
-    /// (a test compares them), and its SDK clients refuse anything else ([`crate::grants`]).
-    pub grants: crate::grants::Grants,
+    /// (a test compares them), and its SDK clients refuse anything else ([`portcullis::grants`]).
+    pub grants: portcullis::grants::Grants,
 }
 
 impl Function {
@@ -158,27 +158,27 @@ pub struct Call {
 impl Call {
     /// The JSON body (unknown fields refused).
     pub fn body<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
-        super::parse_json(&self.req, self.max_body)
+        crate::parse_json(&self.req, self.max_body)
     }
 
     /// The JSON body, or `T::default()` when there is none.
     pub fn optional_body<T: DeserializeOwned + Default>(&self) -> Result<T, ApiError> {
-        super::optional_json(&self.req, self.max_body)
+        crate::optional_json(&self.req, self.max_body)
     }
 
     /// Refuses a body on a route that takes none.
     pub fn no_body(&self) -> Result<(), ApiError> {
-        super::no_body(&self.req, self.max_body)
+        crate::no_body(&self.req, self.max_body)
     }
 
     /// A path parameter of the route (missing, empty or over 256 bytes: 404).
     pub fn path(&self, name: &str) -> Result<String, ApiError> {
-        super::require_path_param(&self.req, name)
+        crate::require_path_param(&self.req, name)
     }
 
     /// A query-string parameter (over 256 bytes: 400).
     pub fn query(&self, name: &str) -> Result<Option<String>, ApiError> {
-        super::query_param(&self.req, name)
+        crate::query_param(&self.req, name)
     }
 }
 
@@ -187,7 +187,7 @@ impl Call {
 /// only its own routes, so this is a wiring error, not a caller's).
 pub async fn dispatch(deps: &Deps, req: Request, function: &Function) -> Response<Body> {
     let key = route_key(&req);
-    let meta = RequestMeta::from_request(&req);
+    let meta = request_meta(&req);
     let call = Call {
         req,
         meta,
@@ -200,7 +200,7 @@ pub async fn dispatch(deps: &Deps, req: Request, function: &Function) -> Respons
             .find(|r| r.key == key)
             .ok_or(ApiError::NotFound)?;
         if route.checks_client {
-            crate::service::sign_in::check_client(deps, &call.meta)?;
+            portcullis::service::sign_in::check_client(deps, &call.meta)?;
         }
         match route.serve {
             Serve::Public(handler) => handler(deps, call).await,

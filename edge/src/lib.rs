@@ -1,6 +1,11 @@
-//! The HTTP edge shared by every function: request parsing with clear 4xx answers, the one
-//! place that turns an [`ApiError`] into `application/problem+json`, and the request metadata
-//! (source IP, User-Agent, device token, route) API Gateway hands each invocation.
+//! The HTTP edge shared by every function (crate `portcullis-edge`): request parsing with clear
+//! 4xx answers, the one place that turns an [`ApiError`] into `application/problem+json`, the
+//! request metadata (source IP, User-Agent, device token, route) API Gateway hands each
+//! invocation, and the route tables ([`route`]).
+//!
+//! The only crate of the workspace's core that names `lambda_http`: the services (crate
+//! `portcullis`) do not depend on it, so the compiler keeps them free of the HTTP edge. What
+//! they learn of a request is a [`RequestMeta`], plain data, passed as an argument.
 //!
 //! Handlers built on this never fail the invocation: every outcome is an HTTP answer (an `Err`
 //! from a Lambda handler would become a bare 502 at API Gateway).
@@ -12,49 +17,39 @@ use lambda_http::{Body, Request, RequestExt as _, Response};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::crypto::SecretString;
-use crate::error::ApiError;
+use portcullis::crypto::SecretString;
+use portcullis::error::ApiError;
+pub use portcullis::request::RequestMeta;
 
-mod route;
+pub mod route;
 pub use route::{Access, Answer, Call, Function, Route, dispatch};
 
 /// Header carrying the trusted-device token (SPEC §11).
 pub const DEVICE_TOKEN_HEADER: &str = "x-device-token";
 
 /// What API Gateway tells a function about the caller.
-#[derive(Debug, Clone, Default)]
-pub struct RequestMeta {
-    pub source_ip: Option<String>,
-    pub user_agent: Option<String>,
-    pub device_token: Option<SecretString>,
-    /// `METHOD /path/{param}` as API Gateway matched it.
-    pub route_key: Option<String>,
-}
-
-impl RequestMeta {
-    pub fn from_request(req: &Request) -> Self {
-        let header = |name: &str| {
-            req.headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-        };
-        let (source_ip, route_key, ctx_user_agent) = match req.request_context_ref() {
-            Some(RequestContext::ApiGatewayV2(ctx)) => (
-                ctx.http.source_ip.clone(),
-                ctx.route_key.clone(),
-                ctx.http.user_agent.clone(),
-            ),
-            _ => (None, None, None),
-        };
-        RequestMeta {
-            source_ip,
-            user_agent: header("user-agent").or(ctx_user_agent),
-            device_token: header(DEVICE_TOKEN_HEADER)
-                .filter(|t| !t.is_empty())
-                .map(SecretString::new),
-            route_key,
-        }
+pub fn request_meta(req: &Request) -> RequestMeta {
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let (source_ip, route_key, ctx_user_agent) = match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => (
+            ctx.http.source_ip.clone(),
+            ctx.route_key.clone(),
+            ctx.http.user_agent.clone(),
+        ),
+        _ => (None, None, None),
+    };
+    RequestMeta {
+        source_ip,
+        user_agent: header("user-agent").or(ctx_user_agent),
+        device_token: header(DEVICE_TOKEN_HEADER)
+            .filter(|t| !t.is_empty())
+            .map(SecretString::new),
+        route_key,
     }
 }
 
@@ -239,7 +234,7 @@ fn build(status: u16, content_type: &str, body: Body, retry_after: Option<i64>) 
 
 /// Runs a handler body and answers every outcome over HTTP; errors are logged by code only.
 /// (The caller's IP and User-Agent reach the services as an argument: [`Call::meta`] for a
-/// public route, [`Caller::from`](crate::service::tokens::Caller) for a session route.)
+/// public route, [`Caller::from`](portcullis::service::tokens::Caller) for a session route.)
 pub async fn answer<F>(route: &str, work: F) -> Response<Body>
 where
     F: Future<Output = Result<Response<Body>, ApiError>>,
@@ -298,7 +293,7 @@ pub fn authorization(req: &Request) -> Option<&str> {
 /// by [`dispatch`] over the function's route table.
 pub async fn serve(function: &'static Function) -> Result<(), lambda_http::Error> {
     lambda_http::tracing::init_default_subscriber();
-    let deps = crate::Deps::for_function(function.name, function.grants).await?;
+    let deps = portcullis::Deps::for_function(function.name, function.grants).await?;
     let deps = &deps;
     lambda_http::run(lambda_http::service_fn(move |req| async move {
         Ok::<_, std::convert::Infallible>(dispatch(deps, req, function).await)
