@@ -132,7 +132,7 @@ async fn an_invited_user_sets_a_password_once_and_must_enrol_mfa() {
         let answer = sign_in_as(&deps, &new_user, "my first passphrase")
             .await
             .unwrap();
-        assert_eq!(answer.status, "mfa_enrolment_required", "{name}");
+        assert_eq!(answer.status(), "mfa_enrolment_required", "{name}");
         let k = event_kinds(&deps, &uid).await;
         assert!(
             k.contains(&"user_invited".into()) && k.contains(&"invitation_accepted".into()),
@@ -233,7 +233,7 @@ async fn an_mfa_reset_needs_two_different_admins_and_wipes_the_factors() {
         as_admin!(admin::approve_mfa_reset, &deps, &bob, &request.request_id).unwrap();
         assert!(no_factors(&deps, &user).await, "{name}");
         let answer = sign_in_as(&deps, user.as_str(), PASSWORD).await.unwrap();
-        assert_eq!(answer.status, "mfa_enrolment_required", "{name}");
+        assert_eq!(answer.status(), "mfa_enrolment_required", "{name}");
         assert_eq!(
             as_admin!(admin::approve_mfa_reset, &deps, &bob, &request.request_id)
                 .unwrap_err()

@@ -828,7 +828,7 @@ async fn a_password_change_reset_or_mfa_reset_ends_open_challenges_and_reset_lin
         let answer = sign_in(&deps, signin, &RequestMeta::default())
             .await
             .unwrap();
-        let open_id = answer.challenge_id.unwrap();
+        let open_id = answer.challenge_id().unwrap();
         let filed = as_admin!(
             admin::request_mfa_reset,
             &deps,
@@ -841,7 +841,7 @@ async fn a_password_change_reset_or_mfa_reset_ends_open_challenges_and_reset_lin
         .unwrap();
         as_admin!(admin::approve, &deps, &admin_b, &filed.request_id).unwrap();
         assert_eq!(
-            codes::open_challenge(&deps, &open_id).await.unwrap_err(),
+            codes::open_challenge(&deps, open_id).await.unwrap_err(),
             ApiError::ChallengeExpired,
             "{name}"
         );
@@ -929,7 +929,7 @@ async fn a_trusted_device_needs_an_active_factor_and_no_password_change_due() {
             sign_in(&deps, signin(), &with_device(&device))
                 .await
                 .unwrap()
-                .status,
+                .status(),
             "signed_in",
             "{name}"
         );
@@ -943,7 +943,7 @@ async fn a_trusted_device_needs_an_active_factor_and_no_password_change_due() {
             sign_in(&deps, signin(), &with_device(&device))
                 .await
                 .unwrap()
-                .status,
+                .status(),
             "mfa_enrolment_required",
             "{name}: a device never stands in for a missing factor"
         );
@@ -958,7 +958,8 @@ async fn a_trusted_device_needs_an_active_factor_and_no_password_change_due() {
             .await
             .unwrap();
         assert_eq!(
-            answer.status, "mfa_required",
+            answer.status(),
+            "mfa_required",
             "{name}: the maximum age applies on a trusted device"
         );
     }

@@ -80,11 +80,11 @@ async fn an_email_enrolled_at_first_sign_in_completes_it_and_signs_in_later() {
         )
         .await
         .unwrap();
-        assert_eq!(answer.status, "mfa_required", "{name}");
-        let offered = serde_json::to_value(&answer.methods).unwrap();
+        assert_eq!(answer.status(), "mfa_required", "{name}");
+        let offered = serde_json::to_value(answer.methods()).unwrap();
         assert_eq!(offered[0]["method"], "email", "{name}: {offered}");
         assert_eq!(offered[0]["email"], "J***@e***.com", "{name}");
-        let next = codes::open_challenge(&deps, answer.challenge_id.as_deref().unwrap())
+        let next = codes::open_challenge(&deps, answer.challenge_id().unwrap())
             .await
             .unwrap();
         send_by(&deps, &next, "email").await.unwrap();

@@ -622,7 +622,7 @@ async fn a_passkey_second_step_trusts_devices_for_users_only_and_a_device_never_
             )
             .await
             .unwrap();
-            let caller = bearer(&deps, &answer.tokens.unwrap().access_token)
+            let caller = bearer(&deps, &answer.tokens().unwrap().access_token)
                 .await
                 .unwrap();
             assert_eq!(caller.claims.acr, "urn:portcullis:acr:trusted-device");

@@ -64,14 +64,14 @@ async fn a_passkey_registered_at_first_sign_in_is_both_phishing_resistant_and_re
         .await
         .unwrap();
         let methods: Vec<&str> = answer
-            .methods
+            .methods()
             .as_ref()
             .unwrap()
             .iter()
             .map(|m| m.method.as_str())
             .collect();
         assert_eq!(methods, ["passkey", "recovery_code"], "{name}");
-        let challenge = codes::open_challenge(&deps, answer.challenge_id.as_ref().unwrap())
+        let challenge = codes::open_challenge(&deps, answer.challenge_id().unwrap())
             .await
             .unwrap();
         let options = passkeys::sign_in_options(&deps, &challenge).await.unwrap();

@@ -223,7 +223,7 @@ async fn forgot_answers_the_same_and_the_reset_link_works_once_for_30_minutes() 
         let answer = try_password(&deps, &user, "my reset passphrase")
             .await
             .unwrap();
-        assert_eq!(answer.status, "mfa_required", "{name}");
+        assert_eq!(answer.status(), "mfa_required", "{name}");
         // expiry
         forgot(&deps, &user).await;
         let email = outbox.sent().last().cloned().unwrap();

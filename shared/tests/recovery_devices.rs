@@ -90,14 +90,14 @@ async fn a_user_who_lost_their_phone_signs_in_with_a_recovery_code_once() {
         let answer = sign_in_with_device(&deps, &user, None).await;
         assert!(
             answer
-                .methods
+                .methods()
                 .as_ref()
                 .unwrap()
                 .iter()
                 .any(|m| m.method == portcullis::method::Method::RecoveryCode),
             "{name}"
         );
-        let c = codes::open_challenge(&deps, answer.challenge_id.as_ref().unwrap())
+        let c = codes::open_challenge(&deps, answer.challenge_id().unwrap())
             .await
             .unwrap();
         let typed = SecretString::new(set[3].to_lowercase().replace('-', " "));
@@ -218,8 +218,8 @@ async fn a_trusted_device_skips_mfa_until_removed_or_180_days_pass() {
         assert_eq!(listed[0].expires_at - listed[0].created_at, 180 * 86_400);
 
         let skipped = sign_in_with_device(&deps, &user, Some(&token)).await;
-        assert_eq!(skipped.status, "signed_in", "{name}");
-        let tokens = skipped.tokens.unwrap();
+        assert_eq!(skipped.status(), "signed_in", "{name}");
+        let tokens = skipped.tokens().unwrap();
         let caller = bearer(&deps, &tokens.access_token).await.unwrap();
         assert_eq!(caller.claims.acr, ACR_TRUSTED_DEVICE);
         assert!(
@@ -233,7 +233,7 @@ async fn a_trusted_device_skips_mfa_until_removed_or_180_days_pass() {
         assert_eq!(
             sign_in_with_device(&deps, &other, Some(&token))
                 .await
-                .status,
+                .status(),
             "mfa_required",
             "{name}"
         );
@@ -242,14 +242,16 @@ async fn a_trusted_device_skips_mfa_until_removed_or_180_days_pass() {
         assert_eq!(
             sign_in_with_device(&deps, &user, Some(&tampered))
                 .await
-                .status,
+                .status(),
             "mfa_required"
         );
 
         // expiry is enforced on read
         clock.advance_secs(180 * 86_400);
         assert_eq!(
-            sign_in_with_device(&deps, &user, Some(&token)).await.status,
+            sign_in_with_device(&deps, &user, Some(&token))
+                .await
+                .status(),
             "mfa_required",
             "{name}: expired"
         );
@@ -259,7 +261,9 @@ async fn a_trusted_device_skips_mfa_until_removed_or_180_days_pass() {
             .await
             .unwrap();
         assert_eq!(
-            sign_in_with_device(&deps, &user, Some(&token)).await.status,
+            sign_in_with_device(&deps, &user, Some(&token))
+                .await
+                .status(),
             "mfa_required",
             "{name}: removed"
         );
@@ -286,7 +290,7 @@ async fn staff_never_skip_mfa_on_a_trusted_device() {
         assert_eq!(
             sign_in_with_device(&deps, &before, trusted.as_deref())
                 .await
-                .status,
+                .status(),
             "mfa_required",
             "{name}: {role}"
         );
@@ -306,7 +310,7 @@ async fn staff_never_skip_mfa_on_a_trusted_device() {
         assert_eq!(
             sign_in_with_device(&deps, &admin, token.as_deref())
                 .await
-                .status,
+                .status(),
             "mfa_required",
             "{name}"
         );
@@ -320,7 +324,7 @@ async fn every_sensitive_action_needs_a_fresh_code_even_on_a_trusted_device() {
         let (_, token) = sms_sign_in(&deps, &user, &outbox, true).await;
         let skipped = sign_in_with_device(&deps, &user, token.as_deref())
             .await
-            .tokens
+            .into_tokens()
             .unwrap();
         let caller = bearer(&deps, &skipped.access_token).await.unwrap();
         let phone = || ChangePhoneRequest {
@@ -519,10 +523,11 @@ async fn a_device_removed_during_its_sign_in_issues_nothing_and_mfa_is_asked() {
         deps.stores.devices = std::sync::Arc::new(RemovedOnceRead(deps.stores.devices.clone()));
         let answer = sign_in_with_device(&deps, &user, Some(&token)).await;
         assert_eq!(
-            answer.status, "mfa_required",
+            answer.status(),
+            "mfa_required",
             "{name}: the device was read as trusted, but gone before it was used"
         );
-        assert!(answer.tokens.is_none(), "{name}: no tokens");
+        assert!(answer.tokens().is_none(), "{name}: no tokens");
         let kinds = event_kinds(&deps, &user).await;
         assert!(
             kinds.iter().any(|k| k == "sign_in_aborted"),
@@ -530,7 +535,9 @@ async fn a_device_removed_during_its_sign_in_issues_nothing_and_mfa_is_asked() {
         );
         // The challenge it opened works as any other: the password counter was not left busy.
         assert_eq!(
-            sign_in_with_device(&deps, &user, Some(&token)).await.status,
+            sign_in_with_device(&deps, &user, Some(&token))
+                .await
+                .status(),
             "mfa_required",
             "{name}"
         );
@@ -615,7 +622,7 @@ async fn a_store_error_after_the_password_attempt_is_counted_gives_the_attempt_b
             password: SecretString::new(PASSWORD.into()),
         };
         assert_eq!(
-            sign_in(&deps, request, &meta).await.unwrap().status,
+            sign_in(&deps, request, &meta).await.unwrap().status(),
             "mfa_required",
             "{name}: no attempt was left reserved (else: rate_limited or locked)"
         );

@@ -116,7 +116,8 @@ async fn fifth_failure_locks_for_30_minutes_and_the_password_is_not_evaluated_me
         clock.advance_secs(1740);
         let answer = sign_in_as(&deps, &id, PASSWORD).await.unwrap();
         assert_eq!(
-            answer.status, "mfa_enrolment_required",
+            answer.status(),
+            "mfa_enrolment_required",
             "{name}: the lock ends after 30 minutes"
         );
     }
@@ -194,12 +195,12 @@ async fn a_user_without_factors_must_enrol_and_gets_a_stored_challenge() {
         )
         .await
         .unwrap();
-        assert_eq!(answer.status, "mfa_enrolment_required", "{name}");
-        assert_eq!(answer.expires_in, Some(600));
-        assert!(answer.methods.is_none());
-        let challenge_id = answer.challenge_id.unwrap();
+        assert_eq!(answer.status(), "mfa_enrolment_required", "{name}");
+        assert_eq!(answer.expires_in(), Some(600));
+        assert!(answer.methods().is_none());
+        let challenge_id = answer.challenge_id().unwrap();
         assert!(challenge_id.len() >= 43, "256-bit challenge id");
-        let stored = stored_challenge(&deps, &token_digest(&challenge_id)).await;
+        let stored = stored_challenge(&deps, &token_digest(challenge_id)).await;
         assert_eq!(stored.user_id, id);
         assert_eq!(
             stored.stage,
@@ -211,7 +212,7 @@ async fn a_user_without_factors_must_enrol_and_gets_a_stored_challenge() {
         assert!(
             deps.stores
                 .challenges
-                .get_challenge(&challenge_id, clock.now())
+                .get_challenge(challenge_id, clock.now())
                 .await
                 .unwrap()
                 .is_none(),
@@ -221,7 +222,7 @@ async fn a_user_without_factors_must_enrol_and_gets_a_stored_challenge() {
         assert!(
             deps.stores
                 .challenges
-                .get_challenge(&token_digest(&challenge_id), clock.now())
+                .get_challenge(&token_digest(challenge_id), clock.now())
                 .await
                 .unwrap()
                 .is_none()
@@ -254,7 +255,7 @@ async fn a_user_with_an_active_phone_gets_mfa_required_with_the_masked_number() 
                 .unwrap();
         }
         let answer = sign_in_as(&deps, id.as_str(), PASSWORD).await.unwrap();
-        assert_eq!(answer.status, "mfa_required", "{name}");
+        assert_eq!(answer.status(), "mfa_required", "{name}");
         let json = serde_json::to_value(&answer).unwrap();
         assert_eq!(
             json["methods"],

@@ -57,24 +57,101 @@ pub struct MfaMethod {
     pub email: Option<String>,
 }
 
-/// `Debug` leaves out the challenge ID (a bearer secret; [`Tokens`](crate::service::tokens::Tokens)
-/// hides its own).
+/// The answer to a password step: one variant per `status`, each with exactly its fields (no
+/// bag of `Option`s a handler could fill wrongly). `Debug` leaves out the challenge ID (a
+/// bearer secret; [`Tokens`](crate::service::tokens::Tokens) hides its own).
 #[derive(Clone, PartialEq, Eq, Serialize)]
-pub struct SignInAnswer {
-    pub status: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub challenge_id: Option<String>,
-    /// Seconds until the challenge expires.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub expires_in: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub methods: Option<Vec<MfaMethod>>,
-    /// Set when a trusted device skipped MFA: the session's tokens.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tokens: Option<crate::service::tokens::Tokens>,
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum SignInAnswer {
+    /// The password is right; a second factor is next (`methods`: the ways offered).
+    MfaRequired {
+        challenge_id: String,
+        /// Seconds until the challenge expires.
+        expires_in: i64,
+        methods: Vec<MfaMethod>,
+    },
+    /// The password is right; the user has no factor and must enrol one in this challenge.
+    MfaEnrolmentRequired {
+        challenge_id: String,
+        /// Seconds until the challenge expires.
+        expires_in: i64,
+    },
+    /// A trusted device skipped MFA: the session's tokens.
+    SignedIn(crate::service::tokens::Tokens),
 }
 
-debug_redacting!(SignInAnswer { status, expires_in, methods, tokens; challenge_id });
+impl SignInAnswer {
+    /// The answer's `status`, as the client reads it.
+    pub fn status(&self) -> &'static str {
+        match self {
+            SignInAnswer::MfaRequired { .. } => "mfa_required",
+            SignInAnswer::MfaEnrolmentRequired { .. } => "mfa_enrolment_required",
+            SignInAnswer::SignedIn(_) => "signed_in",
+        }
+    }
+
+    /// The challenge the next step names, unless the sign-in is complete.
+    pub fn challenge_id(&self) -> Option<&str> {
+        match self {
+            SignInAnswer::MfaRequired { challenge_id, .. }
+            | SignInAnswer::MfaEnrolmentRequired { challenge_id, .. } => Some(challenge_id),
+            SignInAnswer::SignedIn(_) => None,
+        }
+    }
+
+    /// Seconds until the challenge expires, unless the sign-in is complete.
+    pub fn expires_in(&self) -> Option<i64> {
+        match self {
+            SignInAnswer::MfaRequired { expires_in, .. }
+            | SignInAnswer::MfaEnrolmentRequired { expires_in, .. } => Some(*expires_in),
+            SignInAnswer::SignedIn(_) => None,
+        }
+    }
+
+    /// The second factors offered (`mfa_required` only).
+    pub fn methods(&self) -> Option<&[MfaMethod]> {
+        match self {
+            SignInAnswer::MfaRequired { methods, .. } => Some(methods),
+            _ => None,
+        }
+    }
+
+    /// [`SignInAnswer::tokens`], owned.
+    pub fn into_tokens(self) -> Option<crate::service::tokens::Tokens> {
+        match self {
+            SignInAnswer::SignedIn(tokens) => Some(tokens),
+            _ => None,
+        }
+    }
+
+    /// The tokens of a sign-in a trusted device completed.
+    pub fn tokens(&self) -> Option<&crate::service::tokens::Tokens> {
+        match self {
+            SignInAnswer::SignedIn(tokens) => Some(tokens),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Debug for SignInAnswer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut out = f.debug_struct("SignInAnswer");
+        out.field("status", &self.status());
+        if self.challenge_id().is_some() {
+            out.field("challenge_id", &"<redacted>");
+        }
+        if let Some(expires_in) = self.expires_in() {
+            out.field("expires_in", &expires_in);
+        }
+        if let Some(methods) = self.methods() {
+            out.field("methods", &methods);
+        }
+        if let Some(tokens) = self.tokens() {
+            out.field("tokens", tokens);
+        }
+        out.finish()
+    }
+}
 
 /// Refuses browsers and systems below the configured minimums (SPEC §2 item 5).
 pub fn check_client(deps: &Deps, meta: &RequestMeta) -> Result<(), ApiError> {
@@ -369,13 +446,7 @@ async fn trusted_device_sign_in(
         method = "trusted_device",
         "signed in on a trusted device"
     );
-    Ok(Some(SignInAnswer {
-        status: "signed_in",
-        challenge_id: None,
-        expires_in: None,
-        methods: None,
-        tokens: Some(tokens),
-    }))
+    Ok(Some(SignInAnswer::SignedIn(tokens)))
 }
 
 /// An error after the password attempt was reserved and before it was judged: the attempt is
@@ -554,13 +625,16 @@ async fn open_challenge(
     given_back?;
     created?;
     tracing::info!(event = "challenge_opened", status, "password accepted");
-    let enrolling = matches!(record.stage, Stage::SignInEnrolment { .. });
-    Ok(SignInAnswer {
-        status,
-        challenge_id: Some(challenge_id),
-        expires_in: Some(ttl),
-        methods: (!enrolling).then_some(methods),
-        tokens: None,
+    Ok(match record.stage {
+        Stage::SignInEnrolment { .. } => SignInAnswer::MfaEnrolmentRequired {
+            challenge_id,
+            expires_in: ttl,
+        },
+        _ => SignInAnswer::MfaRequired {
+            challenge_id,
+            expires_in: ttl,
+            methods,
+        },
     })
 }
 
@@ -650,6 +724,52 @@ pub fn mask_email(address: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Each variant is the JSON the contract documents for its status: the tag first, exactly
+    /// its own fields, the tokens of a trusted-device sign-in beside the tag.
+    #[test]
+    fn each_answer_is_its_status_and_exactly_its_fields() {
+        let mfa = SignInAnswer::MfaRequired {
+            challenge_id: "c".into(),
+            expires_in: 600,
+            methods: vec![MfaMethod {
+                method: Method::Totp,
+                factor_id: Some("f_1".into()),
+                phone: None,
+                email: None,
+            }],
+        };
+        assert_eq!(
+            serde_json::to_value(&mfa).unwrap(),
+            serde_json::json!({"status": "mfa_required", "challenge_id": "c", "expires_in": 600,
+                "methods": [{"method": "totp", "factor_id": "f_1"}]})
+        );
+        let enrol = SignInAnswer::MfaEnrolmentRequired {
+            challenge_id: "c".into(),
+            expires_in: 600,
+        };
+        assert_eq!(
+            serde_json::to_value(&enrol).unwrap(),
+            serde_json::json!({"status": "mfa_enrolment_required", "challenge_id": "c", "expires_in": 600})
+        );
+        let signed = SignInAnswer::SignedIn(crate::service::tokens::Tokens {
+            access_token: "a".into(),
+            refresh_token: "r".into(),
+            token_type: "Bearer",
+            expires_in: 300,
+            session_id: "s_1".into(),
+        });
+        assert_eq!(
+            serde_json::to_value(&signed).unwrap(),
+            serde_json::json!({"status": "signed_in", "access_token": "a", "refresh_token": "r",
+                "token_type": "Bearer", "expires_in": 300})
+        );
+        for answer in [&mfa, &enrol, &signed] {
+            let json = serde_json::to_value(answer).unwrap();
+            assert_eq!(json["status"], answer.status());
+            assert!(!format!("{answer:?}").contains("\"c\""), "{answer:?}");
+        }
+    }
 
     #[test]
     fn phones_are_masked_to_the_last_four_digits() {

@@ -490,12 +490,10 @@ mod tests {
             created_at: UnixTime(0),
             used_at: None,
         };
-        let answer = crate::service::sign_in::SignInAnswer {
-            status: "mfa_required",
-            challenge_id: Some("SECRET-challenge".into()),
-            expires_in: Some(300),
-            methods: None,
-            tokens: None,
+        let answer = crate::service::sign_in::SignInAnswer::MfaRequired {
+            challenge_id: "SECRET-challenge".into(),
+            expires_in: 300,
+            methods: Vec::new(),
         };
         let phone = crate::phone::Phone::parse("+12025550143").unwrap();
         for shown in [

@@ -236,7 +236,11 @@ pub async fn user_with_phone(deps: &Deps, prefix: &str) -> portcullis::identity:
 
 /// Signs in with the password; returns the challenge id.
 pub async fn password_step(deps: &Deps, user: &portcullis::identity::UserId) -> String {
-    password_answer(deps, user).await.challenge_id.unwrap()
+    password_answer(deps, user)
+        .await
+        .challenge_id()
+        .unwrap()
+        .to_owned()
 }
 
 /// The challenge the password step opened, as the next step reads it.
