@@ -39,7 +39,7 @@ async fn make_admin(deps: &Deps, outbox: &RecordingNotifier, phone: &str) -> (Us
 /// Completes a verified sign-in from `ip` (no device trusted): the caller its token makes.
 async fn complete_from(deps: &Deps, verified: &Verified, ip: &str) -> Caller {
     let signed = complete_sign_in(deps, verified, None, &meta(ip)).await;
-    let tokens = signed.unwrap().tokens.unwrap();
+    let tokens = signed.unwrap().into_tokens().unwrap();
     // The caller of every later request: from the same address, as the edge would make it.
     let authorization = format!("Bearer {}", tokens.access_token);
     portcullis::service::tokens::authenticate(deps, Some(&authorization), &meta(ip))
@@ -385,7 +385,7 @@ async fn admin_actions_work_are_audited_and_every_security_event_kind_is_recorde
             device_name: Some("Laptop".into()),
         });
         let signed = complete_sign_in(&deps, &v, trust, &m).await.unwrap();
-        let caller = bearer(&deps, &signed.tokens.unwrap().access_token)
+        let caller = bearer(&deps, &signed.tokens().unwrap().access_token)
             .await
             .unwrap();
         let set = recovery::issue(&deps, &user, &RequestMeta::default())

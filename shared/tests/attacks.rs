@@ -923,7 +923,8 @@ async fn a_trusted_device_needs_an_active_factor_and_no_password_change_due() {
 
         let device = trust_sign_in(deps.clone(), user.clone(), outbox.clone())
             .await
-            .device_token
+            .device_token()
+            .map(str::to_owned)
             .unwrap();
         assert_eq!(
             sign_in(&deps, signin(), &with_device(&device))
@@ -951,7 +952,8 @@ async fn a_trusted_device_needs_an_active_factor_and_no_password_change_due() {
         add_phone(&deps, &user, "+12025550144").await;
         let device = trust_sign_in(deps.clone(), user.clone(), outbox.clone())
             .await
-            .device_token
+            .device_token()
+            .map(str::to_owned)
             .unwrap();
         clock.advance_secs(31 * 86_400);
         let answer = sign_in(&deps, signin(), &with_device(&device))
@@ -1206,8 +1208,8 @@ async fn the_audit_subject_is_the_parsed_user_id_and_every_event_kind_is_recorde
             .await
             .unwrap();
         let signed = finish_sign_in(&deps, &v).await;
-        assert_eq!(signed.status, "password_change_required");
-        let change = codes::open_challenge(&deps, &signed.challenge_id.unwrap())
+        assert_eq!(signed.status(), "password_change_required");
+        let change = codes::open_challenge(&deps, signed.challenge_id().unwrap())
             .await
             .unwrap();
         password::complete_required_change(

@@ -71,7 +71,7 @@ async fn an_mfa_reset_removes_passkeys_and_their_credential_ids_on_both_adapters
         );
         // The same authenticator can be registered again at the enrolment the reset requires.
         let again = register_at_first_sign_in(&deps, &user, &mut authenticator).await;
-        assert_eq!(again.status, "signed_in", "{name}");
+        assert_eq!(again.status(), "signed_in", "{name}");
     }
 }
 
@@ -314,7 +314,7 @@ async fn one_users_passkey_never_signs_in_as_another() {
         let signed_in = passwordless(&deps, &mut alices, "192.0.2.50")
             .await
             .unwrap();
-        let caller = bearer(&deps, &signed_in.tokens.unwrap().access_token)
+        let caller = bearer(&deps, &signed_in.tokens().unwrap().access_token)
             .await
             .unwrap();
         assert_eq!(caller.user_id, alice, "{name}");
@@ -601,11 +601,11 @@ async fn a_passkey_second_step_trusts_devices_for_users_only_and_a_device_never_
             .await
             .unwrap();
             assert_eq!(
-                signed_in.device_token.is_some(),
+                signed_in.device_token().is_some(),
                 !staff,
                 "{name}: staff get no trusted device"
             );
-            let Some(device) = signed_in.device_token else {
+            let Some(device) = signed_in.device_token() else {
                 continue;
             };
             clock.advance_secs(deps.settings.step_up_secs + 1);
@@ -616,7 +616,7 @@ async fn a_passkey_second_step_trusts_devices_for_users_only_and_a_device_never_
                     password: SecretString::new(PASSWORD.into()),
                 },
                 &RequestMeta {
-                    device_token: Some(SecretString::new(device)),
+                    device_token: Some(SecretString::new(device.to_owned())),
                     ..RequestMeta::default()
                 },
             )

@@ -22,7 +22,7 @@ use portcullis_soft_authenticator::SoftAuthenticator;
 use serde_json::Value;
 
 async fn claims_of(deps: &Deps, signed_in: &SignedIn) -> tokens::Caller {
-    bearer(deps, &signed_in.tokens.as_ref().unwrap().access_token)
+    bearer(deps, &signed_in.tokens().as_ref().unwrap().access_token)
         .await
         .unwrap()
 }
@@ -32,7 +32,7 @@ async fn a_passkey_registered_at_first_sign_in_is_both_phishing_resistant_and_re
     for (name, deps, clock, _outbox, user) in all_deps_with_user("pk").await {
         let mut authenticator = SoftAuthenticator::new(ORIGIN);
         let first = register_at_first_sign_in(&deps, &user, &mut authenticator).await;
-        assert_eq!(first.status, "signed_in", "{name}");
+        assert_eq!(first.status(), "signed_in", "{name}");
         assert_eq!(
             first.recovery_codes.as_ref().map(Vec::len),
             Some(10),
@@ -126,7 +126,7 @@ async fn a_passkey_signs_in_with_no_user_id_and_no_password() {
         let signed_in = passkeys::passwordless_sign_in(&deps, request(), &meta("198.51.100.1"))
             .await
             .unwrap();
-        assert_eq!(signed_in.status, "signed_in", "{name}");
+        assert_eq!(signed_in.status(), "signed_in", "{name}");
         let caller = claims_of(&deps, &signed_in).await;
         assert_eq!(caller.user_id, user, "{name}");
         assert_eq!(

@@ -37,13 +37,13 @@ async fn sms_sign_in(
         deps,
         Some(&format!(
             "Bearer {}",
-            signed.tokens.as_ref().unwrap().access_token
+            signed.tokens().as_ref().unwrap().access_token
         )),
         &Default::default(),
     )
     .await
     .unwrap();
-    (caller, signed.device_token)
+    (caller, signed.device_token().map(str::to_owned))
 }
 
 fn portcullis_ua() -> String {
@@ -106,7 +106,7 @@ async fn a_user_who_lost_their_phone_signs_in_with_a_recovery_code_once() {
             .unwrap();
         assert_eq!(remaining, 9, "{name}");
         let signed = finish_sign_in(&deps, &verified).await;
-        assert_eq!(signed.status, "signed_in");
+        assert_eq!(signed.status(), "signed_in");
         let alert = outbox
             .sent()
             .into_iter()

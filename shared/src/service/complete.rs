@@ -17,21 +17,14 @@ use crate::service::tokens::{self, Proof, Tokens};
 use crate::storage::CounterKey;
 use crate::storage::{UserRecord, UserStatus};
 
-/// `Debug` leaves out the trusted-device token, the challenge ID and the recovery codes (and
-/// [`Tokens`] its tokens): each is a secret.
+/// The answer of a completed second step: what it led to ([`Outcome`], tagged by `status`), and
+/// what the route adds whichever it was (the recovery codes of an authenticator just enrolled,
+/// how many remain after one was used). `Debug` leaves out the trusted-device token, the
+/// challenge ID and the recovery codes (and [`Tokens`] its tokens): each is a secret.
 #[derive(Clone, Serialize, PartialEq, Eq)]
 pub struct SignedIn {
-    pub status: &'static str,
-    /// `password_change_required`: the challenge that accepts the new password.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub challenge_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub expires_in: Option<i64>,
     #[serde(flatten)]
-    pub tokens: Option<Tokens>,
-    /// The trusted-device token, when the client asked to trust this device.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub device_token: Option<String>,
+    pub outcome: Outcome,
     /// After a recovery code: how many remain.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recovery_codes_remaining: Option<u32>,
@@ -40,7 +33,97 @@ pub struct SignedIn {
     pub recovery_codes: Option<Vec<String>>,
 }
 
-debug_redacting!(SignedIn { status, expires_in, tokens, recovery_codes_remaining; challenge_id, device_token, recovery_codes });
+/// Where a completed second step leads: one variant per `status`, each with exactly its fields.
+#[derive(Clone, Serialize, PartialEq, Eq)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Outcome {
+    /// A session: its tokens, and the trusted-device token when the client asked to trust
+    /// this device.
+    SignedIn {
+        #[serde(flatten)]
+        tokens: Tokens,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        device_token: Option<String>,
+    },
+    /// MFA is done but the password must change first: the challenge that accepts the new one.
+    PasswordChangeRequired {
+        challenge_id: String,
+        expires_in: i64,
+    },
+}
+
+impl SignedIn {
+    fn of(outcome: Outcome) -> SignedIn {
+        SignedIn {
+            outcome,
+            recovery_codes_remaining: None,
+            recovery_codes: None,
+        }
+    }
+
+    /// The answer's `status`, as the client reads it.
+    pub fn status(&self) -> &'static str {
+        match self.outcome {
+            Outcome::SignedIn { .. } => "signed_in",
+            Outcome::PasswordChangeRequired { .. } => "password_change_required",
+        }
+    }
+
+    /// The session's tokens, if the step opened one.
+    pub fn tokens(&self) -> Option<&Tokens> {
+        match &self.outcome {
+            Outcome::SignedIn { tokens, .. } => Some(tokens),
+            Outcome::PasswordChangeRequired { .. } => None,
+        }
+    }
+
+    /// [`SignedIn::tokens`], owned.
+    pub fn into_tokens(self) -> Option<Tokens> {
+        match self.outcome {
+            Outcome::SignedIn { tokens, .. } => Some(tokens),
+            Outcome::PasswordChangeRequired { .. } => None,
+        }
+    }
+
+    /// The trusted-device token, if the client asked to trust this device.
+    pub fn device_token(&self) -> Option<&str> {
+        match &self.outcome {
+            Outcome::SignedIn { device_token, .. } => device_token.as_deref(),
+            Outcome::PasswordChangeRequired { .. } => None,
+        }
+    }
+
+    /// The challenge of the required password change.
+    pub fn challenge_id(&self) -> Option<&str> {
+        match &self.outcome {
+            Outcome::PasswordChangeRequired { challenge_id, .. } => Some(challenge_id),
+            Outcome::SignedIn { .. } => None,
+        }
+    }
+
+    /// Seconds until the password-change challenge expires.
+    pub fn expires_in(&self) -> Option<i64> {
+        match &self.outcome {
+            Outcome::PasswordChangeRequired { expires_in, .. } => Some(*expires_in),
+            Outcome::SignedIn { .. } => None,
+        }
+    }
+}
+
+impl std::fmt::Debug for SignedIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redacted = |present: bool| present.then_some("<redacted>");
+        f.debug_struct("SignedIn")
+            .field("status", &self.status())
+            .field("tokens", &self.tokens())
+            .field("expires_in", &self.expires_in())
+            .field("recovery_codes_remaining", &self.recovery_codes_remaining)
+            .field("challenge_id", &redacted(self.challenge_id().is_some()))
+            .field("device_token", &redacted(self.device_token().is_some()))
+            .field("recovery_codes", &redacted(self.recovery_codes.is_some()))
+            .finish()
+    }
+}
 
 /// "Trust this device": the name the user gave, else one derived from the User-Agent of the
 /// request that completes the sign-in.
@@ -122,15 +205,10 @@ pub async fn complete_sign_in_as(
             event = "password_change_required",
             "MFA done; password change required"
         );
-        return Ok(SignedIn {
-            status: "password_change_required",
-            challenge_id: Some(challenge_id),
-            expires_in: Some(expires_in),
-            tokens: None,
-            device_token: None,
-            recovery_codes_remaining: None,
-            recovery_codes: None,
-        });
+        return Ok(SignedIn::of(Outcome::PasswordChangeRequired {
+            challenge_id,
+            expires_in,
+        }));
     }
     // Trusted devices never skip MFA for staff (sign_in.rs), so none is made for them: no
     // token that would never work, and no "new trusted device" alert.
@@ -192,15 +270,10 @@ pub async fn complete_sign_in_as(
         method = verified.method.as_str(),
         "signed in"
     );
-    Ok(SignedIn {
-        status: "signed_in",
-        challenge_id: None,
-        expires_in: None,
-        tokens: Some(tokens),
+    Ok(SignedIn::of(Outcome::SignedIn {
+        tokens,
         device_token,
-        recovery_codes_remaining: None,
-        recovery_codes: None,
-    })
+    }))
 }
 
 /// The last step of every sign-in that issues tokens, after its writes (session, device): the
@@ -315,5 +388,56 @@ pub async fn flag_new_device(
         }
         Ok(false) => {}
         Err(err) => tracing::error!(error = %err, "device sighting not recorded"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// Each outcome is the JSON the contract documents for its status; what a route adds
+    /// (recovery codes) sits beside either.
+    #[test]
+    fn each_outcome_is_its_status_and_exactly_its_fields() {
+        let signed = SignedIn {
+            outcome: Outcome::SignedIn {
+                tokens: Tokens {
+                    access_token: "a".into(),
+                    refresh_token: "r".into(),
+                    token_type: "Bearer",
+                    expires_in: 300,
+                    session_id: "s_1".into(),
+                },
+                device_token: Some("d".into()),
+            },
+            recovery_codes_remaining: Some(9),
+            recovery_codes: None,
+        };
+        assert_eq!(
+            serde_json::to_value(&signed).unwrap(),
+            serde_json::json!({"status": "signed_in", "access_token": "a", "refresh_token": "r",
+                "token_type": "Bearer", "expires_in": 300, "device_token": "d",
+                "recovery_codes_remaining": 9})
+        );
+        let must_change = SignedIn {
+            outcome: Outcome::PasswordChangeRequired {
+                challenge_id: "c".into(),
+                expires_in: 600,
+            },
+            recovery_codes_remaining: None,
+            recovery_codes: Some(vec!["k".into()]),
+        };
+        assert_eq!(
+            serde_json::to_value(&must_change).unwrap(),
+            serde_json::json!({"status": "password_change_required", "challenge_id": "c",
+                "expires_in": 600, "recovery_codes": ["k"]})
+        );
+        assert_eq!(signed.status(), "signed_in");
+        assert_eq!(signed.device_token(), Some("d"));
+        assert_eq!(signed.challenge_id(), None);
+        assert_eq!(must_change.status(), "password_change_required");
+        assert_eq!(must_change.challenge_id(), Some("c"));
+        assert!(must_change.tokens().is_none());
     }
 }

@@ -429,13 +429,20 @@ mod tests {
             session_id: "s_abc".into(),
         };
         let signed_in = crate::service::complete::SignedIn {
-            status: "signed_in",
-            challenge_id: Some("SECRET-challenge".into()),
-            expires_in: Some(300),
-            tokens: Some(tokens),
-            device_token: Some("SECRET-device".into()),
+            outcome: crate::service::complete::Outcome::SignedIn {
+                tokens,
+                device_token: Some("SECRET-device".into()),
+            },
             recovery_codes_remaining: None,
             recovery_codes: Some(vec!["SECRET-code-0".into()]),
+        };
+        let must_change = crate::service::complete::SignedIn {
+            outcome: crate::service::complete::Outcome::PasswordChangeRequired {
+                challenge_id: "SECRET-challenge".into(),
+                expires_in: 300,
+            },
+            recovery_codes_remaining: None,
+            recovery_codes: None,
         };
         let elevated = crate::service::step_up::Elevated {
             status: "elevated",
@@ -504,6 +511,7 @@ mod tests {
             format!("{answer:?}"),
             format!("{phone:?}"),
             format!("{signed_in:?}"),
+            format!("{must_change:?}"),
             format!("{elevated:#?}"),
             format!("{codes:?}"),
             format!("{user:?}"),

@@ -322,7 +322,7 @@ pub async fn sms_sign_in(
     )
     .await
     .unwrap()
-    .tokens
+    .into_tokens()
     .unwrap();
     (bearer(deps, &tokens.access_token).await.unwrap(), tokens)
 }

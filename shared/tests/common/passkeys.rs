@@ -100,7 +100,7 @@ pub async fn passwordless(
 
 /// The caller of a completed sign-in's access token.
 pub async fn caller_of(deps: &Deps, signed_in: &SignedIn) -> portcullis::service::tokens::Caller {
-    super::bearer(deps, &signed_in.tokens.as_ref().unwrap().access_token)
+    super::bearer(deps, &signed_in.tokens().as_ref().unwrap().access_token)
         .await
         .unwrap()
 }
