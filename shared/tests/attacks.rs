@@ -45,8 +45,8 @@ fn is_locked(result: &Result<impl std::fmt::Debug, ApiError>) -> bool {
     matches!(result, Err(ApiError::SecondFactorLocked { .. }))
 }
 
-async fn open(deps: &Deps, user: &UserId) -> ChallengeRecord {
-    codes::open_challenge(deps, &password_step(deps, user).await)
+async fn open(deps: &Deps, user: &UserId) -> codes::SignInChallenge {
+    codes::open_sign_in(deps, &password_step(deps, user).await)
         .await
         .unwrap()
 }
@@ -57,7 +57,7 @@ async fn challenge_with_code(
     user: &UserId,
     outbox: &RecordingNotifier,
 ) -> (ChallengeRecord, String) {
-    let c = open(deps, user).await;
+    let c: ChallengeRecord = (*open(deps, user).await).clone();
     send_by(deps, &c, "sms").await.unwrap();
     (c, last_code(outbox))
 }

@@ -421,7 +421,7 @@ async fn a_new_enrolment_supersedes_unfinished_ones_of_its_kind_so_they_never_fi
 async fn enrolment_inside_a_sign_in_needs_an_enrolment_challenge_and_totp_codes_work_once() {
     for (name, deps, clock, _outbox, user) in all_deps_with_user("enrol").await {
         let cid = password_step(&deps, &user).await;
-        let c = challenge(&deps, &cid).await;
+        let c = codes::open_sign_in(&deps, &cid).await.unwrap();
         let enrolment = factors::enrol_totp(&deps, Enroller::SignIn(&c, &RequestMeta::default()))
             .await
             .unwrap();

@@ -8,6 +8,7 @@
 use portcullis::Deps;
 use portcullis::error::ApiError;
 use portcullis::grants::{CODE_MAC, Grant, Resource, SIGN_TOKENS, STATEFUL};
+use portcullis::service::codes::SignInChallenge;
 use portcullis::service::factors::{
     self, ChangePhoneRequest, EnrolEmailRequest, EnrolPhoneRequest, Enroller, RenameRequest,
     VerifyFactorRequest,
@@ -15,7 +16,6 @@ use portcullis::service::factors::{
 use portcullis::service::passkeys::{self, EnrolPasskeyRequest};
 use portcullis::service::tokens::Caller;
 use portcullis::service::{codes, complete};
-use portcullis::storage::ChallengeRecord;
 use portcullis_edge::{self as edge, Answer, Call, Function, Route};
 
 pub static FUNCTION: Function = Function {
@@ -84,7 +84,7 @@ enum Kind {
 }
 
 /// The sign-in challenge in the path, which must be a sign-in (not a step-up) one.
-async fn sign_in_challenge(deps: &Deps, call: &Call) -> Result<ChallengeRecord, ApiError> {
+async fn sign_in_challenge(deps: &Deps, call: &Call) -> Result<SignInChallenge, ApiError> {
     codes::open_sign_in(deps, &call.path("challenge_id")?).await
 }
 

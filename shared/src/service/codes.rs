@@ -65,12 +65,27 @@ pub async fn open_challenge(deps: &Deps, challenge_id: &str) -> Result<Challenge
 
 /// A live, open *sign-in* challenge at any step (the routes under `/v1/sign-in/{id}/…`): a
 /// step-up or enrolment challenge's ID is `challenge_expired` there, as an unknown one is.
-pub async fn open_sign_in(deps: &Deps, challenge_id: &str) -> Result<ChallengeRecord, ApiError> {
+pub async fn open_sign_in(deps: &Deps, challenge_id: &str) -> Result<SignInChallenge, ApiError> {
     let challenge = open_challenge(deps, challenge_id).await?;
     if !challenge.stage.is_sign_in() {
         return Err(ApiError::ChallengeExpired);
     }
-    Ok(challenge)
+    Ok(SignInChallenge(challenge))
+}
+
+/// A challenge as [`open_sign_in`] returned it: live, open, a sign-in at some step, its user's
+/// stamp unchanged. Only this module makes one, so what takes it (a first factor's enrolment,
+/// [`crate::service::factors::Enroller::SignIn`]) cannot be handed a challenge that skipped
+/// those checks. It reads as the record it wraps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignInChallenge(ChallengeRecord);
+
+impl std::ops::Deref for SignInChallenge {
+    type Target = ChallengeRecord;
+
+    fn deref(&self) -> &ChallengeRecord {
+        &self.0
+    }
 }
 
 /// [`open_challenge`], with the user as its stamp check read them (sign-in challenges only;

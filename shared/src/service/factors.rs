@@ -33,7 +33,7 @@ pub const MAX_FACTORS: usize = 10;
 #[derive(Debug, Clone, Copy)]
 pub enum Enroller<'a> {
     /// Inside a sign-in challenge that requires enrolment, from the request that answers it.
-    SignIn(&'a ChallengeRecord, &'a RequestMeta),
+    SignIn(&'a codes::SignInChallenge, &'a RequestMeta),
     /// A signed-in user.
     Session(&'a Caller),
 }
@@ -258,7 +258,7 @@ pub(crate) async fn enrolment_challenge(
             {
                 return Err(ApiError::ChallengeExpired);
             }
-            Ok(challenge.clone())
+            Ok((**challenge).clone())
         }
         Enroller::Session(caller) => {
             let now = deps.clock.now();
@@ -519,7 +519,7 @@ pub async fn verify_factor(
             if others_active {
                 return Err(ApiError::ChallengeExpired);
             }
-            challenge.clone()
+            (**challenge).clone()
         }
         Enroller::Session(caller) => {
             let now = deps.clock.now();

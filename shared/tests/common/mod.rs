@@ -243,12 +243,13 @@ pub async fn password_step(deps: &Deps, user: &portcullis::identity::UserId) -> 
         .to_owned()
 }
 
-/// The challenge the password step opened, as the next step reads it.
+/// The challenge the password step opened, as the next step (a route under
+/// `/v1/sign-in/{id}/…`) opens it.
 pub async fn password_challenge(
     deps: &Deps,
     user: &portcullis::identity::UserId,
-) -> portcullis::storage::ChallengeRecord {
-    portcullis::service::codes::open_challenge(deps, &password_step(deps, user).await)
+) -> portcullis::service::codes::SignInChallenge {
+    portcullis::service::codes::open_sign_in(deps, &password_step(deps, user).await)
         .await
         .unwrap()
 }

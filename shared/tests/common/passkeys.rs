@@ -48,7 +48,7 @@ pub async fn register_at_first_sign_in(
     user: &UserId,
     authenticator: &mut SoftAuthenticator,
 ) -> SignedIn {
-    let challenge = codes::open_challenge(deps, &super::password_step(deps, user).await)
+    let challenge = codes::open_sign_in(deps, &super::password_step(deps, user).await)
         .await
         .unwrap();
     let pending = passkeys::enrol(
