@@ -22,9 +22,16 @@ fn check<T: serde::de::DeserializeOwned>(req: &Request, sent: &[String]) {
 fn refusal_is_clean(err: &ApiError, sent: &[String]) {
     assert!((400..500).contains(&err.status()), "{err:?}");
     let problem = serde_json::to_string(&err.problem()).unwrap();
+    // What the refusals say themselves is taken out first: a body whose strings include
+    // "application/json" (the 415's "Send the request body as application/json.") is not
+    // being echoed (found by the fuzzer, with an API Gateway event sent as a text/plain body).
+    const OWN_WORDS: [&str; 2] = ["application/problem+json", "application/json"];
+    let scrubbed = OWN_WORDS
+        .iter()
+        .fold(problem.clone(), |text, own| text.replace(own, " "));
     for value in sent {
         assert!(
-            !problem.contains(value.as_str()),
+            !scrubbed.contains(value.as_str()),
             "the error repeats a submitted value: {problem}"
         );
     }
@@ -45,6 +52,31 @@ fn strings(value: &serde_json::Value, out: &mut Vec<String>) {
     }
 }
 
+/// Whether API Gateway could deliver this event: lambda_http builds the request's URL from the
+/// `Host` header (else `requestContext.domainName`), `X-Forwarded-Proto` and `rawPath`, and
+/// panics (an `unwrap` in `build_request_uri`) when they make no URL, e.g. a host that is not
+/// a valid domain name (found by this target). API Gateway sets all three itself (the host is
+/// the API's own domain, the scheme `https`, the path one it routed), so such an event never
+/// reaches a function; it is skipped rather than reported against lambda_http.
+fn deliverable(text: &str) -> bool {
+    let Ok(event) = serde_json::from_str::<serde_json::Value>(text) else {
+        return true;
+    };
+    let header = |name: &str| {
+        event["headers"]
+            .as_object()
+            .and_then(|h| h.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)))
+            .and_then(|(_, v)| v.as_str())
+    };
+    let host = header("host").or(event["requestContext"]["domainName"].as_str());
+    let Some(host) = host else {
+        return true;
+    };
+    let scheme = header("x-forwarded-proto").unwrap_or("https");
+    let path = event["rawPath"].as_str().unwrap_or_default();
+    url::Url::parse(&format!("{scheme}://{host}{path}")).is_ok()
+}
+
 fuzz_target!(|data: &[u8]| {
     let Some((&selector, rest)) = data.split_first() else {
         return;
@@ -52,6 +84,7 @@ fuzz_target!(|data: &[u8]| {
     if selector & 0x80 != 0 {
         // The whole input is an API Gateway event, parsed as lambda_http parses it in Lambda.
         if let Ok(text) = std::str::from_utf8(rest)
+            && deliverable(text)
             && let Ok(req) = lambda_http::request::from_str(text)
         {
             let _ = portcullis_edge::request_meta(&req);

@@ -709,3 +709,36 @@ async fn an_enrolment_records_the_ip_of_the_request_that_verified_it() {
         }
     }
 }
+
+/// A method that is not answered with a code is refused before anything is counted, even
+/// through `check_code_by`, which takes the method already parsed.
+#[tokio::test]
+async fn a_method_without_a_code_is_refused_before_any_try_is_counted() {
+    use portcullis::method::Method;
+    for (name, deps, _clock, _outbox, user) in all_deps_with_user("nocode").await {
+        add_phone(&deps, &user, "+12025550143").await;
+        let c = password_challenge(&deps, &user).await;
+        for method in [Method::RecoveryCode, Method::Passkey] {
+            let refused = codes::check_code_by(
+                &deps,
+                &c,
+                method,
+                &code("123456"),
+                None,
+                &RequestMeta::default(),
+            )
+            .await
+            .unwrap_err();
+            assert_eq!(
+                refused,
+                ApiError::validation("method must be one of sms, voice, email, totp."),
+                "{name}: {method}"
+            );
+        }
+        assert_eq!(
+            stored_challenge(&deps, &c.id_digest).await.attempts,
+            0,
+            "{name}: no try counted"
+        );
+    }
+}

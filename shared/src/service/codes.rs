@@ -607,7 +607,8 @@ pub async fn check_code(
     check_code_by(deps, challenge, method, code, factor_id, from).await
 }
 
-/// [`check_code`] for a method already parsed (one of [`Method::CODES`]).
+/// [`check_code`] for a method already parsed; one that is not answered with a code
+/// ([`Method::CODES`]) is refused before anything is counted.
 pub async fn check_code_by(
     deps: &Deps,
     challenge: &ChallengeRecord,
@@ -616,6 +617,8 @@ pub async fn check_code_by(
     factor_id: Option<&str>,
     from: &RequestMeta,
 ) -> Result<Verified, ApiError> {
+    let method =
+        Method::parse_one_of(method.as_str(), &Method::CODES).map_err(ApiError::validation)?;
     let code = normalise_code(code)?;
     // What the answer is compared with, made ready while the answer is counted: the MAC of
     // the code pending in the challenge, or the authenticator's seed. The key work (a KMS call
