@@ -136,10 +136,10 @@ pub struct InvitationView {
 
 /// The answer to an action that waits for a second admin (202).
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(tag = "status", rename = "pending_approval")]
 pub struct PendingApproval {
     pub request_id: String,
     pub kind: RequestKind,
-    pub status: &'static str,
     pub expires_at: i64,
 }
 
@@ -603,7 +603,6 @@ async fn file_request(
     Ok(PendingApproval {
         request_id: request.request_id,
         kind,
-        status: "pending_approval",
         expires_at: request.expires_at.secs(),
     })
 }
@@ -645,6 +644,14 @@ pub async fn request_mfa_reset(
     .await
 }
 
+/// Where a two-admin request stands: waiting for a second admin, or carried out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestStatus {
+    Pending,
+    Approved,
+}
+
 /// A request as admins see it in the queue.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct RequestView {
@@ -655,8 +662,7 @@ pub struct RequestView {
     pub reason: String,
     pub created_at: i64,
     pub expires_at: i64,
-    /// `pending` or `approved`.
-    pub status: &'static str,
+    pub status: RequestStatus,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub approved_by: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -694,9 +700,9 @@ pub async fn list_requests(
                 && r.requested_by != me
                 && r.user_id.as_str() != me,
             status: if r.approved_by.is_some() {
-                "approved"
+                RequestStatus::Approved
             } else {
-                "pending"
+                RequestStatus::Pending
             },
             request_id: r.request_id,
             kind: r.kind,
@@ -715,11 +721,11 @@ pub async fn list_requests(
 
 /// What an approval carried out.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(tag = "status", rename = "approved")]
 pub struct Approved {
     pub request_id: String,
     pub kind: RequestKind,
     pub user_id: UserId,
-    pub status: &'static str,
     /// An approved admin invitation: where it was sent.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub invitation: Option<InvitationView>,
@@ -804,7 +810,6 @@ async fn approve_kind(
         request_id: request.request_id,
         kind: request.kind,
         user_id: request.user_id,
-        status: "approved",
         invitation,
     })
 }
@@ -896,7 +901,7 @@ pub struct UserSummary {
     pub user_id: UserId,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
-    pub status: &'static str,
+    pub status: UserStatus,
     pub roles: Vec<String>,
     /// The password lock or the second-factor lock is running.
     pub locked: bool,
@@ -947,7 +952,7 @@ pub async fn search(
             .collect();
         out.push(UserSummary {
             email: user.email.as_deref().map(mask_email),
-            status: user.status.as_str(),
+            status: user.status,
             roles: user.roles,
             locked,
             factors,
@@ -965,7 +970,7 @@ pub struct UserDetail {
     pub user_id: UserId,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
-    pub status: &'static str,
+    pub status: UserStatus,
     pub roles: Vec<String>,
     pub created_at: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -1009,7 +1014,7 @@ pub async fn detail(deps: &Deps, _admin: &Admin, user_id: &str) -> Result<UserDe
         password_change_required: crate::service::sign_in::password_change_due(deps, &user, now),
         invitation_pending: user.password_hash.is_none(),
         email: user.email.as_deref().map(mask_email),
-        status: user.status.as_str(),
+        status: user.status,
         created_at: user.created_at.secs(),
         last_sign_in_at: user.last_sign_in_at.map(UnixTime::secs),
         password_changed_at: user.password_changed_at.map(UnixTime::secs),

@@ -72,18 +72,18 @@ pub struct EnrolEmailRequest {
 
 /// A pending phone or email factor, with the code just sent to it.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(tag = "status", rename = "pending")]
 pub struct EnrolPhoneAnswer {
     pub factor_id: String,
-    pub status: &'static str,
     pub sent_to: String,
     pub sends_remaining: u32,
     pub expires_in: i64,
 }
 
 #[derive(Clone, Serialize, PartialEq, Eq)]
+#[serde(tag = "status", rename = "pending")]
 pub struct EnrolTotpAnswer {
     pub factor_id: String,
-    pub status: &'static str,
     pub secret: String,
     pub otpauth_uri: String,
     pub qr_png_base64: String,
@@ -133,7 +133,7 @@ pub struct FactorView {
     pub factor_id: String,
     #[serde(rename = "type")]
     pub kind: &'static str,
-    pub status: &'static str,
+    pub status: FactorStatus,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub phone: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -158,7 +158,7 @@ pub fn view(factor: &FactorRecord) -> FactorView {
     let mut view = FactorView {
         factor_id: factor.factor_id.clone(),
         kind: factor.kind.name(),
-        status: factor.status.as_str(),
+        status: factor.status,
         phone: None,
         delivery: None,
         email: None,
@@ -424,7 +424,6 @@ async fn send_first_code(
     );
     Ok(EnrolPhoneAnswer {
         factor_id,
-        status: "pending",
         sent_to: sent.sent_to,
         sends_remaining: sent.sends_remaining,
         expires_in: sent.expires_in,
@@ -466,7 +465,6 @@ pub async fn enrol_totp(deps: &Deps, enroller: Enroller<'_>) -> Result<EnrolTotp
     );
     Ok(EnrolTotpAnswer {
         factor_id,
-        status: "pending",
         secret: enrolment.secret_base32,
         otpauth_uri: enrolment.otpauth_uri,
         qr_png_base64: enrolment.qr_png_base64,
@@ -701,7 +699,6 @@ pub async fn change_phone(
     let sent = codes::send_code(deps, &challenge, &request, &caller.from).await?;
     Ok(EnrolPhoneAnswer {
         factor_id: new_id,
-        status: "pending",
         sent_to: sent.sent_to,
         sends_remaining: sent.sends_remaining,
         expires_in: sent.expires_in,

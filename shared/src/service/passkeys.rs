@@ -189,9 +189,9 @@ pub struct EnrolPasskeyRequest {
 
 /// A pending passkey and the options for `navigator.credentials.create()`.
 #[derive(Debug, Clone, Serialize)]
+#[serde(tag = "status", rename = "pending")]
 pub struct EnrolPasskeyAnswer {
     pub factor_id: String,
-    pub status: &'static str,
     /// `PublicKeyCredentialCreationOptionsJSON`.
     pub options: Value,
 }
@@ -270,11 +270,7 @@ pub async fn enrol(
         kind = "passkey",
         "passkey registration started"
     );
-    Ok(EnrolPasskeyAnswer {
-        factor_id,
-        status: "pending",
-        options,
-    })
+    Ok(EnrolPasskeyAnswer { factor_id, options })
 }
 
 fn registration_refused() -> ApiError {

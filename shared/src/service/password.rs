@@ -53,13 +53,12 @@ pub struct NewPasswordRequest {
 
 /// The one answer to every forgot-password request.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(tag = "status", rename = "accepted")]
 pub struct ForgotAnswer {
-    pub status: &'static str,
     pub detail: &'static str,
 }
 
 pub const FORGOT_ANSWER: ForgotAnswer = ForgotAnswer {
-    status: "accepted",
     detail: "If this user ID exists and has an email address, a reset link is on its way. It works once, for 30 minutes.",
 };
 

@@ -40,10 +40,11 @@ pub struct StepUpStarted {
 
 debug_redacting!(StepUpStarted { expires_in, sent_to, sends_remaining, options; challenge_id });
 
+/// `{"status": "elevated", ...}`: the tag is the type's, so no answer can carry another.
 /// `Debug` leaves out the access token.
 #[derive(Clone, Serialize, PartialEq, Eq)]
+#[serde(tag = "status", rename = "elevated")]
 pub struct Elevated {
-    pub status: &'static str,
     pub access_token: String,
     pub token_type: &'static str,
     pub expires_in: i64,
@@ -51,7 +52,7 @@ pub struct Elevated {
     pub recovery_codes_remaining: Option<u32>,
 }
 
-debug_redacting!(Elevated { status, token_type, expires_in, recovery_codes_remaining; access_token });
+debug_redacting!(Elevated { token_type, expires_in, recovery_codes_remaining; access_token });
 
 /// Opens a step-up challenge for the caller's session; sends the code for text, voice, email;
 /// for a passkey, answers the assertion options (the ceremony is kept in the challenge).
@@ -172,7 +173,6 @@ pub async fn elevate(
         "session elevated"
     );
     Ok(Elevated {
-        status: "elevated",
         access_token,
         token_type: "Bearer",
         // The session's absolute limit still holds: a step-up elevates, never extends.

@@ -445,7 +445,6 @@ mod tests {
             recovery_codes: None,
         };
         let elevated = crate::service::step_up::Elevated {
-            status: "elevated",
             access_token: "SECRET-elevated".into(),
             token_type: "Bearer",
             expires_in: 300,

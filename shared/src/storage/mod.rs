@@ -22,7 +22,8 @@ use crate::clock::UnixTime;
 use crate::error::StoreError;
 use crate::identity::UserId;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum UserStatus {
     Active,
     Inactive,
@@ -341,7 +342,8 @@ pub struct PasskeyUse<'a> {
     pub at: UnixTime,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum FactorStatus {
     /// Enrolled but not yet proven with a code.
     Pending,

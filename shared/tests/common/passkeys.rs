@@ -61,7 +61,7 @@ pub async fn register_at_first_sign_in(
     )
     .await
     .unwrap();
-    assert_eq!(pending.status, "pending");
+    assert_eq!(serde_json::to_value(&pending).unwrap()["status"], "pending");
     let response = authenticator.register(&pending.options).unwrap();
     let proven = finish(
         deps,
