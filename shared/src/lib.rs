@@ -31,6 +31,24 @@ macro_rules! debug_redacting {
     };
 }
 
+/// A challenge as one opener returned it: a newtype over the record, which only the opener's
+/// module can make (its field is private), and which reads as the record (`Deref`).
+macro_rules! opened_challenge {
+    ($(#[$doc:meta])* $ty:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub struct $ty(crate::storage::ChallengeRecord);
+
+        impl std::ops::Deref for $ty {
+            type Target = crate::storage::ChallengeRecord;
+
+            fn deref(&self) -> &crate::storage::ChallengeRecord {
+                &self.0
+            }
+        }
+    };
+}
+
 pub mod challenge;
 pub mod client;
 pub mod clock;

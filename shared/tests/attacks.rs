@@ -81,7 +81,7 @@ async fn sms_step_up(
     let v = answer_code(deps, &su, "sms", &secret(&last_code(outbox)))
         .await
         .unwrap();
-    step_up::elevate(deps, caller, &v).await.unwrap()
+    step_up::elevate(deps, caller, &su, &v).await.unwrap()
 }
 
 fn purposes(outbox: &RecordingNotifier) -> Vec<String> {
@@ -985,6 +985,69 @@ async fn removing_the_last_factor_removes_the_trusted_devices() {
     }
 }
 
+/// A proof answers only the challenge it was made for: a sign-in's proof elevates no session,
+/// another step-up's proof elevates nothing, and a step-up's proof opens no new session (a
+/// step-up challenge has no stamp of its own, so without the stage check it matched a new
+/// user's stamp and signed in).
+#[tokio::test]
+async fn a_proof_answers_only_its_own_kind_of_challenge() {
+    for (name, deps, _clock, outbox, user) in all_deps_with_phoned_user("proofkind").await {
+        let (caller, _) = sms_sign_in(&deps, &user, &outbox).await;
+        let started = start_step_up(&deps, &caller, "sms").await;
+        let su = step_up::challenge_of(&deps, &caller, &started.challenge_id)
+            .await
+            .unwrap();
+        let su_code = last_code(&outbox);
+        let sign_in_proof = sms_verified(&deps, &user, &outbox).await;
+        assert_eq!(
+            step_up::elevate(&deps, &caller, &su, &sign_in_proof).await,
+            Err(ApiError::ChallengeExpired),
+            "{name}: a sign-in's proof elevates a session"
+        );
+        let other = start_step_up(&deps, &caller, "sms").await;
+        let other = step_up::challenge_of(&deps, &caller, &other.challenge_id)
+            .await
+            .unwrap();
+        let other_proof = answer_code(&deps, &other, "sms", &secret(&last_code(&outbox)))
+            .await
+            .unwrap();
+        assert_eq!(
+            step_up::elevate(&deps, &caller, &su, &other_proof).await,
+            Err(ApiError::ChallengeExpired),
+            "{name}: another step-up's proof answers this one"
+        );
+        assert_eq!(
+            complete_sign_in(&deps, &other_proof, None, &RequestMeta::default())
+                .await
+                .map(|_| ()),
+            Err(ApiError::ChallengeExpired),
+            "{name}: a step-up's proof opens a session"
+        );
+        // Each proof still does what it was made for.
+        let su_proof = answer_code(&deps, &su, "sms", &secret(&su_code))
+            .await
+            .unwrap();
+        assert!(
+            step_up::elevate(&deps, &caller, &su, &su_proof)
+                .await
+                .is_ok(),
+            "{name}"
+        );
+        assert!(
+            step_up::elevate(&deps, &caller, &other, &other_proof)
+                .await
+                .is_ok(),
+            "{name}"
+        );
+        assert!(
+            complete_sign_in(&deps, &sign_in_proof, None, &RequestMeta::default())
+                .await
+                .is_ok(),
+            "{name}"
+        );
+    }
+}
+
 // ---- 2. two admins for privileged roles ------------------------------------------------------
 
 #[tokio::test]
@@ -1210,7 +1273,7 @@ async fn the_audit_subject_is_the_parsed_user_id_and_every_event_kind_is_recorde
             .unwrap();
         let signed = finish_sign_in(&deps, &v).await;
         assert_eq!(signed.status(), "password_change_required");
-        let change = codes::open_challenge(&deps, signed.challenge_id().unwrap())
+        let change = codes::open_sign_in(&deps, signed.challenge_id().unwrap())
             .await
             .unwrap();
         password::complete_required_change(

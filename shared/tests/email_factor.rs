@@ -67,7 +67,7 @@ async fn an_email_enrolled_at_first_sign_in_completes_it_and_signs_in_later() {
         .await
         .unwrap();
         assert_eq!(proven.factor.status, FactorStatus::Active);
-        assert_eq!(proven.verified.method, portcullis::method::Method::Email);
+        assert_eq!(proven.verified.method(), portcullis::method::Method::Email);
 
         // The next sign-in offers it (masked) and completes with it.
         let answer = sign_in(
@@ -95,7 +95,11 @@ async fn an_email_enrolled_at_first_sign_in_completes_it_and_signs_in_later() {
             "{name}"
         );
         let verified = answer_code(&deps, &next, "email", &typed).await.unwrap();
-        assert_eq!(verified.method, portcullis::method::Method::Email, "{name}");
+        assert_eq!(
+            verified.method(),
+            portcullis::method::Method::Email,
+            "{name}"
+        );
     }
 }
 

@@ -405,7 +405,9 @@ async fn a_passkey_steps_up_a_session_and_is_renamed_and_removed() {
             passkeys::check_assertion(&deps, &challenge, &assertion, &RequestMeta::default())
                 .await
                 .unwrap();
-        let elevated = step_up::elevate(&deps, &caller, &verified).await.unwrap();
+        let elevated = step_up::elevate(&deps, &caller, &challenge, &verified)
+            .await
+            .unwrap();
         let caller = bearer(&deps, &elevated.access_token).await.unwrap();
         assert!(caller.is_elevated(&deps), "{name}");
         assert_eq!(caller.claims.acr, "urn:portcullis:acr:phishing-resistant");

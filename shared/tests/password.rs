@@ -274,7 +274,7 @@ async fn an_admin_flag_or_an_old_password_requires_a_change_after_mfa() {
             step.tokens().is_none(),
             "{name}: no session before the change"
         );
-        let change = codes::open_challenge(&deps, step.challenge_id().as_ref().unwrap())
+        let change = codes::open_sign_in(&deps, step.challenge_id().as_ref().unwrap())
             .await
             .unwrap();
         let refused = password::complete_required_change(
@@ -468,7 +468,7 @@ async fn a_user_deactivated_before_the_required_change_gets_no_session() {
         let v = sms_verified(&deps, &user, &outbox).await;
         let step = finish_sign_in(&deps, &v).await;
         assert_eq!(step.status(), "password_change_required", "{name}");
-        let change = codes::open_challenge(&deps, step.challenge_id().as_ref().unwrap())
+        let change = codes::open_sign_in(&deps, step.challenge_id().as_ref().unwrap())
             .await
             .unwrap();
         // Deactivated (the status alone: the stamp is left as it was) while the user types.

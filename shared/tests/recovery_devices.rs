@@ -376,7 +376,9 @@ async fn every_sensitive_action_needs_a_fresh_code_even_on_a_trusted_device() {
         )
         .await
         .unwrap();
-        let elevated = step_up::elevate(&deps, &caller, &v).await.unwrap();
+        let elevated = step_up::elevate(&deps, &caller, &challenge, &v)
+            .await
+            .unwrap();
         let elevated_caller = bearer(&deps, &elevated.access_token).await.unwrap();
         assert_eq!(elevated_caller.claims.acr, ACR_MFA);
         assert_eq!(elevated_caller.claims.auth_time, clock.now().secs());

@@ -114,7 +114,7 @@ fn verify_step_up(deps: &Deps, call: Call, caller: Caller) -> Answer<'_> {
         let verified = check_answer(deps, &challenge, &body, &caller.from).await?;
         Ok(edge::json_response(
             200,
-            &step_up::elevate(deps, &caller, &verified).await?,
+            &step_up::elevate(deps, &caller, &challenge, &verified).await?,
         ))
     })
 }

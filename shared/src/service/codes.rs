@@ -73,20 +73,13 @@ pub async fn open_sign_in(deps: &Deps, challenge_id: &str) -> Result<SignInChall
     Ok(SignInChallenge(challenge))
 }
 
-/// A challenge as [`open_sign_in`] returned it: live, open, a sign-in at some step, its user's
-/// stamp unchanged. Only this module makes one, so what takes it (a first factor's enrolment,
-/// [`crate::service::factors::Enroller::SignIn`]) cannot be handed a challenge that skipped
-/// those checks. It reads as the record it wraps.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SignInChallenge(ChallengeRecord);
-
-impl std::ops::Deref for SignInChallenge {
-    type Target = ChallengeRecord;
-
-    fn deref(&self) -> &ChallengeRecord {
-        &self.0
-    }
-}
+opened_challenge!(
+    /// A challenge as [`open_sign_in`] returned it: live, open, a sign-in at some step, its user's
+    /// stamp unchanged. Only this module makes one, so what takes it (a first factor's enrolment,
+    /// [`crate::service::factors::Enroller::SignIn`]) cannot be handed a challenge that skipped
+    /// those checks. It reads as the record it wraps.
+    SignInChallenge
+);
 
 /// [`open_challenge`], with the user as its stamp check read them (sign-in challenges only;
 /// `None` for the others): completing the sign-in uses this read instead of making another.
@@ -542,21 +535,43 @@ pub fn normalise_code(code: &SecretString) -> Result<SecretString, ApiError> {
     Ok(SecretString::new(digits))
 }
 
-/// What a successful check proved.
+/// What a successful check proved. Only the services make one (its fields are crate-private):
+/// a function crate holds a `Verified` only because a check passed, so it cannot hand
+/// [`crate::service::complete::complete_sign_in`] or [`crate::service::step_up::elevate`] a
+/// proof it put together itself. Those two also refuse a proof of the other kind of challenge.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verified {
-    pub factor_id: String,
+    pub(crate) factor_id: String,
     /// How it was proven.
-    pub method: Method,
+    pub(crate) method: Method,
     /// The challenge after the attempt (completed by this call).
-    pub challenge: ChallengeRecord,
+    pub(crate) challenge: ChallengeRecord,
     /// A passkey's key method for `amr`: `hwk` (bound to its device) or `swk` (synced).
-    pub passkey_key: Option<&'static str>,
+    pub(crate) passkey_key: Option<&'static str>,
 }
 
 impl Verified {
+    /// The factor that answered.
+    pub fn factor_id(&self) -> &str {
+        &self.factor_id
+    }
+
+    /// How it was proven.
+    pub fn method(&self) -> Method {
+        self.method
+    }
+
+    /// The challenge it answered, as the check left it (completed).
+    pub fn challenge(&self) -> &ChallengeRecord {
+        &self.challenge
+    }
+
     /// A proof by code: no passkey involved.
-    pub fn by_code(factor_id: String, method: Method, challenge: ChallengeRecord) -> Verified {
+    pub(crate) fn by_code(
+        factor_id: String,
+        method: Method,
+        challenge: ChallengeRecord,
+    ) -> Verified {
         Verified {
             factor_id,
             method,

@@ -14,7 +14,7 @@ use crate::service::codes::Verified;
 use crate::service::devices;
 use crate::service::limits;
 use crate::service::tokens::{self, Proof, Tokens};
-use crate::storage::CounterKey;
+use crate::storage::{CounterKey, Stage};
 use crate::storage::{UserRecord, UserStatus};
 
 /// The answer of a completed second step: what it led to ([`Outcome`], tagged by `status`), and
@@ -185,6 +185,14 @@ pub async fn complete_sign_in_as(
     trust: Option<TrustRequest>,
     meta: &RequestMeta,
 ) -> Result<SignedIn, ApiError> {
+    // Only a sign-in's proof completes a sign-in: a step-up's or an enrolment's (of a session
+    // already open) is refused, and so is the new-password step (it completes at `…/password`).
+    if !matches!(
+        verified.challenge.stage,
+        Stage::SignInFactor { .. } | Stage::SignInEnrolment { .. } | Stage::Passwordless { .. }
+    ) {
+        return Err(ApiError::ChallengeExpired);
+    }
     let user_id = &verified.challenge.user_id;
     // The user as judged must be the one the challenge was opened for: the same ID, and the
     // same security stamp (a password or MFA reset since, even one a fresh read would see,

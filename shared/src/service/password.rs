@@ -352,10 +352,12 @@ async fn challenge_user(deps: &Deps, challenge: &ChallengeRecord) -> Result<User
         .ok_or(ApiError::ChallengeExpired)
 }
 
-/// `POST /v1/sign-in/{challenge_id}/password`: the required change, then the session.
+/// `POST /v1/sign-in/{challenge_id}/password`: the required change, then the session. It takes
+/// the challenge as [`codes::open_sign_in`] opened it (live, a sign-in, its stamp checked);
+/// a sign-in at another step is `forbidden`.
 pub async fn complete_required_change(
     deps: &Deps,
-    challenge: &ChallengeRecord,
+    challenge: &codes::SignInChallenge,
     request: NewPasswordRequest,
     from: &RequestMeta,
 ) -> Result<tokens::Tokens, ApiError> {

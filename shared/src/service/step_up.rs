@@ -118,26 +118,48 @@ pub async fn start(
     Ok(started)
 }
 
+opened_challenge!(
+    /// A live, open step-up challenge of the caller's own session, as [`challenge_of`] found it.
+    /// Only this module makes one, and [`elevate`] takes one: a route cannot elevate a session
+    /// with a challenge it opened some other way (a sign-in's, another session's). It reads as
+    /// the record it wraps.
+    StepUpChallenge
+);
+
 /// The caller's own open step-up challenge (another user's, or another session's, is expired
 /// as far as this caller can tell).
 pub async fn challenge_of(
     deps: &Deps,
     caller: &Caller,
     challenge_id: &str,
-) -> Result<ChallengeRecord, ApiError> {
+) -> Result<StepUpChallenge, ApiError> {
     let challenge = codes::open_challenge(deps, challenge_id).await?;
-    if !challenge.stage.is_step_up_of(&caller.claims.sid) || challenge.user_id != caller.user_id {
+    if !is_of(&challenge, caller) {
         return Err(ApiError::ChallengeExpired);
     }
-    Ok(challenge)
+    Ok(StepUpChallenge(challenge))
 }
 
-/// Records the fresh proof on the session and issues an elevated access token.
+/// A step-up of the caller's session (its `sid`), for the caller.
+fn is_of(challenge: &ChallengeRecord, caller: &Caller) -> bool {
+    challenge.stage.is_step_up_of(&caller.claims.sid) && challenge.user_id == caller.user_id
+}
+
+/// Records the fresh proof on the session and issues an elevated access token. `verified`
+/// must answer `step_up` itself (`challenge_expired` otherwise): a proof of a sign-in, an
+/// enrolment or another step-up elevates nothing.
 pub async fn elevate(
     deps: &Deps,
     caller: &Caller,
+    step_up: &StepUpChallenge,
     verified: &Verified,
 ) -> Result<Elevated, ApiError> {
+    if verified.challenge.id_digest != step_up.id_digest
+        || !is_of(&verified.challenge, caller)
+        || !is_of(step_up, caller)
+    {
+        return Err(ApiError::ChallengeExpired);
+    }
     let now = deps.clock.now();
     let mut amr = verified.amr();
     amr.retain(|m| m != "pwd");
