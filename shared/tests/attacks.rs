@@ -17,7 +17,7 @@ use portcullis::identity::UserId;
 use portcullis::notifier::RecordingNotifier;
 use portcullis::service::admin::{self, ActOutcome, Action, InviteOutcome, InviteRequest};
 use portcullis::service::codes::{self, SendCodeRequest};
-use portcullis::service::complete::{TrustRequest, complete_sign_in};
+use portcullis::service::complete::{self, TrustRequest, complete_sign_in};
 use portcullis::service::factors::{self, EnrolPhoneRequest, Enroller, VerifyFactorRequest};
 use portcullis::service::password::{self, ChangePasswordRequest, ResetRequest};
 use portcullis::service::sign_in::{SignInRequest, sign_in};
@@ -1022,6 +1022,23 @@ async fn a_proof_answers_only_its_own_kind_of_challenge() {
                 .map(|_| ()),
             Err(ApiError::ChallengeExpired),
             "{name}: a step-up's proof opens a session"
+        );
+        // A sign-in completes only with a proof of the challenge the route opened.
+        let opened = codes::open_mfa_sign_in(&deps, &password_step(&deps, &user).await)
+            .await
+            .unwrap();
+        assert_eq!(
+            complete::complete_mfa_sign_in(
+                &deps,
+                &sign_in_proof,
+                &opened,
+                None,
+                &RequestMeta::default()
+            )
+            .await
+            .map(|_| ()),
+            Err(ApiError::ChallengeExpired),
+            "{name}: another sign-in's proof completes this one"
         );
         // Each proof still does what it was made for.
         let su_proof = answer_code(&deps, &su, "sms", &secret(&su_code))

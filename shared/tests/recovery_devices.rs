@@ -732,22 +732,22 @@ async fn a_deactivation_landing_during_a_sign_in_issues_nothing() {
     for (name, mut deps, _clock, outbox) in all_deps_with_notifier().await {
         let user = user_with_phone(&deps, "overtaken").await;
         let store = overtaken(&mut deps, true);
-        let judged = deps.stores.users.get_user(&user).await.unwrap();
-        let v = sms_verified(&deps, &user, &outbox).await;
+        // Opened (and its user read) before the deactivation lands, as the verify route does.
+        let opened = codes::open_mfa_sign_in(&deps, &password_step(&deps, &user).await)
+            .await
+            .unwrap();
+        send_by(&deps, &opened, "sms").await.unwrap();
+        let code = SecretString::new(last_code(&outbox));
+        let v = answer_code(&deps, &opened, "sms", &code).await.unwrap();
         store.armed.store(true, std::sync::atomic::Ordering::SeqCst);
         let trust = Some(TrustRequest::default());
         let from = RequestMeta {
             user_agent: Some(portcullis_ua()),
             ..RequestMeta::default()
         };
-        let result = portcullis::service::complete::complete_sign_in_as(
-            &deps,
-            &v,
-            &judged.unwrap(),
-            trust,
-            &from,
-        )
-        .await;
+        let result =
+            portcullis::service::complete::complete_mfa_sign_in(&deps, &v, &opened, trust, &from)
+                .await;
         assert_eq!(result.unwrap_err(), ApiError::AccountInactive, "{name}");
         let sessions = deps.stores.sessions.list_sessions(&user).await.unwrap();
         assert!(no_live_session(&sessions), "{name}: {sessions:?}");

@@ -31,11 +31,11 @@ fn redeem_in_sign_in(deps: &Deps, call: Call) -> Answer<'_> {
     Box::pin(async move {
         let body: RedeemRequest = call.body()?;
         let trust = complete::trust_request(body.trust_device, body.device_name)?;
-        let (challenge, user) = codes::open_mfa_sign_in(deps, &call.path("challenge_id")?).await?;
+        let challenge = codes::open_mfa_sign_in(deps, &call.path("challenge_id")?).await?;
         let (verified, remaining) =
             recovery::redeem(deps, &challenge, &body.code, &call.meta).await?;
         let mut signed_in =
-            complete::complete_sign_in_as(deps, &verified, &user, trust, &call.meta).await?;
+            complete::complete_mfa_sign_in(deps, &verified, &challenge, trust, &call.meta).await?;
         signed_in.recovery_codes_remaining = Some(remaining);
         Ok(edge::json_response(200, &signed_in))
     })

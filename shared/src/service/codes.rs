@@ -186,16 +186,39 @@ impl Opening {
 /// `…/factors/{factor_id}/verify`, password changes at `…/password`), and its user as read
 /// to check the challenge is current: `challenge_expired` for another kind of challenge,
 /// `forbidden` for a sign-in challenge at another step.
-pub async fn open_mfa_sign_in(
-    deps: &Deps,
-    challenge_id: &str,
-) -> Result<(ChallengeRecord, UserRecord), ApiError> {
+pub async fn open_mfa_sign_in(deps: &Deps, challenge_id: &str) -> Result<MfaSignIn, ApiError> {
     let (challenge, user) = open_challenge_and_user(deps, challenge_id).await?;
     let Some(user) = user.filter(|_| challenge.stage.is_sign_in()) else {
         return Err(ApiError::ChallengeExpired);
     };
     expect_mfa_sign_in(&challenge)?;
-    Ok((challenge, user))
+    Ok(MfaSignIn { challenge, user })
+}
+
+/// A sign-in challenge waiting for its second factor, as [`open_mfa_sign_in`] found it, and
+/// its user as that check read them. Only this module makes one, and
+/// [`crate::service::complete::complete_mfa_sign_in`] takes one: a route completes a sign-in
+/// only with a challenge opened for that, and only with a proof of that same challenge. It
+/// reads as the record it wraps.
+#[derive(Debug, Clone)]
+pub struct MfaSignIn {
+    challenge: ChallengeRecord,
+    user: UserRecord,
+}
+
+impl MfaSignIn {
+    /// The user as the stamp check read them.
+    pub fn user(&self) -> &UserRecord {
+        &self.user
+    }
+}
+
+impl std::ops::Deref for MfaSignIn {
+    type Target = ChallengeRecord;
+
+    fn deref(&self) -> &ChallengeRecord {
+        &self.challenge
+    }
 }
 
 /// A sign-in challenge waiting for its second factor: `challenge_expired` for another kind of

@@ -10,7 +10,7 @@ use crate::error::ApiError;
 use crate::request::RequestMeta;
 use crate::service::alerts::{self, Alert};
 use crate::service::audit::{self, Event};
-use crate::service::codes::Verified;
+use crate::service::codes::{MfaSignIn, Verified};
 use crate::service::devices;
 use crate::service::limits;
 use crate::service::tokens::{self, Proof, Tokens};
@@ -174,11 +174,27 @@ pub async fn complete_sign_in(
     complete_sign_in_as(deps, verified, &user, trust, meta).await
 }
 
+/// [`complete_sign_in`] of the challenge [`crate::service::codes::open_mfa_sign_in`] opened,
+/// with its user as that opening read them (no second read). `verified` must answer that very
+/// challenge (`challenge_expired` otherwise).
+pub async fn complete_mfa_sign_in(
+    deps: &Deps,
+    verified: &Verified,
+    sign_in: &MfaSignIn,
+    trust: Option<TrustRequest>,
+    meta: &RequestMeta,
+) -> Result<SignedIn, ApiError> {
+    if verified.challenge.id_digest != sign_in.id_digest {
+        return Err(ApiError::ChallengeExpired);
+    }
+    complete_sign_in_as(deps, verified, sign_in.user(), trust, meta).await
+}
+
 /// [`complete_sign_in`] with the user as this request read them when it opened the challenge
 /// ([`crate::service::codes::open_challenge_and_user`], a few round trips earlier): saves a
 /// read. Whichever read it judged, the sign-in hands out nothing until [`confirm_current`]
 /// has read the user again after its writes.
-pub async fn complete_sign_in_as(
+pub(crate) async fn complete_sign_in_as(
     deps: &Deps,
     verified: &Verified,
     user: &UserRecord,
