@@ -736,9 +736,11 @@ async fn a_deactivation_landing_during_a_sign_in_issues_nothing() {
         let opened = codes::open_mfa_sign_in(&deps, &password_step(&deps, &user).await)
             .await
             .unwrap();
-        send_by(&deps, &opened, "sms").await.unwrap();
+        send_by(&deps, opened.record(), "sms").await.unwrap();
         let code = SecretString::new(last_code(&outbox));
-        let v = answer_code(&deps, &opened, "sms", &code).await.unwrap();
+        let v = answer_code(&deps, opened.record(), "sms", &code)
+            .await
+            .unwrap();
         store.armed.store(true, std::sync::atomic::Ordering::SeqCst);
         let trust = Some(TrustRequest::default());
         let from = RequestMeta {

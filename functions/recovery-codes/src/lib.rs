@@ -33,7 +33,7 @@ fn redeem_in_sign_in(deps: &Deps, call: Call) -> Answer<'_> {
         let trust = complete::trust_request(body.trust_device, body.device_name)?;
         let challenge = codes::open_mfa_sign_in(deps, &call.path("challenge_id")?).await?;
         let (verified, remaining) =
-            recovery::redeem(deps, &challenge, &body.code, &call.meta).await?;
+            recovery::redeem(deps, challenge.record(), &body.code, &call.meta).await?;
         let mut signed_in =
             complete::complete_mfa_sign_in(deps, &verified, &challenge, trust, &call.meta).await?;
         signed_in.recovery_codes_remaining = Some(remaining);

@@ -88,7 +88,7 @@ fn verify_sign_in(deps: &Deps, call: Call) -> Answer<'_> {
         let body: VerifyRequest = call.body()?;
         let trust = complete::trust_request(body.trust_device, body.device_name.clone())?;
         let challenge = codes::open_mfa_sign_in(deps, &call.path("challenge_id")?).await?;
-        let verified = check_answer(deps, &challenge, &body, &call.meta).await?;
+        let verified = check_answer(deps, challenge.record(), &body, &call.meta).await?;
         let signed_in =
             complete::complete_mfa_sign_in(deps, &verified, &challenge, trust, &call.meta).await?;
         Ok(edge::json_response(200, &signed_in))

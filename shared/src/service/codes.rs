@@ -198,8 +198,7 @@ pub async fn open_mfa_sign_in(deps: &Deps, challenge_id: &str) -> Result<MfaSign
 /// A sign-in challenge waiting for its second factor, as [`open_mfa_sign_in`] found it, and
 /// its user as that check read them. Only this module makes one, and
 /// [`crate::service::complete::complete_mfa_sign_in`] takes one: a route completes a sign-in
-/// only with a challenge opened for that, and only with a proof of that same challenge. It
-/// reads as the record it wraps.
+/// only with a challenge opened for that, and only with a proof of that same challenge.
 #[derive(Debug, Clone)]
 pub struct MfaSignIn {
     challenge: ChallengeRecord,
@@ -207,17 +206,14 @@ pub struct MfaSignIn {
 }
 
 impl MfaSignIn {
+    /// The challenge, for the checks of an answer.
+    pub fn record(&self) -> &ChallengeRecord {
+        &self.challenge
+    }
+
     /// The user as the stamp check read them.
     pub fn user(&self) -> &UserRecord {
         &self.user
-    }
-}
-
-impl std::ops::Deref for MfaSignIn {
-    type Target = ChallengeRecord;
-
-    fn deref(&self) -> &ChallengeRecord {
-        &self.challenge
     }
 }
 

@@ -184,7 +184,7 @@ pub async fn complete_mfa_sign_in(
     trust: Option<TrustRequest>,
     meta: &RequestMeta,
 ) -> Result<SignedIn, ApiError> {
-    if verified.challenge.id_digest != sign_in.id_digest {
+    if verified.challenge.id_digest != sign_in.record().id_digest {
         return Err(ApiError::ChallengeExpired);
     }
     complete_sign_in_as(deps, verified, sign_in.user(), trust, meta).await
