@@ -258,4 +258,3 @@ fn to_hyper(response: lambda_http::Response<Body>) -> Answer {
 fn problem(err: &ApiError) -> Answer {
     to_hyper(portcullis_edge::problem_response(err))
 }
-

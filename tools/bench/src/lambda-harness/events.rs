@@ -20,6 +20,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use lambda_http::http::{HeaderMap, HeaderName, HeaderValue};
 use portcullis::crypto::jwt::{self, ACR_MFA, AccessClaims, TokenSigner};
 use portcullis::crypto::{random_bytes, random_id, random_token};
+use portcullis::{Clock as _, SystemClock};
 use portcullis_local_gateway::event::{Incoming, authorizer_claims, build};
 use portcullis_local_gateway::routes::Route;
 use serde_json::{Map, Value, json};
@@ -49,7 +50,11 @@ enum Kind {
     Refresh,
     Forgot,
     /// A protected `GET`: route, path parameters, roles of the token.
-    Authed(&'static str, &'static [(&'static str, &'static str)], &'static [&'static str]),
+    Authed(
+        &'static str,
+        &'static [(&'static str, &'static str)],
+        &'static [&'static str],
+    ),
     Sender,
     Sweep,
 }
@@ -195,14 +200,28 @@ impl Events {
                 let challenge = random_token();
                 let params = [("challenge_id", challenge.as_str())];
                 let body = json!({"method": "sms"});
-                self.http("POST", "/v1/sign-in/{challenge_id}/codes", &params, Some(body), ip, None)
+                self.http(
+                    "POST",
+                    "/v1/sign-in/{challenge_id}/codes",
+                    &params,
+                    Some(body),
+                    ip,
+                    None,
+                )
             }
             Kind::Verify => {
                 let (_, ip) = self.next();
                 let challenge = random_token();
                 let params = [("challenge_id", challenge.as_str())];
                 let body = json!({"method": "totp", "code": "123456"});
-                self.http("POST", "/v1/sign-in/{challenge_id}/verify", &params, Some(body), ip, None)
+                self.http(
+                    "POST",
+                    "/v1/sign-in/{challenge_id}/verify",
+                    &params,
+                    Some(body),
+                    ip,
+                    None,
+                )
             }
             Kind::Refresh => {
                 let (n, ip) = self.next();
@@ -335,10 +354,10 @@ fn source_ip(n: u32) -> String {
     format!("198.{}.{}.{}", 18 + (n >> 16), (n >> 8) & 0xFF, n & 0xFF)
 }
 
+/// The wall clock in milliseconds, at the project clock's resolution (whole seconds, as
+/// `portcullis-local` stamps its events).
 fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    SystemClock.now().secs().saturating_mul(1000)
 }
 
 /// An EventBridge Scheduler event, as the inactive sweep's schedule sends it.
@@ -419,7 +438,12 @@ mod tests {
         assert_eq!(a["routeKey"], "POST /v1/sign-in");
         assert_eq!(a["requestContext"]["http"]["userAgent"], USER_AGENT);
         assert_eq!(a["headers"]["content-type"], "application/json");
-        let ip = |e: &Value| e["requestContext"]["http"]["sourceIp"].as_str().unwrap().to_owned();
+        let ip = |e: &Value| {
+            e["requestContext"]["http"]["sourceIp"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        };
         assert!(ip(&a).starts_with("198.1"));
         assert_ne!(ip(&a), ip(&b));
         assert_eq!(a["headers"]["x-forwarded-for"], ip(&a).as_str());
@@ -468,7 +492,10 @@ mod tests {
         let body: Value = serde_json::from_str(record["body"].as_str().unwrap()).unwrap();
         assert_eq!(body["user_id"], "harness-nobody-7@example.com");
         serde_json::from_value::<SqsEvent>(sqs.clone()).unwrap();
-        let sweep = events.make(&scenario("inactive-sweep").unwrap(), 1).await.unwrap();
+        let sweep = events
+            .make(&scenario("inactive-sweep").unwrap(), 1)
+            .await
+            .unwrap();
         assert_eq!(sweep["detail-type"], "Scheduled Event");
         assert!(sweep["time"].as_str().unwrap().ends_with('Z'));
     }

@@ -180,9 +180,8 @@ impl Drop for LogDir {
 }
 
 async fn run(args: &Args) -> Result<(), String> {
-    let read = |path: &Path| {
-        std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))
-    };
+    let read =
+        |path: &Path| std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()));
     let template = read(&args.template)?;
     let specs = setup::template_functions(&template)?;
     let names: Vec<String> = if args.functions.is_empty() {
@@ -214,10 +213,8 @@ async fn run(args: &Args) -> Result<(), String> {
             missing.join(", ")
         ));
     }
-    let mut func_env = setup::parse_env_file(
-        &read(&args.env_file)?,
-        &args.env_file.display().to_string(),
-    )?;
+    let mut func_env =
+        setup::parse_env_file(&read(&args.env_file)?, &args.env_file.display().to_string())?;
     // The harness's tokens are signed by KMS (see the module documentation).
     func_env.insert("PORTCULLIS_TOKEN_SIGNING".into(), "kms".into());
     let needs_token = names
@@ -235,8 +232,8 @@ async fn run(args: &Args) -> Result<(), String> {
     } else {
         None
     };
-    let routes = portcullis_local_gateway::routes::from_template(&template)
-        .map_err(|e| e.to_string())?;
+    let routes =
+        portcullis_local_gateway::routes::from_template(&template).map_err(|e| e.to_string())?;
     let mut events = Events::new(routes, signer, issuer, audience);
 
     let log_dir = LogDir::new(args.log_dir.as_deref())?;
@@ -490,7 +487,10 @@ impl Measure<'_> {
         let function = [
             ("AWS_LAMBDA_RUNTIME_API", runtime_api.to_owned()),
             ("AWS_LAMBDA_FUNCTION_NAME", spec.logical_id.clone()),
-            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", spec.memory_mb.to_string()),
+            (
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+                spec.memory_mb.to_string(),
+            ),
             ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".into()),
             ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand".into()),
         ];
@@ -548,9 +548,8 @@ impl Measure<'_> {
     fn check(&self, answer: &Answer) -> Result<(Option<u64>, Box<RawValue>), String> {
         let name = &self.spec.binary;
         let text = String::from_utf8_lossy(&answer.payload);
-        let raw = RawValue::from_string(text.trim().to_owned()).map_err(|_| {
-            format!("{name}: the answer is not JSON: {}", clip(&text, 200))
-        })?;
+        let raw = RawValue::from_string(text.trim().to_owned())
+            .map_err(|_| format!("{name}: the answer is not JSON: {}", clip(&text, 200)))?;
         let value: serde_json::Value =
             serde_json::from_str(raw.get()).map_err(|e| format!("{name}: {e}"))?;
         let status = value.get("statusCode").and_then(serde_json::Value::as_u64);
@@ -631,7 +630,19 @@ mod tests {
         let defaults = parse(&["--bin-dir", "b", "--env-file", "e", "--template", "t"]).unwrap();
         assert_eq!((defaults.warm, defaults.cold), (20, 3));
         assert!(parse(&["--bin-dir", "b", "--env-file", "e"]).is_err());
-        assert!(parse(&["--bin-dir", "b", "--env-file", "e", "--template", "t", "--cold", "0"]).is_err());
+        assert!(
+            parse(&[
+                "--bin-dir",
+                "b",
+                "--env-file",
+                "e",
+                "--template",
+                "t",
+                "--cold",
+                "0"
+            ])
+            .is_err()
+        );
         assert!(parse(&["--bogus"]).is_err());
     }
 

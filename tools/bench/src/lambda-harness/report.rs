@@ -215,7 +215,9 @@ mod tests {
         // A known input: 705 bytes of deflate stream from miniz_oxide (flate2's backend) plus
         // the 116 of the headers. Python's zipfile makes 822 bytes of it: zlib's deflate
         // stream is one byte longer (the two encoders choose their matches differently).
-        let data: Vec<u8> = (0..100_000u64).map(|i| ((i * i + 7 * i) % 251) as u8).collect();
+        let data: Vec<u8> = (0..100_000u64)
+            .map(|i| ((i * i + 7 * i) % 251) as u8)
+            .collect();
         assert_eq!(zip_size(&data[..]).unwrap(), 821);
     }
 
@@ -299,6 +301,9 @@ mod tests {
             cold: 1,
             functions: &[("f".into(), r)],
         };
-        assert!(markdown(&report).ends_with("| f | 0.0 | 0.0 | 1.0 | 2.0 | – / – | – | 256 | 401: req |\n"));
+        assert!(
+            markdown(&report)
+                .ends_with("| f | 0.0 | 0.0 | 1.0 | 2.0 | – / – | – | 256 | 401: req |\n")
+        );
     }
 }

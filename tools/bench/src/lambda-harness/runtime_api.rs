@@ -16,7 +16,7 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
@@ -25,6 +25,7 @@ use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use portcullis::crypto::random_bytes;
+use portcullis::{Clock as _, SystemClock};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::{JoinHandle, JoinSet};
@@ -208,7 +209,10 @@ async fn handle(state: &State, request: Request<Incoming>) -> Response<Full<Byte
         }
         Call::Answer(id, outcome) => {
             let Ok(body) = request.into_body().collect().await.map(|b| b.to_bytes()) else {
-                return reply(StatusCode::BAD_REQUEST, br#"{"errorMessage":"unreadable body"}"#);
+                return reply(
+                    StatusCode::BAD_REQUEST,
+                    br#"{"errorMessage":"unreadable body"}"#,
+                );
             };
             let answered = Instant::now();
             let taken = state.slots.lock().ok().and_then(|mut slots| {
@@ -239,13 +243,12 @@ async fn next(state: &State) -> Response<Full<Bytes>> {
     let Some((request_id, event)) = queued else {
         return reply(StatusCode::GONE, br#"{"errorMessage":"closed"}"#);
     };
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    let deadline_ms = (now + state.timeout).as_millis();
+    let now = SystemClock.now().secs();
+    let deadline_ms = now
+        .saturating_add(i64::try_from(state.timeout.as_secs()).unwrap_or(i64::MAX))
+        .saturating_mul(1000);
     let trace = format!(
-        "Root=1-{:08x}-{};Parent={};Sampled=0",
-        now.as_secs(),
+        "Root=1-{now:08x}-{};Parent={};Sampled=0",
         hex(&random_bytes::<12>()),
         hex(&random_bytes::<8>())
     );
@@ -303,7 +306,10 @@ mod tests {
     #[test]
     fn the_paths_of_the_runtime_api() {
         let p = |m: Method, path: &str| format!("{:?}", call(&m, path));
-        assert_eq!(p(Method::GET, "/2018-06-01/runtime/invocation/next"), "Next");
+        assert_eq!(
+            p(Method::GET, "/2018-06-01/runtime/invocation/next"),
+            "Next"
+        );
         assert_eq!(
             p(Method::POST, "/2018-06-01/runtime/invocation/abc/response"),
             "Answer(\"abc\", Response)"
@@ -312,7 +318,10 @@ mod tests {
             p(Method::POST, "/2018-06-01/runtime/invocation/abc/error"),
             "Answer(\"abc\", Error)"
         );
-        assert_eq!(p(Method::POST, "/2018-06-01/runtime/init/error"), "InitError");
+        assert_eq!(
+            p(Method::POST, "/2018-06-01/runtime/init/error"),
+            "InitError"
+        );
         for (m, path) in [
             (Method::POST, "/2018-06-01/runtime/invocation/next"),
             (Method::GET, "/2018-06-01/runtime/invocation/abc/response"),
@@ -350,9 +359,12 @@ mod tests {
 
     #[tokio::test]
     async fn an_event_is_handed_out_and_its_answer_comes_back_once() {
-        let api = RuntimeApi::start("arn:aws:lambda:us-east-1:1:function:F", Duration::from_secs(10))
-            .await
-            .unwrap();
+        let api = RuntimeApi::start(
+            "arn:aws:lambda:us-east-1:1:function:F",
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
         let pending = api.enqueue(&serde_json::json!({"hello": "world"}));
         let next = exchange(
             &api.address,
@@ -362,7 +374,9 @@ mod tests {
         .await;
         assert!(next.starts_with("HTTP/1.1 200"), "{next}");
         assert!(next.ends_with(r#"{"hello":"world"}"#), "{next}");
-        assert!(next.contains("lambda-runtime-invoked-function-arn: arn:aws:lambda:us-east-1:1:function:F"));
+        assert!(next.contains(
+            "lambda-runtime-invoked-function-arn: arn:aws:lambda:us-east-1:1:function:F"
+        ));
         assert!(next.contains("lambda-runtime-trace-id: Root=1-"));
         let id = next
             .lines()
@@ -383,11 +397,16 @@ mod tests {
 
     #[tokio::test]
     async fn an_init_error_is_reported() {
-        let api = RuntimeApi::start("arn", Duration::from_secs(10)).await.unwrap();
+        let api = RuntimeApi::start("arn", Duration::from_secs(10))
+            .await
+            .unwrap();
         let mut errors = api.init_error();
         let out = exchange(
             &api.address,
-            post("/2018-06-01/runtime/init/error", r#"{"errorMessage":"no table"}"#),
+            post(
+                "/2018-06-01/runtime/init/error",
+                r#"{"errorMessage":"no table"}"#,
+            ),
         )
         .await;
         assert!(out.starts_with("HTTP/1.1 202"), "{out}");

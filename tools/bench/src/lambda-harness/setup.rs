@@ -85,7 +85,7 @@ pub fn parse_env_file(text: &str, origin: &str) -> Result<BTreeMap<String, Strin
         if !is_name(name) {
             return Err(at("not a KEY=VALUE line"));
         }
-        env.insert(name.to_owned(), sh_value(raw).map_err(|e| at(e))?);
+        env.insert(name.to_owned(), sh_value(raw).map_err(at)?);
     }
     Ok(env)
 }
