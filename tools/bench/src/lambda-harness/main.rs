@@ -383,7 +383,7 @@ impl Measure<'_> {
             init_ms.push(ms(spawned, answer.handed_out));
             let (st, raw) = self.check(&answer)?;
             if round == 0 {
-                (status, first_answer) = (st, Some(raw));
+                (status, first_answer) = (st, raw);
                 for _ in 0..warm {
                     n += 1;
                     let event = events.make(&self.scenario, n).await?;
@@ -505,6 +505,9 @@ impl Measure<'_> {
         let tail = |process: &Process| log_tail(&process.log);
         let deadline = Instant::now() + INVOKE_TIMEOUT;
         let mut init_error = process.api.init_error();
+        if let Some(error) = init_error.borrow_and_update().clone() {
+            return Err(format!("{name}: init error: {error}\n{}", tail(process)));
+        }
         loop {
             tokio::select! {
                 answer = &mut pending.answer => {
@@ -544,8 +547,9 @@ impl Measure<'_> {
     }
 
     /// The answer's `statusCode` (`None` when it is not an HTTP response) if it is one of the
-    /// scenario's, with the answer as sent.
-    fn check(&self, answer: &Answer) -> Result<(Option<u64>, Box<RawValue>), String> {
+    /// scenario's, with the answer as sent when it is a JSON object (the report shows it for a
+    /// function that does not answer HTTP).
+    fn check(&self, answer: &Answer) -> Result<(Option<u64>, Option<Box<RawValue>>), String> {
         let name = &self.spec.binary;
         let text = String::from_utf8_lossy(&answer.payload);
         let raw = RawValue::from_string(text.trim().to_owned())
@@ -567,7 +571,7 @@ impl Measure<'_> {
                 clip(&text, 400)
             ));
         }
-        Ok((status, raw))
+        Ok((status, value.is_object().then_some(raw)))
     }
 }
 
