@@ -88,6 +88,9 @@ fn parse_args(raw: impl Iterator<Item = String>) -> Result<Args, String> {
             Some((flag, value)) if flag.starts_with("--") => (flag.to_owned(), Some(value.into())),
             _ => (arg.clone(), None),
         };
+        if arg == "-h" {
+            return Err(String::new());
+        }
         if !flag.starts_with("--") {
             args.functions.push(arg);
             continue;

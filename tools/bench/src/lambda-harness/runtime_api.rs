@@ -308,22 +308,22 @@ mod tests {
     #[test]
     fn the_paths_of_the_runtime_api() {
         let p = |m: Method, path: &str| format!("{:?}", call(&m, path));
-        assert_eq!(
-            p(Method::GET, "/2018-06-01/runtime/invocation/next"),
-            "Next"
-        );
-        assert_eq!(
-            p(Method::POST, "/2018-06-01/runtime/invocation/abc/response"),
-            "Answer(\"abc\", Response)"
-        );
-        assert_eq!(
-            p(Method::POST, "/2018-06-01/runtime/invocation/abc/error"),
-            "Answer(\"abc\", Error)"
-        );
-        assert_eq!(
-            p(Method::POST, "/2018-06-01/runtime/init/error"),
-            "InitError"
-        );
+        for (m, path, want) in [
+            (Method::GET, "/2018-06-01/runtime/invocation/next", "Next"),
+            (
+                Method::POST,
+                "/2018-06-01/runtime/invocation/abc/response",
+                "Answer(\"abc\", Response)",
+            ),
+            (
+                Method::POST,
+                "/2018-06-01/runtime/invocation/abc/error",
+                "Answer(\"abc\", Error)",
+            ),
+            (Method::POST, "/2018-06-01/runtime/init/error", "InitError"),
+        ] {
+            assert_eq!(p(m, path), want, "{path}");
+        }
         for (m, path) in [
             (Method::POST, "/2018-06-01/runtime/invocation/next"),
             (Method::GET, "/2018-06-01/runtime/invocation/abc/response"),
