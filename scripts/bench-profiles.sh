@@ -34,8 +34,11 @@ CANDIDATES=(before o3-lto s-lto z-lto)
 # The emulator first: each candidate is measured as soon as it is built, so a run cut short
 # still reports the candidates it finished.
 start_bench_moto "$STATE/profiles.env"
-# The signing key record the functions read (any build of the CLI makes the same record).
-cargo build --quiet -p portcullis-admin-cli
+# The signing key record the functions read (any build of the CLI makes the same record), and
+# the Lambda harness: one debug build measures every candidate (its Runtime API and its zip
+# sizing are the same for all; the figures are the functions').
+cargo build --quiet -p portcullis-admin-cli -p portcullis-bench --bin portcullis-admin \
+  --bin portcullis-lambda-harness
 target/debug/portcullis-admin rotate-signing-key --if-missing > /dev/null
 target/debug/portcullis-admin rotate-code-key --if-missing > /dev/null
 
@@ -71,7 +74,7 @@ for c in "${CANDIDATES[@]}"; do
     cargo build --quiet --release --target-dir "target/profiles/$c" "${PACKAGES[@]}"
   secs=$((SECONDS - started))
   log "Lambda harness: '$c' (built in $secs s)"
-  "$VENV/bin/python" scripts/lambda_harness.py --bin-dir "target/profiles/$c/release" \
+  target/debug/portcullis-lambda-harness --bin-dir "target/profiles/$c/release" \
     --env-file "$STATE/profiles.env" --template infra/template.yaml --cold 5 \
     --json-out "$STATE/profiles-$c.json" "${BINARIES[@]}" > /dev/null
   DONE+=("$c=$secs")

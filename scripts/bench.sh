@@ -4,8 +4,8 @@
 #   1. tools/bench (release): argon2 vs sign-in per core; the AWS calls of the failure paths;
 #      every request of the sign-in flows through its function's handler (in-process cost,
 #      latency against the emulator beside its bare round trip, AWS calls by operation);
-#   2. scripts/lambda_harness.py: each function's release binary under a Lambda Runtime API
-#      emulator: size, cold start, warm invocation, peak memory;
+#   2. portcullis-lambda-harness (tools/bench, release): each function's release binary under a
+#      Lambda Runtime API emulator: size, cold start, warm invocation, peak memory;
 #   3. scripts/cost_model.py: AWS $ per million sign-ins from 1 and 2, beside Cognito;
 #   4. scripts/goals.py (first in the file): each performance goal beside what 1-3 measured.
 # The release profile (Cargo.toml: LTO, one codegen unit) makes the build long: 30-40 minutes
@@ -33,7 +33,7 @@ BODY="$STATE/BENCHMARKS.body.md"
   BENCH_FLOWS_JSON="$STATE/bench-flows.json" BENCH_THROUGHPUT_JSON="$STATE/bench-throughput.json" \
     "$RELEASE/portcullis-bench"
   log "Lambda functions under the Runtime API emulator"
-  "$VENV/bin/python" scripts/lambda_harness.py --bin-dir "$RELEASE" --env-file "$STATE/bench.env" \
+  "$RELEASE/portcullis-lambda-harness" --bin-dir "$RELEASE" --env-file "$STATE/bench.env" \
     --template infra/template.yaml --json-out "$STATE/bench-lambda.json"
   echo
   "$VENV/bin/python" scripts/cost_model.py --flows "$STATE/bench-flows.json" \

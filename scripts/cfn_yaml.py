@@ -1,4 +1,4 @@
-"""Reading infra/template.yaml in the scripts (provision, lambda_harness, cost_model).
+"""Reading infra/template.yaml in the scripts (provision, cost_model).
 
 CloudFormation short tags become their long forms: `!Ref X` -> {"Ref": "X"},
 `!GetAtt A.B` -> {"Fn::GetAtt": ["A", "B"]}, `!Sub ...` -> {"Fn::Sub": ...},

@@ -5,10 +5,11 @@
         --lambda .local/bench-lambda.json --template infra/template.yaml [--sign-ins-per-user 8]
 
 Inputs: the AWS calls and in-process CPU time of each request, measured by the Rust benchmark
-(tools/bench → bench-flows.json); the cold starts measured by scripts/lambda_harness.py
-(bench-lambda.json); memory, architecture and the fixed resources from the template. Prints a
-Markdown section: a table per sign-in flow (each component in $ per million flows), a comparison
-with Amazon Cognito user pools, the fixed monthly costs and the assumptions.
+(tools/bench → bench-flows.json); the cold starts measured by the Lambda harness
+(portcullis-lambda-harness, also in tools/bench → bench-lambda.json); memory, architecture and
+the fixed resources from the template. Prints a Markdown section: a table per sign-in flow (each
+component in $ per million flows), a comparison with Amazon Cognito user pools, the fixed
+monthly costs and the assumptions.
 
 Python 3.10+ standard library plus PyYAML. Importable (the tests import it): main() is guarded.
 """
@@ -345,7 +346,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--flows", required=True, help="bench-flows.json (the Rust benchmark)")
     parser.add_argument("--lambda", dest="lambda_json", required=True,
-                        help="bench-lambda.json (scripts/lambda_harness.py)")
+                        help="bench-lambda.json (portcullis-lambda-harness)")
     parser.add_argument("--template", required=True, help="infra/template.yaml")
     parser.add_argument("--sign-ins-per-user", type=float, default=8.0,
                         help="sign-ins per user per month, for Cognito's MAU price (default 8)")

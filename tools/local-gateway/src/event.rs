@@ -133,3 +133,34 @@ pub fn build(
     }
     event
 }
+
+/// Claims as API Gateway's JWT authorizer passes them to a protected route's function: a map
+/// of strings (arrays as `[a b]`, numbers as their digits). Used by [`crate::server`] and by
+/// the Lambda harness of `tools/bench`, so both hand the functions the same `authorizer`.
+pub fn authorizer_claims(
+    claims: &portcullis::crypto::jwt::AccessClaims,
+) -> serde_json::Map<String, serde_json::Value> {
+    let value = serde_json::to_value(claims).unwrap_or_default();
+    let mut out = serde_json::Map::new();
+    if let serde_json::Value::Object(map) = value {
+        for (key, v) in map {
+            let text = match v {
+                serde_json::Value::String(s) => s,
+                serde_json::Value::Array(items) => format!(
+                    "[{}]",
+                    items
+                        .iter()
+                        .map(|i| i
+                            .as_str()
+                            .map(str::to_owned)
+                            .unwrap_or_else(|| i.to_string()))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                ),
+                other => other.to_string(),
+            };
+            out.insert(key, serde_json::Value::String(text));
+        }
+    }
+    out
+}

@@ -170,7 +170,7 @@ async fn route_request(
         )
         .await
         {
-            Ok(caller) => Some(authorizer_claims(&caller.claims)),
+            Ok(caller) => Some(event::authorizer_claims(&caller.claims)),
             Err(ApiError::ServiceUnavailable) => return problem(&ApiError::ServiceUnavailable),
             Err(_) => {
                 return hyper::Response::builder()
@@ -257,33 +257,4 @@ fn to_hyper(response: lambda_http::Response<Body>) -> Answer {
 
 fn problem(err: &ApiError) -> Answer {
     to_hyper(portcullis_edge::problem_response(err))
-}
-
-/// Claims as API Gateway's JWT authorizer passes them: a map of strings (arrays as `[a b]`).
-fn authorizer_claims(
-    claims: &portcullis::crypto::jwt::AccessClaims,
-) -> serde_json::Map<String, serde_json::Value> {
-    let value = serde_json::to_value(claims).unwrap_or_default();
-    let mut out = serde_json::Map::new();
-    if let serde_json::Value::Object(map) = value {
-        for (key, v) in map {
-            let text = match v {
-                serde_json::Value::String(s) => s,
-                serde_json::Value::Array(items) => format!(
-                    "[{}]",
-                    items
-                        .iter()
-                        .map(|i| i
-                            .as_str()
-                            .map(str::to_owned)
-                            .unwrap_or_else(|| i.to_string()))
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                ),
-                other => other.to_string(),
-            };
-            out.insert(key, serde_json::Value::String(text));
-        }
-    }
-    out
 }
