@@ -25,6 +25,35 @@ fn secret(s: &str) -> SecretString {
     SecretString::new(s.into())
 }
 
+/// Passwords must be changed once 90 days old.
+fn ninety_day_passwords(deps: &mut Deps) {
+    let mut settings = (*deps.settings).clone();
+    settings.password_max_age_secs = Some(90 * 86_400);
+    deps.settings = std::sync::Arc::new(settings);
+}
+
+/// The challenge of a `password_change_required` answer, opened as the password route opens it.
+async fn change_of(
+    deps: &Deps,
+    step: &portcullis::service::complete::SignedIn,
+) -> codes::SignInChallenge {
+    codes::open_sign_in(deps, step.challenge_id().as_ref().unwrap())
+        .await
+        .unwrap()
+}
+
+/// The required change answered with `new_password`, as the password route does.
+async fn required_change(
+    deps: &Deps,
+    change: &codes::SignInChallenge,
+    new_password: &str,
+) -> Result<tokens::Tokens, ApiError> {
+    let request = NewPasswordRequest {
+        new_password: secret(new_password),
+    };
+    password::complete_required_change(deps, change, request, &RequestMeta::default()).await
+}
+
 async fn mfa_sign_in(deps: &Deps, user: &UserId, outbox: &RecordingNotifier) -> (Caller, String) {
     let c = codes::open_challenge(deps, &password_step(deps, user).await)
         .await
@@ -262,9 +291,7 @@ async fn reset_emails_are_rate_limited_per_user() {
 async fn an_admin_flag_or_an_old_password_requires_a_change_after_mfa() {
     for (name, mut deps, clock, outbox) in all_deps_with_notifier().await {
         let user = user_with_phone(&deps, "aged").await;
-        let mut settings = (*deps.settings).clone();
-        settings.password_max_age_secs = Some(90 * 86_400);
-        deps.settings = std::sync::Arc::new(settings);
+        ninety_day_passwords(&mut deps);
         let (_, _) = mfa_sign_in(&deps, &user, &outbox).await;
         clock.advance_secs(90 * 86_400);
         let v = sms_verified(&deps, &user, &outbox).await;
@@ -274,33 +301,51 @@ async fn an_admin_flag_or_an_old_password_requires_a_change_after_mfa() {
             step.tokens().is_none(),
             "{name}: no session before the change"
         );
-        let change = codes::open_sign_in(&deps, step.challenge_id().as_ref().unwrap())
+        let change = change_of(&deps, &step).await;
+        let refused = required_change(&deps, &change, PASSWORD).await;
+        assert!(refused.unwrap_err().problem().detail.contains("last 5"));
+        let tokens = required_change(&deps, &change, "the new required passphrase")
             .await
             .unwrap();
-        let refused = password::complete_required_change(
-            &deps,
-            &change,
-            NewPasswordRequest {
-                new_password: secret(PASSWORD),
-            },
-            &RequestMeta::default(),
-        )
-        .await;
-        assert!(refused.unwrap_err().problem().detail.contains("last 5"));
-        let tokens = password::complete_required_change(
-            &deps,
-            &change,
-            NewPasswordRequest {
-                new_password: secret("the new required passphrase"),
-            },
-            &RequestMeta::default(),
-        )
-        .await
-        .unwrap();
         assert!(!tokens.access_token.is_empty());
         let stored = stored_user(&deps, &user).await;
         assert_eq!(stored.password_changed_at, Some(clock.now()));
         assert_eq!(stored.password_history.len(), 1);
+    }
+}
+
+/// The required change is a step of a sign-in with the tries of one: each answer, refused by
+/// the policy or not, counts before any hash is computed, so one challenge cannot test old
+/// passwords without limit; and it sends no code (one could answer nothing there).
+#[tokio::test]
+async fn a_required_change_takes_five_tries_and_sends_no_code() {
+    for (name, mut deps, clock, outbox) in all_deps_with_notifier().await {
+        let user = user_with_phone(&deps, "agedtries").await;
+        ninety_day_passwords(&mut deps);
+        clock.advance_secs(90 * 86_400);
+        let v = sms_verified(&deps, &user, &outbox).await;
+        let step = finish_sign_in(&deps, &v).await;
+        assert_eq!(step.status(), "password_change_required", "{name}");
+        let change = change_of(&deps, &step).await;
+        let sent = outbox.sent().len();
+        assert_eq!(
+            send_by(&deps, &change, "sms").await.map(|_| ()),
+            Err(ApiError::Forbidden),
+            "{name}: a code for a sign-in that waits for its new password"
+        );
+        assert_eq!(outbox.sent().len(), sent, "{name}: nothing sent");
+        let before = stored_user(&deps, &user).await;
+        for _ in 0..5 {
+            let refused = required_change(&deps, &change, PASSWORD).await;
+            assert!(refused.unwrap_err().problem().detail.contains("last 5"));
+        }
+        let sixth = required_change(&deps, &change, "the new required passphrase").await;
+        assert_eq!(sixth.map(|_| ()), Err(ApiError::ChallengeExpired), "{name}");
+        assert_eq!(
+            stored_user(&deps, &user).await.password_hash,
+            before.password_hash,
+            "{name}: the password is unchanged"
+        );
     }
 }
 
@@ -468,24 +513,14 @@ async fn a_user_deactivated_before_the_required_change_gets_no_session() {
         let v = sms_verified(&deps, &user, &outbox).await;
         let step = finish_sign_in(&deps, &v).await;
         assert_eq!(step.status(), "password_change_required", "{name}");
-        let change = codes::open_sign_in(&deps, step.challenge_id().as_ref().unwrap())
-            .await
-            .unwrap();
+        let change = change_of(&deps, &step).await;
         // Deactivated (the status alone: the stamp is left as it was) while the user types.
         deps.stores
             .users
             .set_status(&user, UserStatus::Inactive)
             .await
             .unwrap();
-        let refused = password::complete_required_change(
-            &deps,
-            &change,
-            NewPasswordRequest {
-                new_password: secret("the new required passphrase"),
-            },
-            &RequestMeta::default(),
-        )
-        .await;
+        let refused = required_change(&deps, &change, "the new required passphrase").await;
         assert_eq!(refused.unwrap_err(), ApiError::AccountInactive, "{name}");
         let sessions = deps.stores.sessions.list_sessions(&user).await.unwrap();
         assert!(sessions.iter().all(|s| s.revoked), "{name}: {sessions:?}");

@@ -350,6 +350,11 @@ pub async fn send_code_for(
     };
     let (_, (bar, second_factor, factors, sends)) = opening.check_beside(deps, reads).await?;
     let challenge = opening.record();
+    // A sign-in past its second factor waits only for the new password: a code sent for it
+    // could answer nothing, and would only cost money.
+    if challenge.stage == Stage::SignInNewPassword {
+        return Err(ApiError::Forbidden);
+    }
     if let Some(until) = limits::lock_in(deps, &bar) {
         return Err(ApiError::SendLimitReached {
             retry_after_secs: until.secs() - now.secs(),

@@ -306,6 +306,13 @@ pub(crate) async fn register(
             })?;
     let json = serde_json::to_string(&registered)
         .map_err(|_| internal("a credential did not serialise"))?;
+    // At sign-in the challenge is completed first, as a code's check completes it before its
+    // factor is activated: of two factors proven in one password-only challenge (a phone's
+    // code and a passkey sent together), only the one that completed it is activated.
+    let completed_first = challenge.stage.is_sign_in();
+    if completed_first && !codes::finish_challenge(deps, &challenge.id_digest, now).await? {
+        return Err(ApiError::ChallengeExpired);
+    }
     match deps
         .stores
         .factors
@@ -349,10 +356,9 @@ pub(crate) async fn register(
         );
         return Err(ApiError::ChallengeExpired);
     }
-    let completed = codes::finish_challenge(deps, &challenge.id_digest, now).await?;
-    if !completed && challenge.stage.is_sign_in() {
-        // The passkey is registered; this sign-in was finished by another request meanwhile.
-        return Err(ApiError::ChallengeExpired);
+    if !completed_first {
+        // An enrolment from a session: the session, not the challenge, is what it is bound to.
+        codes::finish_challenge(deps, &challenge.id_digest, now).await?;
     }
     Ok(Verified {
         factor_id: factor.factor_id.clone(),

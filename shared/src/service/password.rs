@@ -365,6 +365,12 @@ pub async fn complete_required_change(
     if challenge.stage != crate::storage::Stage::SignInNewPassword {
         return Err(ApiError::Forbidden);
     }
+    // Each try counts against the challenge's tries (as a code's does) before any hash is
+    // computed: the policy check runs argon2 against the current and past passwords, and
+    // would otherwise let one challenge ask, without limit, whether a guess is an old password.
+    if codes::reserve_try(deps, challenge).await?.is_none() {
+        return Err(ApiError::ChallengeExpired);
+    }
     let user = challenge_user(deps, challenge).await?;
     check_new_password(deps, &user, &request.new_password).await?;
     if !codes::finish_challenge(deps, &challenge.id_digest, deps.clock.now()).await? {
