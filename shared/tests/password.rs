@@ -42,6 +42,31 @@ async fn change_of(
         .unwrap()
 }
 
+/// On each adapter, a user whose password is 90 days old, signed in with the password and a
+/// code: the required change's challenge, opened.
+async fn aged_sign_ins(
+    prefix: &str,
+) -> Vec<(
+    &'static str,
+    Deps,
+    RecordingNotifier,
+    UserId,
+    codes::SignInChallenge,
+)> {
+    let mut out = Vec::new();
+    for (name, mut deps, clock, outbox) in all_deps_with_notifier().await {
+        let user = user_with_phone(&deps, prefix).await;
+        ninety_day_passwords(&mut deps);
+        clock.advance_secs(90 * 86_400);
+        let v = sms_verified(&deps, &user, &outbox).await;
+        let step = finish_sign_in(&deps, &v).await;
+        assert_eq!(step.status(), "password_change_required", "{name}");
+        let change = change_of(&deps, &step).await;
+        out.push((name, deps, outbox, user, change));
+    }
+    out
+}
+
 /// The required change answered with `new_password`, as the password route does.
 async fn required_change(
     deps: &Deps,
@@ -319,14 +344,7 @@ async fn an_admin_flag_or_an_old_password_requires_a_change_after_mfa() {
 /// passwords without limit; and it sends no code (one could answer nothing there).
 #[tokio::test]
 async fn a_required_change_takes_five_tries_and_sends_no_code() {
-    for (name, mut deps, clock, outbox) in all_deps_with_notifier().await {
-        let user = user_with_phone(&deps, "agedtries").await;
-        ninety_day_passwords(&mut deps);
-        clock.advance_secs(90 * 86_400);
-        let v = sms_verified(&deps, &user, &outbox).await;
-        let step = finish_sign_in(&deps, &v).await;
-        assert_eq!(step.status(), "password_change_required", "{name}");
-        let change = change_of(&deps, &step).await;
+    for (name, deps, outbox, user, change) in aged_sign_ins("agedtries").await {
         let sent = outbox.sent().len();
         assert_eq!(
             send_by(&deps, &change, "sms").await.map(|_| ()),
@@ -341,6 +359,28 @@ async fn a_required_change_takes_five_tries_and_sends_no_code() {
         }
         let sixth = required_change(&deps, &change, "the new required passphrase").await;
         assert_eq!(sixth.map(|_| ()), Err(ApiError::ChallengeExpired), "{name}");
+        assert_eq!(
+            stored_user(&deps, &user).await.password_hash,
+            before.password_hash,
+            "{name}: the password is unchanged"
+        );
+    }
+}
+
+/// An MFA reset while the user types the required new password ends the change: the challenge
+/// was opened (its stamp checked) before the reset, so only a check at the answer catches it.
+#[tokio::test]
+async fn an_mfa_reset_during_a_required_change_ends_it() {
+    for (name, deps, _outbox, user, change) in aged_sign_ins("agedreset").await {
+        deps.stores.users.raise_security_stamp(&user).await.unwrap();
+        let before = stored_user(&deps, &user).await;
+        assert_eq!(
+            required_change(&deps, &change, "the new required passphrase")
+                .await
+                .map(|_| ()),
+            Err(ApiError::ChallengeExpired),
+            "{name}"
+        );
         assert_eq!(
             stored_user(&deps, &user).await.password_hash,
             before.password_hash,

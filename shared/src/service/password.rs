@@ -368,10 +368,15 @@ pub async fn complete_required_change(
     // Each try counts against the challenge's tries (as a code's does) before any hash is
     // computed: the policy check runs argon2 against the current and past passwords, and
     // would otherwise let one challenge ask, without limit, whether a guess is an old password.
-    if codes::reserve_try(deps, challenge).await?.is_none() {
+    let (slot, user) = tokio::try_join!(
+        codes::reserve_try(deps, challenge),
+        challenge_user(deps, challenge)
+    )?;
+    // The stamp again, as read now: an MFA reset (or another change) since the challenge was
+    // opened ends it, however long the user took to type.
+    if slot.is_none() || user.security_stamp != challenge.user_stamp {
         return Err(ApiError::ChallengeExpired);
     }
-    let user = challenge_user(deps, challenge).await?;
     check_new_password(deps, &user, &request.new_password).await?;
     if !codes::finish_challenge(deps, &challenge.id_digest, deps.clock.now()).await? {
         return Err(ApiError::ChallengeExpired);
@@ -382,6 +387,11 @@ pub async fn complete_required_change(
     let user = challenge_user(deps, challenge).await?;
     if user.status != UserStatus::Active {
         return Err(ApiError::AccountInactive);
+    }
+    // This change raised the stamp by one; anything more landed between the reads and the
+    // write (an MFA reset): the password is changed, but no session is issued.
+    if user.security_stamp != challenge.user_stamp + 1 {
+        return Err(ApiError::ChallengeExpired);
     }
     let tokens = tokens::open_session(
         deps,
