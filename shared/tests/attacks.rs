@@ -22,7 +22,7 @@ use portcullis::service::factors::{self, EnrolPhoneRequest, Enroller, VerifyFact
 use portcullis::service::password::{self, ChangePasswordRequest, ResetRequest};
 use portcullis::service::sign_in::{SignInRequest, sign_in};
 use portcullis::service::step_up;
-use portcullis::service::{devices, recovery, tokens};
+use portcullis::service::{devices, passkeys, recovery, tokens};
 use portcullis::storage::{ChallengeRecord, RequestKind, UserStatus};
 
 fn secret(s: &str) -> SecretString {
@@ -982,6 +982,30 @@ async fn removing_the_last_factor_removes_the_trusted_devices() {
             "{name}"
         );
         assert!(recorded(&deps, &user, "devices_removed").await, "{name}");
+    }
+}
+
+/// A sign-in challenge's record read before an MFA reset sends no code and opens no passkey
+/// ceremony when handed to the services later: they check its stamp again.
+#[tokio::test]
+async fn a_sign_in_record_read_before_a_reset_sends_nothing() {
+    for (name, deps, _clock, outbox, user) in all_deps_with_phoned_user("stalerec").await {
+        let c: ChallengeRecord = (*open(&deps, &user).await).clone();
+        deps.stores.users.raise_security_stamp(&user).await.unwrap();
+        let sent = outbox.sent().len();
+        assert_eq!(
+            codes::send_code(&deps, &c, &sms(), &RequestMeta::default())
+                .await
+                .map(|_| ()),
+            Err(ApiError::ChallengeExpired),
+            "{name}"
+        );
+        assert_eq!(outbox.sent().len(), sent, "{name}: nothing sent");
+        assert_eq!(
+            passkeys::sign_in_options(&deps, &c).await.map(|_| ()),
+            Err(ApiError::ChallengeExpired),
+            "{name}"
+        );
     }
 }
 

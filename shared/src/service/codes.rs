@@ -144,6 +144,15 @@ impl Opening {
         }
     }
 
+    /// A record read earlier, whose stamp check is still to come (made by
+    /// [`Opening::check_beside`], for sign-in challenges only).
+    pub(crate) fn unchecked(challenge: &ChallengeRecord) -> Opening {
+        Opening {
+            challenge: challenge.clone(),
+            checked: false,
+        }
+    }
+
     /// The record: for reads beside the check, and for everything after it has passed.
     pub fn record(&self) -> &ChallengeRecord {
         &self.challenge
@@ -316,8 +325,21 @@ fn purpose_text(challenge: &ChallengeRecord) -> (&'static str, &'static str) {
     }
 }
 
-/// Sends a new code for a challenge already opened and checked (step-up, enrolment).
+/// Sends a new code for a challenge record. A sign-in challenge's stamp is checked again
+/// beside the send's reads (a record read before a password or MFA reset sends nothing); a
+/// step-up or enrolment is bound to its session instead, so this costs those no read.
 pub async fn send_code(
+    deps: &Deps,
+    challenge: &ChallengeRecord,
+    request: &SendCodeRequest,
+    from: &RequestMeta,
+) -> Result<SendCodeAnswer, ApiError> {
+    send_code_for(deps, &Opening::unchecked(challenge), request, from).await
+}
+
+/// [`send_code`] for a challenge this request has just made or checked (crate-private: the
+/// check is not made again).
+pub(crate) async fn send_code_opened(
     deps: &Deps,
     challenge: &ChallengeRecord,
     request: &SendCodeRequest,

@@ -407,7 +407,7 @@ async fn send_first_code(
     kind: &'static str,
 ) -> Result<EnrolPhoneAnswer, ApiError> {
     let challenge = enrolment_challenge(deps, enroller, &factor_id, None).await?;
-    let sent = codes::send_code(
+    let sent = codes::send_code_opened(
         deps,
         &challenge,
         &SendCodeRequest {
@@ -725,7 +725,7 @@ pub async fn change_phone(
         method: delivery.as_str().to_owned(),
         factor_id: Some(new_id.clone()),
     };
-    let sent = codes::send_code(deps, &challenge, &request, &caller.from).await?;
+    let sent = codes::send_code_opened(deps, &challenge, &request, &caller.from).await?;
     Ok(EnrolPhoneAnswer {
         factor_id: new_id,
         sent_to: sent.sent_to,

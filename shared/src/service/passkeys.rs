@@ -405,12 +405,13 @@ pub struct AssertionOptions {
 }
 
 /// `POST /v1/sign-in/{id}/passkey/options`: a new assertion ceremony for an `mfa_required`
-/// sign-in challenge already opened and checked (it replaces an earlier one).
+/// sign-in challenge record (it replaces an earlier one); its stamp is checked again beside
+/// the factors' read.
 pub async fn sign_in_options(
     deps: &Deps,
     challenge: &ChallengeRecord,
 ) -> Result<AssertionOptions, ApiError> {
-    sign_in_options_for(deps, &codes::Opening::checked(challenge)).await
+    sign_in_options_for(deps, &codes::Opening::unchecked(challenge)).await
 }
 
 /// [`sign_in_options`] for a challenge being opened: the user's factors are read beside its

@@ -102,7 +102,7 @@ pub async fn start(
         options,
     };
     if method.is_sent() {
-        let sent = codes::send_code(
+        let sent = codes::send_code_opened(
             deps,
             &record,
             &SendCodeRequest {
