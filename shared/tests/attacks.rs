@@ -985,6 +985,33 @@ async fn removing_the_last_factor_removes_the_trusted_devices() {
     }
 }
 
+/// A session enrolment's challenge has no ID a client holds (it derives from the factor): no
+/// challenge ID a client can send, NUL bytes and all, names it.
+#[tokio::test]
+async fn no_client_challenge_id_names_an_enrolment_challenge() {
+    for (name, deps, _clock, outbox, user) in all_deps_with_phoned_user("enrolns").await {
+        let (caller, _) = sms_sign_in(&deps, &user, &outbox).await;
+        let request = EnrolPhoneRequest {
+            phone: "+12025550145".into(),
+            delivery: "sms".into(),
+        };
+        let pending = factors::enrol_phone(&deps, Enroller::Session(&caller), request)
+            .await
+            .unwrap();
+        let factor = &pending.factor_id;
+        for id in [
+            format!("enrol\u{0}{user}\u{0}{factor}"),
+            format!("{user}\u{0}{factor}"),
+        ] {
+            assert_eq!(
+                codes::open_challenge(&deps, &id).await.map(|_| ()),
+                Err(ApiError::ChallengeExpired),
+                "{name}: {id:?}"
+            );
+        }
+    }
+}
+
 /// A sign-in challenge's record read before an MFA reset sends no code and opens no passkey
 /// ceremony when handed to the services later: they check its stamp again.
 #[tokio::test]

@@ -98,7 +98,8 @@ fn verify_sign_in(deps: &Deps, call: Call) -> Answer<'_> {
 fn passkey_options(deps: &Deps, call: Call) -> Answer<'_> {
     Box::pin(async move {
         call.no_body()?;
-        let opening = codes::Opening::read(deps, &call.path("challenge_id")?).await?;
+        // A step-up's or enrolment's ID is refused before anything of the user is read.
+        let opening = codes::Opening::read_sign_in(deps, &call.path("challenge_id")?).await?;
         Ok(edge::json_response(
             200,
             &passkeys::sign_in_options_for(deps, &opening).await?,

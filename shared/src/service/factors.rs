@@ -235,8 +235,13 @@ pub(crate) async fn may_enrol(
 
 /// The challenge that carries the codes of a session enrolment. Its digest derives from the
 /// factor (the client never holds its id: the factor id and the access token identify it).
+/// The `enrol:` label keeps it out of the digests of the IDs clients hold (plain hex): no
+/// challenge ID a client sends, whatever its bytes, names an enrolment's challenge.
 fn enrolment_digest(user_id: &UserId, factor_id: &str) -> String {
-    token_digest(&format!("enrol\u{0}{user_id}\u{0}{factor_id}"))
+    format!(
+        "enrol:{}",
+        token_digest(&format!("{user_id}\u{0}{factor_id}"))
+    )
 }
 
 /// The challenge an enrolment is proven in: the sign-in challenge itself, or a new one for a
