@@ -857,7 +857,7 @@ async fn a_sign_in_challenge_whose_stamp_moved_sends_no_code_and_takes_no_send()
     for (name, deps, _clock, outbox, user) in all_deps_with_phoned_user("stalesend").await {
         let id = password_step(&deps, &user).await;
         // Read while the stamp was right; the password changes before the send is made.
-        let opening = codes::Opening::read(&deps, &id).await.unwrap();
+        let opening = codes::Opening::read_sign_in(&deps, &id).await.unwrap();
         deps.stores.users.raise_security_stamp(&user).await.unwrap();
         let sent_before = outbox.sent().len();
         assert_eq!(
@@ -889,7 +889,7 @@ async fn a_sign_in_challenge_whose_stamp_moved_sends_no_code_and_takes_no_send()
         // The same steps with the stamp left alone send the code (the refusal above is the
         // stamp's, not the harness's).
         let id = password_step(&deps, &user).await;
-        let opening = codes::Opening::read(&deps, &id).await.unwrap();
+        let opening = codes::Opening::read_sign_in(&deps, &id).await.unwrap();
         codes::send_code_for(&deps, &opening, &sms(), &RequestMeta::default())
             .await
             .unwrap();

@@ -150,7 +150,7 @@ async fn a_sign_in_challenge_whose_stamp_moved_starts_no_passkey_ceremony() {
         let mut authenticator = SoftAuthenticator::new(ORIGIN);
         register_at_first_sign_in(&deps, &user, &mut authenticator).await;
         let id = password_step(&deps, &user).await;
-        let opening = codes::Opening::read(&deps, &id).await.unwrap();
+        let opening = codes::Opening::read_sign_in(&deps, &id).await.unwrap();
         deps.stores.users.raise_security_stamp(&user).await.unwrap();
         assert_eq!(
             passkeys::sign_in_options_for(&deps, &opening)
@@ -165,7 +165,7 @@ async fn a_sign_in_challenge_whose_stamp_moved_starts_no_passkey_ceremony() {
         );
         // With the stamp left alone the same steps start one.
         let id = password_step(&deps, &user).await;
-        let opening = codes::Opening::read(&deps, &id).await.unwrap();
+        let opening = codes::Opening::read_sign_in(&deps, &id).await.unwrap();
         passkeys::sign_in_options_for(&deps, &opening)
             .await
             .unwrap();

@@ -102,8 +102,11 @@ pub struct Opening {
 }
 
 impl Opening {
-    /// The challenge the client names, if it is live and open (not completed, tries left).
-    pub async fn read(deps: &Deps, challenge_id: &str) -> Result<Opening, ApiError> {
+    /// The challenge the client names, if it is live and open (not completed, tries left), of
+    /// any kind. Crate-private: outside the services an opening is a sign-in's
+    /// ([`Opening::read_sign_in`]), so a route under `/v1/sign-in/{id}/…` cannot be handed a
+    /// step-up's or enrolment's by a wrong opener; those open through their own types.
+    pub(crate) async fn read(deps: &Deps, challenge_id: &str) -> Result<Opening, ApiError> {
         if challenge_id.is_empty() || challenge_id.len() > 128 {
             return Err(ApiError::ChallengeExpired);
         }
