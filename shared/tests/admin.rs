@@ -33,11 +33,11 @@ async fn make_admin(deps: &Deps, outbox: &RecordingNotifier, phone: &str) -> (Us
     insert_user(deps, &record).await;
     add_phone(deps, &admin_id, phone).await;
     let v = sms_verified(deps, &admin_id, outbox).await;
-    (admin_id, complete_from(deps, &v, "10.0.0.1").await)
+    (admin_id, complete_from(deps, v, "10.0.0.1").await)
 }
 
 /// Completes a verified sign-in from `ip` (no device trusted): the caller its token makes.
-async fn complete_from(deps: &Deps, verified: &Verified, ip: &str) -> Caller {
+async fn complete_from(deps: &Deps, verified: Verified, ip: &str) -> Caller {
     let signed = complete_sign_in(deps, verified, None, &meta(ip)).await;
     let tokens = signed.unwrap().into_tokens().unwrap();
     // The caller of every later request: from the same address, as the edge would make it.
@@ -182,7 +182,7 @@ async fn an_mfa_reset_needs_two_different_admins_and_wipes_the_factors() {
         // a non-admin cannot file
         let plain = {
             let v = sms_verified(&deps, &user, &outbox).await;
-            complete_from(&deps, &v, "10.0.0.2").await
+            complete_from(&deps, v, "10.0.0.2").await
         };
         let filing = |u: &UserId| MfaResetFiling {
             user_id: u.to_string(),
@@ -332,7 +332,7 @@ async fn a_sign_in_from_a_new_kind_of_device_is_flagged_and_alerted_once() {
     for (name, deps, _clock, outbox, user) in all_deps_with_phoned_user("traveller").await {
         for _ in 0..2 {
             let v = sms_verified(&deps, &user, &outbox).await;
-            complete_sign_in(&deps, &v, None, &meta("10.1.1.1"))
+            complete_sign_in(&deps, v, None, &meta("10.1.1.1"))
                 .await
                 .unwrap();
         }
@@ -384,7 +384,7 @@ async fn admin_actions_work_are_audited_and_every_security_event_kind_is_recorde
         let trust = Some(portcullis::service::complete::TrustRequest {
             device_name: Some("Laptop".into()),
         });
-        let signed = complete_sign_in(&deps, &v, trust, &m).await.unwrap();
+        let signed = complete_sign_in(&deps, v, trust, &m).await.unwrap();
         let caller = bearer(&deps, &signed.tokens().unwrap().access_token)
             .await
             .unwrap();

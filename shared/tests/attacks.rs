@@ -81,7 +81,7 @@ async fn sms_step_up(
     let v = answer_code(deps, &su, "sms", &secret(&last_code(outbox)))
         .await
         .unwrap();
-    step_up::elevate(deps, caller, &su, &v).await.unwrap()
+    step_up::elevate(deps, caller, &su, v).await.unwrap()
 }
 
 fn purposes(outbox: &RecordingNotifier) -> Vec<String> {
@@ -908,7 +908,7 @@ async fn a_trusted_device_needs_an_active_factor_and_no_password_change_due() {
             let trust = TrustRequest {
                 device_name: Some("Laptop".into()),
             };
-            complete_sign_in(&deps, &v, Some(trust), &RequestMeta::default())
+            complete_sign_in(&deps, v, Some(trust), &RequestMeta::default())
                 .await
                 .unwrap()
         };
@@ -1044,31 +1044,41 @@ async fn a_sign_in_record_read_before_a_reset_sends_nothing() {
 async fn a_proof_answers_only_its_own_kind_of_challenge() {
     for (name, deps, _clock, outbox, user) in all_deps_with_phoned_user("proofkind").await {
         let (caller, _) = sms_sign_in(&deps, &user, &outbox).await;
-        let started = start_step_up(&deps, &caller, "sms").await;
-        let su = step_up::challenge_of(&deps, &caller, &started.challenge_id)
-            .await
-            .unwrap();
-        let su_code = last_code(&outbox);
-        let sign_in_proof = sms_verified(&deps, &user, &outbox).await;
+        let step_up_of = async |deps: &Deps| {
+            let started = start_step_up(deps, &caller, "sms").await;
+            let challenge = step_up::challenge_of(deps, &caller, &started.challenge_id)
+                .await
+                .unwrap();
+            (challenge, last_code(&outbox))
+        };
+        let (su, su_code) = step_up_of(&deps).await;
+        // Each refusal spends the proof it is handed (taken by value), so each gets its own.
         assert_eq!(
-            step_up::elevate(&deps, &caller, &su, &sign_in_proof).await,
+            step_up::elevate(
+                &deps,
+                &caller,
+                &su,
+                sms_verified(&deps, &user, &outbox).await
+            )
+            .await,
             Err(ApiError::ChallengeExpired),
             "{name}: a sign-in's proof elevates a session"
         );
-        let other = start_step_up(&deps, &caller, "sms").await;
-        let other = step_up::challenge_of(&deps, &caller, &other.challenge_id)
-            .await
-            .unwrap();
-        let other_proof = answer_code(&deps, &other, "sms", &secret(&last_code(&outbox)))
+        let (other, code) = step_up_of(&deps).await;
+        let other_proof = answer_code(&deps, &other, "sms", &secret(&code))
             .await
             .unwrap();
         assert_eq!(
-            step_up::elevate(&deps, &caller, &su, &other_proof).await,
+            step_up::elevate(&deps, &caller, &su, other_proof).await,
             Err(ApiError::ChallengeExpired),
             "{name}: another step-up's proof answers this one"
         );
+        let (third, code) = step_up_of(&deps).await;
+        let third_proof = answer_code(&deps, &third, "sms", &secret(&code))
+            .await
+            .unwrap();
         assert_eq!(
-            complete_sign_in(&deps, &other_proof, None, &RequestMeta::default())
+            complete_sign_in(&deps, third_proof, None, &RequestMeta::default())
                 .await
                 .map(|_| ()),
             Err(ApiError::ChallengeExpired),
@@ -1078,16 +1088,14 @@ async fn a_proof_answers_only_its_own_kind_of_challenge() {
         let opened = codes::open_mfa_sign_in(&deps, &password_step(&deps, &user).await)
             .await
             .unwrap();
+        let complete_opened = async |proof| {
+            let meta = RequestMeta::default();
+            complete::complete_mfa_sign_in(&deps, proof, &opened, None, &meta)
+                .await
+                .map(|_| ())
+        };
         assert_eq!(
-            complete::complete_mfa_sign_in(
-                &deps,
-                &sign_in_proof,
-                &opened,
-                None,
-                &RequestMeta::default()
-            )
-            .await
-            .map(|_| ()),
+            complete_opened(sms_verified(&deps, &user, &outbox).await).await,
             Err(ApiError::ChallengeExpired),
             "{name}: another sign-in's proof completes this one"
         );
@@ -1096,23 +1104,16 @@ async fn a_proof_answers_only_its_own_kind_of_challenge() {
             .await
             .unwrap();
         assert!(
-            step_up::elevate(&deps, &caller, &su, &su_proof)
+            step_up::elevate(&deps, &caller, &su, su_proof)
                 .await
                 .is_ok(),
             "{name}"
         );
-        assert!(
-            step_up::elevate(&deps, &caller, &other, &other_proof)
-                .await
-                .is_ok(),
-            "{name}"
-        );
-        assert!(
-            complete_sign_in(&deps, &sign_in_proof, None, &RequestMeta::default())
-                .await
-                .is_ok(),
-            "{name}"
-        );
+        send_by(&deps, opened.record(), "sms").await.unwrap();
+        let proof = answer_code(&deps, opened.record(), "sms", &secret(&last_code(&outbox)))
+            .await
+            .unwrap();
+        assert_eq!(complete_opened(proof).await, Ok(()), "{name}");
     }
 }
 
@@ -1339,7 +1340,7 @@ async fn the_audit_subject_is_the_parsed_user_id_and_every_event_kind_is_recorde
         let v = answer_code(&deps, &c, "sms", &secret(&right))
             .await
             .unwrap();
-        let signed = finish_sign_in(&deps, &v).await;
+        let signed = finish_sign_in(&deps, v).await;
         assert_eq!(signed.status(), "password_change_required");
         let change = codes::open_sign_in(&deps, signed.challenge_id().unwrap())
             .await

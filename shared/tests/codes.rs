@@ -52,7 +52,7 @@ async fn an_sms_code_completes_the_sign_in_with_tokens_that_verify() {
         let verified = answer_code(&deps, &c, "sms", &code(&last_code(&outbox)))
             .await
             .unwrap();
-        let signed_in = finish_sign_in(&deps, &verified).await;
+        let signed_in = finish_sign_in(&deps, verified).await;
         assert_eq!(signed_in.status(), "signed_in");
         let signer = deps.signer.get().await.unwrap();
         let claims = jwt::verify(
@@ -457,7 +457,7 @@ async fn enrolment_inside_a_sign_in_needs_an_enrolment_challenge_and_totp_codes_
         );
         complete_sign_in(
             &deps,
-            &proven.verified,
+            proven.verified,
             None,
             &portcullis::RequestMeta::default(),
         )
@@ -533,7 +533,7 @@ async fn refresh_rotates_reuse_revokes_and_idle_and_absolute_limits_hold() {
                 let v = answer_code(&deps, &c, "sms", &SecretString::new(last_code(&outbox)))
                     .await
                     .unwrap();
-                finish_sign_in(&deps, &v).await.into_tokens().unwrap()
+                finish_sign_in(&deps, v).await.into_tokens().unwrap()
             }
         };
         let first = sign_in(deps.clone(), outbox.clone()).await;
@@ -617,7 +617,7 @@ async fn removing_factors_needs_step_up_and_the_last_one_means_enrolment_again()
     for (name, deps, clock, outbox, user) in all_deps_with_user("remover").await {
         let factor = add_phone(&deps, &user, "+12025550143").await;
         let v = sms_verified(&deps, &user, &outbox).await;
-        let t = finish_sign_in(&deps, &v).await.into_tokens().unwrap();
+        let t = finish_sign_in(&deps, v).await.into_tokens().unwrap();
         let caller = bearer(&deps, &t.access_token).await.unwrap();
         let listed = factors::list(&deps, &caller).await.unwrap();
         assert_eq!(listed.len(), 1);

@@ -136,7 +136,7 @@ async fn two_enrolment_challenges_each_add_a_first_factor() {
         let accepted = [&ra, &rb].into_iter().filter(|r| r.is_ok()).count();
         let mut signed_in = 0;
         for proven in [ra, rb].into_iter().flatten() {
-            let signed = complete_sign_in(&deps, &proven.verified, None, &meta).await;
+            let signed = complete_sign_in(&deps, proven.verified, None, &meta).await;
             signed_in += usize::from(signed.is_ok());
         }
         assert!(

@@ -594,7 +594,7 @@ async fn a_passkey_second_step_trusts_devices_for_users_only_and_a_device_never_
                     .unwrap();
             let signed_in = complete::complete_sign_in(
                 &deps,
-                &verified,
+                verified,
                 Some(complete::TrustRequest::default()),
                 &RequestMeta::default(),
             )

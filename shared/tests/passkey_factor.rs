@@ -82,7 +82,7 @@ async fn a_passkey_registered_at_first_sign_in_is_both_phishing_resistant_and_re
             passkeys::check_assertion(&deps, &challenge, &assertion, &RequestMeta::default())
                 .await
                 .unwrap();
-        let second = finish_sign_in(&deps, &verified).await;
+        let second = finish_sign_in(&deps, verified).await;
         let caller = claims_of(&deps, &second).await;
         assert_eq!(caller.claims.acr, "urn:portcullis:acr:phishing-resistant");
 
@@ -405,7 +405,7 @@ async fn a_passkey_steps_up_a_session_and_is_renamed_and_removed() {
             passkeys::check_assertion(&deps, &challenge, &assertion, &RequestMeta::default())
                 .await
                 .unwrap();
-        let elevated = step_up::elevate(&deps, &caller, &challenge, &verified)
+        let elevated = step_up::elevate(&deps, &caller, &challenge, verified)
             .await
             .unwrap();
         let caller = bearer(&deps, &elevated.access_token).await.unwrap();

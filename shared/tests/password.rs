@@ -59,7 +59,7 @@ async fn aged_sign_ins(
         ninety_day_passwords(&mut deps);
         clock.advance_secs(90 * 86_400);
         let v = sms_verified(&deps, &user, &outbox).await;
-        let step = finish_sign_in(&deps, &v).await;
+        let step = finish_sign_in(&deps, v).await;
         assert_eq!(step.status(), "password_change_required", "{name}");
         let change = change_of(&deps, &step).await;
         out.push((name, deps, outbox, user, change));
@@ -97,7 +97,7 @@ async fn mfa_sign_in(deps: &Deps, user: &UserId, outbox: &RecordingNotifier) -> 
     let v = answer_code(deps, &c, "sms", &secret(&last_code(outbox)))
         .await
         .unwrap();
-    let t = complete_sign_in(deps, &v, None, &portcullis::RequestMeta::default())
+    let t = complete_sign_in(deps, v, None, &portcullis::RequestMeta::default())
         .await
         .unwrap()
         .into_tokens()
@@ -320,7 +320,7 @@ async fn an_admin_flag_or_an_old_password_requires_a_change_after_mfa() {
         let (_, _) = mfa_sign_in(&deps, &user, &outbox).await;
         clock.advance_secs(90 * 86_400);
         let v = sms_verified(&deps, &user, &outbox).await;
-        let step = finish_sign_in(&deps, &v).await;
+        let step = finish_sign_in(&deps, v).await;
         assert_eq!(step.status(), "password_change_required", "{name}");
         assert!(
             step.tokens().is_none(),
@@ -551,7 +551,7 @@ async fn a_user_deactivated_before_the_required_change_gets_no_session() {
             .await
             .unwrap();
         let v = sms_verified(&deps, &user, &outbox).await;
-        let step = finish_sign_in(&deps, &v).await;
+        let step = finish_sign_in(&deps, v).await;
         assert_eq!(step.status(), "password_change_required", "{name}");
         let change = change_of(&deps, &step).await;
         // Deactivated (the status alone: the stamp is left as it was) while the user types.

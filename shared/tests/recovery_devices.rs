@@ -32,7 +32,7 @@ async fn sms_sign_in(
         user_agent: Some(portcullis_ua()),
         ..RequestMeta::default()
     };
-    let signed = complete_sign_in(deps, &v, trust, &from).await.unwrap();
+    let signed = complete_sign_in(deps, v, trust, &from).await.unwrap();
     let caller = tokens::authenticate(
         deps,
         Some(&format!(
@@ -105,7 +105,7 @@ async fn a_user_who_lost_their_phone_signs_in_with_a_recovery_code_once() {
             .await
             .unwrap();
         assert_eq!(remaining, 9, "{name}");
-        let signed = finish_sign_in(&deps, &verified).await;
+        let signed = finish_sign_in(&deps, verified).await;
         assert_eq!(signed.status(), "signed_in");
         let alert = outbox
             .sent()
@@ -376,7 +376,7 @@ async fn every_sensitive_action_needs_a_fresh_code_even_on_a_trusted_device() {
         )
         .await
         .unwrap();
-        let elevated = step_up::elevate(&deps, &caller, &challenge, &v)
+        let elevated = step_up::elevate(&deps, &caller, &challenge, v)
             .await
             .unwrap();
         let elevated_caller = bearer(&deps, &elevated.access_token).await.unwrap();
@@ -748,7 +748,7 @@ async fn a_deactivation_landing_during_a_sign_in_issues_nothing() {
             ..RequestMeta::default()
         };
         let result =
-            portcullis::service::complete::complete_mfa_sign_in(&deps, &v, &opened, trust, &from)
+            portcullis::service::complete::complete_mfa_sign_in(&deps, v, &opened, trust, &from)
                 .await;
         assert_eq!(result.unwrap_err(), ApiError::AccountInactive, "{name}");
         let sessions = deps.stores.sessions.list_sessions(&user).await.unwrap();
@@ -818,7 +818,7 @@ async fn a_reset_after_the_challenge_opened_ends_the_sign_in_even_when_the_user_
         // the user afresh (new stamp), and must still refuse.
         deps.stores.users.raise_security_stamp(&user).await.unwrap();
         assert_eq!(
-            complete_sign_in(&deps, &v, None, &RequestMeta::default())
+            complete_sign_in(&deps, v, None, &RequestMeta::default())
                 .await
                 .unwrap_err(),
             ApiError::ChallengeExpired,

@@ -148,7 +148,7 @@ fn verify_in_sign_in(deps: &Deps, call: Call) -> Answer<'_> {
         )
         .await?;
         let mut signed_in =
-            complete::complete_sign_in(deps, &proven.verified, None, &call.meta).await?;
+            complete::complete_sign_in(deps, proven.verified, None, &call.meta).await?;
         signed_in.recovery_codes = proven.recovery_codes;
         Ok(edge::json_response(200, &signed_in))
     })

@@ -35,7 +35,7 @@ fn redeem_in_sign_in(deps: &Deps, call: Call) -> Answer<'_> {
         let (verified, remaining) =
             recovery::redeem(deps, challenge.record(), &body.code, &call.meta).await?;
         let mut signed_in =
-            complete::complete_mfa_sign_in(deps, &verified, &challenge, trust, &call.meta).await?;
+            complete::complete_mfa_sign_in(deps, verified, &challenge, trust, &call.meta).await?;
         signed_in.recovery_codes_remaining = Some(remaining);
         Ok(edge::json_response(200, &signed_in))
     })
@@ -48,7 +48,7 @@ fn redeem_in_step_up(deps: &Deps, call: Call, caller: Caller) -> Answer<'_> {
         let challenge = step_up::challenge_of(deps, &caller, &call.path("challenge_id")?).await?;
         let (verified, remaining) =
             recovery::redeem(deps, &challenge, &body.code, &caller.from).await?;
-        let mut elevated = step_up::elevate(deps, &caller, &challenge, &verified).await?;
+        let mut elevated = step_up::elevate(deps, &caller, &challenge, verified).await?;
         elevated.recovery_codes_remaining = Some(remaining);
         Ok(edge::json_response(200, &elevated))
     })

@@ -90,7 +90,7 @@ fn verify_sign_in(deps: &Deps, call: Call) -> Answer<'_> {
         let challenge = codes::open_mfa_sign_in(deps, &call.path("challenge_id")?).await?;
         let verified = check_answer(deps, challenge.record(), &body, &call.meta).await?;
         let signed_in =
-            complete::complete_mfa_sign_in(deps, &verified, &challenge, trust, &call.meta).await?;
+            complete::complete_mfa_sign_in(deps, verified, &challenge, trust, &call.meta).await?;
         Ok(edge::json_response(200, &signed_in))
     })
 }
@@ -115,7 +115,7 @@ fn verify_step_up(deps: &Deps, call: Call, caller: Caller) -> Answer<'_> {
         let verified = check_answer(deps, &challenge, &body, &caller.from).await?;
         Ok(edge::json_response(
             200,
-            &step_up::elevate(deps, &caller, &challenge, &verified).await?,
+            &step_up::elevate(deps, &caller, &challenge, verified).await?,
         ))
     })
 }

@@ -588,7 +588,7 @@ pub fn normalise_code(code: &SecretString) -> Result<SecretString, ApiError> {
 /// a function crate holds a `Verified` only because a check passed, so it cannot hand
 /// [`crate::service::complete::complete_sign_in`] or [`crate::service::step_up::elevate`] a
 /// proof it put together itself. Those two also refuse a proof of the other kind of challenge.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct Verified {
     pub(crate) factor_id: String,
     /// How it was proven.

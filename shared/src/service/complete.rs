@@ -161,7 +161,7 @@ pub fn no_trust_in_step_up(trust: Option<bool>, device_name: Option<&str>) -> Re
 
 pub async fn complete_sign_in(
     deps: &Deps,
-    verified: &Verified,
+    verified: Verified,
     trust: Option<TrustRequest>,
     meta: &RequestMeta,
 ) -> Result<SignedIn, ApiError> {
@@ -179,7 +179,7 @@ pub async fn complete_sign_in(
 /// challenge (`challenge_expired` otherwise).
 pub async fn complete_mfa_sign_in(
     deps: &Deps,
-    verified: &Verified,
+    verified: Verified,
     sign_in: &MfaSignIn,
     trust: Option<TrustRequest>,
     meta: &RequestMeta,
@@ -196,7 +196,7 @@ pub async fn complete_mfa_sign_in(
 /// has read the user again after its writes.
 pub(crate) async fn complete_sign_in_as(
     deps: &Deps,
-    verified: &Verified,
+    verified: Verified,
     user: &UserRecord,
     trust: Option<TrustRequest>,
     meta: &RequestMeta,

@@ -478,7 +478,6 @@ pub async fn enrol_totp(deps: &Deps, enroller: Enroller<'_>) -> Result<EnrolTotp
 }
 
 /// What proving a factor produced. `Debug` shows how many recovery codes, never the codes.
-#[derive(Clone)]
 pub struct FactorVerified {
     pub factor: FactorRecord,
     pub verified: Verified,

@@ -664,7 +664,7 @@ pub async fn passwordless_sign_in(
 ) -> Result<SignedIn, ApiError> {
     match passwordless_proof(deps, &request, meta).await? {
         Some((verified, user)) => {
-            complete::complete_sign_in_as(deps, &verified, &user, None, meta).await
+            complete::complete_sign_in_as(deps, verified, &user, None, meta).await
         }
         None => {
             if let Some(ip) = &meta.source_ip

@@ -152,7 +152,7 @@ pub async fn elevate(
     deps: &Deps,
     caller: &Caller,
     step_up: &StepUpChallenge,
-    verified: &Verified,
+    verified: Verified,
 ) -> Result<Elevated, ApiError> {
     if verified.challenge.id_digest != step_up.id_digest
         || !is_of(&verified.challenge, caller)

@@ -317,7 +317,7 @@ pub async fn sms_sign_in(
     let verified = sms_verified(deps, user, outbox).await;
     let tokens = portcullis::service::complete::complete_sign_in(
         deps,
-        &verified,
+        verified,
         None,
         &portcullis::RequestMeta::default(),
     )
@@ -331,7 +331,7 @@ pub async fn sms_sign_in(
 /// `complete_sign_in` of a verified sign-in with no device trusted and no caller details.
 pub async fn finish_sign_in(
     deps: &Deps,
-    verified: &portcullis::service::codes::Verified,
+    verified: portcullis::service::codes::Verified,
 ) -> portcullis::service::complete::SignedIn {
     let meta = RequestMeta::default();
     portcullis::service::complete::complete_sign_in(deps, verified, None, &meta)

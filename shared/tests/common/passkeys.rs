@@ -72,7 +72,7 @@ pub async fn register_at_first_sign_in(
     .await
     .unwrap();
     let mut signed_in =
-        complete::complete_sign_in(deps, &proven.verified, None, &RequestMeta::default())
+        complete::complete_sign_in(deps, proven.verified, None, &RequestMeta::default())
             .await
             .unwrap();
     signed_in.recovery_codes = proven.recovery_codes;
