@@ -10,10 +10,10 @@ use portcullis::error::StoreError;
 use portcullis::identity::UserId;
 use portcullis::limits;
 use portcullis::storage::{
-    AttemptSlot, ChallengeRecord, CounterKey, Delivery, DeliveryRecord, DeviceRecord, FactorKind,
-    FactorRecord, FactorStatus, FailureOutcome, LockoutPolicy, PasskeyOwner, PasskeyUse,
-    PendingCode, RecoveryCodeRecord, RegisteredPasskey, Rotation, SendSlot, SessionRecord, Stage,
-    Stores, Swapped, UserRecord, UserStatus,
+    AsRead, AttemptSlot, ChallengeRecord, CounterKey, Delivery, DeliveryRecord, DeviceRecord,
+    FactorKind, FactorRecord, FactorStatus, FailureOutcome, LockoutPolicy, PasskeyOwner,
+    PasskeyUse, PendingCode, RecoveryCodeRecord, RegisteredPasskey, Rotation, SendSlot,
+    SessionRecord, Stage, Stores, Swapped, UserRecord, UserStatus,
 };
 
 fn user(id: &UserId) -> UserRecord {
@@ -104,6 +104,99 @@ async fn password_hash_is_replaced_only_if_unchanged() {
                 Err(StoreError::ConditionFailed)
             ),
             "{name}: no user is created by a replace"
+        );
+    }
+}
+
+/// A new password is written only over the hash *and* stamp the caller read: a concurrent
+/// change, an MFA reset between the read and the write, or a first password for a user who
+/// has one, all change nothing.
+#[tokio::test]
+async fn a_password_is_set_only_over_the_hash_and_stamp_read() {
+    for (name, stores) in all_stores().await {
+        let id = UserId::parse(&unique("setpw")).unwrap();
+        let record = user(&id);
+        stores.users.create_user(&record).await.unwrap();
+        let at = T0.plus_secs(60);
+        let set = |expected: AsRead<'static>| {
+            let (stores, id) = (stores.clone(), id.clone());
+            async move {
+                stores
+                    .users
+                    .set_password(&id, expected, "new", &["old".into()], at)
+                    .await
+            }
+        };
+        let hash: &'static str = record.password_hash.clone().unwrap().leak();
+        for (refused, why) in [
+            (
+                AsRead {
+                    password_hash: Some("other"),
+                    security_stamp: 0,
+                },
+                "another hash",
+            ),
+            (
+                AsRead {
+                    password_hash: Some(hash),
+                    security_stamp: 1,
+                },
+                "another stamp",
+            ),
+            (
+                AsRead {
+                    password_hash: None,
+                    security_stamp: 0,
+                },
+                "a first password over one",
+            ),
+        ] {
+            assert!(
+                matches!(set(refused).await, Err(StoreError::ConditionFailed)),
+                "{name}: {why}"
+            );
+            assert_eq!(
+                stores.users.get_user(&id).await.unwrap().as_ref(),
+                Some(&record),
+                "{name}: {why} changes nothing"
+            );
+        }
+        set(AsRead {
+            password_hash: Some(hash),
+            security_stamp: 0,
+        })
+        .await
+        .unwrap();
+        let read = stores.users.get_user(&id).await.unwrap().unwrap();
+        assert_eq!(read.password_hash.as_deref(), Some("new"), "{name}");
+        assert_eq!(read.password_history, vec!["old".to_string()], "{name}");
+        assert_eq!(read.password_changed_at, Some(at), "{name}");
+        assert!(!read.must_change_password, "{name}");
+        assert_eq!(read.security_stamp, 1, "{name}: the stamp is raised");
+        let missing = UserId::parse(&unique("nobody")).unwrap();
+        assert!(
+            matches!(
+                stores
+                    .users
+                    .set_password(
+                        &missing,
+                        AsRead {
+                            password_hash: None,
+                            security_stamp: 0
+                        },
+                        "new",
+                        &[],
+                        at
+                    )
+                    .await,
+                Err(StoreError::ConditionFailed)
+            ),
+            "{name}: no user is created by a set"
+        );
+        assert_eq!(
+            stores.users.get_user(&missing).await.unwrap(),
+            None,
+            "{name}"
         );
     }
 }

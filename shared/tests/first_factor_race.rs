@@ -11,7 +11,6 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use common::passkeys::{ORIGIN, credential};
 use common::*;
 use portcullis::crypto::SecretString;
@@ -33,21 +32,8 @@ use portcullis_soft_authenticator::SoftAuthenticator;
 /// The store as it is, with a DynamoDB-like round trip on `list_factors` (nothing else changed).
 struct Slow(Arc<dyn FactorStore>);
 
-/// `Slow`'s `FactorStore`: `list_factors` as given, the other methods handed on as they are
-/// (the impl is made whole here, so `async_trait` sees every method).
-macro_rules! slow_store {
-    ({ $($own:tt)* } $($name:ident($($arg:ident: $ty:ty),*) -> $out:ty;)*) => {
-        #[async_trait]
-        impl FactorStore for Slow {
-            $($own)*
-            $(async fn $name(&self, $($arg: $ty),*) -> Result<$out, StoreError> {
-                self.0.$name($($arg),*).await
-            })*
-        }
-    };
-}
-
-slow_store! {
+crate::wrap_store! {
+    FactorStore for Slow
     {
         async fn list_factors(&self, u: &UserId) -> Result<Vec<FactorRecord>, StoreError> {
             let out = self.0.list_factors(u).await;

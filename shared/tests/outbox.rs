@@ -16,7 +16,7 @@ use portcullis::notifier::RecordingNotifier;
 use portcullis::outbox::{Alert, MemoryOutbox, Outbox, Outgoing, SqsOutbox};
 use portcullis::service::password::{self, ForgotRequest};
 use portcullis::service::{alerts, sender};
-use portcullis::storage::{AuditEvent, AuditStore};
+use portcullis::storage::{AsRead, AuditEvent, AuditStore};
 use portcullis::{Deps, UnixTime};
 
 async fn try_password(deps: &Deps, user: &UserId, password: &str) {
@@ -390,13 +390,7 @@ async fn a_reset_request_queued_before_a_password_change_sends_nothing() {
         let old = stored_user(&deps, &user).await;
         deps.stores
             .users
-            .set_password(
-                &user,
-                old.password_hash.as_deref(),
-                &hash,
-                &[],
-                deps.clock.now(),
-            )
+            .set_password(&user, AsRead::of(&old), &hash, &[], deps.clock.now())
             .await
             .unwrap();
         let item = Outgoing::PasswordReset {

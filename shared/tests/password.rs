@@ -8,6 +8,7 @@ use common::*;
 use portcullis::RequestMeta;
 use portcullis::crypto::SecretString;
 use portcullis::error::ApiError;
+use portcullis::error::StoreError;
 use portcullis::identity::UserId;
 use portcullis::notifier::RecordingNotifier;
 use portcullis::service::codes::{self, SendCodeRequest};
@@ -18,7 +19,7 @@ use portcullis::service::password::{
 use portcullis::service::sign_in::{SignInRequest, sign_in};
 use portcullis::service::sweep;
 use portcullis::service::tokens::{self, Caller, RefreshRequest};
-use portcullis::storage::UserStatus;
+use portcullis::storage::{AsRead, UserRecord, UserStatus, UserStore};
 use portcullis::{Clock, Deps};
 
 fn secret(s: &str) -> SecretString {
@@ -367,6 +368,17 @@ async fn a_required_change_takes_five_tries_and_sends_no_code() {
     }
 }
 
+/// The required change answered, and refused as ended (`challenge_expired`).
+async fn assert_change_ended(deps: &Deps, change: &codes::SignInChallenge, name: &str) {
+    assert_eq!(
+        required_change(deps, change, "the new required passphrase")
+            .await
+            .map(|_| ()),
+        Err(ApiError::ChallengeExpired),
+        "{name}"
+    );
+}
+
 /// An MFA reset while the user types the required new password ends the change: the challenge
 /// was opened (its stamp checked) before the reset, so only a check at the answer catches it.
 #[tokio::test]
@@ -374,12 +386,95 @@ async fn an_mfa_reset_during_a_required_change_ends_it() {
     for (name, deps, _outbox, user, change) in aged_sign_ins("agedreset").await {
         deps.stores.users.raise_security_stamp(&user).await.unwrap();
         let before = stored_user(&deps, &user).await;
+        assert_change_ended(&deps, &change, name).await;
         assert_eq!(
-            required_change(&deps, &change, "the new required passphrase")
+            stored_user(&deps, &user).await.password_hash,
+            before.password_hash,
+            "{name}: the password is unchanged"
+        );
+    }
+}
+
+/// The user store as it is, except that an MFA reset (a raised stamp) lands just before each
+/// `set_password`: between the service's read of the user and its write.
+struct ResetBeforeWrite(std::sync::Arc<dyn UserStore>);
+
+crate::wrap_store! {
+    UserStore for ResetBeforeWrite
+    {
+        async fn set_password(
+            &self,
+            u: &UserId,
+            expected: AsRead<'_>,
+            new_hash: &str,
+            history: &[String],
+            at: portcullis::UnixTime,
+        ) -> Result<(), StoreError> {
+            self.0.raise_security_stamp(u).await?;
+            self.0.set_password(u, expected, new_hash, history, at).await
+        }
+    }
+    create_user(r: &UserRecord) -> ();
+    get_user(u: &UserId) -> Option<UserRecord>;
+    record_sign_in(u: &UserId, at: portcullis::UnixTime) -> ();
+    set_must_change_password(u: &UserId) -> ();
+    raise_security_stamp(u: &UserId) -> ();
+    set_status(u: &UserId, s: UserStatus) -> ();
+    set_roles(u: &UserId, r: &[String]) -> ();
+    deactivate_if_idle(u: &UserId, cutoff: portcullis::UnixTime) -> bool;
+    search_users(p: &str, limit: usize) -> Vec<UserRecord>;
+    list_users(c: Option<String>) -> (Vec<UserRecord>, Option<String>);
+    replace_password_hash(u: &UserId, expected: &str, new_hash: &str) -> ();
+}
+
+/// An MFA reset between the required change's read of the user and its write: the write is
+/// refused (its condition holds the stamp as read), so the password is not changed and no
+/// session is issued. Before, the new password was stored and only the session withheld.
+#[tokio::test]
+async fn an_mfa_reset_between_a_required_changes_read_and_write_changes_nothing() {
+    for (name, mut deps, _outbox, user, change) in aged_sign_ins("agedrace").await {
+        let before = stored_user(&deps, &user).await;
+        let sessions = deps
+            .stores
+            .sessions
+            .list_sessions(&user)
+            .await
+            .unwrap()
+            .len();
+        deps.stores.users = std::sync::Arc::new(ResetBeforeWrite(deps.stores.users.clone()));
+        assert_change_ended(&deps, &change, name).await;
+        let after = stored_user(&deps, &user).await;
+        assert_eq!(
+            after.password_hash, before.password_hash,
+            "{name}: the password is unchanged"
+        );
+        assert_eq!(after.security_stamp, before.security_stamp + 1, "{name}");
+        assert_eq!(
+            deps.stores
+                .sessions
+                .list_sessions(&user)
                 .await
-                .map(|_| ()),
-            Err(ApiError::ChallengeExpired),
-            "{name}"
+                .unwrap()
+                .len(),
+            sessions,
+            "{name}: no session"
+        );
+    }
+}
+
+/// The same race in a reset: the link ends (as a credential change since it was sent ends it),
+/// and the password is not changed.
+#[tokio::test]
+async fn an_mfa_reset_between_a_resets_read_and_write_changes_nothing() {
+    for (name, mut deps, _clock, outbox, user) in all_deps_with_user("resetrace").await {
+        forgot(&deps, &user).await;
+        let token = link_token(&outbox.sent().last().cloned().unwrap().text);
+        let before = stored_user(&deps, &user).await;
+        deps.stores.users = std::sync::Arc::new(ResetBeforeWrite(deps.stores.users.clone()));
+        let refused = reset_with(&deps, &token, "a reset that loses the race").await;
+        assert!(
+            matches!(refused, Err(ApiError::ValidationFailed(_))),
+            "{name}: {refused:?}"
         );
         assert_eq!(
             stored_user(&deps, &user).await.password_hash,

@@ -27,7 +27,7 @@ use crate::service::limits;
 use crate::service::password::{revoke_access, too_long};
 use crate::service::sign_in::mask_email;
 use crate::service::tokens::Caller;
-use crate::storage::{AdminRequest, CounterKey, RequestKind, UserRecord, UserStatus};
+use crate::storage::{AdminRequest, AsRead, CounterKey, RequestKind, UserRecord, UserStatus};
 
 pub const ADMIN_ROLE: &str = "admin";
 /// Roles an admin may grant.
@@ -311,10 +311,16 @@ pub async fn accept(
         .await
         .map_err(|_| ApiError::ServiceUnavailable)?
         .map_err(|_| ApiError::ServiceUnavailable)?;
+    // Only for a user who has no password yet (an invitation sets the first one), and whose
+    // stamp has not moved since the read above.
+    let first = AsRead {
+        password_hash: None,
+        security_stamp: user.security_stamp,
+    };
     match deps
         .stores
         .users
-        .set_password(&user.user_id, None, &hash, &[], now)
+        .set_password(&user.user_id, first, &hash, &[], now)
         .await
     {
         Ok(()) => {}

@@ -22,7 +22,7 @@ use crate::service::codes;
 use crate::service::limits;
 use crate::service::tokens::{self, Caller, Proof};
 use crate::storage::{
-    ChallengeRecord, CounterKey, FailureOutcome, LockoutPolicy, UserRecord, UserStatus,
+    AsRead, ChallengeRecord, CounterKey, FailureOutcome, LockoutPolicy, UserRecord, UserStatus,
 };
 
 #[derive(Debug, Deserialize)]
@@ -92,13 +92,17 @@ async fn check_new_password(
 
 /// Hashes and stores a new password (policy already checked), keeping the history, then revokes
 /// the user's trusted devices and every session except `keep` ([`revoke_access`]).
+///
+/// Only over the password and stamp read in `user`: if either has moved since (a concurrent
+/// change or reset, an MFA reset), nothing is written and the answer is `moved()`.
 async fn replace_password(
     deps: &Deps,
     user: &UserRecord,
     password: &SecretString,
     keep: Option<&str>,
+    moved: fn() -> ApiError,
 ) -> Result<(), ApiError> {
-    store_new_password(deps, user, password).await?;
+    store_new_password(deps, user, password, moved).await?;
     revoke_access(deps, &user.user_id, keep).await
 }
 
@@ -108,11 +112,13 @@ async fn record_new_password(deps: &Deps, user_id: &UserId, event: Event<'_>, fr
     alerts::alert(deps, user_id, Alert::PasswordChanged).await;
 }
 
-/// Hashes and stores a new password (policy already checked), keeping the history.
+/// Hashes and stores a new password (policy already checked), keeping the history: only over
+/// `user` as read, else `moved()`.
 async fn store_new_password(
     deps: &Deps,
     user: &UserRecord,
     password: &SecretString,
+    moved: fn() -> ApiError,
 ) -> Result<(), ApiError> {
     let hasher = deps.hasher.clone();
     let secret = password.clone();
@@ -126,7 +132,7 @@ async fn store_new_password(
         .users
         .set_password(
             &user.user_id,
-            user.password_hash.as_deref(),
+            AsRead::of(user),
             &hash,
             &history,
             deps.clock.now(),
@@ -134,11 +140,14 @@ async fn store_new_password(
         .await
     {
         Ok(()) => Ok(()),
-        Err(StoreError::ConditionFailed) => Err(ApiError::Conflict(
-            "The password was changed at the same time: try again.".into(),
-        )),
+        Err(StoreError::ConditionFailed) => Err(moved()),
         Err(err) => Err(err.into()),
     }
+}
+
+/// A signed-in user's change that lost to another credential change: the caller may try again.
+fn changed_meanwhile() -> ApiError {
+    ApiError::Conflict("The password was changed at the same time: try again.".into())
 }
 
 /// Removes every trusted device of the user, then revokes every session except `keep`.
@@ -182,7 +191,14 @@ pub async fn change(
     )
     .await?;
     check_new_password(deps, &user, &request.new_password).await?;
-    replace_password(deps, &user, &request.new_password, Some(&caller.claims.sid)).await?;
+    replace_password(
+        deps,
+        &user,
+        &request.new_password,
+        Some(&caller.claims.sid),
+        changed_meanwhile,
+    )
+    .await?;
     tracing::info!(
         event = "password_changed",
         "password changed; other sessions and devices revoked"
@@ -309,7 +325,8 @@ pub async fn reset(deps: &Deps, request: ResetRequest, from: &RequestMeta) -> Re
         deps.stores.resets.create_reset(&reset).await?;
         return Err(refusal);
     }
-    replace_password(deps, &user, &request.new_password, None).await?;
+    // A credential change between the stamp check above and this write ends the link too.
+    replace_password(deps, &user, &request.new_password, None, invalid_link).await?;
     limits::clear(deps, CounterKey::Password(&user.user_id)).await?;
     tracing::info!(
         event = "password_reset",
@@ -381,15 +398,20 @@ pub async fn complete_required_change(
     if !codes::finish_challenge(deps, &challenge.id_digest, deps.clock.now()).await? {
         return Err(ApiError::ChallengeExpired);
     }
-    replace_password(deps, &user, &request.new_password, None).await?;
+    // Only over the stamp read above: an MFA reset between that read and this write changes
+    // nothing (the challenge, finished, is spent).
+    replace_password(deps, &user, &request.new_password, None, || {
+        ApiError::ChallengeExpired
+    })
+    .await?;
     tracing::info!(event = "password_changed", "required password change done");
     record_new_password(deps, &user.user_id, Event::PasswordChangedAsRequired, from).await;
     let user = challenge_user(deps, challenge).await?;
     if user.status != UserStatus::Active {
         return Err(ApiError::AccountInactive);
     }
-    // This change raised the stamp by one; anything more landed between the reads and the
-    // write (an MFA reset): the password is changed, but no session is issued.
+    // This change raised the stamp by one; anything more landed between the write and this
+    // read (an MFA reset): the password is changed, but no session is issued.
     if user.security_stamp != challenge.user_stamp + 1 {
         return Err(ApiError::ChallengeExpired);
     }

@@ -8,12 +8,12 @@ use async_trait::async_trait;
 
 use super::keys;
 use super::{
-    AdminRequest, AdminStore, AttemptSlot, AuditEvent, AuditStore, ChallengeRecord, ChallengeStore,
-    Counter, CounterKey, CounterStore, DeliveryRecord, DeliveryStore, DeviceRecord, DeviceStore,
-    FactorKind, FactorRecord, FactorStatus, FactorStore, InvitationRecord, KeyStore, MacKeys,
-    PasskeyOwner, PasskeyUse, PendingCode, RecoveryCodeRecord, RecoveryStore, RegisteredPasskey,
-    ResetRecord, ResetStore, Rotation, SendSlot, SessionRecord, SessionStore, SigningKeys, Swapped,
-    UserRecord, UserStatus, UserStore, Versioned,
+    AdminRequest, AdminStore, AsRead, AttemptSlot, AuditEvent, AuditStore, ChallengeRecord,
+    ChallengeStore, Counter, CounterKey, CounterStore, DeliveryRecord, DeliveryStore, DeviceRecord,
+    DeviceStore, FactorKind, FactorRecord, FactorStatus, FactorStore, InvitationRecord, KeyStore,
+    MacKeys, PasskeyOwner, PasskeyUse, PendingCode, RecoveryCodeRecord, RecoveryStore,
+    RegisteredPasskey, ResetRecord, ResetStore, Rotation, SendSlot, SessionRecord, SessionStore,
+    SigningKeys, Swapped, UserRecord, UserStatus, UserStore, Versioned,
 };
 use crate::clock::UnixTime;
 use crate::error::StoreError;
@@ -131,14 +131,14 @@ impl UserStore for MemoryStore {
     async fn set_password(
         &self,
         user_id: &UserId,
-        expected: Option<&str>,
+        expected: AsRead<'_>,
         new_hash: &str,
         history: &[String],
         at: UnixTime,
     ) -> Result<(), StoreError> {
         let mut state = self.state()?;
         match state.users.get_mut(user_id) {
-            Some(user) if user.password_hash.as_deref() == expected => {
+            Some(user) if AsRead::of(user) == expected => {
                 user.password_hash = Some(new_hash.to_owned());
                 user.password_history = history.to_vec();
                 user.password_changed_at = Some(at);

@@ -78,6 +78,34 @@ debug_redacting!(UserRecord {
     email, phone, password_hash, password_history
 });
 
+/// A user's credentials as a caller read them: what [`UserStore::set_password`] writes over
+/// only if it finds them unchanged.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct AsRead<'a> {
+    /// The current hash, `None` for a user who has none yet (invitation pending).
+    pub password_hash: Option<&'a str>,
+    pub security_stamp: u64,
+}
+
+impl<'a> AsRead<'a> {
+    /// `user`'s hash and stamp, as read.
+    pub fn of(user: &'a UserRecord) -> Self {
+        Self {
+            password_hash: user.password_hash.as_deref(),
+            security_stamp: user.security_stamp,
+        }
+    }
+}
+
+impl std::fmt::Debug for AsRead<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AsRead")
+            .field("password_hash", &self.password_hash.map(|_| "<redacted>"))
+            .field("security_stamp", &self.security_stamp)
+            .finish()
+    }
+}
+
 #[async_trait]
 pub trait UserStore: Send + Sync {
     /// Creates a user; `ConditionFailed` if the user ID is taken.
@@ -87,12 +115,13 @@ pub trait UserStore: Send + Sync {
     async fn record_sign_in(&self, user_id: &UserId, at: UnixTime) -> Result<(), StoreError>;
     /// Sets a new password: `new_hash` becomes current, `history` the previous ones, the
     /// forced-change flag is cleared and the security stamp raised (ending open sign-in
-    /// challenges and reset links). Only if the stored hash is still `expected` (a concurrent
-    /// change wins once): `ConditionFailed` otherwise.
+    /// challenges and reset links). Only if the stored hash and stamp are still as `expected`
+    /// (a concurrent change wins once, and an MFA reset or another credential change between
+    /// the caller's read and this write stops it): `ConditionFailed` otherwise.
     async fn set_password(
         &self,
         user_id: &UserId,
-        expected: Option<&str>,
+        expected: AsRead<'_>,
         new_hash: &str,
         history: &[String],
         at: UnixTime,

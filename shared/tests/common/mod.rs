@@ -15,6 +15,22 @@ use portcullis::config::{Argon2Settings, Settings};
 use portcullis::storage::Stores;
 use portcullis::{Clock, Deps, ManualClock, UnixTime};
 
+/// Implements the store trait `$store` for `$wrapper` (a tuple struct over `Arc<dyn $store>`):
+/// the methods in braces as written, each one listed after them handed on unchanged (the impl
+/// is whole, so `async_trait` sees every method). For tests that change one call of a store.
+#[macro_export]
+macro_rules! wrap_store {
+    ($store:ident for $wrapper:ty { $($own:tt)* } $($name:ident($($arg:ident: $ty:ty),*) -> $out:ty;)*) => {
+        #[async_trait::async_trait]
+        impl $store for $wrapper {
+            $($own)*
+            $(async fn $name(&self, $($arg: $ty),*) -> Result<$out, portcullis::error::StoreError> {
+                self.0.$name($($arg),*).await
+            })*
+        }
+    };
+}
+
 pub fn emulator_table() -> Option<String> {
     let configured = std::env::var("AWS_ENDPOINT_URL").is_ok();
     let table = std::env::var("PORTCULLIS_TABLE").ok();

@@ -12,12 +12,13 @@ use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::keys::{self, PK, SK, TTL};
 use super::{
-    AdminRequest, AdminStore, AttemptSlot, AuditEvent, AuditStore, ChallengeRecord, ChallengeStore,
-    Counter, CounterKey, CounterStore, Delivery, DeliveryRecord, DeliveryStore, DeviceRecord,
-    DeviceStore, FactorKind, FactorRecord, FactorStatus, FactorStore, InvitationRecord, KeyStore,
-    MacKeys, PasskeyOwner, PasskeyUse, PendingCode, RecoveryCodeRecord, RecoveryStore,
-    RegisteredPasskey, RequestKind, ResetRecord, ResetStore, Rotation, SendSlot, SessionRecord,
-    SessionStore, SigningKeys, Swapped, UserRecord, UserStatus, UserStore, Versioned,
+    AdminRequest, AdminStore, AsRead, AttemptSlot, AuditEvent, AuditStore, ChallengeRecord,
+    ChallengeStore, Counter, CounterKey, CounterStore, Delivery, DeliveryRecord, DeliveryStore,
+    DeviceRecord, DeviceStore, FactorKind, FactorRecord, FactorStatus, FactorStore,
+    InvitationRecord, KeyStore, MacKeys, PasskeyOwner, PasskeyUse, PendingCode, RecoveryCodeRecord,
+    RecoveryStore, RegisteredPasskey, RequestKind, ResetRecord, ResetStore, Rotation, SendSlot,
+    SessionRecord, SessionStore, SigningKeys, Swapped, UserRecord, UserStatus, UserStore,
+    Versioned,
 };
 use crate::challenge::{Stage, StoredStage};
 use crate::clock::UnixTime;

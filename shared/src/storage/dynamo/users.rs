@@ -134,7 +134,7 @@ impl UserStore for DynamoStore {
     async fn set_password(
         &self,
         user_id: &UserId,
-        expected: Option<&str>,
+        expected: AsRead<'_>,
         new_hash: &str,
         history: &[String],
         at: UnixTime,
@@ -148,16 +148,24 @@ impl UserStore for DynamoStore {
             .expression_attribute_values(":new", s(new_hash))
             .expression_attribute_values(":history", string_list(history))
             .expression_attribute_values(":at", n(at.secs()))
-            .expression_attribute_values(":false", AttributeValue::Bool(false));
-        let update = match expected {
+            .expression_attribute_values(":false", AttributeValue::Bool(false))
+            .expression_attribute_values(":stamp", n(stamp(expected.security_stamp)))
+            .expression_attribute_names("#pk", PK);
+        // The stamp as read (an item written before stamps were stored reads as 0).
+        let stamp_as_read = if expected.security_stamp == 0 {
+            "(attribute_not_exists(security_stamp) OR security_stamp = :stamp)"
+        } else {
+            "security_stamp = :stamp"
+        };
+        let update = match expected.password_hash {
             Some(old) => update
-                .condition_expression("password_hash = :old")
+                .condition_expression(format!(
+                    "attribute_exists(#pk) AND password_hash = :old AND {stamp_as_read}"
+                ))
                 .expression_attribute_values(":old", s(old)),
-            None => update
-                .condition_expression(
-                    "attribute_exists(#pk) AND attribute_not_exists(password_hash)",
-                )
-                .expression_attribute_names("#pk", PK),
+            None => update.condition_expression(format!(
+                "attribute_exists(#pk) AND attribute_not_exists(password_hash) AND {stamp_as_read}"
+            )),
         };
         if self.conditional(update).await? {
             Ok(())
