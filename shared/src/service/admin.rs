@@ -150,7 +150,7 @@ pub enum InviteOutcome {
     PendingApproval(PendingApproval),
 }
 
-fn parse_roles(roles: Option<Vec<String>>) -> Result<Vec<String>, ApiError> {
+pub(crate) fn parse_roles(roles: Option<Vec<String>>) -> Result<Vec<String>, ApiError> {
     let mut roles = roles.unwrap_or_default();
     if let Some(bad) = roles.iter().find(|r| !ROLES.contains(&r.as_str())) {
         return Err(ApiError::validation(format!(
@@ -218,20 +218,14 @@ async fn create_invited(
     meta: &RequestMeta,
 ) -> Result<Invited, ApiError> {
     let now = deps.clock.now();
-    let user = UserRecord {
-        user_id: user_id.clone(),
-        email: Some(email.to_owned()),
+    let user = UserRecord::new_active(
+        user_id.clone(),
+        Some(email.to_owned()),
         phone,
-        password_hash: None,
-        status: UserStatus::Active,
         roles,
-        created_at: now,
-        password_changed_at: None,
-        last_sign_in_at: None,
-        must_change_password: false,
-        password_history: vec![],
-        security_stamp: 0,
-    };
+        None,
+        now,
+    );
     match deps.stores.users.create_user(&user).await {
         Ok(()) => {}
         Err(StoreError::ConditionFailed) => {

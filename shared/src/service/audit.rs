@@ -15,6 +15,8 @@ pub enum Actor<'a> {
     /// The user themselves.
     User,
     Admin(&'a UserId),
+    /// The operator CLI (`portcullis-admin`), outside the API.
+    Operator,
     System,
 }
 
@@ -120,6 +122,15 @@ pub enum Event<'a> {
         requested_by: &'a str,
         by: &'a UserId,
     },
+    /// Made with a password by the operator CLI; `operator`: the name it reported.
+    OperatorCreatedUser {
+        operator: &'a str,
+        roles: &'a str,
+    },
+    /// Both locks ended by the operator CLI.
+    OperatorUnlocked {
+        operator: &'a str,
+    },
 }
 
 impl Event<'_> {
@@ -158,6 +169,8 @@ impl Event<'_> {
             Event::TwoAdminRequested { action, .. } => return format!("{action}_requested"),
             Event::TwoAdminRefused { action, .. } => return format!("{action}_refused"),
             Event::TwoAdminApproved { action, .. } => return format!("{action}_approved"),
+            Event::OperatorCreatedUser { .. } => "operator_create_user",
+            Event::OperatorUnlocked { .. } => "operator_unlock",
         };
         fixed.to_owned()
     }
@@ -194,6 +207,7 @@ impl Event<'_> {
             | Event::TwoAdminRequested { by, .. }
             | Event::TwoAdminRefused { by, .. }
             | Event::TwoAdminApproved { by, .. } => Actor::Admin(by),
+            Event::OperatorCreatedUser { .. } | Event::OperatorUnlocked { .. } => Actor::Operator,
             _ => Actor::User,
         }
     }
@@ -233,6 +247,14 @@ impl Event<'_> {
             Event::TwoAdminApproved { requested_by, .. } => {
                 Some(format!("requested by {requested_by}"))
             }
+            Event::OperatorCreatedUser {
+                operator,
+                roles: "",
+            } => Some(format!("by {operator}; no roles")),
+            Event::OperatorCreatedUser { operator, roles } => {
+                Some(format!("by {operator}; roles {roles}"))
+            }
+            Event::OperatorUnlocked { operator } => Some(format!("by {operator}")),
             _ => None,
         }
     }
@@ -266,6 +288,7 @@ async fn append(deps: &Deps, subject: &UserId, event: Event<'_>, meta: Option<&R
         actor: match actor {
             Actor::User => "self".to_owned(),
             Actor::Admin(id) => id.to_string(),
+            Actor::Operator => "operator".to_owned(),
             Actor::System => "system".to_owned(),
         },
         source_ip: meta.and_then(|m| m.source_ip.clone()),
@@ -296,6 +319,7 @@ mod tests {
         match actor {
             Actor::User => "self".into(),
             Actor::Admin(id) => id.to_string(),
+            Actor::Operator => "operator".into(),
             Actor::System => "system".into(),
         }
     }
@@ -554,6 +578,33 @@ mod tests {
                 "success",
                 "admin@example.com",
                 Some("requested by a@example.com"),
+            ),
+            (
+                Event::OperatorCreatedUser {
+                    operator: "ops",
+                    roles: "admin",
+                },
+                "operator_create_user",
+                "success",
+                "operator",
+                Some("by ops; roles admin"),
+            ),
+            (
+                Event::OperatorCreatedUser {
+                    operator: "ops",
+                    roles: "",
+                },
+                "operator_create_user",
+                "success",
+                "operator",
+                Some("by ops; no roles"),
+            ),
+            (
+                Event::OperatorUnlocked { operator: "ops" },
+                "operator_unlock",
+                "success",
+                "operator",
+                Some("by ops"),
             ),
         ];
         for (event, kind, outcome, actor, detail) in cases {

@@ -15,6 +15,7 @@ pub mod complete;
 pub mod devices;
 pub mod factors;
 pub mod limits;
+pub mod operator;
 pub mod passkeys;
 pub mod password;
 pub mod recovery;

@@ -78,6 +78,35 @@ debug_redacting!(UserRecord {
     email, phone, password_hash, password_history
 });
 
+impl UserRecord {
+    /// A new active user, created at `now`: no sign-in yet, no history, stamp 0. With a
+    /// `password_hash` (the operator CLI) the password dates from `now`; without one (an
+    /// invitation) the first is set by accepting it.
+    pub fn new_active(
+        user_id: UserId,
+        email: Option<String>,
+        phone: Option<String>,
+        roles: Vec<String>,
+        password_hash: Option<String>,
+        now: UnixTime,
+    ) -> Self {
+        Self {
+            user_id,
+            email,
+            phone,
+            password_changed_at: password_hash.as_ref().map(|_| now),
+            password_hash,
+            status: UserStatus::Active,
+            roles,
+            created_at: now,
+            last_sign_in_at: None,
+            must_change_password: false,
+            password_history: vec![],
+            security_stamp: 0,
+        }
+    }
+}
+
 /// A user's credentials as a caller read them: what [`UserStore::set_password`] writes over
 /// only if it finds them unchanged.
 #[derive(Clone, Copy, PartialEq, Eq)]
