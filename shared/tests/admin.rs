@@ -545,3 +545,38 @@ async fn trust_a_device(deps: &Deps, user: &UserId, device_id: &str) {
         .await
         .unwrap();
 }
+
+/// A grant and a removal landing at once cannot undo each other (found in review): an admin
+/// grants `support` while a removal of `admin` (approved by a second admin) lands between the
+/// grant's read of the roles and its write. Before, the grant wrote back the roles it had read,
+/// `admin` included; now its write is conditional on them, so it reads again.
+#[tokio::test]
+async fn a_grant_racing_a_removal_does_not_restore_the_removed_role() {
+    for (name, mut deps, _clock, outbox) in all_deps_with_notifier().await {
+        let (_, admin) = signed_in_admin(&deps, &outbox, "+12025550161").await;
+        let subject = create_user(&deps, &unique("raced")).await;
+        set_roles(&deps, &subject, &["admin"]).await;
+        let meddle: Meddle = |store, user| {
+            Box::pin(async move {
+                let roles = store.get_user(&user).await.unwrap().unwrap().roles;
+                if roles.iter().any(|r| r == "admin") {
+                    let kept: Vec<String> =
+                        roles.iter().filter(|r| *r != "admin").cloned().collect();
+                    store.set_roles(&user, &roles, &kept).await.unwrap();
+                }
+            })
+        };
+        deps.stores.users = std::sync::Arc::new(Meddled(deps.stores.users.clone(), meddle));
+        let grant = admin::RoleGrant {
+            role: "support".into(),
+            reason: None,
+        };
+        let done = as_admin!(admin::grant_role, &deps, &admin, subject.as_str(), grant);
+        assert_eq!(done, Ok(admin::ActOutcome::Done), "{name}");
+        assert_eq!(
+            stored_user(&deps, &subject).await.roles,
+            vec!["support"],
+            "{name}: the removal stands and the grant lands"
+        );
+    }
+}

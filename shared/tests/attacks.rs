@@ -1465,7 +1465,7 @@ async fn a_role_taken_away_is_never_minted_again_by_a_step_up() {
     for (name, deps, _clock, outbox) in all_deps_with_notifier().await {
         let (admin, caller) = signed_in_admin(&deps, &outbox, "+12025550150").await;
         assert_eq!(caller.claims.roles, vec!["admin".to_owned()], "{name}");
-        deps.stores.users.set_roles(&admin, &[]).await.unwrap();
+        set_roles(&deps, &admin, &[]).await;
         let elevated = sms_step_up(&deps, &caller, &outbox).await;
         let after = bearer(&deps, &elevated.access_token).await.unwrap();
         assert!(

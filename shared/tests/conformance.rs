@@ -108,6 +108,24 @@ async fn password_hash_is_replaced_only_if_unchanged() {
     }
 }
 
+/// A write to a user ID that has no user is refused, and creates none.
+async fn assert_creates_no_user(
+    stores: &Stores,
+    missing: &UserId,
+    written: Result<(), StoreError>,
+    name: &str,
+) {
+    assert!(
+        matches!(written, Err(StoreError::ConditionFailed)),
+        "{name}: {written:?}"
+    );
+    assert_eq!(
+        stores.users.get_user(missing).await.unwrap(),
+        None,
+        "{name}"
+    );
+}
+
 /// A new password is written only over the hash *and* stamp the caller read: a concurrent
 /// change, an MFA reset between the read and the write, or a first password for a user who
 /// has one, all change nothing.
@@ -174,30 +192,62 @@ async fn a_password_is_set_only_over_the_hash_and_stamp_read() {
         assert!(!read.must_change_password, "{name}");
         assert_eq!(read.security_stamp, 1, "{name}: the stamp is raised");
         let missing = UserId::parse(&unique("nobody")).unwrap();
-        assert!(
-            matches!(
-                stores
-                    .users
-                    .set_password(
-                        &missing,
-                        AsRead {
-                            password_hash: None,
-                            security_stamp: 0
-                        },
-                        "new",
-                        &[],
-                        at
-                    )
-                    .await,
-                Err(StoreError::ConditionFailed)
-            ),
-            "{name}: no user is created by a set"
-        );
+        let none = AsRead {
+            password_hash: None,
+            security_stamp: 0,
+        };
+        let set = stores.users.set_password(&missing, none, "new", &[], at);
+        assert_creates_no_user(&stores, &missing, set.await, name).await;
+    }
+}
+
+/// Roles are replaced only over the roles read: a stale read, or a missing user, changes
+/// nothing.
+#[tokio::test]
+async fn roles_are_set_only_over_the_roles_read() {
+    for (name, stores) in all_stores().await {
+        let id = UserId::parse(&unique("roles")).unwrap();
+        let record = user(&id);
+        stores.users.create_user(&record).await.unwrap();
+        let roles = |list: &[&str]| list.iter().map(|r| r.to_string()).collect::<Vec<_>>();
+        for stale in [roles(&["admin"]), roles(&[]), roles(&["support", "admin"])] {
+            assert!(
+                matches!(
+                    stores
+                        .users
+                        .set_roles(&id, &stale, &roles(&["support"]))
+                        .await,
+                    Err(StoreError::ConditionFailed)
+                ),
+                "{name}: {stale:?}"
+            );
+        }
         assert_eq!(
-            stores.users.get_user(&missing).await.unwrap(),
-            None,
+            stores.users.get_user(&id).await.unwrap(),
+            Some(record.clone()),
             "{name}"
         );
+        stores
+            .users
+            .set_roles(&id, &record.roles, &roles(&["support"]))
+            .await
+            .unwrap();
+        stores
+            .users
+            .set_roles(&id, &roles(&["support"]), &[])
+            .await
+            .unwrap();
+        stores
+            .users
+            .set_roles(&id, &[], &roles(&["admin"]))
+            .await
+            .unwrap();
+        let read = stores.users.get_user(&id).await.unwrap().unwrap();
+        assert_eq!(read.roles, roles(&["admin"]), "{name}");
+        let missing = UserId::parse(&unique("nobody")).unwrap();
+        let admin = roles(&["admin"]);
+        let set = stores.users.set_roles(&missing, &[], &admin);
+        assert_creates_no_user(&stores, &missing, set.await, name).await;
     }
 }
 

@@ -137,28 +137,20 @@ async fn admin_checks_on(
     );
     // An admin, elevated: runs.
     let admin = common::create_user(deps, &common::unique("adm")).await;
-    deps.stores
-        .users
-        .set_roles(&admin, &["admin".to_owned()])
-        .await
-        .unwrap();
+    common::set_roles(deps, &admin, &["admin"]).await;
     let (admin_auth, tokens) = signed_in_header(deps, outbox, &admin, "+12025550151").await;
     assert_eq!(
         call(deps, "POST /admin", MODERN, Some(&admin_auth)).await,
         (204, true)
     );
     // The role taken away in the store: the token still says admin, the record does not.
-    deps.stores.users.set_roles(&admin, &[]).await.unwrap();
+    common::set_roles(deps, &admin, &[]).await;
     assert_eq!(
         call(deps, "POST /admin", MODERN, Some(&admin_auth)).await,
         (403, false),
         "a token whose admin role the record no longer has"
     );
-    deps.stores
-        .users
-        .set_roles(&admin, &["admin".to_owned()])
-        .await
-        .unwrap();
+    common::set_roles(deps, &admin, &["admin"]).await;
     assert_eq!(
         call(deps, "POST /admin", MODERN, Some(&admin_auth)).await,
         (204, true)

@@ -11,7 +11,9 @@ use portcullis::Deps;
 use portcullis::crypto::{PasswordCheck, SecretString};
 use portcullis::error::ApiError;
 use portcullis::identity::UserId;
+use portcullis::service::limits;
 use portcullis::service::operator::{self, NewUser};
+use portcullis::storage::CounterKey;
 
 fn new_user<'a>(user_id: &'a str, password: &str, roles: &[&str]) -> NewUser<'a> {
     NewUser {
@@ -78,6 +80,7 @@ async fn a_user_made_by_the_operator_meets_the_policy_and_the_admin_checks() {
         .await
         .unwrap();
         let user = stored(&deps, &raw).await.unwrap();
+        assert_eq!(user.email.as_deref(), Some("ops@example.com"), "{name}");
         assert_eq!(user.roles, vec!["admin", "support"], "{name}");
         assert!(
             matches!(
@@ -92,8 +95,13 @@ async fn a_user_made_by_the_operator_meets_the_policy_and_the_admin_checks() {
                 .await
                 .unwrap_err();
         assert!(matches!(again, ApiError::Conflict(_)), "{name}: {again:?}");
-        assert_eq!(stored(&deps, &raw).await, Some(user), "{name}: unchanged");
-        let events = audit_events(&deps, &made, 10).await;
+        assert_eq!(
+            stored(&deps, &raw).await.as_ref(),
+            Some(&user),
+            "{name}: unchanged"
+        );
+        assert_eq!(made, user, "{name}: the answer is what was stored");
+        let events = audit_events(&deps, &made.user_id, 10).await;
         assert_eq!(events.len(), 1, "{name}: {events:?}");
         let event = &events[0];
         assert_eq!(
@@ -127,7 +135,23 @@ async fn an_operator_unlock_ends_both_locks_and_is_audited() {
             ),
             "{name}: locked"
         );
+        // The second factor's lock too: 10 answers without a success.
+        let second = CounterKey::SecondFactor(&user);
+        for _ in 0..10 {
+            limits::count_failure(&deps, second, limits::second_factor_policy(&deps))
+                .await
+                .unwrap();
+        }
+        assert!(
+            limits::locked_until(&deps, second).await.unwrap().is_some(),
+            "{name}"
+        );
         operator::unlock(&deps, user.as_str(), "ops").await.unwrap();
+        assert_eq!(
+            limits::locked_until(&deps, second).await.unwrap(),
+            None,
+            "{name}"
+        );
         assert!(
             sign_in_as(&deps, user.as_str(), PASSWORD).await.is_ok(),
             "{name}: unlocked"

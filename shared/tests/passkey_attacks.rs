@@ -579,11 +579,7 @@ async fn a_passkey_second_step_trusts_devices_for_users_only_and_a_device_never_
             let mut authenticator = SoftAuthenticator::new(ORIGIN);
             register_at_first_sign_in(&deps, &user, &mut authenticator).await;
             if staff {
-                deps.stores
-                    .users
-                    .set_roles(&user, &["support".to_owned()])
-                    .await
-                    .unwrap();
+                set_roles(&deps, &user, &["support"]).await;
             }
             let challenge = password_challenge(&deps, &user).await;
             let options = passkeys::sign_in_options(&deps, &challenge).await.unwrap();

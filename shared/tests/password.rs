@@ -8,7 +8,6 @@ use common::*;
 use portcullis::RequestMeta;
 use portcullis::crypto::SecretString;
 use portcullis::error::ApiError;
-use portcullis::error::StoreError;
 use portcullis::identity::UserId;
 use portcullis::notifier::RecordingNotifier;
 use portcullis::service::codes::{self, SendCodeRequest};
@@ -19,7 +18,7 @@ use portcullis::service::password::{
 use portcullis::service::sign_in::{SignInRequest, sign_in};
 use portcullis::service::sweep;
 use portcullis::service::tokens::{self, Caller, RefreshRequest};
-use portcullis::storage::{AsRead, UserRecord, UserStatus, UserStore};
+use portcullis::storage::UserStatus;
 use portcullis::{Clock, Deps};
 
 fn secret(s: &str) -> SecretString {
@@ -395,36 +394,12 @@ async fn an_mfa_reset_during_a_required_change_ends_it() {
     }
 }
 
-/// The user store as it is, except that an MFA reset (a raised stamp) lands just before each
-/// `set_password`: between the service's read of the user and its write.
-struct ResetBeforeWrite(std::sync::Arc<dyn UserStore>);
-
-crate::wrap_store! {
-    UserStore for ResetBeforeWrite
-    {
-        async fn set_password(
-            &self,
-            u: &UserId,
-            expected: AsRead<'_>,
-            new_hash: &str,
-            history: &[String],
-            at: portcullis::UnixTime,
-        ) -> Result<(), StoreError> {
-            self.0.raise_security_stamp(u).await?;
-            self.0.set_password(u, expected, new_hash, history, at).await
-        }
-    }
-    create_user(r: &UserRecord) -> ();
-    get_user(u: &UserId) -> Option<UserRecord>;
-    record_sign_in(u: &UserId, at: portcullis::UnixTime) -> ();
-    set_must_change_password(u: &UserId) -> ();
-    raise_security_stamp(u: &UserId) -> ();
-    set_status(u: &UserId, s: UserStatus) -> ();
-    set_roles(u: &UserId, r: &[String]) -> ();
-    deactivate_if_idle(u: &UserId, cutoff: portcullis::UnixTime) -> bool;
-    search_users(p: &str, limit: usize) -> Vec<UserRecord>;
-    list_users(c: Option<String>) -> (Vec<UserRecord>, Option<String>);
-    replace_password_hash(u: &UserId, expected: &str, new_hash: &str) -> ();
+/// The user store, with an MFA reset (a raised stamp) landing just before each write: between
+/// the service's read of the user and its write.
+fn reset_before_write(deps: &mut Deps) {
+    let meddle: Meddle =
+        |store, user| Box::pin(async move { store.raise_security_stamp(&user).await.unwrap() });
+    deps.stores.users = std::sync::Arc::new(Meddled(deps.stores.users.clone(), meddle));
 }
 
 /// An MFA reset between the required change's read of the user and its write: the write is
@@ -441,7 +416,7 @@ async fn an_mfa_reset_between_a_required_changes_read_and_write_changes_nothing(
             .await
             .unwrap()
             .len();
-        deps.stores.users = std::sync::Arc::new(ResetBeforeWrite(deps.stores.users.clone()));
+        reset_before_write(&mut deps);
         assert_change_ended(&deps, &change, name).await;
         let after = stored_user(&deps, &user).await;
         assert_eq!(
@@ -470,7 +445,7 @@ async fn an_mfa_reset_between_a_resets_read_and_write_changes_nothing() {
         forgot(&deps, &user).await;
         let token = link_token(&outbox.sent().last().cloned().unwrap().text);
         let before = stored_user(&deps, &user).await;
-        deps.stores.users = std::sync::Arc::new(ResetBeforeWrite(deps.stores.users.clone()));
+        reset_before_write(&mut deps);
         let refused = reset_with(&deps, &token, "a reset that loses the race").await;
         assert!(
             matches!(refused, Err(ApiError::ValidationFailed(_))),

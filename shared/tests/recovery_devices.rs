@@ -282,11 +282,7 @@ async fn staff_never_skip_mfa_on_a_trusted_device() {
         add_phone(&deps, &before, "+12025550146").await;
         let (_, trusted) = sms_sign_in(&deps, &before, &outbox, true).await;
         assert!(trusted.is_some(), "{name}");
-        deps.stores
-            .users
-            .set_roles(&before, &[role.to_owned()])
-            .await
-            .unwrap();
+        set_roles(&deps, &before, &[role]).await;
         assert_eq!(
             sign_in_with_device(&deps, &before, trusted.as_deref())
                 .await

@@ -515,34 +515,43 @@ async fn act_on_role(
     Ok(ActOutcome::Done)
 }
 
+/// Adds or removes `role`: read, change, and write only over the roles read, again on a
+/// concurrent change (so a grant and a removal at once both land, neither undoing the other).
 async fn change_roles(
     deps: &Deps,
     user_id: &UserId,
     role: &str,
     add: bool,
 ) -> Result<(), ApiError> {
-    let user = deps
-        .stores
-        .users
-        .get_user(user_id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    let mut roles: Vec<String> = user.roles.into_iter().filter(|r| r != role).collect();
-    if add {
-        roles.push(role.to_owned());
-        roles.sort();
+    const TRIES: usize = 5;
+    for _ in 0..TRIES {
+        let user = existing(deps, user_id.as_str()).await?;
+        let mut roles: Vec<String> = user.roles.iter().filter(|r| *r != role).cloned().collect();
+        if add {
+            roles.push(role.to_owned());
+            roles.sort();
+        }
+        match deps
+            .stores
+            .users
+            .set_roles(user_id, &user.roles, &roles)
+            .await
+        {
+            Ok(()) => {}
+            // Changed (or deleted) since the read: read again.
+            Err(StoreError::ConditionFailed) => continue,
+            Err(err) => return Err(err.into()),
+        }
+        // A role taken away also ends the sign-ins in flight (they would mint it into a token);
+        // sessions get the new roles at their next refresh or step-up (both read the user).
+        if !add {
+            deps.stores.users.raise_security_stamp(user_id).await?;
+        }
+        return Ok(());
     }
-    match deps.stores.users.set_roles(user_id, &roles).await {
-        Ok(()) => {}
-        Err(StoreError::ConditionFailed) => return Err(ApiError::NotFound),
-        Err(err) => return Err(err.into()),
-    }
-    // A role taken away also ends the sign-ins in flight (they would mint it into a token);
-    // sessions get the new roles at their next refresh or step-up (both read the user).
-    if !add {
-        deps.stores.users.raise_security_stamp(user_id).await?;
-    }
-    Ok(())
+    Err(ApiError::Conflict(
+        "The roles were changed at the same time: try again.".into(),
+    ))
 }
 
 fn optional_reason(reason: Option<String>) -> Result<Option<String>, ApiError> {

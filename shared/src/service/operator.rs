@@ -34,7 +34,7 @@ pub async fn create_user(
     deps: &Deps,
     new: NewUser<'_>,
     operator: &str,
-) -> Result<UserId, ApiError> {
+) -> Result<UserRecord, ApiError> {
     let user_id = UserId::parse(new.user_id)?;
     let email = new.email.map(policy::email_address).transpose()?;
     let phone = match new.phone {
@@ -64,7 +64,7 @@ pub async fn create_user(
         roles: &roles,
     };
     audit::record_by_system(deps, &user_id, event).await;
-    Ok(user_id)
+    Ok(user)
 }
 
 /// Ends both locks of a user (the password's and the second factor's), as an admin's unlock

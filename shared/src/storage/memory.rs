@@ -180,13 +180,18 @@ impl UserStore for MemoryStore {
         }
     }
 
-    async fn set_roles(&self, user_id: &UserId, roles: &[String]) -> Result<(), StoreError> {
+    async fn set_roles(
+        &self,
+        user_id: &UserId,
+        expected: &[String],
+        roles: &[String],
+    ) -> Result<(), StoreError> {
         match self.state()?.users.get_mut(user_id) {
-            Some(user) => {
+            Some(user) if user.roles == expected => {
                 user.roles = roles.to_vec();
                 Ok(())
             }
-            None => Err(StoreError::ConditionFailed),
+            _ => Err(StoreError::ConditionFailed),
         }
     }
 

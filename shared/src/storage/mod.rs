@@ -161,8 +161,15 @@ pub trait UserStore: Send + Sync {
     async fn raise_security_stamp(&self, user_id: &UserId) -> Result<(), StoreError>;
     /// Active ↔ inactive; `ConditionFailed` if the user does not exist.
     async fn set_status(&self, user_id: &UserId, status: UserStatus) -> Result<(), StoreError>;
-    /// Replaces the user's roles; `ConditionFailed` if the user does not exist.
-    async fn set_roles(&self, user_id: &UserId, roles: &[String]) -> Result<(), StoreError>;
+    /// Replaces the user's roles, only if they are still `expected` (as read): a grant and a
+    /// removal at once cannot undo each other. `ConditionFailed` if the roles have changed or
+    /// the user does not exist.
+    async fn set_roles(
+        &self,
+        user_id: &UserId,
+        expected: &[String],
+        roles: &[String],
+    ) -> Result<(), StoreError>;
     /// Deactivates the user only if they have not signed in since `cutoff` (nor been created
     /// since), raising the security stamp with it (open challenges and reset links end):
     /// `true` if this call deactivated them.
@@ -815,7 +822,7 @@ pub struct AuditEvent {
     pub at: UnixTime,
     /// `sign_in_succeeded`, `sign_in_failed`, `lock_started`, `code_sent`, `factor_added`, …
     pub kind: String,
-    /// Who acted: `self`, an admin's user ID, or `system`.
+    /// Who acted: `self`, an admin's user ID, `operator` (the operator CLI) or `system`.
     pub actor: String,
     pub source_ip: Option<String>,
     pub user_agent: Option<String>,

@@ -12,23 +12,66 @@ use std::sync::Arc;
 
 use portcullis::RequestMeta;
 use portcullis::config::{Argon2Settings, Settings};
-use portcullis::storage::Stores;
+use portcullis::identity::UserId;
+use portcullis::storage::{AsRead, Stores, UserRecord, UserStatus, UserStore};
 use portcullis::{Clock, Deps, ManualClock, UnixTime};
 
 /// Implements the store trait `$store` for `$wrapper` (a tuple struct over `Arc<dyn $store>`):
-/// the methods in braces as written, each one listed after them handed on unchanged (the impl
-/// is whole, so `async_trait` sees every method). For tests that change one call of a store.
+/// the methods in braces as written; those in `[hook] { … }` handed on after `self.hook(first
+/// argument)` has run; each one listed after them handed on unchanged (the impl is whole, so
+/// `async_trait` sees every method). For tests that change one call of a store.
 #[macro_export]
 macro_rules! wrap_store {
-    ($store:ident for $wrapper:ty { $($own:tt)* } $($name:ident($($arg:ident: $ty:ty),*) -> $out:ty;)*) => {
+    ($store:ident for $wrapper:ty { $($own:tt)* }
+     $([$hook:ident] { $($hooked:ident($first:ident: $first_ty:ty $(, $harg:ident: $hty:ty)*) -> $hout:ty;)* })?
+     $($name:ident($($arg:ident: $ty:ty),*) -> $out:ty;)*) => {
         #[async_trait::async_trait]
         impl $store for $wrapper {
             $($own)*
+            $($(async fn $hooked(&self, $first: $first_ty $(, $harg: $hty)*) -> Result<$hout, portcullis::error::StoreError> {
+                self.$hook($first).await;
+                self.0.$hooked($first $(, $harg)*).await
+            })*)?
             $(async fn $name(&self, $($arg: $ty),*) -> Result<$out, portcullis::error::StoreError> {
                 self.0.$name($($arg),*).await
             })*
         }
     };
+}
+
+/// What [`Meddled`] does to the user just before a write: a concurrent writer, on the inner
+/// store.
+pub type Meddle = fn(
+    Arc<dyn portcullis::storage::UserStore>,
+    portcullis::identity::UserId,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// The user store, with its `Meddle` run just before each `set_password` and `set_roles`:
+/// another writer landing between a service's read of the user and its write.
+pub struct Meddled(pub Arc<dyn portcullis::storage::UserStore>, pub Meddle);
+
+impl Meddled {
+    async fn meddle(&self, user: &UserId) {
+        (self.1)(self.0.clone(), user.clone()).await;
+    }
+}
+
+crate::wrap_store! {
+    UserStore for Meddled {}
+    [meddle] {
+        set_password(u: &UserId, expected: AsRead<'_>, hash: &str, history: &[String], at: UnixTime) -> ();
+        set_roles(u: &UserId, expected: &[String], roles: &[String]) -> ();
+    }
+    create_user(r: &UserRecord) -> ();
+    get_user(u: &UserId) -> Option<UserRecord>;
+    record_sign_in(u: &UserId, at: UnixTime) -> ();
+    set_must_change_password(u: &UserId) -> ();
+    raise_security_stamp(u: &UserId) -> ();
+    set_status(u: &UserId, s: UserStatus) -> ();
+    deactivate_if_idle(u: &UserId, cutoff: UnixTime) -> bool;
+    search_users(p: &str, limit: usize) -> Vec<UserRecord>;
+    list_users(c: Option<String>) -> (Vec<UserRecord>, Option<String>);
+    replace_password_hash(u: &UserId, expected: &str, new_hash: &str) -> ();
 }
 
 pub fn emulator_table() -> Option<String> {
@@ -190,6 +233,18 @@ pub async fn create_user(deps: &Deps, raw_id: &str) -> portcullis::identity::Use
 }
 
 /// Adds an active phone factor.
+/// Sets the user's roles in the store, over the roles stored now (an admin's change, without
+/// the admin).
+pub async fn set_roles(deps: &Deps, user: &portcullis::identity::UserId, roles: &[&str]) {
+    let now = stored_user(deps, user).await.roles;
+    let roles: Vec<String> = roles.iter().map(|r| r.to_string()).collect();
+    deps.stores
+        .users
+        .set_roles(user, &now, &roles)
+        .await
+        .unwrap();
+}
+
 pub async fn add_phone(deps: &Deps, user: &portcullis::identity::UserId, e164: &str) -> String {
     use portcullis::storage::{Delivery, FactorKind, FactorRecord, FactorStatus};
     let factor_id = portcullis::crypto::random_id("f");
@@ -387,11 +442,7 @@ pub async fn signed_in_admin(
     portcullis::service::tokens::Caller,
 ) {
     let id = create_user(deps, &unique("adm")).await;
-    deps.stores
-        .users
-        .set_roles(&id, &["admin".to_owned()])
-        .await
-        .unwrap();
+    set_roles(deps, &id, &["admin"]).await;
     add_phone(deps, &id, phone).await;
     let (caller, _) = sms_sign_in(deps, &id, outbox).await;
     (id, caller)

@@ -17,14 +17,17 @@
 //! `--if-missing` makes the first key and leaves an existing one alone (set-up scripts).
 //!
 //! Passwords are never taken from the command line (other users can read it in `ps`): either
-//! one line on standard input, or generated and printed once.
+//! one line piped to standard input (not a terminal, which would echo it), or generated and
+//! printed once. `create-user` and `unlock` go through `portcullis::service::operator` (the
+//! password policy, the admin API's checks, an audit event with `operator` as actor).
 
-use std::io::BufRead as _;
+use std::io::{BufRead as _, IsTerminal as _};
 use std::process::ExitCode;
 
 use portcullis::Deps;
 use portcullis::crypto::{SecretString, random_token};
 use portcullis::error::ApiError;
+use portcullis::identity::UserId;
 use portcullis::service::operator;
 use portcullis::storage::{CODE_MAC_KEYS, TOKEN_SIGNING_KEYS};
 
@@ -71,6 +74,13 @@ fn parse_args(raw: impl Iterator<Item = String>) -> Result<Args, String> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // Warnings and errors on stderr: a storage failure says what failed (access denied, no
+    // such table), not only "service unavailable". Nothing the services log holds a secret.
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(tracing_subscriber::filter::LevelFilter::WARN)
+        .without_time()
+        .init();
     match run().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
@@ -85,7 +95,7 @@ async fn run() -> Result<(), String> {
     match args.command.as_str() {
         "create-user" => {
             let raw_id = args.user_id.as_deref().ok_or("--user-id is required")?;
-            let (password, generated) = password(&args)?;
+            let (password, generated) = password(&args, raw_id)?;
             let deps = Deps::from_env().await.map_err(|e| e.to_string())?;
             let new = operator::NewUser {
                 user_id: raw_id,
@@ -94,10 +104,10 @@ async fn run() -> Result<(), String> {
                 roles: args.roles.clone(),
                 password: SecretString::new(password.clone()),
             };
-            let user_id = operator::create_user(&deps, new, &operator_name())
+            let user = operator::create_user(&deps, new, &operator_name())
                 .await
                 .map_err(refusal)?;
-            let mut out = serde_json::json!({ "user_id": user_id, "roles": args.roles });
+            let mut out = serde_json::json!({ "user_id": user.user_id, "roles": user.roles });
             if generated {
                 out["password"] = serde_json::Value::String(password);
             }
@@ -160,23 +170,39 @@ fn refusal(error: ApiError) -> String {
 }
 
 /// Who ran the command, for the audit event: the OS user (self-reported; the AWS principal
-/// that made the writes is in CloudTrail).
+/// that made the writes is in CloudTrail). Only a plain login name is kept (letters, digits,
+/// `.`, `_`, `-`, at most 32), since the detail is shown to the user in their event list: an
+/// environment cannot put other text, or invisible and bidirectional characters, there.
 fn operator_name() -> String {
     let name = std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))
         .unwrap_or_default();
-    let name: String = name.chars().filter(|c| !c.is_control()).take(64).collect();
-    if name.is_empty() {
-        "unknown".into()
-    } else {
+    plain_name(name)
+}
+
+fn plain_name(name: String) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    if (1..=32).contains(&name.len()) && name.chars().all(plain) {
         name
+    } else {
+        "unknown".into()
     }
 }
 
-/// The new password and whether it was generated (then it is printed once).
-fn password(args: &Args) -> Result<(String, bool), String> {
+/// The new password and whether it was generated (then it is printed once). A generated one
+/// is drawn again until the policy's shape rules pass for `user_id` (a random token could
+/// contain a one- or two-character user ID).
+fn password(args: &Args, user_id: &str) -> Result<(String, bool), String> {
     match (args.password_stdin, args.generate_password) {
         (true, false) => {
+            // Typed at a terminal, the password would be echoed (and kept in its scrollback).
+            if std::io::stdin().is_terminal() {
+                return Err(
+                    "--password-stdin reads a pipe, not a terminal (it would show the \
+                            password): pipe it in, or use --generate-password"
+                        .into(),
+                );
+            }
             let mut line = String::new();
             std::io::stdin()
                 .lock()
@@ -186,7 +212,17 @@ fn password(args: &Args) -> Result<(String, bool), String> {
             let password = line.trim_end_matches(['\r', '\n']).to_owned();
             Ok((password, false))
         }
-        (false, true) => Ok((random_token(), true)),
+        (false, true) => {
+            let Ok(id) = UserId::parse(user_id) else {
+                // The service refuses the ID itself, with its own words.
+                return Ok((random_token(), true));
+            };
+            (0..100)
+                .map(|_| random_token())
+                .find(|p| portcullis::policy::check_shape(p, &id).is_ok())
+                .map(|p| (p, true))
+                .ok_or_else(|| "no generated password passes the policy for this user ID".into())
+        }
         _ => Err("give exactly one of --password-stdin and --generate-password".into()),
     }
 }
@@ -218,10 +254,35 @@ mod tests {
     }
 
     #[test]
+    fn the_operators_name_is_a_plain_login_or_unknown() {
+        assert_eq!(plain_name("ops-1.a_b".into()), "ops-1.a_b");
+        for forged in [
+            "",
+            "x; roles admin",
+            "evil\u{202e}nimda",
+            "ü",
+            &"a".repeat(33),
+        ] {
+            assert_eq!(plain_name(forged.into()), "unknown", "{forged:?}");
+        }
+    }
+
+    #[test]
+    fn a_generated_password_passes_the_policy_even_for_a_short_user_id() {
+        let generate = args(&["create-user", "--generate-password"]).unwrap();
+        for id in ["a", "ab", "x1"] {
+            let (made, generated) = password(&generate, id).unwrap();
+            assert!(generated);
+            let id = UserId::parse(id).unwrap();
+            assert!(portcullis::policy::check_shape(&made, &id).is_ok(), "{id}");
+        }
+    }
+
+    #[test]
     fn needs_exactly_one_password_source() {
         let both = args(&["create-user", "--password-stdin", "--generate-password"]).unwrap();
-        assert!(password(&both).is_err());
+        assert!(password(&both, "someone").is_err());
         let none = args(&["create-user"]).unwrap();
-        assert!(password(&none).is_err());
+        assert!(password(&none, "someone").is_err());
     }
 }

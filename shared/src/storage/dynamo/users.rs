@@ -217,13 +217,26 @@ impl UserStore for DynamoStore {
         }
     }
 
-    async fn set_roles(&self, user_id: &UserId, roles: &[String]) -> Result<(), StoreError> {
+    async fn set_roles(
+        &self,
+        user_id: &UserId,
+        expected: &[String],
+        roles: &[String],
+    ) -> Result<(), StoreError> {
+        // A list compares equal element by element, in order (roles are stored sorted); an
+        // item written without roles reads as none.
+        let as_read = if expected.is_empty() {
+            "(attribute_not_exists(#roles) OR #roles = :expected)"
+        } else {
+            "#roles = :expected"
+        };
         let update = self
             .update(keys::user(user_id))
             .update_expression("SET #roles = :roles")
-            .condition_expression("attribute_exists(#pk)")
+            .condition_expression(format!("attribute_exists(#pk) AND {as_read}"))
             .expression_attribute_names("#pk", PK)
             .expression_attribute_names("#roles", "roles")
+            .expression_attribute_values(":expected", string_list(expected))
             .expression_attribute_values(":roles", string_list(roles));
         if self.conditional(update).await? {
             Ok(())
