@@ -910,9 +910,79 @@ async fn session(stores: &Stores) -> SessionRecord {
         expires_at: T0.plus_secs(43_200),
         idle_expires_at: T0.plus_secs(900),
         revoked: false,
+        user_stamp: 3,
     };
     stores.sessions.create_session(&s).await.unwrap();
     s
+}
+
+/// A live session's stamp moves only from the value stored; a revoked one's not at all.
+#[tokio::test]
+async fn a_session_is_restamped_only_from_its_stamp_and_while_live() {
+    for (name, stores) in all_stores().await {
+        let s = session(&stores).await;
+        let (user, id) = (&s.user_id, s.session_id.as_str());
+        assert_eq!(
+            stores
+                .sessions
+                .get_session(user, id)
+                .await
+                .unwrap()
+                .as_ref(),
+            Some(&s),
+            "{name}: read back as written, stamp included"
+        );
+        for from in [0, 2, 4] {
+            assert!(
+                !stores
+                    .sessions
+                    .restamp_session(user, id, from, 9)
+                    .await
+                    .unwrap(),
+                "{name}: from {from}"
+            );
+        }
+        assert!(
+            stores
+                .sessions
+                .restamp_session(user, id, 3, 4)
+                .await
+                .unwrap(),
+            "{name}"
+        );
+        let read = stores
+            .sessions
+            .get_session(user, id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(read.user_stamp, 4, "{name}");
+        stores.sessions.revoke_session(user, id).await.unwrap();
+        assert!(
+            !stores
+                .sessions
+                .restamp_session(user, id, 4, 5)
+                .await
+                .unwrap(),
+            "{name}: a revoked session keeps its stamp"
+        );
+        assert!(
+            !stores
+                .sessions
+                .restamp_session(user, "s_missing", 0, 1)
+                .await
+                .unwrap(),
+            "{name}: and a missing one is not created"
+        );
+        assert_eq!(
+            stores
+                .sessions
+                .get_session(user, "s_missing")
+                .await
+                .unwrap(),
+            None
+        );
+    }
 }
 
 #[tokio::test]

@@ -517,6 +517,7 @@ async fn ids_unused_for_90_days_are_deactivated_and_alerted() {
                 expires_at: T0.plus_secs(43_200),
                 idle_expires_at: T0.plus_secs(900),
                 revoked: false,
+                user_stamp: idle.security_stamp,
             })
             .await
             .unwrap();
@@ -634,5 +635,38 @@ async fn a_user_deactivated_before_the_required_change_gets_no_session() {
         assert_eq!(refused.unwrap_err(), ApiError::AccountInactive, "{name}");
         let sessions = deps.stores.sessions.list_sessions(&user).await.unwrap();
         assert!(sessions.iter().all(|s| s.revoked), "{name}: {sessions:?}");
+    }
+}
+
+/// A session that a revocation missed (a write still in flight after the listing) ends at its
+/// next refresh once the user's stamp has moved: the stamp is raised here without revoking
+/// anything, as the escaped session would see it. Before, it refreshed until its 12-hour limit.
+#[tokio::test]
+async fn a_session_older_than_the_users_stamp_does_not_refresh() {
+    for (name, deps, _clock, outbox, user) in all_deps_with_phoned_user("stale").await {
+        let (caller, refresh) = mfa_sign_in(&deps, &user, &outbox).await;
+        deps.stores.users.raise_security_stamp(&user).await.unwrap();
+        let request = RefreshRequest {
+            refresh_token: secret(&refresh),
+        };
+        assert_eq!(
+            tokens::refresh(&deps, request).await.map(|_| ()),
+            Err(ApiError::Unauthorized),
+            "{name}"
+        );
+        let session = deps
+            .stores
+            .sessions
+            .get_session(&user, &caller.claims.sid)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(session.revoked, "{name}: and it is revoked");
+        // A session opened after the change refreshes as usual.
+        let (_, fresh) = mfa_sign_in(&deps, &user, &outbox).await;
+        let request = RefreshRequest {
+            refresh_token: secret(&fresh),
+        };
+        assert!(tokens::refresh(&deps, request).await.is_ok(), "{name}");
     }
 }

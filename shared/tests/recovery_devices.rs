@@ -8,6 +8,7 @@ use portcullis::RequestMeta;
 use portcullis::crypto::SecretString;
 use portcullis::crypto::jwt::{ACR_MFA, ACR_TRUSTED_DEVICE};
 use portcullis::error::ApiError;
+use portcullis::error::StoreError;
 use portcullis::identity::UserId;
 use portcullis::notifier::RecordingNotifier;
 use portcullis::service::codes::{self, SendCodeRequest};
@@ -17,6 +18,7 @@ use portcullis::service::sign_in::{SignInRequest, sign_in};
 use portcullis::service::step_up;
 use portcullis::service::tokens::{self, Caller};
 use portcullis::service::{devices, recovery};
+use portcullis::storage::{SessionRecord, SessionStore};
 use portcullis::{Clock, Deps};
 
 /// Password + SMS sign-in; optionally trusting the device. Returns (caller, device token).
@@ -630,82 +632,49 @@ async fn a_store_error_after_the_password_attempt_is_counted_gives_the_attempt_b
 /// The session store, with the user deactivated or their security stamp raised the moment a
 /// session is written, once armed: a revocation landing between a sign-in's writes and its
 /// last check.
-struct OvertakenAtSession {
-    inner: std::sync::Arc<dyn portcullis::storage::SessionStore>,
+struct OvertakenAtSession(std::sync::Arc<dyn SessionStore>, Overtake);
+
+/// What [`OvertakenAtSession`] does once armed: deactivate the user, or raise their stamp.
+struct Overtake {
     users: std::sync::Arc<dyn portcullis::storage::UserStore>,
     deactivate: bool,
     armed: std::sync::atomic::AtomicBool,
 }
 
-#[async_trait::async_trait]
-impl portcullis::storage::SessionStore for OvertakenAtSession {
-    async fn create_session(
-        &self,
-        session: &portcullis::storage::SessionRecord,
-    ) -> Result<(), portcullis::error::StoreError> {
-        self.inner.create_session(session).await?;
-        if self.armed.swap(false, std::sync::atomic::Ordering::SeqCst) {
-            if self.deactivate {
-                self.users
-                    .set_status(&session.user_id, portcullis::storage::UserStatus::Inactive)
-                    .await?;
-            } else {
-                self.users.raise_security_stamp(&session.user_id).await?;
+crate::wrap_store! {
+    SessionStore for OvertakenAtSession
+    {
+        async fn create_session(&self, session: &SessionRecord) -> Result<(), StoreError> {
+            self.0.create_session(session).await?;
+            let Overtake { users, deactivate, armed } = &self.1;
+            if armed.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                if *deactivate {
+                    let inactive = portcullis::storage::UserStatus::Inactive;
+                    users.set_status(&session.user_id, inactive).await?;
+                } else {
+                    users.raise_security_stamp(&session.user_id).await?;
+                }
             }
+            Ok(())
         }
-        Ok(())
     }
-    async fn get_session(
-        &self,
-        user_id: &UserId,
-        session_id: &str,
-    ) -> Result<Option<portcullis::storage::SessionRecord>, portcullis::error::StoreError> {
-        self.inner.get_session(user_id, session_id).await
-    }
-    async fn rotate_refresh(
-        &self,
-        user_id: &UserId,
-        session_id: &str,
-        rotation: portcullis::storage::Rotation<'_>,
-    ) -> Result<bool, portcullis::error::StoreError> {
-        self.inner
-            .rotate_refresh(user_id, session_id, rotation)
-            .await
-    }
-    async fn revoke_session(
-        &self,
-        user_id: &UserId,
-        session_id: &str,
-    ) -> Result<(), portcullis::error::StoreError> {
-        self.inner.revoke_session(user_id, session_id).await
-    }
-    async fn list_sessions(
-        &self,
-        user_id: &UserId,
-    ) -> Result<Vec<portcullis::storage::SessionRecord>, portcullis::error::StoreError> {
-        self.inner.list_sessions(user_id).await
-    }
-    async fn elevate_session(
-        &self,
-        user_id: &UserId,
-        session_id: &str,
-        auth_time: portcullis::UnixTime,
-        amr: &[String],
-        acr: &str,
-    ) -> Result<(), portcullis::error::StoreError> {
-        self.inner
-            .elevate_session(user_id, session_id, auth_time, amr, acr)
-            .await
-    }
+    get_session(u: &UserId, s: &str) -> Option<SessionRecord>;
+    rotate_refresh(u: &UserId, s: &str, r: portcullis::storage::Rotation<'_>) -> bool;
+    revoke_session(u: &UserId, s: &str) -> ();
+    restamp_session(u: &UserId, s: &str, from: u64, to: u64) -> bool;
+    list_sessions(u: &UserId) -> Vec<SessionRecord>;
+    elevate_session(u: &UserId, s: &str, at: portcullis::UnixTime, amr: &[String], acr: &str) -> ();
 }
 
 fn overtaken(deps: &mut Deps, deactivate: bool) -> std::sync::Arc<OvertakenAtSession> {
-    let store = std::sync::Arc::new(OvertakenAtSession {
-        inner: deps.stores.sessions.clone(),
-        users: deps.stores.users.clone(),
-        deactivate,
-        armed: std::sync::atomic::AtomicBool::new(false),
-    });
+    let store = std::sync::Arc::new(OvertakenAtSession(
+        deps.stores.sessions.clone(),
+        Overtake {
+            users: deps.stores.users.clone(),
+            deactivate,
+            armed: std::sync::atomic::AtomicBool::new(false),
+        },
+    ));
     deps.stores.sessions = store.clone();
     store
 }
@@ -737,7 +706,10 @@ async fn a_deactivation_landing_during_a_sign_in_issues_nothing() {
         let v = answer_code(&deps, opened.record(), "sms", &code)
             .await
             .unwrap();
-        store.armed.store(true, std::sync::atomic::Ordering::SeqCst);
+        store
+            .1
+            .armed
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         let trust = Some(TrustRequest::default());
         let from = RequestMeta {
             user_agent: Some(portcullis_ua()),
@@ -778,7 +750,10 @@ async fn a_password_reset_landing_during_a_trusted_device_sign_in_issues_nothing
             .into_iter()
             .map(|s| s.session_id)
             .collect();
-        store.armed.store(true, std::sync::atomic::Ordering::SeqCst);
+        store
+            .1
+            .armed
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         let request = SignInRequest {
             user_id: user.to_string(),
             password: SecretString::new(PASSWORD.into()),

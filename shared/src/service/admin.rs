@@ -542,8 +542,9 @@ async fn change_roles(
             Err(StoreError::ConditionFailed) => continue,
             Err(err) => return Err(err.into()),
         }
-        // A role taken away also ends the sign-ins in flight (they would mint it into a token);
-        // sessions get the new roles at their next refresh or step-up (both read the user).
+        // A role taken away also ends the sign-ins in flight (they would mint it into a token)
+        // and the user's sessions at their next refresh (a session records the stamp it was
+        // opened under); until then, each request reads the roles from the user record.
         if !add {
             deps.stores.users.raise_security_stamp(user_id).await?;
         }

@@ -199,6 +199,19 @@ pub async fn change(
         changed_meanwhile,
     )
     .await?;
+    // The kept session follows the stamp the change raised by one (else its next refresh
+    // would refuse it as older than the change). A session revoked meanwhile stays revoked.
+    let stamp = user.security_stamp;
+    let sessions = &deps.stores.sessions;
+    if !sessions
+        .restamp_session(&user.user_id, &caller.claims.sid, stamp, stamp + 1)
+        .await?
+    {
+        tracing::info!(
+            event = "session_not_restamped",
+            "the session that changed the password was ended meanwhile"
+        );
+    }
     tracing::info!(
         event = "password_changed",
         "password changed; other sessions and devices revoked"

@@ -61,6 +61,7 @@ pub async fn open_session(
         expires_at: now.plus_secs(deps.settings.session_max_secs),
         idle_expires_at: now.plus_secs(deps.settings.session_idle_secs),
         revoked: false,
+        user_stamp: user.security_stamp,
     };
     // The token does not depend on the write (only on the record), so the two go at once;
     // should the write fail, the token is dropped unseen.
@@ -152,9 +153,10 @@ fn refused() -> ApiError {
     ApiError::Unauthorized
 }
 
-/// A refresh token presented again after its rotation, or twice at once, may be a copy's: the
-/// whole session is revoked, so that neither holder keeps it.
-async fn revoke_reused(deps: &Deps, user_id: &UserId, session_id: &str) -> Result<(), ApiError> {
+/// Ends the session at a refresh: a refresh token presented again after its rotation, or
+/// twice at once, may be a copy's (the whole session is revoked, so that neither holder keeps
+/// it); a session older than the user's stamp is stale.
+async fn end_session(deps: &Deps, user_id: &UserId, session_id: &str) -> Result<(), ApiError> {
     deps.stores
         .sessions
         .revoke_session(user_id, session_id)
@@ -192,7 +194,7 @@ pub async fn refresh(deps: &Deps, request: RefreshRequest) -> Result<Tokens, Api
                 event = "refresh_token_reused",
                 "rotated refresh token reused: session revoked"
             );
-            revoke_reused(deps, &user_id, &session_id).await?;
+            end_session(deps, &user_id, &session_id).await?;
         }
         return Err(refused());
     }
@@ -203,6 +205,16 @@ pub async fn refresh(deps: &Deps, request: RefreshRequest) -> Result<Tokens, Api
         return Err(refused());
     };
     if user.status != crate::storage::UserStatus::Active {
+        return Err(refused());
+    }
+    // A password change or reset, an MFA reset or a role taken away since the session was
+    // opened: every revocation revokes the sessions it lists, and this ends one it missed.
+    if user.security_stamp != session.user_stamp {
+        tracing::warn!(
+            event = "session_stale",
+            "refresh of a session older than the user's last credential change: session revoked"
+        );
+        end_session(deps, &user_id, &session_id).await?;
         return Err(refused());
     }
     let new_secret = random_token();
@@ -229,7 +241,7 @@ pub async fn refresh(deps: &Deps, request: RefreshRequest) -> Result<Tokens, Api
             event = "refresh_token_reused",
             "concurrent reuse of a refresh token: session revoked"
         );
-        revoke_reused(deps, &user_id, &session_id).await?;
+        end_session(deps, &user_id, &session_id).await?;
         return Err(refused());
     }
     let access_token = access_token(deps, &session, &user.roles, now).await?;

@@ -703,6 +703,26 @@ impl SessionStore for MemoryStore {
         Ok(())
     }
 
+    async fn restamp_session(
+        &self,
+        user_id: &UserId,
+        session_id: &str,
+        from: u64,
+        to: u64,
+    ) -> Result<bool, StoreError> {
+        match self
+            .state()?
+            .sessions
+            .get_mut(&(user_id.clone(), session_id.to_owned()))
+        {
+            Some(s) if !s.revoked && s.user_stamp == from => {
+                s.user_stamp = to;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
     async fn list_sessions(&self, user_id: &UserId) -> Result<Vec<SessionRecord>, StoreError> {
         let mut sessions: Vec<SessionRecord> = self
             .state()?

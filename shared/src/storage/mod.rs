@@ -720,6 +720,11 @@ pub struct SessionRecord {
     /// Inactivity limit (SPEC §6: 15 minutes after the last refresh).
     pub idle_expires_at: UnixTime,
     pub revoked: bool,
+    /// The user's security stamp when the session was opened (or, for the session that made a
+    /// password change, after it): a refresh refuses the session once the user's stamp has
+    /// moved, so a session that escaped a revocation (a write still in flight after the
+    /// listing) ends at its next refresh rather than at its 12-hour limit.
+    pub user_stamp: u64,
 }
 
 /// One refresh of a session: the presented refresh digest is replaced by the new one, at
@@ -749,6 +754,15 @@ pub trait SessionStore: Send + Sync {
         rotation: Rotation<'_>,
     ) -> Result<bool, StoreError>;
     async fn revoke_session(&self, user_id: &UserId, session_id: &str) -> Result<(), StoreError>;
+    /// Moves a live session's `user_stamp` from `from` to `to` (the session that changed the
+    /// password keeps working): `false` if it is revoked, missing, or no longer at `from`.
+    async fn restamp_session(
+        &self,
+        user_id: &UserId,
+        session_id: &str,
+        from: u64,
+        to: u64,
+    ) -> Result<bool, StoreError>;
     async fn list_sessions(&self, user_id: &UserId) -> Result<Vec<SessionRecord>, StoreError>;
     /// Records a fresh proof (step-up): new `auth_time`, `amr` and `acr`.
     async fn elevate_session(

@@ -17,6 +17,7 @@ pub(super) fn session_to_item(x: &SessionRecord) -> Item {
     item.insert("expires_at".into(), n(x.expires_at.secs()));
     item.insert("idle_expires_at".into(), n(x.idle_expires_at.secs()));
     item.insert("revoked".into(), AttributeValue::Bool(x.revoked));
+    item.insert("user_stamp".into(), n(stamp(x.user_stamp)));
     // Deleted by TTL after its absolute end (reads check the limits themselves).
     item.insert(TTL.into(), n(x.expires_at.secs()));
     item
@@ -36,6 +37,7 @@ pub(super) fn session_from_item(item: &Item) -> Result<SessionRecord, StoreError
         expires_at: UnixTime(get_n(item, "expires_at")?),
         idle_expires_at: UnixTime(get_n(item, "idle_expires_at")?),
         revoked: get_bool(item, "revoked")?,
+        user_stamp: get_stamp(item, "user_stamp")?,
     })
 }
 
@@ -92,6 +94,29 @@ impl SessionStore for DynamoStore {
             .expression_attribute_names("#pk", PK)
             .expression_attribute_values(":true", AttributeValue::Bool(true));
         self.conditional(update).await.map(|_| ())
+    }
+
+    async fn restamp_session(
+        &self,
+        user_id: &UserId,
+        session_id: &str,
+        from: u64,
+        to: u64,
+    ) -> Result<bool, StoreError> {
+        // A session written before stamps were stored reads as 0.
+        let at_from = if from == 0 {
+            "(attribute_not_exists(user_stamp) OR user_stamp = :from)"
+        } else {
+            "user_stamp = :from"
+        };
+        let update = self
+            .update(keys::session(user_id, session_id))
+            .update_expression("SET user_stamp = :to")
+            .condition_expression(format!("revoked = :false AND {at_from}"))
+            .expression_attribute_values(":from", n(stamp(from)))
+            .expression_attribute_values(":to", n(stamp(to)))
+            .expression_attribute_values(":false", AttributeValue::Bool(false));
+        self.conditional(update).await
     }
 
     async fn list_sessions(&self, user_id: &UserId) -> Result<Vec<SessionRecord>, StoreError> {
