@@ -616,13 +616,7 @@ async fn a_reset_ends_every_session_and_tokens_never_outlive_the_session() {
             "{name}: {}",
             elevated.expires_in
         );
-        let session = deps
-            .stores
-            .sessions
-            .get_session(&user, &caller.claims.sid)
-            .await
-            .unwrap()
-            .unwrap();
+        let session = stored_session(&deps, &user, &caller.claims.sid).await;
         assert_eq!(session.expires_at, T0.plus_secs(600), "{name}");
         clock.advance_secs(120);
         assert!(matches!(
@@ -1534,5 +1528,91 @@ async fn audit_events_carry_the_ip_of_the_request_that_caused_them() {
         assert_eq!(ip_of("second_factor_locked"), ["198.51.100.2"], "{name}");
         assert_eq!(ip_of("device_trusted"), ["198.51.100.3"], "{name}");
         assert_eq!(ip_of("device_removed"), ["198.51.100.4"], "{name}");
+    }
+}
+
+/// A step-up of a session older than the user's last credential change ends the session, as a
+/// refresh does (found in review: it minted a new access token for it).
+#[tokio::test]
+async fn a_stale_session_cannot_step_up() {
+    for (name, deps, _clock, outbox, user) in all_deps_with_phoned_user("stalestep").await {
+        let (caller, _) = sms_sign_in(&deps, &user, &outbox).await;
+        let started = start_step_up(&deps, &caller, "sms").await;
+        let su = step_up::challenge_of(&deps, &caller, &started.challenge_id)
+            .await
+            .unwrap();
+        let v = answer_code(&deps, &su, "sms", &secret(&last_code(&outbox)))
+            .await
+            .unwrap();
+        // A session that escaped a revocation: the stamp moved, nothing was revoked.
+        deps.stores.users.raise_security_stamp(&user).await.unwrap();
+        assert_eq!(
+            step_up::elevate(&deps, &caller, &su, v).await.map(|_| ()),
+            Err(ApiError::Unauthorized),
+            "{name}"
+        );
+        let session = stored_session(&deps, &user, &caller.claims.sid).await;
+        assert!(session.revoked, "{name}");
+    }
+}
+
+/// Taking a role away ends none of the user's sessions (found in review: when it moved the
+/// stamp, one admin could sign another out at will by granting and removing `support`): the
+/// next refresh carries the roles as they are. When the roles change at every try, the change
+/// answers 503 (transient: an approved request is given back, not spent).
+#[tokio::test]
+async fn a_role_change_ends_no_session_and_a_contended_one_is_transient() {
+    for (name, mut deps, _clock, outbox) in all_deps_with_notifier().await {
+        let (_, admin_caller) = signed_in_admin(&deps, &outbox, "+12025550171").await;
+        let user = user_with_phone(&deps, "rolesess").await;
+        set_roles(&deps, &user, &["support"]).await;
+        let (caller, tokens) = sms_sign_in(&deps, &user, &outbox).await;
+        assert_eq!(caller.claims.roles, vec!["support"], "{name}");
+        let done = as_admin!(
+            admin::revoke_role,
+            &deps,
+            &admin_caller,
+            user.as_str(),
+            "support"
+        );
+        assert_eq!(done, Ok(ActOutcome::Done), "{name}");
+        let request = tokens::RefreshRequest {
+            refresh_token: secret(&tokens.refresh_token),
+        };
+        let refreshed = tokens::refresh(&deps, request).await.unwrap();
+        let after = bearer(&deps, &refreshed.access_token).await.unwrap();
+        assert!(
+            after.claims.roles.is_empty(),
+            "{name}: {:?}",
+            after.claims.roles
+        );
+
+        let toggle: Meddle = |store, user| {
+            Box::pin(async move {
+                let roles = store.get_user(&user).await.unwrap().unwrap().roles;
+                let next = if roles.is_empty() {
+                    vec!["support".to_owned()]
+                } else {
+                    vec![]
+                };
+                store.set_roles(&user, &roles, &next).await.unwrap();
+            })
+        };
+        deps.stores.users = Arc::new(Meddled(deps.stores.users.clone(), toggle));
+        let grant = admin::RoleGrant {
+            role: "support".into(),
+            reason: None,
+        };
+        assert_eq!(
+            as_admin!(
+                admin::grant_role,
+                &deps,
+                &admin_caller,
+                user.as_str(),
+                grant
+            ),
+            Err(ApiError::ServiceUnavailable),
+            "{name}"
+        );
     }
 }

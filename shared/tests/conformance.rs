@@ -910,7 +910,7 @@ async fn session(stores: &Stores) -> SessionRecord {
         expires_at: T0.plus_secs(43_200),
         idle_expires_at: T0.plus_secs(900),
         revoked: false,
-        user_stamp: 3,
+        user_stamp: Some(3),
     };
     stores.sessions.create_session(&s).await.unwrap();
     s
@@ -956,7 +956,7 @@ async fn a_session_is_restamped_only_from_its_stamp_and_while_live() {
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(read.user_stamp, 4, "{name}");
+        assert_eq!(read.user_stamp, Some(4), "{name}");
         stores.sessions.revoke_session(user, id).await.unwrap();
         assert!(
             !stores
@@ -982,6 +982,25 @@ async fn a_session_is_restamped_only_from_its_stamp_and_while_live() {
                 .unwrap(),
             None
         );
+        // A session written before sessions recorded a stamp: read back without one, and
+        // never given one (it is not compared at refresh).
+        let legacy = SessionRecord {
+            session_id: unique("s"),
+            user_stamp: None,
+            ..s.clone()
+        };
+        stores.sessions.create_session(&legacy).await.unwrap();
+        let id = legacy.session_id.as_str();
+        assert!(
+            !stores
+                .sessions
+                .restamp_session(user, id, 0, 1)
+                .await
+                .unwrap(),
+            "{name}"
+        );
+        let read = stores.sessions.get_session(user, id).await.unwrap();
+        assert_eq!(read.as_ref(), Some(&legacy), "{name}");
     }
 }
 

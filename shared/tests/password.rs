@@ -517,7 +517,7 @@ async fn ids_unused_for_90_days_are_deactivated_and_alerted() {
                 expires_at: T0.plus_secs(43_200),
                 idle_expires_at: T0.plus_secs(900),
                 revoked: false,
-                user_stamp: idle.security_stamp,
+                user_stamp: Some(idle.security_stamp),
             })
             .await
             .unwrap();
@@ -654,13 +654,7 @@ async fn a_session_older_than_the_users_stamp_does_not_refresh() {
             Err(ApiError::Unauthorized),
             "{name}"
         );
-        let session = deps
-            .stores
-            .sessions
-            .get_session(&user, &caller.claims.sid)
-            .await
-            .unwrap()
-            .unwrap();
+        let session = stored_session(&deps, &user, &caller.claims.sid).await;
         assert!(session.revoked, "{name}: and it is revoked");
         // A session opened after the change refreshes as usual.
         let (_, fresh) = mfa_sign_in(&deps, &user, &outbox).await;

@@ -634,11 +634,21 @@ async fn a_store_error_after_the_password_attempt_is_counted_gives_the_attempt_b
 /// last check.
 struct OvertakenAtSession(std::sync::Arc<dyn SessionStore>, Overtake);
 
-/// What [`OvertakenAtSession`] does once armed: deactivate the user, or raise their stamp.
+/// What [`OvertakenAtSession`] does once armed.
 struct Overtake {
     users: std::sync::Arc<dyn portcullis::storage::UserStore>,
-    deactivate: bool,
+    landing: Landing,
     armed: std::sync::atomic::AtomicBool,
+}
+
+/// What lands the moment a session is written.
+#[derive(Clone, Copy)]
+enum Landing {
+    Deactivation,
+    /// A password or MFA reset.
+    StampRaise,
+    /// Every role taken away.
+    RoleRemoval,
 }
 
 crate::wrap_store! {
@@ -646,13 +656,23 @@ crate::wrap_store! {
     {
         async fn create_session(&self, session: &SessionRecord) -> Result<(), StoreError> {
             self.0.create_session(session).await?;
-            let Overtake { users, deactivate, armed } = &self.1;
+            let Overtake {
+                users,
+                landing,
+                armed,
+            } = &self.1;
             if armed.swap(false, std::sync::atomic::Ordering::SeqCst) {
-                if *deactivate {
-                    let inactive = portcullis::storage::UserStatus::Inactive;
-                    users.set_status(&session.user_id, inactive).await?;
-                } else {
-                    users.raise_security_stamp(&session.user_id).await?;
+                let user = &session.user_id;
+                match landing {
+                    Landing::Deactivation => {
+                        let inactive = portcullis::storage::UserStatus::Inactive;
+                        users.set_status(user, inactive).await?;
+                    }
+                    Landing::StampRaise => users.raise_security_stamp(user).await?,
+                    Landing::RoleRemoval => {
+                        let had = users.get_user(user).await?.map(|u| u.roles);
+                        users.set_roles(user, &had.unwrap_or_default(), &[]).await?;
+                    }
                 }
             }
             Ok(())
@@ -666,12 +686,12 @@ crate::wrap_store! {
     elevate_session(u: &UserId, s: &str, at: portcullis::UnixTime, amr: &[String], acr: &str) -> ();
 }
 
-fn overtaken(deps: &mut Deps, deactivate: bool) -> std::sync::Arc<OvertakenAtSession> {
+fn overtaken(deps: &mut Deps, landing: Landing) -> std::sync::Arc<OvertakenAtSession> {
     let store = std::sync::Arc::new(OvertakenAtSession(
         deps.stores.sessions.clone(),
         Overtake {
             users: deps.stores.users.clone(),
-            deactivate,
+            landing,
             armed: std::sync::atomic::AtomicBool::new(false),
         },
     ));
@@ -694,9 +714,22 @@ fn no_live_session(sessions: &[portcullis::storage::SessionRecord]) -> bool {
 
 #[tokio::test]
 async fn a_deactivation_landing_during_a_sign_in_issues_nothing() {
+    sign_in_overtaken_by(Landing::Deactivation, ApiError::AccountInactive).await;
+}
+
+/// A role taken away between an MFA sign-in's read of the user and its last check: the tokens
+/// would carry the role, so nothing is issued. A role removal moves no stamp (it ends no
+/// session), so only the roles' comparison in `confirm_current` catches it.
+#[tokio::test]
+async fn a_role_removal_landing_during_a_sign_in_issues_nothing() {
+    sign_in_overtaken_by(Landing::RoleRemoval, ApiError::ChallengeExpired).await;
+}
+
+async fn sign_in_overtaken_by(landing: Landing, refusal: ApiError) {
     for (name, mut deps, _clock, outbox) in all_deps_with_notifier().await {
         let user = user_with_phone(&deps, "overtaken").await;
-        let store = overtaken(&mut deps, true);
+        set_roles(&deps, &user, &["support"]).await;
+        let store = overtaken(&mut deps, landing);
         // Opened (and its user read) before the deactivation lands, as the verify route does.
         let opened = codes::open_mfa_sign_in(&deps, &password_step(&deps, &user).await)
             .await
@@ -718,7 +751,7 @@ async fn a_deactivation_landing_during_a_sign_in_issues_nothing() {
         let result =
             portcullis::service::complete::complete_mfa_sign_in(&deps, v, &opened, trust, &from)
                 .await;
-        assert_eq!(result.unwrap_err(), ApiError::AccountInactive, "{name}");
+        assert_eq!(result.unwrap_err(), refusal, "{name}");
         let sessions = deps.stores.sessions.list_sessions(&user).await.unwrap();
         assert!(no_live_session(&sessions), "{name}: {sessions:?}");
         assert!(
@@ -740,7 +773,7 @@ async fn a_password_reset_landing_during_a_trusted_device_sign_in_issues_nothing
     for (name, mut deps, _clock, outbox) in all_deps_with_notifier().await {
         let user = user_with_phone(&deps, "overreset").await;
         let (_, token) = sms_sign_in(&deps, &user, &outbox, true).await;
-        let store = overtaken(&mut deps, false);
+        let store = overtaken(&mut deps, Landing::StampRaise);
         let before: Vec<String> = deps
             .stores
             .sessions

@@ -537,22 +537,21 @@ async fn change_roles(
             .set_roles(user_id, &user.roles, &roles)
             .await
         {
-            Ok(()) => {}
+            // The stamp does not move: a role change ends no session (else one admin could
+            // sign another out at will by granting and taking away `support`). A sign-in in
+            // flight that read a role taken away issues nothing (`complete::confirm_current`
+            // compares the roles); sessions get the new roles at their next refresh or
+            // step-up, and each request checks a role against the user record.
+            Ok(()) => return Ok(()),
             // Changed (or deleted) since the read: read again.
             Err(StoreError::ConditionFailed) => continue,
             Err(err) => return Err(err.into()),
         }
-        // A role taken away also ends the sign-ins in flight (they would mint it into a token)
-        // and the user's sessions at their next refresh (a session records the stamp it was
-        // opened under); until then, each request reads the roles from the user record.
-        if !add {
-            deps.stores.users.raise_security_stamp(user_id).await?;
-        }
-        return Ok(());
     }
-    Err(ApiError::Conflict(
-        "The roles were changed at the same time: try again.".into(),
-    ))
+    // Lost every race (roles changed as fast as they are read): a transient failure, so an
+    // approved request that gets here is given back rather than spent (`approve`).
+    tracing::warn!(event = "roles_contended", "the roles changed at every try");
+    Err(ApiError::ServiceUnavailable)
 }
 
 fn optional_reason(reason: Option<String>) -> Result<Option<String>, ApiError> {

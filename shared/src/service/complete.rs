@@ -321,8 +321,12 @@ pub async fn confirm_current(
 ) -> Result<(), ApiError> {
     let user_id = &judged.user_id;
     let refusal = match deps.stores.users.get_user(user_id).await {
+        // Nor a role taken away since the read (the tokens would carry it); a role added is
+        // not in them, which is harmless.
         Ok(Some(now))
-            if now.status == UserStatus::Active && now.security_stamp == judged.security_stamp =>
+            if now.status == UserStatus::Active
+                && now.security_stamp == judged.security_stamp
+                && judged.roles.iter().all(|r| now.roles.contains(r)) =>
         {
             return Ok(());
         }

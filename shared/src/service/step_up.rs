@@ -188,6 +188,14 @@ pub async fn elevate(
     let user = user
         .filter(|u| u.status == crate::storage::UserStatus::Active)
         .ok_or(ApiError::Unauthorized)?;
+    // As at a refresh: a session older than the user's last credential change ends here.
+    if session.is_older_than(&user) {
+        deps.stores
+            .sessions
+            .revoke_session(&caller.user_id, &caller.claims.sid)
+            .await?;
+        return Err(ApiError::Unauthorized);
+    }
     let access_token = tokens::access_token(deps, &session, &user.roles, now).await?;
     tracing::info!(
         event = "step_up_completed",

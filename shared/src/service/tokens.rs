@@ -61,7 +61,7 @@ pub async fn open_session(
         expires_at: now.plus_secs(deps.settings.session_max_secs),
         idle_expires_at: now.plus_secs(deps.settings.session_idle_secs),
         revoked: false,
-        user_stamp: user.security_stamp,
+        user_stamp: Some(user.security_stamp),
     };
     // The token does not depend on the write (only on the record), so the two go at once;
     // should the write fail, the token is dropped unseen.
@@ -209,7 +209,7 @@ pub async fn refresh(deps: &Deps, request: RefreshRequest) -> Result<Tokens, Api
     }
     // A password change or reset, an MFA reset or a role taken away since the session was
     // opened: every revocation revokes the sessions it lists, and this ends one it missed.
-    if user.security_stamp != session.user_stamp {
+    if session.is_older_than(&user) {
         tracing::warn!(
             event = "session_stale",
             "refresh of a session older than the user's last credential change: session revoked"

@@ -715,8 +715,8 @@ impl SessionStore for MemoryStore {
             .sessions
             .get_mut(&(user_id.clone(), session_id.to_owned()))
         {
-            Some(s) if !s.revoked && s.user_stamp == from => {
-                s.user_stamp = to;
+            Some(s) if !s.revoked && s.user_stamp == Some(from) => {
+                s.user_stamp = Some(to);
                 Ok(true)
             }
             _ => Ok(false),

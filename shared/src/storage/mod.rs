@@ -723,8 +723,19 @@ pub struct SessionRecord {
     /// The user's security stamp when the session was opened (or, for the session that made a
     /// password change, after it): a refresh refuses the session once the user's stamp has
     /// moved, so a session that escaped a revocation (a write still in flight after the
-    /// listing) ends at its next refresh rather than at its 12-hour limit.
-    pub user_stamp: u64,
+    /// listing) ends at its next refresh rather than at its 12-hour limit. `None` for a session
+    /// written before sessions recorded it (an upgrade does not sign everyone out: such a
+    /// session is not compared, and is gone within its 12 hours).
+    pub user_stamp: Option<u64>,
+}
+
+impl SessionRecord {
+    /// Opened under an earlier security stamp than `user`'s now (a credential change since):
+    /// never for a session that recorded none.
+    pub fn is_older_than(&self, user: &UserRecord) -> bool {
+        self.user_stamp
+            .is_some_and(|stamp| stamp != user.security_stamp)
+    }
 }
 
 /// One refresh of a session: the presented refresh digest is replaced by the new one, at
@@ -755,7 +766,8 @@ pub trait SessionStore: Send + Sync {
     ) -> Result<bool, StoreError>;
     async fn revoke_session(&self, user_id: &UserId, session_id: &str) -> Result<(), StoreError>;
     /// Moves a live session's `user_stamp` from `from` to `to` (the session that changed the
-    /// password keeps working): `false` if it is revoked, missing, or no longer at `from`.
+    /// password keeps working): `false` if it is revoked, missing, not at `from`, or has no
+    /// stamp (it is not compared at refresh anyway).
     async fn restamp_session(
         &self,
         user_id: &UserId,

@@ -462,6 +462,20 @@ pub async fn audit_events(
         .unwrap()
 }
 
+/// The session as stored now (which must exist).
+pub async fn stored_session(
+    deps: &Deps,
+    user: &UserId,
+    session_id: &str,
+) -> portcullis::storage::SessionRecord {
+    deps.stores
+        .sessions
+        .get_session(user, session_id)
+        .await
+        .unwrap()
+        .unwrap()
+}
+
 /// Starts a step-up of `caller`'s session by `method` to the default factor.
 pub async fn start_step_up(
     deps: &Deps,

@@ -354,8 +354,16 @@ fn stamp(value: u64) -> i64 {
 }
 
 fn get_stamp(item: &Item, name: &str) -> Result<u64, StoreError> {
-    u64::try_from(opt_n(item, name)?.unwrap_or(0))
-        .map_err(|_| StoreError::Corrupt(format!("attribute {name} is negative")))
+    Ok(opt_stamp(item, name)?.unwrap_or(0))
+}
+
+fn opt_stamp(item: &Item, name: &str) -> Result<Option<u64>, StoreError> {
+    opt_n(item, name)?
+        .map(|v| {
+            u64::try_from(v)
+                .map_err(|_| StoreError::Corrupt(format!("attribute {name} is negative")))
+        })
+        .transpose()
 }
 
 fn string_list(values: &[String]) -> AttributeValue {

@@ -17,7 +17,9 @@ pub(super) fn session_to_item(x: &SessionRecord) -> Item {
     item.insert("expires_at".into(), n(x.expires_at.secs()));
     item.insert("idle_expires_at".into(), n(x.idle_expires_at.secs()));
     item.insert("revoked".into(), AttributeValue::Bool(x.revoked));
-    item.insert("user_stamp".into(), n(stamp(x.user_stamp)));
+    if let Some(user_stamp) = x.user_stamp {
+        item.insert("user_stamp".into(), n(stamp(user_stamp)));
+    }
     // Deleted by TTL after its absolute end (reads check the limits themselves).
     item.insert(TTL.into(), n(x.expires_at.secs()));
     item
@@ -37,7 +39,7 @@ pub(super) fn session_from_item(item: &Item) -> Result<SessionRecord, StoreError
         expires_at: UnixTime(get_n(item, "expires_at")?),
         idle_expires_at: UnixTime(get_n(item, "idle_expires_at")?),
         revoked: get_bool(item, "revoked")?,
-        user_stamp: get_stamp(item, "user_stamp")?,
+        user_stamp: opt_stamp(item, "user_stamp")?,
     })
 }
 
@@ -103,16 +105,10 @@ impl SessionStore for DynamoStore {
         from: u64,
         to: u64,
     ) -> Result<bool, StoreError> {
-        // A session written before stamps were stored reads as 0.
-        let at_from = if from == 0 {
-            "(attribute_not_exists(user_stamp) OR user_stamp = :from)"
-        } else {
-            "user_stamp = :from"
-        };
         let update = self
             .update(keys::session(user_id, session_id))
             .update_expression("SET user_stamp = :to")
-            .condition_expression(format!("revoked = :false AND {at_from}"))
+            .condition_expression("revoked = :false AND user_stamp = :from")
             .expression_attribute_values(":from", n(stamp(from)))
             .expression_attribute_values(":to", n(stamp(to)))
             .expression_attribute_values(":false", AttributeValue::Bool(false));

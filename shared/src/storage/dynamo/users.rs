@@ -223,8 +223,8 @@ impl UserStore for DynamoStore {
         expected: &[String],
         roles: &[String],
     ) -> Result<(), StoreError> {
-        // A list compares equal element by element, in order (roles are stored sorted); an
-        // item written without roles reads as none.
+        // A list compares equal element by element, in order: `expected` is the list as read,
+        // in its stored order; an item written without roles reads as none.
         let as_read = if expected.is_empty() {
             "(attribute_not_exists(#roles) OR #roles = :expected)"
         } else {
