@@ -1556,6 +1556,28 @@ async fn a_stale_session_cannot_step_up() {
     }
 }
 
+/// `support` granted to `user` by the admin `caller`.
+async fn grant_support(
+    deps: &Deps,
+    caller: &tokens::Caller,
+    user: &UserId,
+) -> Result<ActOutcome, ApiError> {
+    let grant = admin::RoleGrant {
+        role: "support".into(),
+        reason: None,
+    };
+    as_admin!(admin::grant_role, deps, caller, user.as_str(), grant)
+}
+
+/// `support` taken from `user` by the admin `caller`.
+async fn take_support(
+    deps: &Deps,
+    caller: &tokens::Caller,
+    user: &UserId,
+) -> Result<ActOutcome, ApiError> {
+    as_admin!(admin::revoke_role, deps, caller, user.as_str(), "support")
+}
+
 /// Taking a role away ends none of the user's sessions (found in review: when it moved the
 /// stamp, one admin could sign another out at will by granting and removing `support`): the
 /// next refresh carries the roles as they are. When the roles change at every try, the change
@@ -1568,13 +1590,7 @@ async fn a_role_change_ends_no_session_and_a_contended_one_is_transient() {
         set_roles(&deps, &user, &["support"]).await;
         let (caller, tokens) = sms_sign_in(&deps, &user, &outbox).await;
         assert_eq!(caller.claims.roles, vec!["support"], "{name}");
-        let done = as_admin!(
-            admin::revoke_role,
-            &deps,
-            &admin_caller,
-            user.as_str(),
-            "support"
-        );
+        let done = take_support(&deps, &admin_caller, &user).await;
         assert_eq!(done, Ok(ActOutcome::Done), "{name}");
         let request = tokens::RefreshRequest {
             refresh_token: secret(&tokens.refresh_token),
@@ -1586,7 +1602,36 @@ async fn a_role_change_ends_no_session_and_a_contended_one_is_transient() {
             "{name}: {:?}",
             after.claims.roles
         );
+        // Becoming staff (a first role) signs the user out: the session was made under the
+        // rules for users, and its next refresh would mint the role.
+        let done = grant_support(&deps, &admin_caller, &user).await;
+        assert_eq!(done, Ok(ActOutcome::Done), "{name}");
+        let request = tokens::RefreshRequest {
+            refresh_token: secret(&refreshed.refresh_token),
+        };
+        assert_eq!(
+            tokens::refresh(&deps, request).await.map(|_| ()),
+            Err(ApiError::Unauthorized),
+            "{name}: signed out on becoming staff"
+        );
+        // A change among staff signs no one out: support taken away and given back.
+        let (_, tokens) = sms_sign_in(&deps, &user, &outbox).await;
+        set_roles(&deps, &user, &["admin", "support"]).await;
+        for _ in 0..2 {
+            let done = take_support(&deps, &admin_caller, &user).await;
+            assert_eq!(done, Ok(ActOutcome::Done), "{name}");
+            let done = grant_support(&deps, &admin_caller, &user).await;
+            assert_eq!(done, Ok(ActOutcome::Done), "{name}");
+        }
+        let request = tokens::RefreshRequest {
+            refresh_token: secret(&tokens.refresh_token),
+        };
+        assert!(
+            tokens::refresh(&deps, request).await.is_ok(),
+            "{name}: not signed out"
+        );
 
+        set_roles(&deps, &user, &[]).await;
         let toggle: Meddle = |store, user| {
             Box::pin(async move {
                 let roles = store.get_user(&user).await.unwrap().unwrap().roles;

@@ -664,3 +664,29 @@ async fn a_session_older_than_the_users_stamp_does_not_refresh() {
         assert!(tokens::refresh(&deps, request).await.is_ok(), "{name}");
     }
 }
+
+/// A session written before sessions recorded a stamp is not compared: an upgrade signs no one
+/// out, whatever the user's stamp is by then.
+#[tokio::test]
+async fn a_session_that_records_no_stamp_still_refreshes() {
+    use base64::Engine as _;
+    for (name, deps, _clock, outbox, user) in all_deps_with_phoned_user("legacy").await {
+        let (caller, _) = mfa_sign_in(&deps, &user, &outbox).await;
+        deps.stores.users.raise_security_stamp(&user).await.unwrap();
+        let secret_part = "a".repeat(43);
+        let mut legacy = stored_session(&deps, &user, &caller.claims.sid).await;
+        legacy.session_id = unique("s");
+        legacy.refresh_digest = portcullis::crypto::token_digest(&secret_part);
+        legacy.user_stamp = None;
+        deps.stores.sessions.create_session(&legacy).await.unwrap();
+        let token = format!(
+            "{}.{}.{secret_part}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(user.as_str()),
+            legacy.session_id
+        );
+        let request = RefreshRequest {
+            refresh_token: secret(&token),
+        };
+        assert!(tokens::refresh(&deps, request).await.is_ok(), "{name}");
+    }
+}

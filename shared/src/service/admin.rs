@@ -537,11 +537,27 @@ async fn change_roles(
             .set_roles(user_id, &user.roles, &roles)
             .await
         {
-            // The stamp does not move: a role change ends no session (else one admin could
-            // sign another out at will by granting and taking away `support`). A sign-in in
-            // flight that read a role taken away issues nothing (`complete::confirm_current`
-            // compares the roles); sessions get the new roles at their next refresh or
-            // step-up, and each request checks a role against the user record.
+            // The stamp does not move: a role change among staff ends no session (else one
+            // admin could sign another out at will by granting and taking away `support`). A
+            // sign-in in flight that read a role taken away issues nothing
+            // (`complete::confirm_current` compares the roles); sessions get the new roles at
+            // their next refresh or step-up, and Portcullis's routes check a role against the
+            // user record.
+            //
+            // A user who *becomes* staff is signed out everywhere: their sessions may rest on
+            // what staff may not use (a trusted device, an email code), and a refresh would
+            // mint the new role into them. The next sign-in is made under staff rules.
+            Ok(()) if add && user.roles.is_empty() => {
+                for session in deps.stores.sessions.list_sessions(user_id).await? {
+                    if !session.revoked {
+                        deps.stores
+                            .sessions
+                            .revoke_session(user_id, &session.session_id)
+                            .await?;
+                    }
+                }
+                return Ok(());
+            }
             Ok(()) => return Ok(()),
             // Changed (or deleted) since the read: read again.
             Err(StoreError::ConditionFailed) => continue,

@@ -302,9 +302,9 @@ pub(crate) async fn complete_sign_in_as(
 
 /// The last step of every sign-in that issues tokens, after its writes (session, device): the
 /// user as stored *now* must still be the one the sign-in judged — active, with the same
-/// security stamp. Else nothing is handed out (`account_inactive`, or `challenge_expired` for
-/// a password or MFA reset), the session and device just written are removed, and the abort is
-/// audited.
+/// security stamp and roles. Else nothing is handed out (`account_inactive`, or
+/// `challenge_expired` for a password or MFA reset or a role change),
+/// the session and device just written are removed, and the abort is audited.
 ///
 /// This closes the race with a revocation (deactivation, password reset, MFA reset): those
 /// change the user first and then list the sessions and devices to revoke. A sign-in whose
@@ -321,12 +321,13 @@ pub async fn confirm_current(
 ) -> Result<(), ApiError> {
     let user_id = &judged.user_id;
     let refusal = match deps.stores.users.get_user(user_id).await {
-        // Nor a role taken away since the read (the tokens would carry it); a role added is
-        // not in them, which is harmless.
+        // Nor the roles changed since the read: a role taken away would be in the tokens, and
+        // a first role granted (which signs the user out everywhere, `admin::change_roles`)
+        // would reach this session at its first refresh.
         Ok(Some(now))
             if now.status == UserStatus::Active
                 && now.security_stamp == judged.security_stamp
-                && judged.roles.iter().all(|r| now.roles.contains(r)) =>
+                && now.roles == judged.roles =>
         {
             return Ok(());
         }
@@ -363,7 +364,7 @@ pub async fn confirm_current(
         deps,
         user_id,
         meta,
-        "the account changed during the sign-in (deactivated, or its password or MFA reset)",
+        "the account changed during the sign-in (deactivated, its password or MFA reset, or its roles changed)",
     )
     .await;
     Err(refusal)

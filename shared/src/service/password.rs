@@ -209,7 +209,7 @@ pub async fn change(
     {
         tracing::info!(
             event = "session_not_restamped",
-            "the session that changed the password was ended meanwhile"
+            "the session that changed the password was ended meanwhile, or records no stamp"
         );
     }
     tracing::info!(

@@ -207,8 +207,8 @@ pub async fn refresh(deps: &Deps, request: RefreshRequest) -> Result<Tokens, Api
     if user.status != crate::storage::UserStatus::Active {
         return Err(refused());
     }
-    // A password change or reset, an MFA reset or a role taken away since the session was
-    // opened: every revocation revokes the sessions it lists, and this ends one it missed.
+    // A password change or reset, an MFA reset or a deactivation since the session was opened:
+    // every revocation revokes the sessions it lists, and this ends one it missed.
     if session.is_older_than(&user) {
         tracing::warn!(
             event = "session_stale",
