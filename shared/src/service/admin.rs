@@ -299,12 +299,7 @@ pub async fn accept(
         deps.stores.admin.create_invitation(&invitation).await?;
         return Err(refusal);
     }
-    let hasher = deps.hasher.clone();
-    let secret = request.password.clone();
-    let hash = tokio::task::spawn_blocking(move || hasher.hash(secret.expose().as_bytes()))
-        .await
-        .map_err(|_| ApiError::ServiceUnavailable)?
-        .map_err(|_| ApiError::ServiceUnavailable)?;
+    let hash = crate::service::password::hash_new(deps, &request.password).await?;
     // Only for a user who has no password yet (an invitation sets the first one), and whose
     // stamp has not moved since the read above.
     let first = AsRead {
@@ -547,16 +542,9 @@ async fn change_roles(
             // A user who *becomes* staff is signed out everywhere: their sessions may rest on
             // what staff may not use (a trusted device, an email code), and a refresh would
             // mint the new role into them. The next sign-in is made under staff rules.
+            // (Its trusted devices go too: staff never use one.)
             Ok(()) if add && user.roles.is_empty() => {
-                for session in deps.stores.sessions.list_sessions(user_id).await? {
-                    if !session.revoked {
-                        deps.stores
-                            .sessions
-                            .revoke_session(user_id, &session.session_id)
-                            .await?;
-                    }
-                }
-                return Ok(());
+                return revoke_access(deps, user_id, None).await;
             }
             Ok(()) => return Ok(()),
             // Changed (or deleted) since the read: read again.

@@ -43,12 +43,7 @@ pub async fn create_user(
     };
     let roles = parse_roles(Some(new.roles))?;
     policy::check(&deps.hasher, new.password.expose(), &user_id, None, &[]).await?;
-    let hasher = deps.hasher.clone();
-    let secret = new.password;
-    let hash = tokio::task::spawn_blocking(move || hasher.hash(secret.expose().as_bytes()))
-        .await
-        .map_err(|_| ApiError::ServiceUnavailable)?
-        .map_err(|_| ApiError::ServiceUnavailable)?;
+    let hash = crate::service::password::hash_new(deps, &new.password).await?;
     let now = deps.clock.now();
     let user = UserRecord::new_active(user_id.clone(), email, phone, roles, Some(hash), now);
     match deps.stores.users.create_user(&user).await {

@@ -120,12 +120,7 @@ async fn store_new_password(
     password: &SecretString,
     moved: fn() -> ApiError,
 ) -> Result<(), ApiError> {
-    let hasher = deps.hasher.clone();
-    let secret = password.clone();
-    let hash = tokio::task::spawn_blocking(move || hasher.hash(secret.expose().as_bytes()))
-        .await
-        .map_err(|_| ApiError::ServiceUnavailable)?
-        .map_err(|_| ApiError::ServiceUnavailable)?;
+    let hash = hash_new(deps, password).await?;
     let history = policy::next_history(user.password_hash.as_deref(), &user.password_history);
     match deps
         .stores
@@ -143,6 +138,16 @@ async fn store_new_password(
         Err(StoreError::ConditionFailed) => Err(moved()),
         Err(err) => Err(err.into()),
     }
+}
+
+/// The argon2id hash of a new password (its policy already checked), off the async threads.
+pub(crate) async fn hash_new(deps: &Deps, password: &SecretString) -> Result<String, ApiError> {
+    let hasher = deps.hasher.clone();
+    let secret = password.clone();
+    tokio::task::spawn_blocking(move || hasher.hash(secret.expose().as_bytes()))
+        .await
+        .map_err(|_| ApiError::ServiceUnavailable)?
+        .map_err(|_| ApiError::ServiceUnavailable)
 }
 
 /// A signed-in user's change that lost to another credential change: the caller may try again.
