@@ -66,6 +66,16 @@ impl Method {
         }
     }
 
+    /// Whether a user with these roles may answer with this method. Staff (any role) may not
+    /// use email codes: their accounts approve other people's MFA resets and role changes, and
+    /// a mailbox is the weakest factor (often reachable with the same password, or through the
+    /// reset mailbox of another service). Enrolment refuses them one; this rule holds where an
+    /// email factor enrolled before they became staff would otherwise still be used: the
+    /// sign-in's methods, every send, and the completion of a sign-in or step-up.
+    pub fn open_to(self, roles: &[String]) -> bool {
+        self != Method::Email || roles.is_empty()
+    }
+
     /// A code the deployment sends (text, call, email): a send comes before the answer.
     pub fn is_sent(self) -> bool {
         Method::SENT.contains(&self)
@@ -168,5 +178,14 @@ mod tests {
         }
         let sent: Vec<Method> = Method::ALL.into_iter().filter(|m| m.is_sent()).collect();
         assert_eq!(sent, Method::SENT);
+    }
+
+    #[test]
+    fn staff_may_use_every_method_but_email() {
+        let staff = vec!["support".to_owned()];
+        for method in Method::ALL {
+            assert!(method.open_to(&[]), "{method} for a user without roles");
+            assert_eq!(method.open_to(&staff), method != Method::Email, "{method}");
+        }
     }
 }

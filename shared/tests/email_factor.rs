@@ -9,10 +9,10 @@ use portcullis::RequestMeta;
 use portcullis::crypto::SecretString;
 use portcullis::error::ApiError;
 use portcullis::notifier::Channel;
-use portcullis::service::codes;
 use portcullis::service::factors::{self, EnrolEmailRequest, Enroller, VerifyFactorRequest};
 use portcullis::service::sign_in::{SignInRequest, sign_in};
-use portcullis::storage::FactorStatus;
+use portcullis::service::{codes, complete, step_up};
+use portcullis::storage::{FactorKind, FactorStatus};
 
 fn email(address: &str) -> EnrolEmailRequest {
     EnrolEmailRequest {
@@ -232,5 +232,111 @@ async fn a_password_alone_cannot_add_an_email_and_neither_can_the_reset_mailbox_
             .filter(|m| m.channel == Channel::Email && m.code.is_some())
             .count();
         assert_eq!(emails, 0, "{name}: no code mailed");
+    }
+}
+
+fn mailed_codes(outbox: &portcullis::notifier::RecordingNotifier) -> usize {
+    outbox
+        .sent()
+        .iter()
+        .filter(|m| m.channel == Channel::Email && m.code.is_some())
+        .count()
+}
+
+#[tokio::test]
+async fn staff_never_use_an_email_factor_enrolled_before_they_became_staff() {
+    for (name, deps, _clock, outbox, user) in all_deps_with_phoned_user("promoted").await {
+        // An email factor enrolled before the user was given a role.
+        let address = "me@example.org".to_owned();
+        let email_id = add_factor(&deps, &user, FactorKind::Email { address }).await;
+        // Codes mailed while the user had no role yet, for a step-up and for a sign-in...
+        let (caller, _) = sms_sign_in(&deps, &user, &outbox).await;
+        let started = start_step_up(&deps, &caller, "email").await;
+        let step_up_code = SecretString::new(last_code(&outbox));
+        let challenge_id = password_step(&deps, &user).await;
+        let challenge = codes::open_challenge(&deps, &challenge_id).await.unwrap();
+        send_by(&deps, &challenge, "email").await.unwrap();
+        let sign_in_code = SecretString::new(last_code(&outbox));
+        // ...then a role, written straight to the record (granting one through the admin
+        // service also signs the user out, which would end both before these checks).
+        set_roles(&deps, &user, &["support"]).await;
+        let mailed = mailed_codes(&outbox);
+
+        // The step-up's code is right, but elevates nothing, and records no fresh proof.
+        let before = stored_session(&deps, &user, &caller.claims.sid).await;
+        let su = step_up::challenge_of(&deps, &caller, &started.challenge_id)
+            .await
+            .unwrap();
+        let proof = answer_code(&deps, &su, "email", &step_up_code)
+            .await
+            .unwrap();
+        assert_eq!(
+            step_up::elevate(&deps, &caller, &su, proof)
+                .await
+                .unwrap_err(),
+            ApiError::Forbidden,
+            "{name}: a step-up by email"
+        );
+        let after = stored_session(&deps, &user, &caller.claims.sid).await;
+        assert_eq!(
+            (after.auth_time, &after.amr),
+            (before.auth_time, &before.amr),
+            "{name}: no elevation written"
+        );
+
+        // The sign-in's code is right, but completes nothing.
+        let opened = codes::open_mfa_sign_in(&deps, &challenge_id).await.unwrap();
+        let proof = answer_code(&deps, opened.record(), "email", &sign_in_code)
+            .await
+            .unwrap();
+        assert_eq!(
+            complete::complete_mfa_sign_in(&deps, proof, &opened, None, &RequestMeta::default())
+                .await
+                .unwrap_err(),
+            ApiError::Forbidden,
+            "{name}: a sign-in by email"
+        );
+
+        // A new sign-in offers the phone only, and mails nothing, named or not.
+        let answer = password_answer(&deps, &user).await;
+        let offered: Vec<String> = answer
+            .methods()
+            .unwrap()
+            .iter()
+            .map(|m| m.method.as_str().to_owned())
+            .collect();
+        assert_eq!(offered, ["sms", "voice"], "{name}");
+        let next = codes::open_challenge(&deps, answer.challenge_id().unwrap())
+            .await
+            .unwrap();
+        assert_eq!(
+            send_by(&deps, &next, "email").await.unwrap_err().status(),
+            400,
+            "{name}: no email factor to send to"
+        );
+        let named = codes::SendCodeRequest {
+            method: "email".into(),
+            factor_id: Some(email_id.clone()),
+        };
+        assert_eq!(
+            codes::send_code(&deps, &next, &named, &RequestMeta::default())
+                .await
+                .unwrap_err(),
+            ApiError::NotFound,
+            "{name}: the email factor named"
+        );
+        // Nor does a step-up.
+        let refused = step_up::start(
+            &deps,
+            &caller,
+            step_up::StepUpRequest {
+                method: "email".into(),
+                factor_id: None,
+            },
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(refused.status(), 400, "{name}: {refused:?}");
+        assert_eq!(mailed_codes(&outbox), mailed, "{name}: nothing mailed");
     }
 }

@@ -373,7 +373,8 @@ pub async fn send_code_for(
             limits::read(deps, CounterKey::Sends(user)),
         )?)
     };
-    let (_, (bar, second_factor, factors, sends)) = opening.check_beside(deps, reads).await?;
+    let (checked_user, (bar, second_factor, factors, sends)) =
+        opening.check_beside(deps, reads).await?;
     let challenge = opening.record();
     // A sign-in past its second factor waits only for the new password: a code sent for it
     // could answer nothing, and would only cost money.
@@ -396,14 +397,31 @@ pub async fn send_code_for(
     if enrols_first_factor(challenge) && factors.iter().any(|f| f.status == FactorStatus::Active) {
         return Err(ApiError::ChallengeExpired);
     }
+    // Staff may not use email codes (`Method::open_to`): to them an email factor is not there.
+    // Only an email send needs the roles; a sign-in's check read them already.
+    let staff = match (channel, checked_user) {
+        (Channel::Email, Some(user)) => !user.roles.is_empty(),
+        (Channel::Email, None) => deps
+            .stores
+            .users
+            .get_user(user)
+            .await?
+            .is_none_or(|user| !user.roles.is_empty()),
+        _ => false,
+    };
+    let usable = |f: &&FactorRecord| {
+        eligible(challenge, f) && !(staff && matches!(f.kind, FactorKind::Email { .. }))
+    };
     let factor = match &request.factor_id {
         Some(id) => factors
             .iter()
-            .find(|f| &f.factor_id == id && eligible(challenge, f))
+            .filter(usable)
+            .find(|f| &f.factor_id == id)
             .ok_or(ApiError::NotFound)?,
         None => factors
             .iter()
-            .find(|f| eligible(challenge, f) && address(f, channel).is_some())
+            .filter(usable)
+            .find(|f| address(f, channel).is_some())
             .ok_or_else(|| {
                 ApiError::validation(format!(
                     "No enrolled factor can receive a code by {}.",

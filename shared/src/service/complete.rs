@@ -219,6 +219,10 @@ pub(crate) async fn complete_sign_in_as(
     if user.status != UserStatus::Active {
         return Err(ApiError::AccountInactive);
     }
+    // Staff never complete a sign-in with an email code (one mailed before a role was given).
+    if !verified.method().open_to(&user.roles) {
+        return Err(ApiError::Forbidden);
+    }
     let now = deps.clock.now();
     if verified.challenge.stage.then_new_password() {
         limits::clear(deps, CounterKey::Password(user_id)).await?;

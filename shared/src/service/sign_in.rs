@@ -594,6 +594,9 @@ async fn open_challenge(
         &deps.settings.sms_countries,
         &deps.settings.voice_countries,
     );
+    // Staff never see an email factor (enrolled before they became staff): not offered, not
+    // sent to (`codes::send_code_for`), not accepted (`complete`, `step_up`).
+    methods.retain(|m| m.method.open_to(&user.roles));
     if !methods.is_empty() && recovery_codes > 0 {
         methods.push(MfaMethod {
             method: Method::RecoveryCode,

@@ -11,10 +11,11 @@ use serde::{Deserialize, Serialize};
 use crate::crypto::random_token;
 use crate::deps::Deps;
 use crate::error::ApiError;
+use crate::error::StoreError;
 use crate::method::Method;
 use crate::service::codes::{self, SendCodeRequest, Verified};
 use crate::service::tokens::{self, Caller};
-use crate::storage::{ChallengeRecord, Stage};
+use crate::storage::{ChallengeRecord, SessionRecord, Stage};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -160,22 +161,9 @@ pub async fn elevate(
     {
         return Err(ApiError::ChallengeExpired);
     }
-    let now = deps.clock.now();
-    let mut amr = verified.amr();
-    amr.retain(|m| m != "pwd");
-    deps.stores
-        .sessions
-        .elevate_session(
-            &caller.user_id,
-            &caller.claims.sid,
-            now,
-            &amr,
-            verified.acr(),
-        )
-        .await
-        .map_err(|_| ApiError::Unauthorized)?;
-    // The roles as they are now, not as the caller's token has them: a role taken away is
-    // never minted again by stepping up.
+    // The session and the roles as they are now, not as the caller's token has them: a role
+    // taken away is never minted again by stepping up. Everything is checked before the
+    // elevation is written, so a refused step-up records no fresh proof.
     let (session, user) = tokio::try_join!(
         deps.stores
             .sessions
@@ -196,6 +184,29 @@ pub async fn elevate(
             .await?;
         return Err(ApiError::Unauthorized);
     }
+    // Staff never step up with an email code (one mailed before a role was given).
+    if !verified.method.open_to(&user.roles) {
+        return Err(ApiError::Forbidden);
+    }
+    let now = deps.clock.now();
+    let mut amr = verified.amr();
+    amr.retain(|m| m != "pwd");
+    let acr = verified.acr();
+    // Conditional on the session still live: a revocation since the read wins.
+    deps.stores
+        .sessions
+        .elevate_session(&caller.user_id, &caller.claims.sid, now, &amr, acr)
+        .await
+        .map_err(|err| match err {
+            StoreError::ConditionFailed => ApiError::Unauthorized,
+            other => other.into(),
+        })?;
+    let session = SessionRecord {
+        auth_time: now,
+        amr,
+        acr: acr.to_owned(),
+        ..session
+    };
     let access_token = tokens::access_token(deps, &session, &user.roles, now).await?;
     tracing::info!(
         event = "step_up_completed",

@@ -246,17 +246,28 @@ pub async fn set_roles(deps: &Deps, user: &portcullis::identity::UserId, roles: 
 }
 
 pub async fn add_phone(deps: &Deps, user: &portcullis::identity::UserId, e164: &str) -> String {
-    use portcullis::storage::{Delivery, FactorKind, FactorRecord, FactorStatus};
+    use portcullis::storage::{Delivery, FactorKind};
+    let kind = FactorKind::Phone {
+        e164: e164.into(),
+        delivery: Delivery::Sms,
+    };
+    add_factor(deps, user, kind).await
+}
+
+/// An active factor of `kind`, written straight to the store; its ID.
+pub async fn add_factor(
+    deps: &Deps,
+    user: &portcullis::identity::UserId,
+    kind: portcullis::storage::FactorKind,
+) -> String {
+    use portcullis::storage::{FactorRecord, FactorStatus};
     let factor_id = portcullis::crypto::random_id("f");
     deps.stores
         .factors
         .create_factor(&FactorRecord {
             user_id: user.clone(),
             factor_id: factor_id.clone(),
-            kind: FactorKind::Phone {
-                e164: e164.into(),
-                delivery: Delivery::Sms,
-            },
+            kind,
             status: FactorStatus::Active,
             created_at: T0,
             replaces: None,
