@@ -8,8 +8,8 @@
 use lambda_http::{Body, Request};
 use libfuzzer_sys::fuzz_target;
 use portcullis::ApiError;
-use portcullis_edge::{authorization, no_body, parse_json, path_param};
 use portcullis::service::{admin, codes, factors, password, recovery, sign_in, step_up, tokens};
+use portcullis_edge::{authorization, no_body, parse_json, path_param};
 
 const MAX_BODY: usize = 4096;
 
@@ -28,13 +28,42 @@ fn refusal_is_clean(err: &ApiError, sent: &[String]) {
     const OWN_WORDS: [&str; 2] = ["application/problem+json", "application/json"];
     let scrubbed = OWN_WORDS
         .iter()
-        .fold(problem.clone(), |text, own| text.replace(own, " "));
+        .fold(field_names_out(&problem), |text, own| {
+            text.replace(own, " ")
+        });
     for value in sent {
         assert!(
             !scrubbed.contains(value.as_str()),
             "the error repeats a submitted value: {problem}"
         );
     }
+}
+
+/// The problem without the field names it quotes itself: serde names fields in backquotes
+/// ("unknown field `x`, expected `user_id` or `password`", "missing field `code`"), so a value
+/// equal to one is not being echoed (`{"x": "user_id"}`, found by the fuzzer, which learns the
+/// names from serde's comparisons). Other backquoted text, where a value would be (`unknown
+/// variant`, an integer), is kept.
+fn field_names_out(problem: &str) -> String {
+    let mut out = String::with_capacity(problem.len());
+    let mut rest = problem;
+    let mut expected = false;
+    while let Some(start) = rest.find('`') {
+        let (before, quoted) = rest.split_at(start);
+        let Some(end) = quoted[1..].find('`').map(|end| end + 2) else {
+            break;
+        };
+        out.push_str(before);
+        expected |= before.contains("expected");
+        if expected || before.ends_with("field ") {
+            out.push_str("` `");
+        } else {
+            out.push_str(&quoted[..end]);
+        }
+        rest = &quoted[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// String values of at least 6 characters in a JSON document (shorter ones may occur in the

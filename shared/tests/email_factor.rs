@@ -11,7 +11,7 @@ use portcullis::error::ApiError;
 use portcullis::notifier::Channel;
 use portcullis::service::factors::{self, EnrolEmailRequest, Enroller, VerifyFactorRequest};
 use portcullis::service::sign_in::{SignInRequest, sign_in};
-use portcullis::service::{codes, complete, step_up};
+use portcullis::service::{admin, codes, complete, password, step_up};
 use portcullis::storage::{FactorKind, FactorStatus};
 
 fn email(address: &str) -> EnrolEmailRequest {
@@ -338,5 +338,98 @@ async fn staff_never_use_an_email_factor_enrolled_before_they_became_staff() {
         .unwrap_err();
         assert_eq!(refused.status(), 400, "{name}: {refused:?}");
         assert_eq!(mailed_codes(&outbox), mailed, "{name}: nothing mailed");
+    }
+}
+
+#[tokio::test]
+async fn a_first_role_ends_a_sign_in_that_an_email_code_took_to_its_required_password_change() {
+    for (name, deps, _clock, outbox, user) in all_deps_with_phoned_user("forced").await {
+        let address = "me@example.org".to_owned();
+        add_factor(&deps, &user, FactorKind::Email { address }).await;
+        deps.stores
+            .users
+            .set_must_change_password(&user)
+            .await
+            .unwrap();
+        // Password and an email code: only the new password is left to give.
+        let challenge_id = password_step(&deps, &user).await;
+        let challenge = codes::open_challenge(&deps, &challenge_id).await.unwrap();
+        send_by(&deps, &challenge, "email").await.unwrap();
+        let typed = SecretString::new(last_code(&outbox));
+        let opened = codes::open_mfa_sign_in(&deps, &challenge_id).await.unwrap();
+        let proof = answer_code(&deps, opened.record(), "email", &typed)
+            .await
+            .unwrap();
+        let step = complete::complete_mfa_sign_in(&deps, proof, &opened, None, &Default::default())
+            .await
+            .unwrap();
+        assert_eq!(step.status(), "password_change_required", "{name}");
+        let change = codes::open_sign_in(&deps, step.challenge_id().unwrap())
+            .await
+            .unwrap();
+        // One admin gives the user a role that needs no second admin.
+        let (_, admin_caller) = signed_in_admin(&deps, &outbox, "+12025550144").await;
+        let grant = admin::RoleGrant {
+            role: "support".into(),
+            reason: None,
+        };
+        let done = as_admin!(
+            admin::grant_role,
+            &deps,
+            &admin_caller,
+            user.as_str(),
+            grant
+        );
+        assert_eq!(done.unwrap(), admin::ActOutcome::Done, "{name}");
+        // The new password opens no session: the sign-in was made under a non-staff's rules.
+        let refused = password::complete_required_change(
+            &deps,
+            &change,
+            password::NewPasswordRequest {
+                new_password: SecretString::new("required new passphrase 1".into()),
+            },
+            &RequestMeta::default(),
+        )
+        .await;
+        assert_eq!(refused.unwrap_err(), ApiError::ChallengeExpired, "{name}");
+        assert!(no_sessions(&deps, &user).await, "{name}: no session");
+    }
+}
+
+#[tokio::test]
+async fn a_user_whose_only_factor_is_email_is_given_no_first_role_asked_or_approved() {
+    for (name, deps, _clock, outbox, user) in all_deps_with_user("mailonly").await {
+        let address = "me@example.org".to_owned();
+        add_factor(&deps, &user, FactorKind::Email { address }).await;
+        let (_, first) = signed_in_admin(&deps, &outbox, "+12025550145").await;
+        let (_, second) = signed_in_admin(&deps, &outbox, "+12025550146").await;
+        let grant = |role: &str| admin::RoleGrant {
+            role: role.into(),
+            reason: None,
+        };
+        for role in ["support", "admin"] {
+            let refused = as_admin!(admin::grant_role, &deps, &first, user.as_str(), grant(role));
+            assert_eq!(refused.unwrap_err().status(), 409, "{name}: {role}");
+        }
+        // With a phone as well, an admin grant is filed; by its approval the phone is gone.
+        let phone = add_phone(&deps, &user, "+12025550147").await;
+        let admin::ActOutcome::PendingApproval(filed) = as_admin!(
+            admin::grant_role,
+            &deps,
+            &first,
+            user.as_str(),
+            grant("admin")
+        )
+        .unwrap() else {
+            panic!("{name}: an admin grant waits for a second admin");
+        };
+        deps.stores
+            .factors
+            .delete_factor(&user, &phone)
+            .await
+            .unwrap();
+        let refused = as_admin!(admin::approve, &deps, &second, &filed.request_id);
+        assert_eq!(refused.unwrap_err().status(), 409, "{name}: at approval");
+        assert!(stored_user(&deps, &user).await.roles.is_empty(), "{name}");
     }
 }

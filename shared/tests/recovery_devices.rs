@@ -832,12 +832,7 @@ async fn a_reset_after_the_challenge_opened_ends_the_sign_in_even_when_the_user_
             "{name}"
         );
         assert!(
-            deps.stores
-                .sessions
-                .list_sessions(&user)
-                .await
-                .unwrap()
-                .is_empty(),
+            no_sessions(&deps, &user).await,
             "{name}: no session written"
         );
     }

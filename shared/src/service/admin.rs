@@ -27,7 +27,9 @@ use crate::service::limits;
 use crate::service::password::{revoke_access, too_long};
 use crate::service::sign_in::mask_email;
 use crate::service::tokens::Caller;
-use crate::storage::{AdminRequest, AsRead, CounterKey, RequestKind, UserRecord, UserStatus};
+use crate::storage::{
+    AdminRequest, AsRead, CounterKey, FactorKind, FactorStatus, RequestKind, UserRecord, UserStatus,
+};
 
 pub const ADMIN_ROLE: &str = "admin";
 /// Roles an admin may grant.
@@ -451,6 +453,7 @@ pub async fn grant_role(
     if user.roles.contains(&role) {
         return Err(ApiError::Conflict("The user already has this role.".into()));
     }
+    may_become_staff(deps, &user).await?;
     let reason = reason.unwrap_or_else(|| format!("grant {role} to {}", user.user_id));
     act_on_role(deps, admin, &user.user_id, &role, true, reason, meta).await
 }
@@ -510,6 +513,31 @@ async fn act_on_role(
     Ok(ActOutcome::Done)
 }
 
+/// A first role is refused (409) while every active second factor of the user is an email
+/// address: staff may not use email codes (`Method::open_to`), so they could not sign in again
+/// without an MFA reset. Checked when a grant is asked for and again when it is carried out
+/// (a request waits for a second admin).
+async fn may_become_staff(deps: &Deps, user: &UserRecord) -> Result<(), ApiError> {
+    if !user.roles.is_empty() {
+        return Ok(());
+    }
+    let factors = deps.stores.factors.list_factors(&user.user_id).await?;
+    let active: Vec<_> = factors
+        .iter()
+        .filter(|f| f.status == FactorStatus::Active)
+        .collect();
+    if !active.is_empty()
+        && active
+            .iter()
+            .all(|f| matches!(f.kind, FactorKind::Email { .. }))
+    {
+        return Err(ApiError::Conflict(
+            "Staff cannot use email codes, and this user's only second factor is email: they must add an authenticator app, a phone or a passkey first.".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Adds or removes `role`: read, change, and write only over the roles read, again on a
 /// concurrent change (so a grant and a removal at once both land, neither undoing the other).
 async fn change_roles(
@@ -523,6 +551,7 @@ async fn change_roles(
         let user = existing(deps, user_id.as_str()).await?;
         let mut roles: Vec<String> = user.roles.iter().filter(|r| *r != role).cloned().collect();
         if add {
+            may_become_staff(deps, &user).await?;
             roles.push(role.to_owned());
             roles.sort();
         }
@@ -541,9 +570,13 @@ async fn change_roles(
             //
             // A user who *becomes* staff is signed out everywhere: their sessions may rest on
             // what staff may not use (a trusted device, an email code), and a refresh would
-            // mint the new role into them. The next sign-in is made under staff rules.
-            // (Its trusted devices go too: staff never use one.)
+            // mint the new role into them. Their stamp moves too, which ends every open
+            // sign-in challenge and reset link: a sign-in past its second factor (an email
+            // code) and waiting for a required new password would otherwise still open a
+            // session, now with the role. The next sign-in is made under staff rules. (Its
+            // trusted devices go too: staff never use one.)
             Ok(()) if add && user.roles.is_empty() => {
+                deps.stores.users.raise_security_stamp(user_id).await?;
                 return revoke_access(deps, user_id, None).await;
             }
             Ok(()) => return Ok(()),

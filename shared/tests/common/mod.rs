@@ -587,3 +587,9 @@ pub async fn answer_code(
     )
     .await
 }
+
+/// Whether the user has no session stored at all (none was ever written).
+pub async fn no_sessions(deps: &Deps, user: &UserId) -> bool {
+    let sessions = deps.stores.sessions.list_sessions(user).await.unwrap();
+    sessions.is_empty()
+}
