@@ -459,6 +459,78 @@ async fn an_mfa_reset_between_a_resets_read_and_write_changes_nothing() {
     }
 }
 
+/// A sign-in's rehash (the same password under new parameters) between a reset's read and its
+/// write: the hash moved, the stamp did not. The reset is written over the new hash rather than
+/// spending the link for nothing. The rehash here marks the hash, once.
+#[tokio::test]
+async fn a_rehash_between_a_resets_read_and_write_does_not_spend_the_link() {
+    for (name, mut deps, _clock, outbox, user) in all_deps_with_user("rehashrace").await {
+        forgot(&deps, &user).await;
+        let token = link_token(&outbox.sent().last().cloned().unwrap().text);
+        let before = stored_user(&deps, &user).await;
+        let rehash: Meddle = |store, user| {
+            Box::pin(async move {
+                let read = store.get_user(&user).await.unwrap().unwrap();
+                let old = read.password_hash.unwrap();
+                if !old.ends_with("#rehashed") {
+                    let new = format!("{old}#rehashed");
+                    store
+                        .replace_password_hash(&user, &old, &new)
+                        .await
+                        .unwrap();
+                }
+            })
+        };
+        deps.stores.users = std::sync::Arc::new(Meddled(deps.stores.users.clone(), rehash));
+        reset_with(&deps, &token, "a reset beside a rehash")
+            .await
+            .unwrap();
+        let after = stored_user(&deps, &user).await;
+        assert_ne!(after.password_hash, before.password_hash, "{name}: reset");
+        assert_eq!(after.security_stamp, before.security_stamp + 1, "{name}");
+        assert_eq!(
+            after.password_history.first().map(String::as_str),
+            Some(format!("{}#rehashed", before.password_hash.unwrap()).as_str()),
+            "{name}: the history keeps the hash the reset replaced"
+        );
+    }
+}
+
+/// Another password change between a reset's read and its write (the hash and the stamp both
+/// moved): the reset is not written over it, and the link ends.
+#[tokio::test]
+async fn a_password_change_between_a_resets_read_and_write_wins() {
+    for (name, mut deps, _clock, outbox, user) in all_deps_with_user("changerace").await {
+        forgot(&deps, &user).await;
+        let token = link_token(&outbox.sent().last().cloned().unwrap().text);
+        let changed: Meddle = |store, user| {
+            Box::pin(async move {
+                let read = store.get_user(&user).await.unwrap().unwrap();
+                if read.password_hash.as_deref() != Some("the other change") {
+                    let expected = portcullis::storage::AsRead::of(&read);
+                    let at = portcullis::UnixTime(0);
+                    store
+                        .set_password(&user, expected, "the other change", &[], at)
+                        .await
+                        .unwrap();
+                }
+            })
+        };
+        deps.stores.users = std::sync::Arc::new(Meddled(deps.stores.users.clone(), changed));
+        let refused = reset_with(&deps, &token, "a reset that loses the race").await;
+        assert!(
+            matches!(refused, Err(ApiError::ValidationFailed(_))),
+            "{name}: {refused:?}"
+        );
+        let after = stored_user(&deps, &user).await;
+        assert_eq!(
+            after.password_hash.as_deref(),
+            Some("the other change"),
+            "{name}: the other change stands"
+        );
+    }
+}
+
 #[tokio::test]
 async fn ids_unused_for_90_days_are_deactivated_and_alerted() {
     // Users of this test are created 100 days before T0 and the sweep runs at T0, so users of

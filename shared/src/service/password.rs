@@ -121,23 +121,34 @@ async fn store_new_password(
     moved: fn() -> ApiError,
 ) -> Result<(), ApiError> {
     let hash = hash_new(deps, password).await?;
-    let history = policy::next_history(user.password_hash.as_deref(), &user.password_history);
-    match deps
-        .stores
-        .users
-        .set_password(
-            &user.user_id,
-            AsRead::of(user),
-            &hash,
-            &history,
-            deps.clock.now(),
-        )
-        .await
-    {
-        Ok(()) => Ok(()),
-        Err(StoreError::ConditionFailed) => Err(moved()),
-        Err(err) => Err(err.into()),
+    match write_over(deps, user, &hash).await {
+        Err(StoreError::ConditionFailed) => {}
+        done => return done.map_err(ApiError::from),
     }
+    // A sign-in's rehash (the same password under new parameters) changes the hash and nothing
+    // else; every other credential change moves the stamp. So when the stamp has not moved, the
+    // write is made once more over the hash now stored, rather than spending a reset link or
+    // asking the user to try again for a change that is not one.
+    let now = deps.stores.users.get_user(&user.user_id).await?;
+    match now {
+        Some(now) if now.security_stamp == user.security_stamp => {
+            match write_over(deps, &now, &hash).await {
+                Err(StoreError::ConditionFailed) => Err(moved()),
+                done => done.map_err(ApiError::from),
+            }
+        }
+        _ => Err(moved()),
+    }
+}
+
+/// `set_password` over `read` (its hash and stamp), the history following from it.
+async fn write_over(deps: &Deps, read: &UserRecord, hash: &str) -> Result<(), StoreError> {
+    let history = policy::next_history(read.password_hash.as_deref(), &read.password_history);
+    let at = deps.clock.now();
+    deps.stores
+        .users
+        .set_password(&read.user_id, AsRead::of(read), hash, &history, at)
+        .await
 }
 
 /// The argon2id hash of a new password (its policy already checked), off the async threads.
