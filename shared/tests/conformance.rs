@@ -237,6 +237,11 @@ async fn roles_are_set_only_over_the_roles_read() {
             .set_roles(&id, &roles(&["support"]), &[])
             .await
             .unwrap();
+        let read = stores.users.get_user(&id).await.unwrap().unwrap();
+        assert_eq!(
+            read.security_stamp, record.security_stamp,
+            "{name}: changing and removing roles moves no stamp"
+        );
         stores
             .users
             .set_roles(&id, &[], &roles(&["admin"]))
@@ -244,6 +249,11 @@ async fn roles_are_set_only_over_the_roles_read() {
             .unwrap();
         let read = stores.users.get_user(&id).await.unwrap().unwrap();
         assert_eq!(read.roles, roles(&["admin"]), "{name}");
+        assert_eq!(
+            read.security_stamp,
+            record.security_stamp + 1,
+            "{name}: a first role moves the stamp, in the same write"
+        );
         let missing = UserId::parse(&unique("nobody")).unwrap();
         let admin = roles(&["admin"]);
         let set = stores.users.set_roles(&missing, &[], &admin);

@@ -6,13 +6,17 @@ mod common;
 
 use common::*;
 use portcullis::RequestMeta;
+use portcullis::UnixTime;
 use portcullis::crypto::SecretString;
 use portcullis::error::ApiError;
+use portcullis::error::StoreError;
+use portcullis::identity::UserId;
 use portcullis::notifier::Channel;
 use portcullis::service::factors::{self, EnrolEmailRequest, Enroller, VerifyFactorRequest};
 use portcullis::service::sign_in::{SignInRequest, sign_in};
 use portcullis::service::{admin, codes, complete, password, step_up};
-use portcullis::storage::{FactorKind, FactorStatus};
+use portcullis::storage::{AsRead, FactorKind, FactorStatus, UserRecord, UserStatus, UserStore};
+use std::sync::Arc;
 
 fn email(address: &str) -> EnrolEmailRequest {
     EnrolEmailRequest {
@@ -235,6 +239,34 @@ async fn a_password_alone_cannot_add_an_email_and_neither_can_the_reset_mailbox_
     }
 }
 
+/// The user store, every user read with the role `support` (as though one had been given
+/// without moving the stamp).
+struct Promoted(Arc<dyn UserStore>);
+
+crate::wrap_store! {
+    UserStore for Promoted
+    {
+        async fn get_user(&self, u: &UserId) -> Result<Option<UserRecord>, StoreError> {
+            let read = self.0.get_user(u).await?;
+            Ok(read.map(|user| UserRecord {
+                roles: vec!["support".into()],
+                ..user
+            }))
+        }
+    }
+    create_user(r: &UserRecord) -> ();
+    record_sign_in(u: &UserId, at: UnixTime) -> ();
+    set_password(u: &UserId, expected: AsRead<'_>, hash: &str, history: &[String], at: UnixTime) -> ();
+    set_must_change_password(u: &UserId) -> ();
+    raise_security_stamp(u: &UserId) -> ();
+    set_status(u: &UserId, s: UserStatus) -> ();
+    set_roles(u: &UserId, expected: &[String], roles: &[String]) -> ();
+    deactivate_if_idle(u: &UserId, cutoff: UnixTime) -> bool;
+    search_users(p: &str, limit: usize) -> Vec<UserRecord>;
+    list_users(c: Option<String>) -> (Vec<UserRecord>, Option<String>);
+    replace_password_hash(u: &UserId, expected: &str, new_hash: &str) -> ();
+}
+
 fn mailed_codes(outbox: &portcullis::notifier::RecordingNotifier) -> usize {
     outbox
         .sent()
@@ -257,9 +289,11 @@ async fn staff_never_use_an_email_factor_enrolled_before_they_became_staff() {
         let challenge = codes::open_challenge(&deps, &challenge_id).await.unwrap();
         send_by(&deps, &challenge, "email").await.unwrap();
         let sign_in_code = SecretString::new(last_code(&outbox));
-        // ...then a role, written straight to the record (granting one through the admin
-        // service also signs the user out, which would end both before these checks).
-        set_roles(&deps, &user, &["support"]).await;
+        // ...then a role. Granting one moves the stamp, which ends both the challenge and the
+        // session before these checks; here the store shows the role with the stamp where it
+        // was, so the checks behind that one are seen to hold on their own.
+        let mut deps = deps;
+        deps.stores.users = Arc::new(Promoted(deps.stores.users.clone()));
         let mailed = mailed_codes(&outbox);
 
         // The step-up's code is right, but elevates nothing, and records no fresh proof.

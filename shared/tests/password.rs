@@ -139,6 +139,28 @@ async fn reset_with(deps: &Deps, token: &str, new_password: &str) -> Result<(), 
     password::reset(deps, request, &RequestMeta::default()).await
 }
 
+/// A session that a revocation missed (its user's stamp moved since it opened: here the
+/// stamp is raised and no session revoked) cannot change the password, even with it: the
+/// change is refused before anything is hashed or written.
+#[tokio::test]
+async fn a_stale_session_cannot_change_the_password() {
+    for (name, deps, _clock, outbox, user) in all_deps_with_phoned_user("stalechg").await {
+        let (me, _) = mfa_sign_in(&deps, &user, &outbox).await;
+        deps.stores.users.raise_security_stamp(&user).await.unwrap();
+        let before = stored_user(&deps, &user).await;
+        let request = ChangePasswordRequest {
+            current_password: secret(PASSWORD),
+            new_password: secret("a brand new passphrase"),
+        };
+        assert_eq!(
+            password::change(&deps, &me, request).await.unwrap_err(),
+            ApiError::Unauthorized,
+            "{name}"
+        );
+        assert_eq!(stored_user(&deps, &user).await, before, "{name}: unchanged");
+    }
+}
+
 #[tokio::test]
 async fn changing_the_password_needs_step_up_the_policy_and_revokes_other_sessions() {
     for (name, deps, clock, outbox, user) in all_deps_with_phoned_user("changer").await {

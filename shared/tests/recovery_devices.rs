@@ -649,6 +649,10 @@ enum Landing {
     StampRaise,
     /// Every role taken away.
     RoleRemoval,
+    /// A first role (`support`) given.
+    FirstRole,
+    /// `admin` given to someone with a role already.
+    RoleAdded,
 }
 
 crate::wrap_store! {
@@ -672,6 +676,13 @@ crate::wrap_store! {
                     Landing::RoleRemoval => {
                         let had = users.get_user(user).await?.map(|u| u.roles);
                         users.set_roles(user, &had.unwrap_or_default(), &[]).await?;
+                    }
+                    Landing::FirstRole => users.set_roles(user, &[], &["support".into()]).await?,
+                    Landing::RoleAdded => {
+                        let had = users.get_user(user).await?.map(|u| u.roles);
+                        let had = had.unwrap_or_default();
+                        let more = [had.clone(), vec!["admin".into()]].concat();
+                        users.set_roles(user, &had, &more).await?;
                     }
                 }
             }
@@ -725,6 +736,69 @@ async fn a_role_removal_landing_during_a_sign_in_issues_nothing() {
     sign_in_overtaken_by(Landing::RoleRemoval, ApiError::ChallengeExpired).await;
 }
 
+/// A first role given between an MFA sign-in's read of the user and its last check: the
+/// sign-in was made under a non-staff's rules (a trusted device asked for, perhaps an email
+/// code), so nothing is issued; the grant's write moved the stamp.
+#[tokio::test]
+async fn a_first_role_landing_during_a_sign_in_issues_nothing() {
+    sign_in_overtaken_by(Landing::FirstRole, ApiError::ChallengeExpired).await;
+}
+
+/// Another role given to a staff member while they sign in does not stop the sign-in (else
+/// one admin could keep a colleague out by granting and taking away `support` in a loop): the
+/// tokens carry the roles the sign-in judged, the new one comes with the next refresh.
+#[tokio::test]
+async fn a_role_added_during_a_staff_sign_in_does_not_stop_it() {
+    for (name, mut deps, _clock, outbox) in all_deps_with_notifier().await {
+        let user = user_with_phone(&deps, "added").await;
+        set_roles(&deps, &user, &["support"]).await;
+        let (opened, v, from) =
+            overtaken_sign_in(&mut deps, &user, &outbox, Landing::RoleAdded).await;
+        let signed =
+            portcullis::service::complete::complete_mfa_sign_in(&deps, v, &opened, None, &from)
+                .await
+                .unwrap();
+        let tokens = signed.into_tokens().unwrap();
+        let caller = bearer(&deps, &tokens.access_token).await.unwrap();
+        assert_eq!(caller.claims.roles, ["support"], "{name}: the roles judged");
+        let now = stored_user(&deps, &user).await.roles;
+        assert_eq!(now, ["support", "admin"], "{name}");
+    }
+}
+
+/// An MFA sign-in of `user`, its code right, with `landing` armed to land when its session is
+/// written: the opened challenge, the proof, and the caller's details.
+async fn overtaken_sign_in(
+    deps: &mut Deps,
+    user: &UserId,
+    outbox: &portcullis::notifier::RecordingNotifier,
+    landing: Landing,
+) -> (
+    codes::MfaSignIn,
+    portcullis::service::codes::Verified,
+    RequestMeta,
+) {
+    let store = overtaken(deps, landing);
+    // Opened (and its user read) before the change lands, as the verify route does.
+    let opened = codes::open_mfa_sign_in(deps, &password_step(deps, user).await)
+        .await
+        .unwrap();
+    send_by(deps, opened.record(), "sms").await.unwrap();
+    let code = SecretString::new(last_code(outbox));
+    let v = answer_code(deps, opened.record(), "sms", &code)
+        .await
+        .unwrap();
+    store
+        .1
+        .armed
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let from = RequestMeta {
+        user_agent: Some(portcullis_ua()),
+        ..RequestMeta::default()
+    };
+    (opened, v, from)
+}
+
 async fn sign_in_overtaken_by(landing: Landing, refusal: ApiError) {
     for (name, mut deps, _clock, outbox) in all_deps_with_notifier().await {
         let user = user_with_phone(&deps, "overtaken").await;
@@ -732,25 +806,8 @@ async fn sign_in_overtaken_by(landing: Landing, refusal: ApiError) {
         if matches!(landing, Landing::RoleRemoval) {
             set_roles(&deps, &user, &["support"]).await;
         }
-        let store = overtaken(&mut deps, landing);
-        // Opened (and its user read) before the deactivation lands, as the verify route does.
-        let opened = codes::open_mfa_sign_in(&deps, &password_step(&deps, &user).await)
-            .await
-            .unwrap();
-        send_by(&deps, opened.record(), "sms").await.unwrap();
-        let code = SecretString::new(last_code(&outbox));
-        let v = answer_code(&deps, opened.record(), "sms", &code)
-            .await
-            .unwrap();
-        store
-            .1
-            .armed
-            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let (opened, v, from) = overtaken_sign_in(&mut deps, &user, &outbox, landing).await;
         let trust = Some(TrustRequest::default());
-        let from = RequestMeta {
-            user_agent: Some(portcullis_ua()),
-            ..RequestMeta::default()
-        };
         let result =
             portcullis::service::complete::complete_mfa_sign_in(&deps, v, &opened, trust, &from)
                 .await;

@@ -570,13 +570,13 @@ async fn change_roles(
             //
             // A user who *becomes* staff is signed out everywhere: their sessions may rest on
             // what staff may not use (a trusted device, an email code), and a refresh would
-            // mint the new role into them. Their stamp moves too, which ends every open
-            // sign-in challenge and reset link: a sign-in past its second factor (an email
-            // code) and waiting for a required new password would otherwise still open a
-            // session, now with the role. The next sign-in is made under staff rules. (Its
-            // trusted devices go too: staff never use one.)
+            // mint the new role into them. The write itself moved their stamp (`set_roles`),
+            // which ends every open sign-in challenge and reset link (a sign-in past its email
+            // code, waiting for a required new password, would otherwise still open a session,
+            // now with the role) and makes every session stale, refused at its next refresh or
+            // step-up even should the revocation below fail. The next sign-in is made under
+            // staff rules. (Its trusted devices go too: staff never use one.)
             Ok(()) if add && user.roles.is_empty() => {
-                deps.stores.users.raise_security_stamp(user_id).await?;
                 return revoke_access(deps, user_id, None).await;
             }
             Ok(()) => return Ok(()),

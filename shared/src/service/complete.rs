@@ -325,13 +325,14 @@ pub async fn confirm_current(
 ) -> Result<(), ApiError> {
     let user_id = &judged.user_id;
     let refusal = match deps.stores.users.get_user(user_id).await {
-        // Nor the roles changed since the read: a role taken away would be in the tokens, and
-        // a first role granted (which signs the user out everywhere, `admin::change_roles`)
-        // would reach this session at its first refresh.
+        // Nor a role lost since the read: it would be in the tokens. A first role moves the
+        // stamp (`set_roles`), so it is refused above; another role gained is not in these
+        // tokens and comes with the next refresh. (Refusing any change would let one admin
+        // keep a colleague from signing in by granting and removing `support` in a loop.)
         Ok(Some(now))
             if now.status == UserStatus::Active
                 && now.security_stamp == judged.security_stamp
-                && now.roles == judged.roles =>
+                && judged.roles.iter().all(|role| now.roles.contains(role)) =>
         {
             return Ok(());
         }

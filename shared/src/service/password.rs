@@ -254,12 +254,18 @@ pub async fn confirm_password(
             retry_after_secs: until.secs() - deps.clock.now().secs(),
         });
     }
-    let user = deps
-        .stores
-        .users
-        .get_user(user_id)
-        .await?
-        .ok_or(ApiError::Unauthorized)?;
+    let (user, session) = tokio::try_join!(
+        deps.stores.users.get_user(user_id),
+        deps.stores
+            .sessions
+            .get_session(user_id, &caller.claims.sid),
+    )?;
+    let user = user.ok_or(ApiError::Unauthorized)?;
+    // A session that a revocation missed (its user's stamp moved since it was opened, by a
+    // reset or a first role) acts no more: as at its refresh, it is over.
+    if session.is_none_or(|s| s.revoked || s.is_older_than(&user)) {
+        return Err(ApiError::Unauthorized);
+    }
     let hasher = deps.hasher.clone();
     let stored = user.password_hash.clone();
     let current = password.clone();

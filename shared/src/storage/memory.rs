@@ -188,6 +188,9 @@ impl UserStore for MemoryStore {
     ) -> Result<(), StoreError> {
         match self.state()?.users.get_mut(user_id) {
             Some(user) if user.roles == expected => {
+                if expected.is_empty() && !roles.is_empty() {
+                    user.security_stamp = user.security_stamp.wrapping_add(1);
+                }
                 user.roles = roles.to_vec();
                 Ok(())
             }

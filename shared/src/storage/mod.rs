@@ -163,7 +163,10 @@ pub trait UserStore: Send + Sync {
     async fn set_status(&self, user_id: &UserId, status: UserStatus) -> Result<(), StoreError>;
     /// Replaces the user's roles, only if they are still `expected` (as read): a grant and a
     /// removal at once cannot undo each other. `ConditionFailed` if the roles have changed or
-    /// the user does not exist.
+    /// the user does not exist. A first role (`expected` empty, `roles` not) raises the
+    /// security stamp in the same write: the user becomes staff and every sign-in, session and
+    /// reset link made under a non-staff's rules ends at once, with no window and no second
+    /// write that could fail after the first.
     async fn set_roles(
         &self,
         user_id: &UserId,

@@ -230,14 +230,24 @@ impl UserStore for DynamoStore {
         } else {
             "#roles = :expected"
         };
+        let first_role = expected.is_empty() && !roles.is_empty();
         let update = self
             .update(keys::user(user_id))
-            .update_expression("SET #roles = :roles")
+            .update_expression(if first_role {
+                "SET #roles = :roles ADD security_stamp :one"
+            } else {
+                "SET #roles = :roles"
+            })
             .condition_expression(format!("attribute_exists(#pk) AND {as_read}"))
             .expression_attribute_names("#pk", PK)
             .expression_attribute_names("#roles", "roles")
             .expression_attribute_values(":expected", string_list(expected))
             .expression_attribute_values(":roles", string_list(roles));
+        let update = if first_role {
+            update.expression_attribute_values(":one", n(1))
+        } else {
+            update
+        };
         if self.conditional(update).await? {
             Ok(())
         } else {
