@@ -453,7 +453,11 @@ pub async fn grant_role(
     if user.roles.contains(&role) {
         return Err(ApiError::Conflict("The user already has this role.".into()));
     }
-    may_become_staff(deps, &user).await?;
+    // A request waits for a second admin: refused now rather than only at its approval (a
+    // role granted at once is checked where it is written, `change_roles`).
+    if is_privileged(&role) {
+        may_become_staff(deps, &user).await?;
+    }
     let reason = reason.unwrap_or_else(|| format!("grant {role} to {}", user.user_id));
     act_on_role(deps, admin, &user.user_id, &role, true, reason, meta).await
 }

@@ -10,8 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::crypto::random_token;
 use crate::deps::Deps;
-use crate::error::ApiError;
-use crate::error::StoreError;
+use crate::error::{ApiError, StoreError};
 use crate::method::Method;
 use crate::service::codes::{self, SendCodeRequest, Verified};
 use crate::service::tokens::{self, Caller};
